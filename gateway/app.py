@@ -1,0 +1,27 @@
+"""`create_app(settings)`: the edge's Litestar application, wired and nothing more."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from gateway.edge import Edge
+from gateway.errors import EXCEPTION_HANDLERS
+from gateway.health import build_health_routes
+from gateway.openai_api import build_routes
+from gateway.settings import EdgeSettings
+
+
+def create_app(settings: EdgeSettings) -> Litestar:
+    edge = Edge(settings)
+    app = Litestar(
+        route_handlers=[*build_routes(edge), *build_health_routes(edge)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_startup=[edge.start],
+        on_shutdown=[edge.stop],
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,
+        openapi_config=None,
+        debug=False,
+    )
+    app.state.edge = edge
+    return app

@@ -1,0 +1,91 @@
+"""Putting requests on the bus and routing the workers' replies back to the waiting request.
+
+Each edge process subscribes once to its own reply subject; replies are matched to requests by
+request id and queued for the handler that waits on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from gateway.errors import GatewayError
+from llmgw.contracts import (
+    MSG_ID_HEADER,
+    Cancel,
+    ErrorCode,
+    ErrorType,
+    ReplyMessage,
+    Subjects,
+    UpstreamRequest,
+    decode_reply,
+    encode_internal,
+)
+
+log = structlog.get_logger()
+
+
+class Dispatcher:
+    def __init__(self, nc: Client, js: JetStreamContext, subjects: Subjects, publish_timeout: float) -> None:
+        self.nc = nc
+        self.js = js
+        self.subjects = subjects
+        self.publish_timeout = publish_timeout
+        self.edge_id = uuid.uuid4().hex[:12]
+        self.reply_subject = subjects.reply(self.edge_id)
+        self.pending: dict[str, asyncio.Queue[ReplyMessage]] = {}
+        self._sub = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(self.reply_subject, cb=self._on_reply)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        try:
+            reply = decode_reply(msg.data)
+        except Exception as exc:  # noqa: BLE001 - never let one bad message stop the subscription
+            log.error("reply_undecodable", error=str(exc))
+            return
+        queue = self.pending.get(reply.request_id)
+        if queue is not None:
+            queue.put_nowait(reply)
+
+    def open(self, request_id: str) -> asyncio.Queue[ReplyMessage]:
+        queue: asyncio.Queue[ReplyMessage] = asyncio.Queue()
+        self.pending[request_id] = queue
+        return queue
+
+    def close(self, request_id: str) -> None:
+        self.pending.pop(request_id, None)
+
+    async def submit(self, provider: str, request: UpstreamRequest) -> None:
+        """Store the request in JetStream; it then waits there until a worker takes it."""
+        try:
+            await self.js.publish(
+                self.subjects.request(provider),
+                encode_internal(request),
+                timeout=self.publish_timeout,
+                headers={MSG_ID_HEADER: request.request_id},
+            )
+        except Exception as exc:  # noqa: BLE001 - NATS unreachable, no stream, timeout
+            log.warning("request_publish_failed", request_id=request.request_id, error=str(exc) or type(exc).__name__)
+            raise GatewayError(
+                503, "the gateway's message bus is unavailable; retry shortly", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE,
+                headers={"retry-after": "1"},
+            ) from None
+
+    async def cancel(self, request_id: str) -> None:
+        """The client went away: tell the worker serving it to stop."""
+        try:
+            await self.nc.publish(self.subjects.cancel, encode_internal(Cancel(request_id)))
+        except Exception as exc:  # noqa: BLE001 - best effort; the worker finishes and meters anyway
+            log.warning("cancel_publish_failed", request_id=request_id, error=str(exc) or type(exc).__name__)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None

@@ -1,0 +1,56 @@
+"""The edge's parts, created by `create_app` and connected to the bus at startup."""
+
+from __future__ import annotations
+
+import structlog
+from nats.aio.client import Client
+
+from gateway.auth import Authenticator
+from gateway.dispatcher import Dispatcher
+from gateway.presence import WorkerPresence
+from gateway.router import ModelRouter
+from gateway.settings import EdgeSettings
+from llmgw import bus
+from llmgw.contracts import Subjects
+
+log = structlog.get_logger()
+
+
+class Edge:
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
+        self.subjects = Subjects(settings.bus.prefix)
+        self.auth = Authenticator(settings.config.master_key)
+        self.router = ModelRouter(settings.config.deployments)
+        self.nc: Client | None = None
+        self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
+        self.presence: WorkerPresence = None  # type: ignore[assignment]
+
+    async def start(self) -> None:
+        self.nc = await bus.connect(self.settings.bus, name="llmgw-edge")
+        js = self.nc.jetstream()
+        await bus.ensure_request_stream(js, self.subjects)
+        self.dispatcher = Dispatcher(self.nc, js, self.subjects, self.settings.publish_timeout)
+        await self.dispatcher.start()
+        self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
+        await self.presence.start()
+        log.info("edge_started", edge_id=self.dispatcher.edge_id, models=len(self.router.groups) + len(self.router.wildcards))
+
+    async def stop(self) -> None:
+        if self.nc is not None:
+            await self.dispatcher.stop()
+            await self.nc.drain()
+            self.nc = None
+
+    async def readiness(self) -> tuple[bool, dict]:
+        nats_ok = bool(self.nc and self.nc.is_connected)
+        streams_ok = False
+        if nats_ok:
+            try:
+                await self.nc.jetstream().stream_info(self.subjects.requests_stream)
+                streams_ok = True
+            except Exception:  # noqa: BLE001 - reported as not ready
+                pass
+        missing = self.presence.missing(self.settings.config.providers) if self.presence else ["?"]
+        checks = {"nats": nats_ok, "streams": streams_ok, "workers": not missing, "providers_without_workers": missing}
+        return nats_ok and streams_ok and not missing, checks

@@ -1,0 +1,85 @@
+"""OpenAI-shaped errors: `{"error": {"message", "type", "param", "code"}}` with the right status."""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from llmgw.contracts import ErrorCode, ErrorType
+
+log = structlog.get_logger()
+
+_encoder = msgspec.json.Encoder()
+
+
+class GatewayError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = ErrorType.INVALID_REQUEST,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+
+def error_json(message: str, type: str, code: str | None, param: str | None = None) -> bytes:
+    return _encoder.encode({"error": {"message": message, "type": type, "param": param, "code": code}})
+
+
+def error_response(exc: GatewayError, request_id: str | None = None) -> Response:
+    headers = dict(exc.headers)
+    if request_id:
+        headers["x-request-id"] = request_id
+    return Response(
+        content=error_json(exc.message, exc.type, exc.code, exc.param),
+        status_code=exc.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+# Statuses Litestar raises itself (unknown route, wrong method, body too large, ...).
+_HTTP_STATUS_TYPES = {
+    400: (ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST),
+    401: (ErrorType.AUTHENTICATION, ErrorCode.INVALID_API_KEY),
+    403: (ErrorType.PERMISSION, ErrorCode.PERMISSION_DENIED),
+    404: (ErrorType.NOT_FOUND, ErrorCode.NOT_FOUND),
+    405: (ErrorType.INVALID_REQUEST, "method_not_allowed"),
+    413: (ErrorType.INVALID_REQUEST, ErrorCode.PAYLOAD_TOO_LARGE),
+}
+
+
+def handle_gateway_error(_: Request, exc: GatewayError) -> Response:
+    return error_response(exc)
+
+
+def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    etype, code = _HTTP_STATUS_TYPES.get(status, (ErrorType.API, ErrorCode.INTERNAL))
+    message = exc.detail if status < 500 else "internal error"
+    if status == 404:
+        message = f"no route {request.method} {request.url.path}"
+    return error_response(GatewayError(status, message, etype, code, headers=dict(exc.headers or {})))
+
+
+def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled_error", path=request.url.path)
+    return error_response(GatewayError(500, "internal error", ErrorType.API, ErrorCode.INTERNAL))
+
+
+EXCEPTION_HANDLERS = {
+    GatewayError: handle_gateway_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,131 @@
+"""Connecting to NATS and declaring the JetStream streams and consumers of the contract."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import nats
+import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from llmgw.contracts import Subjects
+from llmgw.settings import BusSettings
+
+log = structlog.get_logger()
+
+REQUESTS_MAX_AGE = 3600.0  # a queued request older than this has no one waiting for it
+DEDUP_WINDOW = 120.0
+
+
+async def connect(
+    settings: BusSettings,
+    name: str,
+    on_disconnect: Callable[[], Awaitable[None]] | None = None,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+) -> Client:
+    """Connect, retrying forever on later disconnects (a nats-server restart heals by itself)."""
+
+    async def error_cb(exc: Exception) -> None:
+        log.warning("nats_error", error=str(exc) or type(exc).__name__)
+
+    async def disconnected_cb() -> None:
+        log.warning("nats_disconnected")
+        if on_disconnect:
+            await on_disconnect()
+
+    async def reconnected_cb() -> None:
+        log.info("nats_reconnected")
+        if on_reconnect:
+            await on_reconnect()
+
+    return await nats.connect(
+        servers=[settings.nats_url],
+        name=name,
+        connect_timeout=settings.connect_timeout,
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+        ping_interval=5,
+        max_outstanding_pings=3,
+        error_cb=error_cb,
+        disconnected_cb=disconnected_cb,
+        reconnected_cb=reconnected_cb,
+    )
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        # It exists with another configuration: bring it to ours.
+        await js.update_stream(config)
+
+
+async def ensure_request_stream(js: JetStreamContext, subjects: Subjects) -> None:
+    """Durable work queue: a request waits there for a worker instead of failing."""
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=subjects.requests_stream,
+            subjects=[subjects.requests_wildcard],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=REQUESTS_MAX_AGE,
+            duplicate_window=DEDUP_WINDOW,
+        ),
+    )
+
+
+async def ensure_usage_stream(js: JetStreamContext, subjects: Subjects, max_age: float) -> None:
+    """Usage events are kept (limits retention) so metering and any other program can read them."""
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=subjects.usage_stream,
+            subjects=[subjects.usage_wildcard],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=max_age,
+            duplicate_window=DEDUP_WINDOW,
+        ),
+    )
+
+
+async def ensure_pull_consumer(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    filter_subject: str,
+    ack_wait: float,
+    max_ack_pending: int,
+    max_deliver: int = -1,
+) -> None:
+    config = ConsumerConfig(
+        durable_name=durable,
+        filter_subject=filter_subject,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_ack_pending=max_ack_pending,
+        max_deliver=max_deliver,
+    )
+    try:
+        info = await js.consumer_info(stream, durable)
+    except NotFoundError:
+        await js.add_consumer(stream, config)
+        return
+    current = info.config
+    if (current.ack_wait, current.max_ack_pending, current.max_deliver) != (ack_wait, max_ack_pending, max_deliver):
+        await js.add_consumer(stream, config)  # an update of a durable's mutable fields

@@ -1,0 +1,252 @@
+"""The gateway's configuration file: a LiteLLM-style `model_list` plus settings.
+
+```yaml
+model_list:
+  - model_name: gpt-4                 # the name clients ask for (a model group)
+    params:                           # `litellm_params` is accepted as an alias
+      model: openai/gpt-4o            # <provider>/<upstream model>
+      api_base: https://api.openai.com/v1
+      api_key: os.environ/OPENAI_API_KEY
+    model_info:
+      access_groups: ["beta-models"]
+general_settings:
+  master_key: sk-1234
+```
+
+With no file, every provider whose key is in the environment is served (seed 000): OpenAI for
+any model name, the others as `<provider>/<model>`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from llmgw.catalog import OPENAI, PROVIDERS, split_model
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class Secret:
+    """A credential: never shown by repr/str, so it cannot slip into a log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def masked(self) -> str:
+        v = self._value
+        return f"{v[:3]}...{v[-4:]}" if len(v) > 10 else "***"
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class Deployment(msgspec.Struct, frozen=True, kw_only=True):
+    """One upstream a model group can be served by."""
+
+    id: str
+    model_name: str  # the model group (may be a wildcard pattern such as `groq/*` or `*`)
+    provider: str
+    upstream_model: str  # may contain `*`, filled from the requested name
+    api_base: str | None = None
+    api_key: Secret | None = None
+    api_version: str | None = None
+    timeout: float | None = None
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    access_groups: tuple[str, ...] = ()
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_wildcard(self) -> bool:
+        return "*" in self.model_name
+
+    def matches(self, requested: str) -> str | None:
+        """The part of `requested` the wildcard stands for, or None when it does not match."""
+        prefix, _, suffix = self.model_name.partition("*")
+        if len(requested) > len(prefix) + len(suffix) and requested.startswith(prefix) and requested.endswith(suffix):
+            return requested[len(prefix) : len(requested) - len(suffix)]
+        return None
+
+    def upstream_model_for(self, requested: str) -> str:
+        if "*" not in self.upstream_model:
+            return self.upstream_model
+        part = self.matches(requested)
+        return self.upstream_model.replace("*", part if part is not None else requested)
+
+
+class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
+    deployments: tuple[Deployment, ...] = ()
+    master_key: Secret | None = None
+    general_settings: dict[str, Any] = {}
+    litellm_settings: dict[str, Any] = {}
+    router_settings: dict[str, Any] = {}
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(sorted({d.provider for d in self.deployments}))
+
+    def deployment(self, deployment_id: str) -> Deployment | None:
+        for d in self.deployments:
+            if d.id == deployment_id:
+                return d
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_env(value: Any, env: Mapping[str, str], where: str) -> Any:
+    """`os.environ/NAME` -> the variable's value (an error if it is not set)."""
+    if isinstance(value, str) and value.startswith("os.environ/"):
+        name = value.removeprefix("os.environ/")
+        if name not in env:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return env[name]
+    return value
+
+
+def _float_or_none(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+
+
+def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployment:
+    where = f"model_list[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    model_name = entry.get("model_name")
+    if not isinstance(model_name, str) or not model_name:
+        raise ConfigError(f"{where}.model_name: required string")
+    params = entry.get("params", entry.get("litellm_params"))
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}.params: required mapping (`litellm_params` is accepted too)")
+    params = {k: resolve_env(v, env, f"{where}.params.{k}") for k, v in params.items()}
+    model = params.get("model")
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"{where}.params.model: required string such as `openai/gpt-4o`")
+    provider, upstream = split_model(model)
+    info = PROVIDERS[provider]
+    api_base = params.get("api_base") or _env_first(env, info.base_env) or info.api_base
+    if api_base is None:
+        raise ConfigError(f"{where}.params.api_base: required for provider {provider}")
+    api_key = params.get("api_key") or _env_first(env, info.key_env)
+    model_info = entry.get("model_info") or {}
+    groups = model_info.get("access_groups") or ()
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, str) for g in groups):
+        raise ConfigError(f"{where}.model_info.access_groups: expected a list of strings")
+    headers = params.get("extra_headers") or {}
+    if not isinstance(headers, dict):
+        raise ConfigError(f"{where}.params.extra_headers: expected a mapping")
+    return Deployment(
+        id=str(model_info.get("id") or f"{model_name}/{index}"),
+        model_name=model_name,
+        provider=provider,
+        upstream_model=upstream,
+        api_base=str(api_base).rstrip("/"),
+        api_key=Secret(str(api_key)) if api_key else None,
+        api_version=params.get("api_version"),
+        timeout=_float_or_none(params.get("timeout"), f"{where}.params.timeout"),
+        input_cost_per_token=_float_or_none(
+            params.get("input_cost_per_token", model_info.get("input_cost_per_token")), f"{where}.input_cost_per_token"
+        ),
+        output_cost_per_token=_float_or_none(
+            params.get("output_cost_per_token", model_info.get("output_cost_per_token")),
+            f"{where}.output_cost_per_token",
+        ),
+        access_groups=tuple(groups),
+        extra_headers=tuple((str(k), str(v)) for k, v in headers.items()),
+    )
+
+
+def _env_first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if env.get(name):
+            return env[name]
+    return None
+
+
+def deployments_from_env(env: Mapping[str, str]) -> tuple[Deployment, ...]:
+    """Seed 000: every provider whose key is set is served; OpenAI answers any bare model name."""
+    out: list[Deployment] = []
+    for provider, info in PROVIDERS.items():
+        key = _env_first(env, info.key_env)
+        base = _env_first(env, info.base_env) or info.api_base
+        if not key or not base:
+            continue
+        names = [f"{provider}/*"] + (["*"] if provider == OPENAI else [])
+        for name in names:
+            out.append(
+                Deployment(
+                    id=f"env:{name}",
+                    model_name=name,
+                    provider=provider,
+                    upstream_model="*",
+                    api_base=base.rstrip("/"),
+                    api_key=Secret(key),
+                )
+            )
+    return tuple(out)
+
+
+def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    model_list = raw.get("model_list")
+    if model_list is None:
+        deployments = deployments_from_env(env)
+    elif isinstance(model_list, list):
+        deployments = tuple(parse_deployment(i, e, env) for i, e in enumerate(model_list))
+    else:
+        raise ConfigError("model_list: expected a list")
+    ids = [d.id for d in deployments]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("model_list: deployment ids (model_info.id) must be unique")
+    general = raw.get("general_settings") or {}
+    if not isinstance(general, dict):
+        raise ConfigError("general_settings: expected a mapping")
+    master = env.get("LLMGW_MASTER_KEY") or resolve_env(general.get("master_key"), env, "general_settings.master_key")
+    return GatewayConfig(
+        deployments=deployments,
+        master_key=Secret(str(master)) if master else None,
+        general_settings={k: v for k, v in general.items() if k != "master_key"},
+        litellm_settings=raw.get("litellm_settings") or {},
+        router_settings=raw.get("router_settings") or {},
+    )

@@ -1,0 +1,299 @@
+"""The one contract between the edge, the workers and metering.
+
+Every NATS subject, every JetStream stream and consumer name, every message that travels on the
+bus and every error code lives here; no other module spells a subject or a wire shape.
+
+Wire formats:
+- requests and replies between edge and workers are msgpack (internal; payloads carry raw JSON
+  bytes from clients and upstreams without re-escaping them);
+- usage events are JSON (a public contract: any program may subscribe to them).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+# --------------------------------------------------------------------------------------------
+# Error codes (OpenAI-style `error.code` / `error.type` values the gateway emits)
+# --------------------------------------------------------------------------------------------
+
+
+class ErrorCode:
+    INVALID_REQUEST = "invalid_request_error"
+    INVALID_API_KEY = "invalid_api_key"
+    MODEL_NOT_FOUND = "model_not_found"
+    PERMISSION_DENIED = "permission_denied"
+    RATE_LIMITED = "rate_limit_exceeded"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_UNREACHABLE = "upstream_unreachable"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "service_unavailable"
+    INTERNAL = "internal_error"
+    NOT_FOUND = "not_found"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+
+
+class ErrorType:
+    INVALID_REQUEST = "invalid_request_error"
+    AUTHENTICATION = "authentication_error"
+    PERMISSION = "permission_error"
+    NOT_FOUND = "not_found_error"
+    RATE_LIMIT = "rate_limit_error"
+    API = "api_error"
+    TIMEOUT = "timeout_error"
+    UNAVAILABLE = "service_unavailable_error"
+
+
+# --------------------------------------------------------------------------------------------
+# Subjects, streams and consumers
+# --------------------------------------------------------------------------------------------
+
+
+class Subjects:
+    """All names on the bus, derived from one prefix (tests use a unique prefix each)."""
+
+    __slots__ = ("prefix", "_stream_prefix")
+
+    def __init__(self, prefix: str = "llmgw") -> None:
+        if not prefix or any(c in prefix for c in ". *>") :
+            raise ValueError(f"bus prefix must be one subject token, got {prefix!r}")
+        self.prefix = prefix
+        self._stream_prefix = prefix.upper().replace("-", "_")
+
+    # Requests: a JetStream work-queue stream, one subject (and one consumer) per provider.
+    @property
+    def requests_stream(self) -> str:
+        return f"{self._stream_prefix}_REQUESTS"
+
+    @property
+    def requests_wildcard(self) -> str:
+        return f"{self.prefix}.req.>"
+
+    def request(self, provider: str) -> str:
+        return f"{self.prefix}.req.{provider}"
+
+    def worker_consumer(self, provider: str) -> str:
+        return f"{self.prefix}-workers-{provider}"
+
+    # Replies: core NATS, one subject per edge process.
+    def reply(self, edge_id: str) -> str:
+        return f"{self.prefix}.reply.{edge_id}"
+
+    # Cancellation of in-flight requests (client went away): core NATS broadcast to workers.
+    @property
+    def cancel(self) -> str:
+        return f"{self.prefix}.cancel"
+
+    # Worker presence: core NATS heartbeats, one subject per provider.
+    def heartbeat(self, provider: str) -> str:
+        return f"{self.prefix}.worker.heartbeat.{provider}"
+
+    @property
+    def heartbeat_wildcard(self) -> str:
+        return f"{self.prefix}.worker.heartbeat.*"
+
+    # Usage events: a JetStream stream with limits retention (many readers).
+    # Subject: <prefix>.usage.<provider>.<status>
+    @property
+    def usage_stream(self) -> str:
+        return f"{self._stream_prefix}_USAGE"
+
+    @property
+    def usage_wildcard(self) -> str:
+        return f"{self.prefix}.usage.>"
+
+    def usage(self, provider: str, status: str) -> str:
+        return f"{self.prefix}.usage.{provider}.{status}"
+
+    @property
+    def metering_consumer(self) -> str:
+        return f"{self.prefix}-metering"
+
+    # Metering's read service (it owns the embedded ClickHouse store): request/reply.
+    @property
+    def metering_query(self) -> str:
+        return f"{self.prefix}.metering.query"
+
+
+# --------------------------------------------------------------------------------------------
+# Edge -> worker: a request to call an upstream
+# --------------------------------------------------------------------------------------------
+
+
+class Caller(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Who made a request: carried to the worker and into the usage event."""
+
+    key_hash: str
+    key_alias: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+
+
+class Operation:
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+
+
+class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    reply_to: str
+    operation: str  # Operation.*
+    model_group: str  # the model name the client asked for
+    deployment_id: str  # which configured deployment to call
+    body: bytes  # the client's JSON body, validated by the edge
+    stream: bool
+    include_usage: bool  # the client asked for stream_options.include_usage
+    deadline: float  # epoch seconds; past it nobody is waiting
+    received_at: float  # epoch seconds the edge received the request
+    caller: Caller
+
+
+# --------------------------------------------------------------------------------------------
+# Worker -> edge: replies (a tagged union)
+# --------------------------------------------------------------------------------------------
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True, tag_field="t"):
+    request_id: str
+    attempt: int = 1
+
+
+class Chunks(Reply, tag="c"):
+    """Stream chunks (each one OpenAI `chat.completion.chunk` JSON), coalesced; `done` ends it."""
+
+    seq: int
+    data: list[bytes]
+    done: bool = False
+
+
+class Completed(Reply, tag="r"):
+    """A whole non-streaming answer: the OpenAI-format JSON body."""
+
+    body: bytes
+
+
+class Failed(Reply, tag="e"):
+    """The request failed; `status` is the HTTP status the client gets."""
+
+    status: int
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+    retry_after: float | None = None
+
+
+class Cancel(msgspec.Struct, frozen=True):
+    """Edge -> workers: the client is gone, stop the upstream call for this request."""
+
+    request_id: str
+
+
+ReplyMessage = Chunks | Completed | Failed
+
+
+# --------------------------------------------------------------------------------------------
+# Usage events (public JSON contract)
+# --------------------------------------------------------------------------------------------
+
+
+class UsageStatus:
+    SUCCESS = "success"
+    UPSTREAM_ERROR = "upstream_error"
+    ERROR = "error"
+    CANCELLED = "cancelled"  # the client went away
+    EXPIRED = "expired"  # nobody was waiting any more when a worker got it
+
+
+class UsageSource:
+    PROVIDER = "provider"  # counted by the upstream
+    ESTIMATED = "estimated"  # estimated by the gateway (the upstream did not say)
+    NONE = "none"  # no tokens were used
+
+
+class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    ts: float  # epoch seconds the edge received the request
+    key_hash: str
+    key_alias: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    operation: str
+    model_group: str
+    deployment_id: str
+    provider: str
+    upstream_model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float = 0.0
+    cost_known: bool = True
+    latency_ms: float
+    ttft_ms: float | None = None
+    status: str  # UsageStatus.*
+    http_status: int
+    error_code: str | None = None
+    usage_source: str  # UsageSource.*
+    stream: bool
+    attempt: int = 1
+    worker_id: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Worker presence
+# --------------------------------------------------------------------------------------------
+
+
+class WorkerHeartbeat(msgspec.Struct, frozen=True):
+    worker_id: str
+    providers: list[str]
+    in_flight: int
+    capacity: int
+
+
+# --------------------------------------------------------------------------------------------
+# Metering query service
+# --------------------------------------------------------------------------------------------
+
+
+class QueryRequest(msgspec.Struct, frozen=True):
+    sql: str
+    parameters: dict[str, object] = {}
+
+
+class QueryResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    columns: list[str] = []
+    rows: list[list[object]] = []
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Codecs, built once
+# --------------------------------------------------------------------------------------------
+
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_json_encoder = msgspec.json.Encoder()
+
+_request_decoder = msgspec.msgpack.Decoder(UpstreamRequest)
+_reply_decoder = msgspec.msgpack.Decoder(ReplyMessage)
+_cancel_decoder = msgspec.msgpack.Decoder(Cancel)
+_heartbeat_decoder = msgspec.msgpack.Decoder(WorkerHeartbeat)
+_usage_decoder = msgspec.json.Decoder(UsageEvent)
+_query_request_decoder = msgspec.json.Decoder(QueryRequest)
+_query_result_decoder = msgspec.json.Decoder(QueryResult)
+
+encode_internal = _msgpack_encoder.encode  # requests, replies, cancels, heartbeats
+encode_json = _json_encoder.encode  # usage events, query service
+
+decode_request = _request_decoder.decode
+decode_reply = _reply_decoder.decode
+decode_cancel = _cancel_decoder.decode
+decode_heartbeat = _heartbeat_decoder.decode
+decode_usage = _usage_decoder.decode
+decode_query_request = _query_request_decoder.decode
+decode_query_result = _query_result_decoder.decode
+
+# Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
+MSG_ID_HEADER = "Nats-Msg-Id"

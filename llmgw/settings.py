@@ -1,0 +1,48 @@
+"""Settings shared by every process, and the helpers each process uses to read its own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+from llmgw.config import ConfigError
+
+
+class BusSettings(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str = "nats://127.0.0.1:4222"
+    prefix: str = "llmgw"  # subject / stream namespace
+    connect_timeout: float = 5.0
+
+
+def env_str(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name) or default
+
+
+def env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+
+
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+
+
+def bus_settings_from_env(env: Mapping[str, str] | None = None) -> BusSettings:
+    env = os.environ if env is None else env
+    return BusSettings(
+        nats_url=env_str(env, "LLMGW_NATS_URL", "nats://127.0.0.1:4222"),
+        prefix=env_str(env, "LLMGW_BUS_PREFIX", "llmgw"),
+    )

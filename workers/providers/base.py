@@ -1,0 +1,94 @@
+"""What every provider adapter offers the worker, and the errors it raises.
+
+An adapter translates an OpenAI-format request into its provider's wire format, calls it with
+the worker's shared httpx client, and translates the answer back: a whole OpenAI-format body, or
+a stream of OpenAI `chat.completion.chunk` JSON documents, plus the usage the provider reported.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+
+from llmgw.config import Deployment
+from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
+from workers.usage import Usage
+
+
+class UpstreamError(Exception):
+    """The call failed; `status` is what the client gets."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = ErrorType.API,
+        code: str | None = ErrorCode.UPSTREAM_ERROR,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after
+
+
+class Completion(msgspec.Struct, frozen=True):
+    body: bytes  # OpenAI-format JSON
+    usage: Usage | None  # None: the provider did not say
+
+
+# A stream yields chunk JSON documents (bytes) to relay, and one Usage when the provider reports it.
+StreamItem = bytes | Usage
+
+
+class Provider(ABC):
+    def __init__(self, client: httpx.AsyncClient, default_timeout: float, connect_timeout: float) -> None:
+        self.client = client
+        self.default_timeout = default_timeout
+        self.connect_timeout = connect_timeout
+
+    def timeout_for(self, deployment: Deployment, request: UpstreamRequest) -> httpx.Timeout:
+        budget = min(deployment.timeout or self.default_timeout, max(request.deadline - time.time(), 0.001))
+        return httpx.Timeout(budget, connect=min(self.connect_timeout, budget))
+
+    @abstractmethod
+    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion: ...
+
+    @abstractmethod
+    def chat_stream(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+    ) -> AsyncIterator[StreamItem]: ...
+
+    @abstractmethod
+    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion: ...
+
+
+def transport_error(exc: httpx.HTTPError, deployment: Deployment) -> UpstreamError:
+    """A failure below HTTP (timeout, refused, reset) as the client should see it."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(
+            504, f"the upstream of deployment {deployment.id} did not answer in time", ErrorType.TIMEOUT, ErrorCode.TIMEOUT
+        )
+    return UpstreamError(
+        502,
+        f"the upstream of deployment {deployment.id} is unreachable ({type(exc).__name__})",
+        ErrorType.API,
+        ErrorCode.UPSTREAM_UNREACHABLE,
+    )
+
+
+def scrub(text: str, deployment: Deployment) -> str:
+    """Remove the provider credential from any text that came back from the upstream."""
+    if deployment.api_key is not None:
+        secret = deployment.api_key.reveal()
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,199 @@
+"""The OpenAI wire format, shared by OpenAI and every OpenAI-compatible server.
+
+API reference: https://platform.openai.com/docs/api-reference/chat (chat completions, streaming
+chunks, `stream_options.include_usage`), /embeddings, and the error object format.
+Members of the family (vLLM, Ollama, Together, Groq, ...) differ only in defaults, which live in
+`llmgw.catalog`; a member that needs more overrides `url` or `headers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+
+from llmgw.config import Deployment
+from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
+from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error
+from workers.usage import Usage
+
+# ---- private wire types ---------------------------------------------------------------------
+
+
+class _PromptDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+
+
+class _CompletionDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
+class _OpenAIUsage(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+
+
+class _WithUsage(msgspec.Struct):
+    usage: _OpenAIUsage | None = None
+
+
+class _ChunkProbe(msgspec.Struct):
+    usage: _OpenAIUsage | None = None
+    choices: list[msgspec.Raw] = []
+
+
+class _ErrorBody(msgspec.Struct):
+    message: str = ""
+    type: str | None = None
+    code: str | int | None = None
+    param: str | None = None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorBody | str | None = None
+
+
+_usage_decoder = msgspec.json.Decoder(_WithUsage)
+_chunk_decoder = msgspec.json.Decoder(_ChunkProbe)
+_error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
+_body_decoder = msgspec.json.Decoder(dict[str, Any])
+_encoder = msgspec.json.Encoder()
+
+# ---- converters -----------------------------------------------------------------------------
+
+
+def openai_usage_to_usage(u: _OpenAIUsage) -> Usage:
+    return Usage(
+        prompt_tokens=u.prompt_tokens or 0,
+        completion_tokens=u.completion_tokens or 0,
+        cached_tokens=(u.prompt_tokens_details.cached_tokens or 0) if u.prompt_tokens_details else 0,
+        reasoning_tokens=(u.completion_tokens_details.reasoning_tokens or 0) if u.completion_tokens_details else 0,
+    )
+
+
+def openai_error_to_upstream_error(status: int, body: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
+    try:
+        err = _error_decoder.decode(body).error
+    except msgspec.DecodeError:
+        err = None
+    if isinstance(err, _ErrorBody):
+        message, etype, code, param = err.message, err.type, err.code, err.param
+    else:
+        message, etype, code, param = (err or body[:500].decode(errors="replace")), None, None, None
+    message = scrub(message or f"upstream answered {status}", deployment)
+    if status in (401, 403):
+        # The provider refused the gateway's own credential: an operator problem, not the client's.
+        return UpstreamError(
+            502,
+            f"the upstream refused the credential of deployment {deployment.id} ({status})",
+            ErrorType.API,
+            ErrorCode.UPSTREAM_ERROR,
+        )
+    if status == 429:
+        retry = headers.get("retry-after")
+        return UpstreamError(
+            429,
+            message,
+            ErrorType.RATE_LIMIT,
+            str(code) if code else ErrorCode.RATE_LIMITED,
+            param,
+            retry_after=float(retry) if retry and retry.replace(".", "", 1).isdigit() else None,
+        )
+    if 400 <= status < 500:
+        return UpstreamError(status, message, etype or ErrorType.INVALID_REQUEST, str(code) if code else None, param)
+    return UpstreamError(502, f"upstream error {status}: {message}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+
+
+def rewrite_body(body: bytes, upstream_model: str, stream: bool) -> bytes:
+    """The client's body with the upstream's model name; streams always ask for usage."""
+    data = _body_decoder.decode(body)
+    data["model"] = upstream_model
+    if stream:
+        options = data.get("stream_options")
+        data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return _encoder.encode(data)
+
+
+# ---- the adapter ------------------------------------------------------------------------------
+
+
+class OpenAIFamily(Provider):
+    def url(self, deployment: Deployment, path: str) -> str:
+        return f"{deployment.api_base}/{path}"
+
+    def headers(self, deployment: Deployment) -> dict[str, str]:
+        headers = {"content-type": "application/json", **dict(deployment.extra_headers)}
+        if deployment.api_key is not None:
+            headers["authorization"] = f"Bearer {deployment.api_key.reveal()}"
+        return headers
+
+    async def _post(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> Completion:
+        try:
+            resp = await self.client.post(
+                self.url(deployment, path),
+                content=body,
+                headers=self.headers(deployment),
+                timeout=self.timeout_for(deployment, request),
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        if resp.status_code >= 400:
+            raise openai_error_to_upstream_error(resp.status_code, resp.content, resp.headers, deployment)
+        content = resp.content
+        try:
+            probe = _usage_decoder.decode(content)
+        except msgspec.DecodeError:
+            raise UpstreamError(502, "the upstream answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+        return Completion(content, openai_usage_to_usage(probe.usage) if probe.usage else None)
+
+    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+        return await self._post(deployment, request, "chat/completions", rewrite_body(request.body, upstream_model, False))
+
+    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+        return await self._post(deployment, request, "embeddings", rewrite_body(request.body, upstream_model, False))
+
+    async def chat_stream(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+    ) -> AsyncIterator[StreamItem]:
+        req = self.client.build_request(
+            "POST",
+            self.url(deployment, "chat/completions"),
+            content=rewrite_body(request.body, upstream_model, True),
+            headers=self.headers(deployment),
+            timeout=self.timeout_for(deployment, request),
+        )
+        try:
+            resp = await self.client.send(req, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        try:
+            if resp.status_code >= 400:
+                raise openai_error_to_upstream_error(resp.status_code, await resp.aread(), resp.headers, deployment)
+            finished = False
+            async for line in resp.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank separators, comments, `event:` lines
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    finished = True
+                    break
+                raw = data.encode()
+                try:
+                    probe = _chunk_decoder.decode(raw)
+                except msgspec.DecodeError:
+                    raise UpstreamError(502, "the upstream sent an invalid stream chunk", ErrorType.API) from None
+                if probe.usage is not None:
+                    yield openai_usage_to_usage(probe.usage)
+                    if not probe.choices and not request.include_usage:
+                        continue  # the usage-only chunk the client did not ask for
+                yield raw
+            if not finished:
+                raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        finally:
+            await resp.aclose()

@@ -1,0 +1,132 @@
+"""A continuous pull from a JetStream consumer, with flow control.
+
+nats-py's `fetch(batch=N)` holds messages that already arrived until the batch is full or its
+timeout passes, which adds up to the whole timeout to a request's latency. Here pull requests are
+sent to the consumer's `MSG.NEXT` API with our own inbox, each message is handed on the moment it
+arrives, and new pull requests are sent whenever free capacity (slots not in use and not already
+asked for) reaches a quarter of the worker's capacity. The server answers pulls in order, so a
+delivered message is counted against the oldest pull still open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+
+import msgspec
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+log = structlog.get_logger()
+
+PULL_EXPIRES = 5.0  # seconds a pull request stays open on the server
+
+
+class _Pull:
+    __slots__ = ("remaining", "expires_at")
+
+    def __init__(self, remaining: int, expires_at: float) -> None:
+        self.remaining = remaining
+        self.expires_at = expires_at
+
+
+class ContinuousPuller:
+    def __init__(
+        self,
+        nc: Client,
+        stream: str,
+        consumer: str,
+        capacity: int,
+        in_use: Callable[[], int],
+        on_message: Callable[[Msg], None],
+    ) -> None:
+        self.nc = nc
+        self.api_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self.capacity = capacity
+        self.in_use = in_use
+        self.on_message = on_message
+        self.pulls: collections.deque[_Pull] = collections.deque()
+        self.inbox = nc.new_inbox()
+        self._sub = None
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(self.inbox, cb=self._on_inbox)
+        self._task = asyncio.create_task(self._loop(), name=f"puller:{self.api_subject}")
+
+    def capacity_freed(self) -> None:
+        """Call when a message is done: more may be asked for."""
+        self._wake.set()
+
+    def reset(self) -> None:
+        """After a reconnect the server has forgotten our open pulls: ask again."""
+        self.pulls.clear()
+        self._wake.set()
+
+    def outstanding(self) -> int:
+        now = time.monotonic()
+        while self.pulls and (self.pulls[0].expires_at <= now or self.pulls[0].remaining <= 0):
+            self.pulls.popleft()
+        return sum(p.remaining for p in self.pulls)
+
+    async def _on_inbox(self, msg: Msg) -> None:
+        if msg.headers and msg.headers.get("Status") and not msg.data:
+            # 404 no messages / 408 pull expired / 409 limits: the open pulls are re-evaluated.
+            status = msg.headers.get("Status")
+            if status not in ("404", "408", "100"):
+                log.debug("pull_status", status=status, description=msg.headers.get("Description"))
+            if status in ("408", "409"):
+                pending = msg.headers.get("Nats-Pending-Messages")
+                if self.pulls and pending is not None and pending.isdigit():
+                    self.pulls[0].remaining = 0  # that pull is over with `pending` undelivered
+                self._wake.set()
+            return
+        if self._stopping:
+            await msg.nak()  # not started: another worker takes it now, not after ack_wait
+            return
+        for pull in self.pulls:
+            if pull.remaining > 0:
+                pull.remaining -= 1
+                break
+        self.on_message(msg)
+
+    async def _loop(self) -> None:
+        threshold = max(1, self.capacity // 4)
+        while not self._stopping:
+            free = self.capacity - self.in_use() - self.outstanding()
+            if free >= threshold or (free > 0 and not self.pulls):
+                await self._pull(free)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=PULL_EXPIRES / 2)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _pull(self, batch: int) -> None:
+        if not self.nc.is_connected:
+            return
+        expires_at = time.monotonic() + PULL_EXPIRES
+        request = msgspec.json.encode({"batch": batch, "expires": int(PULL_EXPIRES * 1e9)})
+        try:
+            await self.nc.publish(self.api_subject, request, reply=self.inbox)
+        except Exception as exc:  # noqa: BLE001 - a disconnect; the loop asks again later
+            log.warning("pull_request_failed", error=str(exc) or type(exc).__name__)
+            return
+        self.pulls.append(_Pull(batch, expires_at))
+
+    async def stop(self) -> None:
+        """Stop asking for more; a message that still arrives is given back (nak) at once."""
+        self._stopping = True
+        self._wake.set()
+        if self._task:
+            await self._task
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None

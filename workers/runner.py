@@ -1,0 +1,100 @@
+"""Wiring of a worker process: bus, consumers, handlers, presence, and a draining shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from nats.aio.msg import Msg
+
+from llmgw import bus
+from llmgw.contracts import Subjects, WorkerHeartbeat, decode_cancel, encode_internal
+from workers.handler import RequestHandler
+from workers.http_client import build_http_client
+from workers.providers import build_providers
+from workers.puller import ContinuousPuller
+from workers.settings import WorkerSettings
+
+log = structlog.get_logger()
+
+
+async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
+    subjects = Subjects(settings.bus.prefix)
+    in_flight: dict[str, asyncio.Task] = {}
+    pullers: list[ContinuousPuller] = []
+
+    async def on_reconnect() -> None:
+        for p in pullers:
+            p.reset()
+
+    nc = await bus.connect(settings.bus, name=f"llmgw-worker-{settings.worker_id}", on_reconnect=on_reconnect)
+    js = nc.jetstream()
+    await bus.ensure_request_stream(js, subjects)
+    await bus.ensure_usage_stream(js, subjects, settings.usage_retention_days * 86400.0)
+    client = build_http_client(settings.upstream_connections)
+    handler = RequestHandler(nc, js, subjects, settings, build_providers(client, settings.default_timeout, settings.connect_timeout))
+
+    def on_message(msg: Msg) -> None:
+        task = asyncio.create_task(handler.handle(msg))
+        key = msg.reply  # unique per delivery; the request id is known after decoding
+        in_flight[key] = task
+
+        def done(_: asyncio.Task) -> None:
+            in_flight.pop(key, None)
+            for p in pullers:
+                p.capacity_freed()
+
+        task.add_done_callback(done)
+
+    async def on_cancel(msg: Msg) -> None:
+        request_id = decode_cancel(msg.data).request_id
+        for task in list(in_flight.values()):
+            if task.get_name() == request_id:
+                task.cancel()
+
+    providers = settings.config.providers
+    for provider in providers:
+        durable = subjects.worker_consumer(provider)
+        await bus.ensure_pull_consumer(
+            js,
+            subjects.requests_stream,
+            durable,
+            subjects.request(provider),
+            ack_wait=settings.ack_wait,
+            max_ack_pending=max(1024, settings.concurrency * 8),
+        )
+        puller = ContinuousPuller(nc, subjects.requests_stream, durable, settings.concurrency, lambda: len(in_flight), on_message)
+        pullers.append(puller)
+    cancel_sub = await nc.subscribe(subjects.cancel, cb=on_cancel)
+    for p in pullers:
+        await p.start()
+    presence = asyncio.create_task(_announce(nc, subjects, settings, providers, lambda: len(in_flight)))
+    log.info("worker_started", worker_id=settings.worker_id, providers=list(providers), concurrency=settings.concurrency)
+
+    await stop.wait()
+    log.info("worker_draining", in_flight=len(in_flight))
+    for p in pullers:
+        await p.stop()
+    presence.cancel()
+    if in_flight:
+        await asyncio.wait(list(in_flight.values()))
+    for p in pullers:
+        await p.close()
+    await cancel_sub.unsubscribe()
+    await nc.drain()
+    await client.aclose()
+    log.info("worker_stopped", worker_id=settings.worker_id)
+
+
+async def _announce(nc, subjects: Subjects, settings: WorkerSettings, providers: tuple[str, ...], in_flight) -> None:
+    """Presence for the edge's readiness check: which providers have a live worker."""
+    while True:
+        beat = encode_internal(
+            WorkerHeartbeat(settings.worker_id, list(providers), in_flight(), settings.concurrency)
+        )
+        for provider in providers:
+            try:
+                await nc.publish(subjects.heartbeat(provider), beat)
+            except Exception:  # noqa: BLE001 - disconnected; the next beat goes out after reconnect
+                break
+        await asyncio.sleep(settings.heartbeat_interval)

@@ -1,0 +1,46 @@
+"""The worker process's settings, parsed once in `__main__`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+
+import msgspec
+
+from llmgw.config import GatewayConfig, load_config
+from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
+
+
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    bus: BusSettings
+    config: GatewayConfig
+    worker_id: str
+    concurrency: int = 256  # upstream calls in flight at once
+    ack_wait: float = 30.0  # JetStream redelivers a request not acked (or touched) within this
+    upstream_connections: int = 512
+    connect_timeout: float = 10.0
+    default_timeout: float = 600.0  # per upstream call, unless the deployment says otherwise
+    coalesce_interval: float = 0.02  # stream chunks are sent at most this often after the first
+    coalesce_max: int = 16  # ... or when this many are waiting
+    heartbeat_interval: float = 2.0
+    usage_retention_days: int = 30
+    log_level: str = "info"
+
+
+def worker_settings_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
+    env = os.environ if env is None else env
+    return WorkerSettings(
+        bus=bus_settings_from_env(env),
+        config=load_config(env.get("LLMGW_CONFIG"), env),
+        worker_id=env.get("LLMGW_WORKER_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
+        concurrency=env_int(env, "LLMGW_WORKER_CONCURRENCY", 256),
+        ack_wait=env_float(env, "LLMGW_ACK_WAIT", 30.0),
+        upstream_connections=env_int(env, "LLMGW_UPSTREAM_CONNECTIONS", 512),
+        default_timeout=env_float(env, "LLMGW_UPSTREAM_TIMEOUT", 600.0),
+        coalesce_interval=env_float(env, "LLMGW_COALESCE_MS", 20.0) / 1000.0,
+        coalesce_max=env_int(env, "LLMGW_COALESCE_MAX", 16),
+        usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
+        log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),
+    )

@@ -1,0 +1,60 @@
+"""Token counts as the worker learns them, and what they cost."""
+
+from __future__ import annotations
+
+import msgspec
+
+from llmgw.config import Deployment
+
+
+class Usage(msgspec.Struct, frozen=True):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+def cost_of(usage: Usage, deployment: Deployment) -> tuple[float, bool]:
+    """(cost in USD, whether a price was known). Cached input is billed as input for now."""
+    if deployment.input_cost_per_token is None and deployment.output_cost_per_token is None:
+        return 0.0, False
+    cost = usage.prompt_tokens * (deployment.input_cost_per_token or 0.0) + usage.completion_tokens * (
+        deployment.output_cost_per_token or 0.0
+    )
+    return cost, True
+
+
+def estimate_tokens(text_chars: int) -> int:
+    """A rough count (4 characters a token) for when the upstream did not say."""
+    return (text_chars + 3) // 4
+
+
+class _Message(msgspec.Struct):
+    content: str | list[dict] | None = None
+
+
+class _Prompt(msgspec.Struct):
+    messages: list[_Message] = []
+    input: str | list | None = None
+
+
+_prompt_decoder = msgspec.json.Decoder(_Prompt)
+
+
+def estimate_prompt_tokens(body: bytes) -> int:
+    """Estimate a request's prompt tokens from its text (chat messages or embeddings input)."""
+    try:
+        prompt = _prompt_decoder.decode(body)
+    except msgspec.DecodeError:
+        return estimate_tokens(len(body))
+    chars = 0
+    for m in prompt.messages:
+        if isinstance(m.content, str):
+            chars += len(m.content)
+        elif isinstance(m.content, list):
+            chars += sum(len(p.get("text") or "") for p in m.content if isinstance(p, dict))
+    if isinstance(prompt.input, str):
+        chars += len(prompt.input)
+    elif isinstance(prompt.input, list):
+        chars += sum(len(x) for x in prompt.input if isinstance(x, str))
+    return estimate_tokens(chars)
