@@ -124,3 +124,37 @@ def component(name: str, module: str, env: dict[str, str], log_dir: Path) -> Pro
 
 def wait_ready(base_url: str, timeout: float = 30) -> None:
     wait_for(lambda: httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200, timeout, f"{base_url} ready")
+
+
+class FakeUpstream:
+    """bench/fake_openai.py (the OpenAI wire format) as its own process."""
+
+    def __init__(self, log_dir: Path, api_key: str) -> None:
+        self.api_key = api_key
+        self.proc = Proc(
+            "fake-openai",
+            [sys.executable, "-m", "bench.fake_openai", "--host", "127.0.0.1", "--port", "0", "--api-key", api_key],
+            dict(os.environ),
+            log_dir,
+        )
+        self.port = 0
+
+    def start(self) -> "FakeUpstream":
+        self.proc.start()
+        line = wait_for(
+            lambda: next((ln for ln in self.proc.output().splitlines() if ln.startswith("READY ")), None),
+            15,
+            "the fake upstream to listen",
+        )
+        self.port = int(line.split()[1])
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self) -> dict:
+        return httpx.get(f"http://127.0.0.1:{self.port}/_fake/stats", timeout=5).json()
+
+    def stop(self) -> None:
+        self.proc.stop()

@@ -73,15 +73,23 @@ class Provider(ABC):
 
 def transport_error(exc: httpx.HTTPError, deployment: Deployment) -> UpstreamError:
     """A failure below HTTP (timeout, refused, reset) as the client should see it."""
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        # (the aiohttp transport reports a refused connection as ConnectTimeout: unreachable)
         return UpstreamError(
             504, f"the upstream of deployment {deployment.id} did not answer in time", ErrorType.TIMEOUT, ErrorCode.TIMEOUT
         )
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return UpstreamError(
+            502,
+            f"the upstream of deployment {deployment.id} is unreachable ({type(exc).__name__})",
+            ErrorType.API,
+            ErrorCode.UPSTREAM_UNREACHABLE,
+        )
     return UpstreamError(
         502,
-        f"the upstream of deployment {deployment.id} is unreachable ({type(exc).__name__})",
+        f"the connection to the upstream of deployment {deployment.id} broke off ({type(exc).__name__})",
         ErrorType.API,
-        ErrorCode.UPSTREAM_UNREACHABLE,
+        ErrorCode.UPSTREAM_ERROR,
     )
 
 
