@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
+from gateway.admin.keys import KeyService, build_key_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
@@ -14,7 +15,7 @@ from gateway.settings import EdgeSettings
 def create_app(settings: EdgeSettings) -> Litestar:
     edge = Edge(settings)
     app = Litestar(
-        route_handlers=[*build_routes(edge), *build_health_routes(edge)],
+        route_handlers=[*build_routes(edge), *build_health_routes(edge), *build_key_routes(edge, KeyService(edge))],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[edge.start],
         on_shutdown=[edge.stop],

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import structlog
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
+from gateway.access import ModelAccess
 from gateway.auth import Authenticator
 from gateway.dispatcher import Dispatcher
+from gateway.identity import IdentityView, config_teams
 from gateway.presence import WorkerPresence
 from gateway.router import ModelRouter
 from gateway.settings import EdgeSettings
 from llmgw import bus
 from llmgw.contracts import Subjects
+from llmgw.secrets import CredentialCipher, KeyHasher
 
 log = structlog.get_logger()
 
@@ -20,16 +24,22 @@ class Edge:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
         self.subjects = Subjects(settings.bus.prefix)
-        self.auth = Authenticator(settings.config.master_key)
+        self.hasher = KeyHasher(settings.secret)
+        self.cipher = CredentialCipher(settings.secret)
+        self.identity = IdentityView(self.subjects, config_teams(settings.config.litellm_settings))
+        self.auth = Authenticator(settings.config.master_key, self.hasher, self.identity)
+        self.access = ModelAccess(settings.config.deployments)
         self.router = ModelRouter(settings.config.deployments)
         self.nc: Client | None = None
+        self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
         self.presence: WorkerPresence = None  # type: ignore[assignment]
 
     async def start(self) -> None:
         self.nc = await bus.connect(self.settings.bus, name="llmgw-edge")
-        js = self.nc.jetstream()
+        js = self.js = self.nc.jetstream()
         await bus.ensure_request_stream(js, self.subjects)
+        await self.identity.start(js)
         self.dispatcher = Dispatcher(self.nc, js, self.subjects, self.settings.publish_timeout)
         await self.dispatcher.start()
         self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
@@ -38,6 +48,7 @@ class Edge:
 
     async def stop(self) -> None:
         if self.nc is not None:
+            await self.identity.stop()
             await self.dispatcher.stop()
             await self.nc.drain()
             self.nc = None

@@ -93,13 +93,14 @@ def build_routes(edge: Edge) -> list:
                 parsed = parse_embeddings(body)
                 stream = include_usage = False
             rlog.model, rlog.stream = parsed.model, stream
-            deployment = edge.router.pick(parsed.model)
+            model = edge.access.resolve(principal, parsed.model)
+            deployment = edge.router.pick(model)
             deadline = started + edge.settings.request_timeout
             upstream_request = UpstreamRequest(
                 request_id=request_id,
                 reply_to=edge.dispatcher.reply_subject,
                 operation=operation,
-                model_group=parsed.model,
+                model_group=model,
                 deployment_id=deployment.id,
                 body=body,
                 stream=stream,
@@ -107,6 +108,7 @@ def build_routes(edge: Edge) -> list:
                 deadline=deadline,
                 received_at=started,
                 caller=principal.caller,
+                system_prompts=edge.access.system_prompts(principal, edge.identity.global_system_prompt()),
             )
             queue = edge.dispatcher.open(request_id)
             try:
@@ -145,12 +147,13 @@ def build_routes(edge: Edge) -> list:
     @get(_paths("models"))
     async def models(request: Request) -> Response:
         try:
-            edge.auth.authenticate(request.headers.get("authorization"), request.headers.get("api-key"))
+            principal = edge.auth.authenticate(request.headers.get("authorization"), request.headers.get("api-key"))
         except GatewayError as exc:
             return error_response(exc)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": provider}
             for name, provider in edge.router.model_names()
+            if edge.access.allows(principal, name)
         ]
         return Response(content=_encoder.encode({"object": "list", "data": data}), media_type=JSON)
 

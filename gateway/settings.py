@@ -8,12 +8,14 @@ from collections.abc import Mapping
 import msgspec
 
 from llmgw.config import GatewayConfig, load_config
+from llmgw.secrets import server_secret
 from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
 
 
 class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     bus: BusSettings
     config: GatewayConfig
+    secret: bytes  # LLMGW_SECRET_KEY (key hashing, credential encryption)
     host: str = "0.0.0.0"
     port: int = 4000
     http_workers: int = 1  # Granian worker processes, each an edge of its own on the bus
@@ -26,9 +28,11 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings:
     env = os.environ if env is None else env
+    config = load_config(env.get("LLMGW_CONFIG"), env)
     return EdgeSettings(
         bus=bus_settings_from_env(env),
-        config=load_config(env.get("LLMGW_CONFIG"), env),
+        config=config,
+        secret=server_secret(env, config.master_key),
         host=env_str(env, "LLMGW_HOST", "0.0.0.0"),
         port=env_int(env, "LLMGW_PORT", 4000),
         http_workers=env_int(env, "LLMGW_HTTP_WORKERS", 1),

@@ -42,6 +42,28 @@ def _component(module: str):
     return run
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    """Apply ClickHouse migrations and exit (compose.yaml's migration step)."""
+    from llmgw.config import ConfigError
+    from llmgw.logs import configure_logging
+    from metering.settings import metering_settings_from_env
+    from metering.store import UsageStore
+
+    try:
+        settings = metering_settings_from_env(os.environ)
+    except ConfigError as exc:
+        print(f"llmgw migrate: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("migrate", settings.log_level)
+    store = UsageStore.open(settings.clickhouse_url)
+    try:
+        applied = store.migrate(settings.usage_ttl_days)
+    finally:
+        store.close()
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmgw", description="An LLM gateway over NATS JetStream.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--workers", type=int, default=1, help="provider worker processes")
     up.set_defaults(func=_up)
+
+    migrate = sub.add_parser("migrate", help="apply ClickHouse migrations (LLMGW_CLICKHOUSE_URL) and exit")
+    migrate.set_defaults(func=_migrate)
 
     for name, module, text in (
         ("edge", "gateway", "run the HTTP edge only"),

@@ -10,12 +10,14 @@ from collections.abc import Mapping
 import msgspec
 
 from llmgw.config import GatewayConfig, load_config
+from llmgw.secrets import server_secret
 from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     bus: BusSettings
     config: GatewayConfig
+    secret: bytes  # LLMGW_SECRET_KEY (key hashing, credential encryption)
     worker_id: str
     concurrency: int = 256  # upstream calls in flight at once
     ack_wait: float = 30.0  # JetStream redelivers a request not acked (or touched) within this
@@ -31,9 +33,11 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 def worker_settings_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
     env = os.environ if env is None else env
+    config = load_config(env.get("LLMGW_CONFIG"), env)
     return WorkerSettings(
         bus=bus_settings_from_env(env),
-        config=load_config(env.get("LLMGW_CONFIG"), env),
+        config=config,
+        secret=server_secret(env, config.master_key),
         worker_id=env.get("LLMGW_WORKER_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
         concurrency=env_int(env, "LLMGW_WORKER_CONCURRENCY", 256),
         ack_wait=env_float(env, "LLMGW_ACK_WAIT", 30.0),

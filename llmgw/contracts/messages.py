@@ -1,7 +1,4 @@
-"""The one contract between the edge, the workers and metering.
-
-Every NATS subject, every JetStream stream and consumer name, every message that travels on the
-bus and every error code lives here; no other module spells a subject or a wire shape.
+"""Bus names and messages: subjects, streams, consumers, buckets, and what travels on them.
 
 Wire formats:
 - requests and replies between edge and workers are msgpack (internal; payloads carry raw JSON
@@ -115,6 +112,24 @@ class Subjects:
     def metering_query(self) -> str:
         return f"{self.prefix}.metering.query"
 
+    # JetStream KV buckets (records in llmgw.contracts.records).
+    @property
+    def keys_bucket(self) -> str:
+        return f"{self._stream_prefix}_keys"
+
+    @property
+    def users_bucket(self) -> str:
+        return f"{self._stream_prefix}_users"
+
+    @property
+    def teams_bucket(self) -> str:
+        return f"{self._stream_prefix}_teams"
+
+    @property
+    def settings_bucket(self) -> str:
+        """Gateway-wide settings changed at run time: policies and provider credentials."""
+        return f"{self._stream_prefix}_settings"
+
 
 # --------------------------------------------------------------------------------------------
 # Edge -> worker: a request to call an upstream
@@ -147,6 +162,7 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     deadline: float  # epoch seconds; past it nobody is waiting
     received_at: float  # epoch seconds the edge received the request
     caller: Caller
+    system_prompts: list[str] = []  # policy prompts put before the client's messages, in order
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,3 +313,11 @@ decode_query_result = _query_result_decoder.decode
 
 # Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
 MSG_ID_HEADER = "Nats-Msg-Id"
+
+__all__ = [
+    "MSG_ID_HEADER", "Caller", "Cancel", "Chunks", "Completed", "ErrorCode", "ErrorType", "Failed",
+    "Operation", "QueryRequest", "QueryResult", "Reply", "ReplyMessage", "Subjects", "UpstreamRequest",
+    "UsageEvent", "UsageSource", "UsageStatus", "WorkerHeartbeat", "decode_cancel", "decode_heartbeat",
+    "decode_query_request", "decode_query_result", "decode_reply", "decode_request", "decode_usage",
+    "encode_internal", "encode_json",
+]

@@ -1,0 +1,62 @@
+"""Which models a caller may use: aliases first, then the key's and the team's model lists
+(model names, access groups from `model_info.access_groups`, or `*` patterns)."""
+
+from __future__ import annotations
+
+import fnmatch
+
+from gateway.auth import Principal
+from gateway.errors import GatewayError
+from llmgw.config import Deployment
+from llmgw.contracts import ErrorCode, ErrorType
+
+
+class ModelAccess:
+    def __init__(self, deployments: tuple[Deployment, ...]) -> None:
+        self.access_groups: dict[str, set[str]] = {}
+        for d in deployments:
+            for group in d.access_groups:
+                self.access_groups.setdefault(group, set()).add(d.model_name)
+
+    def expand(self, models: list[str]) -> list[str]:
+        """Model names and patterns a list allows, with access groups replaced by their members."""
+        out: list[str] = []
+        for m in models:
+            out.extend(sorted(self.access_groups[m]) if m in self.access_groups else [m])
+        return out
+
+    def _allows(self, models: list[str], name: str) -> bool:
+        return not models or any(m == name or ("*" in m and fnmatch.fnmatchcase(name, m)) for m in self.expand(models))
+
+    def resolve(self, principal: Principal, requested: str) -> str:
+        """The model group to route to; 403 naming the allowed models when it is not allowed."""
+        key = principal.key
+        if key is None:
+            return requested
+        name = key.aliases.get(requested, requested)
+        if not self._allows(key.models, name):
+            raise self._denied(f"This API key may not use model `{requested}`.", key.models)
+        team = principal.team
+        if team is not None and not self._allows(team.models, name):
+            raise self._denied(f"Team {team.team_id} may not use model `{requested}`.", team.models)
+        return name
+
+    def allows(self, principal: Principal, name: str) -> bool:
+        key, team = principal.key, principal.team
+        return (key is None or self._allows(key.models, name)) and (team is None or self._allows(team.models, name))
+
+    def _denied(self, message: str, models: list[str]) -> GatewayError:
+        allowed = ", ".join(self.expand(models))
+        return GatewayError(
+            403, f"{message} Allowed models: [{allowed}]", ErrorType.PERMISSION, ErrorCode.PERMISSION_DENIED, "model"
+        )
+
+    @staticmethod
+    def system_prompts(principal: Principal, global_prompt: str | None) -> list[str]:
+        """Policy prompts in order: gateway-wide, the team's, the key's."""
+        prompts = [global_prompt]
+        if principal.team is not None:
+            prompts.append(principal.team.system_prompt)
+        if principal.key is not None:
+            prompts.append(principal.key.system_prompt)
+        return [p for p in prompts if p]

@@ -1,0 +1,1 @@
+"""The admin API (LiteLLM-compatible): `/key/*`, `/user/*`, `/team/*`, run-time settings."""

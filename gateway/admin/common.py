@@ -1,0 +1,41 @@
+"""What the admin routes share: admin authentication, JSON responses, record rendering."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+
+from gateway.auth import Principal
+from gateway.edge import Edge
+
+_encoder = msgspec.json.Encoder()
+
+TIME_FIELDS = ("expires", "budget_reset_at", "created_at", "updated_at")
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(content=_encoder.encode(body), media_type="application/json", status_code=status)
+
+
+def render(record: msgspec.Struct) -> dict[str, Any]:
+    """A record as the API shows it: times as ISO-8601 strings."""
+    out = msgspec.to_builtins(record)
+    for name in TIME_FIELDS:
+        if name in out:
+            out[name] = iso(out[name]) if out[name] else None
+    return out
+
+
+def admin(edge: Edge, request: Request) -> Principal:
+    return edge.auth.admin(request.headers.get("authorization"), request.headers.get("api-key"))
+
+
+def caller(edge: Edge, request: Request) -> Principal:
+    return edge.auth.authenticate(request.headers.get("authorization"), request.headers.get("api-key"))

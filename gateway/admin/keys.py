@@ -1,0 +1,273 @@
+"""`/key/*`: virtual keys (seed 003's parameters and responses)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from msgspec import UNSET, UnsetType
+
+from gateway.admin.common import admin, caller, iso, json_response, render
+from gateway.admin.params import (
+    apply_defaults,
+    apply_upper_bounds,
+    bad_param,
+    check_non_negative,
+    decode_body,
+    expires_at,
+    parse_duration,
+)
+from gateway.admin.store import RecordStore, not_found
+from gateway.edge import Edge
+from gateway.errors import GatewayError
+from llmgw.contracts import ErrorCode, ErrorType, KeyRecord
+from llmgw.secrets import KEY_PREFIX, generate_key, key_name
+
+
+class KeyParams(msgspec.Struct, kw_only=True):
+    """The settable fields of a key; UNSET tells "not given" apart from null."""
+
+    duration: str | None | UnsetType = UNSET
+    key_alias: str | None | UnsetType = UNSET
+    team_id: str | None | UnsetType = UNSET
+    user_id: str | None | UnsetType = UNSET
+    models: list[str] | None | UnsetType = UNSET
+    aliases: dict[str, str] | None | UnsetType = UNSET
+    config: dict | None | UnsetType = UNSET
+    spend: float | None | UnsetType = UNSET
+    max_budget: float | None | UnsetType = UNSET
+    soft_budget: float | None | UnsetType = UNSET
+    model_max_budget: dict[str, float] | None | UnsetType = UNSET
+    max_parallel_requests: int | None | UnsetType = UNSET
+    tpm_limit: int | None | UnsetType = UNSET
+    rpm_limit: int | None | UnsetType = UNSET
+    budget_duration: str | None | UnsetType = UNSET
+    metadata: dict | None | UnsetType = UNSET
+    permissions: dict | None | UnsetType = UNSET
+    allowed_cache_controls: list[str] | None | UnsetType = UNSET
+    system_prompt: str | None | UnsetType = UNSET
+    blocked: bool | None | UnsetType = UNSET
+
+
+class KeyRef(msgspec.Struct, kw_only=True):
+    key: str
+
+
+class UpdateKeyParams(KeyParams, kw_only=True):
+    key: str
+
+
+class DeleteKeys(msgspec.Struct, kw_only=True):
+    keys: list[str] = []
+    key_aliases: list[str] = []
+
+
+# Record fields that are lists/dicts: null means empty.
+_COLLECTIONS = {"models": [], "aliases": {}, "config": {}, "model_max_budget": {}, "metadata": {}, "permissions": {},
+                "allowed_cache_controls": []}
+_RECORD_FIELDS = set(KeyRecord.__struct_fields__)
+
+
+def given(params: msgspec.Struct) -> dict[str, Any]:
+    return {f: getattr(params, f) for f in params.__struct_fields__ if getattr(params, f) is not UNSET}
+
+
+def check(values: dict[str, Any]) -> None:
+    check_non_negative(values)
+    if values.get("duration") is not None:
+        parse_duration(values["duration"], "duration")
+    if values.get("budget_duration") is not None:
+        parse_duration(values["budget_duration"], "budget_duration")
+    for name in ("max_budget", "soft_budget", "spend"):
+        v = values.get(name)
+        if v is not None and not math.isfinite(v):
+            raise bad_param(name, f"`{name}` must be a finite number")
+
+
+def record_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """Request values as KeyRecord fields (duration becomes expires; nulls of collections empty)."""
+    out = {k: (_COLLECTIONS[k] if v is None and k in _COLLECTIONS else v) for k, v in values.items() if k in _RECORD_FIELDS}
+    if out.get("blocked") is None:
+        out.pop("blocked", None)
+    if out.get("spend") is None:
+        out.pop("spend", None)
+    if "duration" in values:
+        out["expires"] = expires_at(values["duration"])
+    if values.get("budget_duration"):
+        out["budget_reset_at"] = time.time() + parse_duration(values["budget_duration"], "budget_duration")
+    return out
+
+
+def key_info(record: KeyRecord) -> dict[str, Any]:
+    return render(record)
+
+
+def generated_response(key: str, record: KeyRecord, duration: str | None) -> dict[str, Any]:
+    """Seed 003's /key/generate answer: the plaintext key (shown this once), its name, the rest."""
+    return {**render(record), "key": key, "key_name": record.key_name, "expires": iso(record.expires),
+            "token": record.token, "duration": duration}
+
+
+class KeyService:
+    """Key operations shared by /key/*, /user/new and /team/delete."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self.store = RecordStore(edge)
+
+    @property
+    def keys(self):
+        return self.edge.identity.keys
+
+    def token_of(self, key: str) -> str:
+        """Admin calls name a key by its plaintext (sk-...) or by its token (the stored hash)."""
+        return self.edge.hasher.token(key) if key.startswith(KEY_PREFIX) else key
+
+    def find(self, key: str) -> KeyRecord:
+        record = self.keys.items.get(self.token_of(key))
+        if record is None:
+            raise not_found("key")
+        return record
+
+    def settings(self, name: str) -> dict[str, Any]:
+        cfg = self.edge.settings.config
+        return dict(cfg.litellm_settings.get(name) or cfg.general_settings.get(name) or {})
+
+    async def generate(self, values: dict[str, Any]) -> tuple[str, KeyRecord, str | None]:
+        given_names = set(values)
+        apply_defaults(values, self.settings("default_key_generate_params"), given_names)
+        apply_upper_bounds(values, self.settings("upperbound_key_generate_params"))
+        check(values)
+        key = generate_key()
+        now = time.time()
+        record = KeyRecord(
+            token=self.edge.hasher.token(key), key_name=key_name(key), created_at=now, updated_at=now,
+            **record_fields(values),
+        )
+        await self.store.create(self.keys, record.token, record, "key")
+        return key, record, values.get("duration")
+
+    async def update(self, token: str, values: dict[str, Any]) -> KeyRecord:
+        check(values)
+        fields = record_fields(values)
+        return await self.store.modify(
+            self.keys, token, lambda r: msgspec.structs.replace(r, updated_at=time.time(), **fields), "key"
+        )
+
+    async def delete(self, tokens: list[str]) -> None:
+        for token in tokens:
+            await self.store.delete(self.keys, token)
+
+    def tokens_where(self, **match: str | None) -> list[str]:
+        return [t for t, r in self.keys.items.items() if all(getattr(r, k) == v for k, v in match.items())]
+
+
+def build_key_routes(edge: Edge, service: KeyService) -> list:
+    @post("/key/generate", status_code=200)
+    async def generate(request: Request) -> Response:
+        admin(edge, request)
+        params = decode_body(await request.body(), KeyParams)
+        key, record, duration = await service.generate(given(params))
+        return json_response(generated_response(key, record, duration))
+
+    @get("/key/info")
+    async def info(request: Request, key: str | None = None) -> Response:
+        principal = caller(edge, request)
+        if key is None:
+            if principal.key is None:
+                raise bad_param("key", "`key` is required")
+            record = principal.key
+        else:
+            record = service.find(key)
+            if not principal.is_admin and (principal.key is None or principal.key.token != record.token):
+                raise GatewayError(403, "a key that is not an admin's can only look up itself", ErrorType.PERMISSION,
+                                   ErrorCode.PERMISSION_DENIED, "key")
+        return json_response({"key": key or record.key_name, "info": key_info(record)})
+
+    @post("/key/update", status_code=200)
+    async def update(request: Request) -> Response:
+        admin(edge, request)
+        params = decode_body(await request.body(), UpdateKeyParams)
+        values = given(params)
+        values.pop("key")
+        record = await service.update(service.find(params.key).token, values)
+        return json_response({"key": params.key, **key_info(record)})
+
+    @post("/key/delete", status_code=200)
+    async def delete(request: Request) -> Response:
+        admin(edge, request)
+        params = decode_body(await request.body(), DeleteKeys)
+        if not params.keys and not params.key_aliases:
+            raise bad_param("keys", "give `keys` (or `key_aliases`) to delete")
+        tokens = [service.find(k).token for k in params.keys]
+        for alias in params.key_aliases:
+            found = service.tokens_where(key_alias=alias)
+            if not found:
+                raise not_found(f"key with alias {alias!r}")
+            tokens += found
+        await service.delete(tokens)
+        return json_response({"deleted_keys": params.keys + params.key_aliases})
+
+    @get("/key/list")
+    async def list_keys(
+        request: Request, page: int = 1, size: int = 10, user_id: str | None = None, team_id: str | None = None,
+        key_alias: str | None = None, return_full_object: bool = False,
+    ) -> Response:
+        admin(edge, request)
+        if page < 1 or not 1 <= size <= 1000:
+            raise bad_param("page", "`page` must be >= 1 and `size` between 1 and 1000")
+        match = {k: v for k, v in (("user_id", user_id), ("team_id", team_id), ("key_alias", key_alias)) if v is not None}
+        records = sorted((r for r in service.keys.items.values() if all(getattr(r, k) == v for k, v in match.items())),
+                         key=lambda r: r.created_at)
+        chunk = records[(page - 1) * size : page * size]
+        return json_response({
+            "keys": [key_info(r) if return_full_object else r.token for r in chunk],
+            "total_count": len(records),
+            "current_page": page,
+            "total_pages": max(1, math.ceil(len(records) / size)),
+        })
+
+    async def regenerate_key(request: Request, key: str) -> Response:
+        admin(edge, request)
+        old = service.find(key)
+        overrides = given(decode_body(await request.body(), KeyParams)) if (await request.body()).strip() else {}
+        values = {f: getattr(old, f) for f in KeyParams.__struct_fields__ if f in _RECORD_FIELDS}
+        values.update(overrides)
+        check(values)
+        new_key = generate_key()
+        now = time.time()
+        fields = record_fields(values)
+        fields.setdefault("expires", old.expires)
+        record = msgspec.structs.replace(
+            old, token=edge.hasher.token(new_key), key_name=key_name(new_key), updated_at=now, **fields
+        )
+        await service.store.create(service.keys, record.token, record, "key")
+        await service.delete([old.token])
+        return json_response(generated_response(new_key, record, values.get("duration")))
+
+    @post("/key/regenerate", status_code=200)
+    async def regenerate(request: Request) -> Response:
+        return await regenerate_key(request, decode_body(await request.body(), KeyRef).key)
+
+    @post("/key/{key:str}/regenerate", status_code=200)
+    async def regenerate_by_path(request: Request, key: str) -> Response:
+        return await regenerate_key(request, key)
+
+    async def set_blocked(request: Request, blocked: bool) -> Response:
+        admin(edge, request)
+        ref = decode_body(await request.body(), KeyRef)
+        record = await service.update(service.find(ref.key).token, {"blocked": blocked})
+        return json_response(key_info(record))
+
+    @post("/key/block", status_code=200)
+    async def block(request: Request) -> Response:
+        return await set_blocked(request, True)
+
+    @post("/key/unblock", status_code=200)
+    async def unblock(request: Request) -> Response:
+        return await set_blocked(request, False)
+
+    return [generate, info, update, delete, list_keys, regenerate, regenerate_by_path, block, unblock]

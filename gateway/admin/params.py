@@ -1,0 +1,82 @@
+"""Parsing and checking admin parameters: durations, budgets, defaults and upper bounds."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+from gateway.errors import GatewayError
+from llmgw.contracts import ErrorCode, ErrorType
+
+T = TypeVar("T")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?|w|weeks?|mo|months?)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}
+
+# Fields whose value must not be negative.
+NON_NEGATIVE = ("max_budget", "soft_budget", "spend", "max_parallel_requests", "tpm_limit", "rpm_limit")
+
+
+def bad_param(param: str, message: str) -> GatewayError:
+    return GatewayError(400, message, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param)
+
+
+def parse_duration(value: str, param: str = "duration") -> float:
+    """"30s", "20m", "30h", "30d" (also "30min", "2w", "1mo") -> seconds."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match:
+        raise bad_param(param, f"`{param}` must look like 30s, 20m, 30h or 30d; got {value!r}")
+    number, unit = float(match[1]), match[2]
+    key = "mo" if unit.startswith("mo") else unit[0]
+    return number * _UNIT_SECONDS[key]
+
+
+def decode_body(body: bytes, kind: type[T]) -> T:
+    """Decode an admin request body; 400 naming the field on a wrong type."""
+    if not body.strip():
+        body = b"{}"
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        match = re.search(r"at `\$\.([^`]*)`", str(exc)) or re.search(r"field `([^`]+)`", str(exc))
+        raise bad_param(match[1] if match else None, f"Invalid request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise bad_param(None, f"Invalid JSON body: {exc}") from None
+
+
+def check_non_negative(values: Mapping[str, Any]) -> None:
+    for name in NON_NEGATIVE:
+        v = values.get(name)
+        if v is not None and v < 0:
+            raise bad_param(name, f"`{name}` must not be negative; got {v}")
+    for model, budget in (values.get("model_max_budget") or {}).items():
+        if budget is not None and budget < 0:
+            raise bad_param("model_max_budget", f"`model_max_budget[{model}]` must not be negative")
+
+
+def apply_defaults(values: dict[str, Any], defaults: Mapping[str, Any], given: set[str]) -> None:
+    """`default_key_generate_params`: fill what the request did not give."""
+    for name, value in defaults.items():
+        if name not in given and value is not None:
+            values[name] = value
+
+
+def apply_upper_bounds(values: dict[str, Any], bounds: Mapping[str, Any]) -> None:
+    """`upperbound_key_generate_params`: a value above its bound is lowered to the bound."""
+    for name, bound in bounds.items():
+        if bound is None or name not in values:
+            continue
+        value = values[name]
+        if name in ("duration", "budget_duration"):
+            if value is None or parse_duration(value, name) > parse_duration(bound, name):
+                values[name] = bound
+        elif isinstance(bound, (int, float)) and (value is None or value > bound):
+            values[name] = bound
+
+
+def expires_at(duration: str | None) -> float | None:
+    return None if duration is None else time.time() + parse_duration(duration)

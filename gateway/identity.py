@@ -1,0 +1,75 @@
+"""The edge's in-memory view of keys, users, teams and policy, fed by KV watches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from nats.js import JetStreamContext
+
+from llmgw.contracts import (
+    POLICY_KEY,
+    POLICY_PREFIX,
+    KeyRecord,
+    PolicyRecord,
+    Subjects,
+    TeamRecord,
+    UserRecord,
+    kv_key,
+)
+from llmgw.kv import WatchedMap, open_bucket
+
+
+def config_teams(litellm_settings: Mapping[str, Any]) -> dict[str, TeamRecord]:
+    """`default_team_settings` from the config file: teams known before anyone creates them."""
+    out: dict[str, TeamRecord] = {}
+    for entry in litellm_settings.get("default_team_settings") or []:
+        if isinstance(entry, dict) and entry.get("team_id"):
+            fields = {k: v for k, v in entry.items() if k in TeamRecord.__struct_fields__}
+            out[str(entry["team_id"])] = msgspec.convert(fields, TeamRecord)
+    return out
+
+
+class IdentityView:
+    def __init__(self, subjects: Subjects, default_teams: dict[str, TeamRecord]) -> None:
+        self.subjects = subjects
+        self.default_teams = default_teams
+        self.keys: WatchedMap[KeyRecord] = None  # type: ignore[assignment]  # set in start()
+        self.users: WatchedMap[UserRecord] = None  # type: ignore[assignment]
+        self.teams: WatchedMap[TeamRecord] = None  # type: ignore[assignment]
+        self.policies: WatchedMap[PolicyRecord] = None  # type: ignore[assignment]
+
+    async def start(self, js: JetStreamContext) -> None:
+        s = self.subjects
+        self.keys = WatchedMap(await open_bucket(js, s.keys_bucket), msgspec.json.Decoder(KeyRecord), "keys")
+        self.users = WatchedMap(await open_bucket(js, s.users_bucket), msgspec.json.Decoder(UserRecord), "users")
+        self.teams = WatchedMap(await open_bucket(js, s.teams_bucket), msgspec.json.Decoder(TeamRecord), "teams")
+        self.policies = WatchedMap(
+            await open_bucket(js, s.settings_bucket), msgspec.json.Decoder(PolicyRecord), "policies", POLICY_PREFIX
+        )
+        for m in (self.keys, self.users, self.teams, self.policies):
+            await m.start()
+
+    async def stop(self) -> None:
+        for m in (self.keys, self.users, self.teams, self.policies):
+            if m is not None:
+                await m.stop()
+
+    def key(self, token: str) -> KeyRecord | None:
+        return self.keys.items.get(token)
+
+    def key_deleted(self, token: str) -> bool:
+        return token in self.keys.deleted
+
+    def user(self, user_id: str | None) -> UserRecord | None:
+        return self.users.items.get(kv_key(user_id)) if user_id else None
+
+    def team(self, team_id: str | None) -> TeamRecord | None:
+        if not team_id:
+            return None
+        return self.teams.items.get(kv_key(team_id)) or self.default_teams.get(team_id)
+
+    def global_system_prompt(self) -> str | None:
+        policy = self.policies.items.get(POLICY_KEY)
+        return policy.system_prompt if policy else None

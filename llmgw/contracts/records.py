@@ -1,0 +1,133 @@
+"""Records kept in JetStream KV buckets: virtual keys, users, teams, run-time settings.
+
+Values are JSON. Keys of the keys bucket are the key's token (an HMAC of the plaintext key, hex);
+users and teams are stored under `kv_key(id)` because ids may hold characters KV keys may not.
+Every record carries `updated_at`; readers apply a KV entry only if its revision is newer than the
+one they hold, so an older copy never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import msgspec
+
+ROLE_ADMIN = "admin"
+ROLE_APP_OWNER = "app_owner"
+ROLE_APP_USER = "app_user"
+USER_ROLES = (ROLE_ADMIN, ROLE_APP_OWNER, ROLE_APP_USER)
+
+
+def kv_key(identifier: str) -> str:
+    """A KV-safe key for any id (user ids are often e-mail addresses)."""
+    return "i" + base64.urlsafe_b64encode(identifier.encode()).decode()
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    token: str  # HMAC-SHA256 of the plaintext key; the plaintext is never stored
+    key_name: str  # `sk-...abcd`: enough to recognise a key, not to use it
+    key_alias: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    models: list[str] = []  # model names or access groups; empty: every model
+    aliases: dict[str, str] = {}
+    config: dict = {}
+    spend: float = 0.0
+    max_budget: float | None = None
+    soft_budget: float | None = None
+    model_max_budget: dict[str, float] = {}
+    max_parallel_requests: int | None = None
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    budget_duration: str | None = None
+    budget_reset_at: float | None = None
+    metadata: dict = {}
+    permissions: dict = {}
+    allowed_cache_controls: list[str] = []
+    system_prompt: str | None = None
+    expires: float | None = None  # epoch seconds
+    blocked: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    user_email: str | None = None
+    user_role: str = ROLE_APP_USER
+    teams: list[str] = []
+    models: list[str] = []
+    spend: float = 0.0
+    max_budget: float | None = None
+    soft_budget: float | None = None
+    model_spend: dict[str, float] = {}
+    model_max_budget: dict[str, float] = {}
+    max_parallel_requests: int | None = None
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    budget_duration: str | None = None
+    budget_reset_at: float | None = None
+    allowed_cache_controls: list[str] = []
+    metadata: dict = {}
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class TeamMember(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str | None = None
+    user_email: str | None = None
+    role: str = "user"  # "admin" or "user"
+
+
+class TeamRecord(msgspec.Struct, frozen=True, kw_only=True):
+    team_id: str
+    team_alias: str | None = None
+    models: list[str] = []  # bound on the models its keys may call; empty: every model
+    spend: float = 0.0
+    max_budget: float | None = None
+    soft_budget: float | None = None
+    model_max_budget: dict[str, float] = {}
+    max_parallel_requests: int | None = None
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    budget_duration: str | None = None
+    budget_reset_at: float | None = None
+    members_with_roles: list[TeamMember] = []
+    metadata: dict = {}
+    system_prompt: str | None = None
+    blocked: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class CredentialRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider credential set at run time, encrypted with a key derived from LLMGW_SECRET_KEY."""
+
+    deployment_id: str
+    ciphertext: str  # Fernet token
+    masked: str  # `sk-...abcd`, what admin endpoints show
+    updated_at: float = 0.0
+
+
+class PolicyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Gateway-wide policy: the system prompt injected into every request."""
+
+    system_prompt: str | None = None
+    updated_at: float = 0.0
+
+
+# Keys of the settings bucket.
+POLICY_PREFIX = "policy."
+POLICY_KEY = "policy.global"
+CREDENTIAL_PREFIX = "credential."
+
+
+def credential_key(deployment_id: str) -> str:
+    return CREDENTIAL_PREFIX + kv_key(deployment_id)
+
+
+__all__ = [
+    "CREDENTIAL_PREFIX", "POLICY_KEY", "POLICY_PREFIX", "ROLE_ADMIN", "ROLE_APP_OWNER", "ROLE_APP_USER", "USER_ROLES",
+    "CredentialRecord", "KeyRecord", "PolicyRecord", "TeamMember", "TeamRecord", "UserRecord",
+    "credential_key", "kv_key",
+]
