@@ -29,6 +29,7 @@ from llmgw.contracts import (
     encode_internal,
     encode_json,
 )
+from workers.credentials import DeploymentTable
 from workers.providers import Provider
 from workers.providers.base import UpstreamError
 from workers.relay import ChunkRelay
@@ -52,8 +53,15 @@ class Outcome(msgspec.Struct):
 
 class RequestHandler:
     def __init__(
-        self, nc: Client, js: JetStreamContext, subjects: Subjects, settings: WorkerSettings, providers: dict[str, Provider]
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        subjects: Subjects,
+        settings: WorkerSettings,
+        providers: dict[str, Provider],
+        deployments: DeploymentTable,
     ) -> None:
+        self.deployments = deployments
         self.nc = nc
         self.js = js
         self.subjects = subjects
@@ -72,7 +80,7 @@ class RequestHandler:
         heartbeat = asyncio.create_task(self._keep_alive(msg))
         started = time.time()
         outcome = Outcome()
-        deployment = self.settings.config.deployment(request.deployment_id)
+        deployment = self.deployments.get(request.deployment_id)
         try:
             await self._serve(request, attempt, deployment, outcome, started)
             latency_ms = (time.time() - started) * 1000.0

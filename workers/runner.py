@@ -9,6 +9,8 @@ from nats.aio.msg import Msg
 
 from llmgw import bus
 from llmgw.contracts import Subjects, WorkerHeartbeat, decode_cancel, encode_internal
+from llmgw.secrets import CredentialCipher
+from workers.credentials import DeploymentTable
 from workers.handler import RequestHandler
 from workers.http_client import build_http_client
 from workers.providers import build_providers
@@ -31,8 +33,11 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await bus.ensure_request_stream(js, subjects)
     await bus.ensure_usage_stream(js, subjects, settings.usage_retention_days * 86400.0)
+    deployments = DeploymentTable(settings.config, CredentialCipher(settings.secret))
+    await deployments.start(js, subjects)
     client = build_http_client(settings.upstream_connections)
-    handler = RequestHandler(nc, js, subjects, settings, build_providers(client, settings.default_timeout, settings.connect_timeout))
+    providers = build_providers(client, settings.default_timeout, settings.connect_timeout)
+    handler = RequestHandler(nc, js, subjects, settings, providers, deployments)
 
     def on_message(msg: Msg) -> None:
         task = asyncio.create_task(handler.handle(msg))
@@ -81,6 +86,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     for p in pullers:
         await p.close()
     await cancel_sub.unsubscribe()
+    await deployments.stop()
     await nc.drain()
     await client.aclose()
     log.info("worker_stopped", worker_id=settings.worker_id)
