@@ -5,6 +5,9 @@ from __future__ import annotations
 from litestar import Litestar
 
 from gateway.admin.keys import KeyService, build_key_routes
+from gateway.admin.runtime_settings import build_settings_routes
+from gateway.admin.teams import build_team_routes
+from gateway.admin.users import build_user_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
@@ -14,8 +17,15 @@ from gateway.settings import EdgeSettings
 
 def create_app(settings: EdgeSettings) -> Litestar:
     edge = Edge(settings)
+    keys = KeyService(edge)
+    admin_routes = [
+        *build_key_routes(edge, keys),
+        *build_user_routes(edge, keys),
+        *build_team_routes(edge, keys),
+        *build_settings_routes(edge, keys),
+    ]
     app = Litestar(
-        route_handlers=[*build_routes(edge), *build_health_routes(edge), *build_key_routes(edge, KeyService(edge))],
+        route_handlers=[*build_routes(edge), *build_health_routes(edge), *admin_routes],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[edge.start],
         on_shutdown=[edge.stop],

@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=1, help="provider worker processes")
     up.set_defaults(func=_up)
 
+    from llmgw.admin_cli import add_admin_commands
+
+    add_admin_commands(sub)
+
     migrate = sub.add_parser("migrate", help="apply ClickHouse migrations (LLMGW_CLICKHOUSE_URL) and exit")
     migrate.set_defaults(func=_migrate)
 
