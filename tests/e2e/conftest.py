@@ -36,6 +36,11 @@ def write_config(path: Path, upstream_base: str) -> Path:
             "      api_key: os.environ/E2E_UPSTREAM_KEY",
         ]
     lines += [
+        "  - model_name: rotating",  # its credential is wrong until an admin sets it at run time
+        "    params:",
+        "      model: openai/gpt-4o",
+        f"      api_base: {upstream_base}",
+        "      api_key: sk-stale-upstream-key-0000",
         "  - model_name: unreachable",
         "    params:",
         "      model: openai/gpt-4o",
