@@ -111,7 +111,7 @@ def plan(settings: UpSettings) -> tuple[list[Child], dict[str, str]]:
     env = dict(os.environ)
     env.update(
         LLMGW_NATS_URL=nats_url,
-        LLMGW_CLICKHOUSE_URL=settings.clickhouse_url or f"chdb:///{(settings.state_dir / 'clickhouse').resolve()}",
+        LLMGW_CLICKHOUSE_URL=settings.clickhouse_url or "chdb://" + str((settings.state_dir / "clickhouse").resolve()),
         LLMGW_STATE_DIR=str(settings.state_dir),
         LLMGW_HOST=settings.host,
         LLMGW_PORT=str(settings.port),

@@ -1,0 +1,278 @@
+"""Fake OpenAI upstream for llmgw's benchmarks and tests.
+
+The wire format follows the public OpenAI API reference:
+  https://platform.openai.com/docs/api-reference/chat/create       (chat.completion object)
+  https://platform.openai.com/docs/api-reference/chat/streaming    (chat.completion.chunk SSE events)
+  https://platform.openai.com/docs/api-reference/embeddings/create
+  https://platform.openai.com/docs/api-reference/models/list
+  and the error object format {"error": {"message", "type", "param", "code"}}.
+
+Endpoints (with or without the /v1 prefix): POST /v1/chat/completions, POST /v1/embeddings,
+GET /v1/models; GET /_fake/stats -> {"requests", "by_model", "auth_failures"}; POST /_fake/reset.
+`requests` counts every call to an API endpoint (auth failures included); `by_model` counts
+those that passed auth and named a model.
+
+Behaviour by the request's model name: fake-error-{400,401,404,429,500,503} answer that error;
+fake-slow-<ms> waits before answering; fake-hang never answers; fake-stream-fail streams three
+words then drops the connection; fake-chunk-delay-<ms> streams with that delay between chunks.
+Token accounting is described in fake_openai_payloads.py.
+
+CLI:  python -m bench.fake_openai --host 127.0.0.1 --port 0 [--api-key KEY]
+          [--chunk-delay-ms 0] [--latency-ms 0]        (prints "READY <port>" when listening)
+Code: handle, port = await start_fake(api_key="sk-x"); ...; await handle.stop()
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from bench import fake_openai_payloads as payloads
+from bench.fake_http import DropConnection, HttpServer, Request, Response, StreamResponse, serve
+from bench.fake_openai_payloads import BadRequest, ChunkWriter, error_body
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+STREAM_FAIL_AFTER_WORDS = 3
+
+# model name -> (status, message, type, param, code, extra headers)
+FAULTS: dict[str, tuple[int, str, str, str | None, str | None, dict]] = {
+    "fake-error-400": (400, "fake bad request", "invalid_request_error", "messages", None, {}),
+    "fake-error-401": (401, "Incorrect API key provided", "invalid_request_error", None, "invalid_api_key", {}),
+    "fake-error-404": (
+        404,
+        "The model `fake-error-404` does not exist or you do not have access to it.",
+        "invalid_request_error",
+        None,
+        "model_not_found",
+        {},
+    ),
+    "fake-error-429": (
+        429,
+        "Rate limit reached for requests on fake-error-429. Please try again in 1s.",
+        "requests",
+        None,
+        "rate_limit_exceeded",
+        {"retry-after": "1"},
+    ),
+    "fake-error-500": (
+        500,
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+        None,
+        None,
+        {},
+    ),
+    "fake-error-503": (
+        503,
+        "The engine is currently overloaded, please try again later.",
+        "server_error",
+        None,
+        None,
+        {},
+    ),
+}
+
+
+def _json_response(body: bytes, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(status, body, {**JSON_HEADERS, **headers} if headers else JSON_HEADERS)
+
+
+def _error(status: int, message: str, type_: str, param=None, code=None, headers=None) -> Response:
+    return _json_response(error_body(message, type_, param, code), status, headers)
+
+
+def _suffix_ms(model: str, prefix: str) -> float | None:
+    """`fake-slow-250` with prefix `fake-slow-` -> 250.0; None when the model does not match."""
+    if not model.startswith(prefix):
+        return None
+    try:
+        return max(0.0, float(model[len(prefix) :]))
+    except ValueError:
+        return None
+
+
+@dataclass
+class FakeStats:
+    requests: int = 0
+    by_model: dict[str, int] = field(default_factory=dict)
+    auth_failures: int = 0
+
+    def as_dict(self) -> dict:
+        return {"requests": self.requests, "by_model": dict(self.by_model), "auth_failures": self.auth_failures}
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.by_model.clear()
+        self.auth_failures = 0
+
+
+class FakeOpenAI:
+    """The request handler: routing, auth, faults and responses."""
+
+    def __init__(self, api_key: str | None = None, chunk_delay_ms: float = 0, latency_ms: float = 0) -> None:
+        self.expected_auth = f"Bearer {api_key}" if api_key else None
+        self.chunk_delay_s = chunk_delay_ms / 1000
+        self.latency_s = latency_ms / 1000
+        self.stats = FakeStats()
+        self._api_routes = {
+            ("POST", "/chat/completions"): self._chat,
+            ("POST", "/embeddings"): self._embeddings,
+            ("GET", "/models"): self._models,
+        }
+
+    async def handle(self, request: Request) -> Response | StreamResponse:
+        path = request.path
+        if path.startswith("/v1/"):
+            path = path[3:]
+        route = self._api_routes.get((request.method, path))
+        if route is not None:
+            return await self._api_call(request, route)
+        if path == "/_fake/stats" and request.method == "GET":
+            return _json_response(payloads.encode_json(self.stats.as_dict()))
+        if path == "/_fake/reset" and request.method == "POST":
+            self.stats.reset()
+            return _json_response(b'{"ok":true}')
+        return _error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
+
+    async def _api_call(self, request: Request, route) -> Response | StreamResponse:
+        self.stats.requests += 1
+        if self.expected_auth and request.headers.get("authorization") != self.expected_auth:
+            self.stats.auth_failures += 1
+            return _error(401, "Incorrect API key provided", "invalid_request_error", None, "invalid_api_key")
+        if request.method == "GET":
+            return await route({})
+        try:
+            body = payloads.decode_json(request.body)
+        except ValueError:
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object.", "invalid_request_error")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return _error(400, "you must provide a model parameter", "invalid_request_error", "model")
+        self.stats.by_model[model] = self.stats.by_model.get(model, 0) + 1
+        fault = FAULTS.get(model)
+        if fault is not None:
+            status, message, type_, param, code, headers = fault
+            return _error(status, message, type_, param, code, headers)
+        if model == "fake-hang":
+            await asyncio.Future()  # cancelled when the client disconnects
+        delay_s = self.latency_s + (_suffix_ms(model, "fake-slow-") or 0) / 1000
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        try:
+            return await route(body)
+        except BadRequest as exc:
+            return _error(400, str(exc), "invalid_request_error", exc.param)
+
+    async def _models(self, body: dict) -> Response:
+        return _json_response(payloads.models_list())
+
+    async def _embeddings(self, body: dict) -> Response:
+        return _json_response(payloads.embeddings(body))
+
+    async def _chat(self, body: dict) -> Response | StreamResponse:
+        prompt_tokens, cached_tokens = payloads.count_prompt(body.get("messages"))
+        n, finish_reason = payloads.completion_length(body)
+        usage = payloads.chat_usage(prompt_tokens, n, cached_tokens)
+        model = body["model"]
+        if not body.get("stream"):
+            return _json_response(payloads.chat_completion(model, n, finish_reason, usage))
+        stream_options = body.get("stream_options")
+        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+        events = self._stream_events(model, n, finish_reason, usage, include_usage)
+        return StreamResponse(events, headers=SSE_HEADERS)
+
+    async def _stream_events(self, model, n, finish_reason, usage, include_usage):
+        delay_ms = _suffix_ms(model, "fake-chunk-delay-")
+        delay_s = self.chunk_delay_s if delay_ms is None else delay_ms / 1000
+        fail = model == "fake-stream-fail"
+        chunks = ChunkWriter(model, include_usage)
+        yield chunks.delta({"role": "assistant", "content": ""})
+        for i in range(STREAM_FAIL_AFTER_WORDS if fail else n):
+            if delay_s:
+                await asyncio.sleep(delay_s)
+            yield chunks.word(i)
+        if fail:
+            raise DropConnection  # no finish chunk, no [DONE], no end of the chunked body
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        tail = chunks.delta({}, finish_reason)
+        if include_usage:
+            tail += chunks.usage(usage)
+        yield tail + payloads.DONE_EVENT
+
+
+class FakeServerHandle:
+    """A running in-process fake upstream."""
+
+    def __init__(self, app: FakeOpenAI, server: HttpServer, host: str) -> None:
+        self.app = app
+        self.server = server
+        self.host = host
+        self.port = server.port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def stats(self) -> FakeStats:
+        return self.app.stats
+
+    async def stop(self) -> None:
+        await self.server.close()
+
+
+async def start_fake(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    api_key: str | None = None,
+    chunk_delay_ms: float = 0,
+    latency_ms: float = 0,
+) -> tuple[FakeServerHandle, int]:
+    """Start the fake upstream on the running loop; returns (handle, actual port)."""
+    app = FakeOpenAI(api_key=api_key, chunk_delay_ms=chunk_delay_ms, latency_ms=latency_ms)
+    handle = FakeServerHandle(app, await serve(app.handle, host, port), host)
+    return handle, handle.port
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    handle, port = await start_fake(args.host, args.port, args.api_key, args.chunk_delay_ms, args.latency_ms)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"READY {port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await handle.stop()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.fake_openai", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer <key>'")
+    parser.add_argument("--chunk-delay-ms", type=float, default=0, help="delay between streamed chunks")
+    parser.add_argument("--latency-ms", type=float, default=0, help="delay before every model answer")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve(args))
+    else:
+        uvloop.run(_serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The usage consumer: JetStream usage events -> batched inserts into ClickHouse.
+
+A batch is acked only after its insert returned. While ClickHouse fails the batch is held and
+retried with backoff, its messages kept from redelivery with `in_progress()`. A redelivery that
+still happens (a crash between insert and ack) is dropped by the store's request_id check, so
+every event lands exactly once. A message that is not a valid usage event is logged and
+terminated: it would never get better.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from llmgw.bus import ensure_pull_consumer, ensure_usage_stream
+from llmgw.contracts import Subjects, UsageEvent, decode_usage
+from metering.rows import usage_problem
+from metering.store import UsageStore
+
+log = structlog.get_logger()
+
+ACK_WAIT = 30.0  # seconds JetStream waits for an ack (or an in_progress) before redelivering
+MAX_POLL = 0.25  # a fetch waits at most this long, so a stop is noticed within it
+FETCH_RETRY = 0.5  # seconds between attempts when the bus is unreachable
+MAX_BACKOFF = 10.0  # insert retries back off up to this
+
+
+class UsageConsumer:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        subjects: Subjects,
+        store: UsageStore,
+        *,
+        batch_size: int,
+        flush_interval: float,
+        stream_max_age: float,
+        ack_wait: float = ACK_WAIT,
+    ) -> None:
+        self._js = js
+        self._subjects = subjects
+        self._store = store
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._stream_max_age = stream_max_age
+        self._ack_wait = ack_wait
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._needs_setup = False
+        self._msgs: list[Msg] = []
+        self._events: list[UsageEvent] = []
+
+    def request_setup(self) -> None:
+        """Declare the stream and consumer again before the next fetch (after a reconnect the
+        server may have lost them)."""
+        self._needs_setup = True
+
+    async def setup(self) -> None:
+        """Declare the stream and the durable consumer (idempotent) and bind to it."""
+        await ensure_usage_stream(self._js, self._subjects, self._stream_max_age)
+        await ensure_pull_consumer(
+            self._js,
+            self._subjects.usage_stream,
+            self._subjects.metering_consumer,
+            self._subjects.usage_wildcard,
+            ack_wait=self._ack_wait,
+            max_ack_pending=2 * self._batch_size,
+        )
+        await self.close()
+        self._sub = await self._js.pull_subscribe_bind(
+            self._subjects.metering_consumer, stream=self._subjects.usage_stream
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, then flush what is held and return."""
+        deadline = 0.0  # when the held batch must be flushed
+        while not stop.is_set():
+            now = time.monotonic()
+            if self._events and (len(self._events) >= self._batch_size or now >= deadline):
+                await self._flush(stop)
+                continue
+            if self._needs_setup and not await self._setup_again(stop):
+                continue
+            wait = min(deadline - now, MAX_POLL) if self._events else MAX_POLL
+            try:
+                msgs = await self._sub.fetch(self._batch_size - len(self._events), timeout=max(wait, 0.01))
+            except TimeoutError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - the bus is down or the consumer is gone: heal
+                log.warning("usage_fetch_failed", error=str(exc) or type(exc).__name__)
+                await _sleep_unless(stop, FETCH_RETRY)
+                self._needs_setup = True
+                continue
+            if not self._events:
+                deadline = time.monotonic() + self._flush_interval
+            for msg in msgs:
+                await self._take(msg)
+        if self._events:
+            await self._flush(stop)
+
+    async def close(self) -> None:
+        """Drop the pull subscription. Call it before `nc.drain()`: the subscription's queue may
+        hold status messages nobody reads, and draining would wait on them (up to 30 s)."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - a subscription the connection already lost
+                pass
+
+    async def _setup_again(self, stop: asyncio.Event) -> bool:
+        try:
+            await self.setup()
+        except Exception as exc:  # noqa: BLE001 - retried until it works or we stop
+            log.warning("usage_consumer_setup_failed", error=str(exc) or type(exc).__name__)
+            await _sleep_unless(stop, FETCH_RETRY)
+            return False
+        self._needs_setup = False
+        return True
+
+    async def _take(self, msg: Msg) -> None:
+        try:
+            event = decode_usage(msg.data)
+        except msgspec.DecodeError as exc:
+            problem = str(exc)
+        else:
+            problem = usage_problem(event)
+        if problem is None:
+            self._msgs.append(msg)
+            self._events.append(event)
+            return
+        log.warning("usage_event_rejected", subject=msg.subject, seq=msg.metadata.sequence.stream, error=problem)
+        try:
+            await msg.term()
+        except Exception as exc:  # noqa: BLE001 - it comes back and is rejected again
+            log.warning("usage_term_failed", error=str(exc) or type(exc).__name__)
+
+    async def _flush(self, stop: asyncio.Event) -> None:
+        """Insert the held batch and ack it; retry while ClickHouse fails, unless stopping."""
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                inserted = await self._insert_keeping_alive()
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the batch, retry
+                attempt += 1
+                error = str(exc) or type(exc).__name__
+                if stop.is_set():
+                    log.warning("usage_batch_returned", rows=len(self._events), error=error)
+                    await self._settle(ack=False)
+                    return
+                delay = min(0.5 * 2 ** (attempt - 1), MAX_BACKOFF)
+                log.warning("usage_insert_failed", rows=len(self._events), attempt=attempt, retry_in=delay, error=error)
+                await self._hold(stop, delay)
+                continue
+            rows = len(self._events)
+            await self._settle(ack=True)
+            log.info(
+                "usage_batch_flushed",
+                rows=inserted,
+                duplicates=rows - inserted,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            return
+
+    async def _insert_keeping_alive(self) -> int:
+        """Insert the held events in a thread, telling JetStream we are on it while it runs."""
+        insert = asyncio.create_task(asyncio.to_thread(self._store.insert_usage, list(self._events)))
+        while True:
+            done, _ = await asyncio.wait({insert}, timeout=self._ack_wait / 3)
+            if done:
+                return insert.result()
+            await self._touch()
+
+    async def _hold(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait `seconds` (less if stopping), keeping the held messages from redelivery."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            await self._touch()
+            await _sleep_unless(stop, min(left, self._ack_wait / 3))
+
+    async def _touch(self) -> None:
+        for msg in self._msgs:
+            try:
+                await msg.in_progress()
+            except Exception:  # noqa: BLE001 - at worst a redelivery, which the store drops
+                break
+
+    async def _settle(self, ack: bool) -> None:
+        """Ack (or nak: give back for redelivery) every held message, then forget the batch."""
+        try:
+            for msg in self._msgs:
+                await (msg.ack() if ack else msg.nak())
+        except Exception as exc:  # noqa: BLE001 - unacked messages come back and are dropped as duplicates
+            log.warning("usage_ack_failed", error=str(exc) or type(exc).__name__)
+        self._msgs.clear()
+        self._events.clear()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,67 @@
+"""The metering process: usage events from JetStream into ClickHouse, and the SQL read service."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from nats.aio.client import Client
+
+from llmgw.bus import connect
+from llmgw.contracts import Subjects
+from metering.consumer import UsageConsumer
+from metering.query_service import QueryService
+from metering.settings import MeteringSettings, redact_dsn
+from metering.store import UsageStore
+
+log = structlog.get_logger()
+
+SECONDS_PER_DAY = 86400.0
+
+
+async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
+    """Run until `stop` is set, then flush the held batch, drain the bus and close the store."""
+    subjects = Subjects(settings.bus.prefix)
+    store = await asyncio.to_thread(UsageStore.open, settings.clickhouse_url)
+    try:
+        applied = await asyncio.to_thread(store.migrate, settings.usage_ttl_days)
+        consumer: UsageConsumer | None = None
+
+        async def on_reconnect() -> None:
+            if consumer is not None:
+                consumer.request_setup()
+
+        nc = await connect(settings.bus, name="llmgw-metering", on_reconnect=on_reconnect)
+        consumer = UsageConsumer(
+            nc.jetstream(),
+            subjects,
+            store,
+            batch_size=settings.batch_size,
+            flush_interval=settings.flush_interval,
+            stream_max_age=settings.usage_retention_days * SECONDS_PER_DAY,
+        )
+        try:
+            await consumer.setup()
+            await QueryService(nc, subjects, store).start()
+            log.info(
+                "metering_ready",
+                clickhouse=redact_dsn(settings.clickhouse_url),
+                migrations_applied=applied,
+                prefix=subjects.prefix,
+            )
+            await consumer.run(stop)
+        finally:
+            await consumer.close()
+            await _close_bus(nc)
+    finally:
+        await asyncio.to_thread(store.close)
+    log.info("metering_stopped")
+
+
+async def _close_bus(nc: Client) -> None:
+    """Drain: answer the queries in flight and send the last acks; just close if that fails."""
+    try:
+        await nc.drain()
+    except Exception as exc:  # noqa: BLE001 - reconnecting or already closed: nothing left to send
+        log.warning("nats_drain_failed", error=str(exc) or type(exc).__name__)
+        await nc.close()

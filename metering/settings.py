@@ -1,0 +1,72 @@
+"""The metering process's settings, parsed once in `__main__`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+from llmgw.config import ConfigError
+from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
+
+CLICKHOUSE_SCHEMES = ("chdb", "http", "https")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
+    bus: BusSettings
+    # A clickhouse-connect DSN: `chdb:///abs/path` (embedded, one process per directory),
+    # `chdb://memory` (embedded, gone on exit) or `http(s)://user:pass@host:8123/db`.
+    clickhouse_url: str
+    batch_size: int = 1000  # rows per insert at most
+    flush_interval: float = 1.0  # seconds a usage event waits at most before it is inserted
+    usage_retention_days: int = 30  # max age of the usage *stream* (0 = keep forever)
+    usage_ttl_days: int = 0  # TTL of the raw `usage` table rows (0 = keep forever)
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if urlsplit(self.clickhouse_url).scheme not in CLICKHOUSE_SCHEMES:
+            raise ConfigError(
+                f"LLMGW_CLICKHOUSE_URL: expected chdb:///path, chdb://memory or http(s)://host:8123/db,"
+                f" got {redact_dsn(self.clickhouse_url)!r}"
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"LLMGW_METERING_BATCH_SIZE: must be at least 1, got {self.batch_size}")
+        if self.flush_interval <= 0:
+            raise ConfigError(f"LLMGW_METERING_FLUSH_INTERVAL: must be above 0, got {self.flush_interval}")
+        if self.usage_retention_days < 0:
+            raise ConfigError(f"LLMGW_USAGE_RETENTION_DAYS: must be 0 (forever) or more, got {self.usage_retention_days}")
+        if self.usage_ttl_days < 0:
+            raise ConfigError(f"LLMGW_USAGE_TTL_DAYS: must be 0 (forever) or more, got {self.usage_ttl_days}")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"LLMGW_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+
+
+def default_clickhouse_url(env: Mapping[str, str]) -> str:
+    state_dir = os.path.abspath(env_str(env, "LLMGW_STATE_DIR", ".llmgw"))
+    return f"chdb://{os.path.join(state_dir, 'clickhouse')}"
+
+
+def metering_settings_from_env(env: Mapping[str, str] | None = None) -> MeteringSettings:
+    env = os.environ if env is None else env
+    return MeteringSettings(
+        bus=bus_settings_from_env(env),
+        clickhouse_url=env_str(env, "LLMGW_CLICKHOUSE_URL", default_clickhouse_url(env)),
+        batch_size=env_int(env, "LLMGW_METERING_BATCH_SIZE", 1000),
+        flush_interval=env_float(env, "LLMGW_METERING_FLUSH_INTERVAL", 1.0),
+        usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
+        usage_ttl_days=env_int(env, "LLMGW_USAGE_TTL_DAYS", 0),
+        log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),
+    )
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password masked: safe for a log line or an error message."""
+    parts = urlsplit(dsn)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return dsn
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

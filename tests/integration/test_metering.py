@@ -1,0 +1,472 @@
+"""Metering as its own process (`python -m metering`) on a real nats-server with chdb.
+
+Usage events are published to JetStream the way a worker does; everything is read back through
+metering's NATS query service. One metering process serves most tests; the stop/restart tests
+run one of their own (only one process may open a chdb directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import nats
+import pytest
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from llmgw.bus import ensure_usage_stream
+from llmgw.contracts import MSG_ID_HEADER, QueryResult, Subjects, UsageEvent, encode_json
+from metering.client import query_metering
+from tests.procs import REPO, Proc, component
+
+pytestmark = pytest.mark.integration
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "metering" / "sql"
+RETENTION = 30 * 86400.0  # metering's default stream max age: declaring the stream the same way
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def usage_event(**overrides) -> UsageEvent:
+    fields = dict(
+        request_id=uuid.uuid4().hex,
+        ts=round(time.time(), 3),
+        key_hash="kh-" + uuid.uuid4().hex[:8],
+        operation="chat",
+        model_group="gpt-4",
+        deployment_id="dep-a",
+        provider="openai",
+        upstream_model="gpt-4o",
+        prompt_tokens=10,
+        completion_tokens=20,
+        cost=0.0015,
+        latency_ms=120.5,
+        status="success",
+        http_status=200,
+        usage_source="provider",
+        stream=False,
+        worker_id="w1",
+    )
+    return UsageEvent(**{**fields, **overrides})
+
+
+class Metering:
+    """A metering process of a test's own: its prefix, its chdb directory, restartable."""
+
+    def __init__(self, nats_url: str, root: Path, **env: str) -> None:
+        self.subjects = Subjects(f"m{uuid.uuid4().hex[:10]}")
+        self.root = root
+        self.env = {
+            **os.environ,
+            "LLMGW_NATS_URL": nats_url,
+            "LLMGW_BUS_PREFIX": self.subjects.prefix,
+            "LLMGW_CLICKHOUSE_URL": f"chdb://{root / 'ch'}",
+            "LLMGW_METERING_FLUSH_INTERVAL": "0.1",
+            **env,
+        }
+        self.proc: Proc | None = None
+
+    def start(self, **env: str) -> Metering:
+        assert self.proc is None or not self.proc.running
+        self.proc = component("metering", "metering", {**self.env, **env}, self.root).start()
+        return self
+
+    def stop(self) -> int | None:
+        return self.proc.stop() if self.proc else None
+
+    def log(self) -> str:
+        return self.proc.output() if self.proc else ""
+
+
+async def eventually(probe: Callable[[], Awaitable[object]], what: str, timeout: float = 20.0) -> object:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = await probe()
+        except (NoRespondersError, NatsTimeoutError) as exc:  # metering not (yet) answering
+            last = exc
+        else:
+            if last:
+                return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+async def sql(nc, metering: Metering, query: str, **parameters) -> QueryResult:
+    return await query_metering(nc, metering.subjects, query, parameters, timeout=5)
+
+
+async def rows(nc, metering: Metering, query: str, **parameters) -> list[dict]:
+    result = await sql(nc, metering, query, **parameters)
+    assert result.error is None, result.error
+    return [dict(zip(result.columns, row)) for row in result.rows]
+
+
+async def wait_ready(nc, metering: Metering) -> None:
+    async def answers() -> bool:
+        return (await sql(nc, metering, "SELECT 1")).rows == [[1]]
+
+    await eventually(answers, "metering's query service", timeout=30)
+
+
+async def count_for_key(nc, metering: Metering, key_hash: str, final: bool = True) -> int:
+    table = "usage FINAL" if final else "usage"
+    found = await rows(nc, metering, f"SELECT count() AS n FROM {table} WHERE key_hash = {{k:String}}", k=key_hash)
+    return found[0]["n"]
+
+
+async def wait_count(nc, metering: Metering, key_hash: str, expected: int, timeout: float = 20.0) -> None:
+    async def landed() -> bool:
+        return await count_for_key(nc, metering, key_hash) >= expected
+
+    await eventually(landed, f"{expected} rows of {key_hash}", timeout)
+    assert await count_for_key(nc, metering, key_hash) == expected
+
+
+async def publish(js, subjects: Subjects, event: UsageEvent, msg_id: bool = True) -> None:
+    headers = {MSG_ID_HEADER: event.request_id} if msg_id else None
+    await js.publish(subjects.usage(event.provider, event.status), encode_json(event), headers=headers)
+
+
+async def consumer_settled(js, metering: Metering) -> bool:
+    """Metering has been given every stored message and has acked (or terminated) all of them."""
+    info = await js.consumer_info(metering.subjects.usage_stream, metering.subjects.metering_consumer)
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
+# ----------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+async def nc(nats_server):
+    client = await nats.connect(nats_server.url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="module")
+async def shared(nats_server, nc, tmp_path_factory):
+    """One metering process for the tests that do not stop it."""
+    metering = Metering(nats_server.url, tmp_path_factory.mktemp("metering-shared")).start()
+    await wait_ready(nc, metering)
+    yield metering
+    assert metering.stop() == 0, metering.log()
+
+
+@pytest.fixture
+def js(nc):
+    return nc.jetstream()
+
+
+# ------------------------------------------------------------------- one shared metering process
+
+
+async def test_usage_table_columns_are_the_contract_fields(nc, shared) -> None:
+    found = await rows(
+        nc, shared, "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'usage' ORDER BY position"
+    )
+    assert tuple(r["name"] for r in found) == UsageEvent.__struct_fields__
+
+
+async def test_rows_land_with_exact_values(nc, js, shared) -> None:
+    full = usage_event(
+        key_alias="ci-key",
+        user_id="user-1",
+        team_id="team-1",
+        cached_tokens=3,
+        reasoning_tokens=4,
+        cost=0.000123456,
+        ttft_ms=35.25,
+        stream=True,
+        attempt=2,
+    )
+    failed = usage_event(
+        key_hash=full.key_hash,
+        status="upstream_error",
+        http_status=502,
+        error_code="upstream_error",
+        prompt_tokens=0,
+        completion_tokens=0,
+        cost=0.0,
+        cost_known=False,
+        usage_source="none",
+    )
+    for event in (full, failed):
+        await publish(js, shared.subjects, event)
+    await wait_count(nc, shared, full.key_hash, 2)
+
+    found = await rows(
+        nc,
+        shared,
+        "SELECT *, toUnixTimestamp64Milli(ts) AS ts_ms FROM usage FINAL WHERE key_hash = {k:String}",
+        k=full.key_hash,
+    )
+    by_id = {r["request_id"]: r for r in found}
+    for event in (full, failed):
+        row = by_id[event.request_id]
+        ms = round(event.ts * 1000)
+        assert row.pop("ts_ms") == ms
+        stored_ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+        assert row.pop("ts") == stored_ts.isoformat().replace("+00:00", "Z")
+        expected = {name: getattr(event, name) for name in UsageEvent.__struct_fields__ if name != "ts"}
+        assert row == expected
+
+
+async def test_the_same_event_twice_yields_one_row(nc, js, shared) -> None:
+    event = usage_event()
+    await publish(js, shared.subjects, event)
+    await publish(js, shared.subjects, event)  # the same Nats-Msg-Id: JetStream keeps one
+    await publish(js, shared.subjects, event, msg_id=False)  # stored twice more: metering drops them
+    await publish(js, shared.subjects, event, msg_id=False)
+    marker = usage_event(key_hash=event.key_hash)  # lands once everything before it was handled
+    await publish(js, shared.subjects, marker)
+
+    await wait_count(nc, shared, event.key_hash, 2)
+    assert await count_for_key(nc, shared, event.key_hash, final=False) == 2
+    spend = await rows(
+        nc, shared, "SELECT sum(requests) AS n FROM spend_daily WHERE dimension = 'key' AND id = {k:String}", k=event.key_hash
+    )
+    assert spend[0]["n"] == 2
+
+
+async def test_rollups_equal_the_raw_sums(nc, js, shared) -> None:
+    tag = uuid.uuid4().hex[:8]
+    keys = [f"k-{tag}-{i}" for i in range(3)]
+    users = [f"u-{tag}-{i}" for i in range(2)]
+    teams = [f"t-{tag}"]
+    models = [f"m-{tag}-{i}" for i in range(2)]
+    events = [
+        usage_event(
+            key_hash=keys[i % 3],
+            user_id=users[i % 2] if i % 4 else None,
+            team_id=teams[0] if i % 3 else None,
+            model_group=models[i % 2],
+            prompt_tokens=i * 7,
+            completion_tokens=i * 3,
+            cached_tokens=i,
+            cost=round(0.0001 * i, 6),
+            status="success" if i % 5 else "upstream_error",
+            cost_known=bool(i % 6),
+            ts=round(time.time() - i * 1800, 3),  # spread over hours (and days)
+        )
+        for i in range(60)
+    ]
+    for event in events + events[:10]:  # ten of them twice
+        await publish(js, shared.subjects, event, msg_id=False)
+    marker = usage_event(key_hash=keys[0], model_group=models[0], cost=0.0, prompt_tokens=0, completion_tokens=0)
+    await publish(js, shared.subjects, marker)
+    await wait_count(nc, shared, keys[0], 21)
+
+    raw_columns = {
+        "key": "key_hash",
+        "user": "user_id",
+        "team": "team_id",
+        "model": "model_group",
+    }
+    ids = {"key": keys, "user": users, "team": teams, "model": models}
+    measures = (
+        "count() AS requests, countIf(status != 'success') AS errors, countIf(NOT cost_known) AS unpriced,"
+        " sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,"
+        " sum(cached_tokens) AS cached_tokens, sum(cost) AS cost"
+    )
+    rolled = (
+        "sum(requests) AS requests, sum(errors) AS errors, sum(unpriced) AS unpriced, sum(prompt_tokens) AS prompt_tokens,"
+        " sum(completion_tokens) AS completion_tokens, sum(cached_tokens) AS cached_tokens, sum(cost) AS cost"
+    )
+    for dimension, column in raw_columns.items():
+        raw = await rows(
+            nc,
+            shared,
+            f"SELECT {column} AS id, toStartOfHour(ts) AS hour, {measures} FROM usage FINAL"
+            f" WHERE {column} IN {{ids:Array(String)}} GROUP BY id, hour ORDER BY id, hour",
+            ids=ids[dimension],
+        )
+        hourly = await rows(
+            nc,
+            shared,
+            f"SELECT id, hour, {rolled} FROM spend_hourly WHERE dimension = {{d:String}} AND id IN {{ids:Array(String)}}"
+            " GROUP BY id, hour ORDER BY id, hour",
+            d=dimension,
+            ids=ids[dimension],
+        )
+        assert hourly == raw and raw, dimension
+        raw_daily = await rows(
+            nc,
+            shared,
+            f"SELECT {column} AS id, toDate(ts) AS day, {measures} FROM usage FINAL"
+            f" WHERE {column} IN {{ids:Array(String)}} GROUP BY id, day ORDER BY id, day",
+            ids=ids[dimension],
+        )
+        daily = await rows(
+            nc,
+            shared,
+            f"SELECT id, day, {rolled} FROM spend_daily WHERE dimension = {{d:String}} AND id IN {{ids:Array(String)}}"
+            " GROUP BY id, day ORDER BY id, day",
+            d=dimension,
+            ids=ids[dimension],
+        )
+        assert daily == raw_daily and raw_daily, dimension
+
+
+async def test_a_malformed_message_does_not_stop_the_consumer(nc, js, shared) -> None:
+    subject = shared.subjects.usage("openai", "success")
+    await js.publish(subject, b"this is not json")
+    await js.publish(subject, b'{"request_id": 42}')
+    await js.publish(subject, encode_json(usage_event(prompt_tokens=-5)))  # valid JSON, cannot be a row
+    event = usage_event()
+    await publish(js, shared.subjects, event)
+
+    await wait_count(nc, shared, event.key_hash, 1)
+    await eventually(lambda: consumer_settled(js, shared), "the bad messages to be terminated")
+    assert shared.proc.running
+    assert shared.log().count('"usage_event_rejected"') >= 3
+
+
+async def test_the_query_service_is_read_only(nc, shared) -> None:
+    for statement in (
+        "INSERT INTO usage (request_id, key_hash) VALUES ('x', 'y')",
+        "DROP TABLE usage",
+        "ALTER TABLE usage DELETE WHERE 1",
+        "CREATE TABLE evil (a Int8) ENGINE = Memory",
+        "SET readonly = 0",
+        "SELECT 1 SETTINGS readonly = 0",
+    ):
+        result = await sql(nc, shared, statement)
+        assert result.error and "READONLY" in result.error, statement
+        assert "Traceback" not in result.error
+    assert (await rows(nc, shared, "EXISTS TABLE usage")) == [{"result": 1}]
+
+
+async def test_query_errors_come_back_as_messages(nc, shared) -> None:
+    bad_sql = await sql(nc, shared, "SELEC 1")
+    assert bad_sql.error and "SYNTAX_ERROR" in bad_sql.error and bad_sql.rows == []
+    missing = await sql(nc, shared, "SELECT {n:UInt8}")
+    assert missing.error and "UNKNOWN_QUERY_PARAMETER" in missing.error
+    too_big = await sql(nc, shared, "SELECT number FROM numbers(300000)")
+    assert too_big.error and "LIMIT" in too_big.error
+    reply = await nc.request(shared.subjects.metering_query, b"{not json", timeout=5)
+    assert b"invalid query request" in reply.data
+
+
+@pytest.mark.parametrize("path", sorted(SQL_DIR.glob("*.sql")), ids=lambda p: p.stem)
+async def test_dashboard_queries_run(nc, js, shared, path: Path) -> None:
+    event = usage_event(team_id="team-dash", user_id="user-dash", key_alias="dash", ttft_ms=12.0, stream=True)
+    await publish(js, shared.subjects, event)
+    await wait_count(nc, shared, event.key_hash, 1)
+    text = path.read_text()
+    parameters = {name: 5 if name == "limit" else 7 for name in re.findall(r"\{(\w+):", text)}
+    result = await sql(nc, shared, text, **parameters)
+    assert result.error is None, result.error
+    assert result.rows, path.name
+
+
+def test_a_bad_setting_exits_2_with_a_message(tmp_path: Path) -> None:
+    env = {**os.environ, "LLMGW_METERING_BATCH_SIZE": "0", "LLMGW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'ch'}"}
+    done = subprocess.run([sys.executable, "-m", "metering"], env=env, cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "LLMGW_METERING_BATCH_SIZE" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "ch").exists()
+
+
+# ------------------------------------------------------------ a metering process of its own
+
+
+@pytest.fixture(scope="module")
+async def own(nats_server, nc, tmp_path_factory):
+    """A metering process the tests stop and start; left running after each test."""
+    metering = Metering(nats_server.url, tmp_path_factory.mktemp("metering-own"))
+    await ensure_usage_stream(nc.jetstream(), metering.subjects, RETENTION)
+    yield metering
+    metering.stop()
+
+
+async def restart(nc, metering: Metering, **env: str) -> None:
+    assert metering.stop() in (0, None), metering.log()
+    metering.start(**env)
+    await wait_ready(nc, metering)
+
+
+async def test_sigterm_flushes_the_held_batch(nc, js, own) -> None:
+    await restart(nc, own, LLMGW_METERING_FLUSH_INTERVAL="60")  # holds events until stopped
+    key = "held-" + uuid.uuid4().hex[:8]
+    for _ in range(50):
+        await publish(js, own.subjects, usage_event(key_hash=key))
+
+    async def all_held() -> bool:
+        info = await js.consumer_info(own.subjects.usage_stream, own.subjects.metering_consumer)
+        return info.num_ack_pending == 50
+
+    await eventually(all_held, "metering to hold the 50 events")
+    assert await count_for_key(nc, own, key) == 0  # nothing inserted yet
+
+    assert own.stop() == 0, own.log()
+    assert await consumer_settled(js, own)  # acked, so inserted before the exit
+    assert '"rows": 50' in own.log()
+
+    own.start()
+    await wait_ready(nc, own)
+    assert await count_for_key(nc, own, key) == 50
+
+
+async def test_events_published_while_metering_is_down_land_once(nc, js, own) -> None:
+    assert own.stop() in (0, None)
+    key = "down-" + uuid.uuid4().hex[:8]
+    for _ in range(200):
+        await publish(js, own.subjects, usage_event(key_hash=key))
+    own.start()
+    await wait_ready(nc, own)
+    await wait_count(nc, own, key, 200)
+    assert await count_for_key(nc, own, key, final=False) == 200
+    distinct = await rows(nc, own, "SELECT uniqExact(request_id) AS n FROM usage WHERE key_hash = {k:String}", k=key)
+    assert distinct == [{"n": 200}]
+
+
+async def test_a_full_redelivery_adds_nothing(nc, js, own) -> None:
+    if not own.proc or not own.proc.running:
+        await restart(nc, own)
+    key = "redo-" + uuid.uuid4().hex[:8]
+    for i in range(30):
+        await publish(js, own.subjects, usage_event(key_hash=key, cost=0.01 * i))
+    await wait_count(nc, own, key, 30)
+    totals_sql = (
+        "SELECT (SELECT count() FROM usage) AS raw_rows,"
+        " (SELECT sum(requests) FROM spend_daily WHERE dimension = 'model') AS rolled_requests,"
+        " (SELECT sum(cost) FROM spend_hourly WHERE dimension = 'key') AS rolled_cost"
+    )
+    before = await rows(nc, own, totals_sql)
+    stored = (await js.stream_info(own.subjects.usage_stream)).state.messages
+
+    assert own.stop() == 0, own.log()
+    await js.delete_consumer(own.subjects.usage_stream, own.subjects.metering_consumer)  # every event comes again
+    own.start()
+    await wait_ready(nc, own)
+    await eventually(lambda: consumer_settled(js, own), f"metering to take all {stored} events again")
+
+    assert await rows(nc, own, totals_sql) == before
+    assert re.search(r'"rows": 0, "duplicates": [1-9]', own.log())
+
+
+async def test_migrations_apply_once(nc, own) -> None:
+    if not own.proc or not own.proc.running:
+        await restart(nc, own)
+    migrations_sql = "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+    before = await rows(nc, own, migrations_sql)
+    assert [(r["version"], r["name"]) for r in before] == [(1, "usage"), (2, "spend_rollups")]
+
+    await restart(nc, own)
+
+    assert await rows(nc, own, migrations_sql) == before
+    last_ready = [line for line in own.log().splitlines() if '"metering_ready"' in line][-1]
+    assert '"migrations_applied": []' in last_ready
