@@ -242,7 +242,7 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | No
     general = raw.get("general_settings") or {}
     if not isinstance(general, dict):
         raise ConfigError("general_settings: expected a mapping")
-    master = env.get("LLMGW_MASTER_KEY") or resolve_env(general.get("master_key"), env, "general_settings.master_key")
+    master = env.get("LLMGW_MASTER_KEY") or env.get("LITELLM_MASTER_KEY") or resolve_env(general.get("master_key"), env, "general_settings.master_key")
     return GatewayConfig(
         deployments=deployments,
         master_key=Secret(str(master)) if master else None,

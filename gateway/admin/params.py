@@ -66,11 +66,12 @@ def apply_defaults(values: dict[str, Any], defaults: Mapping[str, Any], given: s
 
 
 def apply_upper_bounds(values: dict[str, Any], bounds: Mapping[str, Any]) -> None:
-    """`upperbound_key_generate_params`: a value above its bound is lowered to the bound."""
+    """`upperbound_key_generate_params`: a value above its bound is lowered to the bound; a value
+    left out (or null, which means unlimited) is above every bound, so it becomes the bound too."""
     for name, bound in bounds.items():
-        if bound is None or name not in values:
+        if bound is None:
             continue
-        value = values[name]
+        value = values.get(name)
         if name in ("duration", "budget_duration"):
             if value is None or parse_duration(value, name) > parse_duration(bound, name):
                 values[name] = bound
