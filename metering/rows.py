@@ -11,7 +11,9 @@ from decimal import Decimal
 
 from llmgw.contracts import UsageEvent
 
-USAGE_COLUMNS: tuple[str, ...] = UsageEvent.__struct_fields__
+# Event fields that route the event rather than describe the request: not stored as columns.
+NOT_STORED = ("ledgers",)
+USAGE_COLUMNS: tuple[str, ...] = tuple(f for f in UsageEvent.__struct_fields__ if f not in NOT_STORED)
 _TS_INDEX = USAGE_COLUMNS.index("ts")
 _COST_INDEX = USAGE_COLUMNS.index("cost")
 

@@ -11,11 +11,9 @@ import msgspec
 
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType
+from llmgw.durations import duration_seconds
 
 T = TypeVar("T")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?|w|weeks?|mo|months?)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}
 
 # Fields whose value must not be negative.
 NON_NEGATIVE = ("max_budget", "soft_budget", "spend", "max_parallel_requests", "tpm_limit", "rpm_limit")
@@ -26,13 +24,11 @@ def bad_param(param: str, message: str) -> GatewayError:
 
 
 def parse_duration(value: str, param: str = "duration") -> float:
-    """"30s", "20m", "30h", "30d" (also "30min", "2w", "1mo") -> seconds."""
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise bad_param(param, f"`{param}` must look like 30s, 20m, 30h or 30d; got {value!r}")
-    number, unit = float(match[1]), match[2]
-    key = "mo" if unit.startswith("mo") else unit[0]
-    return number * _UNIT_SECONDS[key]
+    """"30s", "20m", "30h", "30d" (also "30min", "2w", "1mo") -> seconds; 400 naming the field."""
+    try:
+        return duration_seconds(value)
+    except ValueError:
+        raise bad_param(param, f"`{param}` must look like 30s, 20m, 30h or 30d; got {value!r}") from None
 
 
 def decode_body(body: bytes, kind: type[T]) -> T:

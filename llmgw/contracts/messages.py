@@ -126,6 +126,19 @@ class Subjects:
         return f"{self._stream_prefix}_teams"
 
     @property
+    def budgets_bucket(self) -> str:
+        """Budget ledgers: spend and reservations per key, user, team (records.BudgetLedger)."""
+        return f"{self._stream_prefix}_budgets"
+
+    def budget_alert(self, kind: str) -> str:
+        """Soft-budget alerts (records.BudgetAlert, JSON): <prefix>.alerts.budget.<kind>."""
+        return f"{self.prefix}.alerts.budget.{kind}"
+
+    @property
+    def alerts_wildcard(self) -> str:
+        return f"{self.prefix}.alerts.>"
+
+    @property
     def settings_bucket(self) -> str:
         """Gateway-wide settings changed at run time: policies and provider credentials."""
         return f"{self._stream_prefix}_settings"
@@ -143,6 +156,14 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     key_alias: str | None = None
     user_id: str | None = None
     team_id: str | None = None
+
+
+class LedgerRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A budget ledger a request counts against (see records.BudgetLedger), as the edge saw it."""
+
+    period: int = 0  # the budget period the request belongs to
+    max_budget: float | None = None
+    soft_budget: float | None = None
 
 
 class Operation:
@@ -163,6 +184,8 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     received_at: float  # epoch seconds the edge received the request
     caller: Caller
     system_prompts: list[str] = []  # policy prompts put before the client's messages, in order
+    cost_cap: float | None = None  # USD this request may cost at most (what its budgets could hold)
+    ledgers: dict[str, LedgerRef] = {}  # budget ledger key -> ref; metering settles the cost there
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,6 +278,7 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     stream: bool
     attempt: int = 1
     worker_id: str = ""
+    ledgers: dict[str, LedgerRef] = {}  # copied from the request: where metering settles the cost
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,7 +339,7 @@ decode_query_result = _query_result_decoder.decode
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 __all__ = [
-    "MSG_ID_HEADER", "Caller", "Cancel", "Chunks", "Completed", "ErrorCode", "ErrorType", "Failed",
+    "MSG_ID_HEADER", "Caller", "LedgerRef", "Cancel", "Chunks", "Completed", "ErrorCode", "ErrorType", "Failed",
     "Operation", "QueryRequest", "QueryResult", "Reply", "ReplyMessage", "Subjects", "UpstreamRequest",
     "UsageEvent", "UsageSource", "UsageStatus", "WorkerHeartbeat", "decode_cancel", "decode_heartbeat",
     "decode_query_request", "decode_query_result", "decode_reply", "decode_request", "decode_usage",

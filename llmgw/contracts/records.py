@@ -116,6 +116,52 @@ class PolicyRecord(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: float = 0.0
 
 
+class Reservation(msgspec.Struct, frozen=True):
+    amount: float  # USD held for one request until its usage is settled
+    expires_at: float  # epoch seconds; a reservation of a lost request stops counting then
+
+
+class BudgetLedger(msgspec.Struct, frozen=True, kw_only=True):
+    """The spend of one key, user or team (or a key's spend on one model) in its budget period.
+
+    Written by compare-and-set only: edges add and release reservations, metering settles actual
+    cost (`applied_seq` makes settling idempotent: an event at or below it was already counted).
+    """
+
+    spent: float = 0.0  # settled spend in the current period
+    period: int = 0  # index of the budget period `spent` belongs to (0 without budget_duration)
+    reservations: dict[str, Reservation] = {}  # request id -> held amount
+    model_spend: dict[str, float] = {}
+    applied_seq: int = 0  # usage-stream sequence of the last event settled here
+    soft_alerted_period: int = -1  # the period a soft-budget alert was last published for
+    updated_at: float = 0.0
+
+
+class LedgerKind:
+    KEY = "key"
+    USER = "user"
+    TEAM = "team"
+    KEY_MODEL = "keymodel"  # a key's model_max_budget
+
+
+def ledger_key(kind: str, identifier: str, model: str | None = None) -> str:
+    """Key of a ledger in the budgets bucket: `key.<token>`, `user.<id>`, `keymodel.<token>.<model>`."""
+    ident = identifier if kind in (LedgerKind.KEY, LedgerKind.KEY_MODEL) else kv_key(identifier)
+    return f"{kind}.{ident}" + (f".{kv_key(model)}" if model is not None else "")
+
+
+class BudgetAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """Published (JSON) when spend crosses a soft budget, once per budget period."""
+
+    kind: str  # LedgerKind
+    id: str  # key token, user id or team id
+    spent: float
+    soft_budget: float
+    max_budget: float | None = None
+    period: int = 0
+    ts: float = 0.0
+
+
 # Keys of the settings bucket.
 POLICY_PREFIX = "policy."
 POLICY_KEY = "policy.global"
@@ -128,6 +174,7 @@ def credential_key(deployment_id: str) -> str:
 
 __all__ = [
     "CREDENTIAL_PREFIX", "POLICY_KEY", "POLICY_PREFIX", "ROLE_ADMIN", "ROLE_APP_OWNER", "ROLE_APP_USER", "USER_ROLES",
+    "BudgetAlert", "BudgetLedger", "LedgerKind", "Reservation", "ledger_key",
     "CredentialRecord", "KeyRecord", "PolicyRecord", "TeamMember", "TeamRecord", "UserRecord",
     "credential_key", "kv_key",
 ]
