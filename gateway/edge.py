@@ -8,6 +8,7 @@ from nats.js import JetStreamContext
 
 from gateway.access import ModelAccess
 from gateway.auth import Authenticator
+from gateway.budgets import BudgetGuard
 from gateway.dispatcher import Dispatcher
 from gateway.identity import IdentityView, config_teams
 from gateway.presence import WorkerPresence
@@ -30,6 +31,7 @@ class Edge:
         self.auth = Authenticator(settings.config.master_key, self.hasher, self.identity)
         self.access = ModelAccess(settings.config.deployments)
         self.router = ModelRouter(settings.config.deployments)
+        self.budgets = BudgetGuard(self.subjects)
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
@@ -40,6 +42,7 @@ class Edge:
         js = self.js = self.nc.jetstream()
         await bus.ensure_request_stream(js, self.subjects)
         await self.identity.start(js)
+        await self.budgets.start(js)
         self.dispatcher = Dispatcher(self.nc, js, self.subjects, self.settings.publish_timeout)
         await self.dispatcher.start()
         self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
@@ -49,6 +52,7 @@ class Edge:
     async def stop(self) -> None:
         if self.nc is not None:
             await self.identity.stop()
+            await self.budgets.stop()
             await self.dispatcher.stop()
             await self.nc.drain()
             self.nc = None

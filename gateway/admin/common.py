@@ -39,3 +39,11 @@ def admin(edge: Edge, request: Request) -> Principal:
 
 def caller(edge: Edge, request: Request) -> Principal:
     return edge.auth.authenticate(request.headers.get("authorization"), request.headers.get("api-key"))
+
+
+def with_spend(edge: Edge, out: dict[str, Any], kind: str, ident: str, record: Any) -> dict[str, Any]:
+    """Add the spend of the current budget period (from the record's ledger) and its reset time."""
+    spend, reset_at = edge.budgets.period_spend(kind, ident, record.budget_duration, record.created_at)
+    out["spend"] = record.spend + spend
+    out["budget_reset_at"] = iso(reset_at)
+    return out

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import admin, caller, iso, json_response, render
+from gateway.admin.common import admin, caller, iso, json_response, render, with_spend
 from gateway.admin.params import (
     apply_defaults,
     apply_upper_bounds,
@@ -23,7 +23,7 @@ from gateway.admin.params import (
 from gateway.admin.store import RecordStore, not_found
 from gateway.edge import Edge
 from gateway.errors import GatewayError
-from llmgw.contracts import ErrorCode, ErrorType, KeyRecord
+from llmgw.contracts import ErrorCode, ErrorType, KeyRecord, LedgerKind
 from llmgw.secrets import KEY_PREFIX, generate_key, key_name
 
 
@@ -101,10 +101,6 @@ def record_fields(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def key_info(record: KeyRecord) -> dict[str, Any]:
-    return render(record)
-
-
 def generated_response(key: str, record: KeyRecord, duration: str | None) -> dict[str, Any]:
     """Seed 003's /key/generate answer: the plaintext key (shown this once), its name, the rest."""
     return {**render(record), "key": key, "key_name": record.key_name, "expires": iso(record.expires),
@@ -121,6 +117,10 @@ class KeyService:
     @property
     def keys(self):
         return self.edge.identity.keys
+
+    def info(self, record: KeyRecord) -> dict[str, Any]:
+        """A key as /key/info shows it: spend of the current budget period, from its ledger."""
+        return with_spend(self.edge, render(record), LedgerKind.KEY, record.token, record)
 
     def token_of(self, key: str) -> str:
         """Admin calls name a key by its plaintext (sk-...) or by its token (the stored hash)."""
@@ -185,7 +185,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
             if not principal.is_admin and (principal.key is None or principal.key.token != record.token):
                 raise GatewayError(403, "a key that is not an admin's can only look up itself", ErrorType.PERMISSION,
                                    ErrorCode.PERMISSION_DENIED, "key")
-        return json_response({"key": key or record.key_name, "info": key_info(record)})
+        return json_response({"key": key or record.key_name, "info": service.info(record)})
 
     @post("/key/update", status_code=200)
     async def update(request: Request) -> Response:
@@ -194,7 +194,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
         values = given(params)
         values.pop("key")
         record = await service.update(service.find(params.key).token, values)
-        return json_response({"key": params.key, **key_info(record)})
+        return json_response({"key": params.key, **service.info(record)})
 
     @post("/key/delete", status_code=200)
     async def delete(request: Request) -> Response:
@@ -224,7 +224,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
                          key=lambda r: r.created_at)
         chunk = records[(page - 1) * size : page * size]
         return json_response({
-            "keys": [key_info(r) if return_full_object else r.token for r in chunk],
+            "keys": [service.info(r) if return_full_object else r.token for r in chunk],
             "total_count": len(records),
             "current_page": page,
             "total_pages": max(1, math.ceil(len(records) / size)),
@@ -260,7 +260,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
         admin(edge, request)
         ref = decode_body(await request.body(), KeyRef)
         record = await service.update(service.find(ref.key).token, {"blocked": blocked})
-        return json_response(key_info(record))
+        return json_response(service.info(record))
 
     @post("/key/block", status_code=200)
     async def block(request: Request) -> Response:

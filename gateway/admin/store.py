@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
-from nats.js.errors import KeyWrongLastSequenceError, KeyNotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType
@@ -40,7 +40,7 @@ class RecordStore:
         for _ in range(CAS_ATTEMPTS):
             try:
                 entry = await view.kv.get(key)
-            except KeyNotFoundError:
+            except (KeyNotFoundError, KeyDeletedError):
                 raise not_found(what) from None
             record = change(view.decoder.decode(entry.value))
             try:

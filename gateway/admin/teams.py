@@ -10,12 +10,12 @@ import msgspec
 from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import admin, json_response, render
-from gateway.admin.keys import KeyService, given, key_info
+from gateway.admin.common import admin, json_response, render, with_spend
+from gateway.admin.keys import KeyService, given
 from gateway.admin.params import bad_param, check_non_negative, decode_body, parse_duration
 from gateway.admin.store import not_found
 from gateway.edge import Edge
-from llmgw.contracts import TeamMember, TeamRecord, UserRecord, kv_key
+from llmgw.contracts import LedgerKind, TeamMember, TeamRecord, UserRecord, kv_key
 
 
 class TeamParams(msgspec.Struct, kw_only=True):
@@ -107,8 +107,9 @@ def build_team_routes(edge: Edge, keys: KeyService) -> list:
     async def info(request: Request, team_id: str) -> Response:
         admin(edge, request)
         record = find(team_id)
-        team_keys = [key_info(keys.keys.items[t]) for t in keys.tokens_where(team_id=team_id)]
-        return json_response({"team_id": team_id, "team_info": render(record), "keys": team_keys})
+        team_keys = [keys.info(keys.keys.items[t]) for t in keys.tokens_where(team_id=team_id)]
+        info = with_spend(edge, render(record), LedgerKind.TEAM, team_id, record)
+        return json_response({"team_id": team_id, "team_info": info, "keys": team_keys})
 
     async def change(team_id: str, fields: dict[str, Any]) -> TeamRecord:
         if kv_key(team_id) not in teams().items:

@@ -11,12 +11,12 @@ import msgspec
 from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import admin, json_response, render
-from gateway.admin.keys import KeyParams, KeyService, generated_response, given, key_info
+from gateway.admin.common import admin, json_response, render, with_spend
+from gateway.admin.keys import KeyParams, KeyService, generated_response, given
 from gateway.admin.params import bad_param, check_non_negative, decode_body, parse_duration
 from gateway.admin.store import not_found
 from gateway.edge import Edge
-from llmgw.contracts import USER_ROLES, UserRecord, kv_key
+from llmgw.contracts import USER_ROLES, LedgerKind, UserRecord, kv_key
 
 # Fields /user/new and /user/update set on the user record (the rest of the body shapes the key).
 USER_FIELDS = ("user_email", "user_role", "teams", "models", "max_budget", "soft_budget", "model_max_budget",
@@ -69,8 +69,11 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
             raise not_found(f"user {user_id!r}")
         return record
 
+    def show(record: UserRecord) -> dict:
+        return with_spend(edge, render(record), LedgerKind.USER, record.user_id, record)
+
     def user_keys(user_id: str) -> list[dict]:
-        return [key_info(keys.keys.items[t]) for t in keys.tokens_where(user_id=user_id)]
+        return [keys.info(keys.keys.items[t]) for t in keys.tokens_where(user_id=user_id)]
 
     @post("/user/new", status_code=200)
     async def new(request: Request) -> Response:
@@ -98,13 +101,13 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
                 raise bad_param("page_size", "`page` must be >= 0 and `page_size` between 1 and 1000")
             records = sorted(users().items.values(), key=lambda r: r.created_at)
             chunk = records[page * page_size : (page + 1) * page_size]
-            return json_response({"users": [render(r) for r in chunk], "total_count": len(records), "page": page,
+            return json_response({"users": [show(r) for r in chunk], "total_count": len(records), "page": page,
                                   "page_size": page_size, "total_pages": max(1, math.ceil(len(records) / page_size))})
         if not user_id:
             raise bad_param("user_id", "give `user_id`, or `view_all=true`")
         record = find(user_id)
         teams = [render(t) for t in (edge.identity.team(tid) for tid in record.teams) if t is not None]
-        return json_response({"user_id": user_id, "user_info": render(record), "keys": user_keys(user_id), "teams": teams})
+        return json_response({"user_id": user_id, "user_info": show(record), "keys": user_keys(user_id), "teams": teams})
 
     @post("/user/update", status_code=200)
     async def update(request: Request) -> Response:

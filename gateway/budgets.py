@@ -1,0 +1,216 @@
+"""Budgets that hold under concurrency: a request reserves its worst-case cost before dispatch.
+
+Each budget (a key's, a key's on one model, its user's, its team's) has a ledger in the budgets
+KV bucket: spend settled by metering plus the reservations of requests in flight. A request
+reserves by compare-and-set on every ledger that covers it, so all edges together never admit
+more than the budget can pay for; metering replaces the reservation with the actual cost when the
+usage event lands (and releases it on failure), and reservations of lost requests expire.
+
+Within one edge, reservations on the same ledger are serialised by a lock, so concurrent requests
+of one key cost one KV round trip each instead of racing; across edges the compare-and-set decides.
+Requests of callers without any budget touch no ledger (only their ledger keys are named, so that
+metering tracks their spend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+import structlog
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+
+from gateway.auth import Principal
+from gateway.errors import GatewayError
+from llmgw.config import Deployment
+from llmgw.contracts import (
+    BudgetLedger,
+    ErrorCode,
+    LedgerKind,
+    LedgerRef,
+    Reservation,
+    Subjects,
+    ledger_key,
+)
+from llmgw.durations import budget_period, period_reset_at
+from llmgw.kv import WatchedMap, open_bucket
+from llmgw.prices import Price, cost, price_for
+
+log = structlog.get_logger()
+
+_encoder = msgspec.json.Encoder()
+CAS_ATTEMPTS = 20
+RESERVATION_GRACE = 60.0  # a reservation outlives its request's deadline by this much
+
+
+class Budget(msgspec.Struct, frozen=True):
+    """One budget covering a request."""
+
+    key: str  # ledger key
+    label: str  # how the error message names it
+    ref: LedgerRef
+
+
+def covering(principal: Principal, model: str, now: float) -> list[Budget]:
+    """Every ledger the request counts against (with or without a limit)."""
+    out: list[Budget] = []
+    key, user, team = principal.key, principal.user, principal.team
+    if key is not None:
+        period = budget_period(key.budget_duration, key.created_at, now)
+        out.append(Budget(ledger_key(LedgerKind.KEY, key.token), f"key {key.key_name}",
+                          LedgerRef(period=period, max_budget=key.max_budget, soft_budget=key.soft_budget)))
+        model_budget = key.model_max_budget.get(model)
+        if model_budget is not None:
+            out.append(Budget(ledger_key(LedgerKind.KEY_MODEL, key.token, model), f"key {key.key_name} on {model}",
+                              LedgerRef(period=period, max_budget=model_budget)))
+    elif principal.caller.key_hash:
+        out.append(Budget(ledger_key(LedgerKind.KEY, principal.caller.key_hash), "master key", LedgerRef()))
+    if user is not None:
+        out.append(Budget(ledger_key(LedgerKind.USER, user.user_id), f"user {user.user_id}",
+                          LedgerRef(period=budget_period(user.budget_duration, user.created_at, now),
+                                    max_budget=user.max_budget, soft_budget=user.soft_budget)))
+    if team is not None:
+        out.append(Budget(ledger_key(LedgerKind.TEAM, team.team_id), f"team {team.team_id}",
+                          LedgerRef(period=budget_period(team.budget_duration, team.created_at, now),
+                                    max_budget=team.max_budget, soft_budget=team.soft_budget)))
+    return out
+
+
+def current(ledger: BudgetLedger | None, period: int, now: float) -> BudgetLedger:
+    """The ledger as of now: a new period starts from zero; expired reservations no longer count."""
+    if ledger is None:
+        return BudgetLedger(period=period)
+    if period > ledger.period:
+        ledger = msgspec.structs.replace(ledger, spent=0.0, model_spend={}, period=period)
+    if any(r.expires_at <= now for r in ledger.reservations.values()):
+        live = {k: r for k, r in ledger.reservations.items() if r.expires_at > now}
+        ledger = msgspec.structs.replace(ledger, reservations=live)
+    return ledger
+
+
+def held(ledger: BudgetLedger) -> float:
+    return ledger.spent + sum(r.amount for r in ledger.reservations.values())
+
+
+def worst_case_cost(price: Price, body_bytes: int, max_tokens: int | None) -> tuple[float, float]:
+    """(worst case, least it can cost): a prompt has at most as many tokens as bytes; the answer
+    at most `max_tokens`, or the model's output limit."""
+    completion = max_tokens or price.max_output_tokens
+    return cost(price, body_bytes, completion), cost(price, (body_bytes + 3) // 4, 1)
+
+
+class BudgetGuard:
+    def __init__(self, subjects: Subjects) -> None:
+        self.subjects = subjects
+        self.ledgers: WatchedMap[BudgetLedger] = None  # type: ignore[assignment]  # set in start()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self, js) -> None:
+        kv = await open_bucket(js, self.subjects.budgets_bucket)
+        self.ledgers = WatchedMap(kv, msgspec.json.Decoder(BudgetLedger), "budgets")
+        await self.ledgers.start()
+
+    async def stop(self) -> None:
+        if self.ledgers is not None:
+            await self.ledgers.stop()
+
+    def spend(self, key: str, period: int) -> float:
+        """Settled spend of a ledger in the given period (what /key/info shows)."""
+        ledger = self.ledgers.items.get(key)
+        return ledger.spent if ledger is not None and ledger.period == period else 0.0
+
+    async def admit(
+        self, principal: Principal, model: str, deployment: Deployment, upstream_model: str,
+        body_bytes: int, max_tokens: int | None, request_id: str, deadline: float,
+    ) -> tuple[dict[str, LedgerRef], list[str], float | None]:
+        """Reserve against every limited budget; (ledgers, reserved ledger keys, cost cap or None).
+
+        Raises 429 `budget_exceeded` naming the budget when one cannot pay for the request."""
+        now = time.time()
+        budgets = covering(principal, model, now)
+        refs = {b.key: b.ref for b in budgets}
+        limited = [b for b in budgets if b.ref.max_budget is not None]
+        if not limited:
+            return refs, [], None
+        price = price_for(deployment, upstream_model)
+        if price is None:
+            # Without a price nothing can be reserved; metering records the request at cost 0.
+            return refs, [], None
+        worst, least = worst_case_cost(price, body_bytes, max_tokens)
+        reserved: list[str] = []
+        cap = worst
+        try:
+            for budget in limited:
+                taken = await self._reserve(budget, request_id, worst, least, deadline + RESERVATION_GRACE)
+                reserved.append(budget.key)
+                cap = min(cap, taken)
+        except GatewayError:
+            await self.release(request_id, reserved, refs)
+            raise
+        return refs, reserved, (cap if cap < worst else None)
+
+    async def _reserve(self, budget: Budget, request_id: str, worst: float, least: float, expires_at: float) -> float:
+        lock = self._locks.setdefault(budget.key, asyncio.Lock())
+        async with lock:
+            return await self._cas(
+                budget.key, budget.ref.period, lambda ledger: self._add(budget, ledger, request_id, worst, least, expires_at)
+            )
+
+    def _add(self, budget: Budget, ledger: BudgetLedger, request_id: str, worst: float, least: float,
+             expires_at: float) -> tuple[BudgetLedger, float]:
+        limit = budget.ref.max_budget or 0.0
+        room = limit - held(ledger)
+        if room < least:
+            raise GatewayError(
+                429,
+                f"Budget exceeded for {budget.label}: spend {ledger.spent:.6f} + in flight "
+                f"{held(ledger) - ledger.spent:.6f} of max_budget {limit:.6f} leaves {max(room, 0):.6f}; "
+                f"this request needs at least {least:.6f}.",
+                "budget_exceeded", ErrorCode.BUDGET_EXCEEDED,
+            )
+        taken = min(worst, room)
+        reservations = {**ledger.reservations, request_id: Reservation(taken, expires_at)}
+        return msgspec.structs.replace(ledger, reservations=reservations, updated_at=time.time()), taken
+
+    async def release(self, request_id: str, keys: list[str], refs: dict[str, LedgerRef] | None = None) -> None:
+        """Give back what a request reserved (it never reached a worker)."""
+        def drop(ledger: BudgetLedger):
+            rest = {k: r for k, r in ledger.reservations.items() if k != request_id}
+            return msgspec.structs.replace(ledger, reservations=rest, updated_at=time.time()), None
+
+        for key in keys:
+            try:
+                async with self._locks.setdefault(key, asyncio.Lock()):
+                    await self._cas(key, (refs or {}).get(key, LedgerRef()).period, drop)
+            except Exception as exc:  # noqa: BLE001 - the reservation expires by itself
+                log.warning("reservation_release_failed", ledger=key, error=str(exc) or type(exc).__name__)
+
+    async def _cas(self, key: str, period: int, change):
+        """Compare-and-set `change` on a ledger, starting from this edge's watched copy."""
+        kv = self.ledgers.kv
+        ledger = self.ledgers.items.get(key)
+        revision = self.ledgers.revisions.get(key) if ledger is not None else None
+        for _ in range(CAS_ATTEMPTS):
+            new, result = change(current(ledger, max(period, ledger.period if ledger else 0), time.time()))
+            try:
+                if revision is None:
+                    revision = await kv.create(key, _encoder.encode(new))
+                else:
+                    revision = await kv.update(key, _encoder.encode(new), last=revision)
+                self.ledgers.apply(key, revision, "PUT", _encoder.encode(new))
+                return result
+            except KeyWrongLastSequenceError:
+                try:
+                    entry = await kv.get(key)
+                    ledger, revision = self.ledgers.decoder.decode(entry.value), entry.revision
+                except (KeyNotFoundError, KeyDeletedError):
+                    ledger, revision = None, None
+        raise GatewayError(503, "budget ledger busy; retry", "service_unavailable_error", ErrorCode.UNAVAILABLE,
+                           headers={"retry-after": "1"})
+
+    def period_spend(self, kind: str, ident: str, budget_duration: str | None, anchor: float) -> tuple[float, float | None]:
+        """(spend in the current budget period, when that period ends) for a key, user or team."""
+        now = time.time()
+        period = budget_period(budget_duration, anchor, now)
+        return self.spend(ledger_key(kind, ident), period), period_reset_at(budget_duration, anchor, now)
