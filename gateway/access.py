@@ -36,14 +36,18 @@ class ModelAccess:
         name = key.aliases.get(requested, requested)
         if not self._allows(key.models, name):
             raise self._denied(f"This API key may not use model `{requested}`.", key.models)
+        user = principal.user
+        if user is not None and not self._allows(user.models, name):
+            raise self._denied(f"User {user.user_id} may not use model `{requested}`.", user.models)
         team = principal.team
         if team is not None and not self._allows(team.models, name):
             raise self._denied(f"Team {team.team_id} may not use model `{requested}`.", team.models)
         return name
 
     def allows(self, principal: Principal, name: str) -> bool:
-        key, team = principal.key, principal.team
-        return (key is None or self._allows(key.models, name)) and (team is None or self._allows(team.models, name))
+        return all(
+            holder is None or self._allows(holder.models, name) for holder in (principal.key, principal.user, principal.team)
+        )
 
     def _denied(self, message: str, models: list[str]) -> GatewayError:
         allowed = ", ".join(self.expand(models))

@@ -30,6 +30,14 @@ def _unauthorized(message: str) -> GatewayError:
     return GatewayError(401, message, ErrorType.AUTHENTICATION, ErrorCode.INVALID_API_KEY)
 
 
+class UnknownKey(GatewayError):
+    """A key this edge's view does not hold (maybe created on another edge a moment ago)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(401, "Invalid API key.", ErrorType.AUTHENTICATION, ErrorCode.INVALID_API_KEY)
+        self.token = token
+
+
 def bearer_key(authorization: str | None, api_key_header: str | None = None) -> str:
     """The key from `Authorization: Bearer <key>` (or an `api-key` header, as Azure clients send)."""
     if authorization:
@@ -62,7 +70,7 @@ class Authenticator:
         if record is None:
             if self.identity.key_deleted(token):
                 raise _unauthorized("This API key has been deleted.")
-            raise _unauthorized("Invalid API key.")
+            raise UnknownKey(token)
         if record.blocked:
             raise _unauthorized("This API key is blocked.")
         if record.expires is not None and record.expires <= time.time():
@@ -79,6 +87,16 @@ class Authenticator:
             user=user,
             team=team,
         )
+
+    async def authenticate_fresh(self, authorization: str | None, api_key_header: str | None = None) -> Principal:
+        """`authenticate`, but a key the view does not hold yet is looked up in KV once: a key
+        generated on another edge works here on the very next request, before the watch delivers it."""
+        try:
+            return self.authenticate(authorization, api_key_header)
+        except UnknownKey as miss:
+            if not await self.identity.fetch_key(miss.token):
+                raise
+        return self.authenticate(authorization, api_key_header)
 
     def admin(self, authorization: str | None, api_key_header: str | None = None) -> Principal:
         principal = self.authenticate(authorization, api_key_header)

@@ -59,6 +59,15 @@ class IdentityView:
     def key(self, token: str) -> KeyRecord | None:
         return self.keys.items.get(token)
 
+    async def fetch_key(self, token: str) -> bool:
+        """Read one key straight from KV into the view; True if it exists."""
+        try:
+            entry = await self.keys.kv.get(token)
+        except Exception:  # noqa: BLE001 - not found, deleted, bad key name, or KV unreachable
+            return False
+        self.keys.apply(token, entry.revision, entry.operation, entry.value)
+        return token in self.keys.items
+
     def key_deleted(self, token: str) -> bool:
         return token in self.keys.deleted
 

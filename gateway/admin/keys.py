@@ -136,11 +136,16 @@ class KeyService:
         cfg = self.edge.settings.config
         return dict(cfg.litellm_settings.get(name) or cfg.general_settings.get(name) or {})
 
-    async def generate(self, values: dict[str, Any]) -> tuple[str, KeyRecord, str | None]:
-        given_names = set(values)
-        apply_defaults(values, self.settings("default_key_generate_params"), given_names)
+    def prepare(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The values of a new key: defaults and upper bounds applied, checked (400 naming a field)."""
+        values = dict(values)
+        apply_defaults(values, self.settings("default_key_generate_params"), set(values))
         apply_upper_bounds(values, self.settings("upperbound_key_generate_params"))
         check(values)
+        return values
+
+    async def generate(self, values: dict[str, Any]) -> tuple[str, KeyRecord, str | None]:
+        values = self.prepare(values)
         key = generate_key()
         now = time.time()
         record = KeyRecord(
@@ -181,10 +186,10 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
                 raise bad_param("key", "`key` is required")
             record = principal.key
         else:
-            record = service.find(key)
-            if not principal.is_admin and (principal.key is None or principal.key.token != record.token):
+            if not principal.is_admin and (principal.key is None or principal.key.token != service.token_of(key)):
                 raise GatewayError(403, "a key that is not an admin's can only look up itself", ErrorType.PERMISSION,
                                    ErrorCode.PERMISSION_DENIED, "key")
+            record = service.find(key)
         return json_response({"key": key or record.key_name, "info": service.info(record)})
 
     @post("/key/update", status_code=200)
@@ -217,8 +222,10 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
         key_alias: str | None = None, return_full_object: bool = False,
     ) -> Response:
         admin(edge, request)
-        if page < 1 or not 1 <= size <= 1000:
-            raise bad_param("page", "`page` must be >= 1 and `size` between 1 and 1000")
+        if page < 1:
+            raise bad_param("page", f"`page` must be >= 1; got {page}")
+        if not 1 <= size <= 1000:
+            raise bad_param("size", f"`size` must be between 1 and 1000; got {size}")
         match = {k: v for k, v in (("user_id", user_id), ("team_id", team_id), ("key_alias", key_alias)) if v is not None}
         records = sorted((r for r in service.keys.items.values() if all(getattr(r, k) == v for k, v in match.items())),
                          key=lambda r: r.created_at)

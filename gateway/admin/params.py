@@ -15,6 +15,8 @@ from llmgw.durations import duration_seconds
 
 T = TypeVar("T")
 
+MAX_DURATION_SECONDS = 100 * 365 * 86400
+
 # Fields whose value must not be negative.
 NON_NEGATIVE = ("max_budget", "soft_budget", "spend", "max_parallel_requests", "tpm_limit", "rpm_limit")
 
@@ -26,9 +28,12 @@ def bad_param(param: str, message: str) -> GatewayError:
 def parse_duration(value: str, param: str = "duration") -> float:
     """"30s", "20m", "30h", "30d" (also "30min", "2w", "1mo") -> seconds; 400 naming the field."""
     try:
-        return duration_seconds(value)
+        seconds = duration_seconds(value)
     except ValueError:
         raise bad_param(param, f"`{param}` must look like 30s, 20m, 30h or 30d; got {value!r}") from None
+    if seconds > MAX_DURATION_SECONDS or (param == "budget_duration" and seconds <= 0):
+        raise bad_param(param, f"`{param}` must be {'more than 0 and ' if param == 'budget_duration' else ''}at most 100 years; got {value!r}")
+    return seconds
 
 
 def decode_body(body: bytes, kind: type[T]) -> T:

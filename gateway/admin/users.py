@@ -84,10 +84,15 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
         record = UserRecord(user_id=user_id, created_at=now, updated_at=now, **user_fields(values))
         if values.get("team_id") and values["team_id"] not in record.teams:
             record = msgspec.structs.replace(record, teams=[*record.teams, values["team_id"]])
-        await store.create(users(), kv_key(user_id), record, f"user {user_id!r}")
-        # The user's key: the key parameters of the body, without the user-level budget settings.
-        key_values = {k: v for k, v in values.items() if k in KeyParams.__struct_fields__ and k not in USER_FIELDS}
+        # The user's key: the key parameters of the body (the user's models bound it too), without
+        # the budget settings, which belong to the user. Checked before anything is stored.
+        key_values = {
+            k: v for k, v in values.items()
+            if k in KeyParams.__struct_fields__ and (k not in USER_FIELDS or k == "models")
+        }
         key_values["user_id"] = user_id
+        keys.prepare(key_values)
+        await store.create(users(), kv_key(user_id), record, f"user {user_id!r}")
         key, key_record, duration = await keys.generate(key_values)
         return json_response({**generated_response(key, key_record, duration), **render(record)})
 
@@ -97,8 +102,10 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
     ) -> Response:
         admin(edge, request)
         if view_all:
-            if page < 0 or not 1 <= page_size <= 1000:
-                raise bad_param("page_size", "`page` must be >= 0 and `page_size` between 1 and 1000")
+            if page < 0:
+                raise bad_param("page", f"`page` must be >= 0; got {page}")
+            if not 1 <= page_size <= 1000:
+                raise bad_param("page_size", f"`page_size` must be between 1 and 1000; got {page_size}")
             records = sorted(users().items.values(), key=lambda r: r.created_at)
             chunk = records[page * page_size : (page + 1) * page_size]
             return json_response({"users": [show(r) for r in chunk], "total_count": len(records), "page": page,

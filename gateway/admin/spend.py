@@ -1,0 +1,223 @@
+"""`GET /spend/logs` and `GET /global/spend/report`: spend read from ClickHouse (admin only).
+
+The edge asks metering's query service over NATS (metering owns the store). The SQL text is put
+together from fixed fragments only; every value from the request is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import structlog
+from litestar import Request, Response, get
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from gateway.admin.common import admin, json_response
+from gateway.admin.keys import KeyService
+from gateway.admin.params import bad_param
+from gateway.edge import Edge
+from gateway.errors import GatewayError
+from llmgw.contracts import ErrorCode, ErrorType
+from metering.client import query_metering
+
+log = structlog.get_logger()
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000  # an answer travels as one NATS message
+QUERY_TIMEOUT = 15.0
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+LOG_COLUMNS = """
+    request_id, operation, key_hash, key_alias, user_id, team_id, model_group, upstream_model, deployment_id,
+    provider, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost, cost_known,
+    toUnixTimestamp64Milli(ts) AS ts_ms, latency_ms, ttft_ms, status, http_status, error_code, usage_source,
+    stream, attempt
+"""
+# filter name -> condition on `usage`, its value bound as the parameter of the same name
+LOG_FILTERS = {
+    "key_hash": "key_hash = {key_hash:String}",
+    "user_id": "user_id = {user_id:String}",
+    "team_id": "team_id = {team_id:String}",
+    "request_id": "request_id = {request_id:String}",
+    "start_date": "toDate(ts) >= {start_date:Date}",
+    "end_date": "toDate(ts) <= {end_date:Date}",
+}
+# group_by value -> (column of `usage`, the field naming the group in the answer)
+GROUPS = {
+    "team": ("team_id", "team_id"),
+    "user": ("user_id", "user_id"),
+    "api_key": ("key_hash", "api_key"),
+    "model": ("model_group", "model"),
+}
+
+
+def parse_date(value: str | None, param: str) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        if not _DATE.match(value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise bad_param(param, f"`{param}` must be a date as YYYY-MM-DD; got {value!r}") from None
+
+
+def date_range(start_date: str | None, end_date: str | None) -> dict[str, str]:
+    """The bound date parameters (UTC days, both ends included); 400 naming the field if bad."""
+    start, end = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
+    if start and end and end < start:
+        raise bad_param("end_date", f"`end_date` ({end}) is before `start_date` ({start})")
+    out = {}
+    if start:
+        out["start_date"] = start.isoformat()
+    if end:
+        out["end_date"] = end.isoformat()
+    return out
+
+
+def parse_limit(value: str | None) -> int:
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise bad_param("limit", f"`limit` must be a whole number from 1 to {MAX_LIMIT}; got {value!r}")
+    return limit
+
+
+def where(parameters: dict[str, Any]) -> str:
+    conditions = [LOG_FILTERS[name] for name in LOG_FILTERS if name in parameters]
+    return "WHERE " + " AND ".join(conditions) if conditions else ""
+
+
+def logs_sql(parameters: dict[str, Any]) -> str:
+    return f"SELECT {LOG_COLUMNS} FROM usage FINAL {where(parameters)} ORDER BY ts DESC, request_id LIMIT {{limit:UInt32}}"
+
+
+def report_sql(group_by: str, parameters: dict[str, Any]) -> str:
+    column = GROUPS[group_by][0]
+    return (
+        f"SELECT {column} AS group_key, model_group AS model, count() AS requests, sum(cost) AS spend,"
+        " sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens"
+        f" FROM usage FINAL {where(parameters)} GROUP BY group_key, model"
+    )
+
+
+def _iso_ms(ms: float) -> str:
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).isoformat().replace("+00:00", "Z")
+
+
+def spend_log(row: dict[str, Any]) -> dict[str, Any]:
+    """One usage row in the shape of LiteLLM's spend logs."""
+    start = row["ts_ms"]
+    prompt, completion = row["prompt_tokens"], row["completion_tokens"]
+    return {
+        "request_id": row["request_id"],
+        "call_type": row["operation"],
+        "api_key": row["key_hash"],
+        "key_alias": row["key_alias"],
+        "user": row["user_id"],
+        "team_id": row["team_id"],
+        "model": row["upstream_model"],
+        "model_group": row["model_group"],
+        "model_id": row["deployment_id"],
+        "custom_llm_provider": row["provider"],
+        "spend": row["cost"],
+        "cost_known": row["cost_known"],
+        "total_tokens": prompt + completion,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cached_tokens": row["cached_tokens"],
+        "reasoning_tokens": row["reasoning_tokens"],
+        "startTime": _iso_ms(start),
+        "endTime": _iso_ms(start + row["latency_ms"]),
+        "completionStartTime": _iso_ms(start + row["ttft_ms"]) if row["ttft_ms"] is not None else None,
+        "latency_ms": row["latency_ms"],
+        "ttft_ms": row["ttft_ms"],
+        "status": row["status"],
+        "http_status": row["http_status"],
+        "error_code": row["error_code"],
+        "stream": row["stream"],
+        "usage_source": row["usage_source"],
+        "attempt": row["attempt"],
+    }
+
+
+def report(group_by: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of (group, model) totals as one entry per group, the biggest spender first."""
+    name = GROUPS[group_by][1]
+    groups: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        entry = groups.setdefault(row["group_key"], {
+            name: row["group_key"], "total_spend": 0.0, "total_tokens": 0, "prompt_tokens": 0,
+            "completion_tokens": 0, "requests": 0, "models": [],
+        })  # fmt: skip
+        tokens = row["prompt_tokens"] + row["completion_tokens"]
+        entry["total_spend"] += row["spend"]
+        entry["total_tokens"] += tokens
+        entry["prompt_tokens"] += row["prompt_tokens"]
+        entry["completion_tokens"] += row["completion_tokens"]
+        entry["requests"] += row["requests"]
+        entry["models"].append({
+            "model": row["model"], "spend": row["spend"], "total_tokens": tokens, "prompt_tokens": row["prompt_tokens"],
+            "completion_tokens": row["completion_tokens"], "requests": row["requests"],
+        })  # fmt: skip
+    out = list(groups.values())
+    for entry in out:
+        entry["total_spend"] = round(entry["total_spend"], 9)  # the store keeps 9 decimals
+        entry["models"].sort(key=lambda m: (-m["spend"], m["model"]))
+    out.sort(key=lambda e: (-e["total_spend"], str(e[name])))
+    return out
+
+
+async def ask_metering(edge: Edge, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows (as dicts) of a query answered by metering; 503/504 when metering cannot answer."""
+    if edge.nc is None:
+        raise GatewayError(503, "the gateway is not connected to NATS", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE)
+    try:
+        result = await query_metering(edge.nc, edge.subjects, sql, parameters, timeout=QUERY_TIMEOUT)
+    except NoRespondersError:
+        raise GatewayError(503, "metering is not running: spend is read from ClickHouse through it",
+                           ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE) from None
+    except NatsTimeoutError:
+        raise GatewayError(504, "metering did not answer in time", ErrorType.TIMEOUT, ErrorCode.TIMEOUT) from None
+    if result.error is not None:
+        log.error("spend_query_failed", error=result.error)
+        raise GatewayError(500, "the spend query failed", ErrorType.API, ErrorCode.INTERNAL)
+    return [dict(zip(result.columns, row)) for row in result.rows]
+
+
+def build_spend_routes(edge: Edge, keys: KeyService) -> list:
+    @get("/spend/logs")
+    async def spend_logs(
+        request: Request, api_key: str | None = None, user_id: str | None = None, team_id: str | None = None,
+        request_id: str | None = None, start_date: str | None = None, end_date: str | None = None,
+        limit: str | None = None,
+    ) -> Response:
+        admin(edge, request)
+        parameters: dict[str, Any] = {"limit": parse_limit(limit), **date_range(start_date, end_date)}
+        for name, value in (("key_hash", keys.token_of(api_key) if api_key else None), ("user_id", user_id),
+                            ("team_id", team_id), ("request_id", request_id)):
+            if value:
+                parameters[name] = value
+        rows = await ask_metering(edge, logs_sql(parameters), parameters)
+        return json_response([spend_log(r) for r in rows])
+
+    @get("/global/spend/report")
+    async def spend_report(
+        request: Request, start_date: str | None = None, end_date: str | None = None, group_by: str | None = None,
+    ) -> Response:
+        admin(edge, request)
+        group_by = group_by or "team"
+        if group_by not in GROUPS:
+            raise bad_param("group_by", f"`group_by` must be one of {', '.join(GROUPS)}; got {group_by!r}")
+        parameters = date_range(start_date, end_date)
+        rows = await ask_metering(edge, report_sql(group_by, parameters), parameters)
+        return json_response(report(group_by, rows))
+
+    return [spend_logs, spend_report]

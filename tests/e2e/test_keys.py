@@ -1,0 +1,991 @@
+"""Virtual keys end to end (seed 003's `/key/*` API and parameters), against edge, worker and
+metering processes on a real nats-server.
+
+Three edges share one bus prefix (so one set of KV buckets): the main edge has no key policy;
+`edge-bounds` runs with seed 003's `upperbound_key_generate_params`, `edge-defaults` with its
+`default_key_generate_params`. All three know the same model list, access groups and
+`default_team_settings`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+import yaml
+
+from llmgw.contracts import Subjects
+from tests.e2e.conftest import MASTER_KEY, Stack, write_config
+from tests.procs import free_port, wait_for, wait_ready
+
+pytestmark = pytest.mark.e2e
+
+PREFIX = "e2ekeys"
+HELLO = [{"role": "user", "content": "Hello, how are you?"}]
+
+# Every plaintext key this module is given: none of them may end up in KV, a log line or ClickHouse.
+PLAINTEXTS: list[str] = []
+
+# seed 003, "Upperbound /key/generate params" and "Default /key/generate params".
+UPPER_BOUNDS = {"max_budget": 100, "duration": "30d", "tpm_limit": 1000}
+DEFAULTS = {
+    "max_budget": 1.5,
+    "models": ["gpt-3.5-turbo"],
+    "duration": None,  # "blank means null"
+    "metadata": {"setting": "default"},
+    "team_id": "core-infra",
+}
+TEAMS = [
+    {"team_id": "litellm-dev", "models": ["gpt-3.5-turbo"]},
+    {"team_id": "beta-team", "models": ["beta-models"]},
+]
+
+
+def write_keys_config(path: Path, upstream_base: str, litellm_settings: dict) -> Path:
+    """The e2e config plus seed 003's model groups: access groups and the free/paid tiers."""
+    config = yaml.safe_load(write_config(path, upstream_base).read_text())
+
+    def deployment(name: str, upstream: str, groups: list[str] | None = None) -> dict:
+        entry = {
+            "model_name": name,
+            "litellm_params": {"model": f"openai/{upstream}", "api_base": upstream_base,
+                               "api_key": "os.environ/E2E_UPSTREAM_KEY"},
+        }
+        if groups:
+            entry["model_info"] = {"access_groups": groups}
+        return entry
+
+    config["model_list"] += [
+        deployment("text-embedding-ada-002", "text-embedding-3-small", ["beta-models"]),
+        deployment("beta-chat", "gpt-4o-mini", ["beta-models", "cheap-models"]),
+        deployment("my-free-tier", "gpt-4o-mini"),
+        deployment("my-free-tier", "bench-model"),
+        deployment("my-paid-tier", "gpt-4o"),
+    ]
+    config["litellm_settings"] = {"default_team_settings": TEAMS, **litellm_settings}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(nats_server, upstream, tmp_path_factory):
+    root = tmp_path_factory.mktemp("keys-stack")
+    main = write_keys_config(root / "keys.yaml", upstream.base_url, {})
+    s = Stack(root, nats_server.url, PREFIX, upstream, {"LLMGW_CONFIG": str(main)})
+    try:
+        s.start()
+        for name, settings in (("bounds", {"upperbound_key_generate_params": UPPER_BOUNDS}),
+                               ("defaults", {"default_key_generate_params": DEFAULTS})):
+            cfg = write_keys_config(root / f"keys-{name}.yaml", upstream.base_url, settings)
+            port = free_port()
+            s._start(f"edge-{name}", "gateway", {"LLMGW_CONFIG": str(cfg), "LLMGW_PORT": str(port)})
+            setattr(s, f"{name}_url", f"http://127.0.0.1:{port}")
+        wait_ready(s.bounds_url, 45)
+        wait_ready(s.defaults_url, 45)
+    except BaseException:
+        s.stop()
+        raise
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def http():
+    with httpx.Client(timeout=15) as client:
+        yield client
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def admin(http, stack, path: str, body: dict | None = None, key: str = MASTER_KEY, base: str | None = None):
+    return http.post(f"{base or stack.base_url}{path}", headers=auth(key), json=body or {})
+
+
+def generate(http, stack, base: str | None = None, **params) -> dict:
+    resp = admin(http, stack, "/key/generate", params, base=base)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    PLAINTEXTS.append(body["key"])
+    return body
+
+
+def info(http, stack, key: str, caller: str = MASTER_KEY) -> httpx.Response:
+    return http.get(f"{stack.base_url}/key/info", params={"key": key}, headers=auth(caller))
+
+
+def chat(http, base: str, key: str, model: str = "gpt-4") -> httpx.Response:
+    return http.post(f"{base}/v1/chat/completions", headers=auth(key), json={"model": model, "messages": HELLO, "max_tokens": 3})
+
+
+def models_of(http, base: str, key: str) -> set[str]:
+    resp = http.get(f"{base}/v1/models", headers=auth(key))
+    assert resp.status_code == 200, resp.text
+    return {m["id"] for m in resp.json()["data"]}
+
+
+def known_on(http, base: str, key: str) -> None:
+    """Wait until the edge at `base` takes a key made on another edge: edges learn of a new key
+    through their KV watch, a few ms apart (test_revocation shows the race)."""
+    wait_for(lambda: http.get(f"{base}/v1/models", headers=auth(key)).status_code == 200, 2, "the edge to take the key",
+             interval=0.005)
+
+
+def error_of(resp: httpx.Response, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == code, error
+    return error
+
+
+def refused(resp: httpx.Response, key: str, why: str) -> None:
+    """401 invalid_api_key saying why, never echoing the key."""
+    error = error_of(resp, 401, "invalid_api_key")
+    assert why in error["message"].lower(), error
+    assert key not in resp.text and key[3:] not in resp.text
+
+
+def when(iso: str | None) -> float | None:
+    return None if iso is None else datetime.fromisoformat(iso).timestamp()
+
+
+# --- /key/generate and /key/info -------------------------------------------------------------
+
+
+def test_generate_answers_with_the_key_its_name_token_expiry_and_every_field(http, stack):
+    params = {
+        "models": ["gpt-3.5-turbo", "gpt-4", "claude-2"],
+        "duration": "20m",
+        "metadata": {"user": "ishaan@berri.ai"},
+        "team_id": "core-infra",
+        "max_budget": 10,
+        "soft_budget": 5,
+        "key_alias": f"alias-{uuid.uuid4().hex[:6]}",
+        "user_id": "ishaan2@berri.ai",
+        "aliases": {"mistral-7b": "gpt-3.5-turbo"},
+        "config": {"temperature": 0.2},
+        "spend": 0.5,
+        "model_max_budget": {"gpt-4": 0.5, "gpt-5": 0.01},
+        "max_parallel_requests": 3,
+        "tpm_limit": 1000,
+        "rpm_limit": 10,
+        "budget_duration": "30d",
+        "system_prompt": "Answer briefly.",
+    }
+    before = time.time()
+    body = generate(http, stack, **params)
+    key = body["key"]
+    assert re.fullmatch(r"sk-[A-Za-z0-9_-]{16,}", key)
+    assert body["key_name"] == f"sk-...{key[-4:]}"
+    assert re.fullmatch(r"[0-9a-f]{64}", body["token"]) and key[3:] not in body["token"]
+    assert before + 20 * 60 - 1 <= when(body["expires"]) <= time.time() + 20 * 60 + 1
+    assert body["blocked"] is False
+    for name, value in params.items():
+        if name != "duration":
+            assert body[name] == value, name
+
+    # /key/info by the plaintext and by the token: seed 003's shape, the token as the stored id.
+    by_key, by_token = info(http, stack, key), info(http, stack, body["token"])
+    assert by_key.status_code == by_token.status_code == 200, (by_key.text, by_token.text)
+    assert by_key.json()["key"] == key
+    assert by_key.json()["info"] == by_token.json()["info"]
+    shown = by_key.json()["info"]
+    assert shown["token"] == body["token"] and shown["key_name"] == body["key_name"]
+    assert when(shown["expires"]) == pytest.approx(when(body["expires"]), abs=0.01)
+    for name, value in params.items():
+        if name != "duration":
+            assert shown[name] == value, name
+    assert key not in json.dumps(shown) and key[3:] not in json.dumps(shown)
+
+
+def test_a_key_without_duration_never_expires_and_may_call_every_model(http, stack):
+    body = generate(http, stack)
+    assert body["expires"] is None and body["models"] == []
+    for model in ("gpt-4", "gpt-3.5-turbo", "my-paid-tier"):
+        assert chat(http, stack.base_url, body["key"], model).status_code == 200, model
+    assert {"gpt-4", "gpt-3.5-turbo", "my-free-tier", "beta-chat"} <= models_of(http, stack.base_url, body["key"])
+
+
+def test_an_expiring_key_works_then_is_refused_as_expired(http, stack):
+    body = generate(http, stack, duration="2s", models=["gpt-4"])
+    key = body["key"]
+    assert when(body["expires"]) - time.time() <= 2.0
+    assert chat(http, stack.base_url, key).status_code == 200
+    resp = wait_for(lambda: (r := chat(http, stack.base_url, key)).status_code != 200 and r, 10, "the key to expire", 0.1)
+    assert time.time() >= when(body["expires"])
+    refused(resp, key, "expired")
+    refused(http.get(f"{stack.base_url}/v1/models", headers=auth(key)), key, "expired")
+    # An admin still sees it (it is expired, not deleted).
+    assert info(http, stack, key).status_code == 200
+
+
+def test_a_key_limited_to_models_is_refused_others_with_403_naming_the_allowed_models(http, stack):
+    key = generate(http, stack, models=["gpt-4", "my-paid-tier"])["key"]
+    assert chat(http, stack.base_url, key, "gpt-4").status_code == 200
+    assert chat(http, stack.base_url, key, "my-paid-tier").status_code == 200
+    resp = chat(http, stack.base_url, key, "gpt-3.5-turbo")
+    error = error_of(resp, 403, "permission_denied")
+    assert error["type"] == "permission_error" or "permission" in error["type"]
+    assert "gpt-3.5-turbo" in error["message"]
+    assert "gpt-4" in error["message"] and "my-paid-tier" in error["message"]
+    assert key not in resp.text
+    assert models_of(http, stack.base_url, key) == {"gpt-4", "my-paid-tier"}
+
+
+def test_aliases_map_a_requested_name_to_a_model_group(http, stack):
+    # seed 003, "Upgrade/Downgrade Models".
+    body = generate(http, stack, models=["my-free-tier"], aliases={"gpt-3.5-turbo": "my-free-tier"}, duration="30min")
+    key = body["key"]
+    assert body["aliases"] == {"gpt-3.5-turbo": "my-free-tier"}
+    raw = chat(http, stack.base_url, key, "gpt-3.5-turbo")
+    assert raw.status_code == 200, raw.text
+    direct = chat(http, stack.base_url, key, "my-free-tier")
+    assert direct.status_code == 200, direct.text
+    error_of(chat(http, stack.base_url, key, "my-paid-tier"), 403, "permission_denied")
+    rows = stack.usage_rows([raw.headers["x-request-id"], direct.headers["x-request-id"]])
+    aliased = rows[raw.headers["x-request-id"]]
+    assert aliased["model_group"] == "my-free-tier"
+    assert aliased["upstream_model"] in ("gpt-4o-mini", "bench-model")
+    assert aliased["key_hash"] == body["token"]
+
+    # Upgrading is changing the alias.
+    resp = admin(http, stack, "/key/update", {"key": key, "models": ["my-free-tier", "my-paid-tier"],
+                                               "aliases": {"gpt-3.5-turbo": "my-paid-tier"}})
+    assert resp.status_code == 200, resp.text
+    upgraded = chat(http, stack.base_url, key, "gpt-3.5-turbo")
+    assert upgraded.status_code == 200, upgraded.text
+    row = stack.usage_rows([upgraded.headers["x-request-id"]])[upgraded.headers["x-request-id"]]
+    assert (row["model_group"], row["upstream_model"]) == ("my-paid-tier", "gpt-4o")
+
+
+def test_models_may_name_an_access_group(http, stack):
+    # seed 003, "Grant Access to new model": model_info.access_groups in the config.
+    key = generate(http, stack, models=["beta-models"])["key"]
+    emb = http.post(f"{stack.base_url}/v1/embeddings", headers=auth(key), json={"model": "text-embedding-ada-002", "input": "hi"})
+    assert emb.status_code == 200, emb.text
+    assert chat(http, stack.base_url, key, "beta-chat").status_code == 200
+    error = error_of(chat(http, stack.base_url, key, "gpt-4"), 403, "permission_denied")
+    assert "text-embedding-ada-002" in error["message"] and "beta-chat" in error["message"]
+    assert models_of(http, stack.base_url, key) == {"text-embedding-ada-002", "beta-chat"}
+
+    mixed = generate(http, stack, models=["cheap-models", "gpt-4"])["key"]
+    assert models_of(http, stack.base_url, mixed) == {"beta-chat", "gpt-4"}
+    assert chat(http, stack.base_url, mixed, "beta-chat").status_code == 200
+    error_of(chat(http, stack.base_url, mixed, "text-embedding-ada-002"), 403, "permission_denied")
+
+
+def test_a_team_from_default_team_settings_bounds_its_keys(http, stack):
+    # seed 003, "Restrict models by team_id".
+    key = generate(http, stack, team_id="litellm-dev")["key"]
+    assert chat(http, stack.base_url, key, "gpt-3.5-turbo").status_code == 200
+    resp = chat(http, stack.base_url, key, "gpt-4")
+    error = error_of(resp, 403, "permission_denied")
+    assert "litellm-dev" in error["message"] and "gpt-3.5-turbo" in error["message"] and "gpt-4" in error["message"]
+    assert models_of(http, stack.base_url, key) == {"gpt-3.5-turbo"}
+
+    # The key's own list cannot widen the team's.
+    wider = generate(http, stack, team_id="litellm-dev", models=["gpt-4", "gpt-3.5-turbo"])["key"]
+    assert chat(http, stack.base_url, wider, "gpt-3.5-turbo").status_code == 200
+    error_of(chat(http, stack.base_url, wider, "gpt-4"), 403, "permission_denied")
+
+    # A team may name an access group.
+    beta = generate(http, stack, team_id="beta-team")["key"]
+    assert chat(http, stack.base_url, beta, "beta-chat").status_code == 200
+    error = error_of(chat(http, stack.base_url, beta, "gpt-4"), 403, "permission_denied")
+    assert "beta-chat" in error["message"]
+
+    # A team that is not configured does not restrict.
+    free = generate(http, stack, team_id="core-infra")["key"]
+    assert chat(http, stack.base_url, free, "gpt-4").status_code == 200
+
+
+# --- upper bounds and defaults -------------------------------------------------------------
+
+
+def test_values_above_the_upper_bounds_are_lowered_to_them(http, stack):
+    before = time.time()
+    body = generate(http, stack, base=stack.bounds_url, max_budget=200, duration="60d", tpm_limit=5000)
+    assert body["max_budget"] == 100
+    assert body["tpm_limit"] == 1000
+    assert before + 30 * 86400 - 1 <= when(body["expires"]) <= time.time() + 30 * 86400 + 1
+    known_on(http, stack.base_url, body["key"])
+    shown = info(http, stack, body["key"]).json()["info"]
+    assert shown["max_budget"] == 100 and shown["tpm_limit"] == 1000
+    assert when(shown["expires"]) == pytest.approx(when(body["expires"]), abs=0.01)
+
+    within = generate(http, stack, base=stack.bounds_url, max_budget=50, duration="20m", tpm_limit=10)
+    assert within["max_budget"] == 50 and within["tpm_limit"] == 10
+    assert when(within["expires"]) <= time.time() + 20 * 60 + 1
+
+    explicit_null = generate(http, stack, base=stack.bounds_url, max_budget=None, duration=None)
+    assert explicit_null["max_budget"] == 100
+    assert explicit_null["expires"] is not None and when(explicit_null["expires"]) <= time.time() + 30 * 86400 + 1
+
+    # The main edge has no bounds.
+    unbounded = generate(http, stack, max_budget=200, duration="60d")
+    assert unbounded["max_budget"] == 200 and when(unbounded["expires"]) > time.time() + 59 * 86400
+
+
+def test_upper_bounds_also_bound_a_param_the_request_leaves_out(http, stack):
+    """seed 003: "upperbound of $100 / of 30 days *for all* /key/generate requests". A request
+    that leaves max_budget and duration out asks for an unlimited, never-expiring key, just like
+    one that sends them as null (which the bounds do lower)."""
+    body = generate(http, stack, base=stack.bounds_url, models=["gpt-4"])
+    assert body["max_budget"] == 100, f"max_budget without a value under an upper bound of 100: {body['max_budget']}"
+    assert body["expires"] is not None, "a key made under a 30d duration bound never expires"
+    assert when(body["expires"]) <= time.time() + 30 * 86400 + 1
+
+
+def test_defaults_fill_what_a_generate_request_leaves_out(http, stack):
+    body = generate(http, stack, base=stack.defaults_url)
+    assert body["max_budget"] == 1.5
+    assert body["models"] == ["gpt-3.5-turbo"]
+    assert body["expires"] is None  # the default duration is blank: never expires
+    assert body["metadata"] == {"setting": "default"}
+    assert body["team_id"] == "core-infra"
+    # Defaults are part of the stored key: the main edge (no defaults of its own) enforces them.
+    known_on(http, stack.base_url, body["key"])
+    assert chat(http, stack.base_url, body["key"], "gpt-3.5-turbo").status_code == 200
+    error_of(chat(http, stack.base_url, body["key"], "gpt-4"), 403, "permission_denied")
+
+    given = generate(http, stack, base=stack.defaults_url, max_budget=3, models=["gpt-4"], metadata={"app": "x"},
+                     team_id=None, duration="1h")
+    assert given["max_budget"] == 3 and given["models"] == ["gpt-4"] and given["metadata"] == {"app": "x"}
+    assert given["team_id"] is None
+    assert when(given["expires"]) <= time.time() + 3600 + 1
+    known_on(http, stack.base_url, given["key"])
+    assert chat(http, stack.base_url, given["key"], "gpt-4").status_code == 200
+
+
+# --- block, regenerate, update, delete, list ---------------------------------------------------
+
+
+def test_block_refuses_the_key_and_unblock_restores_it(http, stack):
+    body = generate(http, stack, models=["gpt-4"])
+    key = body["key"]
+    assert chat(http, stack.base_url, key).status_code == 200
+    resp = admin(http, stack, "/key/block", {"key": key})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["blocked"] is True and key not in resp.text
+    refused(chat(http, stack.base_url, key), key, "blocked")
+    assert info(http, stack, key).json()["info"]["blocked"] is True
+    resp = admin(http, stack, "/key/unblock", {"key": body["token"]})  # by token works too
+    assert resp.status_code == 200 and resp.json()["blocked"] is False
+    assert chat(http, stack.base_url, key).status_code == 200
+    # Blocked at generation.
+    born_blocked = generate(http, stack, blocked=True)["key"]
+    refused(chat(http, stack.base_url, born_blocked), born_blocked, "blocked")
+
+
+def test_regenerate_gives_a_new_key_with_the_same_settings_and_refuses_the_old(http, stack):
+    alias = f"regen-{uuid.uuid4().hex[:6]}"
+    old = generate(http, stack, models=["gpt-4"], key_alias=alias, metadata={"app": "regen"}, max_budget=7)
+    assert chat(http, stack.base_url, old["key"]).status_code == 200
+    resp = admin(http, stack, "/key/regenerate", {"key": old["key"]})
+    assert resp.status_code == 200, resp.text
+    new = resp.json()
+    PLAINTEXTS.append(new["key"])
+    assert new["key"].startswith("sk-") and new["key"] != old["key"] and new["token"] != old["token"]
+    assert new["key_name"] == f"sk-...{new['key'][-4:]}"
+    assert (new["models"], new["key_alias"], new["metadata"], new["max_budget"]) == (["gpt-4"], alias, {"app": "regen"}, 7)
+    assert chat(http, stack.base_url, new["key"]).status_code == 200
+    error_of(chat(http, stack.base_url, new["key"], "gpt-3.5-turbo"), 403, "permission_denied")
+    resp = chat(http, stack.base_url, old["key"])
+    error_of(resp, 401, "invalid_api_key")
+    assert old["key"] not in resp.text
+    assert info(http, stack, old["key"]).status_code == 404
+    assert info(http, stack, new["key"]).json()["info"]["key_alias"] == alias
+
+    # The path form (`/key/{key}/regenerate`), with changed params.
+    resp = admin(http, stack, f"/key/{new['key']}/regenerate", {"models": ["gpt-3.5-turbo"]})
+    assert resp.status_code == 200, resp.text
+    third = resp.json()
+    PLAINTEXTS.append(third["key"])
+    assert third["models"] == ["gpt-3.5-turbo"] and third["key_alias"] == alias
+    assert chat(http, stack.base_url, third["key"], "gpt-3.5-turbo").status_code == 200
+    error_of(chat(http, stack.base_url, new["key"]), 401, "invalid_api_key")
+    assert admin(http, stack, "/key/regenerate", {"key": old["key"]}).status_code == 404
+
+
+def test_update_changes_what_it_names_and_keeps_the_rest(http, stack):
+    alias = f"upd-{uuid.uuid4().hex[:6]}"
+    body = generate(http, stack, models=["gpt-4"], key_alias=alias, metadata={"v": 1}, max_budget=5)
+    key = body["key"]
+    error_of(chat(http, stack.base_url, key, "gpt-3.5-turbo"), 403, "permission_denied")
+
+    # seed 003's /key/update request.
+    resp = admin(http, stack, "/key/update", {"key": key, "models": ["gpt-3.5-turbo", "gpt-4", "claude-2"],
+                                               "metadata": {"user": "ishaan@berri.ai"}, "team_id": "core-infra"})
+    assert resp.status_code == 200, resp.text
+    updated = resp.json()
+    assert updated["key"] == key
+    assert updated["models"] == ["gpt-3.5-turbo", "gpt-4", "claude-2"]
+    assert updated["metadata"] == {"user": "ishaan@berri.ai"} and updated["team_id"] == "core-infra"
+    assert updated["key_alias"] == alias and updated["max_budget"] == 5  # not named: kept
+    assert chat(http, stack.base_url, key, "gpt-3.5-turbo").status_code == 200
+
+    # models: null -> every model; metadata: null -> {}.
+    resp = admin(http, stack, "/key/update", {"key": body["token"], "models": None, "metadata": None})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["models"] == [] and resp.json()["metadata"] == {}
+    assert chat(http, stack.base_url, key, "my-paid-tier").status_code == 200
+
+    # A team with model limits, set by update, binds the key at once.
+    assert admin(http, stack, "/key/update", {"key": key, "team_id": "litellm-dev"}).status_code == 200
+    error_of(chat(http, stack.base_url, key, "gpt-4"), 403, "permission_denied")
+
+    # duration restarts the clock; null removes the expiry.
+    resp = admin(http, stack, "/key/update", {"key": key, "duration": "1h"})
+    assert when(resp.json()["expires"]) == pytest.approx(time.time() + 3600, abs=5)
+    resp = admin(http, stack, "/key/update", {"key": key, "duration": None})
+    assert resp.json()["expires"] is None
+
+    shown = info(http, stack, key).json()["info"]
+    assert shown["team_id"] == "litellm-dev" and shown["key_alias"] == alias and shown["expires"] is None
+
+    error_of(admin(http, stack, "/key/update", {"key": "sk-no-such-key-0000", "models": []}), 404, "not_found")
+    error = error_of(admin(http, stack, "/key/update", {"key": key, "max_budget": -1}), 400, "invalid_request_error")
+    assert error["param"] == "max_budget"
+    error = error_of(admin(http, stack, "/key/update", {"models": ["gpt-4"]}), 400, "invalid_request_error")
+    assert error["param"] == "key"
+
+
+def test_delete_by_key_by_token_and_by_alias(http, stack):
+    a, b = generate(http, stack), generate(http, stack)
+    alias = f"del-{uuid.uuid4().hex[:6]}"
+    c1, c2 = generate(http, stack, key_alias=alias), generate(http, stack, key_alias=alias)
+    for k in (a, b, c1, c2):
+        assert chat(http, stack.base_url, k["key"]).status_code == 200
+
+    resp = admin(http, stack, "/key/delete", {"keys": [a["key"], b["token"]]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"deleted_keys": [a["key"], b["token"]]}
+    resp = admin(http, stack, "/key/delete", {"key_aliases": [alias]})
+    assert resp.status_code == 200 and resp.json() == {"deleted_keys": [alias]}
+
+    for k in (a, b, c1, c2):
+        refused(chat(http, stack.base_url, k["key"]), k["key"], "deleted")
+        assert info(http, stack, k["key"]).status_code == 404
+    error_of(admin(http, stack, "/key/delete", {"keys": [a["key"]]}), 404, "not_found")
+    error_of(admin(http, stack, "/key/delete", {"key_aliases": ["no-such-alias-x"]}), 404, "not_found")
+    error = error_of(admin(http, stack, "/key/delete", {}), 400, "invalid_request_error")
+    assert error["param"] == "keys"
+
+
+def test_a_delete_naming_one_unknown_key_deletes_none(http, stack):
+    kept = generate(http, stack)
+    resp = admin(http, stack, "/key/delete", {"keys": [kept["key"], "sk-unknown-000000000000"]})
+    error_of(resp, 404, "not_found")
+    assert chat(http, stack.base_url, kept["key"]).status_code == 200
+
+
+def test_list_pages_through_the_keys_and_filters_them(http, stack):
+    user, team = f"list-{uuid.uuid4().hex[:8]}@example.com", f"list-team-{uuid.uuid4().hex[:6]}"
+    made = [generate(http, stack, user_id=user, team_id=team if i < 2 else None, key_alias=f"l{i}") for i in range(5)]
+    tokens = [m["token"] for m in made]
+
+    def page(**params) -> dict:
+        resp = http.get(f"{stack.base_url}/key/list", params=params, headers=auth(MASTER_KEY))
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    pages = [page(user_id=user, page=p, size=2) for p in (1, 2, 3)]
+    for number, body in enumerate(pages, start=1):
+        assert body["total_count"] == 5 and body["total_pages"] == 3 and body["current_page"] == number
+    assert [len(b["keys"]) for b in pages] == [2, 2, 1]
+    listed = [t for b in pages for t in b["keys"]]
+    assert listed == tokens  # oldest first, each once, tokens only
+    assert page(user_id=user, page=4, size=2)["keys"] == []
+
+    full = page(user_id=user, size=10, return_full_object="true")
+    assert [k["token"] for k in full["keys"]] == tokens
+    assert all(k["user_id"] == user for k in full["keys"])
+    assert {k["key_alias"] for k in full["keys"]} == {f"l{i}" for i in range(5)}
+    assert all(m["key"] not in json.dumps(full) for m in made)
+
+    by_team = page(team_id=team)
+    assert by_team["keys"] == tokens[:2] and by_team["total_count"] == 2 and by_team["total_pages"] == 1
+
+    everything = page(size=1000)
+    assert set(tokens) <= set(everything["keys"]) and everything["total_count"] >= 5
+    assert MASTER_KEY not in json.dumps(everything)
+
+    for params, param in (({"page": 0}, "page"), ({"size": 0}, "size"), ({"size": 100000}, "size")):
+        resp = http.get(f"{stack.base_url}/key/list", params=params, headers=auth(MASTER_KEY))
+        error = error_of(resp, 400, "invalid_request_error")
+        assert error["param"] == param, (params, error)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"duration": "5 parsecs"}, "duration"),
+        ({"duration": 30}, "duration"),
+        ({"budget_duration": "monthly"}, "budget_duration"),
+        ({"max_budget": -1}, "max_budget"),
+        ({"soft_budget": -0.5}, "soft_budget"),
+        ({"spend": -2}, "spend"),
+        ({"tpm_limit": -1}, "tpm_limit"),
+        ({"rpm_limit": -1}, "rpm_limit"),
+        ({"max_parallel_requests": -1}, "max_parallel_requests"),
+        ({"model_max_budget": {"gpt-4": -1}}, "model_max_budget"),
+        ({"models": "gpt-4"}, "models"),
+        ({"metadata": ["a"]}, "metadata"),
+        ({"tpm_limit": "many"}, "tpm_limit"),
+        ({"max_budget": "ten"}, "max_budget"),
+        ({"max_budget": 1e999}, "max_budget"),
+        ({"key_alias": 7}, "key_alias"),
+        ({"blocked": "no"}, "blocked"),
+    ],
+)
+def test_bad_generate_params_are_400_naming_the_field(http, stack, body, param):
+    resp = http.post(f"{stack.base_url}/key/generate", headers={**auth(MASTER_KEY), "content-type": "application/json"},
+                     content=json.dumps(body).replace("Infinity", "1e999").encode())
+    error = error_of(resp, 400, "invalid_request_error")
+    assert error["param"] == param, error
+    assert error["type"] == "invalid_request_error"
+
+
+def test_a_bad_body_is_400(http, stack):
+    for content in (b"{", b"[1, 2]", b"null"):
+        resp = http.post(f"{stack.base_url}/key/generate", headers={**auth(MASTER_KEY), "content-type": "application/json"},
+                         content=content)
+        assert resp.status_code == 400, (content, resp.text)
+        assert resp.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_refused_generate_stores_no_key(http, stack):
+    def count() -> int:
+        return http.get(f"{stack.base_url}/key/list", headers=auth(MASTER_KEY)).json()["total_count"]
+
+    before = count()
+    assert admin(http, stack, "/key/generate", {"models": ["gpt-4"], "max_budget": -1}).status_code == 400
+    assert count() == before
+
+
+def test_an_absurd_duration_is_refused_not_a_500(http, stack):
+    """`duration: "99999999999d"` parses (it is digits and a unit) but is past any date: the answer
+    must be a 400 naming `duration` (or a key that works), never a 500 with a key stored anyway."""
+    def count() -> int:
+        return http.get(f"{stack.base_url}/key/list", headers=auth(MASTER_KEY)).json()["total_count"]
+
+    before = count()
+    resp = admin(http, stack, "/key/generate", {"duration": "99999999999d"})
+    stored = count() - before
+    assert resp.status_code in (200, 400), f"{resp.status_code}: {resp.text}; keys stored by the call: {stored}"
+    if resp.status_code == 400:
+        assert resp.json()["error"]["param"] == "duration"
+        assert stored == 0
+    else:
+        PLAINTEXTS.append(resp.json()["key"])
+        assert chat(http, stack.base_url, resp.json()["key"]).status_code == 200
+
+
+ADMIN_ROUTES = [
+    ("POST", "/key/generate", {}),
+    ("POST", "/key/update", {"key": "KEY", "models": []}),
+    ("POST", "/key/delete", {"keys": ["KEY"]}),
+    ("POST", "/key/regenerate", {"key": "KEY"}),
+    ("POST", "/key/block", {"key": "KEY"}),
+    ("POST", "/key/unblock", {"key": "KEY"}),
+    ("GET", "/key/list", None),
+]
+
+
+def test_a_key_that_is_not_an_admins_is_refused_by_admin_routes_with_401(http, stack):
+    caller = generate(http, stack)["key"]
+    victim = generate(http, stack, models=["gpt-4"])
+    for method, path, body in ADMIN_ROUTES:
+        if body is not None:
+            body = json.loads(json.dumps(body).replace("KEY", victim["key"]))
+        resp = http.request(method, f"{stack.base_url}{path}", headers=auth(caller), json=body)
+        error = error_of(resp, 401, "invalid_api_key")
+        assert caller not in resp.text and victim["key"] not in resp.text, path
+        assert "admin" in error["message"].lower(), path
+    # Nothing happened to the victim.
+    assert chat(http, stack.base_url, victim["key"]).status_code == 200
+    shown = info(http, stack, victim["key"]).json()["info"]
+    assert shown["models"] == ["gpt-4"] and shown["blocked"] is False and shown["token"] == victim["token"]
+
+
+def test_admin_routes_without_a_key_or_with_an_unknown_one_are_401(http, stack):
+    for method, path, body in ADMIN_ROUTES:
+        resp = http.request(method, f"{stack.base_url}{path}", json=body)
+        error_of(resp, 401, "invalid_api_key")
+        resp = http.request(method, f"{stack.base_url}{path}", json=body, headers=auth("sk-not-a-key-123456"))
+        error_of(resp, 401, "invalid_api_key")
+        assert "sk-not-a-key-123456" not in resp.text
+
+
+def test_a_key_may_look_up_only_itself(http, stack):
+    mine, other = generate(http, stack, models=["gpt-4"]), generate(http, stack)
+    resp = info(http, stack, mine["key"], caller=mine["key"])
+    assert resp.status_code == 200 and resp.json()["info"]["token"] == mine["token"]
+    resp = http.get(f"{stack.base_url}/key/info", headers=auth(mine["key"]))  # no `key`: itself
+    assert resp.status_code == 200 and resp.json()["info"]["models"] == ["gpt-4"]
+    assert mine["key"] not in json.dumps(resp.json())
+    resp = info(http, stack, other["key"], caller=mine["key"])
+    error_of(resp, 403, "permission_denied")
+    assert other["key"] not in resp.json()["error"]["message"]
+    error_of(info(http, stack, other["token"], caller=mine["key"]), 403, "permission_denied")
+
+
+def test_unknown_keys_are_404_to_admins_and_401_to_the_api(http, stack):
+    unknown = "sk-" + uuid.uuid4().hex[:22]
+    error_of(info(http, stack, unknown), 404, "not_found")
+    error_of(info(http, stack, "0" * 64), 404, "not_found")
+    for path in ("/key/update", "/key/regenerate", "/key/block", "/key/unblock"):
+        error_of(admin(http, stack, path, {"key": unknown}), 404, "not_found")
+    resp = chat(http, stack.base_url, unknown)
+    refused(resp, unknown, "invalid")
+    resp = http.post(f"{stack.base_url}/v1/chat/completions", json={"model": "gpt-4", "messages": HELLO})
+    error_of(resp, 401, "invalid_api_key")
+    error = error_of(http.get(f"{stack.base_url}/key/info", headers=auth(MASTER_KEY)), 400, "invalid_request_error")
+    assert error["param"] == "key"
+
+
+# --- users and teams (seed 003's /user/*, LiteLLM's /team/*) ---------------------------------
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def new_user(http, stack, **params) -> dict:
+    resp = admin(http, stack, "/user/new", params)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    PLAINTEXTS.append(body["key"])
+    return body
+
+
+def user_info(http, stack, **params) -> httpx.Response:
+    return http.get(f"{stack.base_url}/user/info", params=params, headers=auth(MASTER_KEY))
+
+
+def team_info(http, stack, team_id: str) -> httpx.Response:
+    return http.get(f"{stack.base_url}/team/info", params={"team_id": team_id}, headers=auth(MASTER_KEY))
+
+
+def test_user_new_creates_the_user_and_answers_with_a_working_key(http, stack):
+    user_id = uid("ishaan1")
+    # seed 003's /user/new request.
+    body = new_user(http, stack, user_id=user_id, user_email="ishaan@litellm.ai", user_role="app_owner",
+                    team_id="cto-team", max_budget=20, budget_duration="1h")
+    key = body["key"]
+    assert key.startswith("sk-") and body["key_name"] == f"sk-...{key[-4:]}"
+    assert body["user_id"] == user_id and body["max_budget"] == 20 and body["expires"] is None
+    assert chat(http, stack.base_url, key).status_code == 200
+
+    resp = user_info(http, stack, user_id=user_id)
+    assert resp.status_code == 200, resp.text
+    shown = resp.json()
+    assert set(shown) >= {"user_id", "user_info", "keys", "teams"} and shown["user_id"] == user_id
+    assert shown["user_info"]["user_email"] == "ishaan@litellm.ai"
+    assert shown["user_info"]["user_role"] == "app_owner"
+    assert shown["user_info"]["max_budget"] == 20 and shown["user_info"]["budget_duration"] == "1h"
+    assert "cto-team" in shown["user_info"]["teams"]
+    assert [k["token"] for k in shown["keys"]] == [body["token"]]
+    assert shown["keys"][0]["user_id"] == user_id and shown["keys"][0]["team_id"] == "cto-team"
+    assert key not in resp.text and key[3:] not in resp.text
+
+    # Defaults: a uuid user id, role app_user.
+    anonymous = new_user(http, stack)
+    assert uuid.UUID(anonymous["user_id"])
+    assert user_info(http, stack, user_id=anonymous["user_id"]).json()["user_info"]["user_role"] == "app_user"
+
+    error_of(admin(http, stack, "/user/new", {"user_id": user_id}), 400, "invalid_request_error")
+    error = error_of(admin(http, stack, "/user/new", {"user_role": "superuser"}), 400, "invalid_request_error")
+    assert error["param"] == "user_role"
+    error_of(user_info(http, stack, user_id=uid("nobody")), 404, "not_found")
+
+
+def test_user_new_with_models_gives_a_key_limited_to_them(http, stack):
+    # seed 003, "Set Budgets - Per User": "The request is a normal /key/generate request body".
+    user_id = uid("krrish3")
+    body = new_user(http, stack, user_id=user_id, models=["gpt-4"], max_budget=5)
+    assert body["models"] == ["gpt-4"]
+    assert chat(http, stack.base_url, body["key"], "gpt-4").status_code == 200
+    resp = chat(http, stack.base_url, body["key"], "gpt-3.5-turbo")
+    assert resp.status_code == 403, f"the key of a user limited to [gpt-4] called gpt-3.5-turbo: {resp.status_code}"
+
+
+def test_a_refused_user_new_creates_no_user(http, stack):
+    user_id = uid("half-made")
+    resp = admin(http, stack, "/user/new", {"user_id": user_id, "duration": "5 parsecs"})
+    error = error_of(resp, 400, "invalid_request_error")
+    assert error["param"] == "duration"
+    assert user_info(http, stack, user_id=user_id).status_code == 404, "the user was stored although /user/new failed"
+    fixed = new_user(http, stack, user_id=user_id, duration="1h")
+    assert fixed["user_id"] == user_id
+
+
+def test_user_info_view_all_pages_through_every_user(http, stack):
+    made = {new_user(http, stack, user_id=uid("page"))["user_id"] for _ in range(3)}
+
+    def page(p: int, size: int) -> dict:
+        resp = user_info(http, stack, view_all="true", page=p, page_size=size)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    first = page(0, 2)
+    total = first["total_count"]
+    assert total >= 3 and first["total_pages"] == -(-total // 2)
+    seen = [u["user_id"] for p in range(first["total_pages"]) for u in page(p, 2)["users"]]
+    assert len(seen) == total == len(set(seen)) and made <= set(seen)
+    assert [u["user_id"] for u in page(0, 25)["users"]][: len(seen)] == seen[:25]
+    for params, param in (({"page": -1}, "page"), ({"page_size": 0}, "page_size")):
+        resp = user_info(http, stack, view_all="true", **params)
+        error = error_of(resp, 400, "invalid_request_error")
+        assert error["param"] == param, (params, error)
+
+
+def test_user_update_changes_the_role_and_the_role_decides_admin_access(http, stack):
+    user = new_user(http, stack, user_id=uid("promoted"))
+    key = user["key"]
+    error_of(admin(http, stack, "/key/generate", {}, key=key), 401, "invalid_api_key")
+
+    resp = admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "admin", "user_email": "a@b.c"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["user_info"]["user_role"] == "admin" and resp.json()["user_info"]["user_email"] == "a@b.c"
+    # A key whose user is an admin may use the admin API.
+    made = admin(http, stack, "/key/generate", {"models": ["gpt-4"]}, key=key)
+    assert made.status_code == 200, made.text
+    PLAINTEXTS.append(made.json()["key"])
+    assert info(http, stack, made.json()["key"], caller=key).status_code == 200
+    assert http.get(f"{stack.base_url}/key/list", headers=auth(key)).status_code == 200
+
+    assert admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "app_user"}).status_code == 200
+    error_of(admin(http, stack, "/key/generate", {}, key=key), 401, "invalid_api_key")
+    error_of(admin(http, stack, "/user/update", {"user_id": uid("ghost"), "user_role": "admin"}), 404, "not_found")
+    error = error_of(admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "root"}), 400,
+                     "invalid_request_error")
+    assert error["param"] == "user_role"
+
+    # An admin user made by /user/new.
+    boss = new_user(http, stack, user_id=uid("boss"), user_role="admin")
+    resp = admin(http, stack, "/user/new", {"user_id": uid("minion")}, key=boss["key"])
+    assert resp.status_code == 200, resp.text
+    PLAINTEXTS.append(resp.json()["key"])
+
+
+def test_user_delete_deletes_the_user_and_every_key_of_theirs(http, stack):
+    user = new_user(http, stack, user_id=uid("leaver"))
+    second = generate(http, stack, user_id=user["user_id"])
+    bystander = generate(http, stack, user_id=uid("stayer"))
+    for key in (user["key"], second["key"], bystander["key"]):
+        assert chat(http, stack.base_url, key).status_code == 200
+    assert len(user_info(http, stack, user_id=user["user_id"]).json()["keys"]) == 2
+
+    resp = admin(http, stack, "/user/delete", {"user_ids": [user["user_id"]]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"deleted_users": [user["user_id"]]}
+    for key in (user["key"], second["key"]):
+        refused(chat(http, stack.base_url, key), key, "deleted")
+        assert info(http, stack, key).status_code == 404
+    assert chat(http, stack.base_url, bystander["key"]).status_code == 200
+    error_of(user_info(http, stack, user_id=user["user_id"]), 404, "not_found")
+    error_of(admin(http, stack, "/user/delete", {"user_ids": [user["user_id"]]}), 404, "not_found")
+    # The id may be used again; the old keys stay dead.
+    again = new_user(http, stack, user_id=user["user_id"])
+    assert chat(http, stack.base_url, again["key"]).status_code == 200
+    refused(chat(http, stack.base_url, user["key"]), user["key"], "deleted")
+    assert [k["token"] for k in user_info(http, stack, user_id=user["user_id"]).json()["keys"]] == [again["token"]]
+
+
+def test_team_new_info_update_and_its_models_bound_its_keys(http, stack):
+    team_id = uid("team")
+    resp = admin(http, stack, "/team/new", {"team_id": team_id, "team_alias": "Core", "models": ["gpt-4"],
+                                            "max_budget": 50, "metadata": {"cost_center": "42"}})
+    assert resp.status_code == 200, resp.text
+    made = resp.json()
+    assert (made["team_id"], made["team_alias"], made["models"], made["max_budget"]) == (team_id, "Core", ["gpt-4"], 50)
+
+    key = generate(http, stack, team_id=team_id)
+    assert chat(http, stack.base_url, key["key"], "gpt-4").status_code == 200
+    error = error_of(chat(http, stack.base_url, key["key"], "gpt-3.5-turbo"), 403, "permission_denied")
+    assert team_id in error["message"] and "gpt-4" in error["message"]
+
+    resp = team_info(http, stack, team_id)
+    assert resp.status_code == 200, resp.text
+    shown = resp.json()
+    assert shown["team_id"] == team_id and shown["team_info"]["models"] == ["gpt-4"]
+    assert shown["team_info"]["metadata"] == {"cost_center": "42"}
+    assert [k["token"] for k in shown["keys"]] == [key["token"]] and key["key"] not in resp.text
+
+    resp = admin(http, stack, "/team/update", {"team_id": team_id, "models": ["gpt-3.5-turbo", "gpt-4"]})
+    assert resp.status_code == 200, resp.text
+    assert chat(http, stack.base_url, key["key"], "gpt-3.5-turbo").status_code == 200
+    assert team_info(http, stack, team_id).json()["team_info"]["team_alias"] == "Core"  # not named: kept
+
+    resp = admin(http, stack, "/team/update", {"team_id": team_id, "blocked": True})
+    assert resp.status_code == 200, resp.text
+    refused(chat(http, stack.base_url, key["key"]), key["key"], "blocked")
+    assert admin(http, stack, "/team/update", {"team_id": team_id, "blocked": False}).status_code == 200
+    assert chat(http, stack.base_url, key["key"]).status_code == 200
+
+    error_of(admin(http, stack, "/team/new", {"team_id": team_id}), 400, "invalid_request_error")
+    error_of(team_info(http, stack, uid("no-team")), 404, "not_found")
+    error_of(admin(http, stack, "/team/update", {"team_id": uid("no-team"), "models": []}), 404, "not_found")
+    error = error_of(admin(http, stack, "/team/new", {"max_budget": -5}), 400, "invalid_request_error")
+    assert error["param"] == "max_budget"
+
+    # A team of the config file (default_team_settings) shows in /team/info and can be changed.
+    resp = team_info(http, stack, "beta-team")
+    assert resp.status_code == 200 and resp.json()["team_info"]["models"] == ["beta-models"]
+
+
+def test_team_member_add_records_the_team_on_the_user(http, stack):
+    team_id = uid("crew")
+    assert admin(http, stack, "/team/new", {"team_id": team_id}).status_code == 200
+    known = new_user(http, stack, user_id=uid("member"))
+    fresh = uid("newcomer")
+    for user_id, role in ((known["user_id"], "admin"), (fresh, "user")):
+        resp = admin(http, stack, "/team/member_add", {"team_id": team_id, "member": {"user_id": user_id, "role": role}})
+        assert resp.status_code == 200, resp.text
+    members = {m["user_id"]: m["role"] for m in team_info(http, stack, team_id).json()["team_info"]["members_with_roles"]}
+    assert members == {known["user_id"]: "admin", fresh: "user"}
+    for user_id in (known["user_id"], fresh):
+        shown = user_info(http, stack, user_id=user_id).json()
+        assert team_id in shown["user_info"]["teams"]
+        assert team_id in [t["team_id"] for t in shown["teams"]]
+    # Adding the same member again changes nothing.
+    admin(http, stack, "/team/member_add", {"team_id": team_id, "member": {"user_id": fresh, "role": "user"}})
+    assert len(team_info(http, stack, team_id).json()["team_info"]["members_with_roles"]) == 2
+    error_of(admin(http, stack, "/team/member_add", {"team_id": uid("no-team"), "member": {"user_id": fresh}}), 404, "not_found")
+    error = error_of(admin(http, stack, "/team/member_add", {"team_id": team_id, "member": {"role": "user"}}), 400,
+                     "invalid_request_error")
+    assert error["param"] == "member"
+
+
+def test_team_delete_deletes_the_team_and_every_key_of_its(http, stack):
+    team_id = uid("doomed")
+    assert admin(http, stack, "/team/new", {"team_id": team_id, "models": ["gpt-4"]}).status_code == 200
+    keys = [generate(http, stack, team_id=team_id) for _ in range(2)]
+    other = generate(http, stack, team_id="core-infra")
+    for k in (*keys, other):
+        assert chat(http, stack.base_url, k["key"]).status_code == 200
+    resp = admin(http, stack, "/team/delete", {"team_ids": [team_id]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"deleted_teams": [team_id]}
+    for k in keys:
+        refused(chat(http, stack.base_url, k["key"]), k["key"], "deleted")
+    assert chat(http, stack.base_url, other["key"]).status_code == 200
+    error_of(team_info(http, stack, team_id), 404, "not_found")
+    error_of(admin(http, stack, "/team/delete", {"team_ids": [team_id]}), 404, "not_found")
+
+
+def test_a_key_that_is_not_an_admins_is_refused_by_user_and_team_routes(http, stack):
+    caller = new_user(http, stack, user_id=uid("plain"))["key"]
+    for method, path, body in (
+        ("POST", "/user/new", {}),
+        ("GET", "/user/info?user_id=x", None),
+        ("GET", "/user/info?view_all=true", None),
+        ("POST", "/user/update", {"user_id": "x", "user_role": "admin"}),
+        ("POST", "/user/delete", {"user_ids": ["x"]}),
+        ("POST", "/team/new", {}),
+        ("GET", "/team/info?team_id=litellm-dev", None),
+        ("POST", "/team/update", {"team_id": "litellm-dev", "models": []}),
+        ("POST", "/team/member_add", {"team_id": "litellm-dev", "member": {"user_id": "x"}}),
+        ("POST", "/team/delete", {"team_ids": ["litellm-dev"]}),
+    ):
+        resp = http.request(method, f"{stack.base_url}{path}", headers=auth(caller), json=body)
+        error_of(resp, 401, "invalid_api_key")
+        assert caller not in resp.text, path
+    # A user may not make themself an admin.
+    resp = admin(http, stack, "/user/update", {"user_id": "x", "user_role": "admin"}, key=caller)
+    assert resp.status_code == 401
+
+
+# --- the plaintext is never kept ---------------------------------------------------------------
+
+
+async def _kv_dump(nats_url: str, buckets: list[str]) -> str:
+    """Every key and value of these buckets, as text."""
+    nc = await nats.connect(nats_url)
+    out: list[str] = []
+    try:
+        js = nc.jetstream()
+        for bucket in buckets:
+            try:
+                kv = await js.key_value(bucket)
+            except Exception:  # noqa: BLE001 - a bucket nobody created holds nothing
+                continue
+            # Raw messages of the bucket's stream: current values and delete markers alike.
+            stream = f"KV_{bucket}"
+            state = (await js.stream_info(stream)).state
+            for seq in range(state.first_seq, state.last_seq + 1):
+                try:
+                    msg = await js.get_msg(stream, seq)
+                except Exception:  # noqa: BLE001 - deleted / superseded messages
+                    continue
+                out.append(f"{msg.subject} {(msg.data or b'').decode(errors='replace')}")
+            out.append(" ".join(await kv.keys()) if state.messages else "")
+    finally:
+        await nc.close()
+    return "\n".join(out)
+
+
+def test_the_plaintext_key_is_in_no_kv_value_log_line_or_clickhouse_row(http, stack):
+    user = new_user(http, stack, user_id=uid("leak-user"), user_role="admin")
+    team_id = uid("leak-team")
+    assert admin(http, stack, "/team/new", {"team_id": team_id, "members_with_roles": [{"user_id": user["user_id"]}]},
+                 key=user["key"]).status_code == 200
+    body = generate(http, stack, models=["gpt-4", "gpt-3.5-turbo"], key_alias="leak-check", user_id=user["user_id"],
+                    team_id=team_id, metadata={"purpose": "leak check"})
+    key = body["key"]
+    request_ids = []
+    for model in ("gpt-4", "gpt-3.5-turbo", "gpt-4"):
+        resp = chat(http, stack.base_url, key, model)
+        assert resp.status_code == 200
+        request_ids.append(resp.headers["x-request-id"])
+    stream = http.post(f"{stack.base_url}/v1/chat/completions", headers=auth(key),
+                       json={"model": "gpt-4", "messages": HELLO, "stream": True})
+    request_ids.append(stream.headers["x-request-id"])
+    for base in (stack.bounds_url, stack.defaults_url):
+        known_on(http, base, key)
+        assert chat(http, base, key).status_code == 200
+    error_of(chat(http, stack.base_url, key, "my-paid-tier"), 403, "permission_denied")
+    assert info(http, stack, key).status_code == 200
+    assert admin(http, stack, "/key/update", {"key": key, "metadata": {"purpose": "updated"}}).status_code == 200
+    rows = stack.usage_rows(request_ids)
+    assert all(r["key_hash"] == body["token"] for r in rows.values())
+    assert {r["key_alias"] for r in rows.values()} == {"leak-check"}
+    assert admin(http, stack, "/key/block", {"key": key}).status_code == 200
+    refused(chat(http, stack.base_url, key), key, "blocked")
+    assert admin(http, stack, "/key/delete", {"keys": [key]}).status_code == 200
+    refused(chat(http, stack.base_url, key), key, "deleted")
+
+    secrets = [*PLAINTEXTS, MASTER_KEY]
+    assert len(PLAINTEXTS) > 10  # the keys of the whole module, when it runs whole
+
+    subjects = Subjects(PREFIX)
+    kv = asyncio.run(_kv_dump(stack.nats_url, [subjects.keys_bucket, subjects.users_bucket, subjects.teams_bucket,
+                                                subjects.settings_bucket]))
+    assert body["token"] in kv and user["user_id"] in kv and team_id in kv  # the dump read every bucket
+    logs = stack.logs()
+    assert "request" in logs
+
+    tables = [r["name"] for r in stack.query("SELECT name FROM system.tables WHERE database = currentDatabase()")]
+    assert "usage" in tables
+    clickhouse = "\n".join(json.dumps(row, default=str) for t in tables for row in stack.query(f"SELECT * FROM `{t}`"))
+    assert body["token"] in clickhouse
+
+    for secret in secrets:
+        for where, text in (("KV", kv), ("logs", logs), ("ClickHouse", clickhouse)):
+            assert secret not in text, f"a plaintext key is in {where}"
+            assert secret[3:] not in text, f"a plaintext key (without sk-) is in {where}"
