@@ -6,6 +6,7 @@ from litestar import Litestar
 
 from gateway.admin.keys import KeyService, build_key_routes
 from gateway.admin.runtime_settings import build_settings_routes
+from gateway.admin.spend import build_spend_routes
 from gateway.admin.teams import build_team_routes
 from gateway.admin.users import build_user_routes
 from gateway.edge import Edge
@@ -23,6 +24,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         *build_user_routes(edge, keys),
         *build_team_routes(edge, keys),
         *build_settings_routes(edge, keys),
+        *build_spend_routes(edge, keys),
     ]
     app = Litestar(
         route_handlers=[*build_routes(edge), *build_health_routes(edge), *admin_routes],

@@ -105,6 +105,7 @@ class BudgetGuard:
         self.subjects = subjects
         self.ledgers: WatchedMap[BudgetLedger] = None  # type: ignore[assignment]  # set in start()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._settling: set[asyncio.Task] = set()
 
     async def start(self, js) -> None:
         kv = await open_bucket(js, self.subjects.budgets_bucket)
@@ -186,13 +187,43 @@ class BudgetGuard:
             except Exception as exc:  # noqa: BLE001 - the reservation expires by itself
                 log.warning("reservation_release_failed", ledger=key, error=str(exc) or type(exc).__name__)
 
+    def settle_soon(self, request_id: str, keys: list[str], refs: dict[str, LedgerRef], actual: float | None) -> None:
+        """`settle` in the background: the client does not wait for it."""
+        if keys and actual is not None:
+            task = asyncio.create_task(self.settle(request_id, keys, refs, actual))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def settle(self, request_id: str, keys: list[str], refs: dict[str, LedgerRef], actual: float | None) -> None:
+        """The request is over: hold only what it actually cost (metering then moves that into
+        `spent`), so the budget it did not use is free for the next request at once."""
+        if actual is None:
+            return
+
+        def shrink(ledger: BudgetLedger):
+            held_now = ledger.reservations.get(request_id)
+            if held_now is None or held_now.amount <= actual:
+                return ledger, None  # already settled by metering (or nothing to give back)
+            reservations = {**ledger.reservations, request_id: Reservation(actual, held_now.expires_at)}
+            return msgspec.structs.replace(ledger, reservations=reservations, updated_at=time.time()), None
+
+        for key in keys:
+            try:
+                async with self._locks.setdefault(key, asyncio.Lock()):
+                    await self._cas(key, refs.get(key, LedgerRef()).period, shrink)
+            except Exception as exc:  # noqa: BLE001 - metering settles it anyway
+                log.warning("reservation_settle_failed", ledger=key, error=str(exc) or type(exc).__name__)
+
     async def _cas(self, key: str, period: int, change):
         """Compare-and-set `change` on a ledger, starting from this edge's watched copy."""
         kv = self.ledgers.kv
         ledger = self.ledgers.items.get(key)
         revision = self.ledgers.revisions.get(key) if ledger is not None else None
         for _ in range(CAS_ATTEMPTS):
-            new, result = change(current(ledger, max(period, ledger.period if ledger else 0), time.time()))
+            now_ledger = current(ledger, max(period, ledger.period if ledger else 0), time.time())
+            new, result = change(now_ledger)
+            if new is now_ledger:
+                return result  # nothing to write
             try:
                 if revision is None:
                     revision = await kv.create(key, _encoder.encode(new))

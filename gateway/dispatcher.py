@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from gateway.errors import GatewayError
+from llmgw.bus import AckedPublisher
 from llmgw.contracts import (
     MSG_ID_HEADER,
     Cancel,
@@ -33,7 +34,7 @@ log = structlog.get_logger()
 class Dispatcher:
     def __init__(self, nc: Client, js: JetStreamContext, subjects: Subjects, publish_timeout: float) -> None:
         self.nc = nc
-        self.js = js
+        self.publisher = AckedPublisher(nc)  # JetStream, cheaper than `js.publish`
         self.subjects = subjects
         self.publish_timeout = publish_timeout
         self.edge_id = uuid.uuid4().hex[:12]
@@ -42,6 +43,7 @@ class Dispatcher:
         self._sub = None
 
     async def start(self) -> None:
+        await self.publisher.start()
         self._sub = await self.nc.subscribe(self.reply_subject, cb=self._on_reply)
 
     async def _on_reply(self, msg: Msg) -> None:
@@ -65,11 +67,11 @@ class Dispatcher:
     async def submit(self, provider: str, request: UpstreamRequest) -> None:
         """Store the request in JetStream; it then waits there until a worker takes it."""
         try:
-            await self.js.publish(
+            await self.publisher.publish(
                 self.subjects.request(provider),
                 encode_internal(request),
-                timeout=self.publish_timeout,
                 headers={MSG_ID_HEADER: request.request_id},
+                timeout=self.publish_timeout,
             )
         except Exception as exc:  # noqa: BLE001 - NATS unreachable, no stream, timeout
             log.warning("request_publish_failed", request_id=request.request_id, error=str(exc) or type(exc).__name__)
@@ -86,6 +88,7 @@ class Dispatcher:
             log.warning("cancel_publish_failed", request_id=request_id, error=str(exc) or type(exc).__name__)
 
     async def stop(self) -> None:
+        await self.publisher.stop()
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None

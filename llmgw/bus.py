@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import nats
 import structlog
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -17,7 +21,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
 from llmgw.contracts import Subjects
 from llmgw.settings import BusSettings
@@ -64,6 +68,53 @@ async def connect(
     )
 
 
+class AckedPublisher:
+    """JetStream publish that waits for the stream's ack, for the per-request hot path.
+
+    It does what `js.publish` does for ~40 us less CPU a message (108 -> 65 us measured on the
+    2-core machine): nats-py makes a random reply token per call (a getrandom syscall), waits with
+    `asyncio.wait_for` and parses the ack with json into a dataclass. Here every ack comes to one
+    wildcard subscription and is matched to its publish by a counter.
+    """
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self._prefix = nc.new_inbox() + "."
+        self._tokens = itertools.count()
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._sub = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(self._prefix + "*", cb=self._on_ack)
+
+    async def _on_ack(self, msg: Msg) -> None:
+        future = self._waiting.pop(msg.subject[len(self._prefix) :], None)
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str], timeout: float) -> None:
+        """Raises as `js.publish` does: TimeoutError, NoStreamResponseError, or the stream's APIError."""
+        token = str(next(self._tokens))
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        try:
+            await self.nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            async with asyncio.timeout(timeout):
+                ack = await future
+        finally:
+            self._waiting.pop(token, None)
+        if not ack.data:  # a 503 status: no stream takes this subject
+            raise NoStreamResponseError
+        reply = msgspec.json.decode(ack.data)
+        if "error" in reply:
+            raise APIError.from_error(reply["error"])
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     try:
         await js.add_stream(config)
@@ -95,6 +146,21 @@ async def ensure_usage_stream(js: JetStreamContext, subjects: Subjects, max_age:
         StreamConfig(
             name=subjects.usage_stream,
             subjects=[subjects.usage_wildcard],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=max_age,
+            duplicate_window=DEDUP_WINDOW,
+        ),
+    )
+
+
+async def ensure_alerts_stream(js: JetStreamContext, subjects: Subjects, max_age: float) -> None:
+    """Alerts (soft budgets crossed, ...) are kept so any program can read them, also later."""
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=subjects.alerts_stream,
+            subjects=[subjects.alerts_wildcard],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=max_age,

@@ -5,12 +5,21 @@ retried with backoff, its messages kept from redelivery with `in_progress()`. A 
 still happens (a crash between insert and ack) is dropped by the store's request_id check, so
 every event lands exactly once. A message that is not a valid usage event is logged and
 terminated: it would never get better.
+
+Budget ledgers (metering/ledgers.py) are settled before the insert, and only the copy of a request
+that is not in ClickHouse yet adds its cost: a later copy of a stored request (published again
+after JetStream's de-duplication window) adds nothing, and a redelivery of a settled but not yet
+inserted message is skipped by the ledgers' `applied_seq`. That rule needs each ledger to see
+events in stream order, so at start the messages a crashed predecessor left unacked are read from
+the stream and settled first (metering/recovery.py), before anything newer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import msgspec
 import structlog
@@ -19,10 +28,14 @@ from nats.js import JetStreamContext
 
 from llmgw.bus import ensure_pull_consumer, ensure_usage_stream
 from llmgw.contracts import Subjects, UsageEvent, decode_usage
+from metering.ledgers import LedgerSettler
+from metering.recovery import unacked_events
 from metering.rows import usage_problem
 from metering.store import UsageStore
 
 log = structlog.get_logger()
+
+T = TypeVar("T")
 
 ACK_WAIT = 30.0  # seconds JetStream waits for an ack (or an in_progress) before redelivering
 MAX_POLL = 0.25  # a fetch waits at most this long, so a stop is noticed within it
@@ -41,6 +54,7 @@ class UsageConsumer:
         flush_interval: float,
         stream_max_age: float,
         ack_wait: float = ACK_WAIT,
+        ledgers: LedgerSettler | None = None,
     ) -> None:
         self._js = js
         self._subjects = subjects
@@ -49,6 +63,7 @@ class UsageConsumer:
         self._flush_interval = flush_interval
         self._stream_max_age = stream_max_age
         self._ack_wait = ack_wait
+        self._ledgers = ledgers
         self._sub: JetStreamContext.PullSubscription | None = None
         self._needs_setup = False
         self._msgs: list[Msg] = []
@@ -77,6 +92,8 @@ class UsageConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then flush what is held and return."""
+        if self._ledgers is not None:
+            await self._recover(stop)
         deadline = 0.0  # when the held batch must be flushed
         while not stop.is_set():
             now = time.monotonic()
@@ -145,7 +162,7 @@ class UsageConsumer:
         while True:
             started = time.perf_counter()
             try:
-                inserted = await self._insert_keeping_alive()
+                inserted, ledgers = await self._keeping_alive(self._store_batch(self._batch()))
             except Exception as exc:  # noqa: BLE001 - any failure: keep the batch, retry
                 attempt += 1
                 error = str(exc) or type(exc).__name__
@@ -163,18 +180,51 @@ class UsageConsumer:
                 "usage_batch_flushed",
                 rows=inserted,
                 duplicates=rows - inserted,
+                ledgers=ledgers,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
             return
 
-    async def _insert_keeping_alive(self) -> int:
-        """Insert the held events in a thread, telling JetStream we are on it while it runs."""
-        insert = asyncio.create_task(asyncio.to_thread(self._store.insert_usage, list(self._events)))
+    def _batch(self) -> list[tuple[int, UsageEvent]]:
+        return [(msg.metadata.sequence.stream, event) for msg, event in zip(self._msgs, self._events)]
+
+    async def _store_batch(self, batch: list[tuple[int, UsageEvent]]) -> tuple[int, int]:
+        """Settle the ledgers, then insert the new rows; (rows inserted, ledgers written).
+
+        Idempotent: running it again on the same batch (a retry, a redelivery) changes nothing.
+        """
+        batch = sorted(batch, key=lambda b: b[0])
+        fresh = await asyncio.to_thread(self._store.fresh_events, [event for _, event in batch])
+        written = 0
+        if self._ledgers is not None:
+            stored = {id(event) for event in fresh}  # the first copy of each new request_id
+            written = await self._ledgers.settle([(seq, event, id(event) in stored) for seq, event in batch])
+        return await asyncio.to_thread(self._store.insert_fresh, fresh), written
+
+    async def _keeping_alive(self, work: Awaitable[T]) -> T:
+        """Run `work`, telling JetStream we are on the held messages while it runs."""
+        task = asyncio.ensure_future(work)
         while True:
-            done, _ = await asyncio.wait({insert}, timeout=self._ack_wait / 3)
+            done, _ = await asyncio.wait({task}, timeout=self._ack_wait / 3)
             if done:
-                return insert.result()
+                return task.result()
             await self._touch()
+
+    async def _recover(self, stop: asyncio.Event) -> None:
+        """Settle and store what a predecessor left unacked, before anything newer (see above)."""
+        attempt = 0
+        while not stop.is_set():
+            try:
+                batches = await unacked_events(self._js, self._subjects, self._batch_size)
+                for batch in batches:
+                    inserted, ledgers = await self._store_batch(batch)
+                    log.info("usage_unacked_recovered", events=len(batch), rows=inserted, ledgers=ledgers)
+                return
+            except Exception as exc:  # noqa: BLE001 - ClickHouse or the bus is not there yet: retry
+                attempt += 1
+                delay = min(0.5 * 2 ** (attempt - 1), MAX_BACKOFF)
+                log.warning("usage_recovery_failed", attempt=attempt, retry_in=delay, error=str(exc) or type(exc).__name__)
+                await _sleep_unless(stop, delay)
 
     async def _hold(self, stop: asyncio.Event, seconds: float) -> None:
         """Wait `seconds` (less if stopping), keeping the held messages from redelivery."""

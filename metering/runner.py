@@ -10,6 +10,7 @@ from nats.aio.client import Client
 from llmgw.bus import connect
 from llmgw.contracts import Subjects
 from metering.consumer import UsageConsumer
+from metering.ledgers import LedgerSettler
 from metering.query_service import QueryService
 from metering.settings import MeteringSettings, redact_dsn
 from metering.store import UsageStore
@@ -32,16 +33,21 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
                 consumer.request_setup()
 
         nc = await connect(settings.bus, name="llmgw-metering", on_reconnect=on_reconnect)
+        retention = settings.usage_retention_days * SECONDS_PER_DAY
+        ledgers = LedgerSettler(nc.jetstream(), subjects, alerts_max_age=retention)
         consumer = UsageConsumer(
             nc.jetstream(),
             subjects,
             store,
             batch_size=settings.batch_size,
             flush_interval=settings.flush_interval,
-            stream_max_age=settings.usage_retention_days * SECONDS_PER_DAY,
+            stream_max_age=retention,
+            ack_wait=settings.ack_wait,
+            ledgers=ledgers,
         )
         try:
             await consumer.setup()
+            await ledgers.setup()
             await QueryService(nc, subjects, store).start()
             log.info(
                 "metering_ready",

@@ -22,7 +22,8 @@ class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
     clickhouse_url: str
     batch_size: int = 1000  # rows per insert at most
     flush_interval: float = 1.0  # seconds a usage event waits at most before it is inserted
-    usage_retention_days: int = 30  # max age of the usage *stream* (0 = keep forever)
+    ack_wait: float = 30.0  # seconds before JetStream gives an unacked event to another consumer
+    usage_retention_days: int = 30  # max age of the usage and alerts *streams* (0 = keep forever)
     usage_ttl_days: int = 0  # TTL of the raw `usage` table rows (0 = keep forever)
     log_level: str = "info"
 
@@ -36,6 +37,8 @@ class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(f"LLMGW_METERING_BATCH_SIZE: must be at least 1, got {self.batch_size}")
         if self.flush_interval <= 0:
             raise ConfigError(f"LLMGW_METERING_FLUSH_INTERVAL: must be above 0, got {self.flush_interval}")
+        if self.ack_wait <= 0:
+            raise ConfigError(f"LLMGW_METERING_ACK_WAIT: must be above 0, got {self.ack_wait}")
         if self.usage_retention_days < 0:
             raise ConfigError(f"LLMGW_USAGE_RETENTION_DAYS: must be 0 (forever) or more, got {self.usage_retention_days}")
         if self.usage_ttl_days < 0:
@@ -56,6 +59,7 @@ def metering_settings_from_env(env: Mapping[str, str] | None = None) -> Metering
         clickhouse_url=env_str(env, "LLMGW_CLICKHOUSE_URL", default_clickhouse_url(env)),
         batch_size=env_int(env, "LLMGW_METERING_BATCH_SIZE", 1000),
         flush_interval=env_float(env, "LLMGW_METERING_FLUSH_INTERVAL", 1.0),
+        ack_wait=env_float(env, "LLMGW_METERING_ACK_WAIT", 30.0),
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
         usage_ttl_days=env_int(env, "LLMGW_USAGE_TTL_DAYS", 0),
         log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),

@@ -65,17 +65,26 @@ class UsageStore:
         Dropping ids already in `usage` before the insert keeps the rollup views exact: they see
         every insert, duplicates included, before any merge could collapse them.
         """
+        return self.insert_fresh(self.fresh_events(events))
+
+    def fresh_events(self, events: Sequence[UsageEvent]) -> list[UsageEvent]:
+        """The events whose request_id is not in `usage` yet: the first of each id, in order."""
         unique: dict[str, UsageEvent] = {}
         for event in events:
             unique.setdefault(event.request_id, event)
         if not unique:
-            return 0
+            return []
         with self._lock:
             existing = self._existing_ids(list(unique.values()))
-            fresh = [usage_row(e) for e in unique.values() if e.request_id not in existing]
-            if fresh:
-                self._writer.insert("usage", fresh, column_names=list(USAGE_COLUMNS))
-        return len(fresh)
+        return [e for e in unique.values() if e.request_id not in existing]
+
+    def insert_fresh(self, events: Sequence[UsageEvent]) -> int:
+        """Insert events `fresh_events` returned (one process writes a store's usage rows)."""
+        if not events:
+            return 0
+        with self._lock:
+            self._writer.insert("usage", [usage_row(e) for e in events], column_names=list(USAGE_COLUMNS))
+        return len(events)
 
     def _existing_ids(self, events: list[UsageEvent]) -> set[str]:
         times = [ts_datetime(e.ts) for e in events]

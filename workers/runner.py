@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import structlog
 from nats.aio.msg import Msg
@@ -12,7 +13,7 @@ from llmgw.contracts import Subjects, WorkerHeartbeat, decode_cancel, encode_int
 from llmgw.secrets import CredentialCipher
 from workers.credentials import DeploymentTable
 from workers.handler import RequestHandler
-from workers.http_client import build_http_client
+from workers.http_client import UpstreamClient
 from workers.providers import build_providers
 from workers.puller import ContinuousPuller
 from workers.settings import WorkerSettings
@@ -35,9 +36,11 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     await bus.ensure_usage_stream(js, subjects, settings.usage_retention_days * 86400.0)
     deployments = DeploymentTable(settings.config, CredentialCipher(settings.secret))
     await deployments.start(js, subjects)
-    client = build_http_client(settings.upstream_connections)
+    client = UpstreamClient(settings.upstream_connections)
     providers = build_providers(client, settings.default_timeout, settings.connect_timeout)
-    handler = RequestHandler(nc, js, subjects, settings, providers, deployments)
+    publisher = bus.AckedPublisher(nc)
+    await publisher.start()
+    handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments)
 
     def on_message(msg: Msg) -> None:
         task = asyncio.create_task(handler.handle(msg))
@@ -75,6 +78,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         await p.start()
     presence = asyncio.create_task(_announce(nc, subjects, settings, providers, lambda: len(in_flight)))
     log.info("worker_started", worker_id=settings.worker_id, providers=list(providers), concurrency=settings.concurrency)
+    gc.freeze()  # what exists now lives as long as the process: collections only walk newer objects
 
     await stop.wait()
     log.info("worker_draining", in_flight=len(in_flight))
@@ -86,6 +90,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     for p in pullers:
         await p.close()
     await cancel_sub.unsubscribe()
+    await publisher.stop()
     await deployments.stop()
     await nc.drain()
     await client.aclose()

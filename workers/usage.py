@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import msgspec
+import structlog
 
 from llmgw.config import Deployment
+from llmgw.prices import cost, price_for
+
+log = structlog.get_logger()
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -14,14 +18,19 @@ class Usage(msgspec.Struct, frozen=True):
     reasoning_tokens: int = 0
 
 
-def cost_of(usage: Usage, deployment: Deployment) -> tuple[float, bool]:
-    """(cost in USD, whether a price was known). Cached input is billed as input for now."""
-    if deployment.input_cost_per_token is None and deployment.output_cost_per_token is None:
+_unpriced_warned: set[str] = set()
+
+
+def cost_of(usage: Usage, deployment: Deployment, upstream_model: str) -> tuple[float, bool]:
+    """(cost in USD, whether a price was known): the deployment's prices, else the shipped table.
+    An unknown price costs 0 and is flagged; the warning is logged once per model."""
+    price = price_for(deployment, upstream_model)
+    if price is None:
+        if upstream_model not in _unpriced_warned:
+            _unpriced_warned.add(upstream_model)
+            log.warning("price_unknown", model=upstream_model, deployment=deployment.id)
         return 0.0, False
-    cost = usage.prompt_tokens * (deployment.input_cost_per_token or 0.0) + usage.completion_tokens * (
-        deployment.output_cost_per_token or 0.0
-    )
-    return cost, True
+    return cost(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens), True
 
 
 def estimate_tokens(text_chars: int) -> int:

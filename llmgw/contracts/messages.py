@@ -139,6 +139,11 @@ class Subjects:
         return f"{self.prefix}.alerts.>"
 
     @property
+    def alerts_stream(self) -> str:
+        """Alerts are kept (limits retention) so a program that was down still reads them."""
+        return f"{self._stream_prefix}_ALERTS"
+
+    @property
     def settings_bucket(self) -> str:
         """Gateway-wide settings changed at run time: policies and provider credentials."""
         return f"{self._stream_prefix}_settings"
@@ -196,6 +201,7 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
 class Reply(msgspec.Struct, frozen=True, kw_only=True, tag_field="t"):
     request_id: str
     attempt: int = 1
+    cost: float | None = None  # on the last reply of a request: what it cost (USD), for its budgets
 
 
 class Chunks(Reply, tag="c"):
@@ -243,6 +249,7 @@ class UsageStatus:
     ERROR = "error"
     CANCELLED = "cancelled"  # the client went away
     EXPIRED = "expired"  # nobody was waiting any more when a worker got it
+    BUDGET_STOPPED = "budget_stopped"  # a stream stopped where its budget ran out
 
 
 class UsageSource:

@@ -35,6 +35,8 @@ def write_config(path: Path, upstream_base: str) -> Path:
             f"      api_base: {upstream_base}",
             "      api_key: os.environ/E2E_UPSTREAM_KEY",
         ]
+        if name == "chunky":  # priced like gpt-4o, which the fake's model names are not
+            lines += ["      input_cost_per_token: 2.5e-06", "      output_cost_per_token: 1.0e-05"]
     lines += [
         "  - model_name: rotating",  # its credential is wrong until an admin sets it at run time
         "    params:",

@@ -26,6 +26,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from llmgw.bus import ensure_usage_stream
 from llmgw.contracts import MSG_ID_HEADER, QueryResult, Subjects, UsageEvent, encode_json
 from metering.client import query_metering
+from metering.rows import USAGE_COLUMNS
 from tests.procs import REPO, Proc, component
 
 pytestmark = pytest.mark.integration
@@ -177,7 +178,7 @@ async def test_usage_table_columns_are_the_contract_fields(nc, shared) -> None:
     found = await rows(
         nc, shared, "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'usage' ORDER BY position"
     )
-    assert tuple(r["name"] for r in found) == UsageEvent.__struct_fields__
+    assert tuple(r["name"] for r in found) == USAGE_COLUMNS
 
 
 async def test_rows_land_with_exact_values(nc, js, shared) -> None:
@@ -220,7 +221,7 @@ async def test_rows_land_with_exact_values(nc, js, shared) -> None:
         assert row.pop("ts_ms") == ms
         stored_ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
         assert row.pop("ts") == stored_ts.isoformat().replace("+00:00", "Z")
-        expected = {name: getattr(event, name) for name in UsageEvent.__struct_fields__ if name != "ts"}
+        expected = {name: getattr(event, name) for name in USAGE_COLUMNS if name != "ts"}
         assert row == expected
 
 

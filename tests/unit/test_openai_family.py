@@ -53,7 +53,10 @@ def test_non_json_error_body_is_kept_readable():
 
 
 def test_cost_and_estimates():
-    assert cost_of(Usage(1000, 500), DEPLOYMENT) == (pytest.approx(0.002), True)
+    assert cost_of(Usage(1000, 500), DEPLOYMENT, "gpt-4o") == (pytest.approx(0.002), True)
     unpriced = msgspec.structs.replace(DEPLOYMENT, input_cost_per_token=None, output_cost_per_token=None)
-    assert cost_of(Usage(1000, 500), unpriced) == (0.0, False)
+    assert cost_of(Usage(1000, 500), unpriced, "my-own-model") == (0.0, False)
+    # from the shipped table: gpt-4o at $2.50 / $10 per 1M tokens, cached input at $1.25
+    listed, known = cost_of(Usage(1_000_000, 100_000, cached_tokens=400_000), unpriced, "gpt-4o-2024-08-06")
+    assert known and listed == pytest.approx(0.6 * 2.5 + 0.4 * 1.25 + 0.1 * 10.0)
     assert estimate_prompt_tokens(b'{"messages":[{"role":"user","content":"12345678"}]}') == 2

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
-
+from workers.http_client import UpstreamClient
 from workers.providers.base import Provider
 from workers.providers.openai_family import OpenAIFamily
 
@@ -12,5 +11,5 @@ FAMILIES: dict[str, type[Provider]] = {
 }
 
 
-def build_providers(client: httpx.AsyncClient, default_timeout: float, connect_timeout: float) -> dict[str, Provider]:
+def build_providers(client: UpstreamClient, default_timeout: float, connect_timeout: float) -> dict[str, Provider]:
     return {name: cls(client, default_timeout, connect_timeout) for name, cls in FAMILIES.items()}

@@ -1,7 +1,7 @@
 """What every provider adapter offers the worker, and the errors it raises.
 
 An adapter translates an OpenAI-format request into its provider's wire format, calls it with
-the worker's shared httpx client, and translates the answer back: a whole OpenAI-format body, or
+the worker's shared upstream client (httpx requests and responses), and translates the answer back: a whole OpenAI-format body, or
 a stream of OpenAI `chat.completion.chunk` JSON documents, plus the usage the provider reported.
 """
 
@@ -16,6 +16,7 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
+from workers.http_client import UpstreamClient
 from workers.usage import Usage
 
 
@@ -50,7 +51,7 @@ StreamItem = bytes | Usage
 
 
 class Provider(ABC):
-    def __init__(self, client: httpx.AsyncClient, default_timeout: float, connect_timeout: float) -> None:
+    def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
         self.client = client
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout

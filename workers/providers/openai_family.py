@@ -16,6 +16,7 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
+from workers.http_client import UpstreamClient
 from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error
 from workers.usage import Usage
 
@@ -108,20 +109,46 @@ def openai_error_to_upstream_error(status: int, body: bytes, headers: httpx.Head
     return UpstreamError(502, f"upstream error {status}: {message}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
 
 
-def rewrite_body(body: bytes, upstream_model: str, stream: bool) -> bytes:
-    """The client's body with the upstream's model name; streams always ask for usage."""
+def rewrite_body(body: bytes, upstream_model: str, stream: bool, system_prompts: list[str] | None = None) -> bytes:
+    """The client's body with the upstream's model name and the policy's system prompts first;
+    streams always ask for usage."""
     data = _body_decoder.decode(body)
     data["model"] = upstream_model
+    if system_prompts and isinstance(data.get("messages"), list):
+        data["messages"] = [{"role": "system", "content": p} for p in system_prompts] + data["messages"]
     if stream:
         options = data.get("stream_options")
         data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
     return _encoder.encode(data)
 
 
+async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The `data:` field of each server-sent event line, as bytes, the moment its line is complete.
+
+    Blank separators, comments and other fields are skipped. (httpx's `aiter_lines()` would decode
+    every chunk to text, split it in three generator layers, and the data would be encoded back.)
+    """
+    pending = b""
+    async for chunk in chunks:
+        lines = (pending + chunk).splitlines(keepends=True)  # at \n, \r\n or \r
+        pending = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+    if pending.startswith(b"data:"):
+        yield pending[5:].strip()
+
+
 # ---- the adapter ------------------------------------------------------------------------------
 
 
 class OpenAIFamily(Provider):
+    def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
+        super().__init__(client, default_timeout, connect_timeout)
+        # (deployment id, path) -> (the deployment they were built from, URL, headers). A credential
+        # set at run time replaces the Deployment object, which rebuilds its entries.
+        self._endpoints: dict[tuple[str, str], tuple[Deployment, httpx.URL, httpx.Headers]] = {}
+
     def url(self, deployment: Deployment, path: str) -> str:
         return f"{deployment.api_base}/{path}"
 
@@ -131,19 +158,24 @@ class OpenAIFamily(Provider):
             headers["authorization"] = f"Bearer {deployment.api_key.reveal()}"
         return headers
 
+    def _request(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> httpx.Request:
+        cached = self._endpoints.get((deployment.id, path))
+        if cached is None or cached[0] is not deployment:
+            cached = (deployment, httpx.URL(self.url(deployment, path)), httpx.Headers(self.headers(deployment)))
+            self._endpoints[(deployment.id, path)] = cached
+        return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
+
     async def _post(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> Completion:
         try:
-            resp = await self.client.post(
-                self.url(deployment, path),
-                content=body,
-                headers=self.headers(deployment),
-                timeout=self.timeout_for(deployment, request),
-            )
+            resp = await self.client.send(self._request(deployment, request, path, body))
+            try:
+                content = await self.client.read(resp)
+            finally:
+                await resp.aclose()
         except httpx.HTTPError as exc:
             raise transport_error(exc, deployment) from None
         if resp.status_code >= 400:
-            raise openai_error_to_upstream_error(resp.status_code, resp.content, resp.headers, deployment)
-        content = resp.content
+            raise openai_error_to_upstream_error(resp.status_code, content, resp.headers, deployment)
         try:
             probe = _usage_decoder.decode(content)
         except msgspec.DecodeError:
@@ -151,7 +183,8 @@ class OpenAIFamily(Provider):
         return Completion(content, openai_usage_to_usage(probe.usage) if probe.usage else None)
 
     async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        return await self._post(deployment, request, "chat/completions", rewrite_body(request.body, upstream_model, False))
+        body = rewrite_body(request.body, upstream_model, False, request.system_prompts)
+        return await self._post(deployment, request, "chat/completions", body)
 
     async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         return await self._post(deployment, request, "embeddings", rewrite_body(request.body, upstream_model, False))
@@ -159,29 +192,19 @@ class OpenAIFamily(Provider):
     async def chat_stream(
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
     ) -> AsyncIterator[StreamItem]:
-        req = self.client.build_request(
-            "POST",
-            self.url(deployment, "chat/completions"),
-            content=rewrite_body(request.body, upstream_model, True),
-            headers=self.headers(deployment),
-            timeout=self.timeout_for(deployment, request),
-        )
+        body = rewrite_body(request.body, upstream_model, True, request.system_prompts)
         try:
-            resp = await self.client.send(req, stream=True)
+            resp = await self.client.send(self._request(deployment, request, "chat/completions", body))
         except httpx.HTTPError as exc:
             raise transport_error(exc, deployment) from None
         try:
             if resp.status_code >= 400:
-                raise openai_error_to_upstream_error(resp.status_code, await resp.aread(), resp.headers, deployment)
+                raise openai_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
             finished = False
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # blank separators, comments, `event:` lines
-                data = line[5:].strip()
-                if data == "[DONE]":
+            async for raw in sse_data(self.client.chunks(resp)):
+                if raw == b"[DONE]":
                     finished = True
                     break
-                raw = data.encode()
                 try:
                     probe = _chunk_decoder.decode(raw)
                 except msgspec.DecodeError:
