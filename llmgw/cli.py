@@ -83,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_up)
 
     from llmgw.admin_cli import add_admin_commands
+    from llmgw.usage_cli import add_usage_commands
 
     add_admin_commands(sub)
+    add_usage_commands(sub)
 
     migrate = sub.add_parser("migrate", help="apply ClickHouse migrations (LLMGW_CLICKHOUSE_URL) and exit")
     migrate.set_defaults(func=_migrate)
