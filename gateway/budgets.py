@@ -105,7 +105,6 @@ class BudgetGuard:
         self.subjects = subjects
         self.ledgers: WatchedMap[BudgetLedger] = None  # type: ignore[assignment]  # set in start()
         self._locks: dict[str, asyncio.Lock] = {}
-        self._settling: set[asyncio.Task] = set()
 
     async def start(self, js) -> None:
         kv = await open_bucket(js, self.subjects.budgets_bucket)
@@ -187,17 +186,10 @@ class BudgetGuard:
             except Exception as exc:  # noqa: BLE001 - the reservation expires by itself
                 log.warning("reservation_release_failed", ledger=key, error=str(exc) or type(exc).__name__)
 
-    def settle_soon(self, request_id: str, keys: list[str], refs: dict[str, LedgerRef], actual: float | None) -> None:
-        """`settle` in the background: the client does not wait for it."""
-        if keys and actual is not None:
-            task = asyncio.create_task(self.settle(request_id, keys, refs, actual))
-            self._settling.add(task)
-            task.add_done_callback(self._settling.discard)
-
     async def settle(self, request_id: str, keys: list[str], refs: dict[str, LedgerRef], actual: float | None) -> None:
         """The request is over: hold only what it actually cost (metering then moves that into
         `spent`), so the budget it did not use is free for the next request at once."""
-        if actual is None:
+        if not keys or actual is None:
             return
 
         def shrink(ledger: BudgetLedger):

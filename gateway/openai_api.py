@@ -141,19 +141,21 @@ def build_routes(edge: Edge) -> list:
                     raise
                 first = await _next_reply(queue, deadline)
                 if isinstance(first, Failed):
-                    edge.budgets.settle_soon(request_id, reserved, ledgers, first.cost)
+                    await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
                     raise _failure_error(first)
                 if stream and isinstance(first, Chunks):
                     handed_to_stream = True
 
-                    def settle(cost: float | None) -> None:
-                        edge.budgets.settle_soon(request_id, reserved, ledgers, cost)
+                    async def settle(cost: float | None) -> None:
+                        await edge.budgets.settle(request_id, reserved, ledgers, cost)
 
                     relay = _relay_stream(edge, first, queue, deadline, rlog, send, settle)
                     await _cancel_on_disconnect(relay, receive)
                     return
                 if isinstance(first, Completed):
-                    edge.budgets.settle_soon(request_id, reserved, ledgers, first.cost)
+                    # Before the client has its answer, the budget holds only what the request
+                    # cost: its next request cannot find the budget taken by this one.
+                    await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
                     await _send(send, 200, first.body, [(b"x-request-id", request_id.encode())])
                     return
                 raise GatewayError(502, "the worker answered in an unexpected form", ErrorType.API, ErrorCode.INTERNAL)
@@ -273,7 +275,7 @@ async def _cancel_on_disconnect(relay: Awaitable[None], receive: Receive) -> Non
 
 async def _relay_stream(
     edge: Edge, first: Chunks, queue: asyncio.Queue[ReplyMessage], deadline: float, rlog: RequestLog, send: Send,
-    on_end: Callable[[float | None], None],
+    on_end: Callable[[float | None], Awaitable[None]],
 ) -> None:
     """Relay the worker's chunks as SSE events the moment they arrive; errors end the stream."""
     finished = False
@@ -299,14 +301,14 @@ async def _relay_stream(
                     return
                 events = b"".join([b"data: " + d + b"\n\n" for d in reply.data])
                 if reply.done:
-                    on_end(reply.cost)
+                    await on_end(reply.cost)
                     finished = True
                     await body(events + b"data: [DONE]\n\n", False)
                     return
                 if events:
                     await body(events)
             elif isinstance(reply, Failed):
-                on_end(reply.cost)
+                await on_end(reply.cost)
                 finished = True
                 rlog.status, rlog.code = reply.status, reply.code
                 await body(_sse_error(reply.message, reply.type, reply.code), False)
