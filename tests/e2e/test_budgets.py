@@ -8,6 +8,7 @@ tokens). A request of "Hello there" (3 prompt tokens) answered with 10 tokens co
 from __future__ import annotations
 
 import concurrent.futures
+from datetime import datetime, timedelta
 
 import httpx
 import openai
@@ -102,3 +103,15 @@ def test_user_and_team_budgets_cover_their_keys(stack):
     with pytest.raises(openai.RateLimitError) as err:
         client.chat.completions.create(model="gpt-4", messages=HELLO, max_tokens=10)
     assert "team frugal" in err.value.message
+
+
+def test_model_max_budget_and_budget_period(stack):
+    key = new_key(stack, model_max_budget={"gpt-4": 0.0}, budget_duration="1h", max_budget=1.0)
+    client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.create(model="gpt-4", messages=HELLO, max_tokens=10)
+    assert "on gpt-4" in err.value.message
+    assert client.chat.completions.create(model="gpt-3.5-turbo", messages=HELLO, max_tokens=10).choices
+    info = key_info(stack, key)
+    created = datetime.fromisoformat(info["created_at"])
+    assert datetime.fromisoformat(info["budget_reset_at"]) - created == timedelta(hours=1)
