@@ -12,7 +12,6 @@ import uuid
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from gateway.errors import GatewayError
 from llmgw.bus import AckedPublisher
@@ -32,7 +31,7 @@ log = structlog.get_logger()
 
 
 class Dispatcher:
-    def __init__(self, nc: Client, js: JetStreamContext, subjects: Subjects, publish_timeout: float) -> None:
+    def __init__(self, nc: Client, subjects: Subjects, publish_timeout: float) -> None:
         self.nc = nc
         self.publisher = AckedPublisher(nc)  # JetStream, cheaper than `js.publish`
         self.subjects = subjects

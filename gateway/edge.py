@@ -43,7 +43,7 @@ class Edge:
         await bus.ensure_request_stream(js, self.subjects)
         await self.identity.start(js)
         await self.budgets.start(js)
-        self.dispatcher = Dispatcher(self.nc, js, self.subjects, self.settings.publish_timeout)
+        self.dispatcher = Dispatcher(self.nc, self.subjects, self.settings.publish_timeout)
         await self.dispatcher.start()
         self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
         await self.presence.start()

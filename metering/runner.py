@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import structlog
 from nats.aio.client import Client
@@ -55,6 +56,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
                 migrations_applied=applied,
                 prefix=subjects.prefix,
             )
+            gc.freeze()  # what exists now lives as long as the process: collections only walk newer objects
             await consumer.run(stop)
         finally:
             await consumer.close()
