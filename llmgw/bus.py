@@ -139,34 +139,29 @@ async def ensure_request_stream(js: JetStreamContext, subjects: Subjects) -> Non
     )
 
 
-async def ensure_usage_stream(js: JetStreamContext, subjects: Subjects, max_age: float) -> None:
-    """Usage events are kept (limits retention) so metering and any other program can read them."""
+async def _ensure_kept_stream(js: JetStreamContext, name: str, wildcard: str, max_age: float) -> None:
+    """A stream with limits retention: every program may read it, also later."""
     await _ensure_stream(
         js,
         StreamConfig(
-            name=subjects.usage_stream,
-            subjects=[subjects.usage_wildcard],
+            name=name,
+            subjects=[wildcard],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=max_age,
             duplicate_window=DEDUP_WINDOW,
         ),
     )
+
+
+async def ensure_usage_stream(js: JetStreamContext, subjects: Subjects, max_age: float) -> None:
+    """Usage events are kept so metering and any other program can read them."""
+    await _ensure_kept_stream(js, subjects.usage_stream, subjects.usage_wildcard, max_age)
 
 
 async def ensure_alerts_stream(js: JetStreamContext, subjects: Subjects, max_age: float) -> None:
     """Alerts (soft budgets crossed, ...) are kept so any program can read them, also later."""
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=subjects.alerts_stream,
-            subjects=[subjects.alerts_wildcard],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            max_age=max_age,
-            duplicate_window=DEDUP_WINDOW,
-        ),
-    )
+    await _ensure_kept_stream(js, subjects.alerts_stream, subjects.alerts_wildcard, max_age)
 
 
 async def ensure_pull_consumer(

@@ -1,0 +1,152 @@
+"""What the admin-API e2e modules share: a stack of three edges on one bus prefix (so one set of
+KV buckets): the main edge has no key policy; `edge-bounds` runs with seed 003's
+`upperbound_key_generate_params`, `edge-defaults` with its `default_key_generate_params`. All three
+know the same model list, access groups and `default_team_settings`."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.conftest import MASTER_KEY, Stack, write_config
+from tests.procs import free_port, wait_for, wait_ready
+
+PREFIX = "e2ekeys"
+HELLO = [{"role": "user", "content": "Hello, how are you?"}]
+
+# Every plaintext key the admin-API modules are given: none of them may end up in KV, a log line or ClickHouse.
+PLAINTEXTS: list[str] = []
+
+# seed 003, "Upperbound /key/generate params" and "Default /key/generate params".
+UPPER_BOUNDS = {"max_budget": 100, "duration": "30d", "tpm_limit": 1000}
+DEFAULTS = {
+    "max_budget": 1.5,
+    "models": ["gpt-3.5-turbo"],
+    "duration": None,  # "blank means null"
+    "metadata": {"setting": "default"},
+    "team_id": "core-infra",
+}
+TEAMS = [
+    {"team_id": "litellm-dev", "models": ["gpt-3.5-turbo"]},
+    {"team_id": "beta-team", "models": ["beta-models"]},
+]
+
+
+
+def write_keys_config(path: Path, upstream_base: str, litellm_settings: dict) -> Path:
+    """The e2e config plus seed 003's model groups: access groups and the free/paid tiers."""
+    config = yaml.safe_load(write_config(path, upstream_base).read_text())
+
+    def deployment(name: str, upstream: str, groups: list[str] | None = None) -> dict:
+        entry = {
+            "model_name": name,
+            "litellm_params": {"model": f"openai/{upstream}", "api_base": upstream_base,
+                               "api_key": "os.environ/E2E_UPSTREAM_KEY"},
+        }
+        if groups:
+            entry["model_info"] = {"access_groups": groups}
+        return entry
+
+    config["model_list"] += [
+        deployment("text-embedding-ada-002", "text-embedding-3-small", ["beta-models"]),
+        deployment("beta-chat", "gpt-4o-mini", ["beta-models", "cheap-models"]),
+        deployment("my-free-tier", "gpt-4o-mini"),
+        deployment("my-free-tier", "bench-model"),
+        deployment("my-paid-tier", "gpt-4o"),
+    ]
+    config["litellm_settings"] = {"default_team_settings": TEAMS, **litellm_settings}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(nats_server, upstream, tmp_path_factory):
+    root = tmp_path_factory.mktemp("keys-stack")
+    main = write_keys_config(root / "keys.yaml", upstream.base_url, {})
+    s = Stack(root, nats_server.url, PREFIX, upstream, {"LLMGW_CONFIG": str(main)})
+    try:
+        s.start()
+        for name, settings in (("bounds", {"upperbound_key_generate_params": UPPER_BOUNDS}),
+                               ("defaults", {"default_key_generate_params": DEFAULTS})):
+            cfg = write_keys_config(root / f"keys-{name}.yaml", upstream.base_url, settings)
+            port = free_port()
+            s._start(f"edge-{name}", "gateway", {"LLMGW_CONFIG": str(cfg), "LLMGW_PORT": str(port)})
+            setattr(s, f"{name}_url", f"http://127.0.0.1:{port}")
+        wait_ready(s.bounds_url, 45)
+        wait_ready(s.defaults_url, 45)
+    except BaseException:
+        s.stop()
+        raise
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def http():
+    with httpx.Client(timeout=15) as client:
+        yield client
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def admin(http, stack, path: str, body: dict | None = None, key: str = MASTER_KEY, base: str | None = None):
+    return http.post(f"{base or stack.base_url}{path}", headers=auth(key), json=body or {})
+
+
+def generate(http, stack, base: str | None = None, **params) -> dict:
+    resp = admin(http, stack, "/key/generate", params, base=base)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    PLAINTEXTS.append(body["key"])
+    return body
+
+
+def info(http, stack, key: str, caller: str = MASTER_KEY) -> httpx.Response:
+    return http.get(f"{stack.base_url}/key/info", params={"key": key}, headers=auth(caller))
+
+
+def chat(http, base: str, key: str, model: str = "gpt-4") -> httpx.Response:
+    return http.post(f"{base}/v1/chat/completions", headers=auth(key), json={"model": model, "messages": HELLO, "max_tokens": 3})
+
+
+def models_of(http, base: str, key: str) -> set[str]:
+    resp = http.get(f"{base}/v1/models", headers=auth(key))
+    assert resp.status_code == 200, resp.text
+    return {m["id"] for m in resp.json()["data"]}
+
+
+def known_on(http, base: str, key: str) -> None:
+    """Wait until the edge at `base` takes a key made on another edge: edges learn of a new key
+    through their KV watch, a few ms apart (test_revocation shows the race)."""
+    wait_for(lambda: http.get(f"{base}/v1/models", headers=auth(key)).status_code == 200, 2, "the edge to take the key",
+             interval=0.005)
+
+
+def error_of(resp: httpx.Response, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == code, error
+    return error
+
+
+def refused(resp: httpx.Response, key: str, why: str) -> None:
+    """401 invalid_api_key saying why, never echoing the key."""
+    error = error_of(resp, 401, "invalid_api_key")
+    assert why in error["message"].lower(), error
+    assert key not in resp.text and key[3:] not in resp.text
+
+
+def when(iso: str | None) -> float | None:
+    return None if iso is None else datetime.fromisoformat(iso).timestamp()
+
+
+# --- /key/generate and /key/info -------------------------------------------------------------
+
