@@ -19,6 +19,7 @@ from gateway.admin.params import (
     decode_body,
     expires_at,
     parse_duration,
+    record_values,
 )
 from gateway.admin.store import RecordStore, not_found
 from gateway.edge import Edge
@@ -65,9 +66,6 @@ class DeleteKeys(msgspec.Struct, kw_only=True):
     key_aliases: list[str] = []
 
 
-# Record fields that are lists/dicts: null means empty.
-_COLLECTIONS = {"models": [], "aliases": {}, "config": {}, "model_max_budget": {}, "metadata": {}, "permissions": {},
-                "allowed_cache_controls": []}
 _RECORD_FIELDS = set(KeyRecord.__struct_fields__)
 
 
@@ -88,16 +86,10 @@ def check(values: dict[str, Any]) -> None:
 
 
 def record_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """Request values as KeyRecord fields (duration becomes expires; nulls of collections empty)."""
-    out = {k: (_COLLECTIONS[k] if v is None and k in _COLLECTIONS else v) for k, v in values.items() if k in _RECORD_FIELDS}
-    if out.get("blocked") is None:
-        out.pop("blocked", None)
-    if out.get("spend") is None:
-        out.pop("spend", None)
+    """Request values as KeyRecord fields; `duration` becomes `expires`."""
+    out = record_values(values, KeyRecord)
     if "duration" in values:
         out["expires"] = expires_at(values["duration"])
-    if values.get("budget_duration"):
-        out["budget_reset_at"] = time.time() + parse_duration(values["budget_duration"], "budget_duration")
     return out
 
 

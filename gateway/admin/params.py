@@ -80,5 +80,26 @@ def apply_upper_bounds(values: dict[str, Any], bounds: Mapping[str, Any]) -> Non
             values[name] = bound
 
 
+def record_values(values: Mapping[str, Any], record_type: type, allowed: set[str] | frozenset[str] | None = None) -> dict[str, Any]:
+    """Request values as fields of `record_type` (keys, users, teams alike): a null for a list or a
+    map means empty, a null for a flag, an amount or a role leaves it as it is; budgets are checked
+    and a budget period starts now."""
+    fields = {f.name: f for f in msgspec.structs.fields(record_type)}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        field = fields.get(name)
+        if field is None or (allowed is not None and name not in allowed):
+            continue
+        if value is None and field.default_factory is not msgspec.NODEFAULT:
+            value = field.default_factory()
+        elif value is None and field.default is not None and field.default is not msgspec.NODEFAULT:
+            continue
+        out[name] = value
+    check_non_negative(out)
+    if out.get("budget_duration"):
+        out["budget_reset_at"] = time.time() + parse_duration(out["budget_duration"], "budget_duration")
+    return out
+
+
 def expires_at(duration: str | None) -> float | None:
     return None if duration is None else time.time() + parse_duration(duration)

@@ -12,7 +12,7 @@ from msgspec import UNSET, UnsetType
 
 from gateway.admin.common import admin, json_response, render, with_spend
 from gateway.admin.keys import KeyService, given
-from gateway.admin.params import bad_param, check_non_negative, decode_body, parse_duration
+from gateway.admin.params import bad_param, decode_body, record_values
 from gateway.admin.store import not_found
 from gateway.edge import Edge
 from llmgw.contracts import LedgerKind, TeamMember, TeamRecord, UserRecord, kv_key
@@ -51,16 +51,8 @@ class MemberAdd(msgspec.Struct, kw_only=True):
     member: TeamMember | list[TeamMember]
 
 
-_EMPTY = {"models": [], "members_with_roles": [], "model_max_budget": {}, "metadata": {}}
-
-
 def team_fields(values: dict[str, Any]) -> dict[str, Any]:
-    out = {k: (_EMPTY[k] if v is None and k in _EMPTY else v) for k, v in values.items() if k in TeamRecord.__struct_fields__}
-    if out.get("blocked") is None:
-        out.pop("blocked", None)
-    check_non_negative(out)
-    if out.get("budget_duration"):
-        out["budget_reset_at"] = time.time() + parse_duration(out["budget_duration"], "budget_duration")
+    out = record_values(values, TeamRecord)
     for m in out.get("members_with_roles", []):
         if m.role not in ("admin", "user"):
             raise bad_param("members_with_roles", f"a member's role must be `admin` or `user`; got {m.role!r}")

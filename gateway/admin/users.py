@@ -13,15 +13,15 @@ from msgspec import UNSET, UnsetType
 
 from gateway.admin.common import admin, json_response, render, with_spend
 from gateway.admin.keys import KeyParams, KeyService, generated_response, given
-from gateway.admin.params import bad_param, check_non_negative, decode_body, parse_duration
+from gateway.admin.params import bad_param, decode_body, record_values
 from gateway.admin.store import not_found
 from gateway.edge import Edge
 from llmgw.contracts import USER_ROLES, LedgerKind, UserRecord, kv_key
 
 # Fields /user/new and /user/update set on the user record (the rest of the body shapes the key).
-USER_FIELDS = ("user_email", "user_role", "teams", "models", "max_budget", "soft_budget", "model_max_budget",
+USER_FIELDS = frozenset(("user_email", "user_role", "teams", "models", "max_budget", "soft_budget", "model_max_budget",
                "max_parallel_requests", "tpm_limit", "rpm_limit", "budget_duration", "metadata", "spend",
-               "allowed_cache_controls")
+               "allowed_cache_controls"))
 
 
 class UserParams(KeyParams, kw_only=True):
@@ -39,24 +39,10 @@ class DeleteUsers(msgspec.Struct, kw_only=True):
 
 
 def user_fields(values: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in values.items() if k in USER_FIELDS}
-    role = out.get("user_role")
+    role = values.get("user_role")
     if role is not None and role not in USER_ROLES:
         raise bad_param("user_role", f"`user_role` must be one of {', '.join(USER_ROLES)}; got {role!r}")
-    if "user_role" in out and role is None:
-        out.pop("user_role")
-    for name in ("teams", "models", "allowed_cache_controls"):
-        if name in out and out[name] is None:
-            out[name] = []
-    for name in ("model_max_budget", "metadata"):
-        if name in out and out[name] is None:
-            out[name] = {}
-    if out.get("spend") is None:
-        out.pop("spend", None)
-    check_non_negative(out)
-    if out.get("budget_duration"):
-        out["budget_reset_at"] = time.time() + parse_duration(out["budget_duration"], "budget_duration")
-    return out
+    return record_values(values, UserRecord, USER_FIELDS)
 
 
 def build_user_routes(edge: Edge, keys: KeyService) -> list:
