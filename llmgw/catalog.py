@@ -13,6 +13,10 @@ class ProviderInfo(msgspec.Struct, frozen=True):
     api_base: str | None  # default base URL (None: the deployment must give one)
     key_env: tuple[str, ...] = ()  # environment variables that hold its key (seed 000)
     base_env: tuple[str, ...] = ()  # environment variables that override its base URL
+    # provider-specific params read from the environment when the config does not give them:
+    # (param name, environment variables to try in order)
+    extra_env: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    base_required: bool = True  # False: the adapter builds the URL from other params (region, ...)
 
 
 OPENAI = "openai"
@@ -39,7 +43,49 @@ PROVIDERS: dict[str, ProviderInfo] = {
     "huggingface": ProviderInfo(
         "openai", "https://router.huggingface.co/v1", ("HF_API_KEY", "HUGGINGFACE_API_KEY"), ("HF_API_BASE",)
     ),
+    # Azure OpenAI: deployment URLs, `api-version`, `api-key` header (api_base is the resource URL).
+    "azure": ProviderInfo(
+        "azure", None, ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"), ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
+        (("api_version", ("AZURE_API_VERSION", "OPENAI_API_VERSION")),),
+    ),
+    "anthropic": ProviderInfo("anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",), ("ANTHROPIC_API_BASE",)),
+    "gemini": ProviderInfo(
+        "gemini", "https://generativelanguage.googleapis.com", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), ("GEMINI_API_BASE",)
+    ),
+    "vertex_ai": ProviderInfo(
+        "vertex_ai", None, (), ("VERTEXAI_API_BASE",),
+        (
+            ("vertex_project", ("VERTEXAI_PROJECT", "VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT")),
+            ("vertex_location", ("VERTEXAI_LOCATION", "VERTEX_LOCATION")),
+            ("vertex_credentials", ("VERTEXAI_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS")),
+        ),
+        base_required=False,
+    ),
+    "cohere": ProviderInfo("cohere", "https://api.cohere.com", ("COHERE_API_KEY", "CO_API_KEY"), ("COHERE_API_BASE",)),
+    # HuggingFace's serverless Inference API (text generation / feature extraction task routes),
+    # for models without an OpenAI-compatible route (those use `huggingface/...`).
+    "huggingface_inference": ProviderInfo(
+        "huggingface_inference", "https://router.huggingface.co/hf-inference", ("HF_API_KEY", "HUGGINGFACE_API_KEY"),
+        ("HF_INFERENCE_API_BASE",),
+    ),
+    "vectara": ProviderInfo(
+        "vectara", "https://api.vectara.io", ("VECTARA_API_KEY", "VECTOR_AI_API_KEY"), ("VECTARA_API_BASE",),
+        (("vectara_corpus_key", ("VECTARA_CORPUS_KEY",)),),
+    ),
+    "bedrock": ProviderInfo(
+        "bedrock", None, (), ("BEDROCK_API_BASE",),
+        (
+            ("aws_access_key_id", ("AWS_ACCESS_KEY_ID",)),
+            ("aws_secret_access_key", ("AWS_SECRET_ACCESS_KEY",)),
+            ("aws_session_token", ("AWS_SESSION_TOKEN",)),
+            ("aws_region_name", ("AWS_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION")),
+        ),
+        base_required=False,
+    ),
 }
+
+# Providers a client can reach in their own wire format at /<name>/... (native passthrough).
+NATIVE_ROUTES = ("openai", "azure", "anthropic", "gemini", "vertex_ai", "cohere")
 
 
 def split_model(model: str) -> tuple[str, str]:

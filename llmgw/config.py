@@ -19,6 +19,7 @@ any model name, the others as `<provider>/<model>`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -71,11 +72,19 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
     api_base: str | None = None
     api_key: Secret | None = None
     api_version: str | None = None
-    timeout: float | None = None
+    timeout: float | None = None  # seconds for the whole upstream call
+    stream_timeout: float | None = None  # seconds a stream may go without a chunk before it is ended
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
     access_groups: tuple[str, ...] = ()
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # Provider-specific parameters (vertex_project, aws_region_name, ...); secret ones as Secret.
+    extra: tuple[tuple[str, Any], ...] = ()
+    # Router: share of traffic in `simple-shuffle`, and this deployment's own limits.
+    weight: float = 1.0
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel_requests: int | None = None
 
     @property
     def is_wildcard(self) -> bool:
@@ -87,6 +96,24 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
         if len(requested) > len(prefix) + len(suffix) and requested.startswith(prefix) and requested.endswith(suffix):
             return requested[len(prefix) : len(requested) - len(suffix)]
         return None
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """A provider-specific parameter (`extra`), or `default`."""
+        for key, value in self.extra:
+            if key == name:
+                return value
+        return default
+
+    def secrets(self) -> list[str]:
+        """Every credential this deployment holds, in plain text (to scrub them from answers)."""
+        out = [self.api_key.reveal()] if self.api_key is not None else []
+        out.extend(v.reveal() for _, v in self.extra if isinstance(v, Secret))
+        return [s for s in out if s]
+
+    def base_for(self, upstream_model: str) -> str:
+        """The base URL, with a `{model}` template filled in (seed 004: one server per model path)."""
+        base = self.api_base or ""
+        return base.replace("{model}", upstream_model) if "{model}" in base else base
 
     def upstream_model_for(self, requested: str) -> str:
         if "*" not in self.upstream_model:
@@ -137,6 +164,34 @@ def _float_or_none(value: Any, where: str) -> float | None:
         raise ConfigError(f"{where}: expected a number, got {value!r}") from None
 
 
+# `params` keys the gateway itself understands; any other key is provider-specific (`extra`).
+KNOWN_PARAMS = frozenset({
+    "model", "api_base", "api_key", "api_version", "timeout", "input_cost_per_token", "output_cost_per_token",
+    "extra_headers", "weight", "rpm", "tpm", "max_parallel_requests", "stream_timeout",
+})
+_SECRET_HINTS = ("key", "secret", "token", "credentials", "password")
+
+
+def _int_or_none(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise ConfigError(f"{where}: expected a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _extra_params(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    out: list[tuple[str, Any]] = []
+    for name, value in sorted(params.items()):
+        if name in KNOWN_PARAMS or value is None:
+            continue
+        secret = any(h in name.lower() for h in _SECRET_HINTS) and not name.lower().endswith(("_id", "_name"))
+        if secret and isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        out.append((name, Secret(str(value)) if secret else value))
+    return tuple(out)
+
+
 def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployment:
     where = f"model_list[{index}]"
     if not isinstance(entry, dict):
@@ -148,13 +203,16 @@ def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployme
     if not isinstance(params, dict):
         raise ConfigError(f"{where}.params: required mapping (`litellm_params` is accepted too)")
     params = {k: resolve_env(v, env, f"{where}.params.{k}") for k, v in params.items()}
+    for name, variables in PROVIDERS[split_model(str(params.get("model") or ""))[0]].extra_env:
+        if params.get(name) is None and _env_first(env, variables):
+            params[name] = _env_first(env, variables)
     model = params.get("model")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"{where}.params.model: required string such as `openai/gpt-4o`")
     provider, upstream = split_model(model)
     info = PROVIDERS[provider]
     api_base = params.get("api_base") or _env_first(env, info.base_env) or info.api_base
-    if api_base is None:
+    if api_base is None and info.base_required:
         raise ConfigError(f"{where}.params.api_base: required for provider {provider}")
     api_key = params.get("api_key") or _env_first(env, info.key_env)
     model_info = entry.get("model_info") or {}
@@ -169,10 +227,11 @@ def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployme
         model_name=model_name,
         provider=provider,
         upstream_model=upstream,
-        api_base=str(api_base).rstrip("/"),
+        api_base=str(api_base).rstrip("/") if api_base else None,
         api_key=Secret(str(api_key)) if api_key else None,
         api_version=params.get("api_version"),
         timeout=_float_or_none(params.get("timeout"), f"{where}.params.timeout"),
+        stream_timeout=_float_or_none(params.get("stream_timeout"), f"{where}.params.stream_timeout"),
         input_cost_per_token=_float_or_none(
             params.get("input_cost_per_token", model_info.get("input_cost_per_token")), f"{where}.input_cost_per_token"
         ),
@@ -182,6 +241,11 @@ def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployme
         ),
         access_groups=tuple(groups),
         extra_headers=tuple((str(k), str(v)) for k, v in headers.items()),
+        extra=_extra_params(params),
+        weight=_float_or_none(params.get("weight"), f"{where}.params.weight") or 1.0,
+        rpm=_int_or_none(params.get("rpm", model_info.get("rpm")), f"{where}.params.rpm"),
+        tpm=_int_or_none(params.get("tpm", model_info.get("tpm")), f"{where}.params.tpm"),
+        max_parallel_requests=_int_or_none(params.get("max_parallel_requests"), f"{where}.params.max_parallel_requests"),
     )
 
 
@@ -198,7 +262,13 @@ def deployments_from_env(env: Mapping[str, str]) -> tuple[Deployment, ...]:
     for provider, info in PROVIDERS.items():
         key = _env_first(env, info.key_env)
         base = _env_first(env, info.base_env) or info.api_base
-        if not key or not base:
+        extra = {name: _env_first(env, variables) for name, variables in info.extra_env}
+        extra = {k: v for k, v in extra.items() if v}
+        if info.key_env and not key:
+            continue
+        if not info.key_env and not extra:
+            continue  # (vertex_ai, bedrock: credentials come from several variables)
+        if not base and info.base_required:
             continue
         names = [f"{provider}/*"] + (["*"] if provider == OPENAI else [])
         for name in names:
@@ -208,8 +278,10 @@ def deployments_from_env(env: Mapping[str, str]) -> tuple[Deployment, ...]:
                     model_name=name,
                     provider=provider,
                     upstream_model="*",
-                    api_base=base.rstrip("/"),
-                    api_key=Secret(key),
+                    api_base=base.rstrip("/") if base else None,
+                    api_key=Secret(key) if key else None,
+                    api_version=extra.pop("api_version", None),
+                    extra=_extra_params(extra),
                 )
             )
     return tuple(out)

@@ -23,8 +23,8 @@ _UINT32 = 2**32
 _UINT16 = 2**16
 _MAX_COST = Decimal(10) ** 9  # Decimal(18, 9) holds 9 digits before the point
 
-_UINT32_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
-_UINT16_FIELDS = ("http_status", "attempt")
+_UINT32_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cache_write_tokens")
+_UINT16_FIELDS = ("http_status", "attempt", "upstream_attempts")
 
 
 def ts_millis(ts: float) -> int:

@@ -127,13 +127,15 @@ def wait_ready(base_url: str, timeout: float = 30) -> None:
 
 
 class FakeUpstream:
-    """bench/fake_openai.py (the OpenAI wire format) as its own process."""
+    """A fake provider upstream as its own process: bench/fake_openai.py (the OpenAI wire format)
+    by default, or another `bench.fake_<provider>` module with the same CLI (`--host --port
+    --api-key`, prints `READY <port>`)."""
 
-    def __init__(self, log_dir: Path, api_key: str) -> None:
+    def __init__(self, log_dir: Path, api_key: str, module: str = "bench.fake_openai") -> None:
         self.api_key = api_key
         self.proc = Proc(
-            "fake-openai",
-            [sys.executable, "-m", "bench.fake_openai", "--host", "127.0.0.1", "--port", "0", "--api-key", api_key],
+            module.rsplit(".", 1)[-1].replace("_", "-"),
+            [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", "--api-key", api_key],
             dict(os.environ),
             log_dir,
         )
@@ -152,6 +154,10 @@ class FakeUpstream:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def stats(self) -> dict:
         return httpx.get(f"http://127.0.0.1:{self.port}/_fake/stats", timeout=5).json()

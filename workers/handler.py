@@ -251,6 +251,7 @@ class RequestHandler:
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
             reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
             cost=cost,
             cost_known=known,
             latency_ms=latency_ms,

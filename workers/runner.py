@@ -9,6 +9,7 @@ import structlog
 from nats.aio.msg import Msg
 
 from llmgw import bus
+from llmgw.catalog import PROVIDERS
 from llmgw.contracts import Subjects, WorkerHeartbeat, decode_cancel, encode_internal
 from llmgw.secrets import CredentialCipher
 from workers.credentials import DeploymentTable
@@ -37,7 +38,8 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     deployments = DeploymentTable(settings.config, CredentialCipher(settings.secret))
     await deployments.start(js, subjects)
     client = UpstreamClient(settings.upstream_connections)
-    providers = build_providers(client, settings.default_timeout, settings.connect_timeout)
+    families = {PROVIDERS[d.provider].family for d in settings.config.deployments}
+    providers = build_providers(client, settings.default_timeout, settings.connect_timeout, families)
     publisher = bus.AckedPublisher(nc)
     await publisher.start()
     handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments)

@@ -14,8 +14,9 @@ log = structlog.get_logger()
 class Usage(msgspec.Struct, frozen=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens read from the provider's prompt cache (part of prompt_tokens)
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0  # prompt tokens written to the provider's prompt cache (part of prompt_tokens)
 
 
 _unpriced_warned: set[str] = set()

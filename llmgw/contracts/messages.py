@@ -67,11 +67,22 @@ class Subjects:
     def requests_wildcard(self) -> str:
         return f"{self.prefix}.req.>"
 
-    def request(self, provider: str) -> str:
+    def request(self, provider: str, priority: str = "interactive") -> str:
+        """Interactive requests (the default) and batch requests wait in separate queues; workers
+        take batch requests only when no interactive one is waiting (Priority)."""
+        if priority == Priority.BATCH:
+            return f"{self.prefix}.req.{provider}.batch"
         return f"{self.prefix}.req.{provider}"
 
-    def worker_consumer(self, provider: str) -> str:
+    def worker_consumer(self, provider: str, priority: str = "interactive") -> str:
+        if priority == Priority.BATCH:
+            return f"{self.prefix}-workers-{provider}-batch"
         return f"{self.prefix}-workers-{provider}"
+
+    # Router: a deployment put in (or out of) cooldown, broadcast to every edge and worker.
+    @property
+    def router_cooldown(self) -> str:
+        return f"{self.prefix}.router.cooldown"
 
     # Replies: core NATS, one subject per edge process.
     def reply(self, edge_id: str) -> str:
@@ -144,6 +155,11 @@ class Subjects:
         return f"{self._stream_prefix}_ALERTS"
 
     @property
+    def ratelimits_bucket(self) -> str:
+        """Rate-limit state shared by all edges (records.RateWindow per limited key/user/team/deployment)."""
+        return f"{self._stream_prefix}_ratelimits"
+
+    @property
     def settings_bucket(self) -> str:
         """Gateway-wide settings changed at run time: policies and provider credentials."""
         return f"{self._stream_prefix}_settings"
@@ -174,6 +190,22 @@ class LedgerRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class Operation:
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
+    NATIVE = "native"  # a provider's own API, forwarded as is (passthrough routes)
+
+
+class Priority:
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+
+class NativeCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A passthrough request in the provider's own wire format: forwarded to the deployment's base
+    URL + `path`, with the gateway's credential in place of the client's."""
+
+    method: str
+    path: str  # below the provider's base URL, starting with "/", checked by the edge
+    query: str = ""  # the raw query string, client credentials removed
+    headers: list[tuple[str, str]] = []  # the client headers allowed through (anthropic-version, ...)
 
 
 class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,6 +223,12 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     system_prompts: list[str] = []  # policy prompts put before the client's messages, in order
     cost_cap: float | None = None  # USD this request may cost at most (what its budgets could hold)
     ledgers: dict[str, LedgerRef] = {}  # budget ledger key -> ref; metering settles the cost there
+    native: NativeCall | None = None  # Operation.NATIVE only
+    # Router plan: deployments to try, in order, when `deployment_id` fails with a retryable error
+    # (429, 5xx, timeout, unreachable) before anything reached the client; `num_retries` more
+    # tries of the same deployment come first, with backoff.
+    fallbacks: list[str] = []
+    num_retries: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,10 +236,15 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------------------------
 
 
-class Reply(msgspec.Struct, frozen=True, kw_only=True, tag_field="t"):
+class Reply(msgspec.Struct, frozen=True, kw_only=True, tag_field="t", omit_defaults=True):
     request_id: str
     attempt: int = 1
     cost: float | None = None  # on the last reply of a request: what it cost (USD), for its budgets
+    # On the last reply: who answered, after how many upstream calls, and the tokens it used
+    # (prompt + completion, for tokens-per-minute limits).
+    deployment_id: str | None = None
+    tries: int = 1
+    tokens: int | None = None
 
 
 class Chunks(Reply, tag="c"):
@@ -210,12 +253,19 @@ class Chunks(Reply, tag="c"):
     seq: int
     data: list[bytes]
     done: bool = False
+    # Native streams: `data` is the provider's bytes as they came (not chunk JSON), and the first
+    # message carries the upstream's status and headers.
+    raw: bool = False
+    status: int | None = None
+    headers: list[tuple[str, str]] = []
 
 
 class Completed(Reply, tag="r"):
-    """A whole non-streaming answer: the OpenAI-format JSON body."""
+    """A whole non-streaming answer: the OpenAI-format JSON body (or the provider's own, native)."""
 
     body: bytes
+    status: int = 200
+    headers: list[tuple[str, str]] = []  # native answers: the upstream's content-type and the like
 
 
 class Failed(Reply, tag="e"):
@@ -227,6 +277,14 @@ class Failed(Reply, tag="e"):
     code: str | None = None
     param: str | None = None
     retry_after: float | None = None
+
+
+class DeploymentCooldown(msgspec.Struct, frozen=True):
+    """A deployment failed too often: routers skip it until `until` (epoch seconds)."""
+
+    deployment_id: str
+    until: float
+    reason: str = ""
 
 
 class Cancel(msgspec.Struct, frozen=True):
@@ -274,6 +332,7 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
     cost: float = 0.0
     cost_known: bool = True
     latency_ms: float
@@ -283,8 +342,9 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     error_code: str | None = None
     usage_source: str  # UsageSource.*
     stream: bool
-    attempt: int = 1
+    attempt: int = 1  # JetStream delivery of the request (> 1: a worker died and it was redelivered)
     worker_id: str = ""
+    upstream_attempts: int = 1  # upstream calls made: retries and fallbacks included
     ledgers: dict[str, LedgerRef] = {}  # copied from the request: where metering settles the cost
 
 
@@ -326,6 +386,7 @@ _json_encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.msgpack.Decoder(UpstreamRequest)
 _reply_decoder = msgspec.msgpack.Decoder(ReplyMessage)
 _cancel_decoder = msgspec.msgpack.Decoder(Cancel)
+_cooldown_decoder = msgspec.msgpack.Decoder(DeploymentCooldown)
 _heartbeat_decoder = msgspec.msgpack.Decoder(WorkerHeartbeat)
 _usage_decoder = msgspec.json.Decoder(UsageEvent)
 _query_request_decoder = msgspec.json.Decoder(QueryRequest)
@@ -337,6 +398,7 @@ encode_json = _json_encoder.encode  # usage events, query service
 decode_request = _request_decoder.decode
 decode_reply = _reply_decoder.decode
 decode_cancel = _cancel_decoder.decode
+decode_cooldown = _cooldown_decoder.decode
 decode_heartbeat = _heartbeat_decoder.decode
 decode_usage = _usage_decoder.decode
 decode_query_request = _query_request_decoder.decode
@@ -346,9 +408,9 @@ decode_query_result = _query_result_decoder.decode
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 __all__ = [
-    "MSG_ID_HEADER", "Caller", "LedgerRef", "Cancel", "Chunks", "Completed", "ErrorCode", "ErrorType", "Failed",
-    "Operation", "QueryRequest", "QueryResult", "Reply", "ReplyMessage", "Subjects", "UpstreamRequest",
-    "UsageEvent", "UsageSource", "UsageStatus", "WorkerHeartbeat", "decode_cancel", "decode_heartbeat",
+    "MSG_ID_HEADER", "Caller", "LedgerRef", "Cancel", "Chunks", "Completed", "DeploymentCooldown", "ErrorCode",
+    "ErrorType", "Failed", "NativeCall", "Operation", "Priority", "QueryRequest", "QueryResult", "Reply", "ReplyMessage", "Subjects", "UpstreamRequest",
+    "UsageEvent", "UsageSource", "UsageStatus", "WorkerHeartbeat", "decode_cancel", "decode_cooldown", "decode_heartbeat",
     "decode_query_request", "decode_query_result", "decode_reply", "decode_request", "decode_usage",
     "encode_internal", "encode_json",
 ]

@@ -56,8 +56,14 @@ def write_config(path: Path, upstream_base: str) -> Path:
 
 
 class Stack:
-    def __init__(self, root: Path, nats_url: str, prefix: str, upstream: FakeUpstream, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, root: Path, nats_url: str, prefix: str, upstream: FakeUpstream, extra_env: dict[str, str],
+        config: str | None = None,
+    ) -> None:
+        """`config`: the YAML config to run with (default: `write_config`'s model groups on `upstream`)."""
         self.root = root
+        if config is not None:
+            (root / "config.yaml").write_text(config)
         self.nats_url = nats_url
         self.prefix = prefix
         self.upstream = upstream
@@ -65,7 +71,9 @@ class Stack:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
-            "LLMGW_CONFIG": str(write_config(root / "config.yaml", upstream.base_url)),
+            "LLMGW_CONFIG": str(
+                root / "config.yaml" if config is not None else write_config(root / "config.yaml", upstream.base_url)
+            ),
             "LLMGW_NATS_URL": nats_url,
             "LLMGW_BUS_PREFIX": prefix,
             "LLMGW_CLICKHOUSE_URL": f"chdb:///{root / 'clickhouse'}",

@@ -50,6 +50,32 @@ class Completion(msgspec.Struct, frozen=True):
 StreamItem = bytes | Usage
 
 
+class NativeHead(msgspec.Struct, frozen=True):
+    """The upstream's answer line of a native (passthrough) call: sent on to the client."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    stream: bool  # an event stream: its bytes are relayed as they come
+
+
+# A native call yields its NativeHead, then the body's bytes as they arrive, and a Usage (last)
+# when the provider's own usage fields said what the call used.
+NativeItem = NativeHead | bytes | Usage
+
+
+class NativeUsage(ABC):
+    """Reads a provider's own usage fields from a native answer: a whole JSON body, or the data
+    of each server-sent event of a stream. One instance per call; `usage` is None until known."""
+
+    usage: Usage | None = None
+
+    @abstractmethod
+    def body(self, content: bytes) -> None: ...
+
+    @abstractmethod
+    def event(self, data: bytes) -> None: ...
+
+
 class Provider(ABC):
     def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
         self.client = client
@@ -70,6 +96,30 @@ class Provider(ABC):
 
     @abstractmethod
     async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion: ...
+
+    # ---- native passthrough (see workers/providers/native.py, which drives these hooks) ----
+
+    def native_root(self, deployment: Deployment, upstream_model: str) -> str:
+        """The URL a client's native path is appended to (the provider's API root)."""
+        return deployment.base_for(upstream_model).rstrip("/")
+
+    def native_headers(self, deployment: Deployment) -> dict[str, str]:
+        """The gateway's credential in the provider's own header(s), plus any it always needs."""
+        raise UpstreamError(404, f"provider {deployment.provider} has no native route", ErrorType.NOT_FOUND, ErrorCode.NOT_FOUND)
+
+    def native_body(self, body: bytes, upstream_model: str) -> bytes:
+        """The client's native body as the upstream gets it (the model name swapped in, ...)."""
+        return body
+
+    def native_usage(self) -> NativeUsage | None:
+        """A reader of the provider's usage fields, or None when its native answers carry none."""
+        return None
+
+    async def native(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> AsyncIterator[NativeItem]:
+        from workers.providers.native import forward
+
+        async for item in forward(self, deployment, request, upstream_model):
+            yield item
 
 
 def transport_error(exc: httpx.HTTPError, deployment: Deployment) -> UpstreamError:
@@ -95,9 +145,16 @@ def transport_error(exc: httpx.HTTPError, deployment: Deployment) -> UpstreamErr
 
 
 def scrub(text: str, deployment: Deployment) -> str:
-    """Remove the provider credential from any text that came back from the upstream."""
-    if deployment.api_key is not None:
-        secret = deployment.api_key.reveal()
-        if secret and secret in text:
+    """Remove the provider credentials from any text that came back from the upstream."""
+    for secret in deployment.secrets():
+        if secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def scrub_bytes(data: bytes, deployment: Deployment) -> bytes:
+    for secret in deployment.secrets():
+        raw = secret.encode()
+        if raw in data:
+            data = data.replace(raw, b"***")
+    return data
