@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from bench import fake_openai_payloads as payloads
 from bench.fake_http import DropConnection, HttpServer, Request, Response, StreamResponse, serve
 from bench.fake_openai_payloads import BadRequest, ChunkWriter, error_body
 
+_SERVER_PATH = re.compile(r"^/([A-Za-z0-9._-]+)/v1/")
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 STREAM_FAIL_AFTER_WORDS = 3
@@ -57,6 +59,14 @@ FAULTS: dict[str, tuple[int, str, str, str | None, str | None, dict]] = {
         None,
         "rate_limit_exceeded",
         {"retry-after": "1"},
+    ),
+    "fake-context-length": (
+        400,
+        "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.",
+        "invalid_request_error",
+        "messages",
+        "context_length_exceeded",
+        {},
     ),
     "fake-error-500": (
         500,
@@ -100,14 +110,19 @@ class FakeStats:
     requests: int = 0
     by_model: dict[str, int] = field(default_factory=dict)
     auth_failures: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)  # /<model-id>/v1/... calls by model id
 
     def as_dict(self) -> dict:
-        return {"requests": self.requests, "by_model": dict(self.by_model), "auth_failures": self.auth_failures}
+        return {
+            "requests": self.requests, "by_model": dict(self.by_model), "auth_failures": self.auth_failures,
+            "by_path": dict(self.by_path),
+        }
 
     def reset(self) -> None:
         self.requests = 0
         self.by_model.clear()
         self.auth_failures = 0
+        self.by_path.clear()
 
 
 class FakeOpenAI:
@@ -126,6 +141,10 @@ class FakeOpenAI:
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         path = request.path
+        served = _SERVER_PATH.match(path)  # /<model-id>/v1/...: one model server per path (seed 004)
+        if served is not None and not path.startswith(("/v1/", "/_fake/", "/openai/")):
+            self.stats.by_path[served.group(1)] = self.stats.by_path.get(served.group(1), 0) + 1
+            path = path[len(served.group(1)) + 1 :]
         if path.startswith("/v1/"):
             path = path[3:]
         route = self._api_routes.get((request.method, path))

@@ -16,6 +16,7 @@ from gateway.router import ModelRouter
 from gateway.settings import EdgeSettings
 from llmgw import bus
 from llmgw.contracts import Subjects
+from llmgw.routing import CooldownBoard, router_settings
 from llmgw.secrets import CredentialCipher, KeyHasher
 
 log = structlog.get_logger()
@@ -30,7 +31,8 @@ class Edge:
         self.identity = IdentityView(self.subjects, config_teams(settings.config.litellm_settings))
         self.auth = Authenticator(settings.config.master_key, self.hasher, self.identity)
         self.access = ModelAccess(settings.config.deployments)
-        self.router = ModelRouter(settings.config.deployments)
+        self.cooldowns = CooldownBoard(self.subjects, router_settings(settings.config))
+        self.router = ModelRouter(settings.config.deployments, self.cooldowns.settings, self.cooldowns)
         self.budgets = BudgetGuard(self.subjects)
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
@@ -43,6 +45,7 @@ class Edge:
         await bus.ensure_request_stream(js, self.subjects)
         await self.identity.start(js)
         await self.budgets.start(js)
+        await self.cooldowns.start(self.nc)
         self.dispatcher = Dispatcher(self.nc, self.subjects, self.settings.publish_timeout)
         await self.dispatcher.start()
         self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
@@ -53,6 +56,7 @@ class Edge:
         if self.nc is not None:
             await self.identity.stop()
             await self.budgets.stop()
+            await self.cooldowns.stop()
             await self.dispatcher.stop()
             await self.nc.drain()
             self.nc = None

@@ -96,6 +96,7 @@ def build_routes(edge: Edge) -> list:
         request_id = f"req-{os.urandom(16).hex()}"
         rlog = RequestLog(request_id, started)
         handed_to_stream = False
+        answered_by: str | None = None
         try:
             authorization, api_key, content_length = _request_headers(scope)
             principal = await edge.auth.authenticate_fresh(authorization, api_key)
@@ -109,8 +110,12 @@ def build_routes(edge: Edge) -> list:
                 stream = include_usage = False
             rlog.model, rlog.stream = parsed.model, stream
             model = edge.access.resolve(principal, parsed.model)
-            deployment = edge.router.pick(model)
-            deadline = started + edge.settings.request_timeout
+            plan = edge.router.plan(model)
+            deployment = plan.deployments[0]
+            timeout = edge.settings.request_timeout
+            if parsed.timeout is not None:
+                timeout = min(timeout, parsed.timeout)
+            deadline = started + timeout
             max_tokens = parsed.max_completion_tokens or parsed.max_tokens if operation == Operation.CHAT else None
             ledgers, reserved, cost_cap = await edge.budgets.admit(
                 principal, model, deployment, deployment.upstream_model_for(model), len(body), max_tokens,
@@ -131,8 +136,13 @@ def build_routes(edge: Edge) -> list:
                 system_prompts=edge.access.system_prompts(principal, edge.identity.global_system_prompt()),
                 cost_cap=cost_cap,
                 ledgers=ledgers,
+                fallbacks=[d.id for d in plan.deployments[1:]] + plan.fallbacks,
+                context_fallbacks=plan.context_fallbacks,
+                num_retries=edge.router.settings.num_retries,
             )
             queue = edge.dispatcher.open(request_id)
+            edge.router.started(deployment.id)
+            routed = deployment.id
             try:
                 try:
                     await edge.dispatcher.submit(deployment.provider, upstream_request)
@@ -140,6 +150,7 @@ def build_routes(edge: Edge) -> list:
                     await edge.budgets.release(request_id, reserved, ledgers)  # it never reached a worker
                     raise
                 first = await _next_reply(queue, deadline)
+                answered_by = first.deployment_id
                 if isinstance(first, Failed):
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
                     raise _failure_error(first)
@@ -149,8 +160,12 @@ def build_routes(edge: Edge) -> list:
                     async def settle(cost: float | None) -> None:
                         await edge.budgets.settle(request_id, reserved, ledgers, cost)
 
+                    first_chunk_after = time.time() - started
                     relay = _relay_stream(edge, first, queue, deadline, rlog, send, settle)
-                    await _cancel_on_disconnect(relay, receive)
+                    try:
+                        await _cancel_on_disconnect(relay, receive)
+                    finally:
+                        edge.router.finished(routed, answered_by, first_chunk_after)
                     return
                 if isinstance(first, Completed):
                     # Before the client has its answer, the budget holds only what the request
@@ -162,6 +177,7 @@ def build_routes(edge: Edge) -> list:
             finally:
                 if not handed_to_stream:
                     edge.dispatcher.close(request_id)
+                    edge.router.finished(routed, answered_by, time.time() - started)
         except GatewayError as exc:
             rlog.status, rlog.code = exc.status, exc.code
             await _send_error(send, exc, request_id)

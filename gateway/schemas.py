@@ -43,6 +43,7 @@ class ChatCompletionRequest(msgspec.Struct):
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     user: str | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None  # seconds (the gateway's; not sent upstream)
 
 
 class EmbeddingsRequest(msgspec.Struct):
@@ -51,6 +52,7 @@ class EmbeddingsRequest(msgspec.Struct):
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: PositiveInt | None = None
     user: str | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
 _chat_decoder = msgspec.json.Decoder(ChatCompletionRequest)

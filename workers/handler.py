@@ -31,7 +31,8 @@ from llmgw.contracts import (
 )
 from workers.credentials import DeploymentTable
 from workers.providers import Provider
-from workers.providers.base import UpstreamError
+from workers.providers.base import NativeHead, UpstreamError, stalled_after
+from llmgw.routing import CONTEXT_WINDOW_CODES, RETRYABLE_STATUSES, CooldownBoard
 from workers.relay import ChunkRelay
 from workers.settings import WorkerSettings
 from llmgw.prices import price_for
@@ -41,6 +42,7 @@ from workers.usage import Usage, cost_of, estimate_prompt_tokens
 log = structlog.get_logger()
 
 USAGE_PUBLISH_TIMEOUT = 5.0  # seconds to wait for JetStream to store a usage event (then retry)
+MAX_RETRY_AFTER = 10.0  # an upstream's retry-after is honoured up to this many seconds
 
 
 class Outcome(msgspec.Struct):
@@ -53,6 +55,8 @@ class Outcome(msgspec.Struct):
     usage_source: str = UsageSource.NONE
     ttft: float | None = None
     upstream_model: str = ""
+    deployment: Deployment | None = None  # the deployment called last
+    tries: int = 1  # upstream calls made
 
 
 class KeepAlive:
@@ -90,8 +94,11 @@ class RequestHandler:
         settings: WorkerSettings,
         providers: dict[str, Provider],
         deployments: DeploymentTable,
+        cooldowns: CooldownBoard,
     ) -> None:
         self.deployments = deployments
+        self.cooldowns = cooldowns
+        self.router_settings = cooldowns.settings
         self.nc = nc
         self.publisher = publisher
         self.subjects = subjects
@@ -109,13 +116,12 @@ class RequestHandler:
         attempt = msg.metadata.num_delivered or 1
         heartbeat = KeepAlive(msg, max(self.settings.ack_wait / 3.0, 0.2))
         started = time.time()
-        outcome = Outcome()
-        deployment = self.deployments.get(request.deployment_id)
+        outcome = Outcome(deployment=self.deployments.get(request.deployment_id))
         try:
-            await self._serve(request, attempt, deployment, outcome, started)
+            await self._serve(request, attempt, outcome, started)
             latency_ms = (time.time() - started) * 1000.0
-            if deployment is not None:
-                await self._publish_usage(request, attempt, deployment, outcome, latency_ms)
+            if outcome.deployment is not None:
+                await self._publish_usage(request, attempt, outcome.deployment, outcome, latency_ms)
         finally:
             heartbeat.cancel()
         await msg.ack()
@@ -123,9 +129,10 @@ class RequestHandler:
             "request",
             request_id=request.request_id,
             model=request.model_group,
-            deployment=request.deployment_id,
+            deployment=outcome.deployment.id if outcome.deployment else request.deployment_id,
             stream=request.stream,
             attempt=attempt,
+            tries=outcome.tries,
             status=outcome.http_status,
             outcome=outcome.status,
             latency_ms=round(latency_ms, 2),
@@ -133,55 +140,59 @@ class RequestHandler:
             completion_tokens=outcome.usage.completion_tokens if outcome.usage else 0,
         )
 
-    async def _serve(
-        self, request: UpstreamRequest, attempt: int, deployment: Deployment | None, outcome: Outcome, started: float
-    ) -> None:
+    def _plan(self, request: UpstreamRequest, ids: list[str]) -> list[Deployment]:
+        """The deployments to call in order: `num_retries` more tries of each before the next;
+        cooled-down ones skipped unless nothing else is left; ones this worker cannot call dropped."""
+        usable = [d for d in (self.deployments.get(i) for i in ids) if d is not None and PROVIDERS[d.provider].family in self.providers]
+        warm = [d for d in usable if not self.cooldowns.cooling(d.id)] or usable[:1]
+        return [d for d in warm for _ in range(1 + max(request.num_retries, 0))]
+
+    async def _serve(self, request: UpstreamRequest, attempt: int, outcome: Outcome, started: float) -> None:
         relay: ChunkRelay | None = None
         try:
             if request.deadline <= started:
                 outcome.status, outcome.http_status = UsageStatus.EXPIRED, 504
                 await self._reply_error(request, attempt, UpstreamError(504, "no worker was free before the deadline", ErrorType.TIMEOUT, ErrorCode.TIMEOUT))
                 return
-            if deployment is None:
+            plan = self._plan(request, [request.deployment_id, *request.fallbacks])
+            if not plan:
                 raise UpstreamError(500, f"deployment {request.deployment_id} is not configured on this worker", ErrorType.API, ErrorCode.INTERNAL)
-            provider = self.providers[PROVIDERS[deployment.provider].family]
-            outcome.upstream_model = deployment.upstream_model_for(request.model_group)
-            meter, request = self._apply_cost_cap(request, deployment, outcome.upstream_model)
-            if request.operation == Operation.CHAT and request.stream:
+            if request.stream or request.operation == Operation.NATIVE:
                 relay = ChunkRelay(
                     self.nc, request.reply_to, request.request_id, attempt,
                     self.settings.coalesce_interval, self.settings.coalesce_max,
                 )
-                async for item in provider.chat_stream(deployment, request, outcome.upstream_model):
-                    if type(item) is bytes:
-                        if outcome.ttft is None:
-                            outcome.ttft = time.time() - started
-                        if meter is not None and not meter.take():
-                            raise UpstreamError(
-                                429, "the budget of this key, user or team is used up: the stream was stopped",
-                                "budget_exceeded", ErrorCode.BUDGET_EXCEEDED,
-                            )
-                        await relay.add(item)
-                    else:
-                        outcome.usage, outcome.usage_source = item, UsageSource.PROVIDER
-                await relay.finish(self._cost(outcome, deployment))
-            else:
-                call = provider.chat if request.operation == Operation.CHAT else provider.embeddings
-                completion = await call(deployment, request, outcome.upstream_model)
-                if completion.usage is not None:
-                    outcome.usage, outcome.usage_source = completion.usage, UsageSource.PROVIDER
-                reply = Completed(
-                    request_id=request.request_id, attempt=attempt, body=completion.body,
-                    cost=self._cost(outcome, deployment),
-                )
-                await self.nc.publish(request.reply_to, encode_internal(reply))
+            index = 0
+            while True:
+                deployment = outcome.deployment = plan[index]
+                if relay is not None:
+                    relay.deployment_id = deployment.id
+                outcome.tries += 1 if index else 0
+                try:
+                    await self._call(request, attempt, deployment, outcome, started, relay)
+                    self.cooldowns.succeeded(deployment.id)
+                    return
+                except UpstreamError as exc:
+                    if exc.status in RETRYABLE_STATUSES:
+                        await self.cooldowns.failed(deployment.id, f"{exc.status} {exc.code or ''}".strip())
+                    if exc.code in CONTEXT_WINDOW_CODES and request.context_fallbacks:
+                        plan = plan[: index + 1] + self._plan(request, request.context_fallbacks)
+                        request = msgspec.structs.replace(request, context_fallbacks=[])
+                    elif exc.status not in RETRYABLE_STATUSES or exc.code == ErrorCode.BUDGET_EXCEEDED:
+                        raise
+                    if index + 1 >= len(plan) or (relay is not None and relay.started) or time.time() >= request.deadline:
+                        raise
+                    index += 1
+                    if plan[index] is deployment:  # another try of the same deployment: back off first
+                        await asyncio.sleep(self._backoff(request, outcome.tries, exc.retry_after))
+                    log.info("upstream_retry", request_id=request.request_id, failed=deployment.id, status=exc.status, next=plan[index].id)
         except UpstreamError as exc:
             outcome.status = (
                 UsageStatus.BUDGET_STOPPED if exc.code == ErrorCode.BUDGET_EXCEEDED
                 else UsageStatus.UPSTREAM_ERROR if exc.status != 500 else UsageStatus.ERROR
             )
             outcome.http_status, outcome.error_code = exc.status, exc.code
-            await self._reply_error(request, attempt, exc, relay)
+            await self._reply_error(request, attempt, exc, relay, outcome)
         except asyncio.CancelledError:
             # Only a Cancel from the edge cancels a handler: the client went away.
             asyncio.current_task().uncancel()
@@ -189,11 +200,97 @@ class RequestHandler:
         except Exception:
             log.exception("request_failed", request_id=request.request_id)
             outcome.status, outcome.http_status, outcome.error_code = UsageStatus.ERROR, 500, ErrorCode.INTERNAL
-            await self._reply_error(request, attempt, UpstreamError(500, "internal error in the gateway worker", ErrorType.API, ErrorCode.INTERNAL), relay)
-        if outcome.usage is None and relay is not None and relay.started:
+            await self._reply_error(request, attempt, UpstreamError(500, "internal error in the gateway worker", ErrorType.API, ErrorCode.INTERNAL), relay, outcome)
+        if outcome.usage is None and relay is not None and relay.started and not relay.raw:
             # The stream broke off before the provider reported usage: estimate what was used.
             outcome.usage = Usage(prompt_tokens=estimate_prompt_tokens(request.body), completion_tokens=relay.sent + len(relay.buffer))
             outcome.usage_source = UsageSource.ESTIMATED
+
+    def _backoff(self, request: UpstreamRequest, tries: int, retry_after: float | None) -> float:
+        delay = self.router_settings.retry_backoff * (2 ** max(tries - 2, 0))
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        return max(min(delay, request.deadline - time.time() - 0.05), 0.0)
+
+    async def _call(
+        self, request: UpstreamRequest, attempt: int, deployment: Deployment, outcome: Outcome, started: float,
+        relay: ChunkRelay | None,
+    ) -> None:
+        """One upstream call on `deployment`; the answer goes to the edge."""
+        provider = self.providers[PROVIDERS[deployment.provider].family]
+        model_group = request.model_group if deployment.id == request.deployment_id or deployment.is_wildcard else deployment.model_name
+        outcome.upstream_model = deployment.upstream_model_for(model_group)
+        stall = deployment.stream_timeout or self.settings.stream_timeout
+        if request.operation == Operation.NATIVE:
+            await self._call_native(request, attempt, deployment, provider, outcome, started, relay, stall)
+            return
+        meter, request = self._apply_cost_cap(request, deployment, outcome.upstream_model)
+        if request.operation == Operation.CHAT and request.stream:
+            assert relay is not None
+            async for item in stalled_after(provider.chat_stream(deployment, request, outcome.upstream_model), stall, deployment):
+                if type(item) is bytes:
+                    if outcome.ttft is None:
+                        outcome.ttft = time.time() - started
+                    if meter is not None and not meter.take():
+                        raise UpstreamError(
+                            429, "the budget of this key, user or team is used up: the stream was stopped",
+                            "budget_exceeded", ErrorCode.BUDGET_EXCEEDED,
+                        )
+                    await relay.add(item)
+                else:
+                    outcome.usage, outcome.usage_source = item, UsageSource.PROVIDER
+            await relay.finish(self._cost(outcome, deployment), deployment.id, outcome.tries, self._tokens(outcome))
+            return
+        call = provider.chat if request.operation == Operation.CHAT else provider.embeddings
+        completion = await call(deployment, request, outcome.upstream_model)
+        if completion.usage is not None:
+            outcome.usage, outcome.usage_source = completion.usage, UsageSource.PROVIDER
+        reply = Completed(
+            request_id=request.request_id, attempt=attempt, body=completion.body,
+            cost=self._cost(outcome, deployment), deployment_id=deployment.id, tries=outcome.tries,
+            tokens=self._tokens(outcome),
+        )
+        await self.nc.publish(request.reply_to, encode_internal(reply))
+
+    async def _call_native(
+        self, request: UpstreamRequest, attempt: int, deployment: Deployment, provider: Provider, outcome: Outcome,
+        started: float, relay: ChunkRelay | None, stall: float,
+    ) -> None:
+        """A passthrough call: the provider's answer relayed as it came, metered from its own fields."""
+        assert relay is not None
+        head: NativeHead | None = None
+        parts: list[bytes] = []
+        async for item in stalled_after(provider.native(deployment, request, outcome.upstream_model), stall, deployment):
+            if isinstance(item, NativeHead):
+                head = item
+                if head.status >= 400:
+                    outcome.status, outcome.http_status = UsageStatus.UPSTREAM_ERROR, head.status
+                if head.stream:
+                    await relay.start_raw(head.status, head.headers)
+            elif type(item) is bytes:
+                if head is not None and head.stream:
+                    if outcome.ttft is None:
+                        outcome.ttft = time.time() - started
+                    await relay.add(item)
+                else:
+                    parts.append(item)
+            else:
+                outcome.usage, outcome.usage_source = item, UsageSource.PROVIDER
+        if head is None:
+            raise UpstreamError(502, "the upstream sent no answer", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+        cost = self._cost(outcome, deployment)
+        if head.stream:
+            await relay.finish(cost, deployment.id, outcome.tries, self._tokens(outcome))
+            return
+        reply = Completed(
+            request_id=request.request_id, attempt=attempt, body=b"".join(parts), status=head.status,
+            headers=head.headers, cost=cost, deployment_id=deployment.id, tries=outcome.tries, tokens=self._tokens(outcome),
+        )
+        await self.nc.publish(request.reply_to, encode_internal(reply))
+
+    @staticmethod
+    def _tokens(outcome: Outcome) -> int | None:
+        return outcome.usage.prompt_tokens + outcome.usage.completion_tokens if outcome.usage else None
 
     @staticmethod
     def _cost(outcome: Outcome, deployment: Deployment) -> float:
@@ -213,11 +310,16 @@ class RequestHandler:
             return StreamMeter(allowance), request
         return None, msgspec.structs.replace(request, body=cap_max_tokens(request.body, max(allowance, 1)))
 
-    async def _reply_error(self, request: UpstreamRequest, attempt: int, exc: UpstreamError, relay: ChunkRelay | None = None) -> None:
+    async def _reply_error(
+        self, request: UpstreamRequest, attempt: int, exc: UpstreamError, relay: ChunkRelay | None = None,
+        outcome: Outcome | None = None,
+    ) -> None:
         failure = Failed(
             request_id=request.request_id,
             attempt=attempt,
             cost=0.0 if relay is None or not relay.started else None,  # a broken stream: metering decides
+            deployment_id=outcome.deployment.id if outcome is not None and outcome.deployment is not None else None,
+            tries=outcome.tries if outcome is not None else 1,
             status=exc.status,
             message=exc.message,
             type=exc.type,
@@ -225,7 +327,7 @@ class RequestHandler:
             param=exc.param,
             retry_after=exc.retry_after,
         )
-        if relay is not None:
+        if relay is not None and relay.started:
             await relay.fail(failure)
         else:
             await self.nc.publish(request.reply_to, encode_internal(failure))
@@ -263,6 +365,7 @@ class RequestHandler:
             stream=request.stream,
             attempt=attempt,
             worker_id=self.settings.worker_id,
+            upstream_attempts=outcome.tries,
             ledgers=request.ledgers,
         )
         subject = self.subjects.usage(deployment.provider, outcome.status)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 from nats.aio.client import Client
 
 from llmgw.contracts import Chunks, Failed, encode_internal
@@ -36,10 +37,19 @@ class ChunkRelay:
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_task: asyncio.Task | None = None
+        self.raw = False  # a native stream: the provider's bytes, not chunk JSON
+        self.deployment_id: str | None = None  # who serves it: told to the edge with the first message
+        self._head: tuple[int, list[tuple[str, str]]] | None = None
 
     @property
     def started(self) -> bool:
-        return self.sent > 0 or bool(self.buffer)
+        return self.sent > 0 or bool(self.buffer) or self.seq > 0
+
+    async def start_raw(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """A native stream: its status and headers go first, at once (the client's answer starts)."""
+        self.raw = True
+        self._head = (status, headers)
+        await self.flush(force=True)
 
     async def add(self, chunk: bytes) -> None:
         self.buffer.append(chunk)
@@ -54,12 +64,22 @@ class ChunkRelay:
         self._timer = None
         self._timer_task = asyncio.create_task(self.flush())
 
-    async def flush(self, done: bool = False, cost: float | None = None) -> None:
+    async def flush(
+        self, done: bool = False, cost: float | None = None, force: bool = False,
+        deployment_id: str | None = None, tries: int = 1, tokens: int | None = None,
+    ) -> None:
         async with self._lock:
-            if not self.buffer and not done:
+            if not self.buffer and not done and not force:
                 return
             data, self.buffer = self.buffer, []
-            msg = Chunks(request_id=self.request_id, attempt=self.attempt, seq=self.seq, data=data, done=done, cost=cost)
+            msg = Chunks(
+                request_id=self.request_id, attempt=self.attempt, seq=self.seq, data=data, done=done, cost=cost,
+                raw=self.raw, deployment_id=deployment_id or (self.deployment_id if self.seq == 0 else None),
+                tries=tries, tokens=tokens,
+            )
+            if self._head is not None:
+                msg = msgspec.structs.replace(msg, status=self._head[0], headers=self._head[1])
+                self._head = None
             self.seq += 1
             self.sent += len(data)
             self.last_send = time.monotonic()
@@ -70,9 +90,11 @@ class ChunkRelay:
             self._timer.cancel()
             self._timer = None
 
-    async def finish(self, cost: float | None = None) -> None:
+    async def finish(
+        self, cost: float | None = None, deployment_id: str | None = None, tries: int = 1, tokens: int | None = None
+    ) -> None:
         self._cancel_timer()
-        await self.flush(done=True, cost=cost)
+        await self.flush(done=True, cost=cost, deployment_id=deployment_id, tries=tries, tokens=tokens)
 
     async def fail(self, failure: Failed) -> None:
         """Send what is buffered, then the error (the edge ends the stream with it)."""

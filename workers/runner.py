@@ -10,6 +10,7 @@ from nats.aio.msg import Msg
 
 from llmgw import bus
 from llmgw.catalog import PROVIDERS
+from llmgw.routing import CooldownBoard, router_settings
 from llmgw.contracts import Subjects, WorkerHeartbeat, decode_cancel, encode_internal
 from llmgw.secrets import CredentialCipher
 from workers.credentials import DeploymentTable
@@ -42,7 +43,9 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     providers = build_providers(client, settings.default_timeout, settings.connect_timeout, families)
     publisher = bus.AckedPublisher(nc)
     await publisher.start()
-    handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments)
+    cooldowns = CooldownBoard(subjects, router_settings(settings.config))
+    await cooldowns.start(nc)
+    handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments, cooldowns)
 
     def on_message(msg: Msg) -> None:
         task = asyncio.create_task(handler.handle(msg))

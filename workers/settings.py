@@ -24,6 +24,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     upstream_connections: int = 512
     connect_timeout: float = 10.0
     default_timeout: float = 600.0  # per upstream call, unless the deployment says otherwise
+    stream_timeout: float = 120.0  # a stream with no chunk for this long is ended (deployment: stream_timeout)
     coalesce_interval: float = 0.02  # stream chunks are sent at most this often after the first
     coalesce_max: int = 16  # ... or when this many are waiting
     heartbeat_interval: float = 2.0
@@ -43,6 +44,7 @@ def worker_settings_from_env(env: Mapping[str, str] | None = None) -> WorkerSett
         ack_wait=env_float(env, "LLMGW_ACK_WAIT", 30.0),
         upstream_connections=env_int(env, "LLMGW_UPSTREAM_CONNECTIONS", 512),
         default_timeout=env_float(env, "LLMGW_UPSTREAM_TIMEOUT", 600.0),
+        stream_timeout=env_float(env, "LLMGW_STREAM_STALL_TIMEOUT", 120.0),
         coalesce_interval=env_float(env, "LLMGW_COALESCE_MS", 20.0) / 1000.0,
         coalesce_max=env_int(env, "LLMGW_COALESCE_MAX", 16),
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),

@@ -228,6 +228,7 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     # (429, 5xx, timeout, unreachable) before anything reached the client; `num_retries` more
     # tries of the same deployment come first, with backoff.
     fallbacks: list[str] = []
+    context_fallbacks: list[str] = []  # instead, when the prompt is too long for the model
     num_retries: int = 0
 
 

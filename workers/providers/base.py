@@ -7,6 +7,7 @@ a stream of OpenAI `chat.completion.chunk` JSON documents, plus the usage the pr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
@@ -120,6 +121,30 @@ class Provider(ABC):
 
         async for item in forward(self, deployment, request, upstream_model):
             yield item
+
+
+async def stalled_after(items: AsyncIterator, seconds: float | None, deployment: Deployment) -> AsyncIterator:
+    """`items`, ended with a 504 when the upstream sends nothing for `seconds` (a stalled stream)."""
+    if not seconds:
+        async for item in items:
+            yield item
+        return
+    iterator = aiter(items)
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(seconds):
+                    item = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UpstreamError(
+                    504, f"the upstream of deployment {deployment.id} sent nothing for {seconds:g} s: the stream was ended",
+                    ErrorType.TIMEOUT, ErrorCode.TIMEOUT,
+                ) from None
+            yield item
+    finally:
+        await iterator.aclose()
 
 
 def transport_error(exc: httpx.HTTPError, deployment: Deployment) -> UpstreamError:
