@@ -12,6 +12,7 @@ from gateway.admin.users import build_user_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
+from gateway.native_api import build_native_routes
 from gateway.openai_api import build_routes
 from gateway.settings import EdgeSettings
 
@@ -27,7 +28,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         *build_spend_routes(edge, keys),
     ]
     app = Litestar(
-        route_handlers=[*build_routes(edge), *build_health_routes(edge), *admin_routes],
+        route_handlers=[*build_routes(edge), *build_native_routes(edge), *build_health_routes(edge), *admin_routes],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[edge.start],
         on_shutdown=[edge.stop],

@@ -25,6 +25,10 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     user: UserRecord | None = None
     team: TeamRecord | None = None
 
+    @property
+    def priority(self) -> str:
+        return self.key.priority if self.key is not None else "interactive"
+
 
 def _unauthorized(message: str) -> GatewayError:
     return GatewayError(401, message, ErrorType.AUTHENTICATION, ErrorCode.INVALID_API_KEY)

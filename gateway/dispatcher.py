@@ -18,6 +18,7 @@ from llmgw.bus import AckedPublisher
 from llmgw.contracts import (
     MSG_ID_HEADER,
     Cancel,
+    Priority,
     ErrorCode,
     ErrorType,
     ReplyMessage,
@@ -63,11 +64,12 @@ class Dispatcher:
     def close(self, request_id: str) -> None:
         self.pending.pop(request_id, None)
 
-    async def submit(self, provider: str, request: UpstreamRequest) -> None:
-        """Store the request in JetStream; it then waits there until a worker takes it."""
+    async def submit(self, provider: str, request: UpstreamRequest, priority: str = Priority.INTERACTIVE) -> None:
+        """Store the request in JetStream; it then waits there until a worker takes it (batch
+        requests only when no interactive one is waiting)."""
         try:
             await self.publisher.publish(
-                self.subjects.request(provider),
+                self.subjects.request(provider, priority),
                 encode_internal(request),
                 headers={MSG_ID_HEADER: request.request_id},
                 timeout=self.publish_timeout,

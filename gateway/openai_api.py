@@ -21,6 +21,14 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
+from gateway.anthropic_messages import (
+    StreamTranslator,
+    anthropic_error_json,
+    anthropic_error_type,
+    chat_completion_to_message,
+    messages_to_chat_body,
+    parse_messages_request,
+)
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response
 from gateway.schemas import parse_chat, parse_embeddings
@@ -40,6 +48,30 @@ log = structlog.get_logger()
 _encoder = msgspec.json.Encoder()
 JSON = "application/json"
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+
+class Dialect:
+    """How a route's clients speak when it is not OpenAI's format: the Anthropic Messages API at
+    `/v1/messages`, served by any configured model through the OpenAI-format path."""
+
+    @staticmethod
+    def to_chat(body: bytes) -> bytes:
+        return messages_to_chat_body(parse_messages_request(body))
+
+    @staticmethod
+    def whole(body: bytes, model: str) -> bytes:
+        return chat_completion_to_message(body, model)
+
+    @staticmethod
+    def stream(model: str, request_id: str) -> StreamTranslator:
+        return StreamTranslator(model, "msg_" + request_id.removeprefix("req-"))
+
+    @staticmethod
+    def error(exc: GatewayError, request_id: str) -> bytes:
+        return anthropic_error_json(exc.status, exc.message, request_id)
+
+
+ANTHROPIC_DIALECT = Dialect()
 
 
 def _paths(suffix: str) -> list[str]:
@@ -88,7 +120,7 @@ async def _next_reply(queue: asyncio.Queue[ReplyMessage], deadline: float) -> Re
 def build_routes(edge: Edge) -> list:
     max_body = edge.settings.max_body_bytes
 
-    async def dispatch(scope: Scope, receive: Receive, send: Send, operation: str) -> None:
+    async def dispatch(scope: Scope, receive: Receive, send: Send, operation: str, dialect: "Dialect | None" = None) -> None:
         if scope["method"] != "POST":
             await _not_post(scope, send)
             return
@@ -101,6 +133,8 @@ def build_routes(edge: Edge) -> list:
             authorization, api_key, content_length = _request_headers(scope)
             principal = await edge.auth.authenticate_fresh(authorization, api_key)
             body = await _read_body(receive, content_length, max_body)
+            if dialect is not None:
+                body = dialect.to_chat(body)
             if operation == Operation.CHAT:
                 parsed = parse_chat(body)
                 stream = bool(parsed.stream)
@@ -145,7 +179,7 @@ def build_routes(edge: Edge) -> list:
             routed = deployment.id
             try:
                 try:
-                    await edge.dispatcher.submit(deployment.provider, upstream_request)
+                    await edge.dispatcher.submit(deployment.provider, upstream_request, principal.priority)
                 except GatewayError:
                     await edge.budgets.release(request_id, reserved, ledgers)  # it never reached a worker
                     raise
@@ -161,7 +195,7 @@ def build_routes(edge: Edge) -> list:
                         await edge.budgets.settle(request_id, reserved, ledgers, cost)
 
                     first_chunk_after = time.time() - started
-                    relay = _relay_stream(edge, first, queue, deadline, rlog, send, settle)
+                    relay = _relay_stream(edge, first, queue, deadline, rlog, send, settle, dialect and dialect.stream(parsed.model, request_id))
                     try:
                         await _cancel_on_disconnect(relay, receive)
                     finally:
@@ -171,7 +205,8 @@ def build_routes(edge: Edge) -> list:
                     # Before the client has its answer, the budget holds only what the request
                     # cost: its next request cannot find the budget taken by this one.
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
-                    await _send(send, 200, first.body, [(b"x-request-id", request_id.encode())])
+                    answer = first.body if dialect is None else dialect.whole(first.body, parsed.model)
+                    await _send(send, 200, answer, [(b"x-request-id", request_id.encode())])
                     return
                 raise GatewayError(502, "the worker answered in an unexpected form", ErrorType.API, ErrorCode.INTERNAL)
             finally:
@@ -180,10 +215,14 @@ def build_routes(edge: Edge) -> list:
                     edge.router.finished(routed, answered_by, time.time() - started)
         except GatewayError as exc:
             rlog.status, rlog.code = exc.status, exc.code
-            await _send_error(send, exc, request_id)
+            await _send_error(send, exc, request_id, dialect)
         finally:
             if not handed_to_stream:
                 rlog.emit()
+
+    @asgi(["/v1/messages", "/messages"], copy_scope=False)
+    async def messages(scope: Scope, receive: Receive, send: Send) -> None:
+        await dispatch(scope, receive, send, Operation.CHAT, ANTHROPIC_DIALECT)
 
     @asgi(_paths("chat/completions"), copy_scope=False)
     async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
@@ -206,7 +245,7 @@ def build_routes(edge: Edge) -> list:
         ]
         return Response(content=_encoder.encode({"object": "list", "data": data}), media_type=JSON)
 
-    return [chat_completions, embeddings, models]
+    return [chat_completions, embeddings, models, messages]
 
 
 def _request_headers(scope: Scope) -> tuple[str | None, str | None, int | None]:
@@ -215,7 +254,7 @@ def _request_headers(scope: Scope) -> tuple[str | None, str | None, int | None]:
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = authorization or value.decode("latin-1")
-        elif name == b"api-key":
+        elif name == b"api-key" or name == b"x-api-key":  # Azure clients; Anthropic SDKs (/v1/messages)
             api_key = api_key or value.decode("latin-1")
         elif name == b"content-length" and value.isdigit():
             content_length = int(value)
@@ -252,10 +291,11 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send: Send, exc: GatewayError, request_id: str) -> None:
+async def _send_error(send: Send, exc: GatewayError, request_id: str, dialect: "Dialect | None" = None) -> None:
     headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
     headers.append((b"x-request-id", request_id.encode()))
-    await _send(send, exc.status, error_json(exc.message, exc.type, exc.code, exc.param), headers)
+    body = error_json(exc.message, exc.type, exc.code, exc.param) if dialect is None else dialect.error(exc, request_id)
+    await _send(send, exc.status, body, headers)
 
 
 async def _not_post(scope: Scope, send: Send) -> None:
@@ -291,12 +331,26 @@ async def _cancel_on_disconnect(relay: Awaitable[None], receive: Receive) -> Non
 
 async def _relay_stream(
     edge: Edge, first: Chunks, queue: asyncio.Queue[ReplyMessage], deadline: float, rlog: RequestLog, send: Send,
-    on_end: Callable[[float | None], Awaitable[None]],
+    on_end: Callable[[float | None], Awaitable[None]], translator: "StreamTranslator | None" = None,
 ) -> None:
-    """Relay the worker's chunks as SSE events the moment they arrive; errors end the stream."""
+    """Relay the worker's chunks as SSE events the moment they arrive; errors end the stream.
+    With a `translator` (the Anthropic dialect) the chunks go out as its events instead."""
     finished = False
     attempt = first.attempt
     reply: ReplyMessage = first
+
+    def events_of(data: list[bytes]) -> bytes:
+        if translator is None:
+            return b"".join([b"data: " + d + b"\n\n" for d in data])
+        return b"".join([translator.feed(d) for d in data])
+
+    def sse_error(message: str, type: str, code: str | None, status: int) -> bytes:
+        if translator is None:
+            return _sse_error(message, type, code)
+        return translator.error_event(message, anthropic_error_type(status))
+
+    def done_marker() -> bytes:
+        return b"data: [DONE]\n\n" if translator is None else translator.finish()
 
     async def body(data: bytes, more: bool = True) -> None:
         await send({"type": "http.response.body", "body": data, "more_body": more})
@@ -313,13 +367,13 @@ async def _relay_stream(
                     rlog.status, rlog.code = 502, ErrorCode.UPSTREAM_ERROR
                     finished = True
                     await edge.dispatcher.cancel(rlog.request_id)
-                    await body(_sse_error("the worker serving this stream failed; retry the request", ErrorType.API, ErrorCode.UPSTREAM_ERROR), False)
+                    await body(sse_error("the worker serving this stream failed; retry the request", ErrorType.API, ErrorCode.UPSTREAM_ERROR, 502), False)
                     return
-                events = b"".join([b"data: " + d + b"\n\n" for d in reply.data])
+                events = events_of(reply.data)
                 if reply.done:
                     await on_end(reply.cost)
                     finished = True
-                    await body(events + b"data: [DONE]\n\n", False)
+                    await body(events + done_marker(), False)
                     return
                 if events:
                     await body(events)
@@ -327,14 +381,14 @@ async def _relay_stream(
                 await on_end(reply.cost)
                 finished = True
                 rlog.status, rlog.code = reply.status, reply.code
-                await body(_sse_error(reply.message, reply.type, reply.code), False)
+                await body(sse_error(reply.message, reply.type, reply.code, reply.status), False)
                 return
             try:
                 reply = await _next_reply(queue, deadline)
             except GatewayError as exc:
                 finished = True
                 rlog.status, rlog.code = exc.status, exc.code
-                await body(_sse_error(exc.message, exc.type, exc.code), False)
+                await body(sse_error(exc.message, exc.type, exc.code, exc.status), False)
                 return
     finally:
         edge.dispatcher.close(rlog.request_id)

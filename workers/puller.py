@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import structlog
@@ -23,6 +23,8 @@ from nats.aio.msg import Msg
 log = structlog.get_logger()
 
 PULL_EXPIRES = 5.0  # seconds a pull request stays open on the server
+NO_WAIT_EXPIRES = 1.0  # a no-wait pull (batch queue) is over at once, or after this at the latest
+BATCH_POLL = 0.5  # seconds between looks at the batch queue while it is idle
 
 
 class _Pull:
@@ -80,6 +82,9 @@ class ContinuousPuller:
             status = msg.headers.get("Status")
             if status not in ("404", "408", "100"):
                 log.debug("pull_status", status=status, description=msg.headers.get("Description"))
+            if status == "404" and self.pulls:  # a no-wait pull found nothing: it is over
+                self.pulls[0].remaining = 0
+                self._wake.set()
             if status in ("408", "409"):
                 pending = msg.headers.get("Nats-Pending-Messages")
                 if self.pulls and pending is not None and pending.isdigit():
@@ -107,11 +112,15 @@ class ContinuousPuller:
             except asyncio.TimeoutError:
                 pass
 
-    async def _pull(self, batch: int) -> None:
+    async def _pull(self, batch: int, no_wait: bool = False) -> None:
         if not self.nc.is_connected:
             return
-        expires_at = time.monotonic() + PULL_EXPIRES
-        request = msgspec.json.encode({"batch": batch, "expires": int(PULL_EXPIRES * 1e9)})
+        expires = NO_WAIT_EXPIRES if no_wait else PULL_EXPIRES
+        expires_at = time.monotonic() + expires
+        ask: dict = {"batch": batch, "expires": int(expires * 1e9)}
+        if no_wait:
+            ask["no_wait"] = True
+        request = msgspec.json.encode(ask)
         try:
             await self.nc.publish(self.api_subject, request, reply=self.inbox)
         except Exception as exc:  # noqa: BLE001 - a disconnect; the loop asks again later
@@ -130,3 +139,33 @@ class ContinuousPuller:
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
+
+
+class BatchPuller(ContinuousPuller):
+    """Pulls batch-priority requests only with capacity the interactive queue does not need.
+
+    Before each pull it asks JetStream whether interactive requests are waiting (the interactive
+    consumer's pending count); only when none are does it take batch work, with a no-wait pull
+    for the free slots, so a batch request never sits in a long pull while interactive ones queue.
+    """
+
+    def __init__(self, *args, interactive_waiting: Callable[[], Awaitable[bool]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.interactive_waiting = interactive_waiting
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            free = self.capacity - self.in_use() - self.outstanding()
+            if free > 0 and self.nc.is_connected:
+                try:
+                    busy = await self.interactive_waiting()
+                except Exception as exc:  # noqa: BLE001 - cannot tell: leave batch work queued
+                    log.debug("interactive_queue_unknown", error=str(exc) or type(exc).__name__)
+                    busy = True
+                if not busy:
+                    await self._pull(free, no_wait=True)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=BATCH_POLL)
+            except asyncio.TimeoutError:
+                pass

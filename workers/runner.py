@@ -11,13 +11,13 @@ from nats.aio.msg import Msg
 from llmgw import bus
 from llmgw.catalog import PROVIDERS
 from llmgw.routing import CooldownBoard, router_settings
-from llmgw.contracts import Subjects, WorkerHeartbeat, decode_cancel, encode_internal
+from llmgw.contracts import Priority, Subjects, WorkerHeartbeat, decode_cancel, encode_internal
 from llmgw.secrets import CredentialCipher
 from workers.credentials import DeploymentTable
 from workers.handler import RequestHandler
 from workers.http_client import UpstreamClient
 from workers.providers import build_providers
-from workers.puller import ContinuousPuller
+from workers.puller import BatchPuller, ContinuousPuller
 from workers.settings import WorkerSettings
 
 log = structlog.get_logger()
@@ -78,6 +78,19 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         )
         puller = ContinuousPuller(nc, subjects.requests_stream, durable, settings.concurrency, lambda: len(in_flight), on_message)
         pullers.append(puller)
+        batch_durable = subjects.worker_consumer(provider, Priority.BATCH)
+        await bus.ensure_pull_consumer(
+            js, subjects.requests_stream, batch_durable, subjects.request(provider, Priority.BATCH),
+            ack_wait=settings.ack_wait, max_ack_pending=max(1024, settings.concurrency * 8),
+        )
+
+        async def interactive_waiting(durable: str = durable) -> bool:
+            return (await js.consumer_info(subjects.requests_stream, durable)).num_pending > 0
+
+        pullers.append(BatchPuller(
+            nc, subjects.requests_stream, batch_durable, settings.concurrency, lambda: len(in_flight), on_message,
+            interactive_waiting=interactive_waiting,
+        ))
     cancel_sub = await nc.subscribe(subjects.cancel, cb=on_cancel)
     for p in pullers:
         await p.start()

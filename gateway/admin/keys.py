@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -51,6 +51,7 @@ class KeyParams(msgspec.Struct, kw_only=True):
     allowed_cache_controls: list[str] | None | UnsetType = UNSET
     system_prompt: str | None | UnsetType = UNSET
     blocked: bool | None | UnsetType = UNSET
+    priority: Literal["interactive", "batch"] | UnsetType = UNSET
 
 
 class KeyRef(msgspec.Struct, kw_only=True):

@@ -49,6 +49,7 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     blocked: bool = False
     created_at: float = 0.0
     updated_at: float = 0.0
+    priority: str = "interactive"  # messages.Priority: batch keys wait while interactive ones are queued
 
 
 class UserRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,96 @@
+"""A whole OpenAI chat completion -> an Anthropic `message` object."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+
+from gateway.anthropic_messages.wire import OpenAIUsage, parse_arguments, stop_reason, usage_to_anthropic
+from gateway.errors import GatewayError
+from llmgw.contracts import ErrorCode, ErrorType
+
+
+class _Function(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCall(msgspec.Struct):
+    id: str | None = None
+    function: _Function | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str | list[dict[str, Any]] | None = None
+    refusal: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message | None = None
+    finish_reason: str | None = None
+
+
+class _Completion(msgspec.Struct):
+    id: str | None = None
+    choices: list[_Choice] | None = None
+    usage: OpenAIUsage | None = None
+
+
+_decoder = msgspec.json.Decoder(_Completion)
+_encoder = msgspec.json.Encoder()
+
+
+def message_id_for(completion_id: str | None) -> str:
+    """An Anthropic-looking message id ("msg_...") derived from the OpenAI completion id."""
+    if not completion_id:
+        return "msg_" + os.urandom(12).hex()
+    return "msg_" + completion_id.removeprefix("chatcmpl-")
+
+
+def tool_use_id() -> str:
+    """An id for a tool call the upstream sent without one (the client needs it for its result)."""
+    return "toolu_" + os.urandom(12).hex()
+
+
+def _text_of(message: _Message) -> str:
+    if isinstance(message.content, list):  # a few OpenAI-compatible upstreams answer with parts
+        return "".join(str(part.get("text", "")) for part in message.content if part.get("type") == "text")
+    return message.content or message.refusal or ""
+
+
+def completion_to_message(completion: _Completion, model: str) -> dict[str, Any]:
+    """The Anthropic message dict for a decoded completion (see `chat_completion_to_message`)."""
+    choice = completion.choices[0] if completion.choices else _Choice()
+    message = choice.message or _Message()
+    content: list[dict[str, Any]] = []
+    text = _text_of(message)
+    if text:
+        content.append({"type": "text", "text": text})
+    for call in message.tool_calls or ():
+        function = call.function or _Function()
+        content.append(
+            {"type": "tool_use", "id": call.id or tool_use_id(), "name": function.name or "", "input": parse_arguments(function.arguments)}
+        )
+    return {
+        "id": message_id_for(completion.id),
+        "type": "message",
+        "role": "assistant",
+        "content": content,
+        "model": model,
+        "stop_reason": stop_reason(choice.finish_reason, bool(message.tool_calls)),
+        "stop_sequence": None,
+        "usage": usage_to_anthropic(completion.usage),
+    }
+
+
+def chat_completion_to_message(body: bytes, model: str) -> bytes:
+    """The Anthropic message JSON for an OpenAI chat.completion body; `model` is the name the
+    client asked for (not the upstream's). An unreadable body is the upstream's fault: 502."""
+    try:
+        completion = _decoder.decode(body)
+    except msgspec.MsgspecError:
+        raise GatewayError(502, "the upstream answer could not be read", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+    return _encoder.encode(completion_to_message(completion, model))
