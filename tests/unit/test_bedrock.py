@@ -1,0 +1,480 @@
+"""The Bedrock adapter's pieces: SigV4 against AWS's published test vectors, the event-stream
+framing against botocore's / aws-c-event-stream's published frames, and the converters."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from datetime import datetime, timezone
+
+import httpx
+import msgspec
+import pytest
+import yarl
+
+from bench.fake_bedrock import ApiError, verify_sigv4
+from bench.fake_http import Request
+from llmgw.config import Deployment, Secret
+from workers.providers.base import UpstreamError
+from workers.providers.bedrock.adapter import aws_region, model_path
+from workers.providers.bedrock.converse_request import chat_request_to_converse, encode_converse
+from workers.providers.bedrock.converse_response import (
+    StreamTranslator,
+    TokenUsage,
+    bedrock_usage_to_usage,
+    converse_response_to_chat,
+    decode_response,
+)
+from workers.providers.bedrock.embeddings import (
+    TitanResponse,
+    embeddings_request_to_titan,
+    is_titan_embedding_model,
+    titan_to_embeddings,
+)
+from workers.providers.bedrock.errors import bedrock_http_error, error_type_name, stream_exception
+from workers.providers.bedrock.eventstream import EventStreamDecoder, EventStreamError, Message, encode_message
+from workers.providers.bedrock.sigv4 import EMPTY_SHA256, AwsCredentials, authorization, signed_headers, signing_key
+from workers.usage import Usage
+
+pytestmark = pytest.mark.unit
+
+SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+EXAMPLE = AwsCredentials("AKIDEXAMPLE", SECRET)
+VANILLA_HEADERS = {"host": "example.amazonaws.com", "x-amz-date": "20150830T123600Z"}
+DEPLOYMENT = Deployment(
+    id="bedrock/0", model_name="claude", provider="bedrock", upstream_model="anthropic.claude-3-haiku-20240307-v1:0",
+    extra=(
+        ("aws_access_key_id", "AKIAFAKEBEDROCK00001"),
+        ("aws_region_name", "us-east-1"),
+        ("aws_secret_access_key", Secret("live-aws-secret-key-1234")),
+    ),
+)
+
+# ---- SigV4 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "method", "path", "query", "signature"),
+    [  # AWS's SigV4 test suite (service "service", us-east-1, 2015-08-30T12:36:00Z, no body)
+        ("get-vanilla", "GET", "/", "", "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"),
+        ("post-vanilla", "POST", "/", "", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"),
+        ("get-vanilla-query-order-key-case", "GET", "/", "Param2=value2&Param1=value1",
+         "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"),
+        ("get-utf8", "GET", "/\u1234", "", "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"),
+    ],
+)
+def test_sigv4_matches_the_aws_test_suite(case, method, path, query, signature):
+    header = authorization(EXAMPLE, method, path, query, VANILLA_HEADERS, EMPTY_SHA256, "us-east-1", "service")
+    assert header == (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        f"SignedHeaders=host;x-amz-date, Signature={signature}"
+    ), case
+
+
+def test_signing_key_matches_the_documented_derivation_example():
+    assert signing_key(SECRET, "20120215", "us-east-1", "iam").hex() == (
+        "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
+    )
+
+
+def test_signed_headers_sign_the_body_hash_and_the_session_token():
+    creds = AwsCredentials("AKIDEXAMPLE", SECRET, "session-token-abc")
+    now = datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc)
+    host = "bedrock-runtime.us-east-1.amazonaws.com"
+    headers = signed_headers(creds, "POST", host, "/model/m/converse", b"{}", "us-east-1", "bedrock", now)
+    assert headers["x-amz-date"] == "20240501T100000Z"
+    assert headers["x-amz-content-sha256"] == "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    assert headers["x-amz-security-token"] == "session-token-abc"
+    assert "Credential=AKIDEXAMPLE/20240501/us-east-1/bedrock/aws4_request" in headers["authorization"]
+    assert "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token," in headers["authorization"]
+    other = signed_headers(creds, "POST", host, "/model/m/converse", b"{ }", "us-east-1", "bedrock", now)
+    assert other["authorization"] != headers["authorization"]  # the body is part of the signature
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    ["anthropic.claude-3-haiku-20240307-v1:0",
+     "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+     "odd model+id@x!"],
+)
+def test_the_path_signed_is_the_path_the_http_client_sends(model_id):
+    """The worker's transport (aiohttp) re-quotes URLs with yarl: the path must come out unchanged,
+    else AWS computes its signature over another path."""
+    path = model_path(model_id, "converse")
+    url = httpx.URL("https://bedrock-runtime.us-east-1.amazonaws.com" + path)
+    assert url.raw_path.decode() == path
+    assert yarl.URL(str(url)).raw_path == path
+    assert path.count("/") == 3  # the id is one segment, an ARN's "/" included
+
+
+def _signed_request(path: str, body: bytes, secret: str = SECRET, host: str = "127.0.0.1:9", now=None) -> Request:
+    creds = AwsCredentials("AKIDEXAMPLE", secret)
+    headers = signed_headers(creds, "POST", host, path, body, "us-east-1", "bedrock", now)
+    return Request("POST", path, {k.lower(): v for k, v in headers.items()}, body)
+
+
+def test_the_fake_verifies_signatures_like_aws():
+    path = model_path("anthropic.claude-3-haiku-20240307-v1:0", "converse")
+    good = _signed_request(path, b'{"messages":[]}')
+    verify_sigv4(good, "AKIDEXAMPLE", SECRET, "us-east-1", None)  # accepted
+    tampered = [
+        (Request("POST", path, good.headers, b'{"messages":[1]}'), "InvalidSignatureException"),
+        (Request("POST", path.replace("converse", "invoke"), good.headers, good.body), "InvalidSignatureException"),
+        (_signed_request(path, good.body, secret="not-the-secret"), "InvalidSignatureException"),
+        (Request("POST", path, {**good.headers, "host": "127.0.0.1:10"}, good.body), "InvalidSignatureException"),
+        (Request("POST", path, {k: v for k, v in good.headers.items() if k != "authorization"}, good.body),
+         "MissingAuthenticationTokenException"),
+    ]
+    for request, error_type in tampered:
+        with pytest.raises(ApiError) as info:
+            verify_sigv4(request, "AKIDEXAMPLE", SECRET, "us-east-1", None)
+        assert (info.value.status, info.value.error_type) == (403, error_type)
+    with pytest.raises(ApiError) as info:
+        verify_sigv4(good, "AKIDOTHER", SECRET, "us-east-1", None)
+    assert info.value.error_type == "UnrecognizedClientException"
+    with pytest.raises(ApiError, match="region"):
+        verify_sigv4(good, "AKIDEXAMPLE", SECRET, "eu-west-1", None)
+    stale = _signed_request(path, good.body, now=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    with pytest.raises(ApiError, match="expired"):
+        verify_sigv4(stale, "AKIDEXAMPLE", SECRET, "us-east-1", None)
+
+
+def test_region_comes_from_the_option_or_the_standard_endpoint():
+    assert aws_region(DEPLOYMENT) == "us-east-1"
+    bare = Deployment(id="x", model_name="x", provider="bedrock", upstream_model="m",
+                      api_base="https://bedrock-runtime.eu-west-3.amazonaws.com")
+    assert aws_region(bare) == "eu-west-3"
+    with pytest.raises(UpstreamError) as info:
+        aws_region(msgspec.structs.replace(bare, api_base="http://127.0.0.1:1"))
+    assert info.value.status == 500 and "aws_region_name" in info.value.message
+
+
+# ---- event stream ---------------------------------------------------------------------------
+
+# Published frames (botocore's and aws-c-event-stream's decoder tests).
+EMPTY_FRAME = bytes.fromhex("000000100000000005c248eb7d98c8ff")
+STRING_HEADER_FRAME = (
+    b"\x00\x00\x00=\x00\x00\x00 \x07\xfd\x83\x96\x0ccontent-type\x07\x00\x10"
+    b"application/json{'foo':'bar'}\x8d\x9c\x08\xb1"
+)
+ERROR_FRAME = (
+    b"\x00\x00\x00\x52\x00\x00\x00\x42\xbf\x23\x63\x7e"
+    b"\x0d:message-type\x07\x00\x05error\x0b:error-code\x07\x00\x04code"
+    b"\x0e:error-message\x07\x00\x07message\x6b\x6c\xea\x3d"
+)
+ALL_TYPES_FRAME = (
+    b"\x00\x00\x00\x62\x00\x00\x00\x52\x03\xb5\xcb\x9c"
+    b"\x010\x00\x011\x01\x012\x02\x02\x013\x03\x00\x03"
+    b"\x014\x04\x00\x00\x00\x04\x015\x05\x00\x00\x00\x00\x00\x00\x00\x05"
+    b"\x016\x06\x00\x05bytes\x017\x07\x00\x04utf8"
+    b"\x018\x08\x00\x00\x00\x00\x00\x00\x00\x08\x019\x090123456789abcdef"
+    b"\x63\x35\x36\x71"
+)
+
+
+def test_decoder_reads_the_published_frames():
+    decoder = EventStreamDecoder()
+    assert list(decoder.feed(EMPTY_FRAME)) == [Message({}, b"")]
+    assert list(decoder.feed(STRING_HEADER_FRAME)) == [Message({"content-type": "application/json"}, b"{'foo':'bar'}")]
+    assert next(decoder.feed(ERROR_FRAME)).headers == {":message-type": "error", ":error-code": "code", ":error-message": "message"}
+    assert next(decoder.feed(ALL_TYPES_FRAME)).headers == {
+        "0": True, "1": False, "2": 2, "3": 3, "4": 4, "5": 5, "6": b"bytes", "7": "utf8", "8": 8, "9": b"0123456789abcdef",
+    }
+    assert decoder.pending == 0
+
+
+def test_encoder_reproduces_published_frames_and_round_trips_byte_by_byte():
+    assert encode_message({}, b"") == EMPTY_FRAME
+    assert encode_message({"content-type": "application/json"}, b"{'foo':'bar'}") == STRING_HEADER_FRAME
+    frames = [
+        encode_message({":event-type": "contentBlockDelta", ":message-type": "event", "n": 7, "flag": True, "raw": b"\x00\x01"},
+                       b'{"delta":{"text":"h\xc3\xa9"}}'),
+        encode_message({":event-type": "messageStop"}, b""),
+    ]
+    decoder = EventStreamDecoder()
+    got = [m for byte in b"".join(frames) for m in decoder.feed(bytes([byte]))]
+    assert got == [
+        Message({":event-type": "contentBlockDelta", ":message-type": "event", "n": 7, "flag": True, "raw": b"\x00\x01"},
+                b'{"delta":{"text":"h\xc3\xa9"}}'),
+        Message({":event-type": "messageStop"}, b""),
+    ]
+    partial = EventStreamDecoder()
+    assert list(partial.feed(frames[0][:-3])) == [] and partial.pending == len(frames[0]) - 3
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        (b"\x00\x00\x00\x1d\x00\x00\x00\x00\xfdR\x8cZ{'foo':'bar'\x8d\xc3e96", "message CRC"),  # payload damaged
+        (STRING_HEADER_FRAME.replace(b"content-type", b"content+type"), "message CRC"),  # header damaged
+        (b"\x01" + EMPTY_FRAME[1:], "prelude CRC"),  # length damaged
+        (EMPTY_FRAME[:-4] + bytes(4), "message CRC"),
+    ],
+)
+def test_decoder_rejects_crc_mismatches(frame, error):
+    with pytest.raises(EventStreamError, match=error):
+        list(EventStreamDecoder().feed(frame))
+
+
+def test_messages_before_a_damaged_one_are_delivered_first():
+    good = encode_message({":event-type": "messageStart"}, b"{}")
+    bad = encode_message({":event-type": "contentBlockDelta"}, b"{}")
+    bad = bad[:-1] + bytes([bad[-1] ^ 0xFF])
+    messages = EventStreamDecoder().feed(good + bad + good)
+    assert next(messages).headers == {":event-type": "messageStart"}
+    with pytest.raises(EventStreamError):
+        next(messages)
+
+
+# ---- request converter ----------------------------------------------------------------------
+
+PNG = base64.b64encode(b"\x89PNG fake image").decode()
+
+
+def _converse(body: dict, system_prompts: list[str] | None = None) -> dict:
+    return msgspec.json.decode(encode_converse(chat_request_to_converse(msgspec.json.encode(body), system_prompts or [])))
+
+
+def test_system_prompts_go_first_then_the_clients_and_inference_config_maps():
+    out = _converse(
+        {"model": "claude", "messages": [{"role": "system", "content": "client rules"}, {"role": "user", "content": "hi"}],
+         "max_tokens": 50, "max_completion_tokens": 70, "temperature": 0.2, "top_p": 1, "stop": "END"},
+        ["policy one", "policy two"],
+    )
+    assert out["system"] == [{"text": "policy one"}, {"text": "policy two"}, {"text": "client rules"}]
+    assert out["messages"] == [{"role": "user", "content": [{"text": "hi"}]}]
+    assert out["inferenceConfig"] == {"maxTokens": 70, "temperature": 0.2, "topP": 1.0, "stopSequences": ["END"]}
+    assert "toolConfig" not in out
+
+
+def test_images_tool_calls_and_tool_results_convert_and_roles_alternate():
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather now",
+                                               "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}},
+             {"type": "function", "function": {"name": "noop"}}]
+    out = _converse({
+        "model": "claude",
+        "tools": tools,
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "what is this"},
+                                         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "tooluse_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}},
+                {"id": "tooluse_2", "type": "function", "function": {"name": "noop", "arguments": ""}}]},
+            {"role": "tool", "tool_call_id": "tooluse_1", "content": "sunny"},
+            {"role": "tool", "tool_call_id": "tooluse_2", "content": [{"type": "text", "text": "done"}]},
+            {"role": "user", "content": "thanks"},
+        ],
+    })
+    assert out["messages"] == [
+        {"role": "user", "content": [{"text": "what is this"}, {"image": {"format": "png", "source": {"bytes": PNG}}}]},
+        {"role": "assistant", "content": [
+            {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {"location": "Paris"}}},
+            {"toolUse": {"toolUseId": "tooluse_2", "name": "noop", "input": {}}}]},
+        {"role": "user", "content": [  # the tool results and the next user turn become one user message
+            {"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": "sunny"}]}},
+            {"toolResult": {"toolUseId": "tooluse_2", "content": [{"text": "done"}]}},
+            {"text": "thanks"}]},
+    ]
+    assert out["toolConfig"] == {
+        "tools": [
+            {"toolSpec": {"name": "get_weather", "inputSchema": {"json": tools[0]["function"]["parameters"]},
+                          "description": "Weather now"}},
+            {"toolSpec": {"name": "noop", "inputSchema": {"json": {"type": "object", "properties": {}}}}},
+        ],
+        "toolChoice": {"tool": {"name": "get_weather"}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [("auto", {"auto": {}}), ("required", {"any": {}}), (None, None)],
+)
+def test_tool_choice_strings(choice, expected):
+    body = {"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]}
+    if choice:
+        body["tool_choice"] = choice
+    assert _converse(body)["toolConfig"].get("toolChoice") == expected
+
+
+def test_tool_choice_none_drops_the_tools_unless_the_history_uses_them():
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    assert "toolConfig" not in _converse({"messages": [{"role": "user", "content": "x"}], "tools": tools, "tool_choice": "none"})
+    history = [{"role": "user", "content": "x"},
+               {"role": "assistant", "tool_calls": [{"id": "t1", "function": {"name": "f", "arguments": "{}"}}]},
+               {"role": "tool", "tool_call_id": "t1", "content": "r"}]
+    assert _converse({"messages": history, "tools": tools, "tool_choice": "none"})["toolConfig"]["tools"]
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]},
+         "messages[0].content[0].image_url"),
+        ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/tiff;base64,AAAA"}}]},
+         "messages[0].content[0].image_url"),
+        ({"role": "assistant", "tool_calls": [{"id": "t", "function": {"name": "f", "arguments": "{oops"}}]},
+         "messages[0].tool_calls[0].function.arguments"),
+    ],
+)
+def test_what_bedrock_cannot_take_is_a_400_naming_the_field(message, param):
+    with pytest.raises(UpstreamError) as info:
+        chat_request_to_converse(msgspec.json.encode({"messages": [message]}), [])
+    assert info.value.status == 400 and info.value.param == param
+
+
+# ---- response converters --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stop", "finish"),
+    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"),
+     ("guardrail_intervened", "content_filter"), ("content_filtered", "content_filter")],
+)
+def test_converse_response_to_chat_completion(stop, finish):
+    raw = msgspec.json.encode({
+        "output": {"message": {"role": "assistant", "content": [
+            {"text": "Let me check."},
+            {"toolUse": {"toolUseId": "tooluse_9", "name": "get_weather", "input": {"location": "Paris"}}}]}},
+        "stopReason": stop,
+        "usage": {"inputTokens": 10, "outputTokens": 7, "totalTokens": 37, "cacheReadInputTokens": 15, "cacheWriteInputTokens": 5},
+        "metrics": {"latencyMs": 100},
+    })
+    body, usage = converse_response_to_chat(decode_response(raw), "anthropic.claude-3-haiku-20240307-v1:0")
+    out = msgspec.json.decode(body)
+    assert out["object"] == "chat.completion" and out["model"] == "anthropic.claude-3-haiku-20240307-v1:0"
+    choice = out["choices"][0]
+    assert choice["finish_reason"] == finish
+    assert choice["message"]["content"] == "Let me check."
+    assert choice["message"]["tool_calls"] == [
+        {"id": "tooluse_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}
+    ]
+    assert usage == Usage(prompt_tokens=30, completion_tokens=7, cached_tokens=15, cache_write_tokens=5)
+    assert out["usage"] == {
+        "prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37, "prompt_tokens_details": {"cached_tokens": 15}
+    }
+
+
+def test_usage_converter_without_cache_fields():
+    assert bedrock_usage_to_usage(TokenUsage(inputTokens=12, outputTokens=3)) == Usage(12, 3)
+
+
+def test_invalid_json_from_bedrock_is_a_502():
+    with pytest.raises(UpstreamError) as info:
+        decode_response(b"<html>")
+    assert info.value.status == 502
+
+
+def _events(translator: StreamTranslator, events: list[tuple[str, dict]]) -> list[dict]:
+    out = []
+    for name, payload in events:
+        chunk = translator.event(name, msgspec.json.encode({**payload, "p": "abc"}))
+        if chunk is not None:
+            out.append(msgspec.json.decode(chunk))
+    return out
+
+
+def test_stream_translator_text_tool_calls_finish_and_usage():
+    t = StreamTranslator("m")
+    chunks = _events(t, [
+        ("messageStart", {"role": "assistant"}),
+        ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}}),
+        ("contentBlockStop", {"contentBlockIndex": 0}),
+        ("contentBlockStart", {"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "tooluse_a", "name": "get_weather"}}}),
+        ("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '{"location":'}}}),
+        ("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '"Paris"}'}}}),
+        ("contentBlockStart", {"contentBlockIndex": 2, "start": {"toolUse": {"toolUseId": "tooluse_b", "name": "noop"}}}),
+        ("contentBlockStop", {"contentBlockIndex": 2}),
+        ("messageStop", {"stopReason": "tool_use"}),
+    ])
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert deltas[1] == {"content": "Hi"}
+    assert deltas[2]["tool_calls"] == [
+        {"index": 0, "id": "tooluse_a", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+    ]
+    assert "".join(d["tool_calls"][0]["function"]["arguments"] for d in deltas[2:5]) == '{"location":"Paris"}'
+    assert deltas[5]["tool_calls"][0]["index"] == 1 and deltas[5]["tool_calls"][0]["id"] == "tooluse_b"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
+    assert not t.finished  # no usage yet
+    metadata = {"usage": {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}, "metrics": {"latencyMs": 1}}
+    assert _events(t, [("metadata", metadata)]) == []
+    assert t.finished and t.usage == Usage(5, 2)
+    assert msgspec.json.decode(t.usage_chunk(t.usage))["usage"]["total_tokens"] == 7
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "client_status"),
+    [
+        (429, "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/", 429),
+        (403, "AccessDeniedException", 502),
+        (403, "UnrecognizedClientException", 502),
+        (403, "InvalidSignatureException", 502),
+        (400, "ValidationException", 400),
+        (404, "ResourceNotFoundException", 404),
+        (429, "ModelNotReadyException", 503),
+        (503, "ServiceUnavailableException", 503),
+        (408, "ModelTimeoutException", 504),
+        (424, "ModelErrorException", 502),
+        (500, "InternalServerException", 502),
+    ],
+)
+def test_http_errors_map_to_client_statuses(status, error_type, client_status):
+    body = b'{"message":"something about live-aws-secret-key-1234"}'
+    err = bedrock_http_error(status, body, httpx.Headers({"x-amzn-ErrorType": error_type, "retry-after": "3"}), DEPLOYMENT)
+    assert err.status == client_status
+    assert "live-aws-secret-key-1234" not in err.message
+    if client_status == 429:
+        assert err.retry_after == 3.0 and err.code == "rate_limit_exceeded"
+    if client_status == 400:
+        assert err.message == "something about ***" and err.type == "invalid_request_error"
+
+
+def test_error_type_from_the_body_when_the_header_is_missing():
+    body = b'{"__type":"com.amazon.coral.service#ThrottlingException","Message":"slow"}'
+    err = bedrock_http_error(400, body, httpx.Headers(), DEPLOYMENT)
+    assert err.status == 429 and err.message == "slow"
+    assert error_type_name("throttlingException") == "ThrottlingException"
+
+
+@pytest.mark.parametrize(
+    ("exception_type", "client_status"),
+    [("throttlingException", 429), ("modelStreamErrorException", 502), ("internalServerException", 502),
+     ("serviceUnavailableException", 503), ("validationException", 400)],
+)
+def test_stream_exception_frames_map_to_client_statuses(exception_type, client_status):
+    headers = {":message-type": "exception", ":exception-type": exception_type, ":content-type": "application/json"}
+    err = stream_exception(headers, b'{"message":"went wrong"}', DEPLOYMENT)
+    assert err.status == client_status
+    unmodelled = {":message-type": "error", ":error-code": "InternalFailure", ":error-message": "x"}
+    assert stream_exception(unmodelled, b"", DEPLOYMENT).status == 502
+
+
+# ---- embeddings -----------------------------------------------------------------------------
+
+
+def test_titan_embeddings_request_and_response():
+    bodies, as_base64 = embeddings_request_to_titan(b'{"model":"e","input":["one two","three"],"dimensions":256}')
+    assert [msgspec.json.decode(b) for b in bodies] == [
+        {"inputText": "one two", "dimensions": 256}, {"inputText": "three", "dimensions": 256}
+    ]
+    assert as_base64 is False
+    results = [TitanResponse([0.5, -1.0], 2), TitanResponse([0.25, 2.0], 1)]
+    body, tokens = titan_to_embeddings(results, "amazon.titan-embed-text-v2:0", True)
+    out = msgspec.json.decode(body)
+    assert tokens == 3 and out["usage"] == {"prompt_tokens": 3, "total_tokens": 3}
+    assert [d["index"] for d in out["data"]] == [0, 1]
+    assert struct.unpack("<2f", base64.b64decode(out["data"][1]["embedding"])) == (0.25, 2.0)
+
+
+def test_token_array_input_is_refused_and_models_are_recognised():
+    with pytest.raises(UpstreamError) as info:
+        embeddings_request_to_titan(b'{"input":[[1,2,3]]}')
+    assert info.value.status == 400 and info.value.param == "input"
+    assert is_titan_embedding_model("amazon.titan-embed-text-v2:0")
+    assert is_titan_embedding_model("arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v1")
+    assert not is_titan_embedding_model("cohere.embed-english-v3")
