@@ -23,6 +23,7 @@ class Request:
     path: str
     headers: dict[str, str]  # lower-case names
     body: bytes
+    query: str = ""  # the raw query string (without `?`)
 
 
 @dataclass
@@ -167,7 +168,8 @@ class HttpProtocol(asyncio.Protocol):
         self.sent_continue = False
         connection = headers.get("connection", "").lower()
         keep_alive = connection != "close" and (version == "HTTP/1.1" or connection == "keep-alive")
-        return Request(method, target.split("?", 1)[0], headers, body), keep_alive
+        path, _, query = target.partition("?")
+        return Request(method, path, headers, body, query), keep_alive
 
     def _fixed_body(self, headers: dict[str, str], start: int) -> tuple[bytes, int] | None:
         try:

@@ -9,6 +9,11 @@ The wire format follows the public OpenAI API reference:
 
 Endpoints (with or without the /v1 prefix): POST /v1/chat/completions, POST /v1/embeddings,
 GET /v1/models; GET /_fake/stats -> {"requests", "by_model", "auth_failures"}; POST /_fake/reset.
+Azure OpenAI's paths answer the same, the model being the deployment name:
+POST /openai/deployments/{deployment}/chat/completions and .../embeddings, with the `api-key`
+header (401 otherwise) and the required `api-version` query parameter (404 Resource not found
+otherwise, as Azure answers), following
+  https://learn.microsoft.com/en-us/azure/ai-services/openai/reference
 `requests` counts every call to an API endpoint (auth failures included); `by_model` counts
 those that passed auth and named a model.
 
@@ -39,6 +44,11 @@ _SERVER_PATH = re.compile(r"^/([A-Za-z0-9._-]+)/v1/")
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 STREAM_FAIL_AFTER_WORDS = 3
+AZURE_PREFIX = "/openai/deployments/"
+AZURE_DENIED = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an "
+    "active subscription and use a correct regional API endpoint for your resource."
+)
 
 # model name -> (status, message, type, param, code, extra headers)
 FAULTS: dict[str, tuple[int, str, str, str | None, str | None, dict]] = {
@@ -130,6 +140,7 @@ class FakeOpenAI:
 
     def __init__(self, api_key: str | None = None, chunk_delay_ms: float = 0, latency_ms: float = 0) -> None:
         self.expected_auth = f"Bearer {api_key}" if api_key else None
+        self.api_key = api_key
         self.chunk_delay_s = chunk_delay_ms / 1000
         self.latency_s = latency_ms / 1000
         self.stats = FakeStats()
@@ -150,6 +161,11 @@ class FakeOpenAI:
         route = self._api_routes.get((request.method, path))
         if route is not None:
             return await self._api_call(request, route)
+        if path.startswith(AZURE_PREFIX) and request.method == "POST":
+            deployment, _, operation = path[len(AZURE_PREFIX) :].partition("/")
+            route = self._api_routes.get(("POST", "/" + operation))
+            if deployment and route is not None:
+                return await self._azure_call(request, deployment, route)
         if path == "/_fake/stats" and request.method == "GET":
             return _json_response(payloads.encode_json(self.stats.as_dict()))
         if path == "/_fake/reset" and request.method == "POST":
@@ -164,12 +180,28 @@ class FakeOpenAI:
             return _error(401, "Incorrect API key provided", "invalid_request_error", None, "invalid_api_key")
         if request.method == "GET":
             return await route({})
+        return await self._model_call(request.body, route)
+
+    async def _azure_call(self, request: Request, deployment: str, route) -> Response | StreamResponse:
+        """Azure OpenAI: `api-key` header, `api-version` required, the deployment is the model."""
+        self.stats.requests += 1
+        if self.api_key and request.headers.get("api-key") != self.api_key:
+            self.stats.auth_failures += 1
+            return _json_response(payloads.encode_json({"error": {"code": "401", "message": AZURE_DENIED}}), 401)
+        if not any(p.startswith("api-version=") and len(p) > 12 for p in request.query.split("&")):
+            return _json_response(b'{"error":{"code":"404","message":"Resource not found"}}', 404)
+        return await self._model_call(request.body, route, deployment)
+
+    async def _model_call(self, raw: bytes, route, model_override: str | None = None) -> Response | StreamResponse:
+        """A call that passed auth: the body checked, faults by model name, then the answer."""
         try:
-            body = payloads.decode_json(request.body)
+            body = payloads.decode_json(raw)
         except ValueError:
             return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
         if not isinstance(body, dict):
             return _error(400, "The request body must be a JSON object.", "invalid_request_error")
+        if model_override is not None:
+            body["model"] = model_override
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return _error(400, "you must provide a model parameter", "invalid_request_error", "model")

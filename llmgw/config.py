@@ -229,7 +229,7 @@ def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployme
         upstream_model=upstream,
         api_base=str(api_base).rstrip("/") if api_base else None,
         api_key=Secret(str(api_key)) if api_key else None,
-        api_version=params.get("api_version"),
+        api_version=str(params["api_version"]) if params.get("api_version") is not None else None,  # (YAML dates)
         timeout=_float_or_none(params.get("timeout"), f"{where}.params.timeout"),
         stream_timeout=_float_or_none(params.get("stream_timeout"), f"{where}.params.stream_timeout"),
         input_cost_per_token=_float_or_none(

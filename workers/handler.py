@@ -245,6 +245,9 @@ class RequestHandler:
         completion = await call(deployment, request, outcome.upstream_model)
         if completion.usage is not None:
             outcome.usage, outcome.usage_source = completion.usage, UsageSource.PROVIDER
+        else:  # the provider did not count (some embedding APIs): estimate rather than record nothing
+            outcome.usage = Usage(prompt_tokens=estimate_prompt_tokens(request.body))
+            outcome.usage_source = UsageSource.ESTIMATED
         reply = Completed(
             request_id=request.request_id, attempt=attempt, body=completion.body,
             cost=self._cost(outcome, deployment), deployment_id=deployment.id, tries=outcome.tries,

@@ -18,6 +18,7 @@ from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
 from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error
+from workers.providers.base import NativeUsage
 from workers.usage import Usage
 
 # ---- private wire types ---------------------------------------------------------------------
@@ -58,6 +59,11 @@ class _ErrorEnvelope(msgspec.Struct):
     error: _ErrorBody | str | None = None
 
 
+class _ModelProbe(msgspec.Struct):
+    model: str = ""
+
+
+_model_probe_decoder = msgspec.json.Decoder(_ModelProbe)
 _usage_decoder = msgspec.json.Decoder(_WithUsage)
 _chunk_decoder = msgspec.json.Decoder(_ChunkProbe)
 _error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
@@ -109,11 +115,18 @@ def openai_error_to_upstream_error(status: int, body: bytes, headers: httpx.Head
     return UpstreamError(502, f"upstream error {status}: {message}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
 
 
+# Request fields for the gateway, never sent upstream: its own timeout and routing knobs, and
+# client-supplied upstream URLs or credentials (which would let a caller aim the gateway anywhere).
+GATEWAY_ONLY_FIELDS = ("timeout", "api_base", "base_url", "api_key", "api_version", "num_retries", "fallbacks")
+
+
 def rewrite_body(body: bytes, upstream_model: str, stream: bool, system_prompts: list[str] | None = None) -> bytes:
     """The client's body with the upstream's model name and the policy's system prompts first;
-    streams always ask for usage."""
+    streams always ask for usage; gateway-only fields removed."""
     data = _body_decoder.decode(body)
     data["model"] = upstream_model
+    for name in GATEWAY_ONLY_FIELDS:
+        data.pop(name, None)
     if system_prompts and isinstance(data.get("messages"), list):
         data["messages"] = [{"role": "system", "content": p} for p in system_prompts] + data["messages"]
     if stream:
@@ -159,10 +172,19 @@ class OpenAIFamily(Provider):
         return headers
 
     def _request(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> httpx.Request:
-        cached = self._endpoints.get((deployment.id, path))
+        key = (deployment.id, path)
+        model = None
+        if deployment.api_base is not None and "{model}" in deployment.api_base:
+            # One server per model path (`http://llm.internal/{model}/v1`): the body names the model.
+            model = _model_probe_decoder.decode(body).model
+            key = (deployment.id, f"{model}\n{path}")
+        cached = self._endpoints.get(key)
         if cached is None or cached[0] is not deployment:
-            cached = (deployment, httpx.URL(self.url(deployment, path)), httpx.Headers(self.headers(deployment)))
-            self._endpoints[(deployment.id, path)] = cached
+            url = self.url(deployment, path)
+            if model is not None:
+                url = url.replace("{model}", model)
+            cached = (deployment, httpx.URL(url), httpx.Headers(self.headers(deployment)))
+            self._endpoints[key] = cached
         return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
 
     async def _post(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> Completion:
@@ -220,3 +242,49 @@ class OpenAIFamily(Provider):
             raise transport_error(exc, deployment) from None
         finally:
             await resp.aclose()
+
+    # ---- native passthrough: /openai/v1/... (members with their own route override these) ------
+
+    def native_root(self, deployment: Deployment, upstream_model: str) -> str:
+        """The API root without `/v1`: the client's native path starts with it."""
+        return deployment.base_for(upstream_model).rstrip("/").removesuffix("/v1")
+
+    def native_headers(self, deployment: Deployment) -> dict[str, str]:
+        return {"authorization": f"Bearer {deployment.api_key.reveal()}"} if deployment.api_key is not None else {}
+
+    def native_body(self, body: bytes, upstream_model: str) -> bytes:
+        """The model group's name becomes the upstream's model name (other bodies pass as they are)."""
+        try:
+            data = _body_decoder.decode(body)
+        except msgspec.DecodeError:
+            return body
+        if not isinstance(data.get("model"), str):
+            return body
+        data["model"] = upstream_model
+        return _encoder.encode(data)
+
+    def native_usage(self) -> NativeUsage:
+        return OpenAIUsageReader()
+
+
+class OpenAIUsageReader(NativeUsage):
+    """Usage of a native OpenAI-format call: a whole body's `usage`, or the chunk of a stream that
+    carries it (present when the client asked for `stream_options.include_usage`)."""
+
+    def body(self, content: bytes) -> None:
+        try:
+            probe = _usage_decoder.decode(content)
+        except msgspec.DecodeError:
+            return
+        if probe.usage is not None:
+            self.usage = openai_usage_to_usage(probe.usage)
+
+    def event(self, data: bytes) -> None:
+        if b'"usage"' not in data:
+            return  # content chunks (and [DONE]) carry no usage: skip them without parsing
+        try:
+            probe = _chunk_decoder.decode(data)
+        except msgspec.DecodeError:
+            return
+        if probe.usage is not None:
+            self.usage = openai_usage_to_usage(probe.usage)

@@ -1,0 +1,200 @@
+"""The Anthropic adapter: OpenAI chat over the Messages API, and the native /v1/messages route.
+
+Calls POST {api_base}/v1/messages with `x-api-key` and `anthropic-version` headers
+(https://docs.anthropic.com/en/api/messages). Anthropic has no embeddings endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+
+from llmgw.config import Deployment
+from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
+from workers.http_client import UpstreamClient
+from workers.providers.anthropic.request import chat_request_to_anthropic
+from workers.providers.anthropic.response import (
+    anthropic_error_to_upstream_error,
+    anthropic_message_to_chat_completion,
+    anthropic_usage_to_usage,
+    merge_usage,
+)
+from workers.providers.anthropic.stream import AnthropicStreamTranslator
+from workers.providers.anthropic.wire import (
+    ANTHROPIC_VERSION,
+    AnthropicUsage,
+    body_decoder,
+    encoder,
+    event_decoder,
+    message_decoder,
+    usage_probe_decoder,
+)
+from workers.providers.base import (
+    Completion,
+    NativeItem,
+    NativeUsage,
+    Provider,
+    StreamItem,
+    UpstreamError,
+    transport_error,
+)
+from workers.providers.native import forward
+from workers.providers.openai_family import sse_data
+
+
+def api_root(deployment: Deployment, upstream_model: str) -> str:
+    """The API root without `/v1` (configs written for other tools often include it)."""
+    return deployment.base_for(upstream_model).rstrip("/").removesuffix("/v1")
+
+
+class AnthropicUsageReader(NativeUsage):
+    """Usage of a native call: a Message body's `usage`, or a stream's message_start usage
+    updated by message_delta's."""
+
+    def __init__(self) -> None:
+        self._raw: AnthropicUsage | None = None
+
+    def _update(self, raw: AnthropicUsage | None) -> None:
+        if raw is not None:
+            self._raw = merge_usage(self._raw, raw)
+            self.usage = anthropic_usage_to_usage(self._raw)
+
+    def body(self, content: bytes) -> None:
+        try:
+            self._update(usage_probe_decoder.decode(content).usage)
+        except msgspec.DecodeError:
+            pass
+
+    def event(self, data: bytes) -> None:
+        if b'"message_start"' not in data and b'"message_delta"' not in data:
+            return  # most events are content deltas: skip them without parsing
+        try:
+            event = event_decoder.decode(data)
+        except msgspec.DecodeError:
+            return
+        if event.type == "message_start" and event.message is not None:
+            self._update(event.message.usage)
+        elif event.type == "message_delta":
+            self._update(event.usage)
+
+
+class Anthropic(Provider):
+    def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
+        super().__init__(client, default_timeout, connect_timeout)
+        # (deployment id, upstream model) -> (the deployment they were built from, URL, headers)
+        self._endpoints: dict[tuple[str, str], tuple[Deployment, httpx.URL, httpx.Headers]] = {}
+
+    def headers(self, deployment: Deployment) -> dict[str, str]:
+        """The operator's extra_headers come last: they may pin another anthropic-version or add
+        anthropic-beta."""
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        headers.update(self.native_headers(deployment))
+        headers.update(deployment.extra_headers)
+        return headers
+
+    def _request(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: bytes) -> httpx.Request:
+        key = (deployment.id, upstream_model)
+        cached = self._endpoints.get(key)
+        if cached is None or cached[0] is not deployment:
+            url = httpx.URL(f"{api_root(deployment, upstream_model)}/v1/messages")
+            cached = (deployment, url, httpx.Headers(self.headers(deployment)))
+            self._endpoints[key] = cached
+        return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
+
+    @staticmethod
+    def _body(request: UpstreamRequest, upstream_model: str, stream: bool) -> bytes:
+        try:
+            body = body_decoder.decode(request.body)
+        except msgspec.DecodeError:
+            raise UpstreamError(400, "the request body is not a JSON object", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST) from None
+        return encoder.encode(chat_request_to_anthropic(body, upstream_model, request.system_prompts, stream))
+
+    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+        upstream = self._request(deployment, request, upstream_model, self._body(request, upstream_model, False))
+        try:
+            resp = await self.client.send(upstream)
+            try:
+                content = await self.client.read(resp)
+            finally:
+                await resp.aclose()
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        if resp.status_code >= 400:
+            raise anthropic_error_to_upstream_error(resp.status_code, content, resp.headers, deployment)
+        try:
+            message = message_decoder.decode(content)
+        except msgspec.DecodeError:
+            raise UpstreamError(502, "the upstream answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+        usage = anthropic_usage_to_usage(message.usage) if message.usage is not None else None
+        return Completion(anthropic_message_to_chat_completion(message, usage), usage)
+
+    async def chat_stream(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+    ) -> AsyncIterator[StreamItem]:
+        upstream = self._request(deployment, request, upstream_model, self._body(request, upstream_model, True))
+        try:
+            resp = await self.client.send(upstream)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        try:
+            if resp.status_code >= 400:
+                raise anthropic_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
+            translator = AnthropicStreamTranslator(deployment, upstream_model, request.include_usage)
+            async for raw in sse_data(self.client.chunks(resp)):
+                try:
+                    event = event_decoder.decode(raw)
+                except msgspec.DecodeError:
+                    raise UpstreamError(502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+                for item in translator.feed(event):
+                    yield item
+                if translator.finished:
+                    break
+            if not translator.finished:
+                raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        finally:
+            await resp.aclose()
+
+    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+        raise UpstreamError(400, "provider anthropic has no embeddings", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST)
+
+    # ---- native passthrough: /anthropic/v1/messages, ... --------------------------------------
+
+    def native_root(self, deployment: Deployment, upstream_model: str) -> str:
+        return api_root(deployment, upstream_model)
+
+    def native_headers(self, deployment: Deployment) -> dict[str, str]:
+        """Only the credential: forward() lets these override the client's headers, and a client's
+        own anthropic-version / anthropic-beta must reach Anthropic (see `native`)."""
+        return {"x-api-key": deployment.api_key.reveal()} if deployment.api_key is not None else {}
+
+    def native_body(self, body: bytes, upstream_model: str) -> bytes:
+        try:
+            data = body_decoder.decode(body)
+        except msgspec.DecodeError:
+            return body  # not a JSON object: Anthropic answers for it
+        if "model" not in data:
+            return body
+        data["model"] = upstream_model
+        return encoder.encode(data)
+
+    def native_usage(self) -> NativeUsage:
+        return AnthropicUsageReader()
+
+    async def native(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> AsyncIterator[NativeItem]:
+        """Forwarded as is, with anthropic-version 2023-06-01 added when the client sent none
+        (Anthropic refuses a request without it) and the operator's extra_headers in place."""
+        call = request.native
+        if call is not None:
+            sent = {name.lower() for name, _ in call.headers}
+            added = [(n, v) for n, v in deployment.extra_headers if n.lower() not in sent]
+            if "anthropic-version" not in sent and not any(n.lower() == "anthropic-version" for n, _ in added):
+                added.append(("anthropic-version", ANTHROPIC_VERSION))
+            if added:
+                call = msgspec.structs.replace(call, headers=[*call.headers, *added])
+                request = msgspec.structs.replace(request, native=call)
+        async for item in forward(self, deployment, request, upstream_model):
+            yield item

@@ -1,0 +1,56 @@
+"""Azure OpenAI: the OpenAI wire format at per-deployment URLs.
+
+Reference: https://learn.microsoft.com/en-us/azure/ai-services/openai/reference (chat completions
+and embeddings at {endpoint}/openai/deployments/{deployment-id}/..., the required `api-version`
+query parameter, and the `api-key` header). The request and answer bodies are OpenAI's, so
+everything but the URL and the credential header is OpenAIFamily's.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from llmgw.config import Deployment
+from llmgw.contracts import UpstreamRequest
+from workers.providers.openai_family import OpenAIFamily
+
+DEFAULT_API_VERSION = "2024-10-21"  # the current GA version of the data-plane API
+
+
+class _Model(msgspec.Struct):
+    model: str = ""
+
+
+_model_decoder = msgspec.json.Decoder(_Model)
+
+
+class AzureOpenAI(OpenAIFamily):
+    def url(self, deployment: Deployment, path: str) -> str:
+        """`path` is `<azure deployment>/<operation>` (see `_request`)."""
+        # (str(): YAML reads an unquoted `api_version: 2024-10-21` as a date)
+        version = str(deployment.api_version or DEFAULT_API_VERSION)
+        return f"{(deployment.api_base or '').rstrip('/')}/openai/deployments/{path}?api-version={quote(version, safe='')}"
+
+    def headers(self, deployment: Deployment) -> dict[str, str]:
+        headers = {"content-type": "application/json", **dict(deployment.extra_headers)}
+        if deployment.api_key is not None:
+            headers["api-key"] = deployment.api_key.reveal()
+        return headers
+
+    def _request(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> httpx.Request:
+        # The Azure deployment (the upstream model) is part of the URL, but OpenAIFamily builds
+        # URLs from the deployment and operation only; the body it built names the model, so
+        # the model goes in front of the path (which also keys OpenAIFamily's URL cache by it).
+        model = _model_decoder.decode(body).model
+        return super()._request(deployment, request, f"{quote(model, safe='')}/{path}", body)
+
+    # ---- native passthrough: /azure/openai/deployments/... -------------------------------------
+
+    def native_root(self, deployment: Deployment, upstream_model: str) -> str:
+        return deployment.base_for(upstream_model).rstrip("/")
+
+    def native_headers(self, deployment: Deployment) -> dict[str, str]:
+        return {"api-key": deployment.api_key.reveal()} if deployment.api_key is not None else {}
