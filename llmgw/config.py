@@ -185,7 +185,7 @@ def _extra_params(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     for name, value in sorted(params.items()):
         if name in KNOWN_PARAMS or value is None:
             continue
-        secret = any(h in name.lower() for h in _SECRET_HINTS) and not name.lower().endswith(("_id", "_name"))
+        secret = any(h in name.lower() for h in _SECRET_HINTS) and not name.lower().endswith(("_id", "_name", "_corpus_key"))
         if secret and isinstance(value, (dict, list)):
             value = json.dumps(value)
         out.append((name, Secret(str(value)) if secret else value))

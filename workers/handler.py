@@ -45,6 +45,10 @@ USAGE_PUBLISH_TIMEOUT = 5.0  # seconds to wait for JetStream to store a usage ev
 MAX_RETRY_AFTER = 10.0  # an upstream's retry-after is honoured up to this many seconds
 
 
+def source_of(usage: Usage) -> str:
+    return UsageSource.ESTIMATED if usage.estimated else UsageSource.PROVIDER
+
+
 class Outcome(msgspec.Struct):
     """What happened to a request, gathered while it runs, for its usage event and log line."""
 
@@ -238,13 +242,13 @@ class RequestHandler:
                         )
                     await relay.add(item)
                 else:
-                    outcome.usage, outcome.usage_source = item, UsageSource.PROVIDER
+                    outcome.usage, outcome.usage_source = item, source_of(item)
             await relay.finish(self._cost(outcome, deployment), deployment.id, outcome.tries, self._tokens(outcome))
             return
         call = provider.chat if request.operation == Operation.CHAT else provider.embeddings
         completion = await call(deployment, request, outcome.upstream_model)
         if completion.usage is not None:
-            outcome.usage, outcome.usage_source = completion.usage, UsageSource.PROVIDER
+            outcome.usage, outcome.usage_source = completion.usage, source_of(completion.usage)
         else:  # the provider did not count (some embedding APIs): estimate rather than record nothing
             outcome.usage = Usage(prompt_tokens=estimate_prompt_tokens(request.body))
             outcome.usage_source = UsageSource.ESTIMATED

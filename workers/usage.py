@@ -17,6 +17,7 @@ class Usage(msgspec.Struct, frozen=True):
     cached_tokens: int = 0  # prompt tokens read from the provider's prompt cache (part of prompt_tokens)
     reasoning_tokens: int = 0
     cache_write_tokens: int = 0  # prompt tokens written to the provider's prompt cache (part of prompt_tokens)
+    estimated: bool = False  # the adapter estimated the counts (the provider reports none)
 
 
 _unpriced_warned: set[str] = set()

@@ -1,0 +1,186 @@
+"""The Cohere adapter: OpenAI chat and embeddings over Cohere's v2 API, and the native route.
+
+Calls POST {api_base}/v2/chat and POST {api_base}/v2/embed with `Authorization: Bearer <key>`
+(https://docs.cohere.com/reference/chat, https://docs.cohere.com/reference/embed). Clients reach
+Cohere's own API at /cohere/v2/...: the path is appended to api_base with the gateway's key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+
+from llmgw.config import Deployment
+from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
+from workers.http_client import UpstreamClient
+from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, transport_error
+from workers.providers.cohere.request import chat_request_to_cohere, embeddings_request_to_cohere
+from workers.providers.cohere.response import (
+    cohere_embed_to_embeddings,
+    cohere_error_to_upstream_error,
+    cohere_response_to_chat_completion,
+    cohere_usage_to_usage,
+)
+from workers.providers.cohere.stream import CohereStreamTranslator
+from workers.providers.cohere.wire import (
+    CohereUsage,
+    EmbedMeta,
+    body_decoder,
+    chat_decoder,
+    embed_decoder,
+    encoder,
+    event_decoder,
+    usage_probe_decoder,
+)
+from workers.providers.openai_family import sse_data
+from workers.usage import Usage
+
+
+def embed_usage(meta: EmbedMeta | None) -> Usage | None:
+    """An embed answer's usage: `meta.tokens`, else `meta.billed_units` (input tokens only)."""
+    return cohere_usage_to_usage(CohereUsage(billed_units=meta.billed_units, tokens=meta.tokens)) if meta is not None else None
+
+
+class CohereUsageReader(NativeUsage):
+    """Usage of a native call: a chat body's `usage`, an embed body's `meta`, or a stream's
+    message-end event."""
+
+    def body(self, content: bytes) -> None:
+        try:
+            probe = usage_probe_decoder.decode(content)
+        except msgspec.DecodeError:
+            return
+        self.usage = cohere_usage_to_usage(probe.usage) or embed_usage(probe.meta) or self.usage
+
+    def event(self, data: bytes) -> None:
+        if b'"message-end"' not in data:
+            return  # content deltas: skipped without parsing
+        try:
+            event = event_decoder.decode(data)
+        except msgspec.DecodeError:
+            return
+        if event.type == "message-end" and event.delta is not None:
+            self.usage = cohere_usage_to_usage(event.delta.usage) or self.usage
+
+
+def _decoded(body: bytes) -> dict:
+    try:
+        return body_decoder.decode(body)
+    except msgspec.DecodeError:
+        raise UpstreamError(400, "the request body is not a JSON object", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST) from None
+
+
+def _invalid_answer() -> UpstreamError:
+    return UpstreamError(502, "the upstream answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+
+
+class Cohere(Provider):
+    def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
+        super().__init__(client, default_timeout, connect_timeout)
+        # (deployment id, upstream model, path) -> (the deployment they were built from, URL, headers)
+        self._endpoints: dict[tuple[str, str, str], tuple[Deployment, httpx.URL, httpx.Headers]] = {}
+
+    def headers(self, deployment: Deployment) -> dict[str, str]:
+        return {"content-type": "application/json", **self.native_headers(deployment)}
+
+    def _request(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, path: str, body: bytes) -> httpx.Request:
+        key = (deployment.id, upstream_model, path)
+        cached = self._endpoints.get(key)
+        if cached is None or cached[0] is not deployment:
+            url = httpx.URL(f"{self.native_root(deployment, upstream_model)}{path}")
+            cached = (deployment, url, httpx.Headers(self.headers(deployment)))
+            self._endpoints[key] = cached
+        return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
+
+    async def _post(self, deployment: Deployment, upstream: httpx.Request) -> bytes:
+        try:
+            resp = await self.client.send(upstream)
+            try:
+                content = await self.client.read(resp)
+            finally:
+                await resp.aclose()
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        if resp.status_code >= 400:
+            raise cohere_error_to_upstream_error(resp.status_code, content, resp.headers, deployment)
+        return content
+
+    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+        body = encoder.encode(chat_request_to_cohere(_decoded(request.body), upstream_model, request.system_prompts, False))
+        content = await self._post(deployment, self._request(deployment, request, upstream_model, "/v2/chat", body))
+        try:
+            resp = chat_decoder.decode(content)
+        except msgspec.DecodeError:
+            raise _invalid_answer() from None
+        usage = cohere_usage_to_usage(resp.usage)
+        return Completion(cohere_response_to_chat_completion(resp, upstream_model, usage), usage)
+
+    async def chat_stream(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+    ) -> AsyncIterator[StreamItem]:
+        body = encoder.encode(chat_request_to_cohere(_decoded(request.body), upstream_model, request.system_prompts, True))
+        try:
+            resp = await self.client.send(self._request(deployment, request, upstream_model, "/v2/chat", body))
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        try:
+            if resp.status_code >= 400:
+                raise cohere_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
+            translator = CohereStreamTranslator(deployment, upstream_model, request.include_usage)
+            async for raw in sse_data(self.client.chunks(resp)):
+                if raw == b"[DONE]":
+                    continue
+                try:
+                    event = event_decoder.decode(raw)
+                except msgspec.DecodeError:
+                    raise UpstreamError(502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+                for item in translator.feed(event):
+                    yield item
+                if translator.finished:
+                    break
+            if not translator.finished:
+                raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        finally:
+            await resp.aclose()
+
+    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+        data = _decoded(request.body)
+        body = encoder.encode(embeddings_request_to_cohere(data, upstream_model))
+        content = await self._post(deployment, self._request(deployment, request, upstream_model, "/v2/embed", body))
+        try:
+            resp = embed_decoder.decode(content)
+        except msgspec.DecodeError:
+            raise _invalid_answer() from None
+        usage = embed_usage(resp.meta)
+        return Completion(cohere_embed_to_embeddings(resp, upstream_model, data.get("encoding_format") == "base64", usage), usage)
+
+    # ---- native passthrough: /cohere/v2/chat, /cohere/v2/embed, ... ---------------------------
+
+    def native_root(self, deployment: Deployment, upstream_model: str) -> str:
+        """The API root: a `/v1` or `/v2` that configs written for other tools often end
+        api_base with is dropped (clients' native paths and ours start with the version)."""
+        return deployment.base_for(upstream_model).rstrip("/").removesuffix("/v2").removesuffix("/v1")
+
+    def native_headers(self, deployment: Deployment) -> dict[str, str]:
+        headers = dict(deployment.extra_headers)
+        if deployment.api_key is not None:
+            headers["authorization"] = f"Bearer {deployment.api_key.reveal()}"
+        return headers
+
+    def native_body(self, body: bytes, upstream_model: str) -> bytes:
+        """The deployment's model in place of the client's (every v2 endpoint takes `model`)."""
+        try:
+            data = body_decoder.decode(body)
+        except msgspec.DecodeError:
+            return body  # not a JSON object: Cohere answers for it
+        if "model" not in data:
+            return body
+        data["model"] = upstream_model
+        return encoder.encode(data)
+
+    def native_usage(self) -> NativeUsage:
+        return CohereUsageReader()

@@ -1,0 +1,289 @@
+"""Vectara's v2 query API (retrieval-augmented generation over a corpus) as a chat model.
+
+Calls POST {api_base}/v2/corpora/{corpus_key}/query with the `x-api-key` header
+(https://docs.vectara.com/docs/rest-api/query-corpus): `{"query", "search": {"limit"},
+"generation": {"generation_preset_name"?, "max_used_search_results", "model_parameters":
+{"max_tokens", "temperature"}}, "stream_response"}`. A whole answer is `{"summary",
+"search_results", "factual_consistency_score", ...}`; a stream is server-sent events
+`search_results`, `generation_info`, `generation_chunk` ({"generation_chunk": text}),
+`generation_end`, `factual_consistency_score`, `end`, and `error` ({"messages": [...]}).
+Errors are `{"messages": [...], "request_id", "field_errors"?}`.
+
+What a chat request becomes:
+- the corpus is `params.vectara_corpus_key`, or the upstream model name when that is not set
+  (`model: vectara/<corpus_key>`); `params.vectara_generation_preset_name` picks the generation
+  preset (Vectara's default otherwise);
+- the query is the LAST user message. Earlier turns, and every system prompt (the client's and
+  the policy's), are not sent: the query API has no conversation and no system turn;
+- the answer is a chat.completion whose content is the summary (finish_reason `stop`: Vectara
+  does not say whether max_tokens cut it).
+Usage: Vectara reports no tokens. The adapter ESTIMATES them at 4 characters a token
+(`workers.usage.estimate_tokens`): prompt tokens from the query, completion tokens from the
+summary, built by `estimated_usage` so that they are recorded as estimated once `Usage` can say
+so. No embeddings, no native route.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+
+from llmgw.config import Deployment, Secret
+from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
+from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error
+from workers.providers.openai_family import sse_data
+from workers.usage import Usage, estimate_tokens
+
+SEARCH_LIMIT = 10  # search results retrieved
+MAX_USED_SEARCH_RESULTS = 5  # of which the generation reads this many
+
+# ---- private wire types -------------------------------------------------------------------------
+
+
+class _QueryResponse(msgspec.Struct):
+    summary: str | None = None
+
+
+class _StreamEvent(msgspec.Struct):
+    type: str = ""
+    generation_chunk: str | None = None
+    messages: list[str] | None = None
+
+
+class _VectaraError(msgspec.Struct):
+    messages: list[str] | None = None
+    field_errors: dict[str, str] | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_body_decoder = msgspec.json.Decoder(dict[str, Any])
+_response_decoder = msgspec.json.Decoder(_QueryResponse)
+_event_decoder = msgspec.json.Decoder(_StreamEvent)
+_error_decoder = msgspec.json.Decoder(_VectaraError)
+
+# ---- converters ---------------------------------------------------------------------------------
+
+
+def estimated_usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+    """Usage the gateway estimated. Marked as such when `Usage` has an `estimated` field (the
+    handler then records usage_source 'estimated'); until then it is recorded like any other."""
+    mark = {"estimated": True} if "estimated" in Usage.__struct_fields__ else {}
+    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, **mark)
+
+
+def query_usage(query: str, summary: str) -> Usage:
+    return estimated_usage(estimate_tokens(len(query)), estimate_tokens(len(summary)))
+
+
+def _invalid(message: str, param: str | None = None) -> UpstreamError:
+    return UpstreamError(400, message, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param)
+
+
+def corpus_key(deployment: Deployment, upstream_model: str) -> str:
+    """`vectara_corpus_key` (a Secret: its name ends in `key`), else the upstream model name."""
+    option = deployment.option("vectara_corpus_key")
+    key = option.reveal() if isinstance(option, Secret) else option
+    return str(key or upstream_model)
+
+
+def last_user_text(messages: Any) -> str:
+    """The text of the last user message: the one thing Vectara is asked."""
+    for m in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, list):
+                content = "\n".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            if isinstance(content, str) and content.strip():
+                return content
+            break
+    raise _invalid("Vectara answers a query: the last user message must have text", "messages")
+
+
+def chat_request_to_vectara_query(body: dict[str, Any], deployment: Deployment, stream: bool) -> tuple[dict[str, Any], str]:
+    """(the query request, the query text)."""
+    if body.get("tools"):
+        raise _invalid("Vectara has no tool calling", "tools")
+    query = last_user_text(body.get("messages"))
+    parameters: dict[str, Any] = {}
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    if max_tokens:
+        parameters["max_tokens"] = max_tokens
+    if body.get("temperature") is not None:
+        parameters["temperature"] = body["temperature"]
+    generation: dict[str, Any] = {"max_used_search_results": MAX_USED_SEARCH_RESULTS}
+    preset = deployment.option("vectara_generation_preset_name")
+    if preset:
+        generation["generation_preset_name"] = str(preset)
+    if parameters:
+        generation["model_parameters"] = parameters
+    return {"query": query, "search": {"limit": SEARCH_LIMIT}, "generation": generation, "stream_response": stream}, query
+
+
+def usage_json(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+
+
+def vectara_answer_to_chat_completion(summary: str, model: str, usage: Usage) -> bytes:
+    return _encoder.encode({
+        "id": f"chatcmpl-vectara-{time.time_ns():x}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": summary}, "finish_reason": "stop"}],
+        "usage": usage_json(usage),
+    })
+
+
+def _messages(err: _VectaraError) -> str:
+    parts = list(err.messages or [])
+    parts += [f"{field}: {problem}" for field, problem in (err.field_errors or {}).items()]
+    return "; ".join(parts)
+
+
+def vectara_error_to_upstream_error(status: int, body: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
+    """A refused key (401, 403) and 5xx are 502; 429 keeps retry-after; other 4xx pass through."""
+    try:
+        text = _messages(_error_decoder.decode(body))
+    except msgspec.DecodeError:
+        text = ""
+    message = scrub(text or body[:500].decode(errors="replace") or f"upstream answered {status}", deployment)
+    if status in (401, 403):
+        return UpstreamError(
+            502, f"the upstream refused the credential of deployment {deployment.id} ({status})", ErrorType.API, ErrorCode.UPSTREAM_ERROR
+        )
+    if status == 429:
+        value = headers.get("retry-after")
+        retry = float(value) if value and value.replace(".", "", 1).isdigit() else None
+        return UpstreamError(429, message, ErrorType.RATE_LIMIT, ErrorCode.RATE_LIMITED, retry_after=retry)
+    if 400 <= status < 500:
+        return UpstreamError(status, message, ErrorType.INVALID_REQUEST, None)
+    return UpstreamError(502, f"upstream error {status}: {message}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+
+
+class VectaraStreamTranslator:
+    """Query stream events -> chunks: generation_chunk is content, generation_end finishes the
+    answer (and its usage), `end` finishes the stream; search results and scores are not relayed."""
+
+    def __init__(self, deployment: Deployment, model: str, query: str, include_usage: bool) -> None:
+        self.deployment, self.model, self.query, self.include_usage = deployment, model, query, include_usage
+        self.id = f"chatcmpl-vectara-{time.time_ns():x}"
+        self.created = int(time.time())
+        self.summary: list[str] = []
+        self.started = False  # the role chunk went out
+        self.generated = False  # generation_end seen
+        self.finished = False  # end seen
+
+    def _chunk(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
+        doc: dict[str, Any] = {
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": choices,
+        }
+        if usage is not None:
+            doc["usage"] = usage_json(usage)
+        return _encoder.encode(doc)
+
+    def _opening(self) -> list[StreamItem]:
+        """The role chunk, before whatever the first upstream event brings (none before it: the
+        time to first token is the upstream's)."""
+        if self.started:
+            return []
+        self.started = True
+        return [self._chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+
+    def feed(self, event: _StreamEvent) -> list[StreamItem]:
+        kind = event.type
+        if kind == "generation_chunk" and event.generation_chunk and not self.generated:
+            self.summary.append(event.generation_chunk)
+            chunk = self._chunk([{"index": 0, "delta": {"content": event.generation_chunk}, "finish_reason": None}])
+            return self._opening() + [chunk]
+        if kind == "error":
+            text = scrub("; ".join(event.messages or []) or "unknown error", self.deployment)
+            raise UpstreamError(502, f"the upstream failed mid-answer: {text}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+        if kind == "generation_end" or (kind == "end" and not self.generated):
+            self.generated = True
+            self.finished = kind == "end"
+            usage = query_usage(self.query, "".join(self.summary))
+            items = self._opening() + [self._chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]), usage]
+            if self.include_usage:
+                items.append(self._chunk([], usage))
+            return items
+        if kind == "end":
+            self.finished = True
+        return []  # search_results, generation_info, factual_consistency_score
+
+
+# ---- the adapter --------------------------------------------------------------------------------
+
+
+class Vectara(Provider):
+    def _request(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: bytes, stream: bool) -> httpx.Request:
+        headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json",
+                   **dict(deployment.extra_headers)}
+        if deployment.api_key is not None:
+            headers["x-api-key"] = deployment.api_key.reveal()
+        root = deployment.base_for(upstream_model).rstrip("/")
+        url = httpx.URL(f"{root}/v2/corpora/{corpus_key(deployment, upstream_model)}/query")
+        return self.client.request(url, httpx.Headers(headers), body, self.timeout_for(deployment, request))
+
+    @staticmethod
+    def _query(request: UpstreamRequest, deployment: Deployment, stream: bool) -> tuple[bytes, str]:
+        try:
+            body = _body_decoder.decode(request.body)
+        except msgspec.DecodeError:
+            raise _invalid("the request body is not a JSON object") from None
+        query, text = chat_request_to_vectara_query(body, deployment, stream)
+        return _encoder.encode(query), text
+
+    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+        body, query = self._query(request, deployment, False)
+        try:
+            resp = await self.client.send(self._request(deployment, request, upstream_model, body, False))
+            try:
+                content = await self.client.read(resp)
+            finally:
+                await resp.aclose()
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        if resp.status_code >= 400:
+            raise vectara_error_to_upstream_error(resp.status_code, content, resp.headers, deployment)
+        try:
+            summary = _response_decoder.decode(content).summary or ""
+        except msgspec.DecodeError:
+            raise UpstreamError(502, "the upstream answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+        usage = query_usage(query, summary)
+        return Completion(vectara_answer_to_chat_completion(summary, upstream_model, usage), usage)
+
+    async def chat_stream(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+    ) -> AsyncIterator[StreamItem]:
+        body, query = self._query(request, deployment, True)
+        try:
+            resp = await self.client.send(self._request(deployment, request, upstream_model, body, True))
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        try:
+            if resp.status_code >= 400:
+                raise vectara_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
+            translator = VectaraStreamTranslator(deployment, upstream_model, query, request.include_usage)
+            async for raw in sse_data(self.client.chunks(resp)):
+                try:
+                    event = _event_decoder.decode(raw)
+                except msgspec.DecodeError:
+                    raise UpstreamError(502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+                for item in translator.feed(event):
+                    yield item
+                if translator.finished:
+                    break
+            if not translator.finished:
+                raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        finally:
+            await resp.aclose()
+
+    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+        raise UpstreamError(400, "provider vectara has no embeddings", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST)
