@@ -12,6 +12,7 @@ from gateway.budgets import BudgetGuard
 from gateway.dispatcher import Dispatcher
 from gateway.identity import IdentityView, config_teams
 from gateway.presence import WorkerPresence
+from gateway.ratelimits import RateLimiter
 from gateway.router import ModelRouter
 from gateway.settings import EdgeSettings
 from llmgw import bus
@@ -38,6 +39,7 @@ class Edge:
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
         self.presence: WorkerPresence = None  # type: ignore[assignment]
+        self.ratelimits: RateLimiter = None  # type: ignore[assignment]  # set in start()
 
     async def start(self) -> None:
         self.nc = await bus.connect(self.settings.bus, name="llmgw-edge")
@@ -46,6 +48,8 @@ class Edge:
         await self.identity.start(js)
         await self.budgets.start(js)
         await self.cooldowns.start(self.nc)
+        self.ratelimits = RateLimiter(js, self.subjects, fail_open=self.settings.ratelimit_fail_open)
+        await self.ratelimits.start()
         self.dispatcher = Dispatcher(self.nc, self.subjects, self.settings.publish_timeout)
         await self.dispatcher.start()
         self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
@@ -53,10 +57,18 @@ class Edge:
         log.info("edge_started", edge_id=self.dispatcher.edge_id, models=len(self.router.groups) + len(self.router.wildcards))
 
     async def stop(self) -> None:
+        """Leave the bus once the requests in flight are over (within the shutdown grace).
+
+        Granian stops accepting connections on SIGTERM and lets open responses finish before this
+        runs; what may still be in flight is a request whose client already went away (its worker
+        is told to stop through the bus) or, past the grace, nothing: Granian kills the process."""
         if self.nc is not None:
+            if self.dispatcher is not None and not await self.dispatcher.settled(self.settings.shutdown_grace):
+                log.warning("edge_stopped_with_requests_in_flight", in_flight=self.dispatcher.in_flight)
             await self.identity.stop()
             await self.budgets.stop()
             await self.cooldowns.stop()
+            await self.ratelimits.stop()
             await self.dispatcher.stop()
             await self.nc.drain()
             self.nc = None

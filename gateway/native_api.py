@@ -19,6 +19,7 @@ import msgspec
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
+from gateway import admission
 from gateway.edge import Edge
 from gateway.errors import GatewayError
 from gateway.openai_api import (
@@ -150,9 +151,15 @@ def build_native_routes(edge: Edge) -> list:
             rlog.model, rlog.stream = model_name, stream
             deployment, model = resolve(edge, principal, provider, model_name)
             deadline = started + edge.settings.request_timeout
-            ledgers, reserved, cost_cap = await edge.budgets.admit(
-                principal, model, deployment, deployment.upstream_model_for(model), len(body), max_tokens, request_id, deadline,
-            )
+            admitted = await admission.admit(edge.ratelimits, principal, [deployment], request_id, deadline)
+            try:
+                ledgers, reserved, cost_cap = await edge.budgets.admit(
+                    principal, model, deployment, deployment.upstream_model_for(model), len(body), max_tokens, request_id,
+                    deadline,
+                )
+            except GatewayError:
+                await admission.release(edge.ratelimits, admitted, 0)
+                raise
             upstream_request = UpstreamRequest(
                 request_id=request_id,
                 reply_to=edge.dispatcher.reply_subject,
@@ -184,12 +191,15 @@ def build_native_routes(edge: Edge) -> list:
                 first = await _next_reply(queue, deadline)
                 if isinstance(first, Failed):
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
+                    await admission.release(edge.ratelimits, admitted, first.tokens)
                     raise _failure_error(first)
                 if isinstance(first, Completed):
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
+                    await admission.release(edge.ratelimits, admitted, first.tokens)
                     rlog.status = first.status
                     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in first.headers if k != "content-type"]
                     headers.append((b"x-request-id", request_id.encode()))
+                    headers.extend(admitted.headers())
                     content_type = next((v for k, v in first.headers if k == "content-type"), "application/json")
                     await _send_raw(send, first.status, first.body, headers, content_type)
                     return
@@ -197,14 +207,18 @@ def build_native_routes(edge: Edge) -> list:
                     handed_to_stream = True
 
                     async def relay() -> None:
-                        await _relay_raw(edge, first, queue, deadline, rlog, send, reserved, ledgers)
+                        await _relay_raw(edge, first, queue, deadline, rlog, send, reserved, ledgers, admitted)
 
-                    await _cancel_on_disconnect(relay(), receive)
+                    try:
+                        await _cancel_on_disconnect(relay(), receive)
+                    finally:
+                        await admission.release(edge.ratelimits, admitted, 0)  # (a no-op once released with tokens)
                     return
                 raise GatewayError(502, "the worker answered in an unexpected form", ErrorType.API, ErrorCode.INTERNAL)
             finally:
                 if not handed_to_stream:
                     edge.dispatcher.close(request_id)
+                    await admission.release(edge.ratelimits, admitted, 0)  # (a no-op once released with tokens)
         except GatewayError as exc:
             rlog.status, rlog.code = exc.status, exc.code
             await _send_error(send, exc, request_id)
@@ -247,13 +261,16 @@ async def _send_raw(send: Send, status: int, body: bytes, headers: list[tuple[by
     await send({"type": "http.response.body", "body": body})
 
 
-async def _relay_raw(edge: Edge, first: Chunks, queue, deadline: float, rlog: RequestLog, send: Send, reserved, ledgers) -> None:
+async def _relay_raw(
+    edge: Edge, first: Chunks, queue, deadline: float, rlog: RequestLog, send: Send, reserved, ledgers, admitted,
+) -> None:
     """Relay a native stream's bytes as they come; a failure after the start ends the connection."""
     finished = False
     reply = first
     try:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in first.headers]
         headers.append((b"x-request-id", rlog.request_id.encode()))
+        headers.extend(admitted.headers())
         rlog.status = first.status or 200
         await send({"type": "http.response.start", "status": first.status or 200, "headers": headers})
         while True:
@@ -267,6 +284,7 @@ async def _relay_raw(edge: Edge, first: Chunks, queue, deadline: float, rlog: Re
                 data = b"".join(reply.data)
                 if reply.done:
                     await edge.budgets.settle(rlog.request_id, reserved, ledgers, reply.cost)
+                    await admission.release(edge.ratelimits, admitted, reply.tokens)
                     finished = True
                     await send({"type": "http.response.body", "body": data, "more_body": False})
                     return
@@ -274,6 +292,7 @@ async def _relay_raw(edge: Edge, first: Chunks, queue, deadline: float, rlog: Re
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             elif isinstance(reply, Failed):
                 await edge.budgets.settle(rlog.request_id, reserved, ledgers, reply.cost)
+                await admission.release(edge.ratelimits, admitted, reply.tokens)
                 finished = True
                 rlog.status, rlog.code = reply.status, reply.code
                 await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -29,6 +29,7 @@ from gateway.anthropic_messages import (
     messages_to_chat_body,
     parse_messages_request,
 )
+from gateway import admission
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response
 from gateway.schemas import parse_chat, parse_embeddings
@@ -145,16 +146,21 @@ def build_routes(edge: Edge) -> list:
             rlog.model, rlog.stream = parsed.model, stream
             model = edge.access.resolve(principal, parsed.model)
             plan = edge.router.plan(model)
-            deployment = plan.deployments[0]
             timeout = edge.settings.request_timeout
             if parsed.timeout is not None:
                 timeout = min(timeout, parsed.timeout)
             deadline = started + timeout
+            admitted = await admission.admit(edge.ratelimits, principal, plan.deployments, request_id, deadline)
+            deployment = admitted.deployment
             max_tokens = parsed.max_completion_tokens or parsed.max_tokens if operation == Operation.CHAT else None
-            ledgers, reserved, cost_cap = await edge.budgets.admit(
-                principal, model, deployment, deployment.upstream_model_for(model), len(body), max_tokens,
-                request_id, deadline,
-            )
+            try:
+                ledgers, reserved, cost_cap = await edge.budgets.admit(
+                    principal, model, deployment, deployment.upstream_model_for(model), len(body), max_tokens,
+                    request_id, deadline,
+                )
+            except GatewayError:
+                await admission.release(edge.ratelimits, admitted, 0)
+                raise
             upstream_request = UpstreamRequest(
                 request_id=request_id,
                 reply_to=edge.dispatcher.reply_subject,
@@ -170,7 +176,7 @@ def build_routes(edge: Edge) -> list:
                 system_prompts=edge.access.system_prompts(principal, edge.identity.global_system_prompt()),
                 cost_cap=cost_cap,
                 ledgers=ledgers,
-                fallbacks=[d.id for d in plan.deployments[1:]] + plan.fallbacks,
+                fallbacks=[d.id for d in plan.deployments if d is not deployment] + plan.fallbacks,
                 context_fallbacks=plan.context_fallbacks,
                 num_retries=edge.router.settings.num_retries,
             )
@@ -187,32 +193,44 @@ def build_routes(edge: Edge) -> list:
                 answered_by = first.deployment_id
                 if isinstance(first, Failed):
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
+                    await admission.release(edge.ratelimits, admitted, first.tokens)
                     raise _failure_error(first)
                 if stream and isinstance(first, Chunks):
                     handed_to_stream = True
 
-                    async def settle(cost: float | None) -> None:
+                    async def settle(cost: float | None, tokens: int | None = None) -> None:
                         await edge.budgets.settle(request_id, reserved, ledgers, cost)
+                        await admission.release(edge.ratelimits, admitted, tokens)
+                        settled.append(True)
+
+                    settled: list[bool] = []
 
                     first_chunk_after = time.time() - started
-                    relay = _relay_stream(edge, first, queue, deadline, rlog, send, settle, dialect and dialect.stream(parsed.model, request_id))
+                    relay = _relay_stream(
+                        edge, first, queue, deadline, rlog, send, settle, dialect and dialect.stream(parsed.model, request_id),
+                        admitted.headers(),
+                    )
                     try:
                         await _cancel_on_disconnect(relay, receive)
                     finally:
                         edge.router.finished(routed, answered_by, first_chunk_after)
+                        if not settled:  # the client went away: free its slot (tokens unknown here)
+                            await admission.release(edge.ratelimits, admitted, 0)
                     return
                 if isinstance(first, Completed):
                     # Before the client has its answer, the budget holds only what the request
                     # cost: its next request cannot find the budget taken by this one.
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
+                    await admission.release(edge.ratelimits, admitted, first.tokens)
                     answer = first.body if dialect is None else dialect.whole(first.body, parsed.model)
-                    await _send(send, 200, answer, [(b"x-request-id", request_id.encode())])
+                    await _send(send, 200, answer, [(b"x-request-id", request_id.encode()), *admitted.headers()])
                     return
                 raise GatewayError(502, "the worker answered in an unexpected form", ErrorType.API, ErrorCode.INTERNAL)
             finally:
                 if not handed_to_stream:
                     edge.dispatcher.close(request_id)
                     edge.router.finished(routed, answered_by, time.time() - started)
+                    await admission.release(edge.ratelimits, admitted, 0)  # (a no-op once released with tokens)
         except GatewayError as exc:
             rlog.status, rlog.code = exc.status, exc.code
             await _send_error(send, exc, request_id, dialect)
@@ -331,7 +349,8 @@ async def _cancel_on_disconnect(relay: Awaitable[None], receive: Receive) -> Non
 
 async def _relay_stream(
     edge: Edge, first: Chunks, queue: asyncio.Queue[ReplyMessage], deadline: float, rlog: RequestLog, send: Send,
-    on_end: Callable[[float | None], Awaitable[None]], translator: "StreamTranslator | None" = None,
+    on_end: Callable[[float | None, int | None], Awaitable[None]], translator: "StreamTranslator | None" = None,
+    extra_headers: list[tuple[bytes, bytes]] = [],
 ) -> None:
     """Relay the worker's chunks as SSE events the moment they arrive; errors end the stream.
     With a `translator` (the Anthropic dialect) the chunks go out as its events instead."""
@@ -357,7 +376,7 @@ async def _relay_stream(
 
     try:
         await send(
-            {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, (b"x-request-id", rlog.request_id.encode())]}
+            {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, (b"x-request-id", rlog.request_id.encode()), *extra_headers]}
         )
         while True:
             if isinstance(reply, Chunks):
@@ -371,14 +390,14 @@ async def _relay_stream(
                     return
                 events = events_of(reply.data)
                 if reply.done:
-                    await on_end(reply.cost)
+                    await on_end(reply.cost, reply.tokens)
                     finished = True
                     await body(events + done_marker(), False)
                     return
                 if events:
                     await body(events)
             elif isinstance(reply, Failed):
-                await on_end(reply.cost)
+                await on_end(reply.cost, reply.tokens)
                 finished = True
                 rlog.status, rlog.code = reply.status, reply.code
                 await body(sse_error(reply.message, reply.type, reply.code, reply.status), False)

@@ -101,6 +101,17 @@ class TeamRecord(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: float = 0.0
 
 
+class RateWindow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Rate-limit state of one scope in the ratelimits KV bucket, written by compare-and-set only.
+
+    Counts older than the window are dropped on every write, so the record stays small."""
+
+    requests: dict[int, int] = {}  # epoch second -> requests admitted in it (when rpm is set)
+    tokens: dict[int, int] = {}  # epoch second -> tokens recorded in it (when tpm is set)
+    slots: dict[str, float] = {}  # request id -> epoch seconds its parallel slot expires at
+    updated_at: float = 0.0
+
+
 class CredentialRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A provider credential set at run time, encrypted with a key derived from LLMGW_SECRET_KEY."""
 
@@ -174,6 +185,7 @@ def credential_key(deployment_id: str) -> str:
 
 
 __all__ = [
+    "RateWindow",
     "CREDENTIAL_PREFIX", "POLICY_KEY", "POLICY_PREFIX", "ROLE_ADMIN", "ROLE_APP_OWNER", "ROLE_APP_USER", "USER_ROLES",
     "BudgetAlert", "BudgetLedger", "LedgerKind", "Reservation", "ledger_key",
     "CredentialRecord", "KeyRecord", "PolicyRecord", "TeamMember", "TeamRecord", "UserRecord",
