@@ -176,6 +176,7 @@ def build_routes(edge: Edge) -> list:
                 system_prompts=edge.access.system_prompts(principal, edge.identity.global_system_prompt()),
                 cost_cap=cost_cap,
                 ledgers=ledgers,
+                **client_credentials(principal, body),
                 fallbacks=[d.id for d in plan.deployments if d is not deployment] + plan.fallbacks,
                 context_fallbacks=plan.context_fallbacks,
                 num_retries=edge.router.settings.num_retries,
@@ -264,6 +265,37 @@ def build_routes(edge: Edge) -> list:
         return Response(content=_encoder.encode({"object": "list", "data": data}), media_type=JSON)
 
     return [chat_completions, embeddings, models, messages]
+
+
+class _ClientCredentials(msgspec.Struct):
+    api_base: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+
+
+_client_credentials_decoder = msgspec.json.Decoder(_ClientCredentials)
+
+
+def client_credentials(principal, body: bytes) -> dict[str, str]:
+    """`api_base` / `api_key` from the body, for a key whose permissions allow it
+    (`allow_client_side_credentials`); for every other caller they are ignored (and never sent
+    upstream), so a client cannot aim the gateway at an address of its choosing."""
+    key = principal.key
+    if key is None or not key.permissions.get("allow_client_side_credentials"):
+        return {}
+    try:
+        given = _client_credentials_decoder.decode(body)
+    except msgspec.DecodeError:
+        return {}
+    base = given.api_base or given.base_url
+    if base is not None and not base.startswith(("http://", "https://")):
+        raise GatewayError(400, "`api_base` must be an http(s) URL", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, "api_base")
+    out = {}
+    if base:
+        out["client_api_base"] = base
+    if given.api_key:
+        out["client_api_key"] = given.api_key
+    return out
 
 
 def _request_headers(scope: Scope) -> tuple[str | None, str | None, int | None]:

@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 
 from llmgw.bus import AckedPublisher
 from llmgw.catalog import PROVIDERS
-from llmgw.config import Deployment
+from llmgw.config import Deployment, Secret
 from llmgw.contracts import (
     MSG_ID_HEADER,
     Completed,
@@ -222,6 +222,12 @@ class RequestHandler:
     ) -> None:
         """One upstream call on `deployment`; the answer goes to the edge."""
         provider = self.providers[PROVIDERS[deployment.provider].family]
+        if request.client_api_base or request.client_api_key:  # a key allowed to bring its own upstream
+            deployment = msgspec.structs.replace(
+                deployment,
+                api_base=(request.client_api_base or deployment.api_base or "").rstrip("/") or None,
+                api_key=Secret(request.client_api_key) if request.client_api_key else deployment.api_key,
+            )
         model_group = request.model_group if deployment.id == request.deployment_id or deployment.is_wildcard else deployment.model_name
         outcome.upstream_model = deployment.upstream_model_for(model_group)
         stall = deployment.stream_timeout or self.settings.stream_timeout

@@ -230,6 +230,10 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     fallbacks: list[str] = []
     context_fallbacks: list[str] = []  # instead, when the prompt is too long for the model
     num_retries: int = 0
+    # Upstream URL / credential given in the body by a key allowed to (permissions
+    # `allow_client_side_credentials`); otherwise such body fields are dropped.
+    client_api_base: str | None = None
+    client_api_key: str | None = None
 
 
 # --------------------------------------------------------------------------------------------

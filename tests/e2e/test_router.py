@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import MASTER_KEY, Stack
 from tests.procs import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -132,3 +132,28 @@ def test_a_per_request_timeout_bounds_the_wait(stack: Stack) -> None:
         timeout=10,
     )
     assert response.status_code == 400 and response.json()["error"]["param"] == "timeout"
+
+
+def test_a_body_api_base_is_used_only_by_keys_allowed_to_bring_their_own_upstream(stack: Stack) -> None:
+    def key(**params) -> str:
+        response = httpx.post(f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json=params, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()["key"]
+
+    def call(api_key: str) -> httpx.Response:
+        return httpx.post(
+            f"{stack.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
+            json={"model": "backup", "messages": HELLO, "api_base": f"{stack.upstream.root_url}/byo/v1"}, timeout=20,
+        )
+
+    before = stack.upstream.stats()["by_path"].get("byo", 0)
+    assert call(key()).status_code == 200  # the body's api_base is ignored: the configured upstream answers
+    assert stack.upstream.stats()["by_path"].get("byo", 0) == before
+    allowed = key(permissions={"allow_client_side_credentials": True})
+    assert call(allowed).status_code == 200
+    assert stack.upstream.stats()["by_path"].get("byo", 0) == before + 1
+    bad = httpx.post(
+        f"{stack.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {allowed}"},
+        json={"model": "backup", "messages": HELLO, "api_base": "file:///etc/passwd"}, timeout=20,
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "api_base"
