@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
 from llmgw.config import ConfigError
+
+SHUTDOWN_MARGIN = 10.0  # seconds past the shutdown grace for the edge to leave the bus
 
 
 def main() -> None:
@@ -29,7 +32,10 @@ def main() -> None:
         loop=Loops.uvloop,
         http=HTTPModes.http1,
         log_enabled=False,
-        workers_kill_timeout=30,
+        # SIGTERM: Granian stops listening, closes idle keep-alive connections, lets responses in
+        # flight (streams) finish, then runs the app's shutdown (the edge leaves the bus). A worker
+        # process still busy after the grace and a margin for that shutdown is killed.
+        workers_kill_timeout=math.ceil(settings.shutdown_grace + SHUTDOWN_MARGIN),
     ).serve()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 
 from gateway.admin.keys import KeyService, build_key_routes
 from gateway.admin.runtime_settings import build_settings_routes
@@ -14,7 +15,18 @@ from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
 from gateway.native_api import build_native_routes
 from gateway.openai_api import build_routes
+from gateway.openapi import build_openapi_routes
+from gateway.request_ids import add_request_id
 from gateway.settings import EdgeSettings
+
+
+def cors_config(settings: EdgeSettings) -> CORSConfig | None:
+    """CORS only when LLMGW_CORS_ORIGINS names origins: off, browsers get no cross-origin access.
+    The middleware wraps the whole app, so the raw ASGI routes are covered too; `x-request-id`
+    and `retry-after` are exposed so browser clients can read them."""
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(allow_origins=list(settings.cors_origins), expose_headers=["x-request-id", "retry-after"])
 
 
 def create_app(settings: EdgeSettings) -> Litestar:
@@ -28,13 +40,18 @@ def create_app(settings: EdgeSettings) -> Litestar:
         *build_spend_routes(edge, keys),
     ]
     app = Litestar(
-        route_handlers=[*build_routes(edge), *build_native_routes(edge), *build_health_routes(edge), *admin_routes],
+        route_handlers=[
+            *build_routes(edge), *build_native_routes(edge), *build_health_routes(edge), *admin_routes,
+            *build_openapi_routes(settings),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[edge.start],
         on_shutdown=[edge.stop],
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
-        openapi_config=None,
+        openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead
+        cors_config=cors_config(settings),
+        before_send=[add_request_id],
         debug=False,
     )
     app.state.edge = edge

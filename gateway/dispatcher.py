@@ -1,7 +1,8 @@
 """Putting requests on the bus and routing the workers' replies back to the waiting request.
 
 Each edge process subscribes once to its own reply subject; replies are matched to requests by
-request id and queued for the handler that waits on them.
+request id and queued for the handler that waits on them. The requests waiting on replies are the
+edge's requests in flight: a stopping edge waits for them (`settled`) before it leaves the bus.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Dispatcher:
         self.edge_id = uuid.uuid4().hex[:12]
         self.reply_subject = subjects.reply(self.edge_id)
         self.pending: dict[str, asyncio.Queue[ReplyMessage]] = {}
+        self._idle = asyncio.Event()  # set whenever no request is in flight
+        self._idle.set()
         self._sub = None
 
     async def start(self) -> None:
@@ -59,15 +62,38 @@ class Dispatcher:
     def open(self, request_id: str) -> asyncio.Queue[ReplyMessage]:
         queue: asyncio.Queue[ReplyMessage] = asyncio.Queue()
         self.pending[request_id] = queue
+        self._idle.clear()
         return queue
 
     def close(self, request_id: str) -> None:
         self.pending.pop(request_id, None)
+        if not self.pending:
+            self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests opened and not yet closed: answers (whole or streamed) still being relayed."""
+        return len(self.pending)
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait until no request is in flight, at most `timeout` s; whether none is left."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def submit(self, provider: str, request: UpstreamRequest, priority: str = Priority.INTERACTIVE) -> None:
         """Store the request in JetStream; it then waits there until a worker takes it (batch
-        requests only when no interactive one is waiting)."""
+        requests only when no interactive one is waiting).
+
+        While the connection to NATS is down the request is refused at once: nats-py would keep
+        the publish in its reconnect buffer and send it once the server is back, so a request the
+        client was told to retry (503) would still be run, billed and metered, for nobody."""
         try:
+            if not self.nc.is_connected:
+                raise ConnectionError("not connected to NATS")
             await self.publisher.publish(
                 self.subjects.request(provider, priority),
                 encode_internal(request),

@@ -32,6 +32,7 @@ from gateway.anthropic_messages import (
 from gateway import admission
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response
+from gateway.limits_policy import apply_max_tokens
 from gateway.schemas import parse_chat, parse_embeddings
 from llmgw.contracts import (
     Chunks,
@@ -138,6 +139,7 @@ def build_routes(edge: Edge) -> list:
                 body = dialect.to_chat(body)
             if operation == Operation.CHAT:
                 parsed = parse_chat(body)
+                body = apply_max_tokens(body, parsed, edge.settings)
                 stream = bool(parsed.stream)
                 include_usage = bool(stream and parsed.stream_options and parsed.stream_options.include_usage)
             else:

@@ -29,7 +29,7 @@ class StreamOptions(msgspec.Struct):
     include_usage: bool = False
 
 
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]  # (bounded: token counts are priced as floats)
 
 
 class ChatCompletionRequest(msgspec.Struct):

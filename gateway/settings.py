@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 import msgspec
 
-from llmgw.config import GatewayConfig, load_config
+from llmgw.config import ConfigError, GatewayConfig, load_config
 from llmgw.secrets import server_secret
 from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
 
@@ -23,7 +24,40 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     publish_timeout: float = 5.0  # seconds to get a request into JetStream
     max_body_bytes: int = 10 * 1024 * 1024
     worker_seen_within: float = 10.0  # a worker heartbeat at most this old counts for readiness
+    shutdown_grace: float = 30.0  # seconds a stopping edge gives requests in flight (streams) to finish
     log_level: str = "info"
+    ratelimit_fail_open: bool = False  # NATS unreachable: admit unchecked (True) or refuse with 503
+    # A ceiling on the completion length a client may ask for (max_tokens / max_completion_tokens):
+    # None = no ceiling; past it the request is refused (400) or lowered to it ("clip").
+    max_tokens_limit: int | None = None
+    max_tokens_policy: Literal["refuse", "clip"] = "refuse"
+    # Browser origins allowed to call the API (CORS); empty = CORS off, "*" = any origin.
+    cors_origins: tuple[str, ...] = ()
+
+
+MAX_TOKENS_POLICIES = ("refuse", "clip")
+
+
+def max_tokens_limit_from_env(env: Mapping[str, str]) -> int | None:
+    """LLMGW_MAX_TOKENS_LIMIT: unset or empty = no limit; otherwise a whole number >= 1."""
+    if not env.get("LLMGW_MAX_TOKENS_LIMIT"):
+        return None
+    limit = env_int(env, "LLMGW_MAX_TOKENS_LIMIT", 0)
+    if limit < 1:
+        raise ConfigError(f"LLMGW_MAX_TOKENS_LIMIT: expected a whole number >= 1, got {limit}")
+    return limit
+
+
+def max_tokens_policy_from_env(env: Mapping[str, str]) -> Literal["refuse", "clip"]:
+    policy = env_str(env, "LLMGW_MAX_TOKENS_POLICY", "refuse").strip().lower()
+    if policy not in MAX_TOKENS_POLICIES:
+        raise ConfigError(f"LLMGW_MAX_TOKENS_POLICY: expected one of {', '.join(MAX_TOKENS_POLICIES)}, got {policy!r}")
+    return policy  # type: ignore[return-value]
+
+
+def cors_origins_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
+    """LLMGW_CORS_ORIGINS: comma-separated origins (`https://app.example`), or `*`."""
+    return tuple(o.strip().rstrip("/") for o in env.get("LLMGW_CORS_ORIGINS", "").split(",") if o.strip())
 
 
 def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings:
@@ -38,5 +72,10 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         http_workers=env_int(env, "LLMGW_HTTP_WORKERS", 1),
         request_timeout=env_float(env, "LLMGW_REQUEST_TIMEOUT", 600.0),
         max_body_bytes=env_int(env, "LLMGW_MAX_BODY_BYTES", 10 * 1024 * 1024),
+        shutdown_grace=env_float(env, "LLMGW_SHUTDOWN_GRACE", 30.0),
         log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),
+        ratelimit_fail_open=env_str(env, "LLMGW_RATELIMIT_FAIL_OPEN", "false").strip().lower() in ("1", "true", "yes"),
+        max_tokens_limit=max_tokens_limit_from_env(env),
+        max_tokens_policy=max_tokens_policy_from_env(env),
+        cors_origins=cors_origins_from_env(env),
     )

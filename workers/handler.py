@@ -102,6 +102,9 @@ class RequestHandler:
     ) -> None:
         self.deployments = deployments
         self.cooldowns = cooldowns
+        # Requests in flight whose client went away, served to their end anyway
+        # (LLMGW_ON_CLIENT_DISCONNECT=finish): their usage is the provider's exact count.
+        self.client_gone: set[str] = set()
         self.router_settings = cooldowns.settings
         self.nc = nc
         self.publisher = publisher
@@ -123,6 +126,10 @@ class RequestHandler:
         outcome = Outcome(deployment=self.deployments.get(request.deployment_id))
         try:
             await self._serve(request, attempt, outcome, started)
+            if request.request_id in self.client_gone:
+                self.client_gone.discard(request.request_id)
+                if outcome.status == UsageStatus.SUCCESS:  # read to the end, but the client did not get it all
+                    outcome.status, outcome.http_status, outcome.error_code = UsageStatus.CANCELLED, 499, "client_closed"
             latency_ms = (time.time() - started) * 1000.0
             if outcome.deployment is not None:
                 await self._publish_usage(request, attempt, outcome.deployment, outcome, latency_ms)

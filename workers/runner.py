@@ -45,6 +45,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     await publisher.start()
     cooldowns = CooldownBoard(subjects, router_settings(settings.config))
     await cooldowns.start(nc)
+    finishing = settings.on_client_disconnect == "finish"
     handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments, cooldowns)
 
     def on_message(msg: Msg) -> None:
@@ -54,16 +55,23 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
 
         def done(_: asyncio.Task) -> None:
             in_flight.pop(key, None)
+            if finishing:
+                handler.client_gone.discard(task.get_name())
             for p in pullers:
                 p.capacity_freed()
 
         task.add_done_callback(done)
 
     async def on_cancel(msg: Msg) -> None:
+        """The edge says the client of a stream went away: stop its upstream call, or (finish)
+        let it run to its end, to be metered with the provider's count and recorded as cancelled."""
         request_id = decode_cancel(msg.data).request_id
         for task in list(in_flight.values()):
             if task.get_name() == request_id:
-                task.cancel()
+                if finishing:
+                    handler.client_gone.add(request_id)
+                else:
+                    task.cancel()
 
     providers = settings.config.providers
     for provider in providers:
@@ -100,13 +108,22 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
 
     await stop.wait()
     log.info("worker_draining", in_flight=len(in_flight))
+    # Take nothing new: stop asking, and drop the inboxes at once. The server still holds this
+    # worker's open pull requests (up to PULL_EXPIRES s); with no interest left on their inbox it
+    # discards them instead of delivering requests here, which would only be given back (nak) and
+    # counted as a second delivery. A request already on its way is lost with the inbox and
+    # redelivered after ack_wait.
     for p in pullers:
         await p.stop()
+    for p in pullers:
+        await p.close()
+    try:
+        await nc.flush(timeout=2)  # the server has the unsubscribes before anything else happens
+    except Exception as exc:  # noqa: BLE001 - disconnected: the server forgot those pulls anyway
+        log.warning("worker_flush_failed", error=str(exc) or type(exc).__name__)
     presence.cancel()
     if in_flight:
         await asyncio.wait(list(in_flight.values()))
-    for p in pullers:
-        await p.close()
     await cancel_sub.unsubscribe()
     await publisher.stop()
     await deployments.stop()

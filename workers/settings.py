@@ -6,10 +6,11 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
+from typing import Literal
 
 import msgspec
 
-from llmgw.config import GatewayConfig, load_config
+from llmgw.config import ConfigError, GatewayConfig, load_config
 from llmgw.secrets import server_secret
 from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
 
@@ -29,7 +30,20 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     coalesce_max: int = 16  # ... or when this many are waiting
     heartbeat_interval: float = 2.0
     usage_retention_days: int = 30
+    # A streaming client went away: stop the upstream call ("cancel": the usage row estimates the
+    # tokens sent) or read the stream to its end ("finish": the provider's exact count is metered).
+    on_client_disconnect: Literal["cancel", "finish"] = "cancel"
     log_level: str = "info"
+
+
+ON_CLIENT_DISCONNECT = ("cancel", "finish")
+
+
+def on_client_disconnect_from_env(env: Mapping[str, str]) -> Literal["cancel", "finish"]:
+    value = env_str(env, "LLMGW_ON_CLIENT_DISCONNECT", "cancel").strip().lower()
+    if value not in ON_CLIENT_DISCONNECT:
+        raise ConfigError(f"LLMGW_ON_CLIENT_DISCONNECT: expected one of {', '.join(ON_CLIENT_DISCONNECT)}, got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def worker_settings_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -48,5 +62,6 @@ def worker_settings_from_env(env: Mapping[str, str] | None = None) -> WorkerSett
         coalesce_interval=env_float(env, "LLMGW_COALESCE_MS", 20.0) / 1000.0,
         coalesce_max=env_int(env, "LLMGW_COALESCE_MAX", 16),
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
+        on_client_disconnect=on_client_disconnect_from_env(env),
         log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),
     )

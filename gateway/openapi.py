@@ -1,0 +1,331 @@
+"""The OpenAPI 3.1 document of the public API, served at `GET /openapi.json`.
+
+Litestar cannot describe this API itself: the hot routes are raw ASGI handlers and the admin
+routes read their bodies by hand. So the document is assembled here, once, when the app is built.
+Request bodies come from the very msgspec Structs the routes decode with
+(`msgspec.json.schema_components`), so they cannot drift from what the edge accepts; responses
+are written out, and the fuzz test (tests/e2e/test_fuzz.py) checks every answer against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Response, get
+
+from gateway.admin.keys import DeleteKeys, KeyParams, KeyRef, UpdateKeyParams
+from gateway.admin.teams import DeleteTeams, MemberAdd, NewTeamParams, UpdateTeamParams
+from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
+from gateway.anthropic_messages.request import MessagesRequest
+from gateway.schemas import ChatCompletionRequest, EmbeddingsRequest
+from gateway.settings import EdgeSettings
+from llmgw.contracts import USER_ROLES
+
+JSON = "application/json"
+SSE = "text/event-stream"
+REF = "#/components/schemas/{name}"
+
+REQUEST_TYPES = (
+    ChatCompletionRequest, EmbeddingsRequest, MessagesRequest, KeyParams, UpdateKeyParams, KeyRef, DeleteKeys,
+    UserParams, UpdateUserParams, DeleteUsers, NewTeamParams, UpdateTeamParams, MemberAdd, DeleteTeams,
+)
+
+NULLABLE_STRING = {"type": ["string", "null"]}
+ANY_OBJECT = {"type": "object"}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(name=name)}
+
+
+def obj(required: list[str], **properties: Any) -> dict[str, Any]:
+    """An object schema that names its required fields and lets any others through."""
+    return {"type": "object", "required": required, "properties": properties}
+
+
+# --- response bodies ---------------------------------------------------------------------------------
+
+RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": obj(["error"], error=obj(
+        ["message", "type", "param", "code"],
+        message={"type": "string"}, type={"type": "string"}, param=NULLABLE_STRING, code=NULLABLE_STRING,
+    )),
+    "AnthropicError": obj(
+        ["type", "error"], type={"const": "error"},
+        error=obj(["type", "message"], type={"type": "string"}, message={"type": "string"}),
+        request_id={"type": "string"},
+    ),
+    "ChatCompletion": obj(
+        ["id", "object", "choices"], id={"type": "string"}, object={"const": "chat.completion"},
+        model={"type": "string"}, choices={"type": "array", "items": ANY_OBJECT}, usage=ANY_OBJECT,
+    ),
+    "EmbeddingList": obj(
+        ["object", "data"], object={"const": "list"},
+        data={"type": "array", "items": obj(["object", "index", "embedding"], object={"const": "embedding"},
+                                            index={"type": "integer"})},
+        usage=ANY_OBJECT,
+    ),
+    "ModelList": obj(
+        ["object", "data"], object={"const": "list"},
+        data={"type": "array", "items": obj(
+            ["id", "object", "created", "owned_by"], id={"type": "string"}, object={"const": "model"},
+            created={"type": "integer"}, owned_by={"type": "string"},
+        )},
+    ),
+    "AnthropicMessage": obj(
+        ["id", "type", "role", "content"], id={"type": "string"}, type={"const": "message"},
+        role={"const": "assistant"}, content={"type": "array", "items": ANY_OBJECT}, usage=ANY_OBJECT,
+    ),
+    # Server-sent events: in OpenAPI 3.1 a text/event-stream `schema` describes one event.
+    "ChatStreamEvent": obj(
+        ["data"], data={"type": "string", "description": "A chat.completion.chunk as JSON, or `[DONE]` last."},
+        event={"const": "message"},
+    ),
+    "AnthropicStreamEvent": obj(
+        ["event", "data"], data={"type": "string", "description": "The event as JSON."},
+        event={"enum": ["message_start", "content_block_start", "ping", "content_block_delta", "content_block_stop",
+                        "message_delta", "message_stop", "error"]},
+    ),
+    "GeneratedKey": obj(["key", "token", "key_name"], key={"type": "string"}, token={"type": "string"},
+                        key_name={"type": "string"}),
+    "KeyInfo": obj(["key", "info"], key={"type": "string"}, info=ANY_OBJECT),
+    "KeyRecord": obj(["token", "spend"], token={"type": "string"}, spend={"type": "number"}),
+    "KeyList": obj(
+        ["keys", "total_count", "current_page", "total_pages"],
+        keys={"type": "array", "items": {"anyOf": [{"type": "string"}, ANY_OBJECT]}},
+        total_count={"type": "integer"}, current_page={"type": "integer"}, total_pages={"type": "integer"},
+    ),
+    "DeletedKeys": obj(["deleted_keys"], deleted_keys={"type": "array", "items": {"type": "string"}}),
+    "NewUser": obj(["key", "user_id"], key={"type": "string"}, user_id={"type": "string"}),
+    "UserInfo": {"anyOf": [
+        obj(["user_id", "user_info", "keys", "teams"], user_id={"type": "string"}, user_info=ANY_OBJECT,
+            keys={"type": "array"}, teams={"type": "array"}),
+        obj(["users", "total_count", "page", "page_size", "total_pages"], users={"type": "array"},
+            total_count={"type": "integer"}, page={"type": "integer"}, page_size={"type": "integer"},
+            total_pages={"type": "integer"}),
+    ]},
+    "UpdatedUser": obj(["user_id", "user_info"], user_id={"type": "string"}, user_info=ANY_OBJECT),
+    "DeletedUsers": obj(["deleted_users"], deleted_users={"type": "array", "items": {"type": "string"}}),
+    "Team": obj(["team_id"], team_id={"type": "string"}, members_with_roles={"type": "array"}),
+    "TeamInfo": obj(["team_id", "team_info", "keys"], team_id={"type": "string"}, team_info=ANY_OBJECT,
+                    keys={"type": "array"}),
+    "UpdatedTeam": obj(["team_id", "data"], team_id={"type": "string"}, data=ANY_OBJECT),
+    "DeletedTeams": obj(["deleted_teams"], deleted_teams={"type": "array", "items": {"type": "string"}}),
+    "Health": obj(["status"], status={"enum": ["ok", "ready", "not_ready"]}, checks=ANY_OBJECT),
+}
+
+REQUEST_ID_HEADER = {
+    "x-request-id": {"description": "The gateway's id of this request (also in its usage row).", "required": True,
+                     "schema": {"type": "string", "pattern": "^req-[0-9a-f]{32}$"}},
+}
+
+ERROR_MEANINGS = {
+    "400": "The request is invalid; `error.param` names the field.",
+    "401": "No key, a malformed Authorization header, or an unknown, blocked, expired or deleted key.",
+    "403": "The key may not use this model or this operation.",
+    "404": "Unknown model (`model_not_found`) or record (`not_found`).",
+    "409": "The record was changed concurrently; retry.",
+    "413": "The body is over the edge's size limit (`payload_too_large`).",
+    "429": "A rate limit or budget is exhausted (`retry-after` says when to retry).",
+    "502": "The upstream provider failed or answered in an unreadable form.",
+    "503": "The upstream provider is overloaded or no worker serves it.",
+    "504": "No answer before the request's deadline.",
+}
+
+MODEL_ERRORS = ("400", "401", "403", "404", "413", "429", "502", "503", "504")
+ADMIN_ERRORS = ("400", "401", "403", "404", "409", "413")
+
+
+def errors(codes: tuple[str, ...], schema: str = "Error", with_request_id: bool = False) -> dict[str, Any]:
+    out = {}
+    for code in codes:
+        response: dict[str, Any] = {"description": ERROR_MEANINGS[code], "content": {JSON: {"schema": ref(schema)}}}
+        if with_request_id:
+            response["headers"] = REQUEST_ID_HEADER
+        out[code] = response
+    return out
+
+
+def json_ok(schema: str, description: str = "OK") -> dict[str, Any]:
+    return {"200": {"description": description, "content": {JSON: {"schema": ref(schema)}}}}
+
+
+def body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": ref(schema)}}}
+
+
+def query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+# --- operations ----------------------------------------------------------------------------------------
+
+
+def model_call(
+    summary: str, request: str, answer: str, stream_event: str | None, error_schema: str = "Error"
+) -> dict[str, Any]:
+    """A raw ASGI route: every answer, errors included, carries `x-request-id`."""
+    content: dict[str, Any] = {JSON: {"schema": ref(answer)}}
+    if stream_event:
+        content[SSE] = {"schema": ref(stream_event)}
+    ok = {"description": "The answer (a server-sent event stream when the request asked for `stream`).",
+          "headers": REQUEST_ID_HEADER, "content": content}
+    return {"post": {
+        "summary": summary,
+        "requestBody": body(request),
+        "responses": {"200": ok, **errors(MODEL_ERRORS, error_schema, with_request_id=True)},
+    }}
+
+
+def admin_post(summary: str, request: str, answer: str) -> dict[str, Any]:
+    return {"post": {"summary": summary, "tags": ["admin"], "requestBody": body(request),
+                     "responses": {**json_ok(answer), **errors(ADMIN_ERRORS)}}}
+
+
+def admin_get(summary: str, parameters: list[dict[str, Any]], answer: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "tags": ["admin"], "parameters": parameters,
+                    "responses": {**json_ok(answer), **errors(ADMIN_ERRORS)}}}
+
+
+def health(summary: str, statuses: tuple[str, ...]) -> dict[str, Any]:
+    responses = {s: {"description": "ready" if s == "200" else "not ready", "content": {JSON: {"schema": ref("Health")}}}
+                 for s in statuses}
+    return {"get": {"summary": summary, "tags": ["health"], "security": [], "responses": responses}}
+
+
+def paths() -> dict[str, Any]:
+    string, integer, boolean = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+    return {
+        "/v1/chat/completions": model_call("Create a chat completion (OpenAI format).", "ChatCompletionRequest",
+                                           "ChatCompletion", "ChatStreamEvent"),
+        "/v1/embeddings": model_call("Create embeddings (OpenAI format).", "EmbeddingsRequest", "EmbeddingList", None),
+        "/v1/messages": {"post": {
+            **model_call("Create a message (Anthropic Messages format), served by any model.", "MessagesRequest",
+                         "AnthropicMessage", "AnthropicStreamEvent", error_schema="AnthropicError")["post"],
+            "security": [{"bearer": []}, {"x-api-key": []}],  # Anthropic SDKs send the key as x-api-key
+        }},
+        "/v1/models": {"get": {"summary": "The models this key may use.",
+                               "responses": {**json_ok("ModelList"), **errors(("401",))}}},
+        "/key/generate": admin_post("Generate a virtual key (its plaintext is shown this once).", "KeyParams",
+                                    "GeneratedKey"),
+        "/key/info": {"get": {
+            "summary": "A key's settings and spend (a non-admin key may only look itself up).", "tags": ["admin"],
+            "parameters": [query("key", string)],
+            "responses": {**json_ok("KeyInfo"), **errors(ADMIN_ERRORS)},
+        }},
+        "/key/update": admin_post("Change a key's settings.", "UpdateKeyParams", "KeyRecord"),
+        "/key/delete": admin_post("Delete keys, by key or alias.", "DeleteKeys", "DeletedKeys"),
+        "/key/list": admin_get("List keys.", [
+            query("page", {**integer, "minimum": 1}), query("size", {**integer, "minimum": 1, "maximum": 1000}),
+            query("user_id", string), query("team_id", string), query("key_alias", string),
+            query("return_full_object", boolean),
+        ], "KeyList"),
+        "/key/regenerate": admin_post("Replace a key by a new one with the same settings.", "KeyRef", "GeneratedKey"),
+        "/key/block": admin_post("Block a key.", "KeyRef", "KeyRecord"),
+        "/key/unblock": admin_post("Unblock a key.", "KeyRef", "KeyRecord"),
+        "/user/new": admin_post("Create a user and its first key.", "UserParams", "NewUser"),
+        "/user/info": admin_get("A user with its keys and teams, or every user (`view_all`).", [
+            query("user_id", string), query("view_all", boolean), query("page", {**integer, "minimum": 0}),
+            query("page_size", {**integer, "minimum": 1, "maximum": 1000}),
+        ], "UserInfo"),
+        "/user/update": admin_post("Change a user.", "UpdateUserParams", "UpdatedUser"),
+        "/user/delete": admin_post("Delete users and their keys.", "DeleteUsers", "DeletedUsers"),
+        "/team/new": admin_post("Create a team.", "NewTeamParams", "Team"),
+        "/team/info": admin_get("A team with its keys.", [query("team_id", string, required=True)], "TeamInfo"),
+        "/team/update": admin_post("Change a team.", "UpdateTeamParams", "UpdatedTeam"),
+        "/team/member_add": admin_post("Add members to a team.", "MemberAdd", "Team"),
+        "/team/delete": admin_post("Delete teams and their keys.", "DeleteTeams", "DeletedTeams"),
+        "/health/live": health("The edge process is up.", ("200",)),
+        "/health/ready": health("The edge reaches the bus and every configured provider has a worker.", ("200", "503")),
+    }
+
+
+# What the routes check beyond the Structs' types: (component, field) -> the field's schema.
+CHECKED_FIELDS: dict[tuple[str, str], dict[str, Any]] = {
+    ("UserParams", "user_role"): {"enum": [*USER_ROLES, None]},
+    ("UpdateUserParams", "user_role"): {"enum": [*USER_ROLES, None]},
+    ("TeamMember", "role"): {"enum": ["admin", "user"], "default": "user"},
+}
+
+
+def anthropic_checks(components: dict[str, Any]) -> None:
+    """/v1/messages' own checks (gateway/anthropic_messages/request.py `_check`): which blocks each
+    role may send, and client tools only, each with its input schema."""
+    def blocks(*names: str) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string"}, {"type": "array", "items": {"anyOf": [ref(n) for n in names]}}]}
+
+    thinking = ("ThinkingBlock", "RedactedThinkingBlock")
+    components["Message"] = {"title": "Message", "oneOf": [
+        obj(["role", "content"], role={"const": "user"},
+            content=blocks("TextBlock", "ImageBlock", "ToolResultBlock", *thinking)),
+        obj(["role", "content"], role={"const": "assistant"}, content=blocks("TextBlock", "ToolUseBlock", *thinking)),
+    ]}
+    tool = components["Tool"]
+    tool["required"] = sorted({*tool.get("required", []), "input_schema"})
+    tool["properties"]["input_schema"] = {"type": "object"}
+    tool["properties"]["type"] = {"enum": ["custom", None], "default": None}
+
+
+def embeddings_checks(components: dict[str, Any]) -> None:
+    """The edge refuses an empty `input`; providers refuse a list mixing strings and tokens."""
+    tokens = {"type": "array", "items": {"type": "integer"}, "minItems": 1}
+    components["EmbeddingsRequest"]["properties"]["input"] = {"anyOf": [
+        {"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        tokens, {"type": "array", "items": tokens, "minItems": 1},
+    ]}
+
+
+def request_schemas(settings: EdgeSettings) -> dict[str, Any]:
+    """The request Structs as JSON Schema, with the routes' own checks (CHECKED_FIELDS); a
+    `refuse` max-tokens limit becomes a `maximum`."""
+    _, components = msgspec.json.schema_components(REQUEST_TYPES, ref_template=REF)
+    for (component, field), schema in CHECKED_FIELDS.items():
+        components[component]["properties"][field] = schema
+    anthropic_checks(components)
+    embeddings_checks(components)
+    limit = settings.max_tokens_limit
+    if limit is not None and settings.max_tokens_policy == "refuse":
+        for name in ("max_tokens", "max_completion_tokens"):
+            for option in components["ChatCompletionRequest"]["properties"][name]["anyOf"]:
+                if option.get("type") == "integer":
+                    option["maximum"] = limit
+        components["MessagesRequest"]["properties"]["max_tokens"]["maximum"] = limit
+    return components
+
+
+def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "llmgw",
+            "version": "0.1.0",
+            "description": (
+                "An LLM gateway: virtual keys, one OpenAI-compatible API for every provider. Errors are "
+                '`{"error": {"message", "type", "param", "code"}}` (Anthropic-shaped on /v1/messages). '
+                f"Request bodies are limited to {settings.max_body_bytes} bytes. The same routes are also served "
+                "without the /v1 prefix and under /openai."
+            ),
+        },
+        "security": [{"bearer": []}],
+        "paths": paths(),
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A virtual key (sk-...) or the master key."},
+                "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key",
+                              "description": "The same key, as Anthropic SDKs send it (/v1/messages)."},
+            },
+            "schemas": {**request_schemas(settings), **RESPONSE_SCHEMAS},
+        },
+    }
+
+
+def build_openapi_routes(settings: EdgeSettings) -> list:
+    """`GET /openapi.json`, unauthenticated: the document says nothing a key holder should not know."""
+    document = msgspec.json.encode(build_openapi(settings))
+
+    @get("/openapi.json", include_in_schema=False)
+    async def openapi_json() -> Response:
+        return Response(content=document, media_type=JSON)
+
+    return [openapi_json]
