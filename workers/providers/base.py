@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Protocol
 
 import httpx
 import msgspec
@@ -121,6 +122,35 @@ class Provider(ABC):
 
         async for item in forward(self, deployment, request, upstream_model):
             yield item
+
+
+class EventTranslator(Protocol):
+    """Turns one decoded provider stream event into what `chat_stream` yields; `finished` once
+    the provider's proper end event arrived."""
+
+    finished: bool
+
+    def feed(self, event: Any) -> Iterable[StreamItem]: ...
+
+
+async def translated_stream(
+    data: AsyncIterator[bytes], decode: Callable[[bytes], Any], translator: EventTranslator
+) -> AsyncIterator[StreamItem]:
+    """The OpenAI chunks (and usage) of a provider's SSE stream: each event's `data` decoded and
+    fed to `translator`. A `[DONE]` marker is skipped; an undecodable event or a stream that
+    ends before its end event is a 502."""
+    async for raw in data:
+        if raw == b"[DONE]":
+            continue
+        try:
+            event = decode(raw)
+        except msgspec.DecodeError:
+            raise UpstreamError(502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+        for item in translator.feed(event):
+            yield item
+        if translator.finished:
+            return
+    raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
 
 
 async def stalled_after(items: AsyncIterator, seconds: float | None, deployment: Deployment) -> AsyncIterator:

@@ -38,7 +38,7 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error
+from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error, translated_stream
 from workers.providers.openai_family import sse_data
 from workers.usage import Usage, estimate_tokens
 
@@ -337,17 +337,8 @@ class HuggingFaceInference(Provider):
             if resp.status_code >= 400:
                 raise huggingface_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
             translator = HuggingFaceStreamTranslator(deployment, upstream_model, prompt, request.include_usage)
-            async for raw in sse_data(self.client.chunks(resp)):
-                try:
-                    event = _event_decoder.decode(raw)
-                except msgspec.DecodeError:
-                    raise UpstreamError(502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
-                for item in translator.feed(event):
-                    yield item
-                if translator.finished:
-                    break
-            if not translator.finished:
-                raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+            async for item in translated_stream(sse_data(self.client.chunks(resp)), _event_decoder.decode, translator):
+                yield item
         except httpx.HTTPError as exc:
             raise transport_error(exc, deployment) from None
         finally:

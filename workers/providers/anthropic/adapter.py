@@ -32,6 +32,7 @@ from workers.providers.anthropic.wire import (
     usage_probe_decoder,
 )
 from workers.providers.base import (
+    translated_stream,
     Completion,
     NativeItem,
     NativeUsage,
@@ -142,17 +143,8 @@ class Anthropic(Provider):
             if resp.status_code >= 400:
                 raise anthropic_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
             translator = AnthropicStreamTranslator(deployment, upstream_model, request.include_usage)
-            async for raw in sse_data(self.client.chunks(resp)):
-                try:
-                    event = event_decoder.decode(raw)
-                except msgspec.DecodeError:
-                    raise UpstreamError(502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
-                for item in translator.feed(event):
-                    yield item
-                if translator.finished:
-                    break
-            if not translator.finished:
-                raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+            async for item in translated_stream(sse_data(self.client.chunks(resp)), event_decoder.decode, translator):
+                yield item
         except httpx.HTTPError as exc:
             raise transport_error(exc, deployment) from None
         finally:

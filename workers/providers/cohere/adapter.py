@@ -15,7 +15,7 @@ import msgspec
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
-from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, transport_error
+from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, transport_error, translated_stream
 from workers.providers.cohere.request import chat_request_to_cohere, embeddings_request_to_cohere
 from workers.providers.cohere.response import (
     cohere_embed_to_embeddings,
@@ -129,19 +129,8 @@ class Cohere(Provider):
             if resp.status_code >= 400:
                 raise cohere_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
             translator = CohereStreamTranslator(deployment, upstream_model, request.include_usage)
-            async for raw in sse_data(self.client.chunks(resp)):
-                if raw == b"[DONE]":
-                    continue
-                try:
-                    event = event_decoder.decode(raw)
-                except msgspec.DecodeError:
-                    raise UpstreamError(502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
-                for item in translator.feed(event):
-                    yield item
-                if translator.finished:
-                    break
-            if not translator.finished:
-                raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+            async for item in translated_stream(sse_data(self.client.chunks(resp)), event_decoder.decode, translator):
+                yield item
         except httpx.HTTPError as exc:
             raise transport_error(exc, deployment) from None
         finally:
