@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+import httpx
+
 import openai
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import MASTER_KEY, Stack
 from tests.procs import FakeUpstream
 from workers.usage import Usage
 
@@ -194,3 +196,23 @@ def test_vectara_is_asked_in_the_configured_corpus_with_the_gateway_key(stack, f
     assert vectara["by_model"].get("employee-handbook", 0) >= 1 and vectara["auth_failures"] == 0
     assert vectara["last_request"]["query"] == "Holidays?"  # system prompts and earlier turns are not sent
     assert fakes["cohere"].stats()["auth_failures"] == 0 and fakes["hf"].stats()["auth_failures"] == 0
+
+
+def test_cohere_native_route_with_a_virtual_key(stack, fakes):
+    """Cohere's own v2 API at /cohere with a gateway key as the bearer: relayed as Cohere sent it,
+    metered from its own usage fields, whole and streamed."""
+    key = httpx.post(f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json={}, timeout=10).json()["key"]
+    body = {"model": "command", "messages": [{"role": "user", "content": "hello there friend"}], "max_tokens": 4}
+    response = httpx.post(f"{stack.base_url}/cohere/v2/chat", headers={"authorization": f"Bearer {key}"}, json=body, timeout=20)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    tokens = answer["usage"]["tokens"]
+    assert answer["message"]["content"][0]["text"] and fakes["cohere"].api_key not in response.text
+    request_id = response.headers["x-request-id"]
+    assert_row(stack, request_id, "cohere", tokens["input_tokens"], tokens["output_tokens"], "provider", operation="native")
+    streamed = httpx.post(
+        f"{stack.base_url}/cohere/v2/chat", headers={"authorization": f"Bearer {key}"}, json={**body, "stream": True}, timeout=20
+    )
+    assert streamed.status_code == 200 and "message-end" in streamed.text
+    row = stack.usage_rows([streamed.headers["x-request-id"]])[streamed.headers["x-request-id"]]
+    assert row["stream"] and row["completion_tokens"] > 0 and row["operation"] == "native"

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import MASTER_KEY, Stack
 from tests.procs import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -199,3 +199,30 @@ def test_vertex_chat_and_stream_with_a_service_account(stack, fake):
     assert (rows[ids[1]]["prompt_tokens"], rows[ids[1]]["completion_tokens"]) == (4, 4)
     assert all(rows[i]["provider"] == "vertex_ai" and rows[i]["status"] == "success" for i in ids)
     assert rows[ids[0]]["upstream_model"] == "gemini-1.5-pro"
+
+
+def test_gemini_native_route_with_a_virtual_key_in_the_goog_header(stack, fake):
+    """Seed 000's way: the provider's own API at /gemini with a gateway key; the gateway swaps in
+    the real key, relays Google's answer as is, and meters it from usageMetadata."""
+    key = httpx.post(f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json={}, timeout=10).json()["key"]
+    body = {"contents": [{"role": "user", "parts": [{"text": "Hello there friend"}]}], "generationConfig": {"maxOutputTokens": 4}}
+    response = httpx.post(
+        f"{stack.base_url}/gemini/v1beta/models/gemini-flash:generateContent", headers={"x-goog-api-key": key}, json=body, timeout=20
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["candidates"][0]["content"]["parts"][0]["text"] and answer["usageMetadata"]["candidatesTokenCount"] == 4
+    assert last_upstream_request(fake)["path"] == "/v1beta/models/gemini-1.5-flash:generateContent"
+    assert fake.api_key not in response.text
+    request_id = response.headers["x-request-id"]
+    row = stack.usage_rows([request_id])[request_id]
+    assert row["operation"] == "native" and row["provider"] == "gemini" and row["status"] == "success"
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (
+        answer["usageMetadata"]["promptTokenCount"], answer["usageMetadata"]["candidatesTokenCount"]
+    )
+    streamed = httpx.post(
+        f"{stack.base_url}/gemini/v1beta/models/gemini-flash:streamGenerateContent?alt=sse&key={key}", json=body, timeout=20
+    )
+    assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.text.count("data: ") >= 2 and "usageMetadata" in streamed.text
+    assert key not in last_upstream_request(fake)["query"]  # the gateway key in ?key= never reaches Google
