@@ -31,7 +31,7 @@ from llmgw.contracts import (
 )
 from workers.credentials import DeploymentTable
 from workers.providers import Provider
-from workers.providers.base import NativeHead, UpstreamError, stalled_after
+from workers.providers.base import NativeHead, StallGuard, UpstreamError
 from llmgw.routing import CONTEXT_WINDOW_CODES, RETRYABLE_STATUSES, CooldownBoard
 from workers.relay import ChunkRelay
 from workers.settings import WorkerSettings
@@ -244,18 +244,20 @@ class RequestHandler:
         meter, request = self._apply_cost_cap(request, deployment, outcome.upstream_model)
         if request.operation == Operation.CHAT and request.stream:
             assert relay is not None
-            async for item in stalled_after(provider.chat_stream(deployment, request, outcome.upstream_model), stall, deployment):
-                if type(item) is bytes:
-                    if outcome.ttft is None:
-                        outcome.ttft = time.time() - started
-                    if meter is not None and not meter.take():
-                        raise UpstreamError(
-                            429, "the budget of this key, user or team is used up: the stream was stopped",
-                            "budget_exceeded", ErrorCode.BUDGET_EXCEEDED,
-                        )
-                    await relay.add(item)
-                else:
-                    outcome.usage, outcome.usage_source = item, source_of(item)
+            async with StallGuard(stall, deployment) as guard:
+                async for item in provider.chat_stream(deployment, request, outcome.upstream_model):
+                    guard.touch()
+                    if type(item) is bytes:
+                        if outcome.ttft is None:
+                            outcome.ttft = time.time() - started
+                        if meter is not None and not meter.take():
+                            raise UpstreamError(
+                                429, "the budget of this key, user or team is used up: the stream was stopped",
+                                "budget_exceeded", ErrorCode.BUDGET_EXCEEDED,
+                            )
+                        await relay.add(item)
+                    else:
+                        outcome.usage, outcome.usage_source = item, source_of(item)
             await relay.finish(self._cost(outcome, deployment), deployment.id, outcome.tries, self._tokens(outcome))
             return
         call = provider.chat if request.operation == Operation.CHAT else provider.embeddings
@@ -280,22 +282,24 @@ class RequestHandler:
         assert relay is not None
         head: NativeHead | None = None
         parts: list[bytes] = []
-        async for item in stalled_after(provider.native(deployment, request, outcome.upstream_model), stall, deployment):
-            if isinstance(item, NativeHead):
-                head = item
-                if head.status >= 400:
-                    outcome.status, outcome.http_status = UsageStatus.UPSTREAM_ERROR, head.status
-                if head.stream:
-                    await relay.start_raw(head.status, head.headers)
-            elif type(item) is bytes:
-                if head is not None and head.stream:
-                    if outcome.ttft is None:
-                        outcome.ttft = time.time() - started
-                    await relay.add(item)
+        async with StallGuard(stall, deployment) as guard:
+            async for item in provider.native(deployment, request, outcome.upstream_model):
+                guard.touch()
+                if isinstance(item, NativeHead):
+                    head = item
+                    if head.status >= 400:
+                        outcome.status, outcome.http_status = UsageStatus.UPSTREAM_ERROR, head.status
+                    if head.stream:
+                        await relay.start_raw(head.status, head.headers)
+                elif type(item) is bytes:
+                    if head is not None and head.stream:
+                        if outcome.ttft is None:
+                            outcome.ttft = time.time() - started
+                        await relay.add(item)
+                    else:
+                        parts.append(item)
                 else:
-                    parts.append(item)
-            else:
-                outcome.usage, outcome.usage_source = item, UsageSource.PROVIDER
+                    outcome.usage, outcome.usage_source = item, UsageSource.PROVIDER
         if head is None:
             raise UpstreamError(502, "the upstream sent no answer", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
         cost = self._cost(outcome, deployment)

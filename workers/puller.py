@@ -152,11 +152,19 @@ class BatchPuller(ContinuousPuller):
     def __init__(self, *args, interactive_waiting: Callable[[], Awaitable[bool]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.interactive_waiting = interactive_waiting
+        self._quiet_until = 0.0  # the batch queue was empty: look again (at most) every BATCH_POLL s
+
+    async def _on_inbox(self, msg: Msg) -> None:
+        if msg.headers and msg.headers.get("Status") == "404" and not msg.data:
+            self._quiet_until = time.monotonic() + BATCH_POLL
+        await super()._on_inbox(msg)
 
     async def _loop(self) -> None:
         while not self._stopping:
             free = self.capacity - self.in_use() - self.outstanding()
-            if free > 0 and self.nc.is_connected:
+            # Freed capacity wakes this loop after every request; with no batch work waiting it
+            # must not cost a JetStream API call each time.
+            if free > 0 and self.nc.is_connected and time.monotonic() >= self._quiet_until:
                 try:
                     busy = await self.interactive_waiting()
                 except Exception as exc:  # noqa: BLE001 - cannot tell: leave batch work queued
@@ -164,6 +172,8 @@ class BatchPuller(ContinuousPuller):
                     busy = True
                 if not busy:
                     await self._pull(free, no_wait=True)
+                else:
+                    self._quiet_until = time.monotonic() + BATCH_POLL / 5
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=BATCH_POLL)

@@ -153,28 +153,40 @@ async def translated_stream(
     raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
 
 
-async def stalled_after(items: AsyncIterator, seconds: float | None, deployment: Deployment) -> AsyncIterator:
-    """`items`, ended with a 504 when the upstream sends nothing for `seconds` (a stalled stream)."""
-    if not seconds:
-        async for item in items:
-            yield item
-        return
-    iterator = aiter(items)
-    try:
-        while True:
-            try:
-                async with asyncio.timeout(seconds):
-                    item = await anext(iterator)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise UpstreamError(
-                    504, f"the upstream of deployment {deployment.id} sent nothing for {seconds:g} s: the stream was ended",
-                    ErrorType.TIMEOUT, ErrorCode.TIMEOUT,
-                ) from None
-            yield item
-    finally:
-        await iterator.aclose()
+class StallGuard:
+    """Ends a stream whose upstream sends nothing for `seconds` (504): one timeout around the whole
+    stream, pushed back by `touch()` on every item (a timer reschedule, ~1 us, instead of a new
+    timeout context and generator hop per chunk)."""
+
+    __slots__ = ("seconds", "deployment", "_cm", "_loop")
+
+    def __init__(self, seconds: float | None, deployment: Deployment) -> None:
+        self.seconds = seconds
+        self.deployment = deployment
+        self._cm: asyncio.Timeout | None = None
+        self._loop = asyncio.get_running_loop()
+
+    async def __aenter__(self) -> "StallGuard":
+        if self.seconds:
+            self._cm = asyncio.timeout(self.seconds)
+            await self._cm.__aenter__()
+        return self
+
+    def touch(self) -> None:
+        if self._cm is not None:
+            self._cm.reschedule(self._loop.time() + self.seconds)
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if self._cm is None:
+            return False
+        try:
+            await self._cm.__aexit__(exc_type, exc, tb)
+        except TimeoutError:
+            raise UpstreamError(
+                504, f"the upstream of deployment {self.deployment.id} sent nothing for {self.seconds:g} s: the stream was ended",
+                ErrorType.TIMEOUT, ErrorCode.TIMEOUT,
+            ) from None
+        return False
 
 
 def transport_error(exc: httpx.HTTPError, deployment: Deployment) -> UpstreamError:
