@@ -22,15 +22,7 @@ from litestar.types import Receive, Scope, Send
 from gateway import admission
 from gateway.edge import Edge
 from gateway.errors import GatewayError
-from gateway.openai_api import (
-    RequestLog,
-    _cancel_on_disconnect,
-    _failure_error,
-    _next_reply,
-    _read_body,
-    _send,
-    _send_error,
-)
+from gateway.asgi_io import RequestLog, cancel_on_disconnect, failure_error, next_reply, read_body, send_error
 from llmgw.catalog import NATIVE_ROUTES, PROVIDERS
 from llmgw.contracts import Chunks, Completed, ErrorCode, ErrorType, Failed, NativeCall, Operation, UpstreamRequest
 
@@ -144,7 +136,7 @@ def build_native_routes(edge: Edge) -> list:
             authorization, key = client_key(scope, query)
             principal = await edge.auth.authenticate_fresh(authorization, key)
             content_length = next((int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()), None)
-            body = await _read_body(receive, content_length, max_body)
+            body = await read_body(receive, content_length, max_body)
             model_name, stream, max_tokens = requested_model(provider, path, body)
             if not model_name:
                 raise _bad("the request names no model", "model")
@@ -188,11 +180,11 @@ def build_native_routes(edge: Edge) -> list:
                 except GatewayError:
                     await edge.budgets.release(request_id, reserved, ledgers)
                     raise
-                first = await _next_reply(queue, deadline)
+                first = await next_reply(queue, deadline)
                 if isinstance(first, Failed):
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
                     await admission.release(edge.ratelimits, admitted, first.tokens)
-                    raise _failure_error(first)
+                    raise failure_error(first)
                 if isinstance(first, Completed):
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
                     await admission.release(edge.ratelimits, admitted, first.tokens)
@@ -210,7 +202,7 @@ def build_native_routes(edge: Edge) -> list:
                         await _relay_raw(edge, first, queue, deadline, rlog, send, reserved, ledgers, admitted)
 
                     try:
-                        await _cancel_on_disconnect(relay(), receive)
+                        await cancel_on_disconnect(relay(), receive)
                     finally:
                         await admission.release(edge.ratelimits, admitted, 0)  # (a no-op once released with tokens)
                     return
@@ -221,7 +213,7 @@ def build_native_routes(edge: Edge) -> list:
                     await admission.release(edge.ratelimits, admitted, 0)  # (a no-op once released with tokens)
         except GatewayError as exc:
             rlog.status, rlog.code = exc.status, exc.code
-            await _send_error(send, exc, request_id)
+            await send_error(send, exc, request_id)
         finally:
             if not handed_to_stream:
                 rlog.emit()
@@ -297,7 +289,7 @@ async def _relay_raw(
                 rlog.status, rlog.code = reply.status, reply.code
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
-            reply = await _next_reply(queue, deadline)
+            reply = await next_reply(queue, deadline)
     except GatewayError as exc:
         finished = True
         rlog.status, rlog.code = exc.status, exc.code

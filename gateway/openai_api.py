@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import structlog
 from litestar import Request, Response, get
-from litestar.exceptions import MethodNotAllowedException
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
@@ -30,6 +29,17 @@ from gateway.anthropic_messages import (
     parse_messages_request,
 )
 from gateway import admission
+from gateway.asgi_io import (
+    RequestLog,
+    cancel_on_disconnect,
+    failure_error,
+    next_reply,
+    not_post,
+    read_body,
+    request_headers,
+    send_error,
+    send_json,
+)
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response
 from gateway.limits_policy import apply_max_tokens
@@ -81,50 +91,12 @@ def _paths(suffix: str) -> list[str]:
     return [f"/v1/{suffix}", f"/{suffix}", f"/openai/v1/{suffix}", f"/openai/{suffix}"]
 
 
-class RequestLog:
-    """The one canonical log line of a request, written when it is over."""
-
-    __slots__ = ("request_id", "started", "model", "stream", "status", "code")
-
-    def __init__(self, request_id: str, started: float) -> None:
-        self.request_id = request_id
-        self.started = started
-        self.model: str | None = None
-        self.stream = False
-        self.status = 200
-        self.code: str | None = None
-
-    def emit(self) -> None:
-        log.info(
-            "request",
-            request_id=self.request_id,
-            model=self.model,
-            stream=self.stream,
-            status=self.status,
-            code=self.code,
-            latency_ms=round((time.time() - self.started) * 1000.0, 2),
-        )
-
-
-def _failure_error(reply: Failed) -> GatewayError:
-    headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else None
-    return GatewayError(reply.status, reply.message, reply.type, reply.code, reply.param, headers)
-
-
-async def _next_reply(queue: asyncio.Queue[ReplyMessage], deadline: float) -> ReplyMessage:
-    try:
-        async with asyncio.timeout(deadline - time.time()):
-            return await queue.get()
-    except TimeoutError:
-        raise GatewayError(504, "no worker answered before the deadline", ErrorType.TIMEOUT, ErrorCode.TIMEOUT) from None
-
-
 def build_routes(edge: Edge) -> list:
     max_body = edge.settings.max_body_bytes
 
     async def dispatch(scope: Scope, receive: Receive, send: Send, operation: str, dialect: "Dialect | None" = None) -> None:
         if scope["method"] != "POST":
-            await _not_post(scope, send)
+            await not_post(scope, send)
             return
         started = time.time()
         request_id = f"req-{os.urandom(16).hex()}"
@@ -132,9 +104,9 @@ def build_routes(edge: Edge) -> list:
         handed_to_stream = False
         answered_by: str | None = None
         try:
-            authorization, api_key, content_length = _request_headers(scope)
+            authorization, api_key, content_length = request_headers(scope)
             principal = await edge.auth.authenticate_fresh(authorization, api_key)
-            body = await _read_body(receive, content_length, max_body)
+            body = await read_body(receive, content_length, max_body)
             if dialect is not None:
                 body = dialect.to_chat(body)
             if operation == Operation.CHAT:
@@ -192,12 +164,12 @@ def build_routes(edge: Edge) -> list:
                 except GatewayError:
                     await edge.budgets.release(request_id, reserved, ledgers)  # it never reached a worker
                     raise
-                first = await _next_reply(queue, deadline)
+                first = await next_reply(queue, deadline)
                 answered_by = first.deployment_id
                 if isinstance(first, Failed):
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
                     await admission.release(edge.ratelimits, admitted, first.tokens)
-                    raise _failure_error(first)
+                    raise failure_error(first)
                 if stream and isinstance(first, Chunks):
                     handed_to_stream = True
 
@@ -214,7 +186,7 @@ def build_routes(edge: Edge) -> list:
                         admitted.headers(),
                     )
                     try:
-                        await _cancel_on_disconnect(relay, receive)
+                        await cancel_on_disconnect(relay, receive)
                     finally:
                         edge.router.finished(routed, answered_by, first_chunk_after)
                         if not settled:  # the client went away: free its slot (tokens unknown here)
@@ -226,7 +198,7 @@ def build_routes(edge: Edge) -> list:
                     await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
                     await admission.release(edge.ratelimits, admitted, first.tokens)
                     answer = first.body if dialect is None else dialect.whole(first.body, parsed.model)
-                    await _send(send, 200, answer, [(b"x-request-id", request_id.encode()), *admitted.headers()])
+                    await send_json(send, 200, answer, [(b"x-request-id", request_id.encode()), *admitted.headers()])
                     return
                 raise GatewayError(502, "the worker answered in an unexpected form", ErrorType.API, ErrorCode.INTERNAL)
             finally:
@@ -236,7 +208,7 @@ def build_routes(edge: Edge) -> list:
                     await admission.release(edge.ratelimits, admitted, 0)  # (a no-op once released with tokens)
         except GatewayError as exc:
             rlog.status, rlog.code = exc.status, exc.code
-            await _send_error(send, exc, request_id, dialect)
+            await send_error(send, exc, request_id, dialect)
         finally:
             if not handed_to_stream:
                 rlog.emit()
@@ -300,87 +272,6 @@ def client_credentials(principal, body: bytes) -> dict[str, str]:
     return out
 
 
-def _request_headers(scope: Scope) -> tuple[str | None, str | None, int | None]:
-    """(authorization, api-key, content-length) from the ASGI scope: the only headers read."""
-    authorization = api_key = content_length = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = authorization or value.decode("latin-1")
-        elif name == b"api-key" or name == b"x-api-key":  # Azure clients; Anthropic SDKs (/v1/messages)
-            api_key = api_key or value.decode("latin-1")
-        elif name == b"content-length" and value.isdigit():
-            content_length = int(value)
-    return authorization, api_key, content_length
-
-
-def _too_large() -> GatewayError:
-    return GatewayError(413, "Request Entity Too Large", ErrorType.INVALID_REQUEST, ErrorCode.PAYLOAD_TOO_LARGE)
-
-
-async def _read_body(receive: Receive, content_length: int | None, limit: int) -> bytes:
-    """The request body, refused past `limit` bytes (announced or actually sent)."""
-    if content_length is not None and content_length > limit:
-        raise _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise GatewayError(499, "the client disconnected before sending the whole body", code="client_closed")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large()
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers.append((b"content-type", b"application/json"))
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_error(send: Send, exc: GatewayError, request_id: str, dialect: "Dialect | None" = None) -> None:
-    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
-    headers.append((b"x-request-id", request_id.encode()))
-    body = error_json(exc.message, exc.type, exc.code, exc.param) if dialect is None else dialect.error(exc, request_id)
-    await _send(send, exc.status, body, headers)
-
-
-async def _not_post(scope: Scope, send: Send) -> None:
-    """What Litestar answers on a POST-only route: OPTIONS lists the methods, others get 405."""
-    if scope["method"] != "OPTIONS":
-        raise MethodNotAllowedException(headers={"allow": "POST, OPTIONS"})
-    await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", b"OPTIONS, POST")]})
-    await send({"type": "http.response.body", "body": b""})
-
-
-async def _cancel_on_disconnect(relay: Awaitable[None], receive: Receive) -> None:
-    """Await `relay`, cancelled if the client disconnects first (its `finally` then tells the
-    worker). Granian accepts sends to a client that is gone, so only `receive` tells."""
-    task = asyncio.current_task()
-    relaying = True
-
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if relaying:
-            task.cancel()
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        await relay
-    except asyncio.CancelledError:
-        if not (watcher.done() and not watcher.cancelled() and task.uncancel() == 0):
-            raise  # (also) cancelled from outside
-    finally:
-        relaying = False
-        watcher.cancel()
-
-
 async def _relay_stream(
     edge: Edge, first: Chunks, queue: asyncio.Queue[ReplyMessage], deadline: float, rlog: RequestLog, send: Send,
     on_end: Callable[[float | None, int | None], Awaitable[None]], translator: "StreamTranslator | None" = None,
@@ -437,7 +328,7 @@ async def _relay_stream(
                 await body(sse_error(reply.message, reply.type, reply.code, reply.status), False)
                 return
             try:
-                reply = await _next_reply(queue, deadline)
+                reply = await next_reply(queue, deadline)
             except GatewayError as exc:
                 finished = True
                 rlog.status, rlog.code = exc.status, exc.code

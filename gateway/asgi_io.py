@@ -1,0 +1,144 @@
+"""The raw ASGI side of the hot routes: reading a request's headers and body, sending JSON and
+errors, waiting for a worker's reply, noticing a client that went away, and the request's one
+canonical log line. Shared by the OpenAI-compatible routes and the native passthrough routes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Protocol
+
+import structlog
+from litestar.exceptions import MethodNotAllowedException
+from litestar.types import Receive, Scope, Send
+
+from gateway.errors import GatewayError, error_json
+from llmgw.contracts import ErrorCode, ErrorType, Failed, ReplyMessage
+
+log = structlog.get_logger()
+
+
+class ErrorDialect(Protocol):
+    """How a route writes its errors when they are not OpenAI-shaped (e.g. Anthropic's)."""
+
+    def error(self, exc: GatewayError, request_id: str) -> bytes: ...
+
+
+class RequestLog:
+    """The one canonical log line of a request, written when it is over."""
+
+    __slots__ = ("request_id", "started", "model", "stream", "status", "code")
+
+    def __init__(self, request_id: str, started: float) -> None:
+        self.request_id = request_id
+        self.started = started
+        self.model: str | None = None
+        self.stream = False
+        self.status = 200
+        self.code: str | None = None
+
+    def emit(self) -> None:
+        log.info(
+            "request",
+            request_id=self.request_id,
+            model=self.model,
+            stream=self.stream,
+            status=self.status,
+            code=self.code,
+            latency_ms=round((time.time() - self.started) * 1000.0, 2),
+        )
+
+
+def failure_error(reply: Failed) -> GatewayError:
+    headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else None
+    return GatewayError(reply.status, reply.message, reply.type, reply.code, reply.param, headers)
+
+
+async def next_reply(queue: asyncio.Queue[ReplyMessage], deadline: float) -> ReplyMessage:
+    try:
+        async with asyncio.timeout(deadline - time.time()):
+            return await queue.get()
+    except TimeoutError:
+        raise GatewayError(504, "no worker answered before the deadline", ErrorType.TIMEOUT, ErrorCode.TIMEOUT) from None
+
+
+def request_headers(scope: Scope) -> tuple[str | None, str | None, int | None]:
+    """(authorization, api-key, content-length) from the ASGI scope: the only headers read."""
+    authorization = api_key = content_length = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = authorization or value.decode("latin-1")
+        elif name == b"api-key" or name == b"x-api-key":  # Azure clients; Anthropic SDKs (/v1/messages)
+            api_key = api_key or value.decode("latin-1")
+        elif name == b"content-length" and value.isdigit():
+            content_length = int(value)
+    return authorization, api_key, content_length
+
+
+def too_large() -> GatewayError:
+    return GatewayError(413, "Request Entity Too Large", ErrorType.INVALID_REQUEST, ErrorCode.PAYLOAD_TOO_LARGE)
+
+
+async def read_body(receive: Receive, content_length: int | None, limit: int) -> bytes:
+    """The request body, refused past `limit` bytes (announced or actually sent)."""
+    if content_length is not None and content_length > limit:
+        raise too_large()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise GatewayError(499, "the client disconnected before sending the whole body", code="client_closed")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers.append((b"content-type", b"application/json"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, exc: GatewayError, request_id: str, dialect: ErrorDialect | None = None) -> None:
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
+    headers.append((b"x-request-id", request_id.encode()))
+    body = error_json(exc.message, exc.type, exc.code, exc.param) if dialect is None else dialect.error(exc, request_id)
+    await send_json(send, exc.status, body, headers)
+
+
+async def not_post(scope: Scope, send: Send) -> None:
+    """What Litestar answers on a POST-only route: OPTIONS lists the methods, others get 405."""
+    if scope["method"] != "OPTIONS":
+        raise MethodNotAllowedException(headers={"allow": "POST, OPTIONS"})
+    await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", b"OPTIONS, POST")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def cancel_on_disconnect(relay: Awaitable[None], receive: Receive) -> None:
+    """Await `relay`, cancelled if the client disconnects first (its `finally` then tells the
+    worker). Granian accepts sends to a client that is gone, so only `receive` tells."""
+    task = asyncio.current_task()
+    relaying = True
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if relaying:
+            task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await relay
+    except asyncio.CancelledError:
+        if not (watcher.done() and not watcher.cancelled() and task.uncancel() == 0):
+            raise  # (also) cancelled from outside
+    finally:
+        relaying = False
+        watcher.cancel()
