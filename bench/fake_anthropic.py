@@ -42,12 +42,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from bench.fake_http import DropConnection, HttpServer, Request, Response, StreamResponse, serve
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
 from bench.fake_anthropic_payloads import Invalid, Reply, check_request, count_usage, message_json, new_id, plan_reply, sse
 from bench.fake_openai_payloads import decode_json, encode_json
 
@@ -199,61 +198,23 @@ class FakeAnthropic:
         return Response(200, encode_json(message_json(model, reply, usage)), {**JSON_HEADERS, **headers})
 
 
-class FakeServerHandle:
-    """A running in-process fake upstream."""
-
-    def __init__(self, app: FakeAnthropic, server: HttpServer, host: str) -> None:
-        self.app = app
-        self.server = server
-        self.host = host
-        self.port = server.port
-
-    @property
-    def base_url(self) -> str:
-        """The API root (Anthropic's paths start with /v1)."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def stats(self) -> FakeStats:
-        return self.app.stats
-
-    async def stop(self) -> None:
-        await self.server.close()
-
-
 async def start_fake(
     host: str = "127.0.0.1", port: int = 0, api_key: str | None = None, chunk_delay_ms: float = 0
 ) -> tuple[FakeServerHandle, int]:
-    """Start the fake upstream on the running loop; returns (handle, actual port)."""
-    app = FakeAnthropic(api_key=api_key, chunk_delay_ms=chunk_delay_ms)
-    handle = FakeServerHandle(app, await serve(app.handle, host, port), host)
-    return handle, handle.port
+    """Start the fake upstream on the running loop; returns (handle, actual port). `base_url` is
+    the API root (Anthropic's paths start with /v1)."""
+    return await start_app(FakeAnthropic(api_key=api_key, chunk_delay_ms=chunk_delay_ms), host, port)
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    handle, port = await start_fake(args.host, args.port, args.api_key, args.chunk_delay_ms)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"READY {port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await handle.stop()
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.fake_anthropic", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--api-key", default=None, help="require 'x-api-key: <key>'")
+def _flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-delay-ms", type=float, default=0, help="delay between streamed words")
-    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(_serve(parse_args(argv)))
+    fake_cli(
+        "python -m bench.fake_anthropic", __doc__, lambda a: start_fake(a.host, a.port, a.api_key, a.chunk_delay_ms),
+        argv, "require 'x-api-key: <key>'", _flags,
+    )
 
 
 if __name__ == "__main__":

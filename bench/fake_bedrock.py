@@ -49,7 +49,6 @@ import hashlib
 import hmac
 import math
 import re
-import signal
 import struct
 import sys
 import uuid
@@ -60,7 +59,7 @@ from urllib.parse import quote, unquote
 
 import msgspec
 
-from bench.fake_http import DropConnection, HttpServer, Request, Response, StreamResponse, serve
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
 
 DEFAULT_ACCESS_KEY_ID = "AKIAFAKEBEDROCK00001"
 DEFAULT_COMPLETION_TOKENS = 8
@@ -399,63 +398,28 @@ class FakeBedrock:
         return Response(200, _encode(out), headers)
 
 
-class FakeServerHandle:
-    def __init__(self, app: FakeBedrock, server: HttpServer, host: str) -> None:
-        self.app, self.server, self.host, self.port = app, server, host, server.port
-
-    @property
-    def base_url(self) -> str:
-        """The runtime's root (what a deployment's `api_base` points at)."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def stats(self) -> FakeStats:
-        return self.app.stats
-
-    @property
-    def calls(self) -> list[tuple[str, str, object]]:
-        """The last 50 authenticated calls as (model id, action, decoded JSON body)."""
-        return self.app.calls
-
-    async def stop(self) -> None:
-        await self.server.close()
-
-
 async def start_fake(
     host: str = "127.0.0.1", port: int = 0, secret_access_key: str = "fake-secret",
     access_key_id: str = DEFAULT_ACCESS_KEY_ID, region: str = "us-east-1", session_token: str | None = None,
 ) -> tuple[FakeServerHandle, int]:
-    app = FakeBedrock(access_key_id, secret_access_key, region, session_token)
-    handle = FakeServerHandle(app, await serve(app.handle, host, port), host)
-    return handle, handle.port
+    """Start the fake runtime on the running loop; returns (handle, actual port). `handle.app.calls`
+    holds the last 50 authenticated calls as (model id, action, decoded JSON body)."""
+    return await start_app(FakeBedrock(access_key_id, secret_access_key, region, session_token), host, port)
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    handle, port = await start_fake(args.host, args.port, args.api_key, args.access_key_id, args.region, args.session_token)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"READY {port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await handle.stop()
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.fake_bedrock", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--api-key", default="fake-secret", help="the AWS secret access key requests must be signed with")
+def _flags(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(api_key="fake-secret")
     parser.add_argument("--access-key-id", default=DEFAULT_ACCESS_KEY_ID)
     parser.add_argument("--region", default="us-east-1", help="the region signatures must be scoped to")
     parser.add_argument("--session-token", default=None, help="require this x-amz-security-token")
-    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(_serve(parse_args(argv)))
+    fake_cli(
+        "python -m bench.fake_bedrock", __doc__,
+        lambda a: start_fake(a.host, a.port, a.api_key, a.access_key_id, a.region, a.session_token),
+        argv, "the AWS secret access key requests must be signed with", _flags,
+    )
 
 
 if __name__ == "__main__":

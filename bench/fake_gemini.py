@@ -43,7 +43,6 @@ import base64
 import json
 import os
 import re
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -57,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench import fake_gemini_payloads as payloads
 from bench.fake_gemini_payloads import BadRequest, google_error
-from bench.fake_http import DropConnection, HttpProtocol, HttpServer, Request, Response, StreamResponse
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=UTF-8"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -105,33 +104,6 @@ FAULTS: dict[str, tuple[int, str, str, list[dict]]] = {
     ),
     "fake-error-503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later.", []),
 }
-
-
-@dataclass
-class GoogleRequest(Request):
-    query: str = ""
-
-
-class _QueryProtocol(HttpProtocol):
-    """fake_http's protocol, keeping the query string (`alt=sse`, `key=`) that it drops."""
-
-    def _parse(self):  # type: ignore[override]
-        line_end = self.buffer.find(b"\r\n")
-        request_line = bytes(self.buffer[:line_end]) if line_end > 0 else b""
-        parsed = super()._parse()
-        if parsed is None:
-            return None
-        request, keep_alive = parsed
-        parts = request_line.split(b" ")
-        query = parts[1].partition(b"?")[2].decode("latin-1") if len(parts) == 3 else ""
-        return GoogleRequest(request.method, request.path, request.headers, request.body, query), keep_alive
-
-
-async def serve_with_query(handler, host: str, port: int) -> HttpServer:
-    connections: set[HttpProtocol] = set()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _QueryProtocol(handler, connections), host, port, backlog=1024)
-    return HttpServer(server, connections)
 
 
 def _json(doc: Any, status: int = 200) -> Response:
@@ -212,7 +184,7 @@ class FakeGoogle:
         self.tokens: dict[str, float] = {}  # access token -> expiry (epoch seconds)
         self.stats = GoogleStats()
 
-    async def handle(self, request: GoogleRequest) -> Response | StreamResponse:
+    async def handle(self, request: Request) -> Response | StreamResponse:
         path = request.path.split("?", 1)[0]
         if request.method == "POST" and (match := _GEMINI.match(path)):
             model, method = match.groups()
@@ -234,7 +206,7 @@ class FakeGoogle:
 
     # ---- credentials ----
 
-    def _gemini_auth(self, request: GoogleRequest) -> Response | None:
+    def _gemini_auth(self, request: Request) -> Response | None:
         key = request.headers.get("x-goog-api-key") or (parse_qs(request.query).get("key") or [None])[0]
         if self.api_key is None or key == self.api_key:
             return None
@@ -251,7 +223,7 @@ class FakeGoogle:
               "metadata": {"service": "generativelanguage.googleapis.com"}}],
         )
 
-    def _vertex_auth(self, request: GoogleRequest) -> Response | None:
+    def _vertex_auth(self, request: Request) -> Response | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         expiry = self.tokens.get(token) if scheme.lower() == "bearer" else None
         if expiry is not None and expiry > time.time():
@@ -265,7 +237,7 @@ class FakeGoogle:
                 "metadata": {"service": "aiplatform.googleapis.com"}}
         return _error(401, "UNAUTHENTICATED", _UNAUTHENTICATED, [info])
 
-    def _token(self, request: GoogleRequest) -> Response:
+    def _token(self, request: Request) -> Response:
         self.stats.token_requests += 1
         form = {k: v[0] for k, v in parse_qs(request.body.decode("latin-1")).items()}
         audience = f"http://{request.headers.get('host', '')}/token"
@@ -283,7 +255,7 @@ class FakeGoogle:
 
     # ---- model calls ----
 
-    async def _api_call(self, request: GoogleRequest, model: str, method: str, vertex: bool) -> Response | StreamResponse:
+    async def _api_call(self, request: Request, model: str, method: str, vertex: bool) -> Response | StreamResponse:
         self.stats.requests += 1
         refused = self._vertex_auth(request) if vertex else self._gemini_auth(request)
         if refused is not None:
@@ -334,31 +306,6 @@ class FakeGoogle:
             raise DropConnection
 
 
-class FakeServerHandle:
-    """A running in-process fake upstream."""
-
-    def __init__(self, app: FakeGoogle, server: HttpServer, host: str) -> None:
-        self.app = app
-        self.server = server
-        self.host = host
-        self.port = server.port
-
-    @property
-    def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def token_uri(self) -> str:
-        return f"{self.root_url}/token"
-
-    @property
-    def stats(self) -> GoogleStats:
-        return self.app.stats
-
-    async def stop(self) -> None:
-        await self.server.close()
-
-
 async def start_fake(
     host: str = "127.0.0.1",
     port: int = 0,
@@ -366,38 +313,24 @@ async def start_fake(
     vertex_public_keys: list[bytes] = (),
     token_ttl: int = 3599,
 ) -> tuple[FakeServerHandle, int]:
-    """Start the fake upstream on the running loop; returns (handle, actual port)."""
-    app = FakeGoogle(api_key, list(vertex_public_keys), token_ttl)
-    handle = FakeServerHandle(app, await serve_with_query(app.handle, host, port), host)
-    return handle, handle.port
+    """Start the fake upstream on the running loop; returns (handle, actual port). Its OAuth token
+    endpoint is `<root_url>/token`."""
+    return await start_app(FakeGoogle(api_key, list(vertex_public_keys), token_ttl), host, port)
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    keys = [open(path, "rb").read() for path in args.vertex_public_key or ()]
-    handle, port = await start_fake(args.host, args.port, args.api_key, keys, args.token_ttl)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"READY {port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await handle.stop()
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.fake_gemini", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--api-key", default=None, help="the Gemini API key to require (x-goog-api-key or ?key=)")
+def _flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vertex-public-key", action="append", help="PEM public key of a service account (repeatable)")
     parser.add_argument("--token-ttl", type=int, default=3599, help="seconds an issued access token lives")
-    return parser.parse_args(argv)
+
+
+def _start(args: argparse.Namespace):
+    keys = [open(path, "rb").read() for path in args.vertex_public_key or ()]
+    return start_fake(args.host, args.port, args.api_key, keys, args.token_ttl)
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(_serve(parse_args(argv)))
+    fake_cli("python -m bench.fake_gemini", __doc__, _start, argv,
+             "the Gemini API key to require (x-goog-api-key or ?key=)", _flags)
 
 
 if __name__ == "__main__":

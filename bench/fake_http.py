@@ -8,7 +8,9 @@ upgrades; it is a benchmark/test fixture, about half the CPU per request of aioh
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -252,3 +254,77 @@ async def serve(handler: Handler, host: str, port: int) -> HttpServer:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(handler, connections), host, port, backlog=2048)
     return HttpServer(server, connections)
+
+
+# ---- what every fake upstream shares: an in-process handle and the CLI ------------------------
+
+
+class FakeServerHandle:
+    """A running in-process fake upstream: its app (whose `stats` tests read) and its server.
+    `base_url` is the URL a deployment's `api_base` points at (the root plus `api_path`)."""
+
+    def __init__(self, app, server: HttpServer, host: str, api_path: str = "") -> None:
+        self.app = app
+        self.server = server
+        self.host = host
+        self.port = server.port
+        self.api_path = api_path
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + self.api_path
+
+    @property
+    def stats(self):
+        return self.app.stats
+
+    async def stop(self) -> None:
+        await self.server.close()
+
+
+async def start_app(app, host: str, port: int, api_path: str = "") -> tuple[FakeServerHandle, int]:
+    """Serve `app.handle` on the running loop; returns (handle, actual port)."""
+    handle = FakeServerHandle(app, await serve(app.handle, host, port), host, api_path)
+    return handle, handle.port
+
+
+def fake_cli(
+    prog: str,
+    description: str,
+    start: Callable[[argparse.Namespace], Awaitable[tuple[FakeServerHandle, int]]],
+    argv: list[str] | None = None,
+    api_key_help: str = "the credential requests must carry",
+    extra_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """The command line of every fake: `--host --port --api-key` (plus its own flags); prints
+    `READY <port>` once listening and serves until SIGTERM / SIGINT."""
+    parser = argparse.ArgumentParser(prog=prog, description=description.strip().splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--api-key", default=None, help=api_key_help)
+    if extra_arguments is not None:
+        extra_arguments(parser)
+    serving = _serve_until_signalled(start, parser.parse_args(argv))
+    try:
+        import uvloop  # the benchmarks' fake must not be the bottleneck
+    except ImportError:
+        asyncio.run(serving)
+    else:
+        uvloop.run(serving)
+
+
+async def _serve_until_signalled(start, args: argparse.Namespace) -> None:
+    handle, port = await start(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"READY {port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await handle.stop()

@@ -36,14 +36,12 @@ Code: handle, port = await start_fake(api_key="hf_x"); ...; await handle.stop()
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import signal
 import sys
 from typing import Any
 
-from bench.fake_http import DropConnection, HttpServer, Request, Response, StreamResponse, serve
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
 from bench.fake_openai import FakeStats
 from bench.fake_openai_payloads import DEFAULT_COMPLETION_TOKENS, WORDS, embedding_vector
 
@@ -176,50 +174,14 @@ class FakeHuggingFace:
             raise DropConnection
 
 
-class FakeServerHandle:
-    """A running in-process fake upstream; `base_url` is the api_base a deployment uses."""
-
-    def __init__(self, app: FakeHuggingFace, server: HttpServer, host: str) -> None:
-        self.app, self.server, self.host, self.port = app, server, host, server.port
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def stats(self) -> FakeStats:
-        return self.app.stats
-
-    async def stop(self) -> None:
-        await self.server.close()
-
-
 async def start_fake(host: str = "127.0.0.1", port: int = 0, api_key: str | None = None) -> tuple[FakeServerHandle, int]:
     """Start the fake upstream on the running loop; returns (handle, actual port)."""
-    app = FakeHuggingFace(api_key)
-    handle = FakeServerHandle(app, await serve(app.handle, host, port), host)
-    return handle, handle.port
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    handle, port = await start_fake(args.host, args.port, args.api_key)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"READY {port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await handle.stop()
+    return await start_app(FakeHuggingFace(api_key), host, port)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.fake_huggingface", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer <key>'")
-    asyncio.run(_serve(parser.parse_args(argv)))
+    fake_cli("python -m bench.fake_huggingface", __doc__, lambda a: start_fake(a.host, a.port, a.api_key), argv,
+             "require 'Authorization: Bearer <key>'")
 
 
 if __name__ == "__main__":

@@ -32,12 +32,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import signal
 import sys
 from dataclasses import dataclass, field
 
 from bench import fake_openai_payloads as payloads
-from bench.fake_http import DropConnection, HttpServer, Request, Response, StreamResponse, serve
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
 from bench.fake_openai_payloads import BadRequest, ChunkWriter, error_body
 
 _SERVER_PATH = re.compile(r"^/([A-Za-z0-9._-]+)/v1/")
@@ -258,27 +257,6 @@ class FakeOpenAI:
         yield tail + payloads.DONE_EVENT
 
 
-class FakeServerHandle:
-    """A running in-process fake upstream."""
-
-    def __init__(self, app: FakeOpenAI, server: HttpServer, host: str) -> None:
-        self.app = app
-        self.server = server
-        self.host = host
-        self.port = server.port
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    @property
-    def stats(self) -> FakeStats:
-        return self.app.stats
-
-    async def stop(self) -> None:
-        await self.server.close()
-
-
 async def start_fake(
     host: str = "127.0.0.1",
     port: int = 0,
@@ -287,42 +265,20 @@ async def start_fake(
     latency_ms: float = 0,
 ) -> tuple[FakeServerHandle, int]:
     """Start the fake upstream on the running loop; returns (handle, actual port)."""
-    app = FakeOpenAI(api_key=api_key, chunk_delay_ms=chunk_delay_ms, latency_ms=latency_ms)
-    handle = FakeServerHandle(app, await serve(app.handle, host, port), host)
-    return handle, handle.port
+    return await start_app(FakeOpenAI(api_key=api_key, chunk_delay_ms=chunk_delay_ms, latency_ms=latency_ms), host, port, "/v1")
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    handle, port = await start_fake(args.host, args.port, args.api_key, args.chunk_delay_ms, args.latency_ms)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"READY {port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await handle.stop()
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.fake_openai", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer <key>'")
+def _flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-delay-ms", type=float, default=0, help="delay between streamed chunks")
     parser.add_argument("--latency-ms", type=float, default=0, help="delay before every model answer")
-    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_serve(args))
-    else:
-        uvloop.run(_serve(args))
+    fake_cli(
+        "python -m bench.fake_openai", __doc__,
+        lambda a: start_fake(a.host, a.port, a.api_key, a.chunk_delay_ms, a.latency_ms),
+        argv, "require 'Authorization: Bearer <key>'", _flags,
+    )
 
 
 if __name__ == "__main__":

@@ -93,13 +93,13 @@ async def test_chat_completion_with_exact_usage(fake, provider):
     # 3 words + 1 message of prompt; 4 words of answer
     assert completion.usage == Usage(prompt_tokens=4, completion_tokens=4)
     assert out["usage"]["prompt_tokens"] == 4 and out["usage"]["total_tokens"] == 8
-    assert fake.calls[-1][:2] == (CLAUDE, "converse")
+    assert fake.app.calls[-1][:2] == (CLAUDE, "converse")
 
 
 async def test_system_prompts_reach_bedrock_policy_first(fake, provider):
     body = {"model": "claude", "messages": [{"role": "system", "content": "client says"}, {"role": "user", "content": "hi"}]}
     completion = await provider.chat(deployment(fake.base_url), request(body, system_prompts=["policy rule one"]), CLAUDE)
-    assert fake.calls[-1][2]["system"] == [{"text": "policy rule one"}, {"text": "client says"}]
+    assert fake.app.calls[-1][2]["system"] == [{"text": "policy rule one"}, {"text": "client says"}]
     assert completion.usage.prompt_tokens == 3 + 2 + 1 + 1  # both system texts are part of the prompt
     assert msgspec.json.decode(completion.body)["choices"][0]["finish_reason"] == "stop"
 
@@ -120,7 +120,7 @@ async def test_stream_chunks_in_order_with_usage(fake, provider):
     assert usages == [Usage(prompt_tokens=4, completion_tokens=3)]
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
     assert len({c["id"] for c in chunks}) == 1
-    assert fake.calls[-1][:2] == (CLAUDE, "converse-stream")
+    assert fake.app.calls[-1][:2] == (CLAUDE, "converse-stream")
 
 
 async def test_stream_without_include_usage_has_no_usage_chunk(fake, provider):
@@ -133,7 +133,7 @@ async def test_tool_call_round_trip(fake, provider):
     dep = deployment(fake.base_url)
     ask = chat_body("What is the weather in Paris?", tools=[WEATHER_TOOL], tool_choice="auto")
     completion = await provider.chat(dep, request(ask), CLAUDE)
-    sent = fake.calls[-1][2]
+    sent = fake.app.calls[-1][2]
     assert sent["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
     assert sent["toolConfig"]["toolChoice"] == {"auto": {}}
     choice = msgspec.json.decode(completion.body)["choices"][0]
@@ -147,7 +147,7 @@ async def test_tool_call_round_trip(fake, provider):
         {"role": "tool", "tool_call_id": call["id"], "content": "sunny and 22 C"},
     ]}
     completion = await provider.chat(dep, request(answer), CLAUDE)
-    sent = fake.calls[-1][2]
+    sent = fake.app.calls[-1][2]
     tool_use = {"toolUseId": call["id"], "name": "get_weather", "input": {"location": "Paris"}}
     assert sent["messages"][1]["content"] == [{"toolUse": tool_use}]
     assert sent["messages"][2]["content"] == [{"toolResult": {"toolUseId": call["id"], "content": [{"text": "sunny and 22 C"}]}}]
@@ -238,8 +238,8 @@ async def test_embeddings(fake, provider):
     assert all(len(d["embedding"]) == 256 for d in out["data"])
     assert out["data"][0]["embedding"] != out["data"][1]["embedding"]
     assert completion.usage == Usage(prompt_tokens=5) and out["usage"]["prompt_tokens"] == 5
-    assert [c[:2] for c in fake.calls[-2:]] == [(TITAN, "invoke"), (TITAN, "invoke")]
-    assert sorted(c[2]["inputText"] for c in fake.calls[-2:]) == ["four five", "one two three"]
+    assert [c[:2] for c in fake.app.calls[-2:]] == [(TITAN, "invoke"), (TITAN, "invoke")]
+    assert sorted(c[2]["inputText"] for c in fake.app.calls[-2:]) == ["four five", "one two three"]
 
 
 async def test_embeddings_errors(fake, provider):

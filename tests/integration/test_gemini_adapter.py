@@ -87,7 +87,7 @@ async def client():
 @pytest.fixture(scope="module")
 def sa_path(sa_key, fake: FakeServerHandle, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sa") / "service-account.json"
-    path.write_text(service_account(sa_key, fake.token_uri))
+    path.write_text(service_account(sa_key, f"{fake.root_url}/token"))
     return path
 
 
@@ -397,7 +397,7 @@ async def test_vertex_chat_fetches_one_token_and_reuses_it(fake, client, sa_path
 
 async def test_vertex_refreshes_once_for_a_burst(fake, client, sa_key):
     # Credentials as JSON text, and the project taken from the key file.
-    deployment = vertex_deployment(fake, service_account(sa_key, fake.token_uri, "burst-project"), vertex_project=None)
+    deployment = vertex_deployment(fake, service_account(sa_key, f"{fake.root_url}/token", "burst-project"), vertex_project=None)
     provider = VertexAI(client, 30, 5)
     before = fake.stats.token_requests
     results = await asyncio.gather(
@@ -414,7 +414,7 @@ async def test_vertex_refreshes_once_for_a_burst(fake, client, sa_key):
 async def test_vertex_refuses_a_key_the_account_does_not_have(fake, client, tmp_path):
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path / "other.json"
-    path.write_text(service_account(stranger, fake.token_uri))
+    path.write_text(service_account(stranger, f"{fake.root_url}/token"))
     failures = fake.stats.token_failures
     with pytest.raises(UpstreamError) as info:
         await VertexAI(client, 30, 5).chat(
