@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import structlog
 
@@ -18,6 +20,26 @@ class Usage(msgspec.Struct, frozen=True):
     reasoning_tokens: int = 0
     cache_write_tokens: int = 0  # prompt tokens written to the provider's prompt cache (part of prompt_tokens)
     estimated: bool = False  # the adapter estimated the counts (the provider reports none)
+
+
+def usage_to_openai(usage: Usage) -> dict[str, Any]:
+    """OpenAI's `usage` object for an answer the gateway writes in OpenAI's format; the details
+    objects appear when they have something to say (as OpenAI-compatible servers do)."""
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    }
+    if usage.cached_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    if usage.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return out
+
+
+def embeddings_usage_to_openai(prompt_tokens: int) -> dict[str, int]:
+    """OpenAI's `usage` object of an embeddings list."""
+    return {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
 
 
 _unpriced_warned: set[str] = set()

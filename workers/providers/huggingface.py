@@ -40,7 +40,7 @@ from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error, translated_stream
 from workers.providers.openai_family import sse_data
-from workers.usage import Usage, estimate_tokens
+from workers.usage import Usage, embeddings_usage_to_openai, estimate_tokens, usage_to_openai
 
 # ---- private wire types -------------------------------------------------------------------------
 
@@ -164,11 +164,6 @@ def text_generation_usage(details: _Details | None, prompt: str, text: str) -> U
     )
 
 
-def usage_json(usage: Usage) -> dict[str, int]:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens}
-
-
 def finish_reason(details: _Details | None) -> str:
     return FINISH_REASONS.get(details.finish_reason or "", "stop") if details is not None else "stop"
 
@@ -181,7 +176,7 @@ def text_generation_to_chat_completion(answer: _Generated, model: str, usage: Us
         "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.generated_text},
                      "finish_reason": finish_reason(answer.details)}],
-        "usage": usage_json(usage),
+        "usage": usage_to_openai(usage),
     })
 
 
@@ -204,7 +199,7 @@ def features_to_embeddings(features: list[Any], texts: list[str], model: str) ->
     usage = estimated_usage(sum(estimate_tokens(len(t)) for t in texts), 0)
     data = [{"object": "embedding", "index": i, "embedding": _vector(item)} for i, item in enumerate(features)]
     body = {"object": "list", "data": data, "model": model,
-            "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}}
+            "usage": embeddings_usage_to_openai(usage.prompt_tokens)}
     return _encoder.encode(body), usage
 
 
@@ -250,7 +245,7 @@ class HuggingFaceStreamTranslator:
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": choices,
         }
         if usage is not None:
-            doc["usage"] = usage_json(usage)
+            doc["usage"] = usage_to_openai(usage)
         return _encoder.encode(doc)
 
     def _opening(self) -> list[StreamItem]:

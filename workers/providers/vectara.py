@@ -36,7 +36,7 @@ from llmgw.config import Deployment, Secret
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error, translated_stream
 from workers.providers.openai_family import sse_data
-from workers.usage import Usage, estimate_tokens
+from workers.usage import Usage, estimate_tokens, usage_to_openai
 
 SEARCH_LIMIT = 10  # search results retrieved
 MAX_USED_SEARCH_RESULTS = 5  # of which the generation reads this many
@@ -123,11 +123,6 @@ def chat_request_to_vectara_query(body: dict[str, Any], deployment: Deployment, 
     return {"query": query, "search": {"limit": SEARCH_LIMIT}, "generation": generation, "stream_response": stream}, query
 
 
-def usage_json(usage: Usage) -> dict[str, int]:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens}
-
-
 def vectara_answer_to_chat_completion(summary: str, model: str, usage: Usage) -> bytes:
     return _encoder.encode({
         "id": f"chatcmpl-vectara-{time.time_ns():x}",
@@ -135,7 +130,7 @@ def vectara_answer_to_chat_completion(summary: str, model: str, usage: Usage) ->
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": summary}, "finish_reason": "stop"}],
-        "usage": usage_json(usage),
+        "usage": usage_to_openai(usage),
     })
 
 
@@ -183,7 +178,7 @@ class VectaraStreamTranslator:
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": choices,
         }
         if usage is not None:
-            doc["usage"] = usage_json(usage)
+            doc["usage"] = usage_to_openai(usage)
         return _encoder.encode(doc)
 
     def _opening(self) -> list[StreamItem]:

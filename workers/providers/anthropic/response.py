@@ -18,7 +18,7 @@ from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType
 from workers.providers.anthropic.wire import AnthropicUsage, Message, encoder, error_decoder
 from workers.providers.base import UpstreamError, scrub
-from workers.usage import Usage
+from workers.usage import Usage, usage_to_openai
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -64,13 +64,10 @@ def merge_usage(base: AnthropicUsage | None, update: AnthropicUsage) -> Anthropi
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
-    """OpenAI's usage object (cache reads in prompt_tokens_details, as OpenAI reports them; cache
-    reads and writes also under Anthropic's names, which several OpenAI-format clients read)."""
+    """OpenAI's usage object, with cache reads and writes also under Anthropic's names, which
+    several OpenAI-format clients read."""
     return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        **usage_to_openai(usage),
         "cache_read_input_tokens": usage.cached_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
     }

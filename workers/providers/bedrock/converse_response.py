@@ -18,7 +18,7 @@ import msgspec
 
 from llmgw.contracts import ErrorCode, ErrorType
 from workers.providers.base import UpstreamError
-from workers.usage import Usage
+from workers.usage import Usage, usage_to_openai
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -126,15 +126,6 @@ def bedrock_usage_to_usage(u: TokenUsage) -> Usage:
         cached_tokens=read,
         cache_write_tokens=write,
     )
-
-
-def usage_to_openai(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
 
 
 def stop_reason_to_finish(reason: str | None) -> str:

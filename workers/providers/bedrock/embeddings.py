@@ -17,6 +17,7 @@ import msgspec
 
 from llmgw.contracts import ErrorCode, ErrorType
 from workers.providers.base import UpstreamError
+from workers.usage import embeddings_usage_to_openai
 
 
 class _EmbeddingsRequest(msgspec.Struct):
@@ -77,5 +78,5 @@ def titan_to_embeddings(results: list[TitanResponse], model: str, as_base64: boo
             vector = base64.b64encode(struct.pack(f"<{len(r.embedding)}f", *r.embedding)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
     tokens = sum(r.inputTextTokenCount for r in results)
-    body = {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    body = {"object": "list", "data": data, "model": model, "usage": embeddings_usage_to_openai(tokens)}
     return _encoder.encode(body), tokens

@@ -21,7 +21,7 @@ from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType
 from workers.providers.base import UpstreamError, scrub
 from workers.providers.cohere.wire import ChatResponse, CohereTokens, CohereUsage, EmbedResponse, encoder, error_decoder
-from workers.usage import Usage
+from workers.usage import Usage, embeddings_usage_to_openai, usage_to_openai
 
 FINISH_REASONS = {
     "COMPLETE": "stop",
@@ -51,14 +51,6 @@ def cohere_usage_to_usage(u: CohereUsage | None) -> Usage | None:
     return Usage(prompt_tokens=int(t.input_tokens or 0), completion_tokens=int(t.output_tokens or 0))
 
 
-def usage_json(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-    }
-
-
 def tool_call_json(call_id: str | None, name: str | None, arguments: str) -> dict[str, Any]:
     return {"id": call_id or "", "type": "function", "function": {"name": name or "", "arguments": arguments}}
 
@@ -83,7 +75,7 @@ def cohere_response_to_chat_completion(resp: ChatResponse, model: str, usage: Us
         "choices": [{"index": 0, "message": reply, "finish_reason": finish_reason(resp.finish_reason)}],
     }
     if usage is not None:
-        completion["usage"] = usage_json(usage)
+        completion["usage"] = usage_to_openai(usage)
     return encoder.encode(completion)
 
 
@@ -97,7 +89,7 @@ def cohere_embed_to_embeddings(resp: EmbedResponse, model: str, as_base64: bool,
         data.append({"object": "embedding", "index": index, "embedding": value})
     prompt = usage.prompt_tokens if usage is not None else 0
     return encoder.encode(
-        {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}
+        {"object": "list", "data": data, "model": model, "usage": embeddings_usage_to_openai(prompt)}
     )
 
 

@@ -15,8 +15,9 @@ from typing import Any
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType
 from workers.providers.base import StreamItem, UpstreamError, scrub
-from workers.providers.cohere.response import cohere_usage_to_usage, finish_reason, usage_json
+from workers.providers.cohere.response import cohere_usage_to_usage, finish_reason
 from workers.providers.cohere.wire import Content, StreamEvent, ToolCall, encoder
+from workers.usage import usage_to_openai
 
 
 class CohereStreamTranslator:
@@ -88,6 +89,6 @@ class CohereStreamTranslator:
             if self.include_usage:
                 items.append(encoder.encode({
                     "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                    "choices": [], "usage": usage_json(usage),
+                    "choices": [], "usage": usage_to_openai(usage),
                 }))
         return items

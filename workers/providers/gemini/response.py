@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from workers.providers.gemini.wire import Candidate, FunctionCall, GenerateContentResponse, UsageMetadata, encode
-from workers.usage import Usage
+from workers.usage import Usage, embeddings_usage_to_openai, usage_to_openai
 
 # Gemini finishReason -> OpenAI finish_reason (a call of a function is "tool_calls", see below).
 FINISH_REASONS = {
@@ -52,16 +52,6 @@ def gemini_usage_to_usage(u: UsageMetadata) -> Usage:
         cached_tokens=u.cachedContentTokenCount,
         reasoning_tokens=u.thoughtsTokenCount,
     )
-
-
-def usage_to_openai(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-    }
 
 
 def new_tool_call_id() -> str:
@@ -226,5 +216,5 @@ def embeddings_list(vectors: list[list[float]], model: str, as_base64: bool, tok
         "object": "list",
         "data": data,
         "model": model,
-        "usage": {"prompt_tokens": tokens or 0, "total_tokens": tokens or 0},
+        "usage": embeddings_usage_to_openai(tokens or 0),
     }
