@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
+from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
@@ -78,6 +79,10 @@ class NativeUsage(ABC):
     def event(self, data: bytes) -> None: ...
 
 
+# A provider's reader of its own error answers: (status, body, headers, deployment) -> the error.
+ErrorReader = Callable[[int, bytes, httpx.Headers, Deployment], UpstreamError]
+
+
 class Provider(ABC):
     def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
         self.client = client
@@ -87,6 +92,40 @@ class Provider(ABC):
     def timeout_for(self, deployment: Deployment, request: UpstreamRequest) -> httpx.Timeout:
         budget = min(deployment.timeout or self.default_timeout, max(request.deadline - time.time(), 0.001))
         return httpx.Timeout(budget, connect=min(self.connect_timeout, budget))
+
+    async def fetch(self, upstream: httpx.Request, deployment: Deployment, to_error: ErrorReader) -> bytes:
+        """A whole answer's body; a failure below HTTP, or an error status read by the provider's
+        `to_error`, raised as the UpstreamError the client gets."""
+        try:
+            resp = await self.client.send(upstream)
+            try:
+                content = await self.client.read(resp)
+            finally:
+                await resp.aclose()
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        if resp.status_code >= 400:
+            raise to_error(resp.status_code, content, resp.headers, deployment)
+        return content
+
+    @asynccontextmanager
+    async def open_stream(
+        self, upstream: httpx.Request, deployment: Deployment, to_error: ErrorReader
+    ) -> AsyncIterator[httpx.Response]:
+        """A streamed answer, unread: an error status is read and raised by `to_error`; failures
+        below HTTP while it is read are raised as UpstreamError; it is closed on the way out."""
+        try:
+            resp = await self.client.send(upstream)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        try:
+            if resp.status_code >= 400:
+                raise to_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
+            yield resp
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from None
+        finally:
+            await resp.aclose()
 
     @abstractmethod
     async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion: ...

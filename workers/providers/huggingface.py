@@ -38,7 +38,7 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error, translated_stream
+from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, translated_stream
 from workers.providers.openai_family import sse_data
 from workers.usage import Usage, embeddings_usage_to_openai, estimate_tokens, usage_to_openai
 
@@ -297,17 +297,7 @@ class HuggingFaceInference(Provider):
         return self.client.request(url, httpx.Headers(headers), body, self.timeout_for(deployment, request))
 
     async def _post(self, deployment: Deployment, upstream: httpx.Request) -> bytes:
-        try:
-            resp = await self.client.send(upstream)
-            try:
-                content = await self.client.read(resp)
-            finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        if resp.status_code >= 400:
-            raise huggingface_error_to_upstream_error(resp.status_code, content, resp.headers, deployment)
-        return content
+        return await self.fetch(upstream, deployment, huggingface_error_to_upstream_error)
 
     async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         body, prompt = chat_request_to_text_generation(_decoded(request.body), request.system_prompts, False)
@@ -324,20 +314,11 @@ class HuggingFaceInference(Provider):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
     ) -> AsyncIterator[StreamItem]:
         body, prompt = chat_request_to_text_generation(_decoded(request.body), request.system_prompts, True)
-        try:
-            resp = await self.client.send(self._request(deployment, request, upstream_model, _encoder.encode(body)))
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        try:
-            if resp.status_code >= 400:
-                raise huggingface_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
+        upstream = self._request(deployment, request, upstream_model, _encoder.encode(body))
+        async with self.open_stream(upstream, deployment, huggingface_error_to_upstream_error) as resp:
             translator = HuggingFaceStreamTranslator(deployment, upstream_model, prompt, request.include_usage)
             async for item in translated_stream(sse_data(self.client.chunks(resp)), _event_decoder.decode, translator):
                 yield item
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        finally:
-            await resp.aclose()
 
     async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         value = _decoded(request.body).get("input")

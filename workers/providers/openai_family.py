@@ -17,7 +17,7 @@ import msgspec
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
-from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error
+from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub
 from workers.providers.base import NativeUsage
 from workers.usage import Usage
 
@@ -188,16 +188,7 @@ class OpenAIFamily(Provider):
         return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
 
     async def _post(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> Completion:
-        try:
-            resp = await self.client.send(self._request(deployment, request, path, body))
-            try:
-                content = await self.client.read(resp)
-            finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        if resp.status_code >= 400:
-            raise openai_error_to_upstream_error(resp.status_code, content, resp.headers, deployment)
+        content = await self.fetch(self._request(deployment, request, path, body), deployment, openai_error_to_upstream_error)
         try:
             probe = _usage_decoder.decode(content)
         except msgspec.DecodeError:
@@ -215,13 +206,8 @@ class OpenAIFamily(Provider):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
     ) -> AsyncIterator[StreamItem]:
         body = rewrite_body(request.body, upstream_model, True, request.system_prompts)
-        try:
-            resp = await self.client.send(self._request(deployment, request, "chat/completions", body))
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        try:
-            if resp.status_code >= 400:
-                raise openai_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
+        upstream = self._request(deployment, request, "chat/completions", body)
+        async with self.open_stream(upstream, deployment, openai_error_to_upstream_error) as resp:
             finished = False
             async for raw in sse_data(self.client.chunks(resp)):
                 if raw == b"[DONE]":
@@ -238,10 +224,6 @@ class OpenAIFamily(Provider):
                 yield raw
             if not finished:
                 raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        finally:
-            await resp.aclose()
 
     # ---- native passthrough: /openai/v1/... (members with their own route override these) ------
 

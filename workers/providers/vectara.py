@@ -34,7 +34,7 @@ import msgspec
 
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, transport_error, translated_stream
+from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, translated_stream
 from workers.providers.openai_family import sse_data
 from workers.usage import Usage, estimate_tokens, usage_to_openai
 
@@ -235,16 +235,8 @@ class Vectara(Provider):
 
     async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         body, query = self._query(request, deployment, False)
-        try:
-            resp = await self.client.send(self._request(deployment, request, upstream_model, body, False))
-            try:
-                content = await self.client.read(resp)
-            finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        if resp.status_code >= 400:
-            raise vectara_error_to_upstream_error(resp.status_code, content, resp.headers, deployment)
+        upstream = self._request(deployment, request, upstream_model, body, False)
+        content = await self.fetch(upstream, deployment, vectara_error_to_upstream_error)
         try:
             summary = _response_decoder.decode(content).summary or ""
         except msgspec.DecodeError:
@@ -256,20 +248,11 @@ class Vectara(Provider):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
     ) -> AsyncIterator[StreamItem]:
         body, query = self._query(request, deployment, True)
-        try:
-            resp = await self.client.send(self._request(deployment, request, upstream_model, body, True))
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        try:
-            if resp.status_code >= 400:
-                raise vectara_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
+        upstream = self._request(deployment, request, upstream_model, body, True)
+        async with self.open_stream(upstream, deployment, vectara_error_to_upstream_error) as resp:
             translator = VectaraStreamTranslator(deployment, upstream_model, query, request.include_usage)
             async for item in translated_stream(sse_data(self.client.chunks(resp)), _event_decoder.decode, translator):
                 yield item
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        finally:
-            await resp.aclose()
 
     async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         raise UpstreamError(400, "provider vectara has no embeddings", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST)

@@ -39,7 +39,6 @@ from workers.providers.base import (
     Provider,
     StreamItem,
     UpstreamError,
-    transport_error,
 )
 from workers.providers.native import forward
 from workers.providers.openai_family import sse_data
@@ -114,16 +113,7 @@ class Anthropic(Provider):
 
     async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         upstream = self._request(deployment, request, upstream_model, self._body(request, upstream_model, False))
-        try:
-            resp = await self.client.send(upstream)
-            try:
-                content = await self.client.read(resp)
-            finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        if resp.status_code >= 400:
-            raise anthropic_error_to_upstream_error(resp.status_code, content, resp.headers, deployment)
+        content = await self.fetch(upstream, deployment, anthropic_error_to_upstream_error)
         try:
             message = message_decoder.decode(content)
         except msgspec.DecodeError:
@@ -135,20 +125,10 @@ class Anthropic(Provider):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
     ) -> AsyncIterator[StreamItem]:
         upstream = self._request(deployment, request, upstream_model, self._body(request, upstream_model, True))
-        try:
-            resp = await self.client.send(upstream)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        try:
-            if resp.status_code >= 400:
-                raise anthropic_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
+        async with self.open_stream(upstream, deployment, anthropic_error_to_upstream_error) as resp:
             translator = AnthropicStreamTranslator(deployment, upstream_model, request.include_usage)
             async for item in translated_stream(sse_data(self.client.chunks(resp)), event_decoder.decode, translator):
                 yield item
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        finally:
-            await resp.aclose()
 
     async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         raise UpstreamError(400, "provider anthropic has no embeddings", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST)

@@ -21,7 +21,7 @@ import httpx
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
-from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, transport_error
+from workers.providers.base import Completion, Provider, StreamItem, UpstreamError
 from workers.providers.bedrock.converse_request import chat_request_to_converse, encode_converse
 from workers.providers.bedrock.converse_response import StreamTranslator, converse_response_to_chat, decode_response
 from workers.providers.bedrock.embeddings import (
@@ -109,17 +109,7 @@ class Bedrock(Provider):
         self, deployment: Deployment, request: UpstreamRequest, model_id: str, action: str, body: bytes
     ) -> bytes:
         req = self.build_request(deployment, request, model_id, action, body, "application/json")
-        try:
-            resp = await self.client.send(req)
-            try:
-                content = await self.client.read(resp)
-            finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        if resp.status_code >= 400:
-            raise bedrock_http_error(resp.status_code, content, resp.headers, deployment)
-        return content
+        return await self.fetch(req, deployment, bedrock_http_error)
 
     async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         body = encode_converse(chat_request_to_converse(request.body, request.system_prompts))
@@ -132,37 +122,28 @@ class Bedrock(Provider):
     ) -> AsyncIterator[StreamItem]:
         body = encode_converse(chat_request_to_converse(request.body, request.system_prompts))
         req = self.build_request(deployment, request, upstream_model, "converse-stream", body, EVENT_STREAM)
-        try:
-            resp = await self.client.send(req)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        try:
-            if resp.status_code >= 400:
-                raise bedrock_http_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
-            translator = StreamTranslator(upstream_model)
-            decoder = EventStreamDecoder()
-            async for data in self.client.chunks(resp):
-                for message in decoder.feed(data):
-                    kind = message.headers.get(":message-type")
-                    if kind in ("exception", "error"):
-                        raise stream_exception(message.headers, message.payload, deployment)
-                    if kind != "event":
-                        continue
-                    chunk = translator.event(str(message.headers.get(":event-type", "")), message.payload)
-                    if chunk is not None:
-                        yield chunk
-                    if translator.finished:
-                        yield translator.usage
-                        if request.include_usage:
-                            yield translator.usage_chunk(translator.usage)
-                        return
-            raise UpstreamError(502, "Bedrock ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
-        except EventStreamError as exc:
-            raise UpstreamError(502, f"Bedrock sent a damaged event stream ({exc})", ErrorType.API) from None
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        finally:
-            await resp.aclose()
+        async with self.open_stream(req, deployment, bedrock_http_error) as resp:
+            try:
+                translator = StreamTranslator(upstream_model)
+                decoder = EventStreamDecoder()
+                async for data in self.client.chunks(resp):
+                    for message in decoder.feed(data):
+                        kind = message.headers.get(":message-type")
+                        if kind in ("exception", "error"):
+                            raise stream_exception(message.headers, message.payload, deployment)
+                        if kind != "event":
+                            continue
+                        chunk = translator.event(str(message.headers.get(":event-type", "")), message.payload)
+                        if chunk is not None:
+                            yield chunk
+                        if translator.finished:
+                            yield translator.usage
+                            if request.include_usage:
+                                yield translator.usage_chunk(translator.usage)
+                            return
+                raise UpstreamError(502, "Bedrock ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+            except EventStreamError as exc:
+                raise UpstreamError(502, f"Bedrock sent a damaged event stream ({exc})", ErrorType.API) from None
 
     async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         if not is_titan_embedding_model(upstream_model):

@@ -15,7 +15,7 @@ import msgspec
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
-from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, transport_error, translated_stream
+from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, translated_stream
 from workers.providers.cohere.request import chat_request_to_cohere, embeddings_request_to_cohere
 from workers.providers.cohere.response import (
     cohere_embed_to_embeddings,
@@ -95,17 +95,7 @@ class Cohere(Provider):
         return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
 
     async def _post(self, deployment: Deployment, upstream: httpx.Request) -> bytes:
-        try:
-            resp = await self.client.send(upstream)
-            try:
-                content = await self.client.read(resp)
-            finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        if resp.status_code >= 400:
-            raise cohere_error_to_upstream_error(resp.status_code, content, resp.headers, deployment)
-        return content
+        return await self.fetch(upstream, deployment, cohere_error_to_upstream_error)
 
     async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         body = encoder.encode(chat_request_to_cohere(_decoded(request.body), upstream_model, request.system_prompts, False))
@@ -121,20 +111,11 @@ class Cohere(Provider):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
     ) -> AsyncIterator[StreamItem]:
         body = encoder.encode(chat_request_to_cohere(_decoded(request.body), upstream_model, request.system_prompts, True))
-        try:
-            resp = await self.client.send(self._request(deployment, request, upstream_model, "/v2/chat", body))
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        try:
-            if resp.status_code >= 400:
-                raise cohere_error_to_upstream_error(resp.status_code, await self.client.read(resp), resp.headers, deployment)
+        upstream = self._request(deployment, request, upstream_model, "/v2/chat", body)
+        async with self.open_stream(upstream, deployment, cohere_error_to_upstream_error) as resp:
             translator = CohereStreamTranslator(deployment, upstream_model, request.include_usage)
             async for item in translated_stream(sse_data(self.client.chunks(resp)), event_decoder.decode, translator):
                 yield item
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        finally:
-            await resp.aclose()
 
     async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
         data = _decoded(request.body)
