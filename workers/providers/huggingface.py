@@ -39,6 +39,7 @@ import msgspec
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, translated_stream
+from workers.providers.chunks import ChunkWriter
 from workers.providers.openai_family import sse_data
 from workers.usage import Usage, embeddings_usage_to_openai, estimate_tokens, usage_to_openai
 
@@ -233,28 +234,10 @@ class HuggingFaceStreamTranslator:
     """generate_stream events -> chunks; `finished` after the event that carries `details`."""
 
     def __init__(self, deployment: Deployment, model: str, prompt: str, include_usage: bool) -> None:
-        self.deployment, self.model, self.prompt, self.include_usage = deployment, model, prompt, include_usage
-        self.id = f"chatcmpl-hf-{time.time_ns():x}"
-        self.created = int(time.time())
+        self.deployment, self.prompt, self.include_usage = deployment, prompt, include_usage
+        self.out = ChunkWriter(model, "chatcmpl-hf")
         self.text: list[str] = []
-        self.started = False  # the role chunk went out
         self.finished = False
-
-    def _chunk(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
-        doc: dict[str, Any] = {
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": choices,
-        }
-        if usage is not None:
-            doc["usage"] = usage_to_openai(usage)
-        return _encoder.encode(doc)
-
-    def _opening(self) -> list[StreamItem]:
-        """The role chunk, before whatever the first upstream event brings (none before it: the
-        time to first token is the upstream's)."""
-        if self.started:
-            return []
-        self.started = True
-        return [self._chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
 
     def feed(self, event: _StreamEvent) -> list[StreamItem]:
         if event.error is not None:
@@ -263,15 +246,15 @@ class HuggingFaceStreamTranslator:
         items: list[StreamItem] = []
         if event.token is not None and event.token.text and not event.token.special:
             self.text.append(event.token.text)
-            items.append(self._chunk([{"index": 0, "delta": {"content": event.token.text}, "finish_reason": None}]))
+            items.append(self.out.chunk([{"index": 0, "delta": {"content": event.token.text}, "finish_reason": None}]))
         if event.details is not None or event.generated_text is not None:
             self.finished = True
             usage = text_generation_usage(event.details, self.prompt, "".join(self.text))
-            items.append(self._chunk([{"index": 0, "delta": {}, "finish_reason": finish_reason(event.details)}]))
+            items.append(self.out.chunk([{"index": 0, "delta": {}, "finish_reason": finish_reason(event.details)}]))
             items.append(usage)
             if self.include_usage:
-                items.append(self._chunk([], usage))
-        return self._opening() + items if items else items
+                items.append(self.out.chunk([], usage))
+        return self.out.opening() + items if items else items
 
 
 # ---- the adapter --------------------------------------------------------------------------------

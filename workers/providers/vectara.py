@@ -35,6 +35,7 @@ import msgspec
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, translated_stream
+from workers.providers.chunks import ChunkWriter
 from workers.providers.openai_family import sse_data
 from workers.usage import Usage, estimate_tokens, usage_to_openai
 
@@ -165,36 +166,18 @@ class VectaraStreamTranslator:
     answer (and its usage), `end` finishes the stream; search results and scores are not relayed."""
 
     def __init__(self, deployment: Deployment, model: str, query: str, include_usage: bool) -> None:
-        self.deployment, self.model, self.query, self.include_usage = deployment, model, query, include_usage
-        self.id = f"chatcmpl-vectara-{time.time_ns():x}"
-        self.created = int(time.time())
+        self.deployment, self.query, self.include_usage = deployment, query, include_usage
+        self.out = ChunkWriter(model, "chatcmpl-vectara")
         self.summary: list[str] = []
-        self.started = False  # the role chunk went out
         self.generated = False  # generation_end seen
         self.finished = False  # end seen
-
-    def _chunk(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
-        doc: dict[str, Any] = {
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": choices,
-        }
-        if usage is not None:
-            doc["usage"] = usage_to_openai(usage)
-        return _encoder.encode(doc)
-
-    def _opening(self) -> list[StreamItem]:
-        """The role chunk, before whatever the first upstream event brings (none before it: the
-        time to first token is the upstream's)."""
-        if self.started:
-            return []
-        self.started = True
-        return [self._chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
 
     def feed(self, event: _StreamEvent) -> list[StreamItem]:
         kind = event.type
         if kind == "generation_chunk" and event.generation_chunk and not self.generated:
             self.summary.append(event.generation_chunk)
-            chunk = self._chunk([{"index": 0, "delta": {"content": event.generation_chunk}, "finish_reason": None}])
-            return self._opening() + [chunk]
+            chunk = self.out.chunk([{"index": 0, "delta": {"content": event.generation_chunk}, "finish_reason": None}])
+            return self.out.opening() + [chunk]
         if kind == "error":
             text = scrub("; ".join(event.messages or []) or "unknown error", self.deployment)
             raise UpstreamError(502, f"the upstream failed mid-answer: {text}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
@@ -202,9 +185,9 @@ class VectaraStreamTranslator:
             self.generated = True
             self.finished = kind == "end"
             usage = query_usage(self.query, "".join(self.summary))
-            items = self._opening() + [self._chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]), usage]
+            items = self.out.opening() + [self.out.chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]), usage]
             if self.include_usage:
-                items.append(self._chunk([], usage))
+                items.append(self.out.chunk([], usage))
             return items
         if kind == "end":
             self.finished = True
