@@ -226,7 +226,7 @@ def resolve(edge: Edge, principal, provider: str, model_name: str):
     or a deployment whose upstream model it is), as the key is allowed to use it."""
     family = PROVIDERS[provider].family
     candidates = [model_name, f"{provider}/{model_name}"]
-    candidates += [name for name, deps in edge.router.groups.items() if any(d.upstream_model == model_name for d in deps)]
+    candidates += edge.router.by_upstream_model.get(model_name, [])
     denied: GatewayError | None = None
     for name in candidates:
         if not edge.router.group(name):

@@ -50,6 +50,11 @@ class ModelRouter:
                 self.wildcards.append(d)
             else:
                 self.groups.setdefault(d.model_name, []).append(d)
+        # Group names by the upstream model their deployments call (native routes name that).
+        self.by_upstream_model: dict[str, list[str]] = {}
+        for name, group in self.groups.items():
+            for upstream in dict.fromkeys(d.upstream_model for d in group):
+                self.by_upstream_model.setdefault(upstream, []).append(name)
         # The most specific pattern first (`groq/*` before `*`).
         self.wildcards.sort(key=lambda d: len(d.model_name), reverse=True)
         self.in_flight: dict[str, int] = {}
@@ -81,7 +86,8 @@ class ModelRouter:
     def _members(self, groups: tuple[str, ...]) -> list[str]:
         out: list[str] = []
         for name in groups:
-            out.extend(d.id for d in (self._order(self.group(name)) if len(self.group(name)) > 1 else self.group(name)))
+            group = self.group(name)
+            out.extend(d.id for d in (self._order(group) if len(group) > 1 else group))
         return out
 
     def _order(self, group: list[Deployment]) -> list[Deployment]:
