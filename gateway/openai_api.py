@@ -44,6 +44,7 @@ from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response
 from gateway.limits_policy import apply_max_tokens
 from gateway.schemas import parse_chat, parse_embeddings
+from llmgw.handoff import offer_core
 from llmgw.contracts import (
     Chunks,
     Completed,
@@ -199,6 +200,7 @@ def build_routes(edge: Edge) -> list:
                     await admission.release(edge.ratelimits, admitted, first.tokens)
                     answer = first.body if dialect is None else dialect.whole(first.body, parsed.model)
                     await send_json(send, 200, answer, [(b"x-request-id", request_id.encode()), *admitted.headers()])
+                    offer_core()  # Granian's thread writes the answer before the log line is made
                     return
                 raise GatewayError(502, "the worker answered in an unexpected form", ErrorType.API, ErrorCode.INTERNAL)
             finally:

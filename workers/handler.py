@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from llmgw.bus import AckedPublisher
 from llmgw.catalog import PROVIDERS
 from llmgw.config import Deployment, Secret
+from llmgw.handoff import let_writes_out
 from llmgw.contracts import (
     MSG_ID_HEADER,
     Completed,
@@ -273,6 +274,7 @@ class RequestHandler:
             tokens=self._tokens(outcome),
         )
         await self.nc.publish(request.reply_to, encode_internal(reply))
+        await let_writes_out()  # the answer leaves before the usage event is built
 
     async def _call_native(
         self, request: UpstreamRequest, attempt: int, deployment: Deployment, provider: Provider, outcome: Outcome,

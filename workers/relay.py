@@ -14,6 +14,7 @@ import msgspec
 from nats.aio.client import Client
 
 from llmgw.contracts import Chunks, Failed, encode_internal
+from llmgw.handoff import let_writes_out
 
 # Messages sent without waiting. Two, because OpenAI-style streams open with a chunk that only
 # carries the role: the first token is in the second chunk, often right behind it (with one,
@@ -84,6 +85,8 @@ class ChunkRelay:
             self.sent += len(data)
             self.last_send = time.monotonic()
             await self.nc.publish(self.subject, encode_internal(msg))
+        if self.seq <= IMMEDIATE_MESSAGES:
+            await let_writes_out()  # the first chunks leave before the rest of the stream is read
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
