@@ -18,6 +18,16 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
+async def nats_client(nats_server):
+    """A connection of the test's own to the session's nats-server."""
+    import nats
+
+    nc = await nats.connect(nats_server.url)
+    yield nc
+    await nc.close()
+
+
+@pytest.fixture
 def bus_prefix() -> str:
     """A subject / stream namespace of this test's own."""
     return f"t{uuid.uuid4().hex[:10]}"

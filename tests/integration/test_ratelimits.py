@@ -118,10 +118,8 @@ async def edges(nats_server, bus_prefix):
 
 
 @pytest.fixture
-async def observer(nats_server):
-    nc = await nats.connect(nats_server.url)
-    yield nc
-    await nc.close()
+def observer(nats_client):
+    return nats_client
 
 
 # ----------------------------------------------------------------------------------------- tests

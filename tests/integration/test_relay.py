@@ -64,14 +64,8 @@ class ThreadSubscriber:
         self._thread.join(10)
 
 
-@pytest.fixture
-async def publisher(nats_server):
-    nc = await nats.connect(nats_server.url)
-    yield nc
-    await nc.close()
-
-
-async def test_first_chunks_leave_while_the_worker_is_still_busy(nats_server, publisher, bus_prefix) -> None:
+async def test_first_chunks_leave_while_the_worker_is_still_busy(nats_server, nats_client, bus_prefix) -> None:
+    publisher = nats_client
     subject = f"{bus_prefix}.reply.edge"
     subscriber = ThreadSubscriber(nats_server.url, subject).start()
     try:
