@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,24 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def log_events(output: str, event: str | None = None, **fields) -> list[dict]:
+    """The JSON log lines in a process's output (other lines skipped), optionally only those of
+    `event` whose fields equal `fields`."""
+    found = []
+    for line in output.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if event is not None and record.get("event") != event:
+            continue
+        if all(record.get(k) == v for k, v in fields.items()):
+            found.append(record)
+    return found
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ from tests.e2e.test_faults_support import (
     upstream_calls,
     words,
 )
-from tests.procs import NatsServer, free_port, port_open, wait_for
+from tests.procs import NatsServer, free_port, log_events, port_open, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -115,7 +115,7 @@ def test_a_nats_server_restart_heals_without_restarting_llmgw(own_nats, upstream
 
         assert [p.popen.pid for p in stack.procs] == pids and all(p.running for p in stack.procs)
         for proc in stack.procs:  # each found its way back by itself
-            assert '"event": "nats_reconnected"' in proc.output(), proc.name
+            assert log_events(proc.output(), "nats_reconnected"), proc.name
 
         ids = {
             before.headers["x-request-id"]: 4,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 
 from tests.e2e.conftest import MASTER_KEY, Stack
-from tests.procs import FakeUpstream, Proc, wait_for
+from tests.procs import FakeUpstream, Proc, log_events, wait_for
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 HELLO_PROMPT_TOKENS = 3  # at the fake: 2 words + 1 message
@@ -102,7 +102,7 @@ def words(n: int) -> str:
 
 
 def worker_started(proc: Proc) -> bool:
-    return '"event": "worker_started"' in proc.output()
+    return bool(log_events(proc.output(), "worker_started"))
 
 
 def start_named_worker(stack: Stack, worker_id: str, **env: str) -> Proc:

@@ -28,7 +28,7 @@ from tests.e2e.test_faults_support import (
     upstream_calls,
     words,
 )
-from tests.procs import wait_for
+from tests.procs import log_events, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +125,7 @@ def test_sigterm_on_a_worker_finishes_what_it_serves_and_takes_nothing_new(stack
             start_named_worker(stack, "w1")
             assert not any(f.done() for f in whole)  # (the test's premise: w0 is still serving them)
             terminate(w0)
-            wait_for(lambda: '"event": "worker_draining"' in w0.output(), 10, "w0 to start draining")
+            wait_for(lambda: log_events(w0.output(), "worker_draining"), 10, "w0 to start draining")
             later = [pool.submit(chat, stack, "gpt-4", 2 + i) for i in range(4)]  # sent while w0 drains
             seen += list(events)
         whole = [f.result(timeout=60) for f in whole]
@@ -137,7 +137,7 @@ def test_sigterm_on_a_worker_finishes_what_it_serves_and_takes_nothing_new(stack
         assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == words(3 + i)
     for i, response in enumerate(later):
         assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == words(2 + i)
-    assert '"in_flight": 3' in next(line for line in w0.output().splitlines() if '"worker_draining"' in line)
+    assert log_events(w0.output(), "worker_draining")[0]["in_flight"] == 3
 
     served = {r.headers["x-request-id"]: ("w0", 3 + i) for i, r in enumerate(whole)}
     served[streamed.headers["x-request-id"]] = ("w0", 20)

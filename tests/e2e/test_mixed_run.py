@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Stack
-from tests.procs import wait_for
+from tests.procs import log_events, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +72,7 @@ def test_every_request_of_a_mixed_run_has_exactly_one_exact_row(run_stack):
         jobs += [pool.submit(failing, m) for m in ("err-400", "err-500", "err-429")]
         jobs += [pool.submit(hang_up) for _ in range(3)]
         slow_jobs = [pool.submit(slow) for _ in range(6)]
-        wait_for(lambda: stack.workers[0].output().count('"model": "slow"') >= 1 or None, 30, "a slow request served")
+        wait_for(lambda: log_events(stack.workers[0].output(), "request", model="slow") or None, 30, "a slow request served")
         stack.workers[0].kill()  # requests it held are redelivered to the other worker
         for job in jobs + slow_jobs:
             job.result(timeout=90)

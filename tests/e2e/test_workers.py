@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import MASTER_KEY, Stack
-from tests.procs import component, free_port, wait_for
+from tests.procs import component, free_port, log_events, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,7 @@ def test_killing_a_worker_loses_no_queued_request(small_stack, upstream):
     n = 12  # 4 in flight (2 per worker), the rest queued in JetStream
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         futures = [pool.submit(_call, small_stack, "slow") for _ in range(n)]
-        wait_for(lambda: victim.output().count('"event": "request"') >= 1 or None, 20, "the victim to serve a request")
+        wait_for(lambda: log_events(victim.output(), "request") or None, 20, "the victim to serve a request")
         victim.kill()
         ids = [f.result(timeout=60) for f in futures]
     assert len(set(ids)) == n  # every client got its answer
