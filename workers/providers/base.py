@@ -23,6 +23,23 @@ from workers.http_client import UpstreamClient
 from workers.usage import Usage
 
 
+
+_native_body_decoder = msgspec.json.Decoder(dict[str, Any])
+_native_body_encoder = msgspec.json.Encoder()
+
+
+def body_with_model(body: bytes, upstream_model: str) -> bytes:
+    """A native body with the deployment's model name in place of the client's `model`; a body
+    that is not a JSON object, or names no model, passes as it is (the upstream answers for it)."""
+    try:
+        data = _native_body_decoder.decode(body)
+    except msgspec.DecodeError:
+        return body
+    if not isinstance(data.get("model"), str):
+        return body
+    data["model"] = upstream_model
+    return _native_body_encoder.encode(data)
+
 class UpstreamError(Exception):
     """The call failed; `status` is what the client gets."""
 

@@ -1,5 +1,5 @@
-"""Writing OpenAI `chat.completion.chunk` documents for a provider whose stream events carry
-plain text (HuggingFace, Vectara): one id and timestamp per stream, a role chunk first."""
+"""Writing OpenAI `chat.completion.chunk` documents from a provider's stream events: one id and
+timestamp per stream (the id may be replaced by the provider's own once it is known)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,18 @@ class ChunkWriter:
         self.created = int(time.time())
         self.started = False  # the role chunk went out
 
-    def chunk(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
+    def chunk(self, choices: list[dict[str, Any]], usage: Usage | dict[str, Any] | None = None) -> bytes:
+        """A chunk of `choices`; `usage` as the gateway's Usage or as an OpenAI usage object."""
         doc: dict[str, Any] = {
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": choices,
         }
         if usage is not None:
-            doc["usage"] = usage_to_openai(usage)
+            doc["usage"] = usage if isinstance(usage, dict) else usage_to_openai(usage)
         return _encoder.encode(doc)
+
+    def delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        """The one-choice chunk most events become."""
+        return self.chunk([{"index": 0, "delta": delta, "finish_reason": finish}])
 
     def opening(self) -> list[StreamItem]:
         """The role chunk, before whatever the first upstream event brings (none before it: the

@@ -18,7 +18,7 @@ from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
 from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub
-from workers.providers.base import NativeUsage
+from workers.providers.base import NativeUsage, body_with_model
 from workers.usage import Usage
 
 # ---- private wire types ---------------------------------------------------------------------
@@ -236,14 +236,7 @@ class OpenAIFamily(Provider):
 
     def native_body(self, body: bytes, upstream_model: str) -> bytes:
         """The model group's name becomes the upstream's model name (other bodies pass as they are)."""
-        try:
-            data = _body_decoder.decode(body)
-        except msgspec.DecodeError:
-            return body
-        if not isinstance(data.get("model"), str):
-            return body
-        data["model"] = upstream_model
-        return _encoder.encode(data)
+        return body_with_model(body, upstream_model)
 
     def native_usage(self) -> NativeUsage:
         return OpenAIUsageReader()

@@ -32,6 +32,7 @@ from workers.providers.anthropic.wire import (
     usage_probe_decoder,
 )
 from workers.providers.base import (
+    body_with_model,
     translated_stream,
     Completion,
     NativeItem,
@@ -144,14 +145,7 @@ class Anthropic(Provider):
         return {"x-api-key": deployment.api_key.reveal()} if deployment.api_key is not None else {}
 
     def native_body(self, body: bytes, upstream_model: str) -> bytes:
-        try:
-            data = body_decoder.decode(body)
-        except msgspec.DecodeError:
-            return body  # not a JSON object: Anthropic answers for it
-        if "model" not in data:
-            return body
-        data["model"] = upstream_model
-        return encoder.encode(data)
+        return body_with_model(body, upstream_model)
 
     def native_usage(self) -> NativeUsage:
         return AnthropicUsageReader()

@@ -9,9 +9,6 @@ Anthropic's `index` counts every content block, so tool blocks are renumbered.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from llmgw.config import Deployment
 from workers.providers.anthropic.response import (
     anthropic_usage_to_usage,
@@ -21,8 +18,9 @@ from workers.providers.anthropic.response import (
     tool_call_json,
     usage_json,
 )
-from workers.providers.anthropic.wire import AnthropicUsage, StreamEvent, encoder
+from workers.providers.anthropic.wire import AnthropicUsage, StreamEvent
 from workers.providers.base import StreamItem, scrub
+from workers.providers.chunks import ChunkWriter
 from workers.usage import Usage
 
 
@@ -32,24 +30,11 @@ class AnthropicStreamTranslator:
     def __init__(self, deployment: Deployment, model: str, include_usage: bool) -> None:
         self.deployment = deployment
         self.include_usage = include_usage
-        self.id = ""
-        self.model = model
-        self.created = int(time.time())
+        self.out = ChunkWriter(model, "chatcmpl-anthropic")  # (the id and model become the message's)
         self.usage: AnthropicUsage | None = None
         self.stop_reason: str | None = None
         self.tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
         self.finished = False
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return encoder.encode(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-        )
 
     def feed(self, event: StreamEvent) -> list[StreamItem]:
         """The items an event turns into (often none); raises UpstreamError on an `error` event."""
@@ -57,26 +42,26 @@ class AnthropicStreamTranslator:
         if kind == "content_block_delta" and event.delta is not None:
             delta = event.delta
             if delta.type == "text_delta" and delta.text:
-                return [self._chunk({"content": delta.text})]
+                return [self.out.delta({"content": delta.text})]
             if delta.type == "input_json_delta" and delta.partial_json:
                 index = self.tool_index.get(event.index if event.index is not None else -1)
                 if index is not None:
-                    return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": delta.partial_json}}]})]
+                    return [self.out.delta({"tool_calls": [{"index": index, "function": {"arguments": delta.partial_json}}]})]
             return []  # thinking, signature and citation deltas have no OpenAI chunk
         if kind == "content_block_start" and event.content_block is not None:
             block = event.content_block
             if block.type == "tool_use":
                 index = self.tool_index[event.index if event.index is not None else -1] = len(self.tool_index)
-                return [self._chunk({"tool_calls": [{"index": index, **tool_call_json(block.id, block.name, "")}]})]
+                return [self.out.delta({"tool_calls": [{"index": index, **tool_call_json(block.id, block.name, "")}]})]
             if block.type == "text" and block.text:
-                return [self._chunk({"content": block.text})]
+                return [self.out.delta({"content": block.text})]
             return []
         if kind == "message_start" and event.message is not None:
-            self.id = event.message.id
-            self.model = event.message.model or self.model
+            self.out.id = event.message.id
+            self.out.model = event.message.model or self.out.model
             if event.message.usage is not None:
                 self.usage = event.message.usage
-            return [self._chunk({"role": "assistant", "content": ""})]
+            return [self.out.delta({"role": "assistant", "content": ""})]
         if kind == "message_delta":
             if event.delta is not None and event.delta.stop_reason is not None:
                 self.stop_reason = event.delta.stop_reason
@@ -94,21 +79,10 @@ class AnthropicStreamTranslator:
 
     def _finish(self) -> list[StreamItem]:
         self.finished = True
-        items: list[StreamItem] = [self._chunk({}, finish_reason(self.stop_reason))]
+        items: list[StreamItem] = [self.out.delta({}, finish_reason(self.stop_reason))]
         if self.usage is not None:
             usage: Usage = anthropic_usage_to_usage(self.usage)
             items.append(usage)
             if self.include_usage:
-                items.append(
-                    encoder.encode(
-                        {
-                            "id": self.id,
-                            "object": "chat.completion.chunk",
-                            "created": self.created,
-                            "model": self.model,
-                            "choices": [],
-                            "usage": usage_json(usage),
-                        }
-                    )
-                )
+                items.append(self.out.chunk([], usage_json(usage)))
         return items

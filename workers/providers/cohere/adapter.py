@@ -15,7 +15,7 @@ import msgspec
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
-from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, translated_stream
+from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, body_with_model, translated_stream
 from workers.providers.cohere.request import chat_request_to_cohere, embeddings_request_to_cohere
 from workers.providers.cohere.response import (
     cohere_embed_to_embeddings,
@@ -143,14 +143,7 @@ class Cohere(Provider):
 
     def native_body(self, body: bytes, upstream_model: str) -> bytes:
         """The deployment's model in place of the client's (every v2 endpoint takes `model`)."""
-        try:
-            data = body_decoder.decode(body)
-        except msgspec.DecodeError:
-            return body  # not a JSON object: Cohere answers for it
-        if "model" not in data:
-            return body
-        data["model"] = upstream_model
-        return encoder.encode(data)
+        return body_with_model(body, upstream_model)
 
     def native_usage(self) -> NativeUsage:
         return CohereUsageReader()

@@ -9,15 +9,12 @@ nothing OpenAI has. Tool calls are numbered 0, 1, ... among themselves, as OpenA
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType
 from workers.providers.base import StreamItem, UpstreamError, scrub
+from workers.providers.chunks import ChunkWriter
 from workers.providers.cohere.response import cohere_usage_to_usage, finish_reason
-from workers.providers.cohere.wire import Content, StreamEvent, ToolCall, encoder
-from workers.usage import usage_to_openai
+from workers.providers.cohere.wire import Content, StreamEvent, ToolCall
 
 
 class CohereStreamTranslator:
@@ -25,22 +22,11 @@ class CohereStreamTranslator:
 
     def __init__(self, deployment: Deployment, model: str, include_usage: bool) -> None:
         self.deployment = deployment
-        self.model = model
         self.include_usage = include_usage
-        self.id = ""
-        self.created = int(time.time())
+        self.out = ChunkWriter(model, "chatcmpl-cohere")  # (the id becomes the message's)
         self.tool_calls = 0  # tool calls started so far; the current one is tool_calls - 1
         self.thinking = False  # the open content block is a reasoning model's `thinking`
         self.finished = False
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return encoder.encode({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
 
     def feed(self, event: StreamEvent) -> list[StreamItem]:
         """The items an event turns into (often none)."""
@@ -48,17 +34,17 @@ class CohereStreamTranslator:
         message = event.delta.message if event.delta is not None else None
         if kind == "content-delta" and message is not None and isinstance(message.content, Content):
             text = message.content.text
-            return [self._chunk({"content": text})] if text and not self.thinking else []
+            return [self.out.delta({"content": text})] if text and not self.thinking else []
         if kind == "content-start":
             block = message.content if message is not None else None
             self.thinking = isinstance(block, Content) and block.type == "thinking"
             text = block.text if isinstance(block, Content) and not self.thinking else None
-            return [self._chunk({"content": text})] if text else []
+            return [self.out.delta({"content": text})] if text else []
         if kind == "tool-call-start" and message is not None and isinstance(message.tool_calls, ToolCall):
             call = message.tool_calls
             self.tool_calls += 1
             function = call.function
-            return [self._chunk({"tool_calls": [{
+            return [self.out.delta({"tool_calls": [{
                 "index": self.tool_calls - 1,
                 "id": call.id or "",
                 "type": "function",
@@ -68,10 +54,10 @@ class CohereStreamTranslator:
             arguments = message.tool_calls.function.arguments if message.tool_calls.function else None
             if not arguments or not self.tool_calls:
                 return []
-            return [self._chunk({"tool_calls": [{"index": self.tool_calls - 1, "function": {"arguments": arguments}}]})]
+            return [self.out.delta({"tool_calls": [{"index": self.tool_calls - 1, "function": {"arguments": arguments}}]})]
         if kind == "message-start":
-            self.id = event.id or self.id
-            return [self._chunk({"role": "assistant", "content": ""})]
+            self.out.id = event.id or self.out.id
+            return [self.out.delta({"role": "assistant", "content": ""})]
         if kind == "message-end":
             return self._finish(event)
         return []  # content-end, tool-plan-delta, tool-call-end, citation-*, debug
@@ -82,13 +68,10 @@ class CohereStreamTranslator:
         if delta is not None and delta.finish_reason == "ERROR" and delta.error:
             text = scrub(delta.error, self.deployment)
             raise UpstreamError(502, f"the upstream failed mid-answer: {text}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
-        items: list[StreamItem] = [self._chunk({}, finish_reason(delta.finish_reason if delta is not None else None))]
+        items: list[StreamItem] = [self.out.delta({}, finish_reason(delta.finish_reason if delta is not None else None))]
         usage = cohere_usage_to_usage(delta.usage if delta is not None else None)
         if usage is not None:
             items.append(usage)
             if self.include_usage:
-                items.append(encoder.encode({
-                    "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                    "choices": [], "usage": usage_to_openai(usage),
-                }))
+                items.append(self.out.chunk([], usage))
         return items
