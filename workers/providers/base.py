@@ -100,6 +100,22 @@ class NativeUsage(ABC):
 ErrorReader = Callable[[int, bytes, httpx.Headers, Deployment], UpstreamError]
 
 
+async def fetch_body(client: UpstreamClient, upstream: httpx.Request, deployment: Deployment, to_error: ErrorReader) -> bytes:
+    """A whole answer's body; a failure below HTTP, or an error status read by `to_error`, raised
+    as the UpstreamError the client gets."""
+    try:
+        resp = await client.send(upstream)
+        try:
+            content = await client.read(resp)
+        finally:
+            await resp.aclose()
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, deployment) from None
+    if resp.status_code >= 400:
+        raise to_error(resp.status_code, content, resp.headers, deployment)
+    return content
+
+
 class Provider(ABC):
     def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
         self.client = client
@@ -111,19 +127,7 @@ class Provider(ABC):
         return httpx.Timeout(budget, connect=min(self.connect_timeout, budget))
 
     async def fetch(self, upstream: httpx.Request, deployment: Deployment, to_error: ErrorReader) -> bytes:
-        """A whole answer's body; a failure below HTTP, or an error status read by the provider's
-        `to_error`, raised as the UpstreamError the client gets."""
-        try:
-            resp = await self.client.send(upstream)
-            try:
-                content = await self.client.read(resp)
-            finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        if resp.status_code >= 400:
-            raise to_error(resp.status_code, content, resp.headers, deployment)
-        return content
+        return await fetch_body(self.client, upstream, deployment, to_error)
 
     @asynccontextmanager
     async def open_stream(

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import ErrorCode, ErrorType
 from workers.http_client import UpstreamClient
-from workers.providers.base import UpstreamError, scrub, transport_error
+from workers.providers.base import UpstreamError, fetch_body, scrub
 from workers.providers.gemini.wire import token_decoder, token_error_decoder
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -98,6 +98,21 @@ class _Token:
         self.refresh_at = refresh_at
 
 
+def token_refusal(status: int, content: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
+    """The token endpoint's error answer (RFC 6749 section 5.2) as the client's 502."""
+    try:
+        err = token_error_decoder.decode(content)
+        reason = f"{err.error}: {err.error_description}".strip(": ")
+    except msgspec.DecodeError:
+        reason = content[:200].decode(errors="replace")
+    return UpstreamError(
+        502,
+        f"the token endpoint refused the service account of deployment {deployment.id} ({status} {scrub(reason, deployment)})",
+        ErrorType.API,
+        ErrorCode.UPSTREAM_ERROR,
+    )
+
+
 class TokenSource:
     """Service accounts (by their `vertex_credentials` value) and their cached access tokens."""
 
@@ -163,27 +178,8 @@ class TokenSource:
         now = time.time()
         form = urlencode({"grant_type": GRANT_TYPE, "assertion": account.assertion(now)}).encode()
         headers = httpx.Headers({"content-type": "application/x-www-form-urlencoded", "accept": "application/json"})
-        try:
-            resp = await self.client.send(self.client.request(httpx.URL(account.token_uri), headers, form, timeout))
-            try:
-                content = await self.client.read(resp)
-            finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from None
-        if resp.status_code >= 400:
-            try:
-                err = token_error_decoder.decode(content)
-                reason = f"{err.error}: {err.error_description}".strip(": ")
-            except msgspec.DecodeError:
-                reason = content[:200].decode(errors="replace")
-            raise UpstreamError(
-                502,
-                f"the token endpoint refused the service account of deployment {deployment.id} "
-                f"({resp.status_code} {scrub(reason, deployment)})",
-                ErrorType.API,
-                ErrorCode.UPSTREAM_ERROR,
-            )
+        upstream = self.client.request(httpx.URL(account.token_uri), headers, form, timeout)
+        content = await fetch_body(self.client, upstream, deployment, token_refusal)
         try:
             answer = token_decoder.decode(content)
         except msgspec.DecodeError:
