@@ -46,7 +46,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_anthropic_payloads import Invalid, Reply, check_request, count_usage, message_json, new_id, plan_reply, sse
 from bench.fake_openai_payloads import decode_json, encode_json
 
@@ -106,15 +106,6 @@ async def stream_events(model: str, reply: Reply, usage: dict, delay_s: float) -
         },
     )
     yield sse("message_stop", {"type": "message_stop"})
-
-
-def _suffix_ms(model: str, prefix: str) -> float | None:
-    if not model.startswith(prefix):
-        return None
-    try:
-        return max(0.0, float(model[len(prefix) :]))
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -180,7 +171,7 @@ class FakeAnthropic:
             return error_response(status, kind, message, headers)
         if model == "fake-hang":
             await asyncio.Future()  # cancelled when the client disconnects
-        delay_ms = _suffix_ms(model, "fake-slow-")
+        delay_ms = suffix_ms(model, "fake-slow-")
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
         counting = request.path.endswith("/count_tokens")

@@ -39,7 +39,7 @@ import os
 import sys
 from typing import Any
 
-from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai import FakeStats
 from bench.fake_openai_payloads import DEFAULT_COMPLETION_TOKENS, EMBEDDING_DIM, WORDS, embedding_vector
 
@@ -86,13 +86,6 @@ def _texts(content: Any) -> list[str]:
 
 def count_words(messages: list[dict[str, Any]]) -> int:
     return sum(len(t.split()) for m in messages for t in _texts(m.get("content")))
-
-
-def _suffix_ms(model: str, prefix: str) -> float:
-    try:
-        return max(0.0, float(model[len(prefix):])) if model.startswith(prefix) else 0.0
-    except ValueError:
-        return 0.0
 
 
 def plan_answer(body: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +160,7 @@ class FakeCohere:
         if model in FAULTS:
             status, message, headers = FAULTS[model]
             return _error(status, message, headers)
-        if delay := _suffix_ms(model, "fake-slow-"):
+        if delay := suffix_ms(model, "fake-slow-"):
             await asyncio.sleep(delay / 1000)
         try:
             return await route(body)

@@ -292,6 +292,17 @@ async def start_app(app, host: str, port: int, api_path: str = "") -> tuple[Fake
     return handle, handle.port
 
 
+def suffix_ms(name: str, prefix: str) -> float | None:
+    """The milliseconds a fake's model (or corpus) name asks for: `fake-slow-250` with prefix
+    `fake-slow-` -> 250.0; None when the name does not match or the number does not parse."""
+    if not name.startswith(prefix):
+        return None
+    try:
+        return max(0.0, float(name[len(prefix) :]))
+    except ValueError:
+        return None
+
+
 def fake_cli(
     prog: str,
     description: str,

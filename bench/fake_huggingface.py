@@ -41,7 +41,7 @@ import json
 import sys
 from typing import Any
 
-from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai import FakeStats
 from bench.fake_openai_payloads import DEFAULT_COMPLETION_TOKENS, WORDS, embedding_vector
 
@@ -65,13 +65,6 @@ def _json(status: int, doc: Any, headers: dict[str, str] | None = None) -> Respo
 
 def _invalid(message: str) -> Response:
     return _json(422, {"error": f"Input validation error: {message}", "error_type": "validation"})
-
-
-def _suffix_ms(model: str, prefix: str) -> float:
-    try:
-        return max(0.0, float(model[len(prefix):])) if model.startswith(prefix) else 0.0
-    except ValueError:
-        return 0.0
 
 
 def _token(i: int, text: str, special: bool = False) -> dict[str, Any]:
@@ -122,7 +115,7 @@ class FakeHuggingFace:
         if model in FAULTS:
             status, doc, headers = FAULTS[model]
             return _json(status, doc, headers)
-        if delay := _suffix_ms(model, "fake-slow-"):
+        if delay := suffix_ms(model, "fake-slow-"):
             await asyncio.sleep(delay / 1000)
         inputs = body["inputs"]
         if isinstance(inputs, list) and inputs and all(isinstance(t, str) for t in inputs):

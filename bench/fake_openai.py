@@ -36,7 +36,7 @@ import sys
 from dataclasses import dataclass, field
 
 from bench import fake_openai_payloads as payloads
-from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai_payloads import BadRequest, ChunkWriter, error_body
 
 _SERVER_PATH = re.compile(r"^/([A-Za-z0-9._-]+)/v1/")
@@ -102,16 +102,6 @@ def _json_response(body: bytes, status: int = 200, headers: dict | None = None) 
 
 def _error(status: int, message: str, type_: str, param=None, code=None, headers=None) -> Response:
     return _json_response(error_body(message, type_, param, code), status, headers)
-
-
-def _suffix_ms(model: str, prefix: str) -> float | None:
-    """`fake-slow-250` with prefix `fake-slow-` -> 250.0; None when the model does not match."""
-    if not model.startswith(prefix):
-        return None
-    try:
-        return max(0.0, float(model[len(prefix) :]))
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -211,7 +201,7 @@ class FakeOpenAI:
             return _error(status, message, type_, param, code, headers)
         if model == "fake-hang":
             await asyncio.Future()  # cancelled when the client disconnects
-        delay_s = self.latency_s + (_suffix_ms(model, "fake-slow-") or 0) / 1000
+        delay_s = self.latency_s + (suffix_ms(model, "fake-slow-") or 0) / 1000
         if delay_s:
             await asyncio.sleep(delay_s)
         try:
@@ -238,7 +228,7 @@ class FakeOpenAI:
         return StreamResponse(events, headers=SSE_HEADERS)
 
     async def _stream_events(self, model, n, finish_reason, usage, include_usage):
-        delay_ms = _suffix_ms(model, "fake-chunk-delay-")
+        delay_ms = suffix_ms(model, "fake-chunk-delay-")
         delay_s = self.chunk_delay_s if delay_ms is None else delay_ms / 1000
         fail = model == "fake-stream-fail"
         chunks = ChunkWriter(model, include_usage)

@@ -32,7 +32,7 @@ import os
 import sys
 from typing import Any
 
-from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai import FakeStats
 from bench.fake_openai_payloads import DEFAULT_COMPLETION_TOKENS, WORDS
 
@@ -57,13 +57,6 @@ def _json(status: int, doc: dict[str, Any], headers: dict[str, str] | None = Non
     if status >= 400:
         doc = {**doc, "request_id": _request_id()}
     return Response(status, json.dumps(doc).encode(), {**JSON_HEADERS, **(headers or {})})
-
-
-def _suffix_ms(name: str, prefix: str) -> float:
-    try:
-        return max(0.0, float(name[len(prefix):])) if name.startswith(prefix) else 0.0
-    except ValueError:
-        return 0.0
 
 
 def _event(kind: str, doc: dict[str, Any]) -> bytes:
@@ -120,7 +113,7 @@ class FakeVectara:
         if corpus in FAULTS:
             status, doc, headers = FAULTS[corpus]
             return _json(status, doc, headers)
-        if delay := _suffix_ms(corpus, "fake-slow-"):
+        if delay := suffix_ms(corpus, "fake-slow-"):
             await asyncio.sleep(delay / 1000)
         generation = body.get("generation") or {}
         limit = (generation.get("model_parameters") or {}).get("max_tokens")
