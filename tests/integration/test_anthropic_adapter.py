@@ -3,7 +3,6 @@ the worker's real upstream client."""
 
 from __future__ import annotations
 
-import time
 
 import anthropic
 import msgspec
@@ -11,12 +10,13 @@ import pytest
 
 from bench.fake_anthropic import start_fake
 from llmgw.config import Deployment, Secret
-from llmgw.contracts import Caller, NativeCall, Operation, UpstreamRequest
+from llmgw.contracts import NativeCall, UpstreamRequest
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
 from workers.providers.anthropic import Anthropic
 from workers.providers.base import NativeHead, UpstreamError
 from workers.usage import Usage
+from tests.integration.adapter_support import collect, upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -56,13 +56,7 @@ def deployment(fake, key: str = KEY, base: str | None = None) -> Deployment:
 
 
 def request(body: dict, *, stream: bool = False, include_usage: bool = False, system_prompts=(), native=None) -> UpstreamRequest:
-    now = time.time()
-    return UpstreamRequest(
-        request_id="r-1", reply_to="_INBOX.x", operation=Operation.NATIVE if native else Operation.CHAT,
-        model_group="claude", deployment_id="claude/0", body=msgspec.json.encode(body), stream=stream,
-        include_usage=include_usage, deadline=now + 30, received_at=now, caller=Caller(key_hash="k"),
-        system_prompts=list(system_prompts), native=native,
-    )
+    return upstream_request(body, "claude", "claude/0", stream=stream, include_usage=include_usage, system_prompts=system_prompts, native=native)
 
 
 async def chat(provider, fake, body: dict, model: str = "claude-x", **kwargs):
@@ -71,13 +65,7 @@ async def chat(provider, fake, body: dict, model: str = "claude-x", **kwargs):
 
 
 async def stream(provider, fake, body: dict, model: str = "claude-x", **kwargs) -> tuple[list[dict], list[Usage]]:
-    chunks, usages = [], []
-    async for item in provider.chat_stream(deployment(fake), request(body, stream=True, **kwargs), model):
-        if isinstance(item, Usage):
-            usages.append(item)
-        else:
-            chunks.append(msgspec.json.decode(item))
-    return chunks, usages
+    return await collect(provider.chat_stream(deployment(fake), request(body, stream=True, **kwargs), model))
 
 
 async def test_chat_answers_in_openai_format_with_exact_usage(provider, fake):

@@ -4,19 +4,19 @@ OpenAI upstream's Azure routes (bench/fake_openai.py), over the worker's real up
 from __future__ import annotations
 
 import datetime
-import time
 
 import msgspec
 import pytest
 
 from bench.fake_openai import start_fake
 from llmgw.config import Deployment, Secret
-from llmgw.contracts import Caller, NativeCall, Operation, UpstreamRequest
+from llmgw.contracts import NativeCall, Operation, UpstreamRequest
 from workers.http_client import UpstreamClient
 from workers.providers.azure import AzureOpenAI
 from workers.providers.base import NativeHead, UpstreamError
 from workers.providers.openai_family import OpenAIFamily, OpenAIUsageReader
 from workers.usage import Usage
+from tests.integration.adapter_support import upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -57,13 +57,8 @@ def deployment(fake, key: str = KEY, api_version: str | None = "2024-10-21") -> 
 
 def request(body: dict, *, stream: bool = False, include_usage: bool = False, operation: str = Operation.CHAT,
             native: NativeCall | None = None, system_prompts=()) -> UpstreamRequest:
-    now = time.time()
-    return UpstreamRequest(
-        request_id="r-1", reply_to="_INBOX.x", operation=operation, model_group="azure/gpt-4o-east",
-        deployment_id="azure/*", body=msgspec.json.encode(body), stream=stream, include_usage=include_usage,
-        deadline=now + 30, received_at=now, caller=Caller(key_hash="k"), native=native,
-        system_prompts=list(system_prompts),
-    )
+    return upstream_request(body, "azure/gpt-4o-east", "azure/*", stream=stream, include_usage=include_usage,
+                            operation=operation, native=native, system_prompts=system_prompts)
 
 
 def test_url_has_the_deployment_and_api_version_and_the_key_goes_in_api_key(provider, fake):

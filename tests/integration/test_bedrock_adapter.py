@@ -3,7 +3,6 @@ worker's real upstream client: every call is SigV4-signed and the fake recompute
 
 from __future__ import annotations
 
-import time
 
 import msgspec
 import pytest
@@ -11,11 +10,12 @@ import pytest_asyncio
 
 from bench.fake_bedrock import DEFAULT_ACCESS_KEY_ID, start_fake
 from llmgw.config import Deployment, Secret
-from llmgw.contracts import Caller, Operation, UpstreamRequest
+from llmgw.contracts import Operation, UpstreamRequest
 from workers.http_client import UpstreamClient
 from workers.providers.base import UpstreamError
 from workers.providers.bedrock import Bedrock
 from workers.usage import Usage
+from tests.integration.adapter_support import collect as collect_stream, upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +62,8 @@ def deployment(
 
 
 def request(body: dict, stream: bool = False, include_usage: bool = False, system_prompts=(), op=Operation.CHAT) -> UpstreamRequest:
-    now = time.time()
-    return UpstreamRequest(
-        request_id="req-1", reply_to="_INBOX.x", operation=op, model_group="claude", deployment_id="bedrock/0",
-        body=msgspec.json.encode(body), stream=stream, include_usage=include_usage, deadline=now + 10, received_at=now,
-        caller=Caller(key_hash="k"), system_prompts=list(system_prompts),
-    )
+    return upstream_request(body, "claude", "bedrock/0", stream=stream, include_usage=include_usage,
+                            system_prompts=system_prompts, operation=op, timeout=10)
 
 
 def chat_body(text: str = "Hello there friend", **extra) -> dict:
@@ -75,13 +71,7 @@ def chat_body(text: str = "Hello there friend", **extra) -> dict:
 
 
 async def collect(provider, dep, req, model=CLAUDE) -> tuple[list[dict], list[Usage]]:
-    chunks, usages = [], []
-    async for item in provider.chat_stream(dep, req, model):
-        if isinstance(item, Usage):
-            usages.append(item)
-        else:
-            chunks.append(msgspec.json.decode(item))
-    return chunks, usages
+    return await collect_stream(provider.chat_stream(dep, req, model))
 
 
 async def test_chat_completion_with_exact_usage(fake, provider):

@@ -3,19 +3,19 @@ upstream client."""
 
 from __future__ import annotations
 
-import time
 
 import msgspec
 import pytest
 
 from bench.fake_cohere import start_fake
 from llmgw.config import Deployment, Secret
-from llmgw.contracts import Caller, NativeCall, Operation, UpstreamRequest
+from llmgw.contracts import NativeCall, Operation, UpstreamRequest
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
 from workers.providers.base import NativeHead, UpstreamError
 from workers.providers.cohere import Cohere
 from workers.usage import Usage
+from tests.integration.adapter_support import collect, upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +48,7 @@ def deployment(fake, key: str = KEY, base: str | None = None) -> Deployment:
 
 
 def request(body: dict, *, stream: bool = False, include_usage: bool = False, system_prompts=(), operation=Operation.CHAT, native=None) -> UpstreamRequest:
-    now = time.time()
-    return UpstreamRequest(
-        request_id="r-1", reply_to="_INBOX.x", operation=Operation.NATIVE if native else operation,
-        model_group="command", deployment_id="command/0", body=msgspec.json.encode(body), stream=stream,
-        include_usage=include_usage, deadline=now + 30, received_at=now, caller=Caller(key_hash="k"),
-        system_prompts=list(system_prompts), native=native,
-    )
+    return upstream_request(body, "command", "command/0", stream=stream, include_usage=include_usage, system_prompts=system_prompts, operation=operation, native=native)
 
 
 async def chat(provider, fake, body: dict, model: str = "command-r", **kwargs):
@@ -63,13 +57,7 @@ async def chat(provider, fake, body: dict, model: str = "command-r", **kwargs):
 
 
 async def stream(provider, fake, body: dict, model: str = "command-r", **kwargs) -> tuple[list[dict], list[Usage]]:
-    chunks, usages = [], []
-    async for item in provider.chat_stream(deployment(fake), request(body, stream=True, **kwargs), model):
-        if isinstance(item, Usage):
-            usages.append(item)
-        else:
-            chunks.append(msgspec.json.decode(item))
-    return chunks, usages
+    return await collect(provider.chat_stream(deployment(fake), request(body, stream=True, **kwargs), model))
 
 
 async def test_chat_answers_in_openai_format_with_exact_usage(provider, fake):

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 import struct
-import time
 from pathlib import Path
 
 import httpx
@@ -18,11 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.fake_gemini import FakeServerHandle, start_fake
 from llmgw.config import Deployment, Secret
-from llmgw.contracts import Caller, NativeCall, Operation, UpstreamRequest
+from llmgw.contracts import NativeCall, Operation, UpstreamRequest
 from workers.http_client import UpstreamClient
 from workers.providers.base import NativeHead, UpstreamError
 from workers.providers.gemini import Gemini, VertexAI
 from workers.usage import Usage
+from tests.integration.adapter_support import collect as collect_stream, upstream_request as shared_request
 
 pytestmark = pytest.mark.integration
 
@@ -111,40 +111,12 @@ def vertex_deployment(fake: FakeServerHandle, credentials: str, model: str = "ge
     )
 
 
-def upstream_request(
-    body: dict | bytes,
-    *,
-    stream: bool = False,
-    include_usage: bool = False,
-    system_prompts: list[str] | None = None,
-    operation: str = Operation.CHAT,
-    native: NativeCall | None = None,
-) -> UpstreamRequest:
-    return UpstreamRequest(
-        request_id="req-1",
-        reply_to="_INBOX.x",
-        operation=operation,
-        model_group="gem",
-        deployment_id="gem/0",
-        body=body if isinstance(body, bytes) else json.dumps(body).encode(),
-        stream=stream,
-        include_usage=include_usage,
-        deadline=time.time() + 30,
-        received_at=time.time(),
-        caller=Caller(key_hash="k"),
-        system_prompts=system_prompts or [],
-        native=native,
-    )
+def upstream_request(body: dict | bytes, **kwargs) -> UpstreamRequest:
+    return shared_request(body, "gem", "gem/0", **kwargs)
 
 
 async def collect(stream) -> tuple[list[dict], list[Usage]]:
-    chunks, usages = [], []
-    async for item in stream:
-        if isinstance(item, Usage):
-            usages.append(item)
-        else:
-            chunks.append(json.loads(item))
-    return chunks, usages
+    return await collect_stream(stream)
 
 
 def text_of(chunks: list[dict]) -> str:

@@ -3,19 +3,19 @@ over the worker's real upstream client."""
 
 from __future__ import annotations
 
-import time
 
 import msgspec
 import pytest
 
 from bench.fake_huggingface import start_fake
 from llmgw.config import Deployment, Secret
-from llmgw.contracts import Caller, Operation, UpstreamRequest
+from llmgw.contracts import Operation, UpstreamRequest
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
 from workers.providers.base import UpstreamError
 from workers.providers.huggingface import HuggingFaceInference
 from workers.usage import Usage
+from tests.integration.adapter_support import collect, upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +44,7 @@ def deployment(fake, key: str = KEY, base: str | None = None) -> Deployment:
 
 
 def request(body: dict, *, stream: bool = False, include_usage: bool = False, system_prompts=(), operation=Operation.CHAT) -> UpstreamRequest:
-    now = time.time()
-    return UpstreamRequest(
-        request_id="r-1", reply_to="_INBOX.x", operation=operation, model_group="hf", deployment_id="hf/0",
-        body=msgspec.json.encode(body), stream=stream, include_usage=include_usage, deadline=now + 30, received_at=now,
-        caller=Caller(key_hash="k"), system_prompts=list(system_prompts),
-    )
+    return upstream_request(body, "hf", "hf/0", stream=stream, include_usage=include_usage, system_prompts=system_prompts, operation=operation)
 
 
 async def chat(provider, fake, body: dict, model: str = "gpt2", **kwargs):
@@ -58,13 +53,7 @@ async def chat(provider, fake, body: dict, model: str = "gpt2", **kwargs):
 
 
 async def stream(provider, fake, body: dict, model: str = "gpt2", **kwargs) -> tuple[list[dict], list[Usage]]:
-    chunks, usages = [], []
-    async for item in provider.chat_stream(deployment(fake), request(body, stream=True, **kwargs), model):
-        if isinstance(item, Usage):
-            usages.append(item)
-        else:
-            chunks.append(msgspec.json.decode(item))
-    return chunks, usages
+    return await collect(provider.chat_stream(deployment(fake), request(body, stream=True, **kwargs), model))
 
 
 async def test_chat_counts_the_prompt_from_prefill_and_the_answer_from_details(provider, fake):

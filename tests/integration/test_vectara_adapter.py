@@ -3,19 +3,19 @@ worker's real upstream client."""
 
 from __future__ import annotations
 
-import time
 
 import msgspec
 import pytest
 
 from bench.fake_vectara import start_fake
 from llmgw.config import Deployment, Secret
-from llmgw.contracts import Caller, Operation, UpstreamRequest
+from llmgw.contracts import Operation, UpstreamRequest
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
 from workers.providers.base import UpstreamError
 from workers.providers.vectara import Vectara
 from workers.usage import Usage
+from tests.integration.adapter_support import collect, upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -51,22 +51,12 @@ def deployment(fake, key: str = KEY, base: str | None = None, corpus: str | None
 
 
 def request(body: dict, *, stream: bool = False, include_usage: bool = False, operation=Operation.CHAT) -> UpstreamRequest:
-    now = time.time()
-    return UpstreamRequest(
-        request_id="r-1", reply_to="_INBOX.x", operation=operation, model_group="docs", deployment_id="docs/0",
-        body=msgspec.json.encode(body), stream=stream, include_usage=include_usage, deadline=now + 30, received_at=now,
-        caller=Caller(key_hash="k"), system_prompts=["Policy prompt."],
-    )
+    return upstream_request(body, "docs", "docs/0", stream=stream, include_usage=include_usage, operation=operation,
+                            system_prompts=["Policy prompt."])
 
 
 async def stream(provider, dep: Deployment, body: dict, model: str = "docs-model", **kwargs) -> tuple[list[dict], list[Usage]]:
-    chunks, usages = [], []
-    async for item in provider.chat_stream(dep, request(body, stream=True, **kwargs), model):
-        if isinstance(item, Usage):
-            usages.append(item)
-        else:
-            chunks.append(msgspec.json.decode(item))
-    return chunks, usages
+    return await collect(provider.chat_stream(dep, request(body, stream=True, **kwargs), model))
 
 
 async def test_chat_asks_the_last_user_message_of_the_configured_corpus(provider, fake):
