@@ -121,6 +121,24 @@ class Provider(ABC):
         self.client = client
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout
+        # key -> (the deployment they were built from, URL, headers): parsed once, not per request.
+        # A credential set at run time replaces the Deployment object, which rebuilds its entries.
+        self._endpoints: dict[tuple[str, ...], tuple[Deployment, httpx.URL, httpx.Headers]] = {}
+
+    def headers(self, deployment: Deployment) -> dict[str, str]:
+        """The headers of every call to `deployment` (adapters that use `endpoint_request`)."""
+        raise NotImplementedError
+
+    def endpoint_request(
+        self, deployment: Deployment, request: UpstreamRequest, key: tuple[str, ...], url: Callable[[], str], body: bytes
+    ) -> httpx.Request:
+        """A POST of `body` to the URL `url()` builds, with `headers(deployment)`; both are built
+        once per `key` (which starts with the deployment id) and deployment object."""
+        cached = self._endpoints.get(key)
+        if cached is None or cached[0] is not deployment:
+            cached = (deployment, httpx.URL(url()), httpx.Headers(self.headers(deployment)))
+            self._endpoints[key] = cached
+        return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
 
     def timeout_for(self, deployment: Deployment, request: UpstreamRequest) -> httpx.Timeout:
         budget = min(deployment.timeout or self.default_timeout, max(request.deadline - time.time(), 0.001))

@@ -16,7 +16,6 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.http_client import UpstreamClient
 from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub
 from workers.providers.base import NativeUsage, body_with_model
 from workers.usage import Usage
@@ -156,12 +155,6 @@ async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 class OpenAIFamily(Provider):
-    def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
-        super().__init__(client, default_timeout, connect_timeout)
-        # (deployment id, path) -> (the deployment they were built from, URL, headers). A credential
-        # set at run time replaces the Deployment object, which rebuilds its entries.
-        self._endpoints: dict[tuple[str, str], tuple[Deployment, httpx.URL, httpx.Headers]] = {}
-
     def url(self, deployment: Deployment, path: str) -> str:
         return f"{deployment.api_base}/{path}"
 
@@ -178,14 +171,12 @@ class OpenAIFamily(Provider):
             # One server per model path (`http://llm.internal/{model}/v1`): the body names the model.
             model = _model_probe_decoder.decode(body).model
             key = (deployment.id, f"{model}\n{path}")
-        cached = self._endpoints.get(key)
-        if cached is None or cached[0] is not deployment:
-            url = self.url(deployment, path)
-            if model is not None:
-                url = url.replace("{model}", model)
-            cached = (deployment, httpx.URL(url), httpx.Headers(self.headers(deployment)))
-            self._endpoints[key] = cached
-        return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
+
+        def url() -> str:
+            built = self.url(deployment, path)
+            return built if model is None else built.replace("{model}", model)
+
+        return self.endpoint_request(deployment, request, key, url, body)
 
     async def _post(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> Completion:
         content = await self.fetch(self._request(deployment, request, path, body), deployment, openai_error_to_upstream_error)

@@ -13,7 +13,6 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.http_client import UpstreamClient
 from workers.providers.anthropic.request import chat_request_to_anthropic
 from workers.providers.anthropic.response import (
     anthropic_error_to_upstream_error,
@@ -82,11 +81,6 @@ class AnthropicUsageReader(NativeUsage):
 
 
 class Anthropic(Provider):
-    def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
-        super().__init__(client, default_timeout, connect_timeout)
-        # (deployment id, upstream model) -> (the deployment they were built from, URL, headers)
-        self._endpoints: dict[tuple[str, str], tuple[Deployment, httpx.URL, httpx.Headers]] = {}
-
     def headers(self, deployment: Deployment) -> dict[str, str]:
         """The operator's extra_headers come last: they may pin another anthropic-version or add
         anthropic-beta."""
@@ -96,13 +90,10 @@ class Anthropic(Provider):
         return headers
 
     def _request(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: bytes) -> httpx.Request:
-        key = (deployment.id, upstream_model)
-        cached = self._endpoints.get(key)
-        if cached is None or cached[0] is not deployment:
-            url = httpx.URL(f"{api_root(deployment, upstream_model)}/v1/messages")
-            cached = (deployment, url, httpx.Headers(self.headers(deployment)))
-            self._endpoints[key] = cached
-        return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
+        return self.endpoint_request(
+            deployment, request, (deployment.id, upstream_model),
+            lambda: f"{api_root(deployment, upstream_model)}/v1/messages", body,
+        )
 
     @staticmethod
     def _body(request: UpstreamRequest, upstream_model: str, stream: bool) -> bytes:

@@ -14,7 +14,6 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.http_client import UpstreamClient
 from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, body_with_model, translated_stream
 from workers.providers.cohere.request import chat_request_to_cohere, embeddings_request_to_cohere
 from workers.providers.cohere.response import (
@@ -77,22 +76,14 @@ def _invalid_answer() -> UpstreamError:
 
 
 class Cohere(Provider):
-    def __init__(self, client: UpstreamClient, default_timeout: float, connect_timeout: float) -> None:
-        super().__init__(client, default_timeout, connect_timeout)
-        # (deployment id, upstream model, path) -> (the deployment they were built from, URL, headers)
-        self._endpoints: dict[tuple[str, str, str], tuple[Deployment, httpx.URL, httpx.Headers]] = {}
-
     def headers(self, deployment: Deployment) -> dict[str, str]:
         return {"content-type": "application/json", **self.native_headers(deployment)}
 
     def _request(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, path: str, body: bytes) -> httpx.Request:
-        key = (deployment.id, upstream_model, path)
-        cached = self._endpoints.get(key)
-        if cached is None or cached[0] is not deployment:
-            url = httpx.URL(f"{self.native_root(deployment, upstream_model)}{path}")
-            cached = (deployment, url, httpx.Headers(self.headers(deployment)))
-            self._endpoints[key] = cached
-        return self.client.request(cached[1], cached[2], body, self.timeout_for(deployment, request))
+        return self.endpoint_request(
+            deployment, request, (deployment.id, upstream_model, path),
+            lambda: f"{self.native_root(deployment, upstream_model)}{path}", body,
+        )
 
     async def _post(self, deployment: Deployment, upstream: httpx.Request) -> bytes:
         return await self.fetch(upstream, deployment, cohere_error_to_upstream_error)
