@@ -46,8 +46,8 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_anthropic_payloads import Invalid, Reply, check_request, count_usage, message_json, new_id, plan_reply, sse
+from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai_payloads import decode_json, encode_json
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -60,7 +60,12 @@ FAULTS: dict[str, tuple[int, str, str, dict[str, str]]] = {
     "fake-error-401": (401, "authentication_error", "invalid x-api-key", {}),
     "fake-error-403": (403, "permission_error", "Your API key does not have permission to use the specified resource.", {}),
     "fake-error-404": (404, "not_found_error", "model: fake-error-404", {}),
-    "fake-error-429": (429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit", {"retry-after": "1"}),
+    "fake-error-429": (
+        429,
+        "rate_limit_error",
+        "Number of request tokens has exceeded your per-minute rate limit",
+        {"retry-after": "1"},
+    ),
     "fake-error-500": (500, "api_error", "Internal server error", {}),
     "fake-overloaded": (529, "overloaded_error", "Overloaded", {}),
 }
@@ -118,8 +123,11 @@ class FakeStats:
 
     def as_dict(self) -> dict:
         return {
-            "requests": self.requests, "by_model": dict(self.by_model), "auth_failures": self.auth_failures,
-            "last_request": self.last_request, "last_headers": dict(self.last_headers),
+            "requests": self.requests,
+            "by_model": dict(self.by_model),
+            "auth_failures": self.auth_failures,
+            "last_request": self.last_request,
+            "last_headers": dict(self.last_headers),
         }
 
     def reset(self) -> None:
@@ -203,8 +211,12 @@ def _flags(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     fake_cli(
-        "python -m bench.fake_anthropic", __doc__, lambda a: start_fake(a.host, a.port, a.api_key, a.chunk_delay_ms),
-        argv, "require 'x-api-key: <key>'", _flags,
+        "python -m bench.fake_anthropic",
+        __doc__,
+        lambda a: start_fake(a.host, a.port, a.api_key, a.chunk_delay_ms),
+        argv,
+        "require 'x-api-key: <key>'",
+        _flags,
     )
 
 

@@ -19,10 +19,26 @@ DEFAULT_REPLY_WORDS = 8
 TOOL_TEXT = "Let me check."
 TOOL_INPUT = {"location": "Paris", "unit": "celsius"}
 TOOL_USE_TOKENS = 10
-REQUEST_FIELDS = frozenset({
-    "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
-    "top_k", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers",
-})
+REQUEST_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "metadata",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "service_tier",
+        "container",
+        "mcp_servers",
+    }
+)
 _CACHED_RE = re.compile(r"cached:(\d+)")
 _ids = itertools.count(1)
 _ID_TAG = os.urandom(4).hex()
@@ -80,7 +96,9 @@ def _check_turns(messages: list[dict]) -> None:
     for i, message in enumerate(messages):
         role = message["role"]
         if role == previous:
-            raise Invalid(f'messages: roles must alternate between "user" and "assistant", but found multiple "{role}" roles in a row')
+            raise Invalid(
+                f'messages: roles must alternate between "user" and "assistant", but found multiple "{role}" roles in a row'
+            )
         previous = role
         blocks = message["content"]
         results = [b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"]
@@ -99,7 +117,9 @@ def _check_turns(messages: list[dict]) -> None:
             raise Invalid(f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {unknown[0]}")
         missing = pending - set(results)
         if missing:
-            raise Invalid(f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {sorted(missing)[0]}")
+            raise Invalid(
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {sorted(missing)[0]}"
+            )
         pending = set()
 
 

@@ -54,7 +54,7 @@ import sys
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 import msgspec
@@ -125,14 +125,16 @@ def _hmac(key: bytes, text: str) -> bytes:
 
 def expected_signature(secret: str, request: Request, signed: list[str], amz_date: str, scope: str) -> str:
     """What AWS computes for this request: canonical request -> string to sign -> HMAC chain."""
-    canonical = "\n".join([
-        request.method,
-        quote(request.path, safe="/~"),  # each segment of the path as sent, encoded once more
-        "",  # (no query string on Bedrock's runtime calls)
-        "".join(f"{name}:{' '.join(request.headers.get(name, '').split())}\n" for name in signed),
-        ";".join(signed),
-        hashlib.sha256(request.body).hexdigest(),
-    ])
+    canonical = "\n".join(
+        [
+            request.method,
+            quote(request.path, safe="/~"),  # each segment of the path as sent, encoded once more
+            "",  # (no query string on Bedrock's runtime calls)
+            "".join(f"{name}:{' '.join(request.headers.get(name, '').split())}\n" for name in signed),
+            ";".join(signed),
+            hashlib.sha256(request.body).hexdigest(),
+        ]
+    )
     to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     key = f"AWS4{secret}".encode()
     for part in scope.split("/"):
@@ -140,16 +142,20 @@ def expected_signature(secret: str, request: Request, signed: list[str], amz_dat
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-def verify_sigv4(request: Request, access_key_id: str, secret: str, region: str, session_token: str | None,
-                 now: datetime | None = None) -> None:
+def verify_sigv4(
+    request: Request, access_key_id: str, secret: str, region: str, session_token: str | None, now: datetime | None = None
+) -> None:
     """Raise the ApiError AWS would answer, or return when the signature holds."""
     header = request.headers.get("authorization")
     if not header:
         raise ApiError(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
     match = _AUTH.match(header)
     if match is None:
-        raise ApiError(403, "IncompleteSignatureException",
-                       "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.")
+        raise ApiError(
+            403,
+            "IncompleteSignatureException",
+            "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.",
+        )
     key_id, date, scope_region, service, signed_list, given = match.groups()
     if key_id != access_key_id:
         raise ApiError(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
@@ -162,14 +168,17 @@ def verify_sigv4(request: Request, access_key_id: str, secret: str, region: str,
         raise ApiError(403, "InvalidSignatureException", "'X-Amz-Security-Token' must be signed.")
     amz_date = request.headers.get("x-amz-date", "")
     try:
-        stamp = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        stamp = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         raise ApiError(403, "IncompleteSignatureException", "X-Amz-Date must be in the ISO8601 basic format.") from None
-    if abs(((now or datetime.now(timezone.utc)) - stamp).total_seconds()) > MAX_CLOCK_SKEW_S:
+    if abs(((now or datetime.now(UTC)) - stamp).total_seconds()) > MAX_CLOCK_SKEW_S:
         raise ApiError(403, "InvalidSignatureException", f"Signature expired: {amz_date} is out of the allowed clock skew.")
     if date != amz_date[:8] or scope_region != region or service != "bedrock":
-        raise ApiError(403, "InvalidSignatureException",
-                       f"Credential should be scoped to a valid region and to service 'bedrock', not {scope_region}/{service}.")
+        raise ApiError(
+            403,
+            "InvalidSignatureException",
+            f"Credential should be scoped to a valid region and to service 'bedrock', not {scope_region}/{service}.",
+        )
     scope = f"{date}/{scope_region}/{service}/aws4_request"
     if not hmac.compare_digest(expected_signature(secret, request, signed, amz_date, scope), given):
         raise ApiError(403, "InvalidSignatureException", _SIGNATURE_MISMATCH)
@@ -233,8 +242,11 @@ class Plan:
         return TOOL_USE_TOKENS if self.tool else self.words
 
     def usage(self) -> dict:
-        usage = {"inputTokens": self.input_tokens, "outputTokens": self.output_tokens,
-                 "totalTokens": self.input_tokens + self.cache_read + self.cache_write + self.output_tokens}
+        usage = {
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "totalTokens": self.input_tokens + self.cache_read + self.cache_write + self.output_tokens,
+        }
         if self.cache_read or self.cache_write:
             usage["cacheReadInputTokens"], usage["cacheWriteInputTokens"] = self.cache_read, self.cache_write
         return usage
@@ -349,8 +361,12 @@ class FakeBedrock:
             content = [{"toolUse": {"toolUseId": tool_use_id(), "name": plan.tool, "input": {"location": "Paris"}}}]
         else:
             content = [{"text": reply_text(plan.words)}]
-        body = {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": plan.stop_reason,
-                "usage": plan.usage(), "metrics": {"latencyMs": 12}}
+        body = {
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": plan.stop_reason,
+            "usage": plan.usage(),
+            "metrics": {"latencyMs": 12},
+        }
         return Response(200, _encode(body), {"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())})
 
     async def _stream(self, model: str, plan: Plan):
@@ -387,7 +403,9 @@ class FakeBedrock:
         v2 = "text-v2" in model
         dims = body.get("dimensions", 1024 if v2 else 1536)
         if "dimensions" in body and (not v2 or dims not in (256, 512, 1024)):
-            raise _invalid(f"Malformed input request: #/dimensions: {dims} is not a valid enum value, please reformat your input.")
+            raise _invalid(
+                f"Malformed input request: #/dimensions: {dims} is not a valid enum value, please reformat your input."
+            )
         seed = zlib.crc32(text.encode())
         vector = [round(math.sin(seed + k), 6) for k in range(dims)]
         tokens = len(text.split())
@@ -399,8 +417,12 @@ class FakeBedrock:
 
 
 async def start_fake(
-    host: str = "127.0.0.1", port: int = 0, secret_access_key: str = "fake-secret",
-    access_key_id: str = DEFAULT_ACCESS_KEY_ID, region: str = "us-east-1", session_token: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    secret_access_key: str = "fake-secret",
+    access_key_id: str = DEFAULT_ACCESS_KEY_ID,
+    region: str = "us-east-1",
+    session_token: str | None = None,
 ) -> tuple[FakeServerHandle, int]:
     """Start the fake runtime on the running loop; returns (handle, actual port). `handle.app.calls`
     holds the last 50 authenticated calls as (model id, action, decoded JSON body)."""
@@ -416,9 +438,12 @@ def _flags(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     fake_cli(
-        "python -m bench.fake_bedrock", __doc__,
+        "python -m bench.fake_bedrock",
+        __doc__,
         lambda a: start_fake(a.host, a.port, a.api_key, a.access_key_id, a.region, a.session_token),
-        argv, "the AWS secret access key requests must be signed with", _flags,
+        argv,
+        "the AWS secret access key requests must be signed with",
+        _flags,
     )
 
 

@@ -99,7 +99,11 @@ def plan_answer(body: dict[str, Any]) -> dict[str, Any]:
     tools = body.get("tools") or []
     if tools and last.get("role") == "user" and any("weather" in t.lower() for t in _texts(last.get("content"))):
         name = tools[0]["function"]["name"]
-        call = {"id": f"{name}_{_new_id()[:12]}", "type": "function", "function": {"name": name, "arguments": '{"location": "Paris"}'}}
+        call = {
+            "id": f"{name}_{_new_id()[:12]}",
+            "type": "function",
+            "function": {"name": name, "arguments": '{"location": "Paris"}'},
+        }
         return {"tool_call": call, "words": [], "finish": "TOOL_CALL", "output": len(TOOL_PLAN.split())}
     if last.get("role") == "tool":
         words = ["tool", "said:"] + " ".join(_texts(last.get("content"))).split()
@@ -190,15 +194,19 @@ class FakeCohere:
             opened = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
             yield _event("tool-call-start", {"index": 0, "delta": {"message": {"tool_calls": opened}}})
             arguments = call["function"]["arguments"]
-            for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2:]):
-                yield _event("tool-call-delta", {"index": 0, "delta": {"message": {"tool_calls": {"function": {"arguments": piece}}}}})
+            for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+                yield _event(
+                    "tool-call-delta", {"index": 0, "delta": {"message": {"tool_calls": {"function": {"arguments": piece}}}}}
+                )
             yield _event("tool-call-end", {"index": 0})
         else:
             fail = model == "fake-stream-fail"
             yield _event("content-start", {"index": 0, "delta": {"message": {"content": {"type": "text", "text": ""}}}})
             for i, word in enumerate(answer["words"][:STREAM_FAIL_AFTER_WORDS] if fail else answer["words"]):
                 await asyncio.sleep(0)
-                yield _event("content-delta", {"index": 0, "delta": {"message": {"content": {"text": word if i == 0 else " " + word}}}})
+                yield _event(
+                    "content-delta", {"index": 0, "delta": {"message": {"content": {"text": word if i == 0 else " " + word}}}}
+                )
             if fail:
                 raise DropConnection
             yield _event("content-end", {"index": 0})
@@ -216,13 +224,15 @@ class FakeCohere:
         dim = int(body.get("output_dimension") or EMBEDDING_DIM)
         vectors = [(embedding_vector(t.encode()) * (dim // EMBEDDING_DIM + 1))[:dim] for t in texts]
         words = sum(len(t.split()) for t in texts)
-        return _ok({
-            "id": _new_id(),
-            "embeddings": {"float": vectors},
-            "texts": texts,
-            "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": words}},
-            "response_type": "embeddings_by_type",
-        })
+        return _ok(
+            {
+                "id": _new_id(),
+                "embeddings": {"float": vectors},
+                "texts": texts,
+                "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": words}},
+                "response_type": "embeddings_by_type",
+            }
+        )
 
 
 async def start_fake(host: str = "127.0.0.1", port: int = 0, api_key: str | None = None) -> tuple[FakeServerHandle, int]:
@@ -231,8 +241,13 @@ async def start_fake(host: str = "127.0.0.1", port: int = 0, api_key: str | None
 
 
 def main(argv: list[str] | None = None) -> None:
-    fake_cli("python -m bench.fake_cohere", __doc__, lambda a: start_fake(a.host, a.port, a.api_key), argv,
-             "require 'Authorization: Bearer <key>'")
+    fake_cli(
+        "python -m bench.fake_cohere",
+        __doc__,
+        lambda a: start_fake(a.host, a.port, a.api_key),
+        argv,
+        "require 'Authorization: Bearer <key>'",
+    )
 
 
 if __name__ == "__main__":

@@ -213,14 +213,23 @@ class FakeGoogle:
         self.stats.auth_failures += 1
         if not key:
             return _error(
-                403, "PERMISSION_DENIED",
+                403,
+                "PERMISSION_DENIED",
                 "Method doesn't allow unregistered callers (callers without established identity). "
                 "Please use API Key or other form of API consumer identity to call this API.",
             )
         return _error(
-            400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-            [{"@type": _ERROR_INFO, "reason": "API_KEY_INVALID", "domain": "googleapis.com",
-              "metadata": {"service": "generativelanguage.googleapis.com"}}],
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+            [
+                {
+                    "@type": _ERROR_INFO,
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }
+            ],
         )
 
     def _vertex_auth(self, request: Request) -> Response | None:
@@ -233,8 +242,12 @@ class FakeGoogle:
             reason = "ACCESS_TOKEN_EXPIRED"
         else:
             reason = "ACCESS_TOKEN_TYPE_UNSUPPORTED" if token else "CREDENTIALS_MISSING"
-        info = {"@type": _ERROR_INFO, "reason": reason, "domain": "googleapis.com",
-                "metadata": {"service": "aiplatform.googleapis.com"}}
+        info = {
+            "@type": _ERROR_INFO,
+            "reason": reason,
+            "domain": "googleapis.com",
+            "metadata": {"service": "aiplatform.googleapis.com"},
+        }
         return _error(401, "UNAUTHENTICATED", _UNAUTHENTICATED, [info])
 
     def _token(self, request: Request) -> Response:
@@ -329,8 +342,9 @@ def _start(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> None:
-    fake_cli("python -m bench.fake_gemini", __doc__, _start, argv,
-             "the Gemini API key to require (x-goog-api-key or ?key=)", _flags)
+    fake_cli(
+        "python -m bench.fake_gemini", __doc__, _start, argv, "the Gemini API key to require (x-goog-api-key or ?key=)", _flags
+    )
 
 
 if __name__ == "__main__":

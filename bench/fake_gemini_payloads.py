@@ -215,8 +215,10 @@ def embed_one(body: dict) -> dict[str, Any]:
 
 def vertex_predict(body: dict) -> dict[str, Any]:
     instances = body.get("instances")
-    if not isinstance(instances, list) or not instances or not all(
-        isinstance(i, dict) and isinstance(i.get("content"), str) for i in instances
+    if (
+        not isinstance(instances, list)
+        or not instances
+        or not all(isinstance(i, dict) and isinstance(i.get("content"), str) for i in instances)
     ):
         raise BadRequest('Invalid JSON payload received. "instances" must be a list of {"content": string} objects.')
     dimensions = (body.get("parameters") or {}).get("outputDimensionality")

@@ -91,7 +91,7 @@ class FakeHuggingFace:
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         if request.method == "POST" and request.path.startswith("/models/"):
-            return await self._api_call(request, request.path[len("/models/"):])
+            return await self._api_call(request, request.path[len("/models/") :])
         if request.path == "/_fake/stats" and request.method == "GET":
             return _json(200, {**self.stats.as_dict(), "last_request": self.last_request})
         if request.path == "/_fake/reset" and request.method == "POST":
@@ -121,7 +121,9 @@ class FakeHuggingFace:
         if isinstance(inputs, list) and inputs and all(isinstance(t, str) for t in inputs):
             return self._features(model, inputs)
         if not isinstance(inputs, str):
-            return _json(400, {"error": "`inputs` must be a string (text generation) or an array of strings (feature extraction)"})
+            return _json(
+                400, {"error": "`inputs` must be a string (text generation) or an array of strings (feature extraction)"}
+            )
         return self._generate(model, inputs, body.get("parameters") or {}, bool(body.get("stream")))
 
     def _features(self, model: str, texts: list[str]) -> Response:
@@ -141,9 +143,17 @@ class FakeHuggingFace:
         text = "".join(t["text"] for t in tokens if not t["special"])
         if stream:
             return StreamResponse(self._events(model, tokens, text, finish, prompt_tokens), headers=SSE_HEADERS)
-        details: dict[str, Any] = {"finish_reason": finish, "generated_tokens": len(tokens), "seed": None, "prefill": [], "tokens": tokens}
+        details: dict[str, Any] = {
+            "finish_reason": finish,
+            "generated_tokens": len(tokens),
+            "seed": None,
+            "prefill": [],
+            "tokens": tokens,
+        }
         if parameters.get("decoder_input_details"):
-            details["prefill"] = [{"id": 2000 + i, "text": w, "logprob": None if i == 0 else -1.0} for i, w in enumerate(inputs.split())]
+            details["prefill"] = [
+                {"id": 2000 + i, "text": w, "logprob": None if i == 0 else -1.0} for i, w in enumerate(inputs.split())
+            ]
         answer: dict[str, Any] = {"generated_text": text}
         if parameters.get("details"):
             answer["details"] = details
@@ -160,7 +170,8 @@ class FakeHuggingFace:
                 "top_tokens": None,
                 "generated_text": text if last else None,
                 "details": {"finish_reason": finish, "generated_tokens": len(tokens), "seed": None, "input_length": prompt_tokens}
-                if last else None,
+                if last
+                else None,
             }
             yield b"data:" + json.dumps(event).encode() + b"\n\n"
         if fail:
@@ -173,8 +184,13 @@ async def start_fake(host: str = "127.0.0.1", port: int = 0, api_key: str | None
 
 
 def main(argv: list[str] | None = None) -> None:
-    fake_cli("python -m bench.fake_huggingface", __doc__, lambda a: start_fake(a.host, a.port, a.api_key), argv,
-             "require 'Authorization: Bearer <key>'")
+    fake_cli(
+        "python -m bench.fake_huggingface",
+        __doc__,
+        lambda a: start_fake(a.host, a.port, a.api_key),
+        argv,
+        "require 'Authorization: Bearer <key>'",
+    )
 
 
 if __name__ == "__main__":

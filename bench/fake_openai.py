@@ -113,7 +113,9 @@ class FakeStats:
 
     def as_dict(self) -> dict:
         return {
-            "requests": self.requests, "by_model": dict(self.by_model), "auth_failures": self.auth_failures,
+            "requests": self.requests,
+            "by_model": dict(self.by_model),
+            "auth_failures": self.auth_failures,
             "by_path": dict(self.by_path),
         }
 
@@ -265,9 +267,12 @@ def _flags(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     fake_cli(
-        "python -m bench.fake_openai", __doc__,
+        "python -m bench.fake_openai",
+        __doc__,
         lambda a: start_fake(a.host, a.port, a.api_key, a.chunk_delay_ms, a.latency_ms),
-        argv, "require 'Authorization: Bearer <key>'", _flags,
+        argv,
+        "require 'Authorization: Bearer <key>'",
+        _flags,
     )
 
 

@@ -203,9 +203,7 @@ def embeddings(body: dict) -> bytes:
             vector = base64.b64encode(struct.pack(f"<{EMBEDDING_DIM}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
     words = sum(count for count, _ in items)
-    return encode_json(
-        {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": words, "total_tokens": words}}
-    )
+    return encode_json({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": words, "total_tokens": words}})
 
 
 MODEL_IDS = ["bench-model", "gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]

@@ -121,13 +121,16 @@ class FakeVectara:
         results = search_results(query, int((body.get("search") or {}).get("limit") or 10))
         if body.get("stream_response"):
             return StreamResponse(self._events(corpus, words, results), headers=SSE_HEADERS)
-        return _json(200, {
-            "summary": " ".join(words),
-            "response_language": "eng",
-            "search_results": results,
-            "factual_consistency_score": FACTUAL_CONSISTENCY,
-            "warnings": [],
-        })
+        return _json(
+            200,
+            {
+                "summary": " ".join(words),
+                "response_language": "eng",
+                "search_results": results,
+                "factual_consistency_score": FACTUAL_CONSISTENCY,
+                "warnings": [],
+            },
+        )
 
     async def _events(self, corpus: str, words: list[str], results: list[dict[str, Any]]):
         yield _event("search_results", {"search_results": results})
@@ -152,8 +155,13 @@ async def start_fake(host: str = "127.0.0.1", port: int = 0, api_key: str | None
 
 
 def main(argv: list[str] | None = None) -> None:
-    fake_cli("python -m bench.fake_vectara", __doc__, lambda a: start_fake(a.host, a.port, a.api_key), argv,
-             "require the `x-api-key` header")
+    fake_cli(
+        "python -m bench.fake_vectara",
+        __doc__,
+        lambda a: start_fake(a.host, a.port, a.api_key),
+        argv,
+        "require the `x-api-key` header",
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bench import loadgen
-from bench.overhead import CHAT_PATH, MODEL, UPSTREAM_KEY, Endpoint, run_phases
+from bench.overhead import CHAT_PATH, UPSTREAM_KEY, Endpoint, run_phases
 from bench.procs import free_port, start_fake_process, start_logged_process, stop_process, wait_ready
 
 FLOOR_PREFIX = "floor"
@@ -171,28 +171,36 @@ async def start_floor(fake_port: int, workdir: Path) -> tuple[list[asyncio.subpr
 
     nats_port, http_port = free_port(), free_port()
     nats_url = f"nats://127.0.0.1:{nats_port}"
-    procs = [await start_logged_process(
-        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", str(workdir / "nats")],
-        workdir / "nats.log",
-    )]
+    procs = [
+        await start_logged_process(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", str(workdir / "nats")],
+            workdir / "nats.log",
+        )
+    ]
     for _ in range(100):
         try:
             nc = await nats.connect(nats_url, allow_reconnect=False)
             break
-        except Exception:  # noqa: BLE001 - not listening yet
+        except Exception:
             await asyncio.sleep(0.05)
     else:
         raise RuntimeError("nats-server did not start")
     await bus.ensure_request_stream(nc.jetstream(), _subjects())
     await nc.close()
     upstream = f"http://127.0.0.1:{fake_port}{CHAT_PATH}"
-    procs.append(await start_logged_process(
-        [sys.executable, "-m", "bench.floor", "worker", nats_url, upstream], workdir / "worker.log",
-    ))
-    procs.append(await start_logged_process(
-        [sys.executable, "-m", "bench.floor", "edge", str(http_port)], workdir / "edge.log",
-        env={"FLOOR_NATS_URL": nats_url},
-    ))
+    procs.append(
+        await start_logged_process(
+            [sys.executable, "-m", "bench.floor", "worker", nats_url, upstream],
+            workdir / "worker.log",
+        )
+    )
+    procs.append(
+        await start_logged_process(
+            [sys.executable, "-m", "bench.floor", "edge", str(http_port)],
+            workdir / "edge.log",
+            env={"FLOOR_NATS_URL": nats_url},
+        )
+    )
     base = f"http://127.0.0.1:{http_port}"
     if not await wait_ready(f"{base}/health", 30, procs[-1]):
         raise RuntimeError("the floor edge did not start; see " + str(workdir))
@@ -204,8 +212,15 @@ def serve_edge(port: int) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops
 
     Granian(
-        "bench.floor:edge_app", factory=True, address="127.0.0.1", port=port, interface=Interfaces.ASGI,
-        workers=1, loop=Loops.uvloop, http=HTTPModes.http1, log_enabled=False,
+        "bench.floor:edge_app",
+        factory=True,
+        address="127.0.0.1",
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        log_enabled=False,
     ).serve()
 
 

@@ -145,9 +145,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.http_clients", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="measured time per cell")
-    parser.add_argument(
-        "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64], help="requests in flight"
-    )
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64], help="requests in flight")
     run(main_async(parser.parse_args(argv)))
 
 

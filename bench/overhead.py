@@ -71,9 +71,7 @@ def _log_tail(path: Path, lines: int) -> str:
 async def start_gateway(llmgw_cmd: str, fake_port: int, workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
     """Run `llmgw up` with a config pointing at the fake upstream; returns (process, base URL) once ready."""
     config = workdir / "config.yaml"
-    config.write_text(
-        CONFIG_TEMPLATE.format(model=MODEL, fake_port=fake_port, upstream_key=UPSTREAM_KEY, master_key=MASTER_KEY)
-    )
+    config.write_text(CONFIG_TEMPLATE.format(model=MODEL, fake_port=fake_port, upstream_key=UPSTREAM_KEY, master_key=MASTER_KEY))
     port = free_port()
     args = shlex.split(llmgw_cmd) + ["up", "--config", str(config), "--state-dir", str(workdir / "state")]
     args += ["--host", "127.0.0.1", "--port", str(port), "--nats-port", str(free_port())]

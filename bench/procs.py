@@ -21,16 +21,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def start_fake_process(
-    api_key: str | None = None, timeout_s: float = 15
-) -> tuple[asyncio.subprocess.Process, int]:
+async def start_fake_process(api_key: str | None = None, timeout_s: float = 15) -> tuple[asyncio.subprocess.Process, int]:
     """Run `python -m bench.fake_openai` on a free port; returns (process, port) once it printed READY."""
     args = [sys.executable, "-m", "bench.fake_openai", "--host", "127.0.0.1", "--port", "0"]
     if api_key:
         args += ["--api-key", api_key]
-    proc = await asyncio.create_subprocess_exec(
-        *args, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, start_new_session=True
-    )
+    proc = await asyncio.create_subprocess_exec(*args, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, start_new_session=True)
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), timeout_s)
     except TimeoutError:
@@ -41,9 +37,7 @@ async def start_fake_process(
     return proc, int(line.split()[1])
 
 
-async def start_logged_process(
-    args: list[str], log_path: Path, env: dict[str, str] | None = None
-) -> asyncio.subprocess.Process:
+async def start_logged_process(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     """Start a process in its own session, stdout and stderr going to `log_path`."""
     with open(log_path, "wb") as log:
         return await asyncio.create_subprocess_exec(

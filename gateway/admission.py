@@ -16,28 +16,54 @@ def caller_limits(principal: Principal) -> list[Limit]:
     out: list[Limit] = []
     key, user, team = principal.key, principal.user, principal.team
     if key is not None and (key.rpm_limit or key.tpm_limit or key.max_parallel_requests):
-        out.append(Limit(scope=f"key:{key.token}", label=f"key {key.key_name}", rpm=key.rpm_limit,
-                         tpm=key.tpm_limit, max_parallel=key.max_parallel_requests))
+        out.append(
+            Limit(
+                scope=f"key:{key.token}",
+                label=f"key {key.key_name}",
+                rpm=key.rpm_limit,
+                tpm=key.tpm_limit,
+                max_parallel=key.max_parallel_requests,
+            )
+        )
     if user is not None and (user.rpm_limit or user.tpm_limit or user.max_parallel_requests):
-        out.append(Limit(scope=f"user:{user.user_id}", label=f"user {user.user_id}", rpm=user.rpm_limit,
-                         tpm=user.tpm_limit, max_parallel=user.max_parallel_requests))
+        out.append(
+            Limit(
+                scope=f"user:{user.user_id}",
+                label=f"user {user.user_id}",
+                rpm=user.rpm_limit,
+                tpm=user.tpm_limit,
+                max_parallel=user.max_parallel_requests,
+            )
+        )
     if team is not None and (team.rpm_limit or team.tpm_limit or team.max_parallel_requests):
-        out.append(Limit(scope=f"team:{team.team_id}", label=f"team {team.team_id}", rpm=team.rpm_limit,
-                         tpm=team.tpm_limit, max_parallel=team.max_parallel_requests))
+        out.append(
+            Limit(
+                scope=f"team:{team.team_id}",
+                label=f"team {team.team_id}",
+                rpm=team.rpm_limit,
+                tpm=team.tpm_limit,
+                max_parallel=team.max_parallel_requests,
+            )
+        )
     return out
 
 
 def deployment_limit(deployment: Deployment) -> Limit | None:
     if not (deployment.rpm or deployment.tpm or deployment.max_parallel_requests):
         return None
-    return Limit(scope=f"deployment:{deployment.id}", label=f"deployment {deployment.id}", rpm=deployment.rpm,
-                 tpm=deployment.tpm, max_parallel=deployment.max_parallel_requests)
+    return Limit(
+        scope=f"deployment:{deployment.id}",
+        label=f"deployment {deployment.id}",
+        rpm=deployment.rpm,
+        tpm=deployment.tpm,
+        max_parallel=deployment.max_parallel_requests,
+    )
 
 
 class Admitted:
     """What a request holds from its limits, and the deployment they let it use."""
 
-    __slots__ = ("deployment", "admissions")
+    __slots__ = ("admissions", "deployment")
 
     def __init__(self, deployment: Deployment, admissions: list[Admission]) -> None:
         self.deployment = deployment

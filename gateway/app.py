@@ -41,7 +41,10 @@ def create_app(settings: EdgeSettings) -> Litestar:
     ]
     app = Litestar(
         route_handlers=[
-            *build_routes(edge), *build_native_routes(edge), *build_health_routes(edge), *admin_routes,
+            *build_routes(edge),
+            *build_native_routes(edge),
+            *build_health_routes(edge),
+            *admin_routes,
             *build_openapi_routes(settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -28,7 +28,7 @@ class ErrorDialect(Protocol):
 class RequestLog:
     """The one canonical log line of a request, written when it is over."""
 
-    __slots__ = ("request_id", "started", "model", "stream", "status", "code")
+    __slots__ = ("code", "model", "request_id", "started", "status", "stream")
 
     def __init__(self, request_id: str, started: float) -> None:
         self.request_id = request_id

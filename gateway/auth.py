@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -78,7 +78,7 @@ class Authenticator:
         if record.blocked:
             raise _unauthorized("This API key is blocked.")
         if record.expires is not None and record.expires <= time.time():
-            when = datetime.fromtimestamp(record.expires, timezone.utc).isoformat()
+            when = datetime.fromtimestamp(record.expires, UTC).isoformat()
             raise _unauthorized(f"This API key expired at {when}.")
         team = self.identity.team(record.team_id)
         if team is not None and team.blocked:
@@ -106,7 +106,9 @@ class Authenticator:
         principal = self.authenticate(authorization, api_key_header)
         if not principal.is_admin:
             raise GatewayError(
-                401, "Admin endpoints need the master key or a key of a user with role `admin`.",
-                ErrorType.AUTHENTICATION, ErrorCode.INVALID_API_KEY,
+                401,
+                "Admin endpoints need the master key or a key of a user with role `admin`.",
+                ErrorType.AUTHENTICATION,
+                ErrorCode.INVALID_API_KEY,
             )
         return principal

@@ -58,22 +58,48 @@ def covering(principal: Principal, model: str, now: float) -> list[Budget]:
     key, user, team = principal.key, principal.user, principal.team
     if key is not None:
         period = budget_period(key.budget_duration, key.created_at, now)
-        out.append(Budget(ledger_key(LedgerKind.KEY, key.token), f"key {key.key_name}",
-                          LedgerRef(period=period, max_budget=key.max_budget, soft_budget=key.soft_budget)))
+        out.append(
+            Budget(
+                ledger_key(LedgerKind.KEY, key.token),
+                f"key {key.key_name}",
+                LedgerRef(period=period, max_budget=key.max_budget, soft_budget=key.soft_budget),
+            )
+        )
         model_budget = key.model_max_budget.get(model)
         if model_budget is not None:
-            out.append(Budget(ledger_key(LedgerKind.KEY_MODEL, key.token, model), f"key {key.key_name} on {model}",
-                              LedgerRef(period=period, max_budget=model_budget)))
+            out.append(
+                Budget(
+                    ledger_key(LedgerKind.KEY_MODEL, key.token, model),
+                    f"key {key.key_name} on {model}",
+                    LedgerRef(period=period, max_budget=model_budget),
+                )
+            )
     elif principal.caller.key_hash:
         out.append(Budget(ledger_key(LedgerKind.KEY, principal.caller.key_hash), "master key", LedgerRef()))
     if user is not None:
-        out.append(Budget(ledger_key(LedgerKind.USER, user.user_id), f"user {user.user_id}",
-                          LedgerRef(period=budget_period(user.budget_duration, user.created_at, now),
-                                    max_budget=user.max_budget, soft_budget=user.soft_budget)))
+        out.append(
+            Budget(
+                ledger_key(LedgerKind.USER, user.user_id),
+                f"user {user.user_id}",
+                LedgerRef(
+                    period=budget_period(user.budget_duration, user.created_at, now),
+                    max_budget=user.max_budget,
+                    soft_budget=user.soft_budget,
+                ),
+            )
+        )
     if team is not None:
-        out.append(Budget(ledger_key(LedgerKind.TEAM, team.team_id), f"team {team.team_id}",
-                          LedgerRef(period=budget_period(team.budget_duration, team.created_at, now),
-                                    max_budget=team.max_budget, soft_budget=team.soft_budget)))
+        out.append(
+            Budget(
+                ledger_key(LedgerKind.TEAM, team.team_id),
+                f"team {team.team_id}",
+                LedgerRef(
+                    period=budget_period(team.budget_duration, team.created_at, now),
+                    max_budget=team.max_budget,
+                    soft_budget=team.soft_budget,
+                ),
+            )
+        )
     return out
 
 
@@ -121,8 +147,15 @@ class BudgetGuard:
         return ledger.spent if ledger is not None and ledger.period == period else 0.0
 
     async def admit(
-        self, principal: Principal, model: str, deployment: Deployment, upstream_model: str,
-        body_bytes: int, max_tokens: int | None, request_id: str, deadline: float,
+        self,
+        principal: Principal,
+        model: str,
+        deployment: Deployment,
+        upstream_model: str,
+        body_bytes: int,
+        max_tokens: int | None,
+        request_id: str,
+        deadline: float,
     ) -> tuple[dict[str, LedgerRef], list[str], float | None]:
         """Reserve against every limited budget; (ledgers, reserved ledger keys, cost cap or None).
 
@@ -157,8 +190,9 @@ class BudgetGuard:
                 budget.key, budget.ref.period, lambda ledger: self._add(budget, ledger, request_id, worst, least, expires_at)
             )
 
-    def _add(self, budget: Budget, ledger: BudgetLedger, request_id: str, worst: float, least: float,
-             expires_at: float) -> tuple[BudgetLedger, float]:
+    def _add(
+        self, budget: Budget, ledger: BudgetLedger, request_id: str, worst: float, least: float, expires_at: float
+    ) -> tuple[BudgetLedger, float]:
         limit = budget.ref.max_budget or 0.0
         room = limit - held(ledger)
         if room < least:
@@ -167,7 +201,8 @@ class BudgetGuard:
                 f"Budget exceeded for {budget.label}: spend {ledger.spent:.6f} + in flight "
                 f"{held(ledger) - ledger.spent:.6f} of max_budget {limit:.6f} leaves {max(room, 0):.6f}; "
                 f"this request needs at least {least:.6f}.",
-                "budget_exceeded", ErrorCode.BUDGET_EXCEEDED,
+                "budget_exceeded",
+                ErrorCode.BUDGET_EXCEEDED,
             )
         taken = min(worst, room)
         reservations = {**ledger.reservations, request_id: Reservation(taken, expires_at)}
@@ -175,6 +210,7 @@ class BudgetGuard:
 
     async def release(self, request_id: str, keys: list[str], refs: dict[str, LedgerRef] | None = None) -> None:
         """Give back what a request reserved (it never reached a worker)."""
+
         def drop(ledger: BudgetLedger):
             rest = {k: r for k, r in ledger.reservations.items() if k != request_id}
             return msgspec.structs.replace(ledger, reservations=rest, updated_at=time.time()), None
@@ -183,7 +219,7 @@ class BudgetGuard:
             try:
                 async with self._locks.setdefault(key, asyncio.Lock()):
                     await self._cas(key, (refs or {}).get(key, LedgerRef()).period, drop)
-            except Exception as exc:  # noqa: BLE001 - the reservation expires by itself
+            except Exception as exc:
                 log.warning("reservation_release_failed", ledger=key, error=str(exc) or type(exc).__name__)
 
     async def settle(self, request_id: str, keys: list[str], refs: dict[str, LedgerRef], actual: float | None) -> None:
@@ -203,7 +239,7 @@ class BudgetGuard:
             try:
                 async with self._locks.setdefault(key, asyncio.Lock()):
                     await self._cas(key, refs.get(key, LedgerRef()).period, shrink)
-            except Exception as exc:  # noqa: BLE001 - metering settles it anyway
+            except Exception as exc:
                 log.warning("reservation_settle_failed", ledger=key, error=str(exc) or type(exc).__name__)
 
     async def _cas(self, key: str, period: int, change):
@@ -229,8 +265,9 @@ class BudgetGuard:
                     ledger, revision = self.ledgers.decoder.decode(entry.value), entry.revision
                 except (KeyNotFoundError, KeyDeletedError):
                     ledger, revision = None, None
-        raise GatewayError(503, "budget ledger busy; retry", "service_unavailable_error", ErrorCode.UNAVAILABLE,
-                           headers={"retry-after": "1"})
+        raise GatewayError(
+            503, "budget ledger busy; retry", "service_unavailable_error", ErrorCode.UNAVAILABLE, headers={"retry-after": "1"}
+        )
 
     def period_spend(self, kind: str, ident: str, budget_duration: str | None, anchor: float) -> tuple[float, float | None]:
         """(spend in the current budget period, when that period ends) for a key, user or team."""

@@ -19,9 +19,9 @@ from llmgw.bus import AckedPublisher
 from llmgw.contracts import (
     MSG_ID_HEADER,
     Cancel,
-    Priority,
     ErrorCode,
     ErrorType,
+    Priority,
     ReplyMessage,
     Subjects,
     UpstreamRequest,
@@ -52,7 +52,7 @@ class Dispatcher:
     async def _on_reply(self, msg: Msg) -> None:
         try:
             reply = decode_reply(msg.data)
-        except Exception as exc:  # noqa: BLE001 - never let one bad message stop the subscription
+        except Exception as exc:
             log.error("reply_undecodable", error=str(exc))
             return
         queue = self.pending.get(reply.request_id)
@@ -100,10 +100,13 @@ class Dispatcher:
                 headers={MSG_ID_HEADER: request.request_id},
                 timeout=self.publish_timeout,
             )
-        except Exception as exc:  # noqa: BLE001 - NATS unreachable, no stream, timeout
+        except Exception as exc:
             log.warning("request_publish_failed", request_id=request.request_id, error=str(exc) or type(exc).__name__)
             raise GatewayError(
-                503, "the gateway's message bus is unavailable; retry shortly", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE,
+                503,
+                "the gateway's message bus is unavailable; retry shortly",
+                ErrorType.UNAVAILABLE,
+                ErrorCode.UNAVAILABLE,
                 headers={"retry-after": "1"},
             ) from None
 
@@ -111,7 +114,7 @@ class Dispatcher:
         """The client went away: tell the worker serving it to stop."""
         try:
             await self.nc.publish(self.subjects.cancel, encode_internal(Cancel(request_id)))
-        except Exception as exc:  # noqa: BLE001 - best effort; the worker finishes and meters anyway
+        except Exception as exc:
             log.warning("cancel_publish_failed", request_id=request_id, error=str(exc) or type(exc).__name__)
 
     async def stop(self) -> None:

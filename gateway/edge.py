@@ -80,7 +80,7 @@ class Edge:
             try:
                 await self.nc.jetstream().stream_info(self.subjects.requests_stream)
                 streams_ok = True
-            except Exception:  # noqa: BLE001 - reported as not ready
+            except Exception:
                 pass
         missing = self.presence.missing(self.settings.config.providers) if self.presence else ["?"]
         checks = {"nats": nats_ok, "streams": streams_ok, "workers": not missing, "providers_without_workers": missing}

@@ -63,7 +63,7 @@ class IdentityView:
         """Read one key straight from KV into the view; True if it exists."""
         try:
             entry = await self.keys.kv.get(token)
-        except Exception:  # noqa: BLE001 - not found, deleted, bad key name, or KV unreachable
+        except Exception:
             return False
         self.keys.apply(token, entry.revision, entry.operation, entry.value)
         return token in self.keys.items

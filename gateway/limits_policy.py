@@ -32,8 +32,11 @@ def over_limit(parsed: Any, limit: int) -> list[str]:
 
 def max_tokens_refused(field: str, asked: int, limit: int) -> GatewayError:
     return GatewayError(
-        400, f"`{field}` is {asked}, above this gateway's limit of {limit}", ErrorType.INVALID_REQUEST,
-        ErrorCode.INVALID_REQUEST, field,
+        400,
+        f"`{field}` is {asked}, above this gateway's limit of {limit}",
+        ErrorType.INVALID_REQUEST,
+        ErrorCode.INVALID_REQUEST,
+        field,
     )
 
 

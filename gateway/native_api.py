@@ -20,18 +20,25 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from gateway import admission
+from gateway.asgi_io import RequestLog, cancel_on_disconnect, failure_error, next_reply, read_body, send_error
 from gateway.edge import Edge
 from gateway.errors import GatewayError
-from gateway.asgi_io import RequestLog, cancel_on_disconnect, failure_error, next_reply, read_body, send_error
 from llmgw.catalog import NATIVE_ROUTES, PROVIDERS
 from llmgw.contracts import Chunks, Completed, ErrorCode, ErrorType, Failed, NativeCall, Operation, UpstreamRequest
 
 # Client headers a provider's SDK needs the upstream to see; everything else (the client's
 # credentials, cookies, forwarding headers) stays at the edge.
-FORWARDED_HEADERS = frozenset({
-    "content-type", "accept", "anthropic-version", "anthropic-beta", "openai-beta", "x-goog-api-client",
-    "x-stainless-helper-method",
-})
+FORWARDED_HEADERS = frozenset(
+    {
+        "content-type",
+        "accept",
+        "anthropic-version",
+        "anthropic-beta",
+        "openai-beta",
+        "x-goog-api-client",
+        "x-stainless-helper-method",
+    }
+)
 CREDENTIAL_QUERY_PARAMS = frozenset({"key", "api_key", "api-key", "access_token"})
 _GEMINI_MODEL = re.compile(r"/models/([^/:]+)(?::(\w+))?$")
 _AZURE_DEPLOYMENT = re.compile(r"^/openai/deployments/([^/]+)/")
@@ -58,7 +65,7 @@ def checked_path(raw_path: bytes, prefix: str) -> str:
         text = raw_path.decode("ascii")
     except UnicodeDecodeError:
         raise _bad("the path must be ASCII") from None
-    path = text[len(prefix):]
+    path = text[len(prefix) :]
     if "%" in path or "\\" in path or "//" in path:
         raise _bad("the path holds encoded characters, backslashes or empty segments")
     if not _SAFE_PATH.match(path) or any(seg in (".", "..") for seg in path.split("/")):
@@ -146,7 +153,13 @@ def build_native_routes(edge: Edge) -> list:
             admitted = await admission.admit(edge.ratelimits, principal, [deployment], request_id, deadline)
             try:
                 ledgers, reserved, cost_cap = await edge.budgets.admit(
-                    principal, model, deployment, deployment.upstream_model_for(model), len(body), max_tokens, request_id,
+                    principal,
+                    model,
+                    deployment,
+                    deployment.upstream_model_for(model),
+                    len(body),
+                    max_tokens,
+                    request_id,
                     deadline,
                 )
             except GatewayError:
@@ -254,7 +267,15 @@ async def _send_raw(send: Send, status: int, body: bytes, headers: list[tuple[by
 
 
 async def _relay_raw(
-    edge: Edge, first: Chunks, queue, deadline: float, rlog: RequestLog, send: Send, reserved, ledgers, admitted,
+    edge: Edge,
+    first: Chunks,
+    queue,
+    deadline: float,
+    rlog: RequestLog,
+    send: Send,
+    reserved,
+    ledgers,
+    admitted,
 ) -> None:
     """Relay a native stream's bytes as they come; a failure after the start ends the connection."""
     finished = False

@@ -20,6 +20,7 @@ from litestar import Request, Response, get
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
+from gateway import admission
 from gateway.anthropic_messages import (
     StreamTranslator,
     anthropic_error_json,
@@ -28,7 +29,6 @@ from gateway.anthropic_messages import (
     messages_to_chat_body,
     parse_messages_request,
 )
-from gateway import admission
 from gateway.asgi_io import (
     RequestLog,
     cancel_on_disconnect,
@@ -44,7 +44,6 @@ from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response
 from gateway.limits_policy import apply_max_tokens
 from gateway.schemas import parse_chat, parse_embeddings
-from llmgw.handoff import offer_core
 from llmgw.contracts import (
     Chunks,
     Completed,
@@ -55,12 +54,17 @@ from llmgw.contracts import (
     ReplyMessage,
     UpstreamRequest,
 )
+from llmgw.handoff import offer_core
 
 log = structlog.get_logger()
 
 _encoder = msgspec.json.Encoder()
 JSON = "application/json"
-SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 class Dialect:
@@ -95,7 +99,7 @@ def _paths(suffix: str) -> list[str]:
 def build_routes(edge: Edge) -> list:
     max_body = edge.settings.max_body_bytes
 
-    async def dispatch(scope: Scope, receive: Receive, send: Send, operation: str, dialect: "Dialect | None" = None) -> None:
+    async def dispatch(scope: Scope, receive: Receive, send: Send, operation: str, dialect: Dialect | None = None) -> None:
         if scope["method"] != "POST":
             await not_post(scope, send)
             return
@@ -130,8 +134,14 @@ def build_routes(edge: Edge) -> list:
             max_tokens = parsed.max_completion_tokens or parsed.max_tokens if operation == Operation.CHAT else None
             try:
                 ledgers, reserved, cost_cap = await edge.budgets.admit(
-                    principal, model, deployment, deployment.upstream_model_for(model), len(body), max_tokens,
-                    request_id, deadline,
+                    principal,
+                    model,
+                    deployment,
+                    deployment.upstream_model_for(model),
+                    len(body),
+                    max_tokens,
+                    request_id,
+                    deadline,
                 )
             except GatewayError:
                 await admission.release(edge.ratelimits, admitted, 0)
@@ -183,7 +193,14 @@ def build_routes(edge: Edge) -> list:
 
                     first_chunk_after = time.time() - started
                     relay = _relay_stream(
-                        edge, first, queue, deadline, rlog, send, settle, dialect and dialect.stream(parsed.model, request_id),
+                        edge,
+                        first,
+                        queue,
+                        deadline,
+                        rlog,
+                        send,
+                        settle,
+                        dialect and dialect.stream(parsed.model, request_id),
                         admitted.headers(),
                     )
                     try:
@@ -265,7 +282,9 @@ def client_credentials(principal, body: bytes) -> dict[str, str]:
         return {}
     base = given.api_base or given.base_url
     if base is not None and not base.startswith(("http://", "https://")):
-        raise GatewayError(400, "`api_base` must be an http(s) URL", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, "api_base")
+        raise GatewayError(
+            400, "`api_base` must be an http(s) URL", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, "api_base"
+        )
     out = {}
     if base:
         out["client_api_base"] = base
@@ -275,8 +294,14 @@ def client_credentials(principal, body: bytes) -> dict[str, str]:
 
 
 async def _relay_stream(
-    edge: Edge, first: Chunks, queue: asyncio.Queue[ReplyMessage], deadline: float, rlog: RequestLog, send: Send,
-    on_end: Callable[[float | None, int | None], Awaitable[None]], translator: "StreamTranslator | None" = None,
+    edge: Edge,
+    first: Chunks,
+    queue: asyncio.Queue[ReplyMessage],
+    deadline: float,
+    rlog: RequestLog,
+    send: Send,
+    on_end: Callable[[float | None, int | None], Awaitable[None]],
+    translator: StreamTranslator | None = None,
     extra_headers: list[tuple[bytes, bytes]] = [],
 ) -> None:
     """Relay the worker's chunks as SSE events the moment they arrive; errors end the stream.
@@ -303,7 +328,11 @@ async def _relay_stream(
 
     try:
         await send(
-            {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, (b"x-request-id", rlog.request_id.encode()), *extra_headers]}
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*SSE_HEADERS, (b"x-request-id", rlog.request_id.encode()), *extra_headers],
+            }
         )
         while True:
             if isinstance(reply, Chunks):
@@ -313,7 +342,15 @@ async def _relay_stream(
                     rlog.status, rlog.code = 502, ErrorCode.UPSTREAM_ERROR
                     finished = True
                     await edge.dispatcher.cancel(rlog.request_id)
-                    await body(sse_error("the worker serving this stream failed; retry the request", ErrorType.API, ErrorCode.UPSTREAM_ERROR, 502), False)
+                    await body(
+                        sse_error(
+                            "the worker serving this stream failed; retry the request",
+                            ErrorType.API,
+                            ErrorCode.UPSTREAM_ERROR,
+                            502,
+                        ),
+                        False,
+                    )
                     return
                 events = events_of(reply.data)
                 if reply.done:

@@ -27,8 +27,20 @@ SSE = "text/event-stream"
 REF = "#/components/schemas/{name}"
 
 REQUEST_TYPES = (
-    ChatCompletionRequest, EmbeddingsRequest, MessagesRequest, KeyParams, UpdateKeyParams, KeyRef, DeleteKeys,
-    UserParams, UpdateUserParams, DeleteUsers, NewTeamParams, UpdateTeamParams, MemberAdd, DeleteTeams,
+    ChatCompletionRequest,
+    EmbeddingsRequest,
+    MessagesRequest,
+    KeyParams,
+    UpdateKeyParams,
+    KeyRef,
+    DeleteKeys,
+    UserParams,
+    UpdateUserParams,
+    DeleteUsers,
+    NewTeamParams,
+    UpdateTeamParams,
+    MemberAdd,
+    DeleteTeams,
 )
 
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -47,77 +59,131 @@ def obj(required: list[str], **properties: Any) -> dict[str, Any]:
 # --- response bodies ---------------------------------------------------------------------------------
 
 RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
-    "Error": obj(["error"], error=obj(
-        ["message", "type", "param", "code"],
-        message={"type": "string"}, type={"type": "string"}, param=NULLABLE_STRING, code=NULLABLE_STRING,
-    )),
+    "Error": obj(
+        ["error"],
+        error=obj(
+            ["message", "type", "param", "code"],
+            message={"type": "string"},
+            type={"type": "string"},
+            param=NULLABLE_STRING,
+            code=NULLABLE_STRING,
+        ),
+    ),
     "AnthropicError": obj(
-        ["type", "error"], type={"const": "error"},
+        ["type", "error"],
+        type={"const": "error"},
         error=obj(["type", "message"], type={"type": "string"}, message={"type": "string"}),
         request_id={"type": "string"},
     ),
     "ChatCompletion": obj(
-        ["id", "object", "choices"], id={"type": "string"}, object={"const": "chat.completion"},
-        model={"type": "string"}, choices={"type": "array", "items": ANY_OBJECT}, usage=ANY_OBJECT,
+        ["id", "object", "choices"],
+        id={"type": "string"},
+        object={"const": "chat.completion"},
+        model={"type": "string"},
+        choices={"type": "array", "items": ANY_OBJECT},
+        usage=ANY_OBJECT,
     ),
     "EmbeddingList": obj(
-        ["object", "data"], object={"const": "list"},
-        data={"type": "array", "items": obj(["object", "index", "embedding"], object={"const": "embedding"},
-                                            index={"type": "integer"})},
+        ["object", "data"],
+        object={"const": "list"},
+        data={
+            "type": "array",
+            "items": obj(["object", "index", "embedding"], object={"const": "embedding"}, index={"type": "integer"}),
+        },
         usage=ANY_OBJECT,
     ),
     "ModelList": obj(
-        ["object", "data"], object={"const": "list"},
-        data={"type": "array", "items": obj(
-            ["id", "object", "created", "owned_by"], id={"type": "string"}, object={"const": "model"},
-            created={"type": "integer"}, owned_by={"type": "string"},
-        )},
+        ["object", "data"],
+        object={"const": "list"},
+        data={
+            "type": "array",
+            "items": obj(
+                ["id", "object", "created", "owned_by"],
+                id={"type": "string"},
+                object={"const": "model"},
+                created={"type": "integer"},
+                owned_by={"type": "string"},
+            ),
+        },
     ),
     "AnthropicMessage": obj(
-        ["id", "type", "role", "content"], id={"type": "string"}, type={"const": "message"},
-        role={"const": "assistant"}, content={"type": "array", "items": ANY_OBJECT}, usage=ANY_OBJECT,
+        ["id", "type", "role", "content"],
+        id={"type": "string"},
+        type={"const": "message"},
+        role={"const": "assistant"},
+        content={"type": "array", "items": ANY_OBJECT},
+        usage=ANY_OBJECT,
     ),
     # Server-sent events: in OpenAPI 3.1 a text/event-stream `schema` describes one event.
     "ChatStreamEvent": obj(
-        ["data"], data={"type": "string", "description": "A chat.completion.chunk as JSON, or `[DONE]` last."},
+        ["data"],
+        data={"type": "string", "description": "A chat.completion.chunk as JSON, or `[DONE]` last."},
         event={"const": "message"},
     ),
     "AnthropicStreamEvent": obj(
-        ["event", "data"], data={"type": "string", "description": "The event as JSON."},
-        event={"enum": ["message_start", "content_block_start", "ping", "content_block_delta", "content_block_stop",
-                        "message_delta", "message_stop", "error"]},
+        ["event", "data"],
+        data={"type": "string", "description": "The event as JSON."},
+        event={
+            "enum": [
+                "message_start",
+                "content_block_start",
+                "ping",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+                "error",
+            ]
+        },
     ),
-    "GeneratedKey": obj(["key", "token", "key_name"], key={"type": "string"}, token={"type": "string"},
-                        key_name={"type": "string"}),
+    "GeneratedKey": obj(
+        ["key", "token", "key_name"], key={"type": "string"}, token={"type": "string"}, key_name={"type": "string"}
+    ),
     "KeyInfo": obj(["key", "info"], key={"type": "string"}, info=ANY_OBJECT),
     "KeyRecord": obj(["token", "spend"], token={"type": "string"}, spend={"type": "number"}),
     "KeyList": obj(
         ["keys", "total_count", "current_page", "total_pages"],
         keys={"type": "array", "items": {"anyOf": [{"type": "string"}, ANY_OBJECT]}},
-        total_count={"type": "integer"}, current_page={"type": "integer"}, total_pages={"type": "integer"},
+        total_count={"type": "integer"},
+        current_page={"type": "integer"},
+        total_pages={"type": "integer"},
     ),
     "DeletedKeys": obj(["deleted_keys"], deleted_keys={"type": "array", "items": {"type": "string"}}),
     "NewUser": obj(["key", "user_id"], key={"type": "string"}, user_id={"type": "string"}),
-    "UserInfo": {"anyOf": [
-        obj(["user_id", "user_info", "keys", "teams"], user_id={"type": "string"}, user_info=ANY_OBJECT,
-            keys={"type": "array"}, teams={"type": "array"}),
-        obj(["users", "total_count", "page", "page_size", "total_pages"], users={"type": "array"},
-            total_count={"type": "integer"}, page={"type": "integer"}, page_size={"type": "integer"},
-            total_pages={"type": "integer"}),
-    ]},
+    "UserInfo": {
+        "anyOf": [
+            obj(
+                ["user_id", "user_info", "keys", "teams"],
+                user_id={"type": "string"},
+                user_info=ANY_OBJECT,
+                keys={"type": "array"},
+                teams={"type": "array"},
+            ),
+            obj(
+                ["users", "total_count", "page", "page_size", "total_pages"],
+                users={"type": "array"},
+                total_count={"type": "integer"},
+                page={"type": "integer"},
+                page_size={"type": "integer"},
+                total_pages={"type": "integer"},
+            ),
+        ]
+    },
     "UpdatedUser": obj(["user_id", "user_info"], user_id={"type": "string"}, user_info=ANY_OBJECT),
     "DeletedUsers": obj(["deleted_users"], deleted_users={"type": "array", "items": {"type": "string"}}),
     "Team": obj(["team_id"], team_id={"type": "string"}, members_with_roles={"type": "array"}),
-    "TeamInfo": obj(["team_id", "team_info", "keys"], team_id={"type": "string"}, team_info=ANY_OBJECT,
-                    keys={"type": "array"}),
+    "TeamInfo": obj(["team_id", "team_info", "keys"], team_id={"type": "string"}, team_info=ANY_OBJECT, keys={"type": "array"}),
     "UpdatedTeam": obj(["team_id", "data"], team_id={"type": "string"}, data=ANY_OBJECT),
     "DeletedTeams": obj(["deleted_teams"], deleted_teams={"type": "array", "items": {"type": "string"}}),
     "Health": obj(["status"], status={"enum": ["ok", "ready", "not_ready"]}, checks=ANY_OBJECT),
 }
 
 REQUEST_ID_HEADER = {
-    "x-request-id": {"description": "The gateway's id of this request (also in its usage row).", "required": True,
-                     "schema": {"type": "string", "pattern": "^req-[0-9a-f]{32}$"}},
+    "x-request-id": {
+        "description": "The gateway's id of this request (also in its usage row).",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^req-[0-9a-f]{32}$"},
+    },
 }
 
 ERROR_MEANINGS = {
@@ -162,73 +228,113 @@ def query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str
 # --- operations ----------------------------------------------------------------------------------------
 
 
-def model_call(
-    summary: str, request: str, answer: str, stream_event: str | None, error_schema: str = "Error"
-) -> dict[str, Any]:
+def model_call(summary: str, request: str, answer: str, stream_event: str | None, error_schema: str = "Error") -> dict[str, Any]:
     """A raw ASGI route: every answer, errors included, carries `x-request-id`."""
     content: dict[str, Any] = {JSON: {"schema": ref(answer)}}
     if stream_event:
         content[SSE] = {"schema": ref(stream_event)}
-    ok = {"description": "The answer (a server-sent event stream when the request asked for `stream`).",
-          "headers": REQUEST_ID_HEADER, "content": content}
-    return {"post": {
-        "summary": summary,
-        "requestBody": body(request),
-        "responses": {"200": ok, **errors(MODEL_ERRORS, error_schema, with_request_id=True)},
-    }}
+    ok = {
+        "description": "The answer (a server-sent event stream when the request asked for `stream`).",
+        "headers": REQUEST_ID_HEADER,
+        "content": content,
+    }
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": body(request),
+            "responses": {"200": ok, **errors(MODEL_ERRORS, error_schema, with_request_id=True)},
+        }
+    }
 
 
 def admin_post(summary: str, request: str, answer: str) -> dict[str, Any]:
-    return {"post": {"summary": summary, "tags": ["admin"], "requestBody": body(request),
-                     "responses": {**json_ok(answer), **errors(ADMIN_ERRORS)}}}
+    return {
+        "post": {
+            "summary": summary,
+            "tags": ["admin"],
+            "requestBody": body(request),
+            "responses": {**json_ok(answer), **errors(ADMIN_ERRORS)},
+        }
+    }
 
 
 def admin_get(summary: str, parameters: list[dict[str, Any]], answer: str) -> dict[str, Any]:
-    return {"get": {"summary": summary, "tags": ["admin"], "parameters": parameters,
-                    "responses": {**json_ok(answer), **errors(ADMIN_ERRORS)}}}
+    return {
+        "get": {
+            "summary": summary,
+            "tags": ["admin"],
+            "parameters": parameters,
+            "responses": {**json_ok(answer), **errors(ADMIN_ERRORS)},
+        }
+    }
 
 
 def health(summary: str, statuses: tuple[str, ...]) -> dict[str, Any]:
-    responses = {s: {"description": "ready" if s == "200" else "not ready", "content": {JSON: {"schema": ref("Health")}}}
-                 for s in statuses}
+    responses = {
+        s: {"description": "ready" if s == "200" else "not ready", "content": {JSON: {"schema": ref("Health")}}} for s in statuses
+    }
     return {"get": {"summary": summary, "tags": ["health"], "security": [], "responses": responses}}
 
 
 def paths() -> dict[str, Any]:
     string, integer, boolean = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
     return {
-        "/v1/chat/completions": model_call("Create a chat completion (OpenAI format).", "ChatCompletionRequest",
-                                           "ChatCompletion", "ChatStreamEvent"),
+        "/v1/chat/completions": model_call(
+            "Create a chat completion (OpenAI format).", "ChatCompletionRequest", "ChatCompletion", "ChatStreamEvent"
+        ),
         "/v1/embeddings": model_call("Create embeddings (OpenAI format).", "EmbeddingsRequest", "EmbeddingList", None),
-        "/v1/messages": {"post": {
-            **model_call("Create a message (Anthropic Messages format), served by any model.", "MessagesRequest",
-                         "AnthropicMessage", "AnthropicStreamEvent", error_schema="AnthropicError")["post"],
-            "security": [{"bearer": []}, {"x-api-key": []}],  # Anthropic SDKs send the key as x-api-key
-        }},
-        "/v1/models": {"get": {"summary": "The models this key may use.",
-                               "responses": {**json_ok("ModelList"), **errors(("401",))}}},
-        "/key/generate": admin_post("Generate a virtual key (its plaintext is shown this once).", "KeyParams",
-                                    "GeneratedKey"),
-        "/key/info": {"get": {
-            "summary": "A key's settings and spend (a non-admin key may only look itself up).", "tags": ["admin"],
-            "parameters": [query("key", string)],
-            "responses": {**json_ok("KeyInfo"), **errors(ADMIN_ERRORS)},
-        }},
+        "/v1/messages": {
+            "post": {
+                **model_call(
+                    "Create a message (Anthropic Messages format), served by any model.",
+                    "MessagesRequest",
+                    "AnthropicMessage",
+                    "AnthropicStreamEvent",
+                    error_schema="AnthropicError",
+                )["post"],
+                "security": [{"bearer": []}, {"x-api-key": []}],  # Anthropic SDKs send the key as x-api-key
+            }
+        },
+        "/v1/models": {
+            "get": {"summary": "The models this key may use.", "responses": {**json_ok("ModelList"), **errors(("401",))}}
+        },
+        "/key/generate": admin_post("Generate a virtual key (its plaintext is shown this once).", "KeyParams", "GeneratedKey"),
+        "/key/info": {
+            "get": {
+                "summary": "A key's settings and spend (a non-admin key may only look itself up).",
+                "tags": ["admin"],
+                "parameters": [query("key", string)],
+                "responses": {**json_ok("KeyInfo"), **errors(ADMIN_ERRORS)},
+            }
+        },
         "/key/update": admin_post("Change a key's settings.", "UpdateKeyParams", "KeyRecord"),
         "/key/delete": admin_post("Delete keys, by key or alias.", "DeleteKeys", "DeletedKeys"),
-        "/key/list": admin_get("List keys.", [
-            query("page", {**integer, "minimum": 1}), query("size", {**integer, "minimum": 1, "maximum": 1000}),
-            query("user_id", string), query("team_id", string), query("key_alias", string),
-            query("return_full_object", boolean),
-        ], "KeyList"),
+        "/key/list": admin_get(
+            "List keys.",
+            [
+                query("page", {**integer, "minimum": 1}),
+                query("size", {**integer, "minimum": 1, "maximum": 1000}),
+                query("user_id", string),
+                query("team_id", string),
+                query("key_alias", string),
+                query("return_full_object", boolean),
+            ],
+            "KeyList",
+        ),
         "/key/regenerate": admin_post("Replace a key by a new one with the same settings.", "KeyRef", "GeneratedKey"),
         "/key/block": admin_post("Block a key.", "KeyRef", "KeyRecord"),
         "/key/unblock": admin_post("Unblock a key.", "KeyRef", "KeyRecord"),
         "/user/new": admin_post("Create a user and its first key.", "UserParams", "NewUser"),
-        "/user/info": admin_get("A user with its keys and teams, or every user (`view_all`).", [
-            query("user_id", string), query("view_all", boolean), query("page", {**integer, "minimum": 0}),
-            query("page_size", {**integer, "minimum": 1, "maximum": 1000}),
-        ], "UserInfo"),
+        "/user/info": admin_get(
+            "A user with its keys and teams, or every user (`view_all`).",
+            [
+                query("user_id", string),
+                query("view_all", boolean),
+                query("page", {**integer, "minimum": 0}),
+                query("page_size", {**integer, "minimum": 1, "maximum": 1000}),
+            ],
+            "UserInfo",
+        ),
         "/user/update": admin_post("Change a user.", "UpdateUserParams", "UpdatedUser"),
         "/user/delete": admin_post("Delete users and their keys.", "DeleteUsers", "DeletedUsers"),
         "/team/new": admin_post("Create a team.", "NewTeamParams", "Team"),
@@ -252,15 +358,22 @@ CHECKED_FIELDS: dict[tuple[str, str], dict[str, Any]] = {
 def anthropic_checks(components: dict[str, Any]) -> None:
     """/v1/messages' own checks (gateway/anthropic_messages/request.py `_check`): which blocks each
     role may send, and client tools only, each with its input schema."""
+
     def blocks(*names: str) -> dict[str, Any]:
         return {"anyOf": [{"type": "string"}, {"type": "array", "items": {"anyOf": [ref(n) for n in names]}}]}
 
     thinking = ("ThinkingBlock", "RedactedThinkingBlock")
-    components["Message"] = {"title": "Message", "oneOf": [
-        obj(["role", "content"], role={"const": "user"},
-            content=blocks("TextBlock", "ImageBlock", "ToolResultBlock", *thinking)),
-        obj(["role", "content"], role={"const": "assistant"}, content=blocks("TextBlock", "ToolUseBlock", *thinking)),
-    ]}
+    components["Message"] = {
+        "title": "Message",
+        "oneOf": [
+            obj(
+                ["role", "content"],
+                role={"const": "user"},
+                content=blocks("TextBlock", "ImageBlock", "ToolResultBlock", *thinking),
+            ),
+            obj(["role", "content"], role={"const": "assistant"}, content=blocks("TextBlock", "ToolUseBlock", *thinking)),
+        ],
+    }
     tool = components["Tool"]
     tool["required"] = sorted({*tool.get("required", []), "input_schema"})
     tool["properties"]["input_schema"] = {"type": "object"}
@@ -270,10 +383,14 @@ def anthropic_checks(components: dict[str, Any]) -> None:
 def embeddings_checks(components: dict[str, Any]) -> None:
     """The edge refuses an empty `input`; providers refuse a list mixing strings and tokens."""
     tokens = {"type": "array", "items": {"type": "integer"}, "minItems": 1}
-    components["EmbeddingsRequest"]["properties"]["input"] = {"anyOf": [
-        {"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        tokens, {"type": "array", "items": tokens, "minItems": 1},
-    ]}
+    components["EmbeddingsRequest"]["properties"]["input"] = {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            tokens,
+            {"type": "array", "items": tokens, "minItems": 1},
+        ]
+    }
 
 
 def request_schemas(settings: EdgeSettings) -> dict[str, Any]:
@@ -312,8 +429,12 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "A virtual key (sk-...) or the master key."},
-                "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key",
-                              "description": "The same key, as Anthropic SDKs send it (/v1/messages)."},
+                "x-api-key": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-api-key",
+                    "description": "The same key, as Anthropic SDKs send it (/v1/messages).",
+                },
             },
             "schemas": {**request_schemas(settings), **RESPONSE_SCHEMAS},
         },

@@ -24,7 +24,7 @@ class WorkerPresence:
     async def _on_beat(self, msg: Msg) -> None:
         try:
             beat = decode_heartbeat(msg.data)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return
         now = time.monotonic()
         for provider in beat.providers:

@@ -85,5 +85,7 @@ def parse_embeddings(body: bytes) -> EmbeddingsRequest:
     except msgspec.MsgspecError as exc:
         raise _invalid(exc) from None
     if request.input == "" or request.input == []:
-        raise GatewayError(400, "Invalid request: `input` must not be empty", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, "input")
+        raise GatewayError(
+            400, "Invalid request: `input` must not be empty", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, "input"
+        )
     return request

@@ -31,12 +31,12 @@ PROVIDERS: dict[str, ProviderInfo] = {
         "openai", "https://api.together.xyz/v1", ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"), ("TOGETHER_API_BASE",)
     ),
     "groq": ProviderInfo("openai", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",), ("GROQ_API_BASE",)),
-    "anyscale": ProviderInfo(
-        "openai", "https://api.endpoints.anyscale.com/v1", ("ANYSCALE_API_KEY",), ("ANYSCALE_API_BASE",)
-    ),
+    "anyscale": ProviderInfo("openai", "https://api.endpoints.anyscale.com/v1", ("ANYSCALE_API_KEY",), ("ANYSCALE_API_BASE",)),
     "mistral": ProviderInfo("openai", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), ("MISTRAL_API_BASE",)),
     "fireworks_ai": ProviderInfo(
-        "openai", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY"),
+        "openai",
+        "https://api.fireworks.ai/inference/v1",
+        ("FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY"),
         ("FIREWORKS_API_BASE",),
     ),
     "deepseek": ProviderInfo("openai", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",), ("DEEPSEEK_API_BASE",)),
@@ -45,7 +45,10 @@ PROVIDERS: dict[str, ProviderInfo] = {
     ),
     # Azure OpenAI: deployment URLs, `api-version`, `api-key` header (api_base is the resource URL).
     "azure": ProviderInfo(
-        "azure", None, ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"), ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
+        "azure",
+        None,
+        ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
+        ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
         (("api_version", ("AZURE_API_VERSION", "OPENAI_API_VERSION")),),
     ),
     "anthropic": ProviderInfo("anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",), ("ANTHROPIC_API_BASE",)),
@@ -53,7 +56,10 @@ PROVIDERS: dict[str, ProviderInfo] = {
         "gemini", "https://generativelanguage.googleapis.com", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), ("GEMINI_API_BASE",)
     ),
     "vertex_ai": ProviderInfo(
-        "vertex_ai", None, (), ("VERTEXAI_API_BASE",),
+        "vertex_ai",
+        None,
+        (),
+        ("VERTEXAI_API_BASE",),
         (
             ("vertex_project", ("VERTEXAI_PROJECT", "VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT")),
             ("vertex_location", ("VERTEXAI_LOCATION", "VERTEX_LOCATION")),
@@ -65,15 +71,23 @@ PROVIDERS: dict[str, ProviderInfo] = {
     # HuggingFace's serverless Inference API (text generation / feature extraction task routes),
     # for models without an OpenAI-compatible route (those use `huggingface/...`).
     "huggingface_inference": ProviderInfo(
-        "huggingface_inference", "https://router.huggingface.co/hf-inference", ("HF_API_KEY", "HUGGINGFACE_API_KEY"),
+        "huggingface_inference",
+        "https://router.huggingface.co/hf-inference",
+        ("HF_API_KEY", "HUGGINGFACE_API_KEY"),
         ("HF_INFERENCE_API_BASE",),
     ),
     "vectara": ProviderInfo(
-        "vectara", "https://api.vectara.io", ("VECTARA_API_KEY", "VECTOR_AI_API_KEY"), ("VECTARA_API_BASE",),
+        "vectara",
+        "https://api.vectara.io",
+        ("VECTARA_API_KEY", "VECTOR_AI_API_KEY"),
+        ("VECTARA_API_BASE",),
         (("vectara_corpus_key", ("VECTARA_CORPUS_KEY",)),),
     ),
     "bedrock": ProviderInfo(
-        "bedrock", None, (), ("BEDROCK_API_BASE",),
+        "bedrock",
+        None,
+        (),
+        ("BEDROCK_API_BASE",),
         (
             ("aws_access_key_id", ("AWS_ACCESS_KEY_ID",)),
             ("aws_secret_access_key", ("AWS_SECRET_ACCESS_KEY",)),

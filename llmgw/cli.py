@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nats-url", default=os.environ.get("LLMGW_NATS_URL"), help="use this NATS instead of starting one")
     up.add_argument("--nats-port", type=int, default=4222, help="port of the embedded nats-server")
     up.add_argument(
-        "--clickhouse-url", default=os.environ.get("LLMGW_CLICKHOUSE_URL"),
+        "--clickhouse-url",
+        default=os.environ.get("LLMGW_CLICKHOUSE_URL"),
         help="ClickHouse to write usage to (http://user:pass@host:8123/db); default: chdb in the state dir",
     )
     up.add_argument("--workers", type=int, default=1, help="provider worker processes")

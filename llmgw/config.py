@@ -165,10 +165,23 @@ def _float_or_none(value: Any, where: str) -> float | None:
 
 
 # `params` keys the gateway itself understands; any other key is provider-specific (`extra`).
-KNOWN_PARAMS = frozenset({
-    "model", "api_base", "api_key", "api_version", "timeout", "input_cost_per_token", "output_cost_per_token",
-    "extra_headers", "weight", "rpm", "tpm", "max_parallel_requests", "stream_timeout",
-})
+KNOWN_PARAMS = frozenset(
+    {
+        "model",
+        "api_base",
+        "api_key",
+        "api_version",
+        "timeout",
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "extra_headers",
+        "weight",
+        "rpm",
+        "tpm",
+        "max_parallel_requests",
+        "stream_timeout",
+    }
+)
 _SECRET_HINTS = ("key", "secret", "token", "credentials", "password")
 
 
@@ -314,7 +327,11 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | No
     general = raw.get("general_settings") or {}
     if not isinstance(general, dict):
         raise ConfigError("general_settings: expected a mapping")
-    master = env.get("LLMGW_MASTER_KEY") or env.get("LITELLM_MASTER_KEY") or resolve_env(general.get("master_key"), env, "general_settings.master_key")
+    master = (
+        env.get("LLMGW_MASTER_KEY")
+        or env.get("LITELLM_MASTER_KEY")
+        or resolve_env(general.get("master_key"), env, "general_settings.master_key")
+    )
     return GatewayConfig(
         deployments=deployments,
         master_key=Secret(str(master)) if master else None,

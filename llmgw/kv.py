@@ -31,7 +31,7 @@ async def open_bucket(js: JetStreamContext, name: str) -> KeyValue:
     except (BucketNotFoundError, NotFoundError):
         try:
             return await js.create_key_value(KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE))
-        except Exception:  # noqa: BLE001 - created meanwhile by another process
+        except Exception:
             return await js.key_value(name)
 
 
@@ -40,7 +40,7 @@ class WatchedMap(Generic[T]):
 
     def __init__(self, kv: KeyValue, decoder: msgspec.json.Decoder, name: str, prefix: str | None = None) -> None:
         self.kv = kv
-        self.bucket: str = kv._name  # noqa: SLF001 - nats-py keeps the bucket name private
+        self.bucket: str = kv._name
         self.decoder = decoder
         self.name = name
         self.prefix = prefix
@@ -63,7 +63,7 @@ class WatchedMap(Generic[T]):
                 entry = await watcher.updates(timeout=None)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the watch resumes after a reconnect
+            except Exception as exc:
                 log.warning("kv_watch_error", bucket=self.name, error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(0.5)
                 continue

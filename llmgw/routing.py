@@ -136,8 +136,10 @@ class CooldownBoard:
         log.warning("deployment_cooldown", deployment=deployment_id, seconds=self.settings.cooldown_time, reason=reason)
         try:
             assert self.nc is not None, "CooldownBoard.start() first"
-            await self.nc.publish(self.subjects.router_cooldown, encode_internal(DeploymentCooldown(deployment_id, until, reason)))
-        except Exception as exc:  # noqa: BLE001 - the local board still has it
+            await self.nc.publish(
+                self.subjects.router_cooldown, encode_internal(DeploymentCooldown(deployment_id, until, reason))
+            )
+        except Exception as exc:
             log.warning("cooldown_publish_failed", error=str(exc) or type(exc).__name__)
 
     def succeeded(self, deployment_id: str) -> None:

@@ -36,8 +36,9 @@ def add_usage_commands(sub: argparse._SubParsersAction) -> None:
     sql = sub.add_parser("sql", help="run read-only SQL on the usage store (ClickHouse) through metering")
     _bus_flags(sql)
     sql.add_argument("query", help='for example "SELECT model_group, sum(cost) FROM usage GROUP BY model_group"')
-    sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="bind {NAME:Type} in the query (repeatable)")
+    sql.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="bind {NAME:Type} in the query (repeatable)"
+    )
     sql.add_argument("--json", action="store_true", help="print rows as JSON objects, one a line")
     sql.add_argument("--timeout", type=float, default=30.0)
     sql.set_defaults(func=run_sql)
@@ -74,8 +75,10 @@ async def _tail(args: argparse.Namespace) -> int:
                 config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.NONE),
             )
         except NotFoundError:
-            print(f"llmgw: no stream {subjects.usage_stream} (is metering or a worker running with prefix "
-                  f"{args.prefix!r}?)", file=sys.stderr)
+            print(
+                f"llmgw: no stream {subjects.usage_stream} (is metering or a worker running with prefix {args.prefix!r}?)",
+                file=sys.stderr,
+            )
             return 1
         print(f"# tailing {subjects.usage(args.provider, args.status)} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         stopping = _stop_on_signals()
@@ -152,8 +155,7 @@ async def _sql(args: argparse.Namespace, parameters: dict[str, object]) -> Query
     try:
         return await query_metering(nc, Subjects(args.prefix), args.query, parameters, timeout=args.timeout)
     except NoRespondersError:
-        print(f"llmgw sql: no metering process answers on prefix {args.prefix!r} (start `llmgw metering`)",
-              file=sys.stderr)
+        print(f"llmgw sql: no metering process answers on prefix {args.prefix!r} (start `llmgw metering`)", file=sys.stderr)
     except NatsTimeoutError:
         print(f"llmgw sql: metering did not answer within {args.timeout:g}s", file=sys.stderr)
     finally:
@@ -164,8 +166,10 @@ async def _sql(args: argparse.Namespace, parameters: dict[str, object]) -> Query
 def format_table(columns: list[str], rows: list[list[object]]) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows if row[i] is not None)
-               for i in range(len(columns))]
+    numeric = [
+        all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows if row[i] is not None)
+        for i in range(len(columns))
+    ]
 
     def line(values: list[str]) -> str:
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
@@ -187,9 +191,10 @@ async def _connect(url: str):
 
     try:
         # max_reconnect_attempts > 0: with 0, nats-py retries a refused first connect forever.
-        return await nats.connect(url, connect_timeout=5, allow_reconnect=True, max_reconnect_attempts=3,
-                                  reconnect_time_wait=0.5, error_cb=quiet)
-    except Exception as exc:  # noqa: BLE001 - any reason: say it and stop
+        return await nats.connect(
+            url, connect_timeout=5, allow_reconnect=True, max_reconnect_attempts=3, reconnect_time_wait=0.5, error_cb=quiet
+        )
+    except Exception as exc:
         print(f"llmgw: cannot connect to NATS at {url}: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return None
 

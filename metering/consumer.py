@@ -86,9 +86,7 @@ class UsageConsumer:
             max_ack_pending=2 * self._batch_size,
         )
         await self.close()
-        self._sub = await self._js.pull_subscribe_bind(
-            self._subjects.metering_consumer, stream=self._subjects.usage_stream
-        )
+        self._sub = await self._js.pull_subscribe_bind(self._subjects.metering_consumer, stream=self._subjects.usage_stream)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then flush what is held and return."""
@@ -107,7 +105,7 @@ class UsageConsumer:
                 msgs = await self._sub.fetch(self._batch_size - len(self._events), timeout=max(wait, 0.01))
             except TimeoutError:
                 continue
-            except Exception as exc:  # noqa: BLE001 - the bus is down or the consumer is gone: heal
+            except Exception as exc:
                 log.warning("usage_fetch_failed", error=str(exc) or type(exc).__name__)
                 await _sleep_unless(stop, FETCH_RETRY)
                 self._needs_setup = True
@@ -126,13 +124,13 @@ class UsageConsumer:
         if sub is not None:
             try:
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - a subscription the connection already lost
+            except Exception:
                 pass
 
     async def _setup_again(self, stop: asyncio.Event) -> bool:
         try:
             await self.setup()
-        except Exception as exc:  # noqa: BLE001 - retried until it works or we stop
+        except Exception as exc:
             log.warning("usage_consumer_setup_failed", error=str(exc) or type(exc).__name__)
             await _sleep_unless(stop, FETCH_RETRY)
             return False
@@ -153,7 +151,7 @@ class UsageConsumer:
         log.warning("usage_event_rejected", subject=msg.subject, seq=msg.metadata.sequence.stream, error=problem)
         try:
             await msg.term()
-        except Exception as exc:  # noqa: BLE001 - it comes back and is rejected again
+        except Exception as exc:
             log.warning("usage_term_failed", error=str(exc) or type(exc).__name__)
 
     async def _flush(self, stop: asyncio.Event) -> None:
@@ -163,7 +161,7 @@ class UsageConsumer:
             started = time.perf_counter()
             try:
                 inserted, ledgers = await self._keeping_alive(self._store_batch(self._batch()))
-            except Exception as exc:  # noqa: BLE001 - any failure: keep the batch, retry
+            except Exception as exc:
                 attempt += 1
                 error = str(exc) or type(exc).__name__
                 if stop.is_set():
@@ -220,7 +218,7 @@ class UsageConsumer:
                     inserted, ledgers = await self._store_batch(batch)
                     log.info("usage_unacked_recovered", events=len(batch), rows=inserted, ledgers=ledgers)
                 return
-            except Exception as exc:  # noqa: BLE001 - ClickHouse or the bus is not there yet: retry
+            except Exception as exc:
                 attempt += 1
                 delay = min(0.5 * 2 ** (attempt - 1), MAX_BACKOFF)
                 log.warning("usage_recovery_failed", attempt=attempt, retry_in=delay, error=str(exc) or type(exc).__name__)
@@ -237,7 +235,7 @@ class UsageConsumer:
         for msg in self._msgs:
             try:
                 await msg.in_progress()
-            except Exception:  # noqa: BLE001 - at worst a redelivery, which the store drops
+            except Exception:
                 break
 
     async def _settle(self, ack: bool) -> None:
@@ -245,7 +243,7 @@ class UsageConsumer:
         try:
             for msg in self._msgs:
                 await (msg.ack() if ack else msg.nak())
-        except Exception as exc:  # noqa: BLE001 - unacked messages come back and are dropped as duplicates
+        except Exception as exc:
             log.warning("usage_ack_failed", error=str(exc) or type(exc).__name__)
         self._msgs.clear()
         self._events.clear()

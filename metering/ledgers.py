@@ -108,22 +108,27 @@ def apply_items(
         return None, None
     pending = None
     alerted = current.soft_alerted_period
-    if (
-        last_ref is not None
-        and last_ref.soft_budget is not None
-        and spent >= last_ref.soft_budget
-        and alerted != period
-    ):
+    if last_ref is not None and last_ref.soft_budget is not None and spent >= last_ref.soft_budget and alerted != period:
         kind, ident, _ = parse_ledger_key(key)
         alert = BudgetAlert(
-            kind=kind, id=ident, spent=spent, soft_budget=last_ref.soft_budget,
-            max_budget=last_ref.max_budget, period=period, ts=now,
+            kind=kind,
+            id=ident,
+            spent=spent,
+            soft_budget=last_ref.soft_budget,
+            max_budget=last_ref.max_budget,
+            period=period,
+            ts=now,
         )
         pending = Pending(alert, f"budget-alert.{key}.{period}")
         alerted = period
     updated = BudgetLedger(
-        spent=spent, period=period, reservations=reservations, model_spend=model_spend,
-        applied_seq=applied, soft_alerted_period=alerted, updated_at=now,
+        spent=spent,
+        period=period,
+        reservations=reservations,
+        model_spend=model_spend,
+        applied_seq=applied,
+        soft_alerted_period=alerted,
+        updated_at=now,
     )
     return updated, pending
 
@@ -201,8 +206,14 @@ class LedgerSettler:
         await self._js.publish(
             self._subjects.budget_alert(alert.kind), encode_json(alert), headers={MSG_ID_HEADER: pending.msg_id}
         )
-        log.info("budget_soft_alert", kind=alert.kind, id=alert.id, spent=alert.spent,
-                 soft_budget=alert.soft_budget, period=alert.period)
+        log.info(
+            "budget_soft_alert",
+            kind=alert.kind,
+            id=alert.id,
+            spent=alert.spent,
+            soft_budget=alert.soft_budget,
+            period=alert.period,
+        )
 
 
 async def _read(kv: KeyValue, key: str) -> tuple[int, BudgetLedger | None]:

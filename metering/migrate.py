@@ -88,9 +88,7 @@ def migrate(client: Client, migrations: list[Migration]) -> list[Migration]:
 
 def current_usage_ttl_days(client: Client) -> int:
     """The row TTL of `usage` in days as `apply_usage_ttl` sets it, 0 when it has none."""
-    result = client.query(
-        "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'usage'"
-    )
+    result = client.query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'usage'")
     match = _USAGE_TTL.search(result.result_rows[0][0]) if result.result_rows else None
     return int(match[1]) if match else 0
 

@@ -70,6 +70,6 @@ async def _close_bus(nc: Client) -> None:
     """Drain: answer the queries in flight and send the last acks; just close if that fails."""
     try:
         await nc.drain()
-    except Exception as exc:  # noqa: BLE001 - reconnecting or already closed: nothing left to send
+    except Exception as exc:
         log.warning("nats_drain_failed", error=str(exc) or type(exc).__name__)
         await nc.close()

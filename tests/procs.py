@@ -50,7 +50,7 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - the predicate may fail until ready
+        except Exception as exc:
             last_exc = exc
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
@@ -77,7 +77,7 @@ class Proc:
         self.log_path = log_dir / f"{name}.log"
         self.popen: subprocess.Popen | None = None
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(
             self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
@@ -127,7 +127,7 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> "NatsServer":
+    def start(self) -> NatsServer:
         self.proc.start()
         wait_for(lambda: port_open(self.port), 10, "nats-server to listen")
         return self
@@ -160,7 +160,7 @@ class FakeUpstream:
         )
         self.port = 0
 
-    def start(self) -> "FakeUpstream":
+    def start(self) -> FakeUpstream:
         self.proc.start()
         line = wait_for(
             lambda: next((ln for ln in self.proc.output().splitlines() if ln.startswith("READY ")), None),

@@ -13,7 +13,6 @@ from nats.aio.msg import Msg
 from llmgw.bus import AckedPublisher
 from llmgw.catalog import PROVIDERS
 from llmgw.config import Deployment, Secret
-from llmgw.handoff import let_writes_out
 from llmgw.contracts import (
     MSG_ID_HEADER,
     Completed,
@@ -30,14 +29,15 @@ from llmgw.contracts import (
     encode_internal,
     encode_json,
 )
+from llmgw.handoff import let_writes_out
+from llmgw.prices import price_for
+from llmgw.routing import CONTEXT_WINDOW_CODES, RETRYABLE_STATUSES, CooldownBoard
+from workers.budget_cap import StreamMeter, cap_max_tokens, completion_allowance
 from workers.credentials import DeploymentTable
 from workers.providers import Provider
 from workers.providers.base import NativeHead, StallGuard, UpstreamError
-from llmgw.routing import CONTEXT_WINDOW_CODES, RETRYABLE_STATUSES, CooldownBoard
 from workers.relay import ChunkRelay
 from workers.settings import WorkerSettings
-from llmgw.prices import price_for
-from workers.budget_cap import StreamMeter, cap_max_tokens, completion_allowance
 from workers.usage import Usage, cost_of, estimate_prompt_tokens
 
 log = structlog.get_logger()
@@ -83,7 +83,7 @@ class KeepAlive:
     async def _touch(self) -> None:
         try:
             await self._msg.in_progress()
-        except Exception as exc:  # noqa: BLE001 - a disconnect; JetStream may redeliver
+        except Exception as exc:
             log.warning("in_progress_failed", error=str(exc) or type(exc).__name__)
 
     def cancel(self) -> None:
@@ -155,7 +155,9 @@ class RequestHandler:
     def _plan(self, request: UpstreamRequest, ids: list[str]) -> list[Deployment]:
         """The deployments to call in order: `num_retries` more tries of each before the next;
         cooled-down ones skipped unless nothing else is left; ones this worker cannot call dropped."""
-        usable = [d for d in (self.deployments.get(i) for i in ids) if d is not None and PROVIDERS[d.provider].family in self.providers]
+        usable = [
+            d for d in (self.deployments.get(i) for i in ids) if d is not None and PROVIDERS[d.provider].family in self.providers
+        ]
         warm = [d for d in usable if not self.cooldowns.cooling(d.id)] or usable[:1]
         return [d for d in warm for _ in range(1 + max(request.num_retries, 0))]
 
@@ -164,15 +166,25 @@ class RequestHandler:
         try:
             if request.deadline <= started:
                 outcome.status, outcome.http_status = UsageStatus.EXPIRED, 504
-                await self._reply_error(request, attempt, UpstreamError(504, "no worker was free before the deadline", ErrorType.TIMEOUT, ErrorCode.TIMEOUT))
+                await self._reply_error(
+                    request,
+                    attempt,
+                    UpstreamError(504, "no worker was free before the deadline", ErrorType.TIMEOUT, ErrorCode.TIMEOUT),
+                )
                 return
             plan = self._plan(request, [request.deployment_id, *request.fallbacks])
             if not plan:
-                raise UpstreamError(500, f"deployment {request.deployment_id} is not configured on this worker", ErrorType.API, ErrorCode.INTERNAL)
+                raise UpstreamError(
+                    500, f"deployment {request.deployment_id} is not configured on this worker", ErrorType.API, ErrorCode.INTERNAL
+                )
             if request.stream or request.operation == Operation.NATIVE:
                 relay = ChunkRelay(
-                    self.nc, request.reply_to, request.request_id, attempt,
-                    self.settings.coalesce_interval, self.settings.coalesce_max,
+                    self.nc,
+                    request.reply_to,
+                    request.request_id,
+                    attempt,
+                    self.settings.coalesce_interval,
+                    self.settings.coalesce_max,
                 )
             index = 0
             while True:
@@ -197,11 +209,20 @@ class RequestHandler:
                     index += 1
                     if plan[index] is deployment:  # another try of the same deployment: back off first
                         await asyncio.sleep(self._backoff(request, outcome.tries, exc.retry_after))
-                    log.info("upstream_retry", request_id=request.request_id, failed=deployment.id, status=exc.status, next=plan[index].id)
+                    log.info(
+                        "upstream_retry",
+                        request_id=request.request_id,
+                        failed=deployment.id,
+                        status=exc.status,
+                        next=plan[index].id,
+                    )
         except UpstreamError as exc:
             outcome.status = (
-                UsageStatus.BUDGET_STOPPED if exc.code == ErrorCode.BUDGET_EXCEEDED
-                else UsageStatus.UPSTREAM_ERROR if exc.status != 500 else UsageStatus.ERROR
+                UsageStatus.BUDGET_STOPPED
+                if exc.code == ErrorCode.BUDGET_EXCEEDED
+                else UsageStatus.UPSTREAM_ERROR
+                if exc.status != 500
+                else UsageStatus.ERROR
             )
             outcome.http_status, outcome.error_code = exc.status, exc.code
             await self._reply_error(request, attempt, exc, relay, outcome)
@@ -212,10 +233,18 @@ class RequestHandler:
         except Exception:
             log.exception("request_failed", request_id=request.request_id)
             outcome.status, outcome.http_status, outcome.error_code = UsageStatus.ERROR, 500, ErrorCode.INTERNAL
-            await self._reply_error(request, attempt, UpstreamError(500, "internal error in the gateway worker", ErrorType.API, ErrorCode.INTERNAL), relay, outcome)
+            await self._reply_error(
+                request,
+                attempt,
+                UpstreamError(500, "internal error in the gateway worker", ErrorType.API, ErrorCode.INTERNAL),
+                relay,
+                outcome,
+            )
         if outcome.usage is None and relay is not None and relay.started and not relay.raw:
             # The stream broke off before the provider reported usage: estimate what was used.
-            outcome.usage = Usage(prompt_tokens=estimate_prompt_tokens(request.body), completion_tokens=relay.sent + len(relay.buffer))
+            outcome.usage = Usage(
+                prompt_tokens=estimate_prompt_tokens(request.body), completion_tokens=relay.sent + len(relay.buffer)
+            )
             outcome.usage_source = UsageSource.ESTIMATED
 
     def _backoff(self, request: UpstreamRequest, tries: int, retry_after: float | None) -> float:
@@ -225,7 +254,12 @@ class RequestHandler:
         return max(min(delay, request.deadline - time.time() - 0.05), 0.0)
 
     async def _call(
-        self, request: UpstreamRequest, attempt: int, deployment: Deployment, outcome: Outcome, started: float,
+        self,
+        request: UpstreamRequest,
+        attempt: int,
+        deployment: Deployment,
+        outcome: Outcome,
+        started: float,
         relay: ChunkRelay | None,
     ) -> None:
         """One upstream call on `deployment`; the answer goes to the edge."""
@@ -236,7 +270,9 @@ class RequestHandler:
                 api_base=(request.client_api_base or deployment.api_base or "").rstrip("/") or None,
                 api_key=Secret(request.client_api_key) if request.client_api_key else deployment.api_key,
             )
-        model_group = request.model_group if deployment.id == request.deployment_id or deployment.is_wildcard else deployment.model_name
+        model_group = (
+            request.model_group if deployment.id == request.deployment_id or deployment.is_wildcard else deployment.model_name
+        )
         outcome.upstream_model = deployment.upstream_model_for(model_group)
         stall = deployment.stream_timeout or self.settings.stream_timeout
         if request.operation == Operation.NATIVE:
@@ -253,8 +289,10 @@ class RequestHandler:
                             outcome.ttft = time.time() - started
                         if meter is not None and not meter.take():
                             raise UpstreamError(
-                                429, "the budget of this key, user or team is used up: the stream was stopped",
-                                "budget_exceeded", ErrorCode.BUDGET_EXCEEDED,
+                                429,
+                                "the budget of this key, user or team is used up: the stream was stopped",
+                                "budget_exceeded",
+                                ErrorCode.BUDGET_EXCEEDED,
                             )
                         await relay.add(item)
                     else:
@@ -269,16 +307,27 @@ class RequestHandler:
             outcome.usage = Usage(prompt_tokens=estimate_prompt_tokens(request.body))
             outcome.usage_source = UsageSource.ESTIMATED
         reply = Completed(
-            request_id=request.request_id, attempt=attempt, body=completion.body,
-            cost=self._cost(outcome, deployment), deployment_id=deployment.id, tries=outcome.tries,
+            request_id=request.request_id,
+            attempt=attempt,
+            body=completion.body,
+            cost=self._cost(outcome, deployment),
+            deployment_id=deployment.id,
+            tries=outcome.tries,
             tokens=self._tokens(outcome),
         )
         await self.nc.publish(request.reply_to, encode_internal(reply))
         await let_writes_out()  # the answer leaves before the usage event is built
 
     async def _call_native(
-        self, request: UpstreamRequest, attempt: int, deployment: Deployment, provider: Provider, outcome: Outcome,
-        started: float, relay: ChunkRelay | None, stall: float,
+        self,
+        request: UpstreamRequest,
+        attempt: int,
+        deployment: Deployment,
+        provider: Provider,
+        outcome: Outcome,
+        started: float,
+        relay: ChunkRelay | None,
+        stall: float,
     ) -> None:
         """A passthrough call: the provider's answer relayed as it came, metered from its own fields."""
         assert relay is not None
@@ -309,8 +358,15 @@ class RequestHandler:
             await relay.finish(cost, deployment.id, outcome.tries, self._tokens(outcome))
             return
         reply = Completed(
-            request_id=request.request_id, attempt=attempt, body=b"".join(parts), status=head.status,
-            headers=head.headers, cost=cost, deployment_id=deployment.id, tries=outcome.tries, tokens=self._tokens(outcome),
+            request_id=request.request_id,
+            attempt=attempt,
+            body=b"".join(parts),
+            status=head.status,
+            headers=head.headers,
+            cost=cost,
+            deployment_id=deployment.id,
+            tries=outcome.tries,
+            tokens=self._tokens(outcome),
         )
         await self.nc.publish(request.reply_to, encode_internal(reply))
 
@@ -337,7 +393,11 @@ class RequestHandler:
         return None, msgspec.structs.replace(request, body=cap_max_tokens(request.body, max(allowance, 1)))
 
     async def _reply_error(
-        self, request: UpstreamRequest, attempt: int, exc: UpstreamError, relay: ChunkRelay | None = None,
+        self,
+        request: UpstreamRequest,
+        attempt: int,
+        exc: UpstreamError,
+        relay: ChunkRelay | None = None,
         outcome: Outcome | None = None,
     ) -> None:
         failure = Failed(
@@ -401,7 +461,7 @@ class RequestHandler:
             try:
                 await self.publisher.publish(subject, payload, {MSG_ID_HEADER: request.request_id}, USAGE_PUBLISH_TIMEOUT)
                 return
-            except Exception as exc:  # noqa: BLE001 - NATS unavailable: keep the record, retry
+            except Exception as exc:
                 log.warning("usage_publish_retry", request_id=request.request_id, error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

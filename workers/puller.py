@@ -28,7 +28,7 @@ BATCH_POLL = 0.5  # seconds between looks at the batch queue while it is idle
 
 
 class _Pull:
-    __slots__ = ("remaining", "expires_at")
+    __slots__ = ("expires_at", "remaining")
 
     def __init__(self, remaining: int, expires_at: float) -> None:
         self.remaining = remaining
@@ -109,7 +109,7 @@ class ContinuousPuller:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=PULL_EXPIRES / 2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _pull(self, batch: int, no_wait: bool = False) -> None:
@@ -123,7 +123,7 @@ class ContinuousPuller:
         request = msgspec.json.encode(ask)
         try:
             await self.nc.publish(self.api_subject, request, reply=self.inbox)
-        except Exception as exc:  # noqa: BLE001 - a disconnect; the loop asks again later
+        except Exception as exc:
             log.warning("pull_request_failed", error=str(exc) or type(exc).__name__)
             return
         self.pulls.append(_Pull(batch, expires_at))
@@ -167,7 +167,7 @@ class BatchPuller(ContinuousPuller):
             if free > 0 and self.nc.is_connected and time.monotonic() >= self._quiet_until:
                 try:
                     busy = await self.interactive_waiting()
-                except Exception as exc:  # noqa: BLE001 - cannot tell: leave batch work queued
+                except Exception as exc:
                     log.debug("interactive_queue_unknown", error=str(exc) or type(exc).__name__)
                     busy = True
                 if not busy:
@@ -177,5 +177,5 @@ class BatchPuller(ContinuousPuller):
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=BATCH_POLL)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

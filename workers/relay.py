@@ -66,17 +66,29 @@ class ChunkRelay:
         self._timer_task = asyncio.create_task(self.flush())
 
     async def flush(
-        self, done: bool = False, cost: float | None = None, force: bool = False,
-        deployment_id: str | None = None, tries: int = 1, tokens: int | None = None,
+        self,
+        done: bool = False,
+        cost: float | None = None,
+        force: bool = False,
+        deployment_id: str | None = None,
+        tries: int = 1,
+        tokens: int | None = None,
     ) -> None:
         async with self._lock:
             if not self.buffer and not done and not force:
                 return
             data, self.buffer = self.buffer, []
             msg = Chunks(
-                request_id=self.request_id, attempt=self.attempt, seq=self.seq, data=data, done=done, cost=cost,
-                raw=self.raw, deployment_id=deployment_id or (self.deployment_id if self.seq == 0 else None),
-                tries=tries, tokens=tokens,
+                request_id=self.request_id,
+                attempt=self.attempt,
+                seq=self.seq,
+                data=data,
+                done=done,
+                cost=cost,
+                raw=self.raw,
+                deployment_id=deployment_id or (self.deployment_id if self.seq == 0 else None),
+                tries=tries,
+                tokens=tokens,
             )
             if self._head is not None:
                 msg = msgspec.structs.replace(msg, status=self._head[0], headers=self._head[1])

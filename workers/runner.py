@@ -10,8 +10,8 @@ from nats.aio.msg import Msg
 
 from llmgw import bus
 from llmgw.catalog import PROVIDERS
-from llmgw.routing import CooldownBoard, router_settings
 from llmgw.contracts import Priority, Subjects, WorkerHeartbeat, decode_cancel, encode_internal
+from llmgw.routing import CooldownBoard, router_settings
 from llmgw.secrets import CredentialCipher
 from workers.credentials import DeploymentTable
 from workers.handler import RequestHandler
@@ -88,17 +88,28 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         pullers.append(puller)
         batch_durable = subjects.worker_consumer(provider, Priority.BATCH)
         await bus.ensure_pull_consumer(
-            js, subjects.requests_stream, batch_durable, subjects.request(provider, Priority.BATCH),
-            ack_wait=settings.ack_wait, max_ack_pending=max(1024, settings.concurrency * 8),
+            js,
+            subjects.requests_stream,
+            batch_durable,
+            subjects.request(provider, Priority.BATCH),
+            ack_wait=settings.ack_wait,
+            max_ack_pending=max(1024, settings.concurrency * 8),
         )
 
         async def interactive_waiting(durable: str = durable) -> bool:
             return (await js.consumer_info(subjects.requests_stream, durable)).num_pending > 0
 
-        pullers.append(BatchPuller(
-            nc, subjects.requests_stream, batch_durable, settings.concurrency, lambda: len(in_flight), on_message,
-            interactive_waiting=interactive_waiting,
-        ))
+        pullers.append(
+            BatchPuller(
+                nc,
+                subjects.requests_stream,
+                batch_durable,
+                settings.concurrency,
+                lambda: len(in_flight),
+                on_message,
+                interactive_waiting=interactive_waiting,
+            )
+        )
     cancel_sub = await nc.subscribe(subjects.cancel, cb=on_cancel)
     for p in pullers:
         await p.start()
@@ -119,7 +130,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         await p.close()
     try:
         await nc.flush(timeout=2)  # the server has the unsubscribes before anything else happens
-    except Exception as exc:  # noqa: BLE001 - disconnected: the server forgot those pulls anyway
+    except Exception as exc:
         log.warning("worker_flush_failed", error=str(exc) or type(exc).__name__)
     presence.cancel()
     if in_flight:
@@ -135,12 +146,10 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
 async def _announce(nc, subjects: Subjects, settings: WorkerSettings, providers: tuple[str, ...], in_flight) -> None:
     """Presence for the edge's readiness check: which providers have a live worker."""
     while True:
-        beat = encode_internal(
-            WorkerHeartbeat(settings.worker_id, list(providers), in_flight(), settings.concurrency)
-        )
+        beat = encode_internal(WorkerHeartbeat(settings.worker_id, list(providers), in_flight(), settings.concurrency))
         for provider in providers:
             try:
                 await nc.publish(subjects.heartbeat(provider), beat)
-            except Exception:  # noqa: BLE001 - disconnected; the next beat goes out after reconnect
+            except Exception:
                 break
         await asyncio.sleep(settings.heartbeat_interval)

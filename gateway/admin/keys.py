@@ -31,26 +31,26 @@ from llmgw.secrets import KEY_PREFIX, generate_key, key_name
 class KeyParams(msgspec.Struct, kw_only=True):
     """The settable fields of a key; UNSET tells "not given" apart from null."""
 
-    duration: str | None | UnsetType = UNSET
-    key_alias: str | None | UnsetType = UNSET
-    team_id: str | None | UnsetType = UNSET
-    user_id: str | None | UnsetType = UNSET
-    models: list[str] | None | UnsetType = UNSET
-    aliases: dict[str, str] | None | UnsetType = UNSET
-    config: dict | None | UnsetType = UNSET
-    spend: float | None | UnsetType = UNSET
-    max_budget: float | None | UnsetType = UNSET
-    soft_budget: float | None | UnsetType = UNSET
-    model_max_budget: dict[str, float] | None | UnsetType = UNSET
-    max_parallel_requests: int | None | UnsetType = UNSET
-    tpm_limit: int | None | UnsetType = UNSET
-    rpm_limit: int | None | UnsetType = UNSET
-    budget_duration: str | None | UnsetType = UNSET
-    metadata: dict | None | UnsetType = UNSET
-    permissions: dict | None | UnsetType = UNSET
-    allowed_cache_controls: list[str] | None | UnsetType = UNSET
-    system_prompt: str | None | UnsetType = UNSET
-    blocked: bool | None | UnsetType = UNSET
+    duration: str | UnsetType | None = UNSET
+    key_alias: str | UnsetType | None = UNSET
+    team_id: str | UnsetType | None = UNSET
+    user_id: str | UnsetType | None = UNSET
+    models: list[str] | UnsetType | None = UNSET
+    aliases: dict[str, str] | UnsetType | None = UNSET
+    config: dict | UnsetType | None = UNSET
+    spend: float | UnsetType | None = UNSET
+    max_budget: float | UnsetType | None = UNSET
+    soft_budget: float | UnsetType | None = UNSET
+    model_max_budget: dict[str, float] | UnsetType | None = UNSET
+    max_parallel_requests: int | UnsetType | None = UNSET
+    tpm_limit: int | UnsetType | None = UNSET
+    rpm_limit: int | UnsetType | None = UNSET
+    budget_duration: str | UnsetType | None = UNSET
+    metadata: dict | UnsetType | None = UNSET
+    permissions: dict | UnsetType | None = UNSET
+    allowed_cache_controls: list[str] | UnsetType | None = UNSET
+    system_prompt: str | UnsetType | None = UNSET
+    blocked: bool | UnsetType | None = UNSET
     priority: Literal["interactive", "batch"] | UnsetType = UNSET
 
 
@@ -96,8 +96,14 @@ def record_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 def generated_response(key: str, record: KeyRecord, duration: str | None) -> dict[str, Any]:
     """Seed 003's /key/generate answer: the plaintext key (shown this once), its name, the rest."""
-    return {**render(record), "key": key, "key_name": record.key_name, "expires": iso(record.expires),
-            "token": record.token, "duration": duration}
+    return {
+        **render(record),
+        "key": key,
+        "key_name": record.key_name,
+        "expires": iso(record.expires),
+        "token": record.token,
+        "duration": duration,
+    }
 
 
 class KeyService:
@@ -142,7 +148,10 @@ class KeyService:
         key = generate_key()
         now = time.time()
         record = KeyRecord(
-            token=self.edge.hasher.token(key), key_name=key_name(key), created_at=now, updated_at=now,
+            token=self.edge.hasher.token(key),
+            key_name=key_name(key),
+            created_at=now,
+            updated_at=now,
             **record_fields(values),
         )
         await self.store.create(self.keys, record.token, record, "key")
@@ -180,8 +189,13 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
             record = principal.key
         else:
             if not principal.is_admin and (principal.key is None or principal.key.token != service.token_of(key)):
-                raise GatewayError(403, "a key that is not an admin's can only look up itself", ErrorType.PERMISSION,
-                                   ErrorCode.PERMISSION_DENIED, "key")
+                raise GatewayError(
+                    403,
+                    "a key that is not an admin's can only look up itself",
+                    ErrorType.PERMISSION,
+                    ErrorCode.PERMISSION_DENIED,
+                    "key",
+                )
             record = service.find(key)
         return json_response({"key": key or record.key_name, "info": service.info(record)})
 
@@ -211,8 +225,13 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
 
     @get("/key/list")
     async def list_keys(
-        request: Request, page: int = 1, size: int = 10, user_id: str | None = None, team_id: str | None = None,
-        key_alias: str | None = None, return_full_object: bool = False,
+        request: Request,
+        page: int = 1,
+        size: int = 10,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        key_alias: str | None = None,
+        return_full_object: bool = False,
     ) -> Response:
         admin(edge, request)
         if page < 1:
@@ -220,15 +239,19 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
         if not 1 <= size <= 1000:
             raise bad_param("size", f"`size` must be between 1 and 1000; got {size}")
         match = {k: v for k, v in (("user_id", user_id), ("team_id", team_id), ("key_alias", key_alias)) if v is not None}
-        records = sorted((r for r in service.keys.items.values() if all(getattr(r, k) == v for k, v in match.items())),
-                         key=lambda r: r.created_at)
+        records = sorted(
+            (r for r in service.keys.items.values() if all(getattr(r, k) == v for k, v in match.items())),
+            key=lambda r: r.created_at,
+        )
         chunk = records[(page - 1) * size : page * size]
-        return json_response({
-            "keys": [service.info(r) if return_full_object else r.token for r in chunk],
-            "total_count": len(records),
-            "current_page": page,
-            "total_pages": max(1, math.ceil(len(records) / size)),
-        })
+        return json_response(
+            {
+                "keys": [service.info(r) if return_full_object else r.token for r in chunk],
+                "total_count": len(records),
+                "current_page": page,
+                "total_pages": max(1, math.ceil(len(records) / size)),
+            }
+        )
 
     async def regenerate_key(request: Request, key: str) -> Response:
         admin(edge, request)

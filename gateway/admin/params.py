@@ -26,13 +26,15 @@ def bad_param(param: str, message: str) -> GatewayError:
 
 
 def parse_duration(value: str, param: str = "duration") -> float:
-    """"30s", "20m", "30h", "30d" (also "30min", "2w", "1mo") -> seconds; 400 naming the field."""
+    """ "30s", "20m", "30h", "30d" (also "30min", "2w", "1mo") -> seconds; 400 naming the field."""
     try:
         seconds = duration_seconds(value)
     except ValueError:
         raise bad_param(param, f"`{param}` must look like 30s, 20m, 30h or 30d; got {value!r}") from None
     if seconds > MAX_DURATION_SECONDS or (param == "budget_duration" and seconds <= 0):
-        raise bad_param(param, f"`{param}` must be {'more than 0 and ' if param == 'budget_duration' else ''}at most 100 years; got {value!r}")
+        raise bad_param(
+            param, f"`{param}` must be {'more than 0 and ' if param == 'budget_duration' else ''}at most 100 years; got {value!r}"
+        )
     return seconds
 
 
@@ -80,7 +82,9 @@ def apply_upper_bounds(values: dict[str, Any], bounds: Mapping[str, Any]) -> Non
             values[name] = bound
 
 
-def record_values(values: Mapping[str, Any], record_type: type, allowed: set[str] | frozenset[str] | None = None) -> dict[str, Any]:
+def record_values(
+    values: Mapping[str, Any], record_type: type, allowed: set[str] | frozenset[str] | None = None
+) -> dict[str, Any]:
     """Request values as fields of `record_type` (keys, users, teams alike): a null for a list or a
     map means empty, a null for a flag, an amount or a role leaves it as it is; budgets are checked
     and a budget period starts now."""

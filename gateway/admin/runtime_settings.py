@@ -30,8 +30,8 @@ class SetCredential(msgspec.Struct, kw_only=True):
 
 class SetSystemPrompt(msgspec.Struct, kw_only=True):
     system_prompt: str | None
-    team_id: str | None | UnsetType = UNSET
-    key: str | None | UnsetType = UNSET
+    team_id: str | UnsetType | None = UNSET
+    key: str | UnsetType | None = UNSET
 
 
 def build_settings_routes(edge: Edge, keys: KeyService) -> list:
@@ -47,7 +47,8 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
         if not params.api_key.strip():
             raise bad_param("api_key", "`api_key` must not be empty")
         deployments = [
-            d for d in edge.settings.config.deployments
+            d
+            for d in edge.settings.config.deployments
             if d.id == params.deployment_id or (params.model_name is not None and d.model_name == params.model_name)
         ]
         if params.deployment_id is None and params.model_name is None:
@@ -71,19 +72,21 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
         for d in edge.settings.config.deployments:
             try:
                 entry = await kv.get(credential_key(d.id))
-            except Exception:  # noqa: BLE001 - none set at run time
+            except Exception:
                 continue
             stored[d.id] = _credential_decoder.decode(entry.value)
         rows = []
         for d in edge.settings.config.deployments:
             record = stored.get(d.id)
-            rows.append({
-                "deployment_id": d.id,
-                "model_name": d.model_name,
-                "source": "runtime" if record else ("config" if d.api_key else "none"),
-                "api_key": record.masked if record else (d.api_key.masked() if d.api_key else None),
-                "updated_at": iso(record.updated_at) if record else None,
-            })
+            rows.append(
+                {
+                    "deployment_id": d.id,
+                    "model_name": d.model_name,
+                    "source": "runtime" if record else ("config" if d.api_key else "none"),
+                    "api_key": record.masked if record else (d.api_key.masked() if d.api_key else None),
+                    "updated_at": iso(record.updated_at) if record else None,
+                }
+            )
         return json_response({"data": rows})
 
     @get("/model/info")
@@ -92,8 +95,11 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
         data = [
             {
                 "model_name": d.model_name,
-                "litellm_params": {"model": f"{d.provider}/{d.upstream_model}", "api_base": d.api_base,
-                                   "api_key": d.api_key.masked() if d.api_key else None},
+                "litellm_params": {
+                    "model": f"{d.provider}/{d.upstream_model}",
+                    "api_base": d.api_base,
+                    "api_key": d.api_key.masked() if d.api_key else None,
+                },
                 "model_info": {"id": d.id, "access_groups": list(d.access_groups)},
             }
             for d in edge.settings.config.deployments
@@ -113,8 +119,10 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
             if edge.identity.team(team_id) is None:
                 raise not_found(f"team {team_id!r}")
             await store.modify(
-                edge.identity.teams, kv_key(team_id),
-                lambda r: msgspec.structs.replace(r, system_prompt=prompt, updated_at=time.time()), f"team {team_id!r}",
+                edge.identity.teams,
+                kv_key(team_id),
+                lambda r: msgspec.structs.replace(r, system_prompt=prompt, updated_at=time.time()),
+                f"team {team_id!r}",
             )
             return json_response({"team_id": team_id, "system_prompt": prompt})
         policies: WatchedMap[PolicyRecord] = edge.identity.policies

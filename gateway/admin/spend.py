@@ -182,8 +182,9 @@ async def ask_metering(edge: Edge, sql: str, parameters: dict[str, Any]) -> list
     try:
         result = await query_metering(edge.nc, edge.subjects, sql, parameters, timeout=QUERY_TIMEOUT)
     except NoRespondersError:
-        raise GatewayError(503, "metering is not running: spend is read from ClickHouse through it",
-                           ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE) from None
+        raise GatewayError(
+            503, "metering is not running: spend is read from ClickHouse through it", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE
+        ) from None
     except NatsTimeoutError:
         raise GatewayError(504, "metering did not answer in time", ErrorType.TIMEOUT, ErrorCode.TIMEOUT) from None
     if result.error is not None:
@@ -195,14 +196,23 @@ async def ask_metering(edge: Edge, sql: str, parameters: dict[str, Any]) -> list
 def build_spend_routes(edge: Edge, keys: KeyService) -> list:
     @get("/spend/logs")
     async def spend_logs(
-        request: Request, api_key: str | None = None, user_id: str | None = None, team_id: str | None = None,
-        request_id: str | None = None, start_date: str | None = None, end_date: str | None = None,
+        request: Request,
+        api_key: str | None = None,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        request_id: str | None = None,
+        start_date: str | None = None,
+        end_date: str | None = None,
         limit: str | None = None,
     ) -> Response:
         admin(edge, request)
         parameters: dict[str, Any] = {"limit": parse_limit(limit), **date_range(start_date, end_date)}
-        for name, value in (("key_hash", keys.token_of(api_key) if api_key else None), ("user_id", user_id),
-                            ("team_id", team_id), ("request_id", request_id)):
+        for name, value in (
+            ("key_hash", keys.token_of(api_key) if api_key else None),
+            ("user_id", user_id),
+            ("team_id", team_id),
+            ("request_id", request_id),
+        ):
             if value:
                 parameters[name] = value
         rows = await ask_metering(edge, logs_sql(parameters), parameters)
@@ -210,7 +220,10 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
 
     @get("/global/spend/report")
     async def spend_report(
-        request: Request, start_date: str | None = None, end_date: str | None = None, group_by: str | None = None,
+        request: Request,
+        start_date: str | None = None,
+        end_date: str | None = None,
+        group_by: str | None = None,
     ) -> Response:
         admin(edge, request)
         group_by = group_by or "team"

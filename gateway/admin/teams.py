@@ -19,19 +19,19 @@ from llmgw.contracts import LedgerKind, TeamMember, TeamRecord, UserRecord, kv_k
 
 
 class TeamParams(msgspec.Struct, kw_only=True):
-    team_alias: str | None | UnsetType = UNSET
-    models: list[str] | None | UnsetType = UNSET
-    max_budget: float | None | UnsetType = UNSET
-    soft_budget: float | None | UnsetType = UNSET
-    model_max_budget: dict[str, float] | None | UnsetType = UNSET
-    max_parallel_requests: int | None | UnsetType = UNSET
-    tpm_limit: int | None | UnsetType = UNSET
-    rpm_limit: int | None | UnsetType = UNSET
-    budget_duration: str | None | UnsetType = UNSET
-    members_with_roles: list[TeamMember] | None | UnsetType = UNSET
-    metadata: dict | None | UnsetType = UNSET
-    system_prompt: str | None | UnsetType = UNSET
-    blocked: bool | None | UnsetType = UNSET
+    team_alias: str | UnsetType | None = UNSET
+    models: list[str] | UnsetType | None = UNSET
+    max_budget: float | UnsetType | None = UNSET
+    soft_budget: float | UnsetType | None = UNSET
+    model_max_budget: dict[str, float] | UnsetType | None = UNSET
+    max_parallel_requests: int | UnsetType | None = UNSET
+    tpm_limit: int | UnsetType | None = UNSET
+    rpm_limit: int | UnsetType | None = UNSET
+    budget_duration: str | UnsetType | None = UNSET
+    members_with_roles: list[TeamMember] | UnsetType | None = UNSET
+    metadata: dict | UnsetType | None = UNSET
+    system_prompt: str | UnsetType | None = UNSET
+    blocked: bool | UnsetType | None = UNSET
 
 
 class NewTeamParams(TeamParams, kw_only=True):
@@ -74,11 +74,21 @@ def build_team_routes(edge: Edge, keys: KeyService) -> list:
         users = edge.identity.users
         if edge.identity.user(user_id) is None:
             now = time.time()
-            await store.create(users, kv_key(user_id), UserRecord(user_id=user_id, teams=[team_id], created_at=now,
-                                                                   updated_at=now), f"user {user_id!r}")
+            await store.create(
+                users,
+                kv_key(user_id),
+                UserRecord(user_id=user_id, teams=[team_id], created_at=now, updated_at=now),
+                f"user {user_id!r}",
+            )
         else:
-            await store.modify(users, kv_key(user_id), lambda r: r if team_id in r.teams else msgspec.structs.replace(
-                r, teams=[*r.teams, team_id], updated_at=time.time()), f"user {user_id!r}")
+            await store.modify(
+                users,
+                kv_key(user_id),
+                lambda r: (
+                    r if team_id in r.teams else msgspec.structs.replace(r, teams=[*r.teams, team_id], updated_at=time.time())
+                ),
+                f"user {user_id!r}",
+            )
 
     @post("/team/new", status_code=200)
     async def new(request: Request) -> Response:
@@ -109,7 +119,9 @@ def build_team_routes(edge: Edge, keys: KeyService) -> list:
             base = find(team_id)
             await store.create(teams(), kv_key(team_id), base, f"team {team_id!r}")
         return await store.modify(
-            teams(), kv_key(team_id), lambda r: msgspec.structs.replace(r, updated_at=time.time(), **fields),
+            teams(),
+            kv_key(team_id),
+            lambda r: msgspec.structs.replace(r, updated_at=time.time(), **fields),
             f"team {team_id!r}",
         )
 

@@ -19,15 +19,30 @@ from gateway.edge import Edge
 from llmgw.contracts import USER_ROLES, LedgerKind, UserRecord, kv_key
 
 # Fields /user/new and /user/update set on the user record (the rest of the body shapes the key).
-USER_FIELDS = frozenset(("user_email", "user_role", "teams", "models", "max_budget", "soft_budget", "model_max_budget",
-               "max_parallel_requests", "tpm_limit", "rpm_limit", "budget_duration", "metadata", "spend",
-               "allowed_cache_controls"))
+USER_FIELDS = frozenset(
+    (
+        "user_email",
+        "user_role",
+        "teams",
+        "models",
+        "max_budget",
+        "soft_budget",
+        "model_max_budget",
+        "max_parallel_requests",
+        "tpm_limit",
+        "rpm_limit",
+        "budget_duration",
+        "metadata",
+        "spend",
+        "allowed_cache_controls",
+    )
+)
 
 
 class UserParams(KeyParams, kw_only=True):
-    user_email: str | None | UnsetType = UNSET
-    user_role: str | None | UnsetType = UNSET
-    teams: list[str] | None | UnsetType = UNSET
+    user_email: str | UnsetType | None = UNSET
+    user_role: str | UnsetType | None = UNSET
+    teams: list[str] | UnsetType | None = UNSET
 
 
 class UpdateUserParams(UserParams, kw_only=True):
@@ -73,8 +88,7 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
         # The user's key: the key parameters of the body (the user's models bound it too), without
         # the budget settings, which belong to the user. Checked before anything is stored.
         key_values = {
-            k: v for k, v in values.items()
-            if k in KeyParams.__struct_fields__ and (k not in USER_FIELDS or k == "models")
+            k: v for k, v in values.items() if k in KeyParams.__struct_fields__ and (k not in USER_FIELDS or k == "models")
         }
         key_values["user_id"] = user_id
         keys.prepare(key_values)
@@ -94,8 +108,15 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
                 raise bad_param("page_size", f"`page_size` must be between 1 and 1000; got {page_size}")
             records = sorted(users().items.values(), key=lambda r: r.created_at)
             chunk = records[page * page_size : (page + 1) * page_size]
-            return json_response({"users": [show(r) for r in chunk], "total_count": len(records), "page": page,
-                                  "page_size": page_size, "total_pages": max(1, math.ceil(len(records) / page_size))})
+            return json_response(
+                {
+                    "users": [show(r) for r in chunk],
+                    "total_count": len(records),
+                    "page": page,
+                    "page_size": page_size,
+                    "total_pages": max(1, math.ceil(len(records) / page_size)),
+                }
+            )
         if not user_id:
             raise bad_param("user_id", "give `user_id`, or `view_all=true`")
         record = find(user_id)
@@ -108,8 +129,10 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
         params = decode_body(await request.body(), UpdateUserParams)
         fields = user_fields(given(params))
         record = await store.modify(
-            users(), kv_key(params.user_id),
-            lambda r: msgspec.structs.replace(r, updated_at=time.time(), **fields), f"user {params.user_id!r}",
+            users(),
+            kv_key(params.user_id),
+            lambda r: msgspec.structs.replace(r, updated_at=time.time(), **fields),
+            f"user {params.user_id!r}",
         )
         return json_response({"user_id": params.user_id, "user_info": render(record)})
 

@@ -72,7 +72,12 @@ def completion_to_message(completion: _Completion, model: str) -> dict[str, Any]
     for call in message.tool_calls or ():
         function = call.function or _Function()
         content.append(
-            {"type": "tool_use", "id": call.id or tool_use_id(), "name": function.name or "", "input": parse_arguments(function.arguments)}
+            {
+                "type": "tool_use",
+                "id": call.id or tool_use_id(),
+                "name": function.name or "",
+                "input": parse_arguments(function.arguments),
+            }
         )
     return {
         "id": message_id_for(completion.id),

@@ -127,7 +127,9 @@ _ALLOWED = {
 
 def _bad(message: str, param: str) -> GatewayError:
     """A 400 worded like msgspec's own (and so like the OpenAI routes'): it ends with the field's path."""
-    return GatewayError(400, f"Invalid request: {message} - at `$.{param}`", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param)
+    return GatewayError(
+        400, f"Invalid request: {message} - at `$.{param}`", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param
+    )
 
 
 def _check(request: MessagesRequest) -> None:
@@ -138,7 +140,12 @@ def _check(request: MessagesRequest) -> None:
         for j, block in enumerate(message.content):
             if not isinstance(block, _ALLOWED[message.role]):
                 kind = block.__struct_config__.tag
-                raise _bad(f"an {message.role} message cannot hold a `{kind}` block" if message.role == "assistant" else f"a user message cannot hold a `{kind}` block", f"messages[{i}].content[{j}].type")
+                raise _bad(
+                    f"an {message.role} message cannot hold a `{kind}` block"
+                    if message.role == "assistant"
+                    else f"a user message cannot hold a `{kind}` block",
+                    f"messages[{i}].content[{j}].type",
+                )
     for i, tool in enumerate(request.tools or ()):
         if tool.type not in (None, "custom"):
             raise _bad(f"server tool type `{tool.type}` is not supported by this gateway", f"tools[{i}].type")

@@ -50,7 +50,7 @@ _decoder = msgspec.json.Decoder(_Chunk)
 class _ToolCall:
     """One OpenAI tool call being streamed; its block starts once its name is known."""
 
-    __slots__ = ("id", "name", "block", "pending")
+    __slots__ = ("block", "id", "name", "pending")
 
     def __init__(self) -> None:
         self.id: str | None = None

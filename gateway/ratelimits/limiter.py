@@ -65,7 +65,7 @@ class Held(msgspec.Struct, frozen=True):
 class Admission:
     """What a request took from its limits: give it back with `RateLimiter.release`."""
 
-    __slots__ = ("request_id", "held", "quotas", "released")
+    __slots__ = ("held", "quotas", "released", "request_id")
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
@@ -90,13 +90,15 @@ def refused_error(limit: Limit, why: Refusal, left: Quota) -> GatewayError:
 
 
 def unavailable_error() -> GatewayError:
-    return GatewayError(503, "rate limits cannot be checked; retry", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE,
-                        headers={"retry-after": "1"})
+    return GatewayError(
+        503, "rate limits cannot be checked; retry", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE, headers={"retry-after": "1"}
+    )
 
 
 class RateLimiter:
-    def __init__(self, js, subjects: Subjects, fail_open: bool = False, *,
-                 slot_grace: float = SLOT_GRACE, kv_timeout: float = KV_TIMEOUT) -> None:
+    def __init__(
+        self, js, subjects: Subjects, fail_open: bool = False, *, slot_grace: float = SLOT_GRACE, kv_timeout: float = KV_TIMEOUT
+    ) -> None:
         self.js = js
         self.fail_open = fail_open
         self.slot_grace = slot_grace
@@ -206,7 +208,7 @@ class RateLimiter:
             await self.store.apply(key, change)
         except Unchecked as exc:
             self._outage(exc)
-        except Exception as exc:  # noqa: BLE001 - counts and slots expire by themselves
+        except Exception as exc:
             log.warning(event, scope_key=key, error=str(exc) or type(exc).__name__)
 
     # ----------------------------------------------------------------------------- outages

@@ -54,7 +54,7 @@ class Stale(Exception):
 
 
 class _Pending:
-    __slots__ = ("change", "future", "abandoned")
+    __slots__ = ("abandoned", "change", "future")
 
     def __init__(self, change: Change, future: asyncio.Future) -> None:
         self.change = change
@@ -104,7 +104,7 @@ class WindowStore:
             while batch := [p for p in self._pending.pop(key, []) if not p.abandoned]:
                 try:
                     await self._commit(key, batch)
-                except Exception as exc:  # noqa: BLE001 - every waiter gets the failure
+                except Exception as exc:
                     failure = exc if isinstance(exc, Unchecked) else Unchecked(str(exc) or type(exc).__name__)
                     for p in batch:
                         if not p.future.done():
@@ -175,7 +175,7 @@ class WindowStore:
             return await asyncio.wait_for(call, self.kv_timeout)
         except (KeyWrongLastSequenceError, KeyNotFoundError):
             raise
-        except Exception as exc:  # noqa: BLE001 - timeouts, no responders, closed connection, API errors
+        except Exception as exc:
             raise Unchecked(str(exc) or type(exc).__name__) from exc
 
 

@@ -151,8 +151,9 @@ def pruned(window: RateWindow, now: float) -> RateWindow:
     )
 
 
-def counted(window: RateWindow, now: float, limit: Limit, request_id: str,
-            expires_at: float) -> tuple[RateWindow | None, int | None]:
+def counted(
+    window: RateWindow, now: float, limit: Limit, request_id: str, expires_at: float
+) -> tuple[RateWindow | None, int | None]:
     """(the window with the request counted and its slot taken, or None when nothing needs
     writing (a tpm-only limit); the second the request was counted in, or None)."""
     if limit.rpm is None and limit.max_parallel is None:

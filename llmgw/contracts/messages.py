@@ -50,10 +50,10 @@ class ErrorType:
 class Subjects:
     """All names on the bus, derived from one prefix (tests use a unique prefix each)."""
 
-    __slots__ = ("prefix", "_stream_prefix")
+    __slots__ = ("_stream_prefix", "prefix")
 
     def __init__(self, prefix: str = "llmgw") -> None:
-        if not prefix or any(c in prefix for c in ". *>") :
+        if not prefix or any(c in prefix for c in ". *>"):
             raise ValueError(f"bus prefix must be one subject token, got {prefix!r}")
         self.prefix = prefix
         self._stream_prefix = prefix.upper().replace("-", "_")
@@ -413,9 +413,37 @@ decode_query_result = _query_result_decoder.decode
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 __all__ = [
-    "MSG_ID_HEADER", "Caller", "LedgerRef", "Cancel", "Chunks", "Completed", "DeploymentCooldown", "ErrorCode",
-    "ErrorType", "Failed", "NativeCall", "Operation", "Priority", "QueryRequest", "QueryResult", "Reply", "ReplyMessage", "Subjects", "UpstreamRequest",
-    "UsageEvent", "UsageSource", "UsageStatus", "WorkerHeartbeat", "decode_cancel", "decode_cooldown", "decode_heartbeat",
-    "decode_query_request", "decode_query_result", "decode_reply", "decode_request", "decode_usage",
-    "encode_internal", "encode_json",
+    "MSG_ID_HEADER",
+    "Caller",
+    "Cancel",
+    "Chunks",
+    "Completed",
+    "DeploymentCooldown",
+    "ErrorCode",
+    "ErrorType",
+    "Failed",
+    "LedgerRef",
+    "NativeCall",
+    "Operation",
+    "Priority",
+    "QueryRequest",
+    "QueryResult",
+    "Reply",
+    "ReplyMessage",
+    "Subjects",
+    "UpstreamRequest",
+    "UsageEvent",
+    "UsageSource",
+    "UsageStatus",
+    "WorkerHeartbeat",
+    "decode_cancel",
+    "decode_cooldown",
+    "decode_heartbeat",
+    "decode_query_request",
+    "decode_query_result",
+    "decode_reply",
+    "decode_request",
+    "decode_usage",
+    "encode_internal",
+    "encode_json",
 ]

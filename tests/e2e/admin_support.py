@@ -2,6 +2,7 @@
 KV buckets): the main edge has no key policy; `edge-bounds` runs with seed 003's
 `upperbound_key_generate_params`, `edge-defaults` with its `default_key_generate_params`. All three
 know the same model list, access groups and `default_team_settings`."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -35,7 +36,6 @@ TEAMS = [
 ]
 
 
-
 def write_keys_config(path: Path, upstream_base: str, litellm_settings: dict) -> Path:
     """The e2e config plus seed 003's model groups: access groups and the free/paid tiers."""
     config = yaml.safe_load(write_config(path, upstream_base).read_text())
@@ -43,8 +43,11 @@ def write_keys_config(path: Path, upstream_base: str, litellm_settings: dict) ->
     def deployment(name: str, upstream: str, groups: list[str] | None = None) -> dict:
         entry = {
             "model_name": name,
-            "litellm_params": {"model": f"openai/{upstream}", "api_base": upstream_base,
-                               "api_key": "os.environ/E2E_UPSTREAM_KEY"},
+            "litellm_params": {
+                "model": f"openai/{upstream}",
+                "api_base": upstream_base,
+                "api_key": "os.environ/E2E_UPSTREAM_KEY",
+            },
         }
         if groups:
             entry["model_info"] = {"access_groups": groups}
@@ -69,8 +72,10 @@ def stack(nats_server, upstream, tmp_path_factory):
     s = Stack(root, nats_server.url, PREFIX, upstream, {"LLMGW_CONFIG": str(main)})
     try:
         s.start()
-        for name, settings in (("bounds", {"upperbound_key_generate_params": UPPER_BOUNDS}),
-                               ("defaults", {"default_key_generate_params": DEFAULTS})):
+        for name, settings in (
+            ("bounds", {"upperbound_key_generate_params": UPPER_BOUNDS}),
+            ("defaults", {"default_key_generate_params": DEFAULTS}),
+        ):
             cfg = write_keys_config(root / f"keys-{name}.yaml", upstream.base_url, settings)
             port = free_port()
             s._start(f"edge-{name}", "gateway", {"LLMGW_CONFIG": str(cfg), "LLMGW_PORT": str(port)})
@@ -126,8 +131,9 @@ def models_of(http, base: str, key: str) -> set[str]:
 def known_on(http, base: str, key: str) -> None:
     """Wait until the edge at `base` takes a key made on another edge: edges learn of a new key
     through their KV watch, a few ms apart (test_revocation shows the race)."""
-    wait_for(lambda: http.get(f"{base}/v1/models", headers=auth(key)).status_code == 200, 2, "the edge to take the key",
-             interval=0.005)
+    wait_for(
+        lambda: http.get(f"{base}/v1/models", headers=auth(key)).status_code == 200, 2, "the edge to take the key", interval=0.005
+    )
 
 
 def error_of(resp: httpx.Response, status: int, code: str) -> dict:
@@ -149,4 +155,3 @@ def when(iso: str | None) -> float | None:
 
 
 # --- /key/generate and /key/info -------------------------------------------------------------
-

@@ -57,7 +57,12 @@ def write_config(path: Path, upstream_base: str) -> Path:
 
 class Stack:
     def __init__(
-        self, root: Path, nats_url: str, prefix: str, upstream: FakeUpstream, extra_env: dict[str, str],
+        self,
+        root: Path,
+        nats_url: str,
+        prefix: str,
+        upstream: FakeUpstream,
+        extra_env: dict[str, str],
         config: str | None = None,
     ) -> None:
         """`config`: the YAML config to run with (default: `write_config`'s model groups on `upstream`)."""
@@ -88,7 +93,7 @@ class Stack:
         self.procs: list[Proc] = []
         self.workers: list[Proc] = []
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         self.metering = self._start("metering", "metering")
         self.start_worker()
         self.edge = self._start("edge", "gateway")

@@ -35,7 +35,8 @@ def stack(nats_server, upstream, fake_anthropic, tmp_path_factory: pytest.TempPa
         model_list
         + "  - model_name: claude-3-5-sonnet\n    params:\n      model: anthropic/claude-3-5-sonnet-20241022\n"
         + f"      api_base: {fake_anthropic.root_url}\n      api_key: {ANTHROPIC_KEY}\n"
-        + "general_settings:" + rest
+        + "general_settings:"
+        + rest
     )
     s = Stack(root, nats_server.url, "e2eanthropic", upstream, {}, config=config).start()
     yield s
@@ -43,7 +44,9 @@ def stack(nats_server, upstream, fake_anthropic, tmp_path_factory: pytest.TempPa
 
 
 def new_key(stack: Stack, **params) -> str:
-    response = httpx.post(f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json=params, timeout=10)
+    response = httpx.post(
+        f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json=params, timeout=10
+    )
     assert response.status_code == 200, response.text
     return response.json()["key"]
 
@@ -127,7 +130,9 @@ def test_native_passthrough_refuses_what_the_key_may_not_use_and_bad_paths(stack
     with pytest.raises(anthropic.AuthenticationError):
         client(stack, "sk-wrong", native=True).messages.create(model="claude-3-5-sonnet", max_tokens=5, messages=HELLO)
     for path in ("/anthropic/v1/../../admin", "/anthropic/v1/%2e%2e/x", "/anthropic//v1/messages", "/anthropic/v1/messages%00"):
-        response = httpx.post(f"{stack.base_url}{path}", headers={"x-api-key": MASTER_KEY}, json={"model": "claude-3-5-sonnet"}, timeout=10)
+        response = httpx.post(
+            f"{stack.base_url}{path}", headers={"x-api-key": MASTER_KEY}, json={"model": "claude-3-5-sonnet"}, timeout=10
+        )
         assert response.status_code in (400, 404), (path, response.status_code)
         assert ANTHROPIC_KEY not in response.text
 

@@ -27,8 +27,11 @@ CHAT = "/v1/chat/completions"
 
 @pytest.fixture(scope="module")
 def stack(nats_server, upstream, tmp_path_factory):
-    env = {"LLMGW_MAX_BODY_BYTES": str(MAX_BODY), "LLMGW_MAX_TOKENS_LIMIT": str(TOKENS_LIMIT),
-           "LLMGW_MAX_TOKENS_POLICY": "refuse"}
+    env = {
+        "LLMGW_MAX_BODY_BYTES": str(MAX_BODY),
+        "LLMGW_MAX_TOKENS_LIMIT": str(TOKENS_LIMIT),
+        "LLMGW_MAX_TOKENS_POLICY": "refuse",
+    }
     s = Stack(tmp_path_factory.mktemp("stack"), nats_server.url, "e2ebadinput", upstream, env).start()
     yield s
     s.stop()
@@ -50,8 +53,9 @@ def http():
 
 def post(http, stack, body, path: str = CHAT, headers: dict | None = None) -> httpx.Response:
     content = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return http.post(stack.base_url + path, content=content, headers={**AUTH, "content-type": "application/json",
-                                                                    **(headers or {})})
+    return http.post(
+        stack.base_url + path, content=content, headers={**AUTH, "content-type": "application/json", **(headers or {})}
+    )
 
 
 def error_of(resp: httpx.Response, status: int, code: str | None, param: str | None) -> dict:
@@ -86,7 +90,7 @@ def test_body_over_the_limit_sent_chunked_is_413(http, stack):
 
     def chunks():
         for i in range(0, len(body), 8192):
-            yield body[i:i + 8192]
+            yield body[i : i + 8192]
 
     resp = http.post(stack.base_url + CHAT, content=chunks(), headers={**AUTH, "content-type": "application/json"})
     assert "content-length" not in resp.request.headers and resp.request.headers["transfer-encoding"] == "chunked"
@@ -107,22 +111,27 @@ def test_admin_body_over_the_limit_is_413(http, stack):
 # --- malformed and invalid bodies ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [b'{"model": "gpt-4", "messages": [', b"not json", b"", b"\xff\xfe{}"],
-                         ids=["truncated", "text", "empty", "binary"])
+@pytest.mark.parametrize(
+    "body", [b'{"model": "gpt-4", "messages": [', b"not json", b"", b"\xff\xfe{}"], ids=["truncated", "text", "empty", "binary"]
+)
 def test_invalid_json_is_400(http, stack, body):
     error = error_of(post(http, stack, body), 400, "invalid_request_error", None)
     assert error["type"] == "invalid_request_error"
 
 
-@pytest.mark.parametrize(("change", "param"), [
-    ({"messages": "Hello"}, "messages"),
-    ({"model": 4}, "model"),
-    ({"stream": "yes"}, "stream"),
-    ({"max_tokens": "5"}, "max_tokens"),
-    ({"temperature": "hot"}, "temperature"),
-    ({"messages": [{"role": "user", "content": 7}]}, "messages[0].content"),
-    ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
-], ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"messages": "Hello"}, "messages"),
+        ({"model": 4}, "model"),
+        ({"stream": "yes"}, "stream"),
+        ({"max_tokens": "5"}, "max_tokens"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"messages": [{"role": "user", "content": 7}]}, "messages[0].content"),
+        ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_a_wrong_type_is_400_naming_the_field(http, stack, change, param):
     body = {"model": "gpt-4", "messages": HELLO, **change}
     error_of(post(http, stack, body), 400, "invalid_request_error", param)
@@ -131,8 +140,9 @@ def test_a_wrong_type_is_400_naming_the_field(http, stack, change, param):
 def test_a_missing_required_field_is_400_naming_it(http, stack):
     error_of(post(http, stack, {"messages": HELLO}), 400, "invalid_request_error", "model")
     error_of(post(http, stack, {"model": "gpt-4"}), 400, "invalid_request_error", "messages")
-    error_of(post(http, stack, {"model": "gpt-4", "messages": [{"content": "hi"}]}), 400, "invalid_request_error",
-             "messages[0].role")
+    error_of(
+        post(http, stack, {"model": "gpt-4", "messages": [{"content": "hi"}]}), 400, "invalid_request_error", "messages[0].role"
+    )
 
 
 def test_an_unknown_role_is_400_naming_it(http, stack):
@@ -145,8 +155,9 @@ def test_empty_messages_are_400(http, stack):
     error_of(post(http, stack, {"model": "gpt-4", "messages": []}), 400, "invalid_request_error", "messages")
 
 
-@pytest.mark.parametrize(("field", "value"), [("temperature", 2.5), ("temperature", -0.1), ("top_p", 1.5),
-                                              ("max_tokens", 0), ("n", 0), ("timeout", 0)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("temperature", 2.5), ("temperature", -0.1), ("top_p", 1.5), ("max_tokens", 0), ("n", 0), ("timeout", 0)]
+)
 def test_a_value_out_of_range_is_400_naming_the_field(http, stack, field, value):
     body = {"model": "gpt-4", "messages": HELLO, field: value}
     error_of(post(http, stack, body), 400, "invalid_request_error", field)
@@ -182,8 +193,13 @@ JUNK_AUTHORIZATION = {
 def test_junk_authorization_is_401_on_every_kind_of_route(http, stack, value):
     headers = {"authorization": value, "content-type": "application/json"}
     body = json.dumps({"model": "gpt-4", "messages": HELLO})
-    for method, path in [("POST", CHAT), ("POST", "/v1/embeddings"), ("GET", "/v1/models"), ("GET", "/key/info"),
-                         ("POST", "/key/generate")]:
+    for method, path in [
+        ("POST", CHAT),
+        ("POST", "/v1/embeddings"),
+        ("GET", "/v1/models"),
+        ("GET", "/key/info"),
+        ("POST", "/key/generate"),
+    ]:
         resp = http.request(method, stack.base_url + path, headers=headers, content=body if method == "POST" else None)
         error = error_of(resp, 401, "invalid_api_key", None)
         assert error["type"] == "authentication_error", (path, error)
@@ -192,9 +208,14 @@ def test_junk_authorization_is_401_on_every_kind_of_route(http, stack, value):
 def raw_request(port: int, authorization: bytes) -> tuple[int, bytes]:
     """(status, body) of a chat request sent byte for byte: HTTP clients refuse to send these headers."""
     body = json.dumps({"model": "gpt-4", "messages": HELLO}).encode()
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + authorization
-               + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
-               + b"\r\nConnection: close\r\n\r\n" + body)
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+        + authorization
+        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request)
         answer = b""
@@ -216,8 +237,11 @@ def test_blank_or_control_character_authorization_is_refused_and_never_a_500(sta
 
 
 def test_junk_authorization_on_the_anthropic_route_is_an_anthropic_401(http, stack):
-    resp = http.post(stack.base_url + "/v1/messages", headers={"authorization": b"Bearer \xff\xfe"},
-                     json={"model": "gpt-4", "max_tokens": 5, "messages": HELLO})
+    resp = http.post(
+        stack.base_url + "/v1/messages",
+        headers={"authorization": b"Bearer \xff\xfe"},
+        json={"model": "gpt-4", "max_tokens": 5, "messages": HELLO},
+    )
     assert resp.status_code == 401
     assert resp.json()["type"] == "error" and resp.json()["error"]["type"] == "authentication_error"
 
@@ -228,8 +252,9 @@ def test_junk_authorization_on_the_anthropic_route_is_an_anthropic_401(http, sta
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
 def test_max_tokens_over_the_limit_is_refused_naming_the_field(http, stack, field):
     for value in (TOKENS_LIMIT + 1, 10**30):
-        error = error_of(post(http, stack, {"model": "gpt-4", "messages": HELLO, field: value}), 400,
-                         "invalid_request_error", field)
+        error = error_of(
+            post(http, stack, {"model": "gpt-4", "messages": HELLO, field: value}), 400, "invalid_request_error", field
+        )
         assert str(TOKENS_LIMIT) in error["message"]
     at_limit = post(http, stack, {"model": "gpt-4", "messages": HELLO, field: TOKENS_LIMIT})
     assert at_limit.status_code == 200, at_limit.text
@@ -237,8 +262,9 @@ def test_max_tokens_over_the_limit_is_refused_naming_the_field(http, stack, fiel
 
 
 def test_max_tokens_over_the_limit_on_the_anthropic_route_is_refused(http, stack):
-    resp = http.post(stack.base_url + "/v1/messages", headers=AUTH,
-                     json={"model": "gpt-4", "max_tokens": TOKENS_LIMIT + 1, "messages": HELLO})
+    resp = http.post(
+        stack.base_url + "/v1/messages", headers=AUTH, json={"model": "gpt-4", "max_tokens": TOKENS_LIMIT + 1, "messages": HELLO}
+    )
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["type"] == "invalid_request_error" and "max_tokens" in resp.json()["error"]["message"]
 
@@ -255,11 +281,13 @@ def test_max_tokens_over_the_limit_is_clipped_before_it_goes_upstream(http, clip
     assert (row["prompt_tokens"], row["completion_tokens"]) == (5, CLIP_LIMIT)
     assert row["status"] == "success"
 
-    stream = post(http, clip_stack, {"model": "gpt-4", "messages": HELLO, "max_completion_tokens": 10**9,
-                                     "stream": True})
+    stream = post(http, clip_stack, {"model": "gpt-4", "messages": HELLO, "max_completion_tokens": 10**9, "stream": True})
     assert stream.status_code == 200
-    words = [json.loads(line[6:])["choices"][0]["delta"].get("content") for line in stream.text.splitlines()
-             if line.startswith("data: {")]
+    words = [
+        json.loads(line[6:])["choices"][0]["delta"].get("content")
+        for line in stream.text.splitlines()
+        if line.startswith("data: {")
+    ]
     assert "".join(w or "" for w in words) == " ".join(f"w{i}" for i in range(CLIP_LIMIT))
 
 
@@ -273,8 +301,15 @@ def test_max_tokens_under_the_limit_is_sent_unchanged(http, clip_stack):
 
 def test_client_supplied_api_base_and_key_are_not_used_upstream(http, stack):
     before = stack.upstream.stats()
-    body = {"model": "gpt-4", "messages": HELLO, "max_tokens": 3, "api_base": "http://127.0.0.1:1/",
-            "base_url": "http://127.0.0.1:1/v1", "api_key": "sk-attacker-supplied-0000", "api_version": "1999-01-01"}
+    body = {
+        "model": "gpt-4",
+        "messages": HELLO,
+        "max_tokens": 3,
+        "api_base": "http://127.0.0.1:1/",
+        "base_url": "http://127.0.0.1:1/v1",
+        "api_key": "sk-attacker-supplied-0000",
+        "api_version": "1999-01-01",
+    }
     resp = post(http, stack, body)
     # Sent to 127.0.0.1:1 the request would fail (502 upstream_unreachable); with the client's key,
     # the upstream would refuse it (502 upstream_error).

@@ -30,7 +30,9 @@ def new_key(stack, **params) -> str:
 
 
 def key_info(stack, key: str) -> dict:
-    return httpx.get(f"{stack.base_url}/key/info", params={"key": key}, headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()["info"]
+    return httpx.get(f"{stack.base_url}/key/info", params={"key": key}, headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()[
+        "info"
+    ]
 
 
 def spent_in_clickhouse(stack, token: str) -> tuple[int, float]:
@@ -79,9 +81,7 @@ def test_a_stream_is_stopped_where_its_budget_ends(stack):
     key = new_key(stack, max_budget=0.00035)
     token = key_info(stack, key)["token"]
     client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key, max_retries=0)
-    raw = client.chat.completions.with_raw_response.create(
-        model="chunky", messages=HELLO, max_tokens=200, stream=True
-    )
+    raw = client.chat.completions.with_raw_response.create(model="chunky", messages=HELLO, max_tokens=200, stream=True)
     words = []
     with pytest.raises(openai.APIError) as err:
         for chunk in raw.parse():
@@ -95,8 +95,11 @@ def test_a_stream_is_stopped_where_its_budget_ends(stack):
 
 
 def test_user_and_team_budgets_cover_their_keys(stack):
-    team = httpx.post(f"{stack.base_url}/team/new", json={"team_id": "frugal", "max_budget": 0.0},
-                      headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    team = httpx.post(
+        f"{stack.base_url}/team/new",
+        json={"team_id": "frugal", "max_budget": 0.0},
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+    )
     assert team.status_code == 200
     key = new_key(stack, team_id="frugal")
     client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key, max_retries=0)

@@ -14,9 +14,9 @@ import pytest
 
 from tests.e2e.conftest import Stack
 from tests.e2e.test_faults_support import (
+    GROUPS,
     HELLO_ESTIMATED_PROMPT_TOKENS,
     HELLO_PROMPT_TOKENS,
-    GROUPS,
     chat,
     content_of,
     fault_config,
@@ -45,8 +45,12 @@ def stack(nats_server, upstream, tmp_path_factory):
 def finishing_stack(nats_server, upstream, tmp_path_factory):
     """A worker that reads a stream to its end when the client goes away."""
     s = Stack(
-        tmp_path_factory.mktemp("finish"), nats_server.url, "faultsupfinish", upstream,
-        {"LLMGW_ON_CLIENT_DISCONNECT": "finish"}, config=fault_config(upstream),
+        tmp_path_factory.mktemp("finish"),
+        nats_server.url,
+        "faultsupfinish",
+        upstream,
+        {"LLMGW_ON_CLIENT_DISCONNECT": "finish"},
+        config=fault_config(upstream),
     )
     yield s.start()
     s.stop()

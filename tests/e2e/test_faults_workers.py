@@ -38,7 +38,10 @@ def stack(nats_server, upstream, tmp_path, bus_prefix):
     """One worker, `w0`, to begin with: the test sends it a request, then starts `w1`. A request
     not acked (or touched) for 2 s is given to another worker."""
     s = Stack(
-        tmp_path, nats_server.url, bus_prefix, upstream,
+        tmp_path,
+        nats_server.url,
+        bus_prefix,
+        upstream,
         {"LLMGW_WORKER_ID": "w0", "LLMGW_ACK_WAIT": "2", "LLMGW_WORKER_CONCURRENCY": "8"},
         config=fault_config(upstream),
     ).start()
@@ -112,6 +115,7 @@ def test_a_stream_whose_worker_is_killed_ends_with_an_error_event_and_is_metered
 
 def test_sigterm_on_a_worker_finishes_what_it_serves_and_takes_nothing_new(stack, upstream):
     w0 = stack.workers[0]
+
     def calls() -> tuple[int, int]:
         return upstream_calls(upstream, "slow-term"), upstream_calls(upstream, "drip-term")
 

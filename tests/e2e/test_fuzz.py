@@ -36,7 +36,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 # Examples per operation and mode; raise it for a deeper local run (LLMGW_FUZZ_EXAMPLES=500).
 MAX_EXAMPLES = int(os.environ.get("LLMGW_FUZZ_EXAMPLES", "30"))
 CHECKS = [
-    not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
 ]
 SECRETS = (UPSTREAM_KEY, MASTER_KEY)
@@ -64,20 +67,38 @@ def session():
 # a pytest private attribute that pytest 9.2 removed, so each operation is a test of its own here,
 # driven by the operation's Hypothesis strategy.)
 OPERATIONS = [
-    "POST /v1/chat/completions", "POST /v1/embeddings", "POST /v1/messages", "GET /v1/models",
-    "POST /key/generate", "GET /key/info", "POST /key/update", "POST /key/delete", "GET /key/list",
-    "POST /key/regenerate", "POST /key/block", "POST /key/unblock",
-    "POST /user/new", "GET /user/info", "POST /user/update", "POST /user/delete",
-    "POST /team/new", "GET /team/info", "POST /team/update", "POST /team/member_add", "POST /team/delete",
-    "GET /health/live", "GET /health/ready",
+    "POST /v1/chat/completions",
+    "POST /v1/embeddings",
+    "POST /v1/messages",
+    "GET /v1/models",
+    "POST /key/generate",
+    "GET /key/info",
+    "POST /key/update",
+    "POST /key/delete",
+    "GET /key/list",
+    "POST /key/regenerate",
+    "POST /key/block",
+    "POST /key/unblock",
+    "POST /user/new",
+    "GET /user/info",
+    "POST /user/update",
+    "POST /user/delete",
+    "POST /team/new",
+    "GET /team/info",
+    "POST /team/update",
+    "POST /team/member_add",
+    "POST /team/delete",
+    "GET /health/live",
+    "GET /health/ready",
 ]
 
 
 @pytest.fixture(scope="module")
 def budgeted_key(stack, session) -> str:
     """A key with a budget: its requests go through the budget reservation (the master key's skip it)."""
-    resp = session.post(f"{stack.base_url}/key/generate", headers=AUTH, json={"max_budget": 1000, "key_alias": "fuzz"},
-                        timeout=10)
+    resp = session.post(
+        f"{stack.base_url}/key/generate", headers=AUTH, json={"max_budget": 1000, "key_alias": "fuzz"}, timeout=10
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["key"]
 
@@ -108,8 +129,13 @@ def fuzz(strategy, session, key: str = MASTER_KEY) -> list[int]:
     sent: list[int] = []
 
     @hypothesis.settings(
-        max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None, print_blob=True,
-        suppress_health_check=list(hypothesis.HealthCheck), phases=[hypothesis.Phase.generate, hypothesis.Phase.shrink],
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        phases=[hypothesis.Phase.generate, hypothesis.Phase.shrink],
     )
     @hypothesis.given(case=strategy)
     def run(case):
@@ -171,13 +197,26 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
     doc = requests.get(f"{stack.base_url}/openapi.json", timeout=10).json()
     assert doc["openapi"] == "3.1.0"
     assert doc["components"]["securitySchemes"]["bearer"] == {
-        "type": "http", "scheme": "bearer", "description": "A virtual key (sk-...) or the master key."
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A virtual key (sk-...) or the master key.",
     }
     for path, method in [
-        ("/v1/chat/completions", "post"), ("/v1/embeddings", "post"), ("/v1/models", "get"), ("/v1/messages", "post"),
-        ("/key/generate", "post"), ("/key/info", "get"), ("/key/update", "post"), ("/key/delete", "post"),
-        ("/key/list", "get"), ("/user/new", "post"), ("/user/info", "get"), ("/team/new", "post"),
-        ("/team/info", "get"), ("/health/live", "get"), ("/health/ready", "get"),
+        ("/v1/chat/completions", "post"),
+        ("/v1/embeddings", "post"),
+        ("/v1/models", "get"),
+        ("/v1/messages", "post"),
+        ("/key/generate", "post"),
+        ("/key/info", "get"),
+        ("/key/update", "post"),
+        ("/key/delete", "post"),
+        ("/key/list", "get"),
+        ("/user/new", "post"),
+        ("/user/info", "get"),
+        ("/team/new", "post"),
+        ("/team/info", "get"),
+        ("/health/live", "get"),
+        ("/health/ready", "get"),
     ]:
         assert method in doc["paths"][path], path
     chat = doc["components"]["schemas"]["ChatCompletionRequest"]
@@ -218,7 +257,11 @@ def test_successful_answers_match_the_document(stack, api_schema, session):
 
 def test_max_tokens_past_the_float_range_with_a_budgeted_key_is_not_a_server_error(stack, session, budgeted_key):
     body = b'{"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}], "max_tokens": ' + str(10**400).encode() + b"}"
-    resp = session.post(f"{stack.base_url}/v1/chat/completions", data=body, timeout=10,
-                        headers={"Authorization": f"Bearer {budgeted_key}", "content-type": "application/json"})
+    resp = session.post(
+        f"{stack.base_url}/v1/chat/completions",
+        data=body,
+        timeout=10,
+        headers={"Authorization": f"Bearer {budgeted_key}", "content-type": "application/json"},
+    )
     assert resp.status_code < 500, resp.text
     assert "Traceback" not in resp.text

@@ -3,25 +3,17 @@ metering processes on a real nats-server (the stack: tests/e2e/admin_support.py)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
 import uuid
-from datetime import datetime
-from pathlib import Path
 
-import httpx
-import nats
 import pytest
-import yaml
-
-from llmgw.contracts import Subjects
-from tests.e2e.conftest import MASTER_KEY, Stack, write_config
-from tests.procs import free_port, wait_for, wait_ready
 
 from tests.e2e.admin_support import *  # noqa: F403 - the shared stack fixture, helpers and constants
 from tests.e2e.admin_support import PLAINTEXTS, PREFIX, http, stack  # noqa: F401 - fixtures used by name
+from tests.e2e.conftest import MASTER_KEY
+from tests.procs import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -123,8 +115,12 @@ def test_aliases_map_a_requested_name_to_a_model_group(http, stack):
     assert aliased["key_hash"] == body["token"]
 
     # Upgrading is changing the alias.
-    resp = admin(http, stack, "/key/update", {"key": key, "models": ["my-free-tier", "my-paid-tier"],
-                                               "aliases": {"gpt-3.5-turbo": "my-paid-tier"}})
+    resp = admin(
+        http,
+        stack,
+        "/key/update",
+        {"key": key, "models": ["my-free-tier", "my-paid-tier"], "aliases": {"gpt-3.5-turbo": "my-paid-tier"}},
+    )
     assert resp.status_code == 200, resp.text
     upgraded = chat(http, stack.base_url, key, "gpt-3.5-turbo")
     assert upgraded.status_code == 200, upgraded.text
@@ -222,8 +218,9 @@ def test_defaults_fill_what_a_generate_request_leaves_out(http, stack):
     assert chat(http, stack.base_url, body["key"], "gpt-3.5-turbo").status_code == 200
     error_of(chat(http, stack.base_url, body["key"], "gpt-4"), 403, "permission_denied")
 
-    given = generate(http, stack, base=stack.defaults_url, max_budget=3, models=["gpt-4"], metadata={"app": "x"},
-                     team_id=None, duration="1h")
+    given = generate(
+        http, stack, base=stack.defaults_url, max_budget=3, models=["gpt-4"], metadata={"app": "x"}, team_id=None, duration="1h"
+    )
     assert given["max_budget"] == 3 and given["models"] == ["gpt-4"] and given["metadata"] == {"app": "x"}
     assert given["team_id"] is None
     assert when(given["expires"]) <= time.time() + 3600 + 1
@@ -288,8 +285,17 @@ def test_update_changes_what_it_names_and_keeps_the_rest(http, stack):
     error_of(chat(http, stack.base_url, key, "gpt-3.5-turbo"), 403, "permission_denied")
 
     # seed 003's /key/update request.
-    resp = admin(http, stack, "/key/update", {"key": key, "models": ["gpt-3.5-turbo", "gpt-4", "claude-2"],
-                                               "metadata": {"user": "ishaan@berri.ai"}, "team_id": "core-infra"})
+    resp = admin(
+        http,
+        stack,
+        "/key/update",
+        {
+            "key": key,
+            "models": ["gpt-3.5-turbo", "gpt-4", "claude-2"],
+            "metadata": {"user": "ishaan@berri.ai"},
+            "team_id": "core-infra",
+        },
+    )
     assert resp.status_code == 200, resp.text
     updated = resp.json()
     assert updated["key"] == key
@@ -416,8 +422,11 @@ def test_list_pages_through_the_keys_and_filters_them(http, stack):
     ],
 )
 def test_bad_generate_params_are_400_naming_the_field(http, stack, body, param):
-    resp = http.post(f"{stack.base_url}/key/generate", headers={**auth(MASTER_KEY), "content-type": "application/json"},
-                     content=json.dumps(body).replace("Infinity", "1e999").encode())
+    resp = http.post(
+        f"{stack.base_url}/key/generate",
+        headers={**auth(MASTER_KEY), "content-type": "application/json"},
+        content=json.dumps(body).replace("Infinity", "1e999").encode(),
+    )
     error = error_of(resp, 400, "invalid_request_error")
     assert error["param"] == param, error
     assert error["type"] == "invalid_request_error"
@@ -425,8 +434,9 @@ def test_bad_generate_params_are_400_naming_the_field(http, stack, body, param):
 
 def test_a_bad_body_is_400(http, stack):
     for content in (b"{", b"[1, 2]", b"null"):
-        resp = http.post(f"{stack.base_url}/key/generate", headers={**auth(MASTER_KEY), "content-type": "application/json"},
-                         content=content)
+        resp = http.post(
+            f"{stack.base_url}/key/generate", headers={**auth(MASTER_KEY), "content-type": "application/json"}, content=content
+        )
         assert resp.status_code == 400, (content, resp.text)
         assert resp.json()["error"]["type"] == "invalid_request_error"
 
@@ -443,6 +453,7 @@ def test_a_refused_generate_stores_no_key(http, stack):
 def test_an_absurd_duration_is_refused_not_a_500(http, stack):
     """`duration: "99999999999d"` parses (it is digits and a unit) but is past any date: the answer
     must be a 400 naming `duration` (or a key that works), never a 500 with a key stored anyway."""
+
     def count() -> int:
         return http.get(f"{stack.base_url}/key/list", headers=auth(MASTER_KEY)).json()["total_count"]
 

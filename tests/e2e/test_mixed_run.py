@@ -19,8 +19,7 @@ GPT_4O = (2.5e-6, 1e-5)  # the shipped price of gpt-4o, which serves the `gpt-4`
 
 @pytest.fixture
 def run_stack(nats_server, upstream, tmp_path, bus_prefix):
-    s = Stack(tmp_path, nats_server.url, bus_prefix, upstream,
-              {"LLMGW_WORKER_CONCURRENCY": "4", "LLMGW_ACK_WAIT": "2"}).start()
+    s = Stack(tmp_path, nats_server.url, bus_prefix, upstream, {"LLMGW_WORKER_CONCURRENCY": "4", "LLMGW_ACK_WAIT": "2"}).start()
     s.start_worker()
     wait_for(lambda: s.workers[1].output().count("worker_started"), 20, "second worker")
     yield s
@@ -41,7 +40,8 @@ def test_every_request_of_a_mixed_run_has_exactly_one_exact_row(run_stack):
 
     def streamed(n: int) -> None:
         raw = client.chat.completions.with_raw_response.create(
-            model="gpt-4", messages=HELLO, max_tokens=n, stream=True, stream_options={"include_usage": True})
+            model="gpt-4", messages=HELLO, max_tokens=n, stream=True, stream_options={"include_usage": True}
+        )
         usage = [c for c in raw.parse()][-1].usage
         reported[raw.headers["x-request-id"]] = (usage.prompt_tokens, usage.completion_tokens)
         expected_status[raw.headers["x-request-id"]] = "success"

@@ -35,9 +35,16 @@ def new_key(stack: Stack, **params) -> str:
 
 def test_priority_is_a_key_setting_shown_by_key_info(stack: Stack) -> None:
     key = new_key(stack, priority="batch")
-    info = httpx.get(f"{stack.base_url}/key/info", params={"key": key}, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=10)
+    info = httpx.get(
+        f"{stack.base_url}/key/info", params={"key": key}, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=10
+    )
     assert info.json()["info"]["priority"] == "batch"
-    bad = httpx.post(f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json={"priority": "urgent"}, timeout=10)
+    bad = httpx.post(
+        f"{stack.base_url}/key/generate",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={"priority": "urgent"},
+        timeout=10,
+    )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "priority"
 
 

@@ -98,7 +98,10 @@ def test_tool_call_round_trip(stack, fake):
     request_id, second = chat(stack, model="claude", messages=messages, tools=TOOLS, max_tokens=3)
     assert second.choices[0].message.content == "w0 w1 w2" and second.choices[0].finish_reason == "length"
     sent = fake.stats()["last_request"]["messages"]
-    assert sent[-1] == {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18 degrees and sunny"}]}
+    assert sent[-1] == {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18 degrees and sunny"}],
+    }
     # prompt: the question's 6 words, "Let me check." 3, the tool result 4, and 3 messages
     assert stack.usage_rows([request_id])[request_id]["prompt_tokens"] == 6 + 3 + 4 + 3
 
@@ -117,7 +120,10 @@ def test_streamed_tool_call(stack):
 
 def test_prompt_cache_reads_and_writes_reach_the_usage_row(stack):
     messages = [
-        {"role": "system", "content": [{"type": "text", "text": "a long shared preamble", "cache_control": {"type": "ephemeral"}}]},
+        {
+            "role": "system",
+            "content": [{"type": "text", "text": "a long shared preamble", "cache_control": {"type": "ephemeral"}}],
+        },
         {"role": "user", "content": "cached:2 hello"},
     ]
     request_id, completion = chat(stack, model="claude", messages=messages, max_tokens=2)

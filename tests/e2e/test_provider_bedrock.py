@@ -21,8 +21,11 @@ CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
 WEATHER_TOOL = {
     "type": "function",
-    "function": {"name": "get_weather", "description": "The weather now",
-                 "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}},
+    "function": {
+        "name": "get_weather",
+        "description": "The weather now",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+    },
 }
 
 
@@ -106,7 +109,9 @@ def test_tool_call_round_trip(stack):
 
 
 def test_embeddings_and_their_usage_row(stack):
-    raw = stack.client().embeddings.with_raw_response.create(model="titan", input=["hello world", "one two three"], dimensions=256)
+    raw = stack.client().embeddings.with_raw_response.create(
+        model="titan", input=["hello world", "one two three"], dimensions=256
+    )
     result = raw.parse()
     assert [d.index for d in result.data] == [0, 1] and len(result.data[0].embedding) == 256
     assert result.usage.prompt_tokens == 5

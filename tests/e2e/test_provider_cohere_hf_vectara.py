@@ -19,10 +19,16 @@ COHERE_KEY = "co-e2e-secret-key-123"
 HF_KEY = "hf_e2e_secret_key_456"
 VECTARA_KEY = "zqt_e2e_secret_key_789"
 HELLO = [{"role": "user", "content": "Hello there friend"}]  # 3 words
-TOOLS = [{
-    "type": "function",
-    "function": {"name": "get_weather", "description": "Current weather", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}},
-}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather",
+            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+        },
+    }
+]
 # What the usage rows say for usage the adapters estimated: 'estimated' once `Usage` can carry
 # that mark (the handler records every adapter-given Usage as 'provider' until then).
 ESTIMATED_SOURCE = "estimated" if "estimated" in Usage.__struct_fields__ else "provider"
@@ -67,7 +73,9 @@ general_settings:
   master_key: os.environ/E2E_MASTER_KEY
 """
     extra_env = {"E2E_HF_KEY": HF_KEY, "E2E_VECTARA_KEY": VECTARA_KEY}
-    s = Stack(tmp_path_factory.mktemp("stack"), nats_server.url, "e2eprovcohfvec", fakes["cohere"], extra_env, config=config).start()
+    s = Stack(
+        tmp_path_factory.mktemp("stack"), nats_server.url, "e2eprovcohfvec", fakes["cohere"], extra_env, config=config
+    ).start()
     yield s
     s.stop()
 
@@ -120,7 +128,10 @@ def test_cohere_tool_call_round_trip(stack):
     assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"location": "Paris"}
     assert_row(stack, request_id, "cohere", 7, 6, "provider")
 
-    messages += [choice.message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "sunny and 21C"}]
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny and 21C"},
+    ]
     _, answer = chat(stack, model="command", messages=messages, tools=TOOLS)
     assert answer.choices[0].message.content == "tool said: sunny and 21C"
 
@@ -176,8 +187,11 @@ def test_huggingface_refuses_tools(stack):
 
 
 def test_vectara_answers_the_last_question_with_estimated_usage(stack):
-    messages = [{"role": "user", "content": "Where is the office?"}, {"role": "assistant", "content": "Which one?"},
-                {"role": "user", "content": "Paris, 2024"}]  # the query: 11 characters, 3 tokens
+    messages = [
+        {"role": "user", "content": "Where is the office?"},
+        {"role": "assistant", "content": "Which one?"},
+        {"role": "user", "content": "Paris, 2024"},
+    ]  # the query: 11 characters, 3 tokens
     request_id, completion = chat(stack, model="handbook", messages=messages, max_tokens=4)
     assert completion.choices[0].message.content == "w0 w1 w2 w3" and completion.choices[0].finish_reason == "stop"
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (3, 3)  # "w0 w1 w2 w3": 11 characters
@@ -200,7 +214,9 @@ def test_vectara_is_asked_in_the_configured_corpus_with_the_gateway_key(stack, f
 def test_cohere_native_route_with_a_virtual_key(stack, fakes):
     """Cohere's own v2 API at /cohere with a gateway key as the bearer: relayed as Cohere sent it,
     metered from its own usage fields, whole and streamed."""
-    key = httpx.post(f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json={}, timeout=10).json()["key"]
+    key = httpx.post(
+        f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json={}, timeout=10
+    ).json()["key"]
     body = {"model": "command", "messages": [{"role": "user", "content": "hello there friend"}], "max_tokens": 4}
     response = httpx.post(f"{stack.base_url}/cohere/v2/chat", headers={"authorization": f"Bearer {key}"}, json=body, timeout=20)
     assert response.status_code == 200, response.text

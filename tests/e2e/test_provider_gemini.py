@@ -37,9 +37,7 @@ def sa_files(tmp_path_factory):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     root = tmp_path_factory.mktemp("sa")
     public = root / "sa-public.pem"
-    public.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
@@ -108,9 +106,7 @@ def test_gemini_chat_answers_and_meters_exact_usage(stack, fake):
 
     row = stack.usage_rows([request_id])[request_id]
     assert (row["prompt_tokens"], row["completion_tokens"]) == (4, 5)
-    assert (
-        row["provider"] == "gemini" and row["upstream_model"] == "gemini-1.5-flash" and row["model_group"] == "gemini-flash"
-    )
+    assert row["provider"] == "gemini" and row["upstream_model"] == "gemini-1.5-flash" and row["model_group"] == "gemini-flash"
     assert row["status"] == "success" and row["http_status"] == 200 and row["usage_source"] == "provider"
 
 
@@ -204,10 +200,15 @@ def test_vertex_chat_and_stream_with_a_service_account(stack, fake):
 def test_gemini_native_route_with_a_virtual_key_in_the_goog_header(stack, fake):
     """Seed 000's way: the provider's own API at /gemini with a gateway key; the gateway swaps in
     the real key, relays Google's answer as is, and meters it from usageMetadata."""
-    key = httpx.post(f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json={}, timeout=10).json()["key"]
+    key = httpx.post(
+        f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json={}, timeout=10
+    ).json()["key"]
     body = {"contents": [{"role": "user", "parts": [{"text": "Hello there friend"}]}], "generationConfig": {"maxOutputTokens": 4}}
     response = httpx.post(
-        f"{stack.base_url}/gemini/v1beta/models/gemini-flash:generateContent", headers={"x-goog-api-key": key}, json=body, timeout=20
+        f"{stack.base_url}/gemini/v1beta/models/gemini-flash:generateContent",
+        headers={"x-goog-api-key": key},
+        json=body,
+        timeout=20,
     )
     assert response.status_code == 200, response.text
     answer = response.json()
@@ -218,7 +219,8 @@ def test_gemini_native_route_with_a_virtual_key_in_the_goog_header(stack, fake):
     row = stack.usage_rows([request_id])[request_id]
     assert row["operation"] == "native" and row["provider"] == "gemini" and row["status"] == "success"
     assert (row["prompt_tokens"], row["completion_tokens"]) == (
-        answer["usageMetadata"]["promptTokenCount"], answer["usageMetadata"]["candidatesTokenCount"]
+        answer["usageMetadata"]["promptTokenCount"],
+        answer["usageMetadata"]["candidatesTokenCount"],
     )
     streamed = httpx.post(
         f"{stack.base_url}/gemini/v1beta/models/gemini-flash:streamGenerateContent?alt=sse&key={key}", json=body, timeout=20

@@ -30,7 +30,9 @@ def stack(nats_server, upstream, tmp_path_factory: pytest.TempPathFactory):
         f"      api_base: {upstream.base_url}\n      api_key: os.environ/E2E_UPSTREAM_KEY\n      weight: 0.000001\n"
         "    model_info:\n      id: capped-spare\n"
     )
-    s = Stack(root, nats_server.url, "e2eratelimits", upstream, {}, config=model_list + capped + "general_settings:" + rest).start()
+    s = Stack(
+        root, nats_server.url, "e2eratelimits", upstream, {}, config=model_list + capped + "general_settings:" + rest
+    ).start()
     yield s
     s.stop()
 

@@ -35,8 +35,11 @@ class Edge:
         return resp.json()
 
     def chat(self, key: str, model: str = "gpt-4") -> httpx.Response:
-        return self.http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
-                              json={"model": model, "messages": HELLO, "max_tokens": 2})
+        return self.http.post(
+            "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"model": model, "messages": HELLO, "max_tokens": 2},
+        )
 
     def probe(self, key: str) -> int:
         """The cheapest authenticated call (no upstream behind it): the key's model list."""
@@ -113,8 +116,10 @@ def report(what: str, from_response: list[float], from_request: list[float]) -> 
     ms = lambda xs: (statistics.median(xs) * 1000, max(xs) * 1000)  # noqa: E731
     p50, worst = ms(from_response)
     p50_req, worst_req = ms(from_request)
-    print(f"\n{what} ({len(from_response)} trials): after the admin call's response p50 {p50:.2f} ms, max {worst:.2f} ms; "
-          f"after the admin call was sent p50 {p50_req:.2f} ms, max {worst_req:.2f} ms")
+    print(
+        f"\n{what} ({len(from_response)} trials): after the admin call's response p50 {p50:.2f} ms, max {worst:.2f} ms; "
+        f"after the admin call was sent p50 {p50_req:.2f} ms, max {worst_req:.2f} ms"
+    )
 
 
 def assert_refused(resp: httpx.Response, key: str, why: str) -> None:
@@ -144,10 +149,14 @@ def test_a_key_generated_on_a_works_on_b_at_once(edges):
         if trial < 5:
             ok(b.chat(made["key"]))
             assert b.chat(made["key"], "gpt-3.5-turbo").status_code == 403
-    print(f"\na key fresh from A was refused by B in {refused} of {FRESH_TRIALS} trials" +
-          (f" (B took it {min(late):.1f}-{max(late):.1f} ms after A's answer)" if late else ""))
-    assert refused == 0, (f"B answered 401 'Invalid API key.' to a key A had just generated, in {refused} of "
-                          f"{FRESH_TRIALS} trials; B took it {min(late):.1f}-{max(late):.1f} ms after A's answer")
+    print(
+        f"\na key fresh from A was refused by B in {refused} of {FRESH_TRIALS} trials"
+        + (f" (B took it {min(late):.1f}-{max(late):.1f} ms after A's answer)" if late else "")
+    )
+    assert refused == 0, (
+        f"B answered 401 'Invalid API key.' to a key A had just generated, in {refused} of "
+        f"{FRESH_TRIALS} trials; B took it {min(late):.1f}-{max(late):.1f} ms after A's answer"
+    )
 
 
 def known_on(edge: Edge, key: str) -> None:
@@ -178,11 +187,15 @@ def test_a_delete_on_a_is_refused_on_b_within_100ms(edges):
         assert_refused(b.chat(key), key, "deleted")
         assert_refused(a.chat(key), key, "deleted")
     report("delete on A -> refused on B", from_response, from_request)
-    print(f"B refused at the first probe after A's answer in {POLLS.count(1)} of {len(POLLS)} trials "
-          f"(most probes needed: {max(POLLS)})")
-    print(f"B polled during the delete ({len(watched)} trials): first refusal after the delete was sent p50 "
-          f"{statistics.median(watched) * 1000:.2f} ms, max {max(watched) * 1000:.2f} ms; A answered the delete after "
-          f"p50 {statistics.median(a_answers) * 1000:.2f} ms, max {max(a_answers) * 1000:.2f} ms")
+    print(
+        f"B refused at the first probe after A's answer in {POLLS.count(1)} of {len(POLLS)} trials "
+        f"(most probes needed: {max(POLLS)})"
+    )
+    print(
+        f"B polled during the delete ({len(watched)} trials): first refusal after the delete was sent p50 "
+        f"{statistics.median(watched) * 1000:.2f} ms, max {max(watched) * 1000:.2f} ms; A answered the delete after "
+        f"p50 {statistics.median(a_answers) * 1000:.2f} ms, max {max(a_answers) * 1000:.2f} ms"
+    )
     assert max(from_response) < PROPAGATION_LIMIT_S, from_response
     assert max(w - r for w, r in zip(watched, a_answers)) < PROPAGATION_LIMIT_S, (watched, a_answers)
 

@@ -79,7 +79,11 @@ def test_a_failing_deployment_is_routed_around_then_cooled_down_then_tried_again
     assert all(r["upstream_attempts"] == 1 for r in stack.usage_rows(more).values())
     # After the cooldown it is tried again (and fails over again).
     time.sleep(COOLDOWN + 0.2)  # the cooldown itself is the thing under test
-    wait_for(lambda: chat(stack, "mixed") and calls(stack, "fake-error-503") > broken_calls, 20, "the broken deployment to be tried again")
+    wait_for(
+        lambda: chat(stack, "mixed") and calls(stack, "fake-error-503") > broken_calls,
+        20,
+        "the broken deployment to be tried again",
+    )
 
 
 def test_a_group_that_fails_falls_back_to_its_fallback_group(stack: Stack) -> None:
@@ -136,14 +140,18 @@ def test_a_per_request_timeout_bounds_the_wait(stack: Stack) -> None:
 
 def test_a_body_api_base_is_used_only_by_keys_allowed_to_bring_their_own_upstream(stack: Stack) -> None:
     def key(**params) -> str:
-        response = httpx.post(f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json=params, timeout=10)
+        response = httpx.post(
+            f"{stack.base_url}/key/generate", headers={"authorization": f"Bearer {MASTER_KEY}"}, json=params, timeout=10
+        )
         assert response.status_code == 200, response.text
         return response.json()["key"]
 
     def call(api_key: str) -> httpx.Response:
         return httpx.post(
-            f"{stack.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
-            json={"model": "backup", "messages": HELLO, "api_base": f"{stack.upstream.root_url}/byo/v1"}, timeout=20,
+            f"{stack.base_url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {api_key}"},
+            json={"model": "backup", "messages": HELLO, "api_base": f"{stack.upstream.root_url}/byo/v1"},
+            timeout=20,
         )
 
     before = stack.upstream.stats()["by_path"].get("byo", 0)
@@ -153,7 +161,9 @@ def test_a_body_api_base_is_used_only_by_keys_allowed_to_bring_their_own_upstrea
     assert call(allowed).status_code == 200
     assert stack.upstream.stats()["by_path"].get("byo", 0) == before + 1
     bad = httpx.post(
-        f"{stack.base_url}/v1/chat/completions", headers={"authorization": f"Bearer {allowed}"},
-        json={"model": "backup", "messages": HELLO, "api_base": "file:///etc/passwd"}, timeout=20,
+        f"{stack.base_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {allowed}"},
+        json={"model": "backup", "messages": HELLO, "api_base": "file:///etc/passwd"},
+        timeout=20,
     )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "api_base"

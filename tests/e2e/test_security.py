@@ -29,8 +29,13 @@ def http():
 
 @pytest.fixture(scope="module")
 def cors_stack(nats_server, upstream, tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("corsstack"), nats_server.url, "e2esecuritycors", upstream,
-              {"LLMGW_CORS_ORIGINS": f"{ORIGIN}, https://other.example"}).start()
+    s = Stack(
+        tmp_path_factory.mktemp("corsstack"),
+        nats_server.url,
+        "e2esecuritycors",
+        upstream,
+        {"LLMGW_CORS_ORIGINS": f"{ORIGIN}, https://other.example"},
+    ).start()
     yield s
     s.stop()
 
@@ -68,7 +73,7 @@ async def _raw_entries(nats_url: str, bucket: str) -> list[tuple[str, bytes]]:
         for seq in range(state.first_seq, state.last_seq + 1):
             try:
                 msg = await js.get_msg(stream, seq)
-            except Exception:  # noqa: BLE001 - a purged sequence
+            except Exception:
                 continue
             out.append((msg.subject, msg.data or b""))
         return out
@@ -111,8 +116,9 @@ def test_admin_routes_refuse_a_key_that_is_not_an_admins(http, stack, role):
         assert resp.json()["error"]["code"] in ("invalid_api_key", "permission_denied"), (path, resp.text)
     # Nothing was done on the refused calls' behalf.
     assert http.get(stack.base_url + "/user/info", params={"user_id": "intruder"}, headers=auth(MASTER_KEY)).status_code == 404
-    assert http.get(stack.base_url + "/team/info", params={"team_id": "intruder-team"},
-                    headers=auth(MASTER_KEY)).status_code == 404
+    assert (
+        http.get(stack.base_url + "/team/info", params={"team_id": "intruder-team"}, headers=auth(MASTER_KEY)).status_code == 404
+    )
     keys = http.get(stack.base_url + "/key/list", params={"key_alias": "intruder-key"}, headers=auth(MASTER_KEY)).json()
     assert keys["total_count"] == 0
     # The key works where it should: it is a live key, refused for being no admin's.
@@ -186,11 +192,18 @@ def test_no_key_reaches_a_log_line_or_a_usage_row(http, stack):
             assert secret not in resp.text and secret not in str(resp.headers)
     embeddings = http.post(stack.base_url + "/v1/embeddings", headers=auth(key), json={"model": "gpt-4", "input": "hi"})
     assert embeddings.status_code == 200
-    messages = http.post(stack.base_url + "/v1/messages", headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
-                         json={"model": "gpt-4", "max_tokens": 3, "messages": HELLO})
+    messages = http.post(
+        stack.base_url + "/v1/messages",
+        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        json={"model": "gpt-4", "max_tokens": 3, "messages": HELLO},
+    )
     assert messages.status_code == 200
-    assert http.post(stack.base_url + CHAT, headers=auth("sk-wrong-key-000000000"),
-                     json={"model": "gpt-4", "messages": HELLO}).status_code == 401
+    assert (
+        http.post(
+            stack.base_url + CHAT, headers=auth("sk-wrong-key-000000000"), json={"model": "gpt-4", "messages": HELLO}
+        ).status_code
+        == 401
+    )
 
     metered = stack.usage_rows(request_ids[:6] + [embeddings.headers["x-request-id"], messages.headers["x-request-id"]])
     assert len(metered) == 8
@@ -208,10 +221,14 @@ def test_no_key_reaches_a_log_line_or_a_usage_row(http, stack):
 
 
 def preflight(http, stack, path: str, origin: str = ORIGIN) -> httpx.Response:
-    return http.options(stack.base_url + path, headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST" if path == CHAT else "GET",
-        "Access-Control-Request-Headers": "authorization, content-type",
-    })
+    return http.options(
+        stack.base_url + path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST" if path == CHAT else "GET",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
 
 
 def test_cors_is_off_by_default(http, stack):
@@ -219,8 +236,9 @@ def test_cors_is_off_by_default(http, stack):
         resp = preflight(http, stack, path)
         assert resp.status_code < 500
         assert "access-control-allow-origin" not in resp.headers, (path, dict(resp.headers))
-    answer = http.post(stack.base_url + CHAT, headers={**auth(MASTER_KEY), "Origin": ORIGIN},
-                       json={"model": "gpt-4", "messages": HELLO})
+    answer = http.post(
+        stack.base_url + CHAT, headers={**auth(MASTER_KEY), "Origin": ORIGIN}, json={"model": "gpt-4", "messages": HELLO}
+    )
     assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
     models = http.get(stack.base_url + "/v1/models", headers={**auth(MASTER_KEY), "Origin": ORIGIN})
     assert models.status_code == 200 and "access-control-allow-origin" not in models.headers
@@ -264,23 +282,37 @@ def test_cors_errors_are_readable_by_the_allowed_origin_and_other_origins_are_re
 def test_every_answer_of_the_model_routes_has_a_request_id(http, stack):
     answers = {
         "chat": http.post(stack.base_url + CHAT, headers=auth(MASTER_KEY), json={"model": "gpt-4", "messages": HELLO}),
-        "stream": http.post(stack.base_url + CHAT, headers=auth(MASTER_KEY),
-                            json={"model": "gpt-4", "messages": HELLO, "stream": True}),
+        "stream": http.post(
+            stack.base_url + CHAT, headers=auth(MASTER_KEY), json={"model": "gpt-4", "messages": HELLO, "stream": True}
+        ),
         "invalid": http.post(stack.base_url + CHAT, headers=auth(MASTER_KEY), json={"model": "gpt-4", "messages": []}),
-        "unknown model": http.post(stack.base_url + CHAT, headers=auth(MASTER_KEY),
-                                   json={"model": "no-such-model", "messages": HELLO}),
+        "unknown model": http.post(
+            stack.base_url + CHAT, headers=auth(MASTER_KEY), json={"model": "no-such-model", "messages": HELLO}
+        ),
         "no key": http.post(stack.base_url + CHAT, json={"model": "gpt-4", "messages": HELLO}),
         "wrong key": http.post(stack.base_url + CHAT, headers=auth("sk-wrong"), json={"model": "gpt-4", "messages": HELLO}),
-        "upstream error": http.post(stack.base_url + CHAT, headers=auth(MASTER_KEY),
-                                    json={"model": "err-429", "messages": HELLO}),
-        "embeddings": http.post(stack.base_url + "/v1/embeddings", headers=auth(MASTER_KEY),
-                                json={"model": "gpt-4", "input": "hi"}),
-        "anthropic": http.post(stack.base_url + "/v1/messages", headers=auth(MASTER_KEY),
-                               json={"model": "gpt-4", "max_tokens": 2, "messages": HELLO}),
+        "upstream error": http.post(
+            stack.base_url + CHAT, headers=auth(MASTER_KEY), json={"model": "err-429", "messages": HELLO}
+        ),
+        "embeddings": http.post(
+            stack.base_url + "/v1/embeddings", headers=auth(MASTER_KEY), json={"model": "gpt-4", "input": "hi"}
+        ),
+        "anthropic": http.post(
+            stack.base_url + "/v1/messages", headers=auth(MASTER_KEY), json={"model": "gpt-4", "max_tokens": 2, "messages": HELLO}
+        ),
     }
     statuses = {name: r.status_code for name, r in answers.items()}
-    assert statuses == {"chat": 200, "stream": 200, "invalid": 400, "unknown model": 404, "no key": 401,
-                        "wrong key": 401, "upstream error": 429, "embeddings": 200, "anthropic": 200}
+    assert statuses == {
+        "chat": 200,
+        "stream": 200,
+        "invalid": 400,
+        "unknown model": 404,
+        "no key": 401,
+        "wrong key": 401,
+        "upstream error": 429,
+        "embeddings": 200,
+        "anthropic": 200,
+    }
     ids = {name: r.headers.get("x-request-id") for name, r in answers.items()}
     assert all(i and i.startswith("req-") and len(i) == 36 for i in ids.values()), ids
     assert len(set(ids.values())) == len(ids)  # one id per request

@@ -87,8 +87,11 @@ def spender(http, stack) -> dict:
     tag = uuid.uuid4().hex[:6]
     team = f"spend-team-{tag}"
     assert http.post(f"{stack.base_url}/team/new", json={"team_id": team}, headers=ADMIN).status_code == 200
-    resp = http.post(f"{stack.base_url}/user/new", headers=ADMIN,
-                     json={"user_id": f"spend-user-{tag}", "team_id": team, "key_alias": f"spender-{tag}"})
+    resp = http.post(
+        f"{stack.base_url}/user/new",
+        headers=ADMIN,
+        json={"user_id": f"spend-user-{tag}", "team_id": team, "key_alias": f"spender-{tag}"},
+    )
     assert resp.status_code == 200, resp.text
     made = resp.json()  # the user's first key
     requests = {}
@@ -99,8 +102,14 @@ def spender(http, stack) -> dict:
     failed, _ = chat(http, stack, made["key"], model="err-500")  # an upstream error is listed too
     requests[failed] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     rows = stack.usage_rows(list(requests))
-    return {"key": made["key"], "token": made["token"], "user": f"spend-user-{tag}", "team": team,
-            "requests": requests, "rows": rows}
+    return {
+        "key": made["key"],
+        "token": made["token"],
+        "user": f"spend-user-{tag}",
+        "team": team,
+        "requests": requests,
+        "rows": rows,
+    }
 
 
 def test_spend_logs_list_exactly_the_requests_of_a_key_with_their_tokens(http, stack, spender) -> None:
@@ -146,8 +155,11 @@ def test_the_spend_report_totals_match_the_usage_rows(http, stack, spender) -> N
     rows = list(spender["rows"].values())
     total = sum(r["cost"] for r in rows)
     tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in rows)
-    for group_by, field, ident in (("team", "team_id", spender["team"]), ("user", "user_id", spender["user"]),
-                                   ("api_key", "api_key", spender["token"])):
+    for group_by, field, ident in (
+        ("team", "team_id", spender["team"]),
+        ("user", "user_id", spender["user"]),
+        ("api_key", "api_key", spender["token"]),
+    ):
         resp = spend(http, stack, "/global/spend/report", group_by=group_by, start_date=today(), end_date=today())
         assert resp.status_code == 200, resp.text
         entry = next(e for e in resp.json() if e[field] == ident)
@@ -192,8 +204,11 @@ def test_spend_is_for_admins_only(http, stack, spender) -> None:
 
 def test_metering_settles_what_the_key_user_and_team_spent(stack, spender) -> None:
     total = sum(r["cost"] for r in spender["rows"].values())
-    keys = [ledger_key(LedgerKind.KEY, spender["token"]), ledger_key(LedgerKind.USER, spender["user"]),
-            ledger_key(LedgerKind.TEAM, spender["team"])]
+    keys = [
+        ledger_key(LedgerKind.KEY, spender["token"]),
+        ledger_key(LedgerKind.USER, spender["user"]),
+        ledger_key(LedgerKind.TEAM, spender["team"]),
+    ]
     for key in keys:
         settled_ledger(stack, key, total)
 
@@ -205,8 +220,7 @@ def stored_alerts(stack) -> list[dict]:
         nc = await nats.connect(stack.nats_url)
         try:
             subjects = Subjects(stack.prefix)
-            sub = await nc.jetstream().subscribe(subjects.alerts_wildcard, stream=subjects.alerts_stream,
-                                                 ordered_consumer=True)
+            sub = await nc.jetstream().subscribe(subjects.alerts_wildcard, stream=subjects.alerts_stream, ordered_consumer=True)
             found = []
             try:
                 while True:
@@ -237,8 +251,9 @@ def test_a_budgeted_key_is_settled_exactly_and_alerts_once_past_its_soft_budget(
 def test_usage_tail_prints_events_live_and_sql_reads_the_store(http, stack, spender) -> None:
     cli = [sys.executable, "-m", "llmgw.usage_cli"]
     bus = ["--nats-url", stack.nats_url, "--prefix", stack.prefix]
-    tail = subprocess.Popen([*cli, "usage", "tail", "-n", "2", *bus], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    tail = subprocess.Popen(
+        [*cli, "usage", "tail", "-n", "2", *bus], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_for(lambda: tail.stderr.readline().startswith("# tailing"), 15, "the tail to subscribe")
         sent = [chat(http, stack, spender["key"])[0] for _ in range(2)]
@@ -251,8 +266,13 @@ def test_usage_tail_prints_events_live_and_sql_reads_the_store(http, stack, spen
 
     query = "SELECT request_id, prompt_tokens FROM usage FINAL WHERE request_id IN {ids:Array(String)} ORDER BY request_id"
     stack.usage_rows(sent)
-    done = subprocess.run([*cli, "sql", query, "--param", json.dumps(sent).join(("ids=", "")), "--json", *bus],
-                          cwd=REPO, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [*cli, "sql", query, "--param", json.dumps(sent).join(("ids=", "")), "--json", *bus],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["request_id"] for line in done.stdout.splitlines()] == sorted(sent)
     table = subprocess.run([*cli, "sql", "SELECT 1 AS one", *bus], cwd=REPO, capture_output=True, text=True, timeout=30)

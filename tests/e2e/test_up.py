@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY
-from tests.procs import free_port, port_open, wait_for, wait_ready
+from tests.procs import free_port, port_open, wait_ready
 from tests.usage_query import usage_rows
 
 pytestmark = pytest.mark.e2e
@@ -31,9 +31,23 @@ def test_up_serves_meters_and_stops_cleanly(upstream, tmp_path: Path):
         env.pop(name, None)
     log = open(tmp_path / "up.log", "wb")
     proc = subprocess.Popen(
-        [llmgw, "up", "--config", str(config), "--state-dir", str(tmp_path / "state"), "--host", "127.0.0.1",
-         "--port", str(port), "--nats-port", str(nats_port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            llmgw,
+            "up",
+            "--config",
+            str(config),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--nats-port",
+            str(nats_port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}", 60)

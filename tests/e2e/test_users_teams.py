@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import time
 import uuid
-from datetime import datetime
-from pathlib import Path
 
 import httpx
 import nats
 import pytest
-import yaml
 
 from llmgw.contracts import Subjects
-from tests.e2e.conftest import MASTER_KEY, Stack, write_config
-from tests.procs import free_port, wait_for, wait_ready
-
 from tests.e2e.admin_support import *  # noqa: F403 - the shared stack fixture, helpers and constants
 from tests.e2e.admin_support import PLAINTEXTS, PREFIX, http, stack  # noqa: F401 - fixtures used by name
+from tests.e2e.conftest import MASTER_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +45,16 @@ def team_info(http, stack, team_id: str) -> httpx.Response:
 def test_user_new_creates_the_user_and_answers_with_a_working_key(http, stack):
     user_id = uid("ishaan1")
     # seed 003's /user/new request.
-    body = new_user(http, stack, user_id=user_id, user_email="ishaan@litellm.ai", user_role="app_owner",
-                    team_id="cto-team", max_budget=20, budget_duration="1h")
+    body = new_user(
+        http,
+        stack,
+        user_id=user_id,
+        user_email="ishaan@litellm.ai",
+        user_role="app_owner",
+        team_id="cto-team",
+        max_budget=20,
+        budget_duration="1h",
+    )
     key = body["key"]
     assert key.startswith("sk-") and body["key_name"] == f"sk-...{key[-4:]}"
     assert body["user_id"] == user_id and body["max_budget"] == 20 and body["expires"] is None
@@ -140,8 +141,9 @@ def test_user_update_changes_the_role_and_the_role_decides_admin_access(http, st
     assert admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "app_user"}).status_code == 200
     error_of(admin(http, stack, "/key/generate", {}, key=key), 401, "invalid_api_key")
     error_of(admin(http, stack, "/user/update", {"user_id": uid("ghost"), "user_role": "admin"}), 404, "not_found")
-    error = error_of(admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "root"}), 400,
-                     "invalid_request_error")
+    error = error_of(
+        admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "root"}), 400, "invalid_request_error"
+    )
     assert error["param"] == "user_role"
 
     # An admin user made by /user/new.
@@ -177,8 +179,12 @@ def test_user_delete_deletes_the_user_and_every_key_of_theirs(http, stack):
 
 def test_team_new_info_update_and_its_models_bound_its_keys(http, stack):
     team_id = uid("team")
-    resp = admin(http, stack, "/team/new", {"team_id": team_id, "team_alias": "Core", "models": ["gpt-4"],
-                                            "max_budget": 50, "metadata": {"cost_center": "42"}})
+    resp = admin(
+        http,
+        stack,
+        "/team/new",
+        {"team_id": team_id, "team_alias": "Core", "models": ["gpt-4"], "max_budget": 50, "metadata": {"cost_center": "42"}},
+    )
     assert resp.status_code == 200, resp.text
     made = resp.json()
     assert (made["team_id"], made["team_alias"], made["models"], made["max_budget"]) == (team_id, "Core", ["gpt-4"], 50)
@@ -235,8 +241,9 @@ def test_team_member_add_records_the_team_on_the_user(http, stack):
     admin(http, stack, "/team/member_add", {"team_id": team_id, "member": {"user_id": fresh, "role": "user"}})
     assert len(team_info(http, stack, team_id).json()["team_info"]["members_with_roles"]) == 2
     error_of(admin(http, stack, "/team/member_add", {"team_id": uid("no-team"), "member": {"user_id": fresh}}), 404, "not_found")
-    error = error_of(admin(http, stack, "/team/member_add", {"team_id": team_id, "member": {"role": "user"}}), 400,
-                     "invalid_request_error")
+    error = error_of(
+        admin(http, stack, "/team/member_add", {"team_id": team_id, "member": {"role": "user"}}), 400, "invalid_request_error"
+    )
     assert error["param"] == "member"
 
 
@@ -291,7 +298,7 @@ async def _kv_dump(nats_url: str, buckets: list[str]) -> str:
         for bucket in buckets:
             try:
                 kv = await js.key_value(bucket)
-            except Exception:  # noqa: BLE001 - a bucket nobody created holds nothing
+            except Exception:
                 continue
             # Raw messages of the bucket's stream: current values and delete markers alike.
             stream = f"KV_{bucket}"
@@ -299,7 +306,7 @@ async def _kv_dump(nats_url: str, buckets: list[str]) -> str:
             for seq in range(state.first_seq, state.last_seq + 1):
                 try:
                     msg = await js.get_msg(stream, seq)
-                except Exception:  # noqa: BLE001 - deleted / superseded messages
+                except Exception:
                     continue
                 out.append(f"{msg.subject} {(msg.data or b'').decode(errors='replace')}")
             out.append(" ".join(await kv.keys()) if state.messages else "")
@@ -311,18 +318,30 @@ async def _kv_dump(nats_url: str, buckets: list[str]) -> str:
 def test_the_plaintext_key_is_in_no_kv_value_log_line_or_clickhouse_row(http, stack):
     user = new_user(http, stack, user_id=uid("leak-user"), user_role="admin")
     team_id = uid("leak-team")
-    assert admin(http, stack, "/team/new", {"team_id": team_id, "members_with_roles": [{"user_id": user["user_id"]}]},
-                 key=user["key"]).status_code == 200
-    body = generate(http, stack, models=["gpt-4", "gpt-3.5-turbo"], key_alias="leak-check", user_id=user["user_id"],
-                    team_id=team_id, metadata={"purpose": "leak check"})
+    assert (
+        admin(
+            http, stack, "/team/new", {"team_id": team_id, "members_with_roles": [{"user_id": user["user_id"]}]}, key=user["key"]
+        ).status_code
+        == 200
+    )
+    body = generate(
+        http,
+        stack,
+        models=["gpt-4", "gpt-3.5-turbo"],
+        key_alias="leak-check",
+        user_id=user["user_id"],
+        team_id=team_id,
+        metadata={"purpose": "leak check"},
+    )
     key = body["key"]
     request_ids = []
     for model in ("gpt-4", "gpt-3.5-turbo", "gpt-4"):
         resp = chat(http, stack.base_url, key, model)
         assert resp.status_code == 200
         request_ids.append(resp.headers["x-request-id"])
-    stream = http.post(f"{stack.base_url}/v1/chat/completions", headers=auth(key),
-                       json={"model": "gpt-4", "messages": HELLO, "stream": True})
+    stream = http.post(
+        f"{stack.base_url}/v1/chat/completions", headers=auth(key), json={"model": "gpt-4", "messages": HELLO, "stream": True}
+    )
     request_ids.append(stream.headers["x-request-id"])
     for base in (stack.bounds_url, stack.defaults_url):
         known_on(http, base, key)
@@ -342,8 +361,9 @@ def test_the_plaintext_key_is_in_no_kv_value_log_line_or_clickhouse_row(http, st
     assert len(PLAINTEXTS) > 10  # the keys of the whole module, when it runs whole
 
     subjects = Subjects(PREFIX)
-    kv = asyncio.run(_kv_dump(stack.nats_url, [subjects.keys_bucket, subjects.users_bucket, subjects.teams_bucket,
-                                                subjects.settings_bucket]))
+    kv = asyncio.run(
+        _kv_dump(stack.nats_url, [subjects.keys_bucket, subjects.users_bucket, subjects.teams_bucket, subjects.settings_bucket])
+    )
     assert body["token"] in kv and user["user_id"] in kv and team_id in kv  # the dump read every bucket
     logs = stack.logs()
     assert "request" in logs
@@ -357,4 +377,3 @@ def test_the_plaintext_key_is_in_no_kv_value_log_line_or_clickhouse_row(http, st
         for where, text in (("KV", kv), ("logs", logs), ("ClickHouse", clickhouse)):
             assert secret not in text, f"a plaintext key is in {where}"
             assert secret[3:] not in text, f"a plaintext key (without sk-) is in {where}"
-

@@ -20,7 +20,10 @@ HELLO = [{"role": "user", "content": "Hello there"}]
 def small_stack(nats_server, upstream, tmp_path, bus_prefix):
     """Workers that take two requests at a time and are redelivered from quickly when they die."""
     s = Stack(
-        tmp_path, nats_server.url, bus_prefix, upstream,
+        tmp_path,
+        nats_server.url,
+        bus_prefix,
+        upstream,
         {"LLMGW_WORKER_CONCURRENCY": "2", "LLMGW_ACK_WAIT": "2"},
     ).start()
     yield s

@@ -27,11 +27,19 @@ def upstream_request(
     """A request for `deployment_id` (a native call when `native` is given)."""
     now = time.time()
     return UpstreamRequest(
-        request_id="r-1", reply_to="_INBOX.x", operation=Operation.NATIVE if native else operation,
-        model_group=model_group, deployment_id=deployment_id,
-        body=body if isinstance(body, bytes) else msgspec.json.encode(body), stream=stream,
-        include_usage=include_usage, deadline=now + timeout, received_at=now, caller=Caller(key_hash="k"),
-        system_prompts=list(system_prompts), native=native,
+        request_id="r-1",
+        reply_to="_INBOX.x",
+        operation=Operation.NATIVE if native else operation,
+        model_group=model_group,
+        deployment_id=deployment_id,
+        body=body if isinstance(body, bytes) else msgspec.json.encode(body),
+        stream=stream,
+        include_usage=include_usage,
+        deadline=now + timeout,
+        received_at=now,
+        caller=Caller(key_hash="k"),
+        system_prompts=list(system_prompts),
+        native=native,
     )
 
 

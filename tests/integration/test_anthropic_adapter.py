@@ -3,7 +3,6 @@ the worker's real upstream client."""
 
 from __future__ import annotations
 
-
 import anthropic
 import msgspec
 import pytest
@@ -11,12 +10,12 @@ import pytest
 from bench.fake_anthropic import start_fake
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import NativeCall, UpstreamRequest
+from tests.integration.adapter_support import collect, upstream_request
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
 from workers.providers.anthropic import Anthropic
 from workers.providers.base import NativeHead, UpstreamError
 from workers.usage import Usage
-from tests.integration.adapter_support import collect, upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +49,19 @@ async def provider():
 
 def deployment(fake, key: str = KEY, base: str | None = None) -> Deployment:
     return Deployment(
-        id="claude/0", model_name="claude", provider="anthropic", upstream_model="claude-x",
-        api_base=base or fake.base_url, api_key=Secret(key),
+        id="claude/0",
+        model_name="claude",
+        provider="anthropic",
+        upstream_model="claude-x",
+        api_base=base or fake.base_url,
+        api_key=Secret(key),
     )
 
 
 def request(body: dict, *, stream: bool = False, include_usage: bool = False, system_prompts=(), native=None) -> UpstreamRequest:
-    return upstream_request(body, "claude", "claude/0", stream=stream, include_usage=include_usage, system_prompts=system_prompts, native=native)
+    return upstream_request(
+        body, "claude", "claude/0", stream=stream, include_usage=include_usage, system_prompts=system_prompts, native=native
+    )
 
 
 async def chat(provider, fake, body: dict, model: str = "claude-x", **kwargs):
@@ -69,7 +74,9 @@ async def stream(provider, fake, body: dict, model: str = "claude-x", **kwargs) 
 
 
 async def test_chat_answers_in_openai_format_with_exact_usage(provider, fake):
-    out, usage = await chat(provider, fake, {"model": "claude", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 5})
+    out, usage = await chat(
+        provider, fake, {"model": "claude", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 5}
+    )
     assert out["object"] == "chat.completion" and out["model"] == "claude-x"
     assert out["choices"][0]["message"] == {"role": "assistant", "content": "w0 w1 w2 w3 w4"}
     assert out["choices"][0]["finish_reason"] == "length"
@@ -109,7 +116,10 @@ async def test_prompt_cache_reads_and_writes_are_reported(provider, fake):
     body = {
         "model": "claude",
         "messages": [
-            {"role": "system", "content": [{"type": "text", "text": "a long shared preamble", "cache_control": {"type": "ephemeral"}}]},
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "a long shared preamble", "cache_control": {"type": "ephemeral"}}],
+            },
             {"role": "user", "content": "cached:2 hello"},
         ],
         "max_tokens": 2,
@@ -155,9 +165,15 @@ async def test_tool_call_round_trip(provider, fake):
     assert out["choices"][0]["message"]["content"] == "w0 w1 w2"
     sent = fake.stats.last_request["messages"]
     assert sent[1]["content"][1] == {
-        "type": "tool_use", "id": call["id"], "name": "get_weather", "input": {"location": "Paris", "unit": "celsius"},
+        "type": "tool_use",
+        "id": call["id"],
+        "name": "get_weather",
+        "input": {"location": "Paris", "unit": "celsius"},
     }
-    assert sent[2] == {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "18 degrees and sunny"}]}
+    assert sent[2] == {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "18 degrees and sunny"}],
+    }
 
 
 async def test_streamed_tool_call(provider, fake):
@@ -244,7 +260,9 @@ async def test_no_embeddings(provider, fake):
 
 async def native(provider, fake, body: dict, headers=(), model: str = "claude-x", path: str = "/v1/messages"):
     call = NativeCall(method="POST", path=path, headers=[("content-type", "application/json"), *headers])
-    items = [i async for i in provider.native(deployment(fake), request(body, stream=bool(body.get("stream")), native=call), model)]
+    items = [
+        i async for i in provider.native(deployment(fake), request(body, stream=bool(body.get("stream")), native=call), model)
+    ]
     head = items[0]
     assert isinstance(head, NativeHead)
     data = b"".join(i for i in items[1:] if isinstance(i, bytes))
@@ -279,7 +297,9 @@ async def test_native_errors_are_relayed_scrubbed_and_unmetered(provider, fake):
     head, data, usages = await native(provider, fake, {"model": "claude", "messages": []}, model="fake-error-400")
     assert head.status == 400 and usages == []
     assert msgspec.json.decode(data)["error"]["type"] == "invalid_request_error"
-    head, data, usages = await native(provider, fake, {"model": "claude", "messages": [{"role": "user", "content": "a b"}]}, path="/v1/messages/count_tokens")
+    head, data, usages = await native(
+        provider, fake, {"model": "claude", "messages": [{"role": "user", "content": "a b"}]}, path="/v1/messages/count_tokens"
+    )
     assert head.status == 200 and msgspec.json.decode(data) == {"input_tokens": 3} and usages == []
 
 

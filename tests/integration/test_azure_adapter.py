@@ -11,12 +11,12 @@ import pytest
 from bench.fake_openai import start_fake
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import NativeCall, Operation, UpstreamRequest
+from tests.integration.adapter_support import upstream_request
 from workers.http_client import UpstreamClient
 from workers.providers.azure import AzureOpenAI
 from workers.providers.base import NativeHead, UpstreamError
 from workers.providers.openai_family import OpenAIFamily, OpenAIUsageReader
 from workers.usage import Usage
-from tests.integration.adapter_support import upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +50,35 @@ def root(fake) -> str:
 def deployment(fake, key: str = KEY, api_version: str | None = "2024-10-21") -> Deployment:
     """A wildcard deployment: the Azure deployment name comes from the requested model."""
     return Deployment(
-        id="azure/*", model_name="azure/*", provider="azure", upstream_model="*",
-        api_base=root(fake), api_key=Secret(key), api_version=api_version,
+        id="azure/*",
+        model_name="azure/*",
+        provider="azure",
+        upstream_model="*",
+        api_base=root(fake),
+        api_key=Secret(key),
+        api_version=api_version,
     )
 
 
-def request(body: dict, *, stream: bool = False, include_usage: bool = False, operation: str = Operation.CHAT,
-            native: NativeCall | None = None, system_prompts=()) -> UpstreamRequest:
-    return upstream_request(body, "azure/gpt-4o-east", "azure/*", stream=stream, include_usage=include_usage,
-                            operation=operation, native=native, system_prompts=system_prompts)
+def request(
+    body: dict,
+    *,
+    stream: bool = False,
+    include_usage: bool = False,
+    operation: str = Operation.CHAT,
+    native: NativeCall | None = None,
+    system_prompts=(),
+) -> UpstreamRequest:
+    return upstream_request(
+        body,
+        "azure/gpt-4o-east",
+        "azure/*",
+        stream=stream,
+        include_usage=include_usage,
+        operation=operation,
+        native=native,
+        system_prompts=system_prompts,
+    )
 
 
 def test_url_has_the_deployment_and_api_version_and_the_key_goes_in_api_key(provider, fake):
@@ -66,15 +86,26 @@ def test_url_has_the_deployment_and_api_version_and_the_key_goes_in_api_key(prov
     built = provider._request(deployment(fake), request({}), "chat/completions", body)
     assert str(built.url) == f"{root(fake)}/openai/deployments/gpt-4o-east/chat/completions?api-version=2024-10-21"
     assert built.headers["api-key"] == KEY and "authorization" not in built.headers
-    other = provider._request(deployment(fake, api_version=None), request({}), "embeddings", msgspec.json.encode({"model": "emb-1"}))
+    other = provider._request(
+        deployment(fake, api_version=None), request({}), "embeddings", msgspec.json.encode({"model": "emb-1"})
+    )
     assert str(other.url) == f"{root(fake)}/openai/deployments/emb-1/embeddings?api-version=2024-10-21"
     # an unquoted `api_version: 2025-01-01` in the YAML config arrives as a date
-    dated = provider._request(deployment(fake, api_version=datetime.date(2025, 1, 1)), request({}), "embeddings", msgspec.json.encode({"model": "emb-2"}))
+    dated = provider._request(
+        deployment(fake, api_version=datetime.date(2025, 1, 1)),
+        request({}),
+        "embeddings",
+        msgspec.json.encode({"model": "emb-2"}),
+    )
     assert str(dated.url).endswith("/openai/deployments/emb-2/embeddings?api-version=2025-01-01")
 
 
 async def test_chat_reaches_the_deployment_named_by_the_model(provider, fake):
-    completion = await provider.chat(deployment(fake), request({"model": "azure/gpt-4o-east", "messages": HELLO, "max_tokens": 3}, system_prompts=["Be brief."]), "gpt-4o-east")
+    completion = await provider.chat(
+        deployment(fake),
+        request({"model": "azure/gpt-4o-east", "messages": HELLO, "max_tokens": 3}, system_prompts=["Be brief."]),
+        "gpt-4o-east",
+    )
     out = msgspec.json.decode(completion.body)
     # the fake answers with the deployment name from the URL path as the model
     assert out["model"] == "gpt-4o-east" and out["choices"][0]["message"]["content"] == "w0 w1 w2"
@@ -86,7 +117,13 @@ async def test_chat_reaches_the_deployment_named_by_the_model(provider, fake):
 
 async def test_stream_with_usage(provider, fake):
     chunks, usages = [], []
-    body = {"model": "azure/gpt-4o-east", "messages": HELLO, "max_tokens": 4, "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": "azure/gpt-4o-east",
+        "messages": HELLO,
+        "max_tokens": 4,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     async for item in provider.chat_stream(deployment(fake), request(body, stream=True, include_usage=True), "gpt-4o-east"):
         (usages if isinstance(item, Usage) else chunks).append(item)
     decoded = [msgspec.json.decode(c) for c in chunks]
@@ -97,7 +134,9 @@ async def test_stream_with_usage(provider, fake):
 
 async def test_embeddings(provider, fake):
     body = {"model": "azure/emb", "input": ["one two", "three"]}
-    completion = await provider.embeddings(deployment(fake), request(body, operation=Operation.EMBEDDINGS), "text-embedding-3-small")
+    completion = await provider.embeddings(
+        deployment(fake), request(body, operation=Operation.EMBEDDINGS), "text-embedding-3-small"
+    )
     out = msgspec.json.decode(completion.body)
     assert out["object"] == "list" and len(out["data"]) == 2 and out["model"] == "text-embedding-3-small"
     assert completion.usage == Usage(prompt_tokens=3)
@@ -123,7 +162,9 @@ async def test_wrong_key_is_a_gateway_problem_and_never_echoed(provider, fake):
 
 async def test_stream_cut_off(provider, fake):
     with pytest.raises(UpstreamError) as info:
-        async for _ in provider.chat_stream(deployment(fake), request({"model": "x", "messages": HELLO}, stream=True), "fake-stream-fail"):
+        async for _ in provider.chat_stream(
+            deployment(fake), request({"model": "x", "messages": HELLO}, stream=True), "fake-stream-fail"
+        ):
             pass
     assert info.value.status == 502
 
@@ -132,14 +173,23 @@ async def test_stream_cut_off(provider, fake):
 
 
 async def relay(provider, dep: Deployment, call: NativeCall, body: dict, model: str):
-    items = [i async for i in provider.native(dep, request(body, stream=bool(body.get("stream")), native=call, operation=Operation.NATIVE), model)]
+    items = [
+        i
+        async for i in provider.native(
+            dep, request(body, stream=bool(body.get("stream")), native=call, operation=Operation.NATIVE), model
+        )
+    ]
     assert isinstance(items[0], NativeHead)
     return items[0], b"".join(i for i in items if isinstance(i, bytes)), [i for i in items if isinstance(i, Usage)]
 
 
 async def test_azure_native_call(provider, fake):
-    call = NativeCall(method="POST", path="/openai/deployments/gpt-4o-east/chat/completions", query="api-version=2024-10-21",
-                      headers=[("content-type", "application/json")])
+    call = NativeCall(
+        method="POST",
+        path="/openai/deployments/gpt-4o-east/chat/completions",
+        query="api-version=2024-10-21",
+        headers=[("content-type", "application/json")],
+    )
     head, data, usages = await relay(provider, deployment(fake), call, {"messages": HELLO, "max_tokens": 2}, "gpt-4o-east")
     assert head.status == 200 and msgspec.json.decode(data)["choices"][0]["message"]["content"] == "w0 w1"
     assert usages == [Usage(prompt_tokens=3, completion_tokens=2)]
@@ -157,7 +207,9 @@ async def test_azure_native_wrong_key_is_502(provider, fake):
 
 async def test_openai_native_hooks(client, fake):
     openai = OpenAIFamily(client, 30.0, 5.0)
-    dep = Deployment(id="o/0", model_name="gpt", provider="openai", upstream_model="gpt-4o", api_base=fake.base_url, api_key=Secret(KEY))
+    dep = Deployment(
+        id="o/0", model_name="gpt", provider="openai", upstream_model="gpt-4o", api_base=fake.base_url, api_key=Secret(KEY)
+    )
     assert openai.native_root(dep, "gpt-4o") == root(fake)
     call = NativeCall(method="POST", path="/v1/chat/completions", headers=[("content-type", "application/json")])
     head, data, usages = await relay(openai, dep, call, {"model": "gpt-4o", "messages": HELLO, "max_tokens": 1}, "gpt-4o")

@@ -3,7 +3,6 @@ worker's real upstream client: every call is SigV4-signed and the fake recompute
 
 from __future__ import annotations
 
-
 import msgspec
 import pytest
 import pytest_asyncio
@@ -11,11 +10,12 @@ import pytest_asyncio
 from bench.fake_bedrock import DEFAULT_ACCESS_KEY_ID, start_fake
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import Operation, UpstreamRequest
+from tests.integration.adapter_support import collect as collect_stream
+from tests.integration.adapter_support import upstream_request
 from workers.http_client import UpstreamClient
 from workers.providers.base import UpstreamError
 from workers.providers.bedrock import Bedrock
 from workers.usage import Usage
-from tests.integration.adapter_support import collect as collect_stream, upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +25,11 @@ CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 TITAN = "amazon.titan-embed-text-v2:0"
 WEATHER_TOOL = {
     "type": "function",
-    "function": {"name": "get_weather", "description": "The weather now",
-                 "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}},
+    "function": {
+        "name": "get_weather",
+        "description": "The weather now",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+    },
 }
 
 
@@ -57,13 +60,24 @@ def deployment(
     extra = [("aws_access_key_id", key_id), ("aws_region_name", region), ("aws_secret_access_key", Secret(secret))]
     if token:
         extra.append(("aws_session_token", Secret(token)))
-    return Deployment(id="bedrock/0", model_name="claude", provider="bedrock", upstream_model=CLAUDE, api_base=base,
-                      extra=tuple(sorted(extra)))
+    return Deployment(
+        id="bedrock/0", model_name="claude", provider="bedrock", upstream_model=CLAUDE, api_base=base, extra=tuple(sorted(extra))
+    )
 
 
-def request(body: dict, stream: bool = False, include_usage: bool = False, system_prompts=(), op=Operation.CHAT) -> UpstreamRequest:
-    return upstream_request(body, "claude", "bedrock/0", stream=stream, include_usage=include_usage,
-                            system_prompts=system_prompts, operation=op, timeout=10)
+def request(
+    body: dict, stream: bool = False, include_usage: bool = False, system_prompts=(), op=Operation.CHAT
+) -> UpstreamRequest:
+    return upstream_request(
+        body,
+        "claude",
+        "bedrock/0",
+        stream=stream,
+        include_usage=include_usage,
+        system_prompts=system_prompts,
+        operation=op,
+        timeout=10,
+    )
 
 
 def chat_body(text: str = "Hello there friend", **extra) -> dict:
@@ -129,13 +143,19 @@ async def test_tool_call_round_trip(fake, provider):
     choice = msgspec.json.decode(completion.body)["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
     (call,) = choice["message"]["tool_calls"]
-    assert call["function"]["name"] == "get_weather" and msgspec.json.decode(call["function"]["arguments"]) == {"location": "Paris"}
+    assert call["function"]["name"] == "get_weather" and msgspec.json.decode(call["function"]["arguments"]) == {
+        "location": "Paris"
+    }
     assert call["id"].startswith("tooluse_") and completion.usage.completion_tokens == 10
 
-    answer = {**ask, "messages": ask["messages"] + [
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": call["id"], "content": "sunny and 22 C"},
-    ]}
+    answer = {
+        **ask,
+        "messages": ask["messages"]
+        + [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "sunny and 22 C"},
+        ],
+    }
     completion = await provider.chat(dep, request(answer), CLAUDE)
     sent = fake.app.calls[-1][2]
     tool_use = {"toolUseId": call["id"], "name": "get_weather", "input": {"location": "Paris"}}
@@ -168,9 +188,13 @@ async def test_temporary_credentials_sign_the_session_token(fake_with_token, pro
 
 @pytest.mark.parametrize(
     ("model", "status", "code"),
-    [("fake-error-429", 429, "rate_limit_exceeded"), ("fake-error-500", 502, "upstream_error"),
-     ("fake-error-400", 400, "invalid_request_error"), ("fake-error-403", 502, "upstream_error"),
-     ("fake-error-503", 503, "service_unavailable")],
+    [
+        ("fake-error-429", 429, "rate_limit_exceeded"),
+        ("fake-error-500", 502, "upstream_error"),
+        ("fake-error-400", 400, "invalid_request_error"),
+        ("fake-error-403", 502, "upstream_error"),
+        ("fake-error-503", 503, "service_unavailable"),
+    ],
 )
 async def test_errors(fake, provider, model, status, code):
     with pytest.raises(UpstreamError) as info:
@@ -206,8 +230,13 @@ async def test_invalid_requests_come_back_as_400(fake, provider):
 
 @pytest.mark.parametrize(
     ("model", "status"),
-    [("fake-stream-fail", 502), ("fake-stream-throttle", 429), ("fake-stream-error", 502),
-     ("fake-stream-corrupt", 502), ("fake-stream-no-metadata", 502)],
+    [
+        ("fake-stream-fail", 502),
+        ("fake-stream-throttle", 429),
+        ("fake-stream-error", 502),
+        ("fake-stream-corrupt", 502),
+        ("fake-stream-no-metadata", 502),
+    ],
 )
 async def test_broken_streams_end_in_an_error_after_the_first_chunks(fake, provider, model, status):
     chunks: list[dict] = []
@@ -250,8 +279,14 @@ async def test_no_native_route(fake, provider):
 
 async def test_missing_credentials_are_a_configuration_error(fake, provider):
     requests = fake.stats.requests
-    bare = Deployment(id="bedrock/1", model_name="claude", provider="bedrock", upstream_model=CLAUDE,
-                      api_base=fake.base_url, extra=(("aws_region_name", "us-east-1"),))
+    bare = Deployment(
+        id="bedrock/1",
+        model_name="claude",
+        provider="bedrock",
+        upstream_model=CLAUDE,
+        api_base=fake.base_url,
+        extra=(("aws_region_name", "us-east-1"),),
+    )
     with pytest.raises(UpstreamError) as info:
         await provider.chat(bare, request(chat_body()), CLAUDE)
     assert info.value.status == 500 and "aws_secret_access_key" in info.value.message

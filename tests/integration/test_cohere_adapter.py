@@ -3,27 +3,32 @@ upstream client."""
 
 from __future__ import annotations
 
-
 import msgspec
 import pytest
 
 from bench.fake_cohere import start_fake
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import NativeCall, Operation, UpstreamRequest
+from tests.integration.adapter_support import collect, upstream_request
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
 from workers.providers.base import NativeHead, UpstreamError
 from workers.providers.cohere import Cohere
 from workers.usage import Usage
-from tests.integration.adapter_support import collect, upstream_request
 
 pytestmark = pytest.mark.integration
 
 KEY = "co-integration-secret-31337"
-TOOLS = [{
-    "type": "function",
-    "function": {"name": "get_weather", "description": "Current weather", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}},
-}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather",
+            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+        },
+    }
+]
 WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
 HELLO = [{"role": "user", "content": "Hello there friend"}]
 
@@ -43,12 +48,29 @@ async def provider():
 
 
 def deployment(fake, key: str = KEY, base: str | None = None) -> Deployment:
-    return Deployment(id="command/0", model_name="command", provider="cohere", upstream_model="command-r",
-                      api_base=base or fake.base_url, api_key=Secret(key))
+    return Deployment(
+        id="command/0",
+        model_name="command",
+        provider="cohere",
+        upstream_model="command-r",
+        api_base=base or fake.base_url,
+        api_key=Secret(key),
+    )
 
 
-def request(body: dict, *, stream: bool = False, include_usage: bool = False, system_prompts=(), operation=Operation.CHAT, native=None) -> UpstreamRequest:
-    return upstream_request(body, "command", "command/0", stream=stream, include_usage=include_usage, system_prompts=system_prompts, operation=operation, native=native)
+def request(
+    body: dict, *, stream: bool = False, include_usage: bool = False, system_prompts=(), operation=Operation.CHAT, native=None
+) -> UpstreamRequest:
+    return upstream_request(
+        body,
+        "command",
+        "command/0",
+        stream=stream,
+        include_usage=include_usage,
+        system_prompts=system_prompts,
+        operation=operation,
+        native=native,
+    )
 
 
 async def chat(provider, fake, body: dict, model: str = "command-r", **kwargs):
@@ -109,9 +131,13 @@ async def test_tool_call_round_trip(provider, fake):
 
 
 async def test_streamed_tool_call(provider, fake):
-    chunks, usages = await stream(provider, fake, {"model": "command", "messages": WEATHER, "tools": TOOLS, "tool_choice": "required"})
+    chunks, usages = await stream(
+        provider, fake, {"model": "command", "messages": WEATHER, "tools": TOOLS, "tool_choice": "required"}
+    )
     assert fake.app.last_request["tool_choice"] == "REQUIRED"
-    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if c["choices"] and "tool_calls" in c["choices"][0]["delta"]]
+    calls = [
+        c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if c["choices"] and "tool_calls" in c["choices"][0]["delta"]
+    ]
     assert calls[0]["id"].startswith("get_weather") and calls[0]["function"]["name"] == "get_weather"
     assert {c["index"] for c in calls} == {0}
     assert "".join(c["function"].get("arguments", "") for c in calls) == '{"location": "Paris"}'
@@ -146,14 +172,20 @@ async def test_wrong_key_is_a_gateway_problem_and_never_echoed(provider, fake):
 async def test_stream_cut_off_is_a_502(provider, fake):
     chunks = []
     with pytest.raises(UpstreamError) as err:
-        async for item in provider.chat_stream(deployment(fake), request({"model": "command", "messages": HELLO}, stream=True), "fake-stream-fail"):
+        async for item in provider.chat_stream(
+            deployment(fake), request({"model": "command", "messages": HELLO}, stream=True), "fake-stream-fail"
+        ):
             chunks.append(item)
     assert err.value.status == 502 and len(chunks) == 4  # message-start and three words reached the client
 
 
 async def test_unreachable_upstream(provider, fake):
     with pytest.raises(UpstreamError) as err:
-        await provider.chat(deployment(fake, base=f"http://127.0.0.1:{free_port()}"), request({"model": "command", "messages": HELLO}), "command-r")
+        await provider.chat(
+            deployment(fake, base=f"http://127.0.0.1:{free_port()}"),
+            request({"model": "command", "messages": HELLO}),
+            "command-r",
+        )
     assert err.value.status == 502 and err.value.code == "upstream_unreachable"
 
 
@@ -162,10 +194,17 @@ async def test_embeddings_are_float_documents_with_billed_tokens(provider, fake)
     completion = await provider.embeddings(deployment(fake), request(body, operation=Operation.EMBEDDINGS), "embed-english-v3.0")
     out = msgspec.json.decode(completion.body)
     sent = fake.app.last_request
-    assert sent == {"model": "embed-english-v3.0", "texts": ["one two three", "four"], "input_type": "search_document", "embedding_types": ["float"]}
+    assert sent == {
+        "model": "embed-english-v3.0",
+        "texts": ["one two three", "four"],
+        "input_type": "search_document",
+        "embedding_types": ["float"],
+    }
     assert [d["index"] for d in out["data"]] == [0, 1] and all(len(d["embedding"]) == 8 for d in out["data"])
     assert completion.usage == Usage(4, 0) and out["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
-    as_base64 = await provider.embeddings(deployment(fake), request({**body, "encoding_format": "base64"}, operation=Operation.EMBEDDINGS), "e")
+    as_base64 = await provider.embeddings(
+        deployment(fake), request({**body, "encoding_format": "base64"}, operation=Operation.EMBEDDINGS), "e"
+    )
     assert isinstance(msgspec.json.decode(as_base64.body)["data"][0]["embedding"], str)
 
 
@@ -197,7 +236,12 @@ async def test_native_stream_is_relayed_as_cohere_events_and_metered(provider, f
 
 
 async def test_native_embed_is_metered_from_meta(provider, fake):
-    head, data, usages = await native(provider, fake, {"model": "embed", "texts": ["a b c"], "input_type": "search_query", "embedding_types": ["float"]}, path="/v2/embed")
+    head, data, usages = await native(
+        provider,
+        fake,
+        {"model": "embed", "texts": ["a b c"], "input_type": "search_query", "embedding_types": ["float"]},
+        path="/v2/embed",
+    )
     assert head.status == 200 and msgspec.json.decode(data)["response_type"] == "embeddings_by_type" and usages == [Usage(3, 0)]
 
 

@@ -18,11 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bench.fake_gemini import FakeServerHandle, start_fake
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import NativeCall, Operation, UpstreamRequest
+from tests.integration.adapter_support import collect as collect_stream
+from tests.integration.adapter_support import upstream_request as shared_request
 from workers.http_client import UpstreamClient
 from workers.providers.base import NativeHead, UpstreamError
 from workers.providers.gemini import Gemini, VertexAI
 from workers.usage import Usage
-from tests.integration.adapter_support import collect as collect_stream, upstream_request as shared_request
 
 pytestmark = pytest.mark.integration
 
@@ -41,9 +42,7 @@ WEATHER_TOOLS = [
 
 
 def _private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
 
 
 def _public_pem(key: rsa.RSAPrivateKey) -> bytes:
@@ -268,9 +267,7 @@ async def test_a_stream_cut_off_is_a_502(fake, client, model):
 async def test_embeddings_as_floats_and_base64(fake, client):
     provider, deployment = Gemini(client, 30, 5), gemini_deployment(fake, "text-embedding-004")
     body = {"model": "emb", "input": ["the quick fox", "jumps"], "dimensions": 4}
-    floats = await provider.embeddings(
-        deployment, upstream_request(body, operation=Operation.EMBEDDINGS), "text-embedding-004"
-    )
+    floats = await provider.embeddings(deployment, upstream_request(body, operation=Operation.EMBEDDINGS), "text-embedding-004")
     listed = json.loads(floats.body)
     assert listed["object"] == "list" and [d["index"] for d in listed["data"]] == [0, 1]
     assert all(len(d["embedding"]) == 4 for d in listed["data"])
@@ -342,9 +339,7 @@ async def test_native_streams_sse_and_json_array_are_metered(fake, client):
     assert head.stream and ("content-type", "text/event-stream") in head.headers
     assert data.count(b"data: ") == 2 and data.endswith(b"\r\n\r\n")
     assert usages == [Usage(prompt_tokens=2, completion_tokens=2)]
-    head, data, usages = await native_items(
-        provider, deployment, "/v1beta/models/x:streamGenerateContent", body, stream=True
-    )
+    head, data, usages = await native_items(provider, deployment, "/v1beta/models/x:streamGenerateContent", body, stream=True)
     assert head.stream and len(json.loads(data)) == 2  # one JSON array
     assert usages == [Usage(prompt_tokens=2, completion_tokens=2)]
 
@@ -373,10 +368,7 @@ async def test_vertex_refreshes_once_for_a_burst(fake, client, sa_key):
     provider = VertexAI(client, 30, 5)
     before = fake.stats.token_requests
     results = await asyncio.gather(
-        *(
-            provider.chat(deployment, upstream_request({"model": "vx", "messages": HELLO}), "gemini-1.5-pro")
-            for _ in range(8)
-        )
+        *(provider.chat(deployment, upstream_request({"model": "vx", "messages": HELLO}), "gemini-1.5-pro") for _ in range(8))
     )
     assert all(r.usage == Usage(prompt_tokens=4, completion_tokens=8) for r in results)
     assert fake.stats.token_requests - before == 1
@@ -418,9 +410,7 @@ async def test_vertex_stream(fake, client, sa_path):
     )
     assert text_of(chunks) == "w0 w1 w2" and usages == [Usage(prompt_tokens=4, completion_tokens=3)]
     assert chunks[-1]["usage"]["prompt_tokens"] == 4
-    assert (
-        fake.stats.last_request["path"].endswith(":streamGenerateContent") and fake.stats.last_request["query"] == "alt=sse"
-    )
+    assert fake.stats.last_request["path"].endswith(":streamGenerateContent") and fake.stats.last_request["query"] == "alt=sse"
 
 
 async def test_vertex_errors(fake, client, sa_path):
@@ -465,7 +455,5 @@ async def test_vertex_native_call_gets_a_token_and_the_deployments_project(fake,
 async def test_vertex_without_usable_credentials_is_a_500(fake, client):
     deployment = vertex_deployment(fake, "/no/such/file.json")
     with pytest.raises(UpstreamError) as info:
-        await VertexAI(client, 30, 5).chat(
-            deployment, upstream_request({"model": "vx", "messages": HELLO}), "gemini-1.5-pro"
-        )
+        await VertexAI(client, 30, 5).chat(deployment, upstream_request({"model": "vx", "messages": HELLO}), "gemini-1.5-pro")
     assert info.value.status == 500 and "/no/such/file.json" not in info.value.message

@@ -3,19 +3,18 @@ over the worker's real upstream client."""
 
 from __future__ import annotations
 
-
 import msgspec
 import pytest
 
 from bench.fake_huggingface import start_fake
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import Operation, UpstreamRequest
+from tests.integration.adapter_support import collect, upstream_request
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
 from workers.providers.base import UpstreamError
 from workers.providers.huggingface import HuggingFaceInference
 from workers.usage import Usage
-from tests.integration.adapter_support import collect, upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +38,22 @@ async def provider():
 
 
 def deployment(fake, key: str = KEY, base: str | None = None) -> Deployment:
-    return Deployment(id="hf/0", model_name="hf", provider="huggingface_inference", upstream_model="gpt2",
-                      api_base=base or fake.base_url, api_key=Secret(key))
+    return Deployment(
+        id="hf/0",
+        model_name="hf",
+        provider="huggingface_inference",
+        upstream_model="gpt2",
+        api_base=base or fake.base_url,
+        api_key=Secret(key),
+    )
 
 
-def request(body: dict, *, stream: bool = False, include_usage: bool = False, system_prompts=(), operation=Operation.CHAT) -> UpstreamRequest:
-    return upstream_request(body, "hf", "hf/0", stream=stream, include_usage=include_usage, system_prompts=system_prompts, operation=operation)
+def request(
+    body: dict, *, stream: bool = False, include_usage: bool = False, system_prompts=(), operation=Operation.CHAT
+) -> UpstreamRequest:
+    return upstream_request(
+        body, "hf", "hf/0", stream=stream, include_usage=include_usage, system_prompts=system_prompts, operation=operation
+    )
 
 
 async def chat(provider, fake, body: dict, model: str = "gpt2", **kwargs):
@@ -61,7 +70,10 @@ async def test_chat_counts_the_prompt_from_prefill_and_the_answer_from_details(p
     sent = fake.app.last_request
     assert sent["inputs"] == "User: Hello there friend\nAssistant:" and sent["stream"] is False
     assert sent["parameters"] == {"return_full_text": False, "details": True, "decoder_input_details": True, "max_new_tokens": 3}
-    assert out["choices"][0]["message"] == {"role": "assistant", "content": "w0 w1 w2"} and out["choices"][0]["finish_reason"] == "length"
+    assert (
+        out["choices"][0]["message"] == {"role": "assistant", "content": "w0 w1 w2"}
+        and out["choices"][0]["finish_reason"] == "length"
+    )
     assert usage == Usage(5, 3) and out["usage"]["total_tokens"] == 8 and out["model"] == "gpt2"
 
 
@@ -73,7 +85,9 @@ async def test_an_answer_ended_by_eos_counts_the_special_token_but_does_not_show
 
 
 async def test_stream_relays_tokens_in_order_then_exact_usage(provider, fake):
-    chunks, usages = await stream(provider, fake, {"model": "hf", "messages": HELLO, "max_tokens": 3, "temperature": 0.5}, include_usage=True)
+    chunks, usages = await stream(
+        provider, fake, {"model": "hf", "messages": HELLO, "max_tokens": 3, "temperature": 0.5}, include_usage=True
+    )
     assert "decoder_input_details" not in fake.app.last_request["parameters"] and fake.app.last_request["stream"] is True
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert [c["choices"][0]["delta"].get("content") for c in chunks[1:4]] == ["w0", " w1", " w2"]
@@ -81,7 +95,9 @@ async def test_stream_relays_tokens_in_order_then_exact_usage(provider, fake):
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
     assert usages == [Usage(5, 3)]  # input_length from the stream's details: counted, not estimated
     plain, usages = await stream(provider, fake, {"model": "hf", "messages": HELLO})
-    assert "</s>" not in "".join(c["choices"][0]["delta"].get("content") or "" for c in plain) and all(c["choices"] for c in plain)
+    assert "</s>" not in "".join(c["choices"][0]["delta"].get("content") or "" for c in plain) and all(
+        c["choices"] for c in plain
+    )
     assert plain[-1]["choices"][0]["finish_reason"] == "stop" and usages == [Usage(5, 9)]
 
 
@@ -123,14 +139,18 @@ async def test_wrong_key_is_a_gateway_problem_and_never_echoed(provider, fake):
 async def test_stream_cut_off_is_a_502(provider, fake):
     chunks = []
     with pytest.raises(UpstreamError) as err:
-        async for item in provider.chat_stream(deployment(fake), request({"model": "hf", "messages": HELLO}, stream=True), "fake-stream-fail"):
+        async for item in provider.chat_stream(
+            deployment(fake), request({"model": "hf", "messages": HELLO}, stream=True), "fake-stream-fail"
+        ):
             chunks.append(item)
     assert err.value.status == 502 and len(chunks) == 4  # the role chunk and three tokens reached the client
 
 
 async def test_unreachable_upstream(provider, fake):
     with pytest.raises(UpstreamError) as err:
-        await provider.chat(deployment(fake, base=f"http://127.0.0.1:{free_port()}"), request({"model": "hf", "messages": HELLO}), "gpt2")
+        await provider.chat(
+            deployment(fake, base=f"http://127.0.0.1:{free_port()}"), request({"model": "hf", "messages": HELLO}), "gpt2"
+        )
     assert err.value.status == 502 and err.value.code == "upstream_unreachable"
 
 

@@ -21,8 +21,18 @@ import pytest
 from nats.js.errors import KeyNotFoundError
 
 from llmgw.bus import ensure_usage_stream
-from llmgw.contracts import (MSG_ID_HEADER, BudgetAlert, BudgetLedger, LedgerKind, LedgerRef, Reservation, Subjects,
-                             UsageEvent, encode_json, ledger_key)
+from llmgw.contracts import (
+    MSG_ID_HEADER,
+    BudgetAlert,
+    BudgetLedger,
+    LedgerKind,
+    LedgerRef,
+    Reservation,
+    Subjects,
+    UsageEvent,
+    encode_json,
+    ledger_key,
+)
 from llmgw.kv import open_bucket
 from metering.client import query_metering
 from tests.procs import Proc, component
@@ -73,7 +83,7 @@ async def eventually(probe: Callable[[], Awaitable[object]], what: str, timeout:
     while time.monotonic() < deadline:
         try:
             last = await probe()
-        except Exception as exc:  # noqa: BLE001 - not there yet (no consumer, no responder, no key)
+        except Exception as exc:
             last = exc
         else:
             if last:

@@ -68,9 +68,7 @@ async def _scenario(nats_url: str, prefix: str, path: str) -> dict:
     await ensure_usage_stream(js, subjects, 3600.0)
 
     def consumer() -> UsageConsumer:
-        return UsageConsumer(
-            js, subjects, store, batch_size=100, flush_interval=0.1, stream_max_age=3600.0, ack_wait=ACK_WAIT
-        )
+        return UsageConsumer(js, subjects, store, batch_size=100, flush_interval=0.1, stream_max_age=3600.0, ack_wait=ACK_WAIT)
 
     async def publish(n: int) -> None:
         for _ in range(n):

@@ -286,8 +286,7 @@ async def test_a_cancelled_admission_leaves_nothing_behind(edges, observer, bus_
 async def test_limits_with_nothing_set_touch_no_kv(nats_server, bus_prefix) -> None:
     edge = await Edge.start(nats_server.url, bus_prefix)
     await edge.nc.close()  # any KV call would now fail
-    admission = await edge.limiter.admit([Limit(scope(), "key"), Limit("deployment:d/0", "deployment d/0")], rid(),
-                                         deadline())
+    admission = await edge.limiter.admit([Limit(scope(), "key"), Limit("deployment:d/0", "deployment d/0")], rid(), deadline())
     assert admission.held == [] and admission.headers() == {}
     await edge.limiter.release(admission, 500)
     limited = await attempt(edge.limiter, [Limit(scope(), "key", rpm=1)])  # the same edge with a limit: 503

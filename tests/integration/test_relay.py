@@ -48,7 +48,7 @@ class ThreadSubscriber:
         await self._stop.wait()
         await nc.close()
 
-    def start(self) -> "ThreadSubscriber":
+    def start(self) -> ThreadSubscriber:
         self._thread.start()
         assert self.ready.wait(10), "subscriber did not start"
         return self

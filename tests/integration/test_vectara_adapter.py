@@ -3,19 +3,18 @@ worker's real upstream client."""
 
 from __future__ import annotations
 
-
 import msgspec
 import pytest
 
 from bench.fake_vectara import start_fake
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import Operation, UpstreamRequest
+from tests.integration.adapter_support import collect, upstream_request
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
 from workers.providers.base import UpstreamError
 from workers.providers.vectara import Vectara
 from workers.usage import Usage
-from tests.integration.adapter_support import collect, upstream_request
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +44,20 @@ async def provider():
 
 def deployment(fake, key: str = KEY, base: str | None = None, corpus: str | None = "handbook") -> Deployment:
     return Deployment(
-        id="docs/0", model_name="docs", provider="vectara", upstream_model="docs-model", api_base=base or fake.base_url,
-        api_key=Secret(key), extra=(("vectara_corpus_key", Secret(corpus)),) if corpus else (),
+        id="docs/0",
+        model_name="docs",
+        provider="vectara",
+        upstream_model="docs-model",
+        api_base=base or fake.base_url,
+        api_key=Secret(key),
+        extra=(("vectara_corpus_key", Secret(corpus)),) if corpus else (),
     )
 
 
 def request(body: dict, *, stream: bool = False, include_usage: bool = False, operation=Operation.CHAT) -> UpstreamRequest:
-    return upstream_request(body, "docs", "docs/0", stream=stream, include_usage=include_usage, operation=operation,
-                            system_prompts=["Policy prompt."])
+    return upstream_request(
+        body, "docs", "docs/0", stream=stream, include_usage=include_usage, operation=operation, system_prompts=["Policy prompt."]
+    )
 
 
 async def stream(provider, dep: Deployment, body: dict, model: str = "docs-model", **kwargs) -> tuple[list[dict], list[Usage]]:
@@ -60,11 +65,17 @@ async def stream(provider, dep: Deployment, body: dict, model: str = "docs-model
 
 
 async def test_chat_asks_the_last_user_message_of_the_configured_corpus(provider, fake):
-    completion = await provider.chat(deployment(fake), request({"model": "docs", "messages": CONVERSATION, "max_tokens": 4}), "docs-model")
+    completion = await provider.chat(
+        deployment(fake), request({"model": "docs", "messages": CONVERSATION, "max_tokens": 4}), "docs-model"
+    )
     assert fake.stats.by_model.get("handbook")
     sent = fake.app.last_request
-    assert sent == {"query": "France, 2024", "search": {"limit": 10}, "stream_response": False,
-                    "generation": {"max_used_search_results": 5, "model_parameters": {"max_tokens": 4}}}
+    assert sent == {
+        "query": "France, 2024",
+        "search": {"limit": 10},
+        "stream_response": False,
+        "generation": {"max_used_search_results": 5, "model_parameters": {"max_tokens": 4}},
+    }
     out = msgspec.json.decode(completion.body)
     assert out["choices"][0] == {"index": 0, "message": {"role": "assistant", "content": "w0 w1 w2 w3"}, "finish_reason": "stop"}
     # estimated: 12 characters of query, 11 of summary
@@ -80,7 +91,9 @@ async def test_without_the_option_the_model_name_is_the_corpus(provider, fake):
 
 
 async def test_stream_relays_the_summary_then_usage(provider, fake):
-    chunks, usages = await stream(provider, deployment(fake), {"model": "docs", "messages": CONVERSATION, "max_tokens": 3}, include_usage=True)
+    chunks, usages = await stream(
+        provider, deployment(fake), {"model": "docs", "messages": CONVERSATION, "max_tokens": 3}, include_usage=True
+    )
     assert fake.app.last_request["stream_response"] is True
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert [c["choices"][0]["delta"].get("content") for c in chunks[1:4]] == ["w0", " w1", " w2"]
@@ -124,14 +137,18 @@ async def test_wrong_key_is_a_gateway_problem_and_never_echoed(provider, fake):
 async def test_a_stream_cut_off_or_ended_by_an_error_event_is_a_502(provider, fake, corpus, relayed):
     chunks = []
     with pytest.raises(UpstreamError) as err:
-        async for item in provider.chat_stream(deployment(fake, corpus=corpus), request({"model": "docs", "messages": CONVERSATION}, stream=True), "m"):
+        async for item in provider.chat_stream(
+            deployment(fake, corpus=corpus), request({"model": "docs", "messages": CONVERSATION}, stream=True), "m"
+        ):
             chunks.append(item)
     assert err.value.status == 502 and len(chunks) == relayed  # the role chunk and what was generated before it broke
 
 
 async def test_unreachable_upstream_and_no_embeddings(provider, fake):
     with pytest.raises(UpstreamError) as err:
-        await provider.chat(deployment(fake, base=f"http://127.0.0.1:{free_port()}"), request({"model": "docs", "messages": CONVERSATION}), "m")
+        await provider.chat(
+            deployment(fake, base=f"http://127.0.0.1:{free_port()}"), request({"model": "docs", "messages": CONVERSATION}), "m"
+        )
     assert err.value.status == 502 and err.value.code == "upstream_unreachable"
     with pytest.raises(UpstreamError) as err:
         await provider.embeddings(deployment(fake), request({"model": "docs", "input": "x"}, operation=Operation.EMBEDDINGS), "m")

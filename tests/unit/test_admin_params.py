@@ -162,8 +162,10 @@ def test_a_param_left_out_is_unlimited_and_is_bounded_too():
     assert values == {"models": ["gpt-4"], "max_budget": 100, "duration": "30d"}
 
 
-@pytest.mark.parametrize(("name", "asked", "bound"), [("tpm_limit", 5000, 1000), ("rpm_limit", 90, 60),
-                                                       ("max_parallel_requests", 8, 4), ("soft_budget", 50.0, 10)])
+@pytest.mark.parametrize(
+    ("name", "asked", "bound"),
+    [("tpm_limit", 5000, 1000), ("rpm_limit", 90, 60), ("max_parallel_requests", 8, 4), ("soft_budget", 50.0, 10)],
+)
 def test_numeric_params_are_bounded(name, asked, bound):
     values = {name: asked}
     apply_upper_bounds(values, {name: bound})
@@ -196,36 +198,43 @@ def test_a_negative_per_model_budget_is_400():
     assert "gpt-5" in err.value.message
 
 
-@pytest.mark.parametrize(("values", "param"), [
-    ({"max_budget": math.nan}, "max_budget"),
-    ({"soft_budget": math.inf}, "soft_budget"),
-    ({"duration": "5 parsecs"}, "duration"),
-    ({"budget_duration": "monthly"}, "budget_duration"),
-    ({"max_budget": -3.0}, "max_budget"),
-])
+@pytest.mark.parametrize(
+    ("values", "param"),
+    [
+        ({"max_budget": math.nan}, "max_budget"),
+        ({"soft_budget": math.inf}, "soft_budget"),
+        ({"duration": "5 parsecs"}, "duration"),
+        ({"budget_duration": "monthly"}, "budget_duration"),
+        ({"max_budget": -3.0}, "max_budget"),
+    ],
+)
 def test_key_param_check_names_the_bad_field(values, param):
     with pytest.raises(GatewayError) as err:
         check(values)
     assert (err.value.status, err.value.param) == (400, param)
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    (b'{"models": "gpt-4"}', "models"),
-    (b'{"duration": 30}', "duration"),
-    (b'{"tpm_limit": "many"}', "tpm_limit"),
-    (b'{"max_parallel_requests": 1.5}', "max_parallel_requests"),
-    (b'{"metadata": ["not", "a", "dict"]}', "metadata"),
-    (b'{"blocked": "yes"}', "blocked"),
-    (b'{"max_budget": "ten"}', "max_budget"),
-])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b'{"models": "gpt-4"}', "models"),
+        (b'{"duration": 30}', "duration"),
+        (b'{"tpm_limit": "many"}', "tpm_limit"),
+        (b'{"max_parallel_requests": 1.5}', "max_parallel_requests"),
+        (b'{"metadata": ["not", "a", "dict"]}', "metadata"),
+        (b'{"blocked": "yes"}', "blocked"),
+        (b'{"max_budget": "ten"}', "max_budget"),
+    ],
+)
 def test_wrong_types_are_400_naming_the_field(body, param):
     with pytest.raises(GatewayError) as err:
         decode_body(body, KeyParams)
     assert (err.value.status, err.value.param) == (400, param)
 
 
-@pytest.mark.parametrize(("body", "prefix"), [(b'{"aliases": {"a": 1}}', "aliases"),
-                                              (b'{"model_max_budget": {"gpt-4": "x"}}', "model_max_budget")])
+@pytest.mark.parametrize(
+    ("body", "prefix"), [(b'{"aliases": {"a": 1}}', "aliases"), (b'{"model_max_budget": {"gpt-4": "x"}}', "model_max_budget")]
+)
 def test_wrong_types_inside_a_mapping_name_the_mapping(body, prefix):
     with pytest.raises(GatewayError) as err:
         decode_body(body, KeyParams)
@@ -254,8 +263,18 @@ def test_given_tells_unset_apart_from_null():
 
 def test_record_fields_turn_duration_into_expires_and_null_collections_into_empty_ones():
     before = time.time()
-    fields = record_fields({"duration": "30s", "models": None, "metadata": None, "aliases": None, "max_budget": None,
-                            "budget_duration": "1d", "blocked": None, "spend": None})
+    fields = record_fields(
+        {
+            "duration": "30s",
+            "models": None,
+            "metadata": None,
+            "aliases": None,
+            "max_budget": None,
+            "budget_duration": "1d",
+            "blocked": None,
+            "spend": None,
+        }
+    )
     assert before + 30 <= fields["expires"] <= time.time() + 30
     assert fields["models"] == [] and fields["metadata"] == {} and fields["aliases"] == {}
     assert fields["max_budget"] is None

@@ -25,8 +25,12 @@ pytestmark = pytest.mark.unit
 
 KEY = "sk-ant-live-secret-77"
 DEPLOYMENT = Deployment(
-    id="claude/0", model_name="claude", provider="anthropic", upstream_model="claude-x",
-    api_base="https://api.anthropic.com", api_key=Secret(KEY),
+    id="claude/0",
+    model_name="claude",
+    provider="anthropic",
+    upstream_model="claude-x",
+    api_base="https://api.anthropic.com",
+    api_key=Secret(KEY),
 )
 TOOLS = [
     {
@@ -94,8 +98,16 @@ def test_tool_calls_and_results_become_tool_use_and_tool_result_blocks():
                     "role": "assistant",
                     "content": "Checking.",
                     "tool_calls": [
-                        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}},
-                        {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Rome"}'}},
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'},
+                        },
+                        {
+                            "id": "call_2",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"location":"Rome"}'},
+                        },
                     ],
                 },
                 {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
@@ -145,7 +157,12 @@ def test_tool_calls_and_results_become_tool_use_and_tool_result_blocks():
     ],
 )
 def test_tool_choice(choice, parallel, expected):
-    body = {"messages": [{"role": "user", "content": "x"}], "tools": TOOLS, "tool_choice": choice, "parallel_tool_calls": parallel}
+    body = {
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": TOOLS,
+        "tool_choice": choice,
+        "parallel_tool_calls": parallel,
+    }
     assert convert(body)["tool_choice"] == expected
 
 
@@ -232,14 +249,18 @@ def test_usage_counts_cache_reads_and_writes_in_prompt_tokens():
 def test_message_to_chat_completion(stop_reason, finish):
     raw = msgspec.json.encode(
         {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-x",
             "content": [
                 {"type": "text", "text": "Hello "},
                 {"type": "thinking", "thinking": "hmm", "signature": "s"},
                 {"type": "text", "text": "there."},
                 {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"location": "Paris"}},
             ],
-            "stop_reason": stop_reason, "stop_sequence": None,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
             "usage": {"input_tokens": 5, "output_tokens": 9, "cache_read_input_tokens": 2},
         }
     )
@@ -308,15 +329,28 @@ def test_non_json_error_body_is_kept_readable():
 # ---- stream ----------------------------------------------------------------------------------
 
 STREAM = [
-    {"type": "message_start", "message": {"id": "msg_9", "type": "message", "role": "assistant", "model": "claude-x",
-     "content": [], "stop_reason": None, "usage": {"input_tokens": 4, "output_tokens": 1,
-     "cache_creation_input_tokens": 6, "cache_read_input_tokens": 8}}},
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_9",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-x",
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": 4, "output_tokens": 1, "cache_creation_input_tokens": 6, "cache_read_input_tokens": 8},
+        },
+    },
     {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     {"type": "ping"},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me"}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " check."}},
     {"type": "content_block_stop", "index": 0},
-    {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": {}}},
+    {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": {}},
+    },
     {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}},
     {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"location":'}},
     {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ' "Paris"}'}},
@@ -363,7 +397,11 @@ def test_stream_without_include_usage_has_no_usage_chunk():
 
 def test_second_tool_block_gets_the_next_tool_index():
     events = STREAM[:11] + [
-        {"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_8", "name": "f", "input": {}}},
+        {
+            "type": "content_block_start",
+            "index": 2,
+            "content_block": {"type": "tool_use", "id": "toolu_8", "name": "f", "input": {}},
+        },
         {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{}"}},
     ]
     chunks, _, translator = run_stream(events, include_usage=False)

@@ -73,12 +73,23 @@ def test_parse_reads_every_documented_field():
         (body(messages=[{"role": "system", "content": "x"}]), "messages[0].role"),
         (body(messages=[{"role": "user", "content": 5}]), "messages[0].content"),
         (body(messages=[{"role": "user", "content": [{"type": "video"}]}]), "messages[0].content[0].type"),
-        (body(messages=[{"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]),
-         "messages[0].content[0].type"),
-        (body(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]),
-         "messages[1].content[0].type"),
-        (body(messages=[{"role": "assistant", "content": [{"type": "image", "source": {"type": "url", "url": "http://i"}}]}]),
-         "messages[0].content[0].type"),
+        (
+            body(messages=[{"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]),
+            "messages[0].content[0].type",
+        ),
+        (
+            body(
+                messages=[
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]},
+                ]
+            ),
+            "messages[1].content[0].type",
+        ),
+        (
+            body(messages=[{"role": "assistant", "content": [{"type": "image", "source": {"type": "url", "url": "http://i"}}]}]),
+            "messages[0].content[0].type",
+        ),
         (body(temperature=1.5), "temperature"),
         (body(tools=[{"name": "f"}]), "tools[0].input_schema"),
         (body(tools=[{"type": "web_search_20250305", "name": "web_search"}]), "tools[0].type"),
@@ -101,47 +112,72 @@ def test_conversation_becomes_openai_messages():
     chat = to_chat(
         system=[{"type": "text", "text": "one"}, {"type": "text", "text": "two"}],
         messages=[
-            {"role": "user", "content": [
-                {"type": "text", "text": "what is this?"},
-                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
-                {"type": "image", "source": {"type": "url", "url": "https://x/cat.jpg"}},
-            ]},
-            {"role": "assistant", "content": [
-                {"type": "thinking", "thinking": "hmm", "signature": "s"},
-                {"type": "text", "text": "Let me look."},
-                {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "cat", "n": 2}},
-                {"type": "tool_use", "id": "toolu_2", "name": "shot", "input": {}},
-            ]},
-            {"role": "user", "content": [
-                {"type": "text", "text": "here you go"},
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a cat"},
-                {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": True, "content": [
-                    {"type": "text", "text": "camera"}, {"type": "text", "text": "offline"},
-                    {"type": "image", "source": {"type": "url", "url": "https://x/err.png"}},
-                ]},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+                    {"type": "image", "source": {"type": "url", "url": "https://x/cat.jpg"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "hmm", "signature": "s"},
+                    {"type": "text", "text": "Let me look."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "cat", "n": 2}},
+                    {"type": "tool_use", "id": "toolu_2", "name": "shot", "input": {}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "here you go"},
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a cat"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_2",
+                        "is_error": True,
+                        "content": [
+                            {"type": "text", "text": "camera"},
+                            {"type": "text", "text": "offline"},
+                            {"type": "image", "source": {"type": "url", "url": "https://x/err.png"}},
+                        ],
+                    },
+                ],
+            },
             {"role": "assistant", "content": "Plain text answer."},
         ],
     )
     assert chat["model"] == "claude-x" and chat["max_tokens"] == 64
     assert chat["messages"] == [
         {"role": "system", "content": "one\n\ntwo"},
-        {"role": "user", "content": [
-            {"type": "text", "text": "what is this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-            {"type": "image_url", "image_url": {"url": "https://x/cat.jpg"}},
-        ]},
-        {"role": "assistant", "content": "Let me look.", "tool_calls": [
-            {"id": "toolu_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q":"cat","n":2}'}},
-            {"id": "toolu_2", "type": "function", "function": {"name": "shot", "arguments": "{}"}},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "image_url", "image_url": {"url": "https://x/cat.jpg"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "tool_calls": [
+                {"id": "toolu_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q":"cat","n":2}'}},
+                {"id": "toolu_2", "type": "function", "function": {"name": "shot", "arguments": "{}"}},
+            ],
+        },
         # tool results first (they must follow the tool calls), then the rest of the user turn
         {"role": "tool", "tool_call_id": "toolu_1", "content": "a cat"},
         {"role": "tool", "tool_call_id": "toolu_2", "content": "Error: camera\noffline"},
-        {"role": "user", "content": [
-            {"type": "text", "text": "here you go"},
-            {"type": "image_url", "image_url": {"url": "https://x/err.png"}},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "here you go"},
+                {"type": "image_url", "image_url": {"url": "https://x/err.png"}},
+            ],
+        },
         {"role": "assistant", "content": "Plain text answer."},
     ]
     assert "stream" not in chat and "tools" not in chat and "stop" not in chat
@@ -159,18 +195,29 @@ def test_assistant_with_only_tool_calls_has_null_content_and_tool_results_alone_
     assert chat["messages"] == [
         {"role": "system", "content": "sys"},
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "w", "arguments": '{"city":"Oslo"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": '{"city":"Oslo"}'}}],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": ""},
     ]
 
 
 def test_sampling_fields_tools_and_streaming_are_converted():
     chat = to_chat(
-        stop_sequences=["END", "STOP"], temperature=0.2, top_p=0.7, top_k=5, stream=True,
+        stop_sequences=["END", "STOP"],
+        temperature=0.2,
+        top_p=0.7,
+        top_k=5,
+        stream=True,
         metadata={"user_id": "u-9"},
         tools=[
-            {"name": "lookup", "description": "Find things", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}},
+            {
+                "name": "lookup",
+                "description": "Find things",
+                "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+            },
             {"name": "bare", "input_schema": {"type": "object"}, "type": "custom"},
         ],
         tool_choice={"type": "auto", "disable_parallel_tool_use": True},
@@ -179,8 +226,14 @@ def test_sampling_fields_tools_and_streaming_are_converted():
     assert chat["user"] == "u-9" and "top_k" not in chat
     assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
     assert chat["tools"] == [
-        {"type": "function", "function": {"name": "lookup", "description": "Find things",
-                                          "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}},
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "description": "Find things",
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            },
+        },
         {"type": "function", "function": {"name": "bare", "parameters": {"type": "object"}}},
     ]
     assert chat["tool_choice"] == "auto" and chat["parallel_tool_calls"] is False
@@ -208,8 +261,13 @@ def test_tool_choice_without_tools_is_dropped():
 
 
 def completion(message: dict, finish: str | None = "stop", usage: dict | None = None, id: str = "chatcmpl-abc123") -> bytes:
-    doc = {"id": id, "object": "chat.completion", "created": 1, "model": "upstream-model",
-           "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}]}
+    doc = {
+        "id": id,
+        "object": "chat.completion",
+        "created": 1,
+        "model": "upstream-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
+    }
     if usage is not None:
         doc["usage"] = usage
     return enc(doc)
@@ -217,11 +275,14 @@ def completion(message: dict, finish: str | None = "stop", usage: dict | None = 
 
 def test_completion_with_text_and_tool_calls_becomes_a_message():
     raw = completion(
-        {"content": "Checking.", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "cat"}'}},
-            {"id": "call_2", "type": "function", "function": {"name": "broken", "arguments": '{"q": '}},
-            {"id": "call_3", "type": "function", "function": {"name": "listy", "arguments": "[1, 2]"}},
-        ]},
+        {
+            "content": "Checking.",
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "cat"}'}},
+                {"id": "call_2", "type": "function", "function": {"name": "broken", "arguments": '{"q": '}},
+                {"id": "call_3", "type": "function", "function": {"name": "listy", "arguments": "[1, 2]"}},
+            ],
+        },
         finish="tool_calls",
         usage={"prompt_tokens": 100, "completion_tokens": 7, "total_tokens": 107, "prompt_tokens_details": {"cached_tokens": 60}},
     )
@@ -276,23 +337,40 @@ def test_unreadable_completion_is_an_upstream_error():
 
 
 def chunk(delta: dict | None = None, finish: str | None = None) -> bytes:
-    return enc({"id": "chatcmpl-s1", "object": "chat.completion.chunk", "created": 1, "model": "upstream-model",
-                "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}]})
+    return enc(
+        {
+            "id": "chatcmpl-s1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "upstream-model",
+            "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
+        }
+    )
 
 
 def usage_chunk(prompt: int, completion: int, cached: int = 0) -> bytes:
     usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
     if cached:
         usage["prompt_tokens_details"] = {"cached_tokens": cached}
-    return enc({"id": "chatcmpl-s1", "object": "chat.completion.chunk", "created": 1, "model": "upstream-model",
-                "choices": [], "usage": usage})
+    return enc(
+        {
+            "id": "chatcmpl-s1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "upstream-model",
+            "choices": [],
+            "usage": usage,
+        }
+    )
 
 
 STREAM = [
     chunk({"role": "assistant", "content": ""}),
     chunk({"content": "Let me "}),
     chunk({"content": "check."}),
-    chunk({"tool_calls": [{"index": 0, "id": "call_w", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
+    chunk(
+        {"tool_calls": [{"index": 0, "id": "call_w", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}
+    ),
     chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}),
     chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Oslo", "days": 3}'}}]}),
     chunk({}, finish="tool_calls"),
@@ -308,8 +386,8 @@ def parse_sse(data: bytes) -> list[tuple[str, dict]]:
             continue
         name_line, data_line = frame.split(b"\n")
         assert name_line.startswith(b"event: ") and data_line.startswith(b"data: ")
-        payload = dec(data_line[len(b"data: "):])
-        assert payload["type"] == name_line[len(b"event: "):].decode()
+        payload = dec(data_line[len(b"data: ") :])
+        assert payload["type"] == name_line[len(b"event: ") :].decode()
         events.append((payload["type"], payload))
     assert data.endswith(b"\n\n") or not data
     return events
@@ -320,26 +398,54 @@ def test_stream_is_translated_chunk_by_chunk():
     out = [t.feed(c) for c in STREAM[:-1]]
     first = parse_sse(out[0])
     assert [name for name, _ in first] == ["message_start"]
-    assert first[0][1]["message"] == {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "my-claude",
-                                      "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}
+    assert first[0][1]["message"] == {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": "my-claude",
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 0, "output_tokens": 0},
+    }
     assert parse_sse(out[1]) == [
         ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
         ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me "}}),
     ]
     assert parse_sse(out[3]) == [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("content_block_start", {"type": "content_block_start", "index": 1,
-                                 "content_block": {"type": "tool_use", "id": "call_w", "name": "get_weather", "input": {}}}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 1,
+                "content_block": {"type": "tool_use", "id": "call_w", "name": "get_weather", "input": {}},
+            },
+        ),
     ]
     assert parse_sse(out[4]) == [
-        ("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"city": '}}),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"city": '}},
+        ),
     ]
     # the finish chunk closes the block but the message waits for the usage chunk
     assert parse_sse(out[6]) == [("content_block_stop", {"type": "content_block_stop", "index": 1})]
     assert not t.done
     assert parse_sse(t.feed(STREAM[-1])) == [
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                           "usage": {"input_tokens": 100, "output_tokens": 25, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 20}}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {
+                    "input_tokens": 100,
+                    "output_tokens": 25,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 20,
+                },
+            },
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
     assert t.done and t.feed(chunk({"content": "late"})) == b"" and t.finish() == b"" and t.error_event("x") == b""
@@ -349,7 +455,12 @@ def test_finish_closes_a_stream_that_sent_no_usage_chunk():
     t = StreamTranslator("m", "msg_2")
     events = parse_sse(t.feed(chunk({"content": "Hi"})) + t.feed(chunk({}, finish="length")) + t.finish())
     assert [name for name, _ in events] == [
-        "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop",
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
     ]
     assert events[4][1]["delta"]["stop_reason"] == "max_tokens" and events[4][1]["usage"] == {"output_tokens": 0}
 
@@ -360,15 +471,26 @@ def test_finish_on_a_cut_stream_closes_the_open_block_and_names_pending_tools():
     # a second call whose arguments arrive before its name: buffered until the name comes
     buffered = t.feed(chunk({"tool_calls": [{"index": 1, "id": "c1", "function": {"arguments": '{"y"'}}]}))
     assert buffered == b""
-    events = parse_sse(
-        t.feed(chunk({"tool_calls": [{"index": 1, "function": {"name": "b", "arguments": ": 2}"}}]})) + t.finish()
-    )
+    events = parse_sse(t.feed(chunk({"tool_calls": [{"index": 1, "function": {"name": "b", "arguments": ": 2}"}}]})) + t.finish())
     assert events == [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "c1", "name": "b", "input": {}}}),
-        ("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"y": 2}'}}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 1,
+                "content_block": {"type": "tool_use", "id": "c1", "name": "b", "input": {}},
+            },
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"y": 2}'}},
+        ),
         ("content_block_stop", {"type": "content_block_stop", "index": 1}),
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 0}}),
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 0}},
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
 
@@ -380,7 +502,11 @@ def test_finish_without_any_chunk_is_still_a_whole_message():
 
 def test_usage_before_finish_waits_for_the_finish_chunk_and_junk_is_skipped():
     t = StreamTranslator("m", "msg_5")
-    assert [n for n, _ in parse_sse(t.feed(chunk({"content": "a"})))] == ["message_start", "content_block_start", "content_block_delta"]
+    assert [n for n, _ in parse_sse(t.feed(chunk({"content": "a"})))] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+    ]
     assert t.feed(b"not json") == b""
     assert t.feed(usage_chunk(3, 1)) == b"" and not t.done
     events = parse_sse(t.feed(chunk({}, finish="stop")))
@@ -402,9 +528,18 @@ def test_error_event_and_error_bodies():
 @pytest.mark.parametrize(
     ("status", "etype"),
     [
-        (400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"), (404, "not_found_error"),
-        (413, "request_too_large"), (422, "invalid_request_error"), (429, "rate_limit_error"), (500, "api_error"),
-        (502, "api_error"), (503, "overloaded_error"), (504, "api_error"), (529, "overloaded_error"),
+        (400, "invalid_request_error"),
+        (401, "authentication_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (413, "request_too_large"),
+        (422, "invalid_request_error"),
+        (429, "rate_limit_error"),
+        (500, "api_error"),
+        (502, "api_error"),
+        (503, "overloaded_error"),
+        (504, "api_error"),
+        (529, "overloaded_error"),
     ],
 )
 def test_error_json_maps_status_to_type(status, etype):
@@ -429,30 +564,40 @@ class Gateway:
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
         self.api_keys.append(request.headers.get("x-api-key") or bearer)
         if self.status != 200:
-            return httpx2.Response(self.status, content=anthropic_error_json(self.status, "slow down"),
-                                  headers={"content-type": "application/json"})
+            return httpx2.Response(
+                self.status, content=anthropic_error_json(self.status, "slow down"), headers={"content-type": "application/json"}
+            )
         parsed = parse_messages_request(request.content)
         self.chat_bodies.append(dec(messages_to_chat_body(parsed)))
         if parsed.stream:
             translator = StreamTranslator(parsed.model, "msg_stream1")
             events = b"".join(translator.feed(c) for c in self.chunks) + translator.finish()
             return httpx2.Response(200, content=events, headers={"content-type": "text/event-stream"})
-        return httpx2.Response(200, content=chat_completion_to_message(self.answer, parsed.model),
-                              headers={"content-type": "application/json"})
+        return httpx2.Response(
+            200, content=chat_completion_to_message(self.answer, parsed.model), headers={"content-type": "application/json"}
+        )
 
     def client(self) -> anthropic.Anthropic:
         http = httpx2.Client(transport=httpx2.MockTransport(self.handle))
         return anthropic.Anthropic(base_url="http://gateway.test", api_key="vk-virtual", http_client=http, max_retries=0)
 
 
-TOOLS = [{"name": "get_weather", "description": "Weather by city",
-          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}]
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Weather by city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}},
+    }
+]
 
 
 def test_sdk_accumulates_the_translated_stream():
     gw = Gateway(chunks=STREAM)
     with gw.client().messages.stream(
-        model="my-claude", max_tokens=100, system="be brief", tools=TOOLS,
+        model="my-claude",
+        max_tokens=100,
+        system="be brief",
+        tools=TOOLS,
         messages=[{"role": "user", "content": "Weather in Oslo?"}],
     ) as stream:
         texts = list(stream.text_stream)
@@ -460,7 +605,9 @@ def test_sdk_accumulates_the_translated_stream():
     assert gw.api_keys == ["vk-virtual"]
     sent = gw.chat_bodies[0]
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
-    assert sent["messages"][0] == {"role": "system", "content": "be brief"} and sent["tools"][0]["function"]["name"] == "get_weather"
+    assert (
+        sent["messages"][0] == {"role": "system", "content": "be brief"} and sent["tools"][0]["function"]["name"] == "get_weather"
+    )
     assert texts == ["Let me ", "check."]
     assert final.id == "msg_stream1" and final.model == "my-claude" and final.role == "assistant"
     assert [block.type for block in final.content] == ["text", "tool_use"]
@@ -475,14 +622,24 @@ def test_sdk_raw_stream_events_arrive_in_anthropic_order():
     gw = Gateway(chunks=[chunk({"content": "Hello"}), chunk({}, finish="stop"), usage_chunk(9, 1)])
     events = gw.client().messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "hi"}], stream=True)
     types = [event.type for event in events]
-    assert types == ["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+    assert types == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
 
 
 def test_sdk_raises_on_a_stream_error_event():
     t = StreamTranslator("m", "msg_e")
     data = t.feed(chunk({"content": "partial"})) + t.error_event("the upstream failed", "api_error")
-    http = httpx2.Client(transport=httpx2.MockTransport(
-        lambda _: httpx2.Response(200, content=data, headers={"content-type": "text/event-stream"})))
+    http = httpx2.Client(
+        transport=httpx2.MockTransport(
+            lambda _: httpx2.Response(200, content=data, headers={"content-type": "text/event-stream"})
+        )
+    )
     client = anthropic.Anthropic(base_url="http://gateway.test", api_key="x", http_client=http, max_retries=0)
     with pytest.raises(anthropic.APIStatusError, match="the upstream failed"):
         with client.messages.stream(model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}]) as stream:
@@ -491,14 +648,24 @@ def test_sdk_raises_on_a_stream_error_event():
 
 def test_sdk_reads_a_whole_translated_message_and_round_trips_the_tool_result():
     answer = completion(
-        {"content": None, "tool_calls": [{"id": "call_9", "type": "function",
-                                          "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
-        finish="tool_calls", usage={"prompt_tokens": 50, "completion_tokens": 12, "prompt_tokens_details": {"cached_tokens": 8}},
+        {
+            "content": None,
+            "tool_calls": [
+                {"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+            ],
+        },
+        finish="tool_calls",
+        usage={"prompt_tokens": 50, "completion_tokens": 12, "prompt_tokens_details": {"cached_tokens": 8}},
     )
     gw = Gateway(answer=answer)
     client = gw.client()
-    message = client.messages.create(model="my-claude", max_tokens=100, tools=TOOLS,
-                                      tool_choice={"type": "any"}, messages=[{"role": "user", "content": "Weather?"}])
+    message = client.messages.create(
+        model="my-claude",
+        max_tokens=100,
+        tools=TOOLS,
+        tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": "Weather?"}],
+    )
     assert message.id == "msg_abc123" and message.model == "my-claude" and message.stop_reason == "tool_use"
     assert len(message.content) == 1 and message.content[0].type == "tool_use"
     assert (message.content[0].id, message.content[0].input) == ("call_9", {"city": "Oslo"})
@@ -506,14 +673,24 @@ def test_sdk_reads_a_whole_translated_message_and_round_trips_the_tool_result():
     assert gw.chat_bodies[0]["tool_choice"] == "required" and "stream" not in gw.chat_bodies[0]
 
     # the client sends the tool result back, replaying the assistant turn the SDK parsed
-    client.messages.create(model="my-claude", max_tokens=100, tools=TOOLS, messages=[
-        {"role": "user", "content": "Weather?"},
-        {"role": "assistant", "content": message.content},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_9", "content": "sunny"}]},
-    ])
+    client.messages.create(
+        model="my-claude",
+        max_tokens=100,
+        tools=TOOLS,
+        messages=[
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": message.content},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_9", "content": "sunny"}]},
+        ],
+    )
     assert gw.chat_bodies[1]["messages"][1:] == [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_9", "content": "sunny"},
     ]
 

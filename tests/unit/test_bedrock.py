@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import msgspec
@@ -42,7 +42,10 @@ SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 EXAMPLE = AwsCredentials("AKIDEXAMPLE", SECRET)
 VANILLA_HEADERS = {"host": "example.amazonaws.com", "x-amz-date": "20150830T123600Z"}
 DEPLOYMENT = Deployment(
-    id="bedrock/0", model_name="claude", provider="bedrock", upstream_model="anthropic.claude-3-haiku-20240307-v1:0",
+    id="bedrock/0",
+    model_name="claude",
+    provider="bedrock",
+    upstream_model="anthropic.claude-3-haiku-20240307-v1:0",
     extra=(
         ("aws_access_key_id", "AKIAFAKEBEDROCK00001"),
         ("aws_region_name", "us-east-1"),
@@ -58,8 +61,13 @@ DEPLOYMENT = Deployment(
     [  # AWS's SigV4 test suite (service "service", us-east-1, 2015-08-30T12:36:00Z, no body)
         ("get-vanilla", "GET", "/", "", "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"),
         ("post-vanilla", "POST", "/", "", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"),
-        ("get-vanilla-query-order-key-case", "GET", "/", "Param2=value2&Param1=value1",
-         "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"),
+        (
+            "get-vanilla-query-order-key-case",
+            "GET",
+            "/",
+            "Param2=value2&Param1=value1",
+            "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500",
+        ),
         ("get-utf8", "GET", "/\u1234", "", "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"),
     ],
 )
@@ -79,7 +87,7 @@ def test_signing_key_matches_the_documented_derivation_example():
 
 def test_signed_headers_sign_the_body_hash_and_the_session_token():
     creds = AwsCredentials("AKIDEXAMPLE", SECRET, "session-token-abc")
-    now = datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
     host = "bedrock-runtime.us-east-1.amazonaws.com"
     headers = signed_headers(creds, "POST", host, "/model/m/converse", b"{}", "us-east-1", "bedrock", now)
     assert headers["x-amz-date"] == "20240501T100000Z"
@@ -93,9 +101,11 @@ def test_signed_headers_sign_the_body_hash_and_the_session_token():
 
 @pytest.mark.parametrize(
     "model_id",
-    ["anthropic.claude-3-haiku-20240307-v1:0",
-     "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20241022-v2:0",
-     "odd model+id@x!"],
+    [
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+        "odd model+id@x!",
+    ],
 )
 def test_the_path_signed_is_the_path_the_http_client_sends(model_id):
     """The worker's transport (aiohttp) re-quotes URLs with yarl: the path must come out unchanged,
@@ -122,8 +132,10 @@ def test_the_fake_verifies_signatures_like_aws():
         (Request("POST", path.replace("converse", "invoke"), good.headers, good.body), "InvalidSignatureException"),
         (_signed_request(path, good.body, secret="not-the-secret"), "InvalidSignatureException"),
         (Request("POST", path, {**good.headers, "host": "127.0.0.1:10"}, good.body), "InvalidSignatureException"),
-        (Request("POST", path, {k: v for k, v in good.headers.items() if k != "authorization"}, good.body),
-         "MissingAuthenticationTokenException"),
+        (
+            Request("POST", path, {k: v for k, v in good.headers.items() if k != "authorization"}, good.body),
+            "MissingAuthenticationTokenException",
+        ),
     ]
     for request, error_type in tampered:
         with pytest.raises(ApiError) as info:
@@ -134,15 +146,16 @@ def test_the_fake_verifies_signatures_like_aws():
     assert info.value.error_type == "UnrecognizedClientException"
     with pytest.raises(ApiError, match="region"):
         verify_sigv4(good, "AKIDEXAMPLE", SECRET, "eu-west-1", None)
-    stale = _signed_request(path, good.body, now=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    stale = _signed_request(path, good.body, now=datetime(2020, 1, 1, tzinfo=UTC))
     with pytest.raises(ApiError, match="expired"):
         verify_sigv4(stale, "AKIDEXAMPLE", SECRET, "us-east-1", None)
 
 
 def test_region_comes_from_the_option_or_the_standard_endpoint():
     assert aws_region(DEPLOYMENT) == "us-east-1"
-    bare = Deployment(id="x", model_name="x", provider="bedrock", upstream_model="m",
-                      api_base="https://bedrock-runtime.eu-west-3.amazonaws.com")
+    bare = Deployment(
+        id="x", model_name="x", provider="bedrock", upstream_model="m", api_base="https://bedrock-runtime.eu-west-3.amazonaws.com"
+    )
     assert aws_region(bare) == "eu-west-3"
     with pytest.raises(UpstreamError) as info:
         aws_region(msgspec.structs.replace(bare, api_base="http://127.0.0.1:1"))
@@ -154,8 +167,7 @@ def test_region_comes_from_the_option_or_the_standard_endpoint():
 # Published frames (botocore's and aws-c-event-stream's decoder tests).
 EMPTY_FRAME = bytes.fromhex("000000100000000005c248eb7d98c8ff")
 STRING_HEADER_FRAME = (
-    b"\x00\x00\x00=\x00\x00\x00 \x07\xfd\x83\x96\x0ccontent-type\x07\x00\x10"
-    b"application/json{'foo':'bar'}\x8d\x9c\x08\xb1"
+    b"\x00\x00\x00=\x00\x00\x00 \x07\xfd\x83\x96\x0ccontent-type\x07\x00\x10application/json{'foo':'bar'}\x8d\x9c\x08\xb1"
 )
 ERROR_FRAME = (
     b"\x00\x00\x00\x52\x00\x00\x00\x42\xbf\x23\x63\x7e"
@@ -176,9 +188,22 @@ def test_decoder_reads_the_published_frames():
     decoder = EventStreamDecoder()
     assert list(decoder.feed(EMPTY_FRAME)) == [Message({}, b"")]
     assert list(decoder.feed(STRING_HEADER_FRAME)) == [Message({"content-type": "application/json"}, b"{'foo':'bar'}")]
-    assert next(decoder.feed(ERROR_FRAME)).headers == {":message-type": "error", ":error-code": "code", ":error-message": "message"}
+    assert next(decoder.feed(ERROR_FRAME)).headers == {
+        ":message-type": "error",
+        ":error-code": "code",
+        ":error-message": "message",
+    }
     assert next(decoder.feed(ALL_TYPES_FRAME)).headers == {
-        "0": True, "1": False, "2": 2, "3": 3, "4": 4, "5": 5, "6": b"bytes", "7": "utf8", "8": 8, "9": b"0123456789abcdef",
+        "0": True,
+        "1": False,
+        "2": 2,
+        "3": 3,
+        "4": 4,
+        "5": 5,
+        "6": b"bytes",
+        "7": "utf8",
+        "8": 8,
+        "9": b"0123456789abcdef",
     }
     assert decoder.pending == 0
 
@@ -187,15 +212,19 @@ def test_encoder_reproduces_published_frames_and_round_trips_byte_by_byte():
     assert encode_message({}, b"") == EMPTY_FRAME
     assert encode_message({"content-type": "application/json"}, b"{'foo':'bar'}") == STRING_HEADER_FRAME
     frames = [
-        encode_message({":event-type": "contentBlockDelta", ":message-type": "event", "n": 7, "flag": True, "raw": b"\x00\x01"},
-                       b'{"delta":{"text":"h\xc3\xa9"}}'),
+        encode_message(
+            {":event-type": "contentBlockDelta", ":message-type": "event", "n": 7, "flag": True, "raw": b"\x00\x01"},
+            b'{"delta":{"text":"h\xc3\xa9"}}',
+        ),
         encode_message({":event-type": "messageStop"}, b""),
     ]
     decoder = EventStreamDecoder()
     got = [m for byte in b"".join(frames) for m in decoder.feed(bytes([byte]))]
     assert got == [
-        Message({":event-type": "contentBlockDelta", ":message-type": "event", "n": 7, "flag": True, "raw": b"\x00\x01"},
-                b'{"delta":{"text":"h\xc3\xa9"}}'),
+        Message(
+            {":event-type": "contentBlockDelta", ":message-type": "event", "n": 7, "flag": True, "raw": b"\x00\x01"},
+            b'{"delta":{"text":"h\xc3\xa9"}}',
+        ),
         Message({":event-type": "messageStop"}, b""),
     ]
     partial = EventStreamDecoder()
@@ -237,8 +266,15 @@ def _converse(body: dict, system_prompts: list[str] | None = None) -> dict:
 
 def test_system_prompts_go_first_then_the_clients_and_inference_config_maps():
     out = _converse(
-        {"model": "claude", "messages": [{"role": "system", "content": "client rules"}, {"role": "user", "content": "hi"}],
-         "max_tokens": 50, "max_completion_tokens": 70, "temperature": 0.2, "top_p": 1, "stop": "END"},
+        {
+            "model": "claude",
+            "messages": [{"role": "system", "content": "client rules"}, {"role": "user", "content": "hi"}],
+            "max_tokens": 50,
+            "max_completion_tokens": 70,
+            "temperature": 0.2,
+            "top_p": 1,
+            "stop": "END",
+        },
         ["policy one", "policy two"],
     )
     assert out["system"] == [{"text": "policy one"}, {"text": "policy two"}, {"text": "client rules"}]
@@ -248,38 +284,75 @@ def test_system_prompts_go_first_then_the_clients_and_inference_config_maps():
 
 
 def test_images_tool_calls_and_tool_results_convert_and_roles_alternate():
-    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather now",
-                                               "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}},
-             {"type": "function", "function": {"name": "noop"}}]
-    out = _converse({
-        "model": "claude",
-        "tools": tools,
-        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
-        "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "what is this"},
-                                         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "tooluse_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}},
-                {"id": "tooluse_2", "type": "function", "function": {"name": "noop", "arguments": ""}}]},
-            {"role": "tool", "tool_call_id": "tooluse_1", "content": "sunny"},
-            {"role": "tool", "tool_call_id": "tooluse_2", "content": [{"type": "text", "text": "done"}]},
-            {"role": "user", "content": "thanks"},
-        ],
-    })
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather now",
+                "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+            },
+        },
+        {"type": "function", "function": {"name": "noop"}},
+    ]
+    out = _converse(
+        {
+            "model": "claude",
+            "tools": tools,
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "what is this"},
+                        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "tooluse_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'},
+                        },
+                        {"id": "tooluse_2", "type": "function", "function": {"name": "noop", "arguments": ""}},
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "tooluse_1", "content": "sunny"},
+                {"role": "tool", "tool_call_id": "tooluse_2", "content": [{"type": "text", "text": "done"}]},
+                {"role": "user", "content": "thanks"},
+            ],
+        }
+    )
     assert out["messages"] == [
         {"role": "user", "content": [{"text": "what is this"}, {"image": {"format": "png", "source": {"bytes": PNG}}}]},
-        {"role": "assistant", "content": [
-            {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {"location": "Paris"}}},
-            {"toolUse": {"toolUseId": "tooluse_2", "name": "noop", "input": {}}}]},
-        {"role": "user", "content": [  # the tool results and the next user turn become one user message
-            {"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": "sunny"}]}},
-            {"toolResult": {"toolUseId": "tooluse_2", "content": [{"text": "done"}]}},
-            {"text": "thanks"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {"location": "Paris"}}},
+                {"toolUse": {"toolUseId": "tooluse_2", "name": "noop", "input": {}}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [  # the tool results and the next user turn become one user message
+                {"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": "sunny"}]}},
+                {"toolResult": {"toolUseId": "tooluse_2", "content": [{"text": "done"}]}},
+                {"text": "thanks"},
+            ],
+        },
     ]
     assert out["toolConfig"] == {
         "tools": [
-            {"toolSpec": {"name": "get_weather", "inputSchema": {"json": tools[0]["function"]["parameters"]},
-                          "description": "Weather now"}},
+            {
+                "toolSpec": {
+                    "name": "get_weather",
+                    "inputSchema": {"json": tools[0]["function"]["parameters"]},
+                    "description": "Weather now",
+                }
+            },
             {"toolSpec": {"name": "noop", "inputSchema": {"json": {"type": "object", "properties": {}}}}},
         ],
         "toolChoice": {"tool": {"name": "get_weather"}},
@@ -300,21 +373,29 @@ def test_tool_choice_strings(choice, expected):
 def test_tool_choice_none_drops_the_tools_unless_the_history_uses_them():
     tools = [{"type": "function", "function": {"name": "f"}}]
     assert "toolConfig" not in _converse({"messages": [{"role": "user", "content": "x"}], "tools": tools, "tool_choice": "none"})
-    history = [{"role": "user", "content": "x"},
-               {"role": "assistant", "tool_calls": [{"id": "t1", "function": {"name": "f", "arguments": "{}"}}]},
-               {"role": "tool", "tool_call_id": "t1", "content": "r"}]
+    history = [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_calls": [{"id": "t1", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "r"},
+    ]
     assert _converse({"messages": history, "tools": tools, "tool_choice": "none"})["toolConfig"]["tools"]
 
 
 @pytest.mark.parametrize(
     ("message", "param"),
     [
-        ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]},
-         "messages[0].content[0].image_url"),
-        ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/tiff;base64,AAAA"}}]},
-         "messages[0].content[0].image_url"),
-        ({"role": "assistant", "tool_calls": [{"id": "t", "function": {"name": "f", "arguments": "{oops"}}]},
-         "messages[0].tool_calls[0].function.arguments"),
+        (
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]},
+            "messages[0].content[0].image_url",
+        ),
+        (
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/tiff;base64,AAAA"}}]},
+            "messages[0].content[0].image_url",
+        ),
+        (
+            {"role": "assistant", "tool_calls": [{"id": "t", "function": {"name": "f", "arguments": "{oops"}}]},
+            "messages[0].tool_calls[0].function.arguments",
+        ),
     ],
 )
 def test_what_bedrock_cannot_take_is_a_400_naming_the_field(message, param):
@@ -328,18 +409,38 @@ def test_what_bedrock_cannot_take_is_a_400_naming_the_field(message, param):
 
 @pytest.mark.parametrize(
     ("stop", "finish"),
-    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"),
-     ("guardrail_intervened", "content_filter"), ("content_filtered", "content_filter")],
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("guardrail_intervened", "content_filter"),
+        ("content_filtered", "content_filter"),
+    ],
 )
 def test_converse_response_to_chat_completion(stop, finish):
-    raw = msgspec.json.encode({
-        "output": {"message": {"role": "assistant", "content": [
-            {"text": "Let me check."},
-            {"toolUse": {"toolUseId": "tooluse_9", "name": "get_weather", "input": {"location": "Paris"}}}]}},
-        "stopReason": stop,
-        "usage": {"inputTokens": 10, "outputTokens": 7, "totalTokens": 37, "cacheReadInputTokens": 15, "cacheWriteInputTokens": 5},
-        "metrics": {"latencyMs": 100},
-    })
+    raw = msgspec.json.encode(
+        {
+            "output": {
+                "message": {
+                    "role": "assistant",
+                    "content": [
+                        {"text": "Let me check."},
+                        {"toolUse": {"toolUseId": "tooluse_9", "name": "get_weather", "input": {"location": "Paris"}}},
+                    ],
+                }
+            },
+            "stopReason": stop,
+            "usage": {
+                "inputTokens": 10,
+                "outputTokens": 7,
+                "totalTokens": 37,
+                "cacheReadInputTokens": 15,
+                "cacheWriteInputTokens": 5,
+            },
+            "metrics": {"latencyMs": 100},
+        }
+    )
     body, usage = converse_response_to_chat(decode_response(raw), "anthropic.claude-3-haiku-20240307-v1:0")
     out = msgspec.json.decode(body)
     assert out["object"] == "chat.completion" and out["model"] == "anthropic.claude-3-haiku-20240307-v1:0"
@@ -351,7 +452,10 @@ def test_converse_response_to_chat_completion(stop, finish):
     ]
     assert usage == Usage(prompt_tokens=30, completion_tokens=7, cached_tokens=15, cache_write_tokens=5)
     assert out["usage"] == {
-        "prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37, "prompt_tokens_details": {"cached_tokens": 15}
+        "prompt_tokens": 30,
+        "completion_tokens": 7,
+        "total_tokens": 37,
+        "prompt_tokens_details": {"cached_tokens": 15},
     }
 
 
@@ -376,17 +480,23 @@ def _events(translator: StreamTranslator, events: list[tuple[str, dict]]) -> lis
 
 def test_stream_translator_text_tool_calls_finish_and_usage():
     t = StreamTranslator("m")
-    chunks = _events(t, [
-        ("messageStart", {"role": "assistant"}),
-        ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}}),
-        ("contentBlockStop", {"contentBlockIndex": 0}),
-        ("contentBlockStart", {"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "tooluse_a", "name": "get_weather"}}}),
-        ("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '{"location":'}}}),
-        ("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '"Paris"}'}}}),
-        ("contentBlockStart", {"contentBlockIndex": 2, "start": {"toolUse": {"toolUseId": "tooluse_b", "name": "noop"}}}),
-        ("contentBlockStop", {"contentBlockIndex": 2}),
-        ("messageStop", {"stopReason": "tool_use"}),
-    ])
+    chunks = _events(
+        t,
+        [
+            ("messageStart", {"role": "assistant"}),
+            ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}}),
+            ("contentBlockStop", {"contentBlockIndex": 0}),
+            (
+                "contentBlockStart",
+                {"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "tooluse_a", "name": "get_weather"}}},
+            ),
+            ("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '{"location":'}}}),
+            ("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '"Paris"}'}}}),
+            ("contentBlockStart", {"contentBlockIndex": 2, "start": {"toolUse": {"toolUseId": "tooluse_b", "name": "noop"}}}),
+            ("contentBlockStop", {"contentBlockIndex": 2}),
+            ("messageStop", {"stopReason": "tool_use"}),
+        ],
+    )
     deltas = [c["choices"][0]["delta"] for c in chunks]
     assert deltas[0] == {"role": "assistant", "content": ""}
     assert deltas[1] == {"content": "Hi"}
@@ -443,8 +553,13 @@ def test_error_type_from_the_body_when_the_header_is_missing():
 
 @pytest.mark.parametrize(
     ("exception_type", "client_status"),
-    [("throttlingException", 429), ("modelStreamErrorException", 502), ("internalServerException", 502),
-     ("serviceUnavailableException", 503), ("validationException", 400)],
+    [
+        ("throttlingException", 429),
+        ("modelStreamErrorException", 502),
+        ("internalServerException", 502),
+        ("serviceUnavailableException", 503),
+        ("validationException", 400),
+    ],
 )
 def test_stream_exception_frames_map_to_client_statuses(exception_type, client_status):
     headers = {":message-type": "exception", ":exception-type": exception_type, ":content-type": "application/json"}
@@ -460,7 +575,8 @@ def test_stream_exception_frames_map_to_client_statuses(exception_type, client_s
 def test_titan_embeddings_request_and_response():
     bodies, as_base64 = embeddings_request_to_titan(b'{"model":"e","input":["one two","three"],"dimensions":256}')
     assert [msgspec.json.decode(b) for b in bodies] == [
-        {"inputText": "one two", "dimensions": 256}, {"inputText": "three", "dimensions": 256}
+        {"inputText": "one two", "dimensions": 256},
+        {"inputText": "three", "dimensions": 256},
     ]
     assert as_base64 is False
     results = [TitanResponse([0.5, -1.0], 2), TitanResponse([0.25, 2.0], 1)]

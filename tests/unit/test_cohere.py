@@ -26,8 +26,13 @@ from workers.usage import Usage
 pytestmark = pytest.mark.unit
 
 KEY = "co-live-secret-42"
-DEPLOYMENT = Deployment(id="co/0", model_name="co", provider="cohere", upstream_model="command-r", api_base="http://x", api_key=Secret(KEY))
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object"}}}
+DEPLOYMENT = Deployment(
+    id="co/0", model_name="co", provider="cohere", upstream_model="command-r", api_base="http://x", api_key=Secret(KEY)
+)
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object"}},
+}
 
 
 def decode(raw: bytes) -> dict:
@@ -41,8 +46,20 @@ def test_messages_keep_their_roles_with_policy_prompts_first():
     body = {
         "messages": [
             {"role": "developer", "content": "Be terse."},
-            {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA", "detail": "low"}}]},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Look"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA", "detail": "low"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}
+                ],
+            },
             {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
             {"role": "function", "name": "legacy", "content": "ok"},
         ]
@@ -53,8 +70,17 @@ def test_messages_keep_their_roles_with_policy_prompts_first():
         {"role": "system", "content": "Policy one."},
         {"role": "system", "content": "Policy two."},
         {"role": "system", "content": "Be terse."},
-        {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]},
-        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Look"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
         {"role": "tool", "tool_call_id": "legacy", "content": "ok"},
     ]
@@ -62,8 +88,16 @@ def test_messages_keep_their_roles_with_policy_prompts_first():
 
 def test_sampling_fields_are_renamed_and_tools_kept_in_their_shape():
     body = {
-        "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10, "max_completion_tokens": 20, "temperature": 0.3,
-        "top_p": 0.9, "seed": 7, "stop": "END", "presence_penalty": 0.1, "tools": [WEATHER_TOOL], "tool_choice": "required",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 10,
+        "max_completion_tokens": 20,
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "seed": 7,
+        "stop": "END",
+        "presence_penalty": 0.1,
+        "tools": [WEATHER_TOOL],
+        "tool_choice": "required",
         "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
     }
     out = chat_request_to_cohere(body, "m", [], stream=False)
@@ -75,14 +109,19 @@ def test_sampling_fields_are_renamed_and_tools_kept_in_their_shape():
 
 @pytest.mark.parametrize(("choice", "expected"), [("auto", None), ("none", "NONE"), ("required", "REQUIRED")])
 def test_tool_choice_maps_to_cohere_values(choice, expected):
-    out = chat_request_to_cohere({"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER_TOOL], "tool_choice": choice}, "m", [], False)
+    out = chat_request_to_cohere(
+        {"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER_TOOL], "tool_choice": choice}, "m", [], False
+    )
     assert out.get("tool_choice") == expected
 
 
 def test_a_named_tool_choice_offers_only_that_tool():
     other = {"type": "function", "function": {"name": "get_time"}}
-    body = {"messages": [{"role": "user", "content": "x"}], "tools": [other, WEATHER_TOOL],
-            "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}
+    body = {
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [other, WEATHER_TOOL],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    }
     out = chat_request_to_cohere(body, "m", [], False)
     assert [t["function"]["name"] for t in out["tools"]] == ["get_weather"] and out["tool_choice"] == "REQUIRED"
     body["tool_choice"] = {"type": "function", "function": {"name": "missing"}}
@@ -107,7 +146,11 @@ def test_what_cohere_cannot_express_is_a_400(body):
 
 def test_embed_request_asks_for_float_document_embeddings():
     assert embeddings_request_to_cohere({"input": "one text", "dimensions": 256}, "embed-v4.0") == {
-        "model": "embed-v4.0", "texts": ["one text"], "input_type": "search_document", "embedding_types": ["float"], "output_dimension": 256,
+        "model": "embed-v4.0",
+        "texts": ["one text"],
+        "input_type": "search_document",
+        "embedding_types": ["float"],
+        "output_dimension": 256,
     }
     assert embeddings_request_to_cohere({"input": ["a", "b"], "input_type": "search_query"}, "e")["input_type"] == "search_query"
     with pytest.raises(UpstreamError) as err:
@@ -119,7 +162,9 @@ def test_embed_request_asks_for_float_document_embeddings():
 
 
 def test_usage_prefers_tokens_and_falls_back_to_billed_units():
-    both = msgspec.json.decode(b'{"billed_units":{"input_tokens":5,"output_tokens":3},"tokens":{"input_tokens":71,"output_tokens":3}}', type=CohereUsage)
+    both = msgspec.json.decode(
+        b'{"billed_units":{"input_tokens":5,"output_tokens":3},"tokens":{"input_tokens":71,"output_tokens":3}}', type=CohereUsage
+    )
     assert cohere_usage_to_usage(both) == Usage(71, 3)
     billed = msgspec.json.decode(b'{"billed_units":{"input_tokens":5.0,"output_tokens":3.0}}', type=CohereUsage)
     assert cohere_usage_to_usage(billed) == Usage(5, 3)
@@ -127,19 +172,27 @@ def test_usage_prefers_tokens_and_falls_back_to_billed_units():
 
 
 def test_chat_response_becomes_a_chat_completion():
-    raw = (b'{"id":"abc","finish_reason":"MAX_TOKENS","message":{"role":"assistant","content":['
-           b'{"type":"thinking","thinking":"hmm"},{"type":"text","text":"Hello"},{"type":"text","text":" there"}]},'
-           b'"usage":{"tokens":{"input_tokens":9,"output_tokens":2}}}')
+    raw = (
+        b'{"id":"abc","finish_reason":"MAX_TOKENS","message":{"role":"assistant","content":['
+        b'{"type":"thinking","thinking":"hmm"},{"type":"text","text":"Hello"},{"type":"text","text":" there"}]},'
+        b'"usage":{"tokens":{"input_tokens":9,"output_tokens":2}}}'
+    )
     resp = chat_decoder.decode(raw)
     out = decode(cohere_response_to_chat_completion(resp, "command-r", cohere_usage_to_usage(resp.usage)))
     assert out["id"] == "abc" and out["object"] == "chat.completion" and out["model"] == "command-r"
-    assert out["choices"][0] == {"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "length"}
+    assert out["choices"][0] == {
+        "index": 0,
+        "message": {"role": "assistant", "content": "Hello there"},
+        "finish_reason": "length",
+    }
     assert out["usage"] == {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
 
 
 def test_tool_calls_in_an_answer_become_openai_tool_calls():
-    raw = (b'{"id":"t","finish_reason":"TOOL_CALL","message":{"role":"assistant","tool_plan":"I will call it.",'
-           b'"tool_calls":[{"id":"get_weather_x1","type":"function","function":{"name":"get_weather","arguments":"{\\"location\\":\\"Paris\\"}"}}]}}')
+    raw = (
+        b'{"id":"t","finish_reason":"TOOL_CALL","message":{"role":"assistant","tool_plan":"I will call it.",'
+        b'"tool_calls":[{"id":"get_weather_x1","type":"function","function":{"name":"get_weather","arguments":"{\\"location\\":\\"Paris\\"}"}}]}}'
+    )
     out = decode(cohere_response_to_chat_completion(chat_decoder.decode(raw), "m", None))
     choice = out["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None and "usage" not in out
@@ -149,7 +202,9 @@ def test_tool_calls_in_an_answer_become_openai_tool_calls():
 
 
 def test_embed_response_becomes_an_embeddings_list_in_floats_or_base64():
-    resp = embed_decoder.decode(b'{"id":"e","embeddings":{"float":[[0.5,-1.0],[0.25,2.0]]},"meta":{"billed_units":{"input_tokens":4}}}')
+    resp = embed_decoder.decode(
+        b'{"id":"e","embeddings":{"float":[[0.5,-1.0],[0.25,2.0]]},"meta":{"billed_units":{"input_tokens":4}}}'
+    )
     out = decode(cohere_embed_to_embeddings(resp, "embed", False, Usage(4, 0)))
     assert [d["embedding"] for d in out["data"]] == [[0.5, -1.0], [0.25, 2.0]] and [d["index"] for d in out["data"]] == [0, 1]
     assert out["usage"] == {"prompt_tokens": 4, "total_tokens": 4} and out["object"] == "list"
@@ -181,11 +236,19 @@ def test_text_stream_becomes_chunks_then_usage(include_usage):
     items = [item for e in events(*TEXT_STREAM) for item in translator.feed(e)]
     chunks = [decode(i) for i in items if isinstance(i, bytes)]
     assert translator.finished
-    assert [c["choices"][0]["delta"] for c in chunks[:3]] == [{"role": "assistant", "content": ""}, {"content": "Hi"}, {"content": " you"}]
+    assert [c["choices"][0]["delta"] for c in chunks[:3]] == [
+        {"role": "assistant", "content": ""},
+        {"content": "Hi"},
+        {"content": " you"},
+    ]
     assert chunks[3]["choices"][0]["finish_reason"] == "stop" and all(c["id"] == "m1" for c in chunks)
     assert [i for i in items if isinstance(i, Usage)] == [Usage(60, 2)]
     if include_usage:
-        assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == {"prompt_tokens": 60, "completion_tokens": 2, "total_tokens": 62}
+        assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == {
+            "prompt_tokens": 60,
+            "completion_tokens": 2,
+            "total_tokens": 62,
+        }
     else:
         assert len(chunks) == 4
 
@@ -241,7 +304,8 @@ def test_an_error_at_message_end_fails_the_stream_without_the_key():
 
 
 @pytest.mark.parametrize(
-    ("status", "client_status"), [(400, 400), (404, 404), (422, 422), (429, 429), (401, 502), (403, 502), (498, 502), (500, 502), (503, 502)]
+    ("status", "client_status"),
+    [(400, 400), (404, 404), (422, 422), (429, 429), (401, 502), (403, 502), (498, 502), (500, 502), (503, 502)],
 )
 def test_upstream_errors_map_to_client_statuses(status, client_status):
     body = f'{{"id":"e1","message":"invalid request: key {KEY} is odd"}}'.encode()
@@ -266,7 +330,9 @@ def test_a_prompt_over_the_context_window_is_flagged_for_fallbacks():
 
 def test_native_usage_reads_chat_bodies_embed_bodies_and_message_end():
     reader = CohereUsageReader()
-    reader.body(b'{"id":"x","message":{},"usage":{"billed_units":{"input_tokens":2,"output_tokens":5},"tokens":{"input_tokens":8,"output_tokens":5}}}')
+    reader.body(
+        b'{"id":"x","message":{},"usage":{"billed_units":{"input_tokens":2,"output_tokens":5},"tokens":{"input_tokens":8,"output_tokens":5}}}'
+    )
     assert reader.usage == Usage(8, 5)
     reader = CohereUsageReader()
     reader.body(b'{"id":"x","embeddings":{"float":[[1.0]]},"meta":{"billed_units":{"input_tokens":7}}}')
@@ -281,6 +347,9 @@ def test_native_hooks_put_the_key_in_a_bearer_header_and_swap_the_model():
     provider = Cohere.__new__(Cohere)
     assert provider.native_headers(DEPLOYMENT) == {"authorization": f"Bearer {KEY}"}
     assert provider.native_root(DEPLOYMENT, "command-r") == "http://x"
-    assert provider.native_root(msgspec.structs.replace(DEPLOYMENT, api_base="https://api.cohere.ai/v1/"), "m") == "https://api.cohere.ai"
+    assert (
+        provider.native_root(msgspec.structs.replace(DEPLOYMENT, api_base="https://api.cohere.ai/v1/"), "m")
+        == "https://api.cohere.ai"
+    )
     assert decode(provider.native_body(b'{"model":"co","messages":[]}', "command-r")) == {"model": "command-r", "messages": []}
     assert provider.native_body(b"not json", "command-r") == b"not json"

@@ -44,13 +44,18 @@ general_settings:
 
 
 def test_master_key_from_environment_wins(tmp_path):
-    cfg = load_config(write(tmp_path, "general_settings:\n  master_key: sk-file\nmodel_list: []\n"), env={"LLMGW_MASTER_KEY": "sk-env"})
+    cfg = load_config(
+        write(tmp_path, "general_settings:\n  master_key: sk-file\nmodel_list: []\n"), env={"LLMGW_MASTER_KEY": "sk-env"}
+    )
     assert cfg.master_key.reveal() == "sk-env"
 
 
 def test_missing_environment_variable_is_named(tmp_path):
     with pytest.raises(ConfigError, match="NOPE is not set"):
-        load_config(write(tmp_path, "model_list:\n  - model_name: a\n    params:\n      model: gpt-4\n      api_key: os.environ/NOPE\n"), env={})
+        load_config(
+            write(tmp_path, "model_list:\n  - model_name: a\n    params:\n      model: gpt-4\n      api_key: os.environ/NOPE\n"),
+            env={},
+        )
 
 
 @pytest.mark.parametrize(

@@ -212,9 +212,7 @@ def test_generation_config():
         "responseMimeType": "application/json",
         "responseJsonSchema": {"type": "object"},
     }
-    assert convert({"messages": [{"role": "user", "content": "x"}], "max_tokens": 4, "stop": ["a", "b"]})[
-        "generationConfig"
-    ] == {
+    assert convert({"messages": [{"role": "user", "content": "x"}], "max_tokens": 4, "stop": ["a", "b"]})["generationConfig"] == {
         "maxOutputTokens": 4,
         "stopSequences": ["a", "b"],
     }
@@ -261,9 +259,7 @@ def test_usage_counts_thoughts_as_output_and_reads_cache():
         thoughtsTokenCount=7,
         toolUsePromptTokenCount=3,
     )
-    assert gemini_usage_to_usage(meta) == Usage(
-        prompt_tokens=103, completion_tokens=27, cached_tokens=60, reasoning_tokens=7
-    )
+    assert gemini_usage_to_usage(meta) == Usage(prompt_tokens=103, completion_tokens=27, cached_tokens=60, reasoning_tokens=7)
 
 
 @pytest.mark.parametrize(
@@ -349,9 +345,7 @@ def test_stream_events_become_openai_chunks():
             {"candidates": [{"content": {"role": "model", "parts": [{"text": "lo"}]}, "index": 0}]},
             {"candidates": [{"content": {"role": "model", "parts": [{"text": "!"}]}, "index": 0}]},
             {
-                "candidates": [
-                    {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "MAX_TOKENS", "index": 0}
-                ],
+                "candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "MAX_TOKENS", "index": 0}],
                 "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 3, "thoughtsTokenCount": 2},
             },
         ],

@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from llmgw.config import Deployment, Secret
+from tests.unit.test_gemini import GEMINI, KEY
 from workers.http_client import UpstreamClient
 from workers.providers.base import UpstreamError
 from workers.providers.gemini import Gemini, VertexAI
 from workers.providers.gemini.errors import google_error_to_upstream_error, retry_delay_seconds
 from workers.providers.gemini.native import GoogleNativeUsage, with_model, with_vertex_scope
 from workers.providers.gemini.oauth import GRANT_TYPE, SCOPE, TokenSource, load_service_account
-from tests.unit.test_gemini import GEMINI, KEY
 from workers.usage import Usage
 
 pytestmark = pytest.mark.unit
@@ -97,9 +97,7 @@ def private_key() -> rsa.RSAPrivateKey:
 
 
 def _account_json(key: rsa.RSAPrivateKey, **extra) -> str:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     return json.dumps(
         {
             "type": "service_account",

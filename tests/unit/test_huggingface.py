@@ -26,7 +26,9 @@ from workers.usage import Usage
 pytestmark = pytest.mark.unit
 
 KEY = "hf_live_secret_42"
-DEPLOYMENT = Deployment(id="hf/0", model_name="hf", provider="huggingface_inference", upstream_model="gpt2", api_base="http://x", api_key=Secret(KEY))
+DEPLOYMENT = Deployment(
+    id="hf/0", model_name="hf", provider="huggingface_inference", upstream_model="gpt2", api_base="http://x", api_key=Secret(KEY)
+)
 ESTIMATED = "estimated" in Usage.__struct_fields__  # whether Usage can say it was estimated yet
 
 
@@ -51,12 +53,25 @@ def test_prompt_template_puts_policy_prompts_first_and_ends_with_the_assistant_c
 
 
 def test_parameters_keep_only_what_text_generation_accepts():
-    body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "temperature": 0, "top_p": 1, "stop": "User:", "seed": 3}
+    body = {
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 5,
+        "temperature": 0,
+        "top_p": 1,
+        "stop": "User:",
+        "seed": 3,
+    }
     out, prompt = chat_request_to_text_generation(body, [], stream=False)
     assert out == {
         "inputs": "User: Hi\nAssistant:",
-        "parameters": {"return_full_text": False, "details": True, "decoder_input_details": True, "max_new_tokens": 5,
-                       "seed": 3, "stop": ["User:"]},
+        "parameters": {
+            "return_full_text": False,
+            "details": True,
+            "decoder_input_details": True,
+            "max_new_tokens": 5,
+            "seed": 3,
+            "stop": ["User:"],
+        },
         "stream": False,
     }
     assert prompt == out["inputs"]
@@ -113,11 +128,15 @@ def test_features_become_embeddings_pooled_or_mean_pooled():
 
 
 def test_a_loading_model_is_503_with_retry_after():
-    err = huggingface_error_to_upstream_error(503, b'{"error":"Model gpt2 is currently loading","estimated_time":20.5}', httpx.Headers(), DEPLOYMENT)
+    err = huggingface_error_to_upstream_error(
+        503, b'{"error":"Model gpt2 is currently loading","estimated_time":20.5}', httpx.Headers(), DEPLOYMENT
+    )
     assert (err.status, err.retry_after, err.code) == (503, 20.5, "service_unavailable")
 
 
-@pytest.mark.parametrize(("status", "client_status"), [(400, 400), (404, 404), (422, 422), (429, 429), (401, 502), (403, 502), (500, 502), (503, 502)])
+@pytest.mark.parametrize(
+    ("status", "client_status"), [(400, 400), (404, 404), (422, 422), (429, 429), (401, 502), (403, 502), (500, 502), (503, 502)]
+)
 def test_upstream_errors_map_to_client_statuses(status, client_status):
     body = f'{{"error":["bad token {KEY}","second"],"error_type":"validation"}}'.encode()
     err = huggingface_error_to_upstream_error(status, body, httpx.Headers({"retry-after": "4"}), DEPLOYMENT)
@@ -147,7 +166,12 @@ def test_stream_tokens_become_chunks_without_special_tokens(include_usage):
     items = [i for raw in STREAM for i in translator.feed(_event_decoder.decode(raw))]
     chunks = [decode(i) for i in items if isinstance(i, bytes)]
     assert translator.finished
-    assert [c["choices"][0]["delta"] for c in chunks[:4]] == [{"role": "assistant", "content": ""}, {"content": "w0"}, {"content": " w1"}, {}]
+    assert [c["choices"][0]["delta"] for c in chunks[:4]] == [
+        {"role": "assistant", "content": ""},
+        {"content": "w0"},
+        {"content": " w1"},
+        {},
+    ]
     assert chunks[3]["choices"][0]["finish_reason"] == "stop"
     assert [i for i in items if isinstance(i, Usage)] == [Usage(7, 3)]
     assert (chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 10) if include_usage else len(chunks) == 4

@@ -13,8 +13,15 @@ NOW = 1_000_000.0
 KEY = ledger_key(LedgerKind.KEY, "tok1")
 
 
-def item(seq: int, cost: float, period: int = 0, counts: bool = True, rid: str | None = None, soft: float | None = None,
-         model: str = "gpt-4") -> LedgerItem:
+def item(
+    seq: int,
+    cost: float,
+    period: int = 0,
+    counts: bool = True,
+    rid: str | None = None,
+    soft: float | None = None,
+    model: str = "gpt-4",
+) -> LedgerItem:
     return LedgerItem(seq, rid or f"r{seq}", cost, model, LedgerRef(period=period, soft_budget=soft), counts)
 
 
@@ -38,8 +45,7 @@ def test_a_copy_that_does_not_count_only_releases() -> None:
 
 
 def test_periods_reset_forward_and_old_events_only_release() -> None:
-    ledger = BudgetLedger(spent=4.0, period=2, model_spend={"gpt-4": 4.0},
-                          reservations={"old": Reservation(1.0, NOW + 60)})
+    ledger = BudgetLedger(spent=4.0, period=2, model_spend={"gpt-4": 4.0}, reservations={"old": Reservation(1.0, NOW + 60)})
     updated, _ = apply_items(ledger, [item(3, 1.5, period=3, model="m"), item(4, 9.0, period=2, rid="old")], NOW, KEY)
     assert (updated.period, updated.spent, updated.model_spend, updated.reservations) == (3, 1.5, {"m": 1.5}, {})
 

@@ -16,8 +16,14 @@ from workers.usage import Usage, cost_of, estimate_prompt_tokens
 pytestmark = pytest.mark.unit
 
 DEPLOYMENT = Deployment(
-    id="d/0", model_name="d", provider="openai", upstream_model="gpt-4o", api_base="http://x/v1",
-    api_key=Secret("sk-live-secret-42"), input_cost_per_token=1e-6, output_cost_per_token=2e-6,
+    id="d/0",
+    model_name="d",
+    provider="openai",
+    upstream_model="gpt-4o",
+    api_base="http://x/v1",
+    api_key=Secret("sk-live-secret-42"),
+    input_cost_per_token=1e-6,
+    output_cost_per_token=2e-6,
 )
 
 

@@ -61,7 +61,7 @@ def test_a_second_counts_for_61_seconds_from_its_start() -> None:
 def test_never_more_than_the_limit_in_any_60_second_span() -> None:
     limit = Limit("key:k", "key", rpm=10)
     window, admitted = EMPTY, []
-    for step in range(0, 4 * 300):  # every 0.25 s for five minutes, always trying
+    for step in range(4 * 300):  # every 0.25 s for five minutes, always trying
         now = T0 + 0.3 + step * 0.25
         window, ok = admit(window, now, limit, rid=str(step))
         if ok:
@@ -205,8 +205,19 @@ def test_limit_with_nothing_set_is_not_limited() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.02, "20ms"), (0.0001, "1ms"), (0.0, "0ms"), (1.0, "1s"), (8.64, "8.64s"), (360.0, "6m0s"), (60.5, "1m0.5s"),
-     (61.0, "1m1s"), (59.9999, "1m0s"), (0.9999, "1s"), (-2.0, "0ms")],
+    [
+        (0.02, "20ms"),
+        (0.0001, "1ms"),
+        (0.0, "0ms"),
+        (1.0, "1s"),
+        (8.64, "8.64s"),
+        (360.0, "6m0s"),
+        (60.5, "1m0.5s"),
+        (61.0, "1m1s"),
+        (59.9999, "1m0s"),
+        (0.9999, "1s"),
+        (-2.0, "0ms"),
+    ],
 )
 def test_reset_text_is_openai_style(seconds: float, text: str) -> None:
     assert reset_text(seconds) == text
@@ -218,10 +229,17 @@ def test_retry_after_is_whole_seconds_rounded_up(seconds: float, text: str) -> N
 
 
 def test_headers_report_the_tightest_limits() -> None:
-    key = Quota(limit_requests=10, remaining_requests=7, reset_requests=60.5, limit_tokens=1000, remaining_tokens=10,
-                reset_tokens=3.0)
-    team = Quota(limit_requests=100, remaining_requests=2, reset_requests=0.25, limit_tokens=50_000,
-                 remaining_tokens=40_000, reset_tokens=30.0)
+    key = Quota(
+        limit_requests=10, remaining_requests=7, reset_requests=60.5, limit_tokens=1000, remaining_tokens=10, reset_tokens=3.0
+    )
+    team = Quota(
+        limit_requests=100,
+        remaining_requests=2,
+        reset_requests=0.25,
+        limit_tokens=50_000,
+        remaining_tokens=40_000,
+        reset_tokens=30.0,
+    )
     parallel_only = Quota()
     assert quota_headers([key, team, parallel_only]) == {
         "x-ratelimit-limit-requests": "100",

@@ -102,9 +102,19 @@ def test_the_worker_plan_retries_each_deployment_then_moves_on_and_skips_cooled_
     board = CooldownBoard(Subjects("t"), RouterSettings())
     handler = RequestHandler(None, None, Subjects("t"), None, {"openai": object()}, Table(), board)  # type: ignore[arg-type]
     request = UpstreamRequest(
-        request_id="r", reply_to="x", operation="chat", model_group="g", deployment_id="a", body=b"{}", stream=False,
-        include_usage=False, deadline=time.time() + 60, received_at=time.time(), caller=Caller(key_hash="k"),
-        fallbacks=["b", "c", "missing"], num_retries=1,
+        request_id="r",
+        reply_to="x",
+        operation="chat",
+        model_group="g",
+        deployment_id="a",
+        body=b"{}",
+        stream=False,
+        include_usage=False,
+        deadline=time.time() + 60,
+        received_at=time.time(),
+        caller=Caller(key_hash="k"),
+        fallbacks=["b", "c", "missing"],
+        num_retries=1,
     )
     assert [d.id for d in handler._plan(request, ["a", "b", "c", "missing"])] == ["a", "a", "b", "b", "c", "c"]
     board.until["b"] = time.time() + 60

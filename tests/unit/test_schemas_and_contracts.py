@@ -6,7 +6,17 @@ from gateway.errors import GatewayError
 from gateway.router import ModelRouter
 from gateway.schemas import parse_chat, parse_embeddings
 from llmgw.config import load_config
-from llmgw.contracts import Caller, Chunks, Completed, Failed, Subjects, UpstreamRequest, decode_reply, decode_request, encode_internal
+from llmgw.contracts import (
+    Caller,
+    Chunks,
+    Completed,
+    Failed,
+    Subjects,
+    UpstreamRequest,
+    decode_reply,
+    decode_request,
+    encode_internal,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +34,7 @@ def test_chat_body_keeps_unknown_fields_out_of_validation():
         (b'{"model":"","messages":[{"role":"user","content":"x"}]}', "model"),
         (b'{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":7}', "temperature"),
         (b'{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}', "max_tokens"),
-        (b'[]', None),
+        (b"[]", None),
     ],
 )
 def test_invalid_chat_bodies_name_the_field(body, param):
@@ -53,8 +63,16 @@ def test_router_prefers_exact_names_then_the_most_specific_wildcard():
 
 def test_bus_messages_round_trip():
     req = UpstreamRequest(
-        request_id="r1", reply_to="x.reply.e", operation="chat", model_group="m", deployment_id="m/0",
-        body=b'{"a": "\\u00e9"}', stream=True, include_usage=False, deadline=1.5, received_at=1.0,
+        request_id="r1",
+        reply_to="x.reply.e",
+        operation="chat",
+        model_group="m",
+        deployment_id="m/0",
+        body=b'{"a": "\\u00e9"}',
+        stream=True,
+        include_usage=False,
+        deadline=1.5,
+        received_at=1.0,
         caller=Caller(key_hash="h", user_id="u"),
     )
     assert decode_request(encode_internal(req)) == req

@@ -23,7 +23,9 @@ from workers.usage import Usage
 pytestmark = pytest.mark.unit
 
 KEY = "zqt_live_secret_42"
-DEPLOYMENT = Deployment(id="v/0", model_name="v", provider="vectara", upstream_model="docs", api_base="http://x", api_key=Secret(KEY))
+DEPLOYMENT = Deployment(
+    id="v/0", model_name="v", provider="vectara", upstream_model="docs", api_base="http://x", api_key=Secret(KEY)
+)
 ESTIMATED = "estimated" in Usage.__struct_fields__  # whether Usage can say it was estimated yet
 
 
@@ -62,8 +64,11 @@ def test_query_body_has_search_generation_and_the_stream_flag():
     assert out == {
         "query": "What is RAG?",
         "search": {"limit": 10},
-        "generation": {"max_used_search_results": 5, "generation_preset_name": "mockingbird-2.0",
-                       "model_parameters": {"max_tokens": 50, "temperature": 0.2}},
+        "generation": {
+            "max_used_search_results": 5,
+            "generation_preset_name": "mockingbird-2.0",
+            "model_parameters": {"max_tokens": 50, "temperature": 0.2},
+        },
         "stream_response": True,
     }
     plain, _ = chat_request_to_vectara_query({"messages": [{"role": "user", "content": "q"}]}, DEPLOYMENT, stream=False)
@@ -100,7 +105,12 @@ def test_stream_chunks_end_at_generation_end_and_the_stream_at_end(include_usage
     items += feed_all(translator, b'{"type":"factual_consistency_score","factual_consistency_score":0.8}', b'{"type":"end"}')
     assert translator.finished
     chunks = [decode(i) for i in items if isinstance(i, bytes)]
-    assert [c["choices"][0]["delta"] for c in chunks[:4]] == [{"role": "assistant", "content": ""}, {"content": "Hello"}, {"content": " world"}, {}]
+    assert [c["choices"][0]["delta"] for c in chunks[:4]] == [
+        {"role": "assistant", "content": ""},
+        {"content": "Hello"},
+        {"content": " world"},
+        {},
+    ]
     assert chunks[3]["choices"][0]["finish_reason"] == "stop"
     usage = [i for i in items if isinstance(i, Usage)]
     assert [(u.prompt_tokens, u.completion_tokens) for u in usage] == [(2, 3)]  # 8 and 11 characters

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import httpx
@@ -21,8 +21,6 @@ from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
 from workers.usage import Usage
-
-
 
 _native_body_decoder = msgspec.json.Decoder(dict[str, Any])
 _native_body_encoder = msgspec.json.Encoder()
@@ -39,6 +37,7 @@ def body_with_model(body: bytes, upstream_model: str) -> bytes:
         return body
     data["model"] = upstream_model
     return _native_body_encoder.encode(data)
+
 
 class UpstreamError(Exception):
     """The call failed; `status` is what the client gets."""
@@ -170,9 +169,7 @@ class Provider(ABC):
     async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion: ...
 
     @abstractmethod
-    def chat_stream(
-        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
-    ) -> AsyncIterator[StreamItem]: ...
+    def chat_stream(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> AsyncIterator[StreamItem]: ...
 
     @abstractmethod
     async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion: ...
@@ -223,7 +220,9 @@ async def translated_stream(
         try:
             event = decode(raw)
         except msgspec.DecodeError:
-            raise UpstreamError(502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+            raise UpstreamError(
+                502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR
+            ) from None
         for item in translator.feed(event):
             yield item
         if translator.finished:
@@ -236,7 +235,7 @@ class StallGuard:
     stream, pushed back by `touch()` on every item (a timer reschedule, ~1 us, instead of a new
     timeout context and generator hop per chunk)."""
 
-    __slots__ = ("seconds", "deployment", "_cm", "_loop")
+    __slots__ = ("_cm", "_loop", "deployment", "seconds")
 
     def __init__(self, seconds: float | None, deployment: Deployment) -> None:
         self.seconds = seconds
@@ -244,7 +243,7 @@ class StallGuard:
         self._cm: asyncio.Timeout | None = None
         self._loop = asyncio.get_running_loop()
 
-    async def __aenter__(self) -> "StallGuard":
+    async def __aenter__(self) -> StallGuard:
         if self.seconds:
             self._cm = asyncio.timeout(self.seconds)
             await self._cm.__aenter__()
@@ -261,8 +260,10 @@ class StallGuard:
             await self._cm.__aexit__(exc_type, exc, tb)
         except TimeoutError:
             raise UpstreamError(
-                504, f"the upstream of deployment {self.deployment.id} sent nothing for {self.seconds:g} s: the stream was ended",
-                ErrorType.TIMEOUT, ErrorCode.TIMEOUT,
+                504,
+                f"the upstream of deployment {self.deployment.id} sent nothing for {self.seconds:g} s: the stream was ended",
+                ErrorType.TIMEOUT,
+                ErrorCode.TIMEOUT,
             ) from None
         return False
 

@@ -24,7 +24,11 @@ class ChunkWriter:
     def chunk(self, choices: list[dict[str, Any]], usage: Usage | dict[str, Any] | None = None) -> bytes:
         """A chunk of `choices`; `usage` as the gateway's Usage or as an OpenAI usage object."""
         doc: dict[str, Any] = {
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": choices,
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
         }
         if usage is not None:
             doc["usage"] = usage if isinstance(usage, dict) else usage_to_openai(usage)

@@ -84,7 +84,14 @@ _error_decoder = msgspec.json.Decoder(_HFError)
 _features_decoder = msgspec.json.Decoder(list[Any])
 
 FINISH_REASONS = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
-ROLE_NAMES = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant", "tool": "Tool", "function": "Tool"}
+ROLE_NAMES = {
+    "system": "System",
+    "developer": "System",
+    "user": "User",
+    "assistant": "Assistant",
+    "tool": "Tool",
+    "function": "Tool",
+}
 
 # ---- converters ---------------------------------------------------------------------------------
 
@@ -170,15 +177,22 @@ def finish_reason(details: _Details | None) -> str:
 
 
 def text_generation_to_chat_completion(answer: _Generated, model: str, usage: Usage) -> bytes:
-    return _encoder.encode({
-        "id": f"chatcmpl-hf-{time.time_ns():x}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.generated_text},
-                     "finish_reason": finish_reason(answer.details)}],
-        "usage": usage_to_openai(usage),
-    })
+    return _encoder.encode(
+        {
+            "id": f"chatcmpl-hf-{time.time_ns():x}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer.generated_text},
+                    "finish_reason": finish_reason(answer.details),
+                }
+            ],
+            "usage": usage_to_openai(usage),
+        }
+    )
 
 
 def _vector(item: Any) -> list[float]:
@@ -199,12 +213,13 @@ def features_to_embeddings(features: list[Any], texts: list[str], model: str) ->
         )
     usage = estimated_usage(sum(estimate_tokens(len(t)) for t in texts), 0)
     data = [{"object": "embedding", "index": i, "embedding": _vector(item)} for i, item in enumerate(features)]
-    body = {"object": "list", "data": data, "model": model,
-            "usage": embeddings_usage_to_openai(usage.prompt_tokens)}
+    body = {"object": "list", "data": data, "model": model, "usage": embeddings_usage_to_openai(usage.prompt_tokens)}
     return _encoder.encode(body), usage
 
 
-def huggingface_error_to_upstream_error(status: int, body: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
+def huggingface_error_to_upstream_error(
+    status: int, body: bytes, headers: httpx.Headers, deployment: Deployment
+) -> UpstreamError:
     """`{"error": "..." | [...], "error_type"?, "estimated_time"?}` as the client gets it: a model
     still loading is 503 with retry_after; a refused credential and other 5xx are 502; a prompt
     over the model's limit is `context_length_exceeded`; other 4xx pass through."""
@@ -216,7 +231,10 @@ def huggingface_error_to_upstream_error(status: int, body: bytes, headers: httpx
     message = scrub(raw or body[:500].decode(errors="replace") or f"upstream answered {status}", deployment)
     if status in (401, 403):
         return UpstreamError(
-            502, f"the upstream refused the credential of deployment {deployment.id} ({status})", ErrorType.API, ErrorCode.UPSTREAM_ERROR
+            502,
+            f"the upstream refused the credential of deployment {deployment.id} ({status})",
+            ErrorType.API,
+            ErrorCode.UPSTREAM_ERROR,
         )
     if status == 503 and (err.estimated_time is not None or "loading" in message.lower()):
         return UpstreamError(503, message, ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE, retry_after=err.estimated_time)

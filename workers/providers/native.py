@@ -42,15 +42,11 @@ class SseData:
 
 
 def kept_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
-    return [
-        (name, value)
-        for name, value in headers.items()
-        if name in _KEPT_HEADERS or name.startswith(_KEPT_PREFIXES)
-    ]
+    return [(name, value) for name, value in headers.items() if name in _KEPT_HEADERS or name.startswith(_KEPT_PREFIXES)]
 
 
 async def forward(
-    provider: "Provider", deployment: Deployment, request: UpstreamRequest, upstream_model: str
+    provider: Provider, deployment: Deployment, request: UpstreamRequest, upstream_model: str
 ) -> AsyncIterator[NativeItem]:
     call = request.native
     if call is None:

@@ -16,8 +16,7 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub
-from workers.providers.base import NativeUsage, body_with_model
+from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, body_with_model, scrub
 from workers.usage import Usage
 
 # ---- private wire types ---------------------------------------------------------------------

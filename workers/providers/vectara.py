@@ -125,14 +125,16 @@ def chat_request_to_vectara_query(body: dict[str, Any], deployment: Deployment, 
 
 
 def vectara_answer_to_chat_completion(summary: str, model: str, usage: Usage) -> bytes:
-    return _encoder.encode({
-        "id": f"chatcmpl-vectara-{time.time_ns():x}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": summary}, "finish_reason": "stop"}],
-        "usage": usage_to_openai(usage),
-    })
+    return _encoder.encode(
+        {
+            "id": f"chatcmpl-vectara-{time.time_ns():x}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": summary}, "finish_reason": "stop"}],
+            "usage": usage_to_openai(usage),
+        }
+    )
 
 
 def _messages(err: _VectaraError) -> str:
@@ -150,7 +152,10 @@ def vectara_error_to_upstream_error(status: int, body: bytes, headers: httpx.Hea
     message = scrub(text or body[:500].decode(errors="replace") or f"upstream answered {status}", deployment)
     if status in (401, 403):
         return UpstreamError(
-            502, f"the upstream refused the credential of deployment {deployment.id} ({status})", ErrorType.API, ErrorCode.UPSTREAM_ERROR
+            502,
+            f"the upstream refused the credential of deployment {deployment.id} ({status})",
+            ErrorType.API,
+            ErrorCode.UPSTREAM_ERROR,
         )
     if status == 429:
         value = headers.get("retry-after")
@@ -198,9 +203,14 @@ class VectaraStreamTranslator:
 
 
 class Vectara(Provider):
-    def _request(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: bytes, stream: bool) -> httpx.Request:
-        headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json",
-                   **dict(deployment.extra_headers)}
+    def _request(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: bytes, stream: bool
+    ) -> httpx.Request:
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            **dict(deployment.extra_headers),
+        }
         if deployment.api_key is not None:
             headers["x-api-key"] = deployment.api_key.reveal()
         root = deployment.base_for(upstream_model).rstrip("/")

@@ -31,14 +31,14 @@ from workers.providers.anthropic.wire import (
     usage_probe_decoder,
 )
 from workers.providers.base import (
-    body_with_model,
-    translated_stream,
     Completion,
     NativeItem,
     NativeUsage,
     Provider,
     StreamItem,
     UpstreamError,
+    body_with_model,
+    translated_stream,
 )
 from workers.providers.native import forward
 from workers.providers.openai_family import sse_data
@@ -91,8 +91,11 @@ class Anthropic(Provider):
 
     def _request(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: bytes) -> httpx.Request:
         return self.endpoint_request(
-            deployment, request, (deployment.id, upstream_model),
-            lambda: f"{api_root(deployment, upstream_model)}/v1/messages", body,
+            deployment,
+            request,
+            (deployment.id, upstream_model),
+            lambda: f"{api_root(deployment, upstream_model)}/v1/messages",
+            body,
         )
 
     @staticmethod
@@ -100,7 +103,9 @@ class Anthropic(Provider):
         try:
             body = body_decoder.decode(request.body)
         except msgspec.DecodeError:
-            raise UpstreamError(400, "the request body is not a JSON object", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST) from None
+            raise UpstreamError(
+                400, "the request body is not a JSON object", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST
+            ) from None
         return encoder.encode(chat_request_to_anthropic(body, upstream_model, request.system_prompts, stream))
 
     async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:

@@ -105,15 +105,15 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return float(value) if value and value.replace(".", "", 1).isdigit() else None
 
 
-def anthropic_error_to_upstream_error(
-    status: int, body: bytes, headers: httpx.Headers, deployment: Deployment
-) -> UpstreamError:
+def anthropic_error_to_upstream_error(status: int, body: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
     try:
         err = error_decoder.decode(body).error
     except msgspec.DecodeError:
         err = None
     kind = err.type if err is not None else ""
-    message = scrub((err.message if err is not None else body[:500].decode(errors="replace")) or f"upstream answered {status}", deployment)
+    message = scrub(
+        (err.message if err is not None else body[:500].decode(errors="replace")) or f"upstream answered {status}", deployment
+    )
     return error_for(status, kind, message, deployment, _retry_after(headers))
 
 

@@ -105,9 +105,7 @@ class Bedrock(Provider):
         headers.update(signed_headers(aws_credentials(deployment), "POST", host, path, body, aws_region(deployment), SERVICE))
         return self.client.request(url, httpx.Headers(headers), body, self.timeout_for(deployment, request))
 
-    async def _post(
-        self, deployment: Deployment, request: UpstreamRequest, model_id: str, action: str, body: bytes
-    ) -> bytes:
+    async def _post(self, deployment: Deployment, request: UpstreamRequest, model_id: str, action: str, body: bytes) -> bytes:
         req = self.build_request(deployment, request, model_id, action, body, "application/json")
         return await self.fetch(req, deployment, bedrock_http_error)
 

@@ -211,8 +211,12 @@ class StreamTranslator:
             return self.chunk({"role": ev.role or "assistant", "content": ""})
         if event_type == "contentBlockStart" and ev.start is not None and ev.start.toolUse is not None:
             index = self._tool_index.setdefault(ev.contentBlockIndex, len(self._tool_index))
-            call = {"index": index, "id": ev.start.toolUse.toolUseId, "type": "function",
-                    "function": {"name": ev.start.toolUse.name, "arguments": ""}}
+            call = {
+                "index": index,
+                "id": ev.start.toolUse.toolUseId,
+                "type": "function",
+                "function": {"name": ev.start.toolUse.name, "arguments": ""},
+            }
             return self.chunk({"tool_calls": [call]})
         if event_type == "contentBlockDelta" and ev.delta is not None:
             if ev.delta.text is not None:

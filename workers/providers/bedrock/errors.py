@@ -18,11 +18,18 @@ from llmgw.contracts import ErrorCode, ErrorType
 from workers.providers.base import UpstreamError, scrub
 
 # Errors that mean AWS refused the gateway's own credentials: an operator problem.
-CREDENTIAL_ERRORS = frozenset({
-    "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "SignatureDoesNotMatch",
-    "IncompleteSignatureException", "MissingAuthenticationTokenException", "ExpiredTokenException",
-    "InvalidClientTokenId",
-})
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+    }
+)
 UNAVAILABLE_ERRORS = frozenset({"ModelNotReadyException", "ServiceUnavailableException"})
 # The HTTP status each exception type of a stream stands for.
 STREAM_EXCEPTION_STATUS = {

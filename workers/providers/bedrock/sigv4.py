@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote
 
@@ -30,7 +30,7 @@ class AwsCredentials(msgspec.Struct, frozen=True):
 
 def amz_date(now: datetime | None = None) -> str:
     """`20150830T123600Z`: the timestamp format of `x-amz-date` (UTC, basic ISO 8601)."""
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def uri_encode(value: str, keep_slash: bool) -> str:
@@ -68,9 +68,7 @@ def signing_key(secret_access_key: str, date: str, region: str, service: str) ->
     return key
 
 
-def signature(
-    secret_access_key: str, timestamp: str, region: str, service: str, canonical: str
-) -> str:
+def signature(secret_access_key: str, timestamp: str, region: str, service: str, canonical: str) -> str:
     date = timestamp[:8]
     scope = f"{date}/{region}/{service}/aws4_request"
     to_sign = "\n".join([ALGORITHM, timestamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])

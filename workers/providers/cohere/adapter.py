@@ -14,7 +14,15 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, body_with_model, translated_stream
+from workers.providers.base import (
+    Completion,
+    NativeUsage,
+    Provider,
+    StreamItem,
+    UpstreamError,
+    body_with_model,
+    translated_stream,
+)
 from workers.providers.cohere.request import chat_request_to_cohere, embeddings_request_to_cohere
 from workers.providers.cohere.response import (
     cohere_embed_to_embeddings,
@@ -68,7 +76,9 @@ def _decoded(body: bytes) -> dict:
     try:
         return body_decoder.decode(body)
     except msgspec.DecodeError:
-        raise UpstreamError(400, "the request body is not a JSON object", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST) from None
+        raise UpstreamError(
+            400, "the request body is not a JSON object", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST
+        ) from None
 
 
 def _invalid_answer() -> UpstreamError:
@@ -79,10 +89,15 @@ class Cohere(Provider):
     def headers(self, deployment: Deployment) -> dict[str, str]:
         return {"content-type": "application/json", **self.native_headers(deployment)}
 
-    def _request(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, path: str, body: bytes) -> httpx.Request:
+    def _request(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, path: str, body: bytes
+    ) -> httpx.Request:
         return self.endpoint_request(
-            deployment, request, (deployment.id, upstream_model, path),
-            lambda: f"{self.native_root(deployment, upstream_model)}{path}", body,
+            deployment,
+            request,
+            (deployment.id, upstream_model, path),
+            lambda: f"{self.native_root(deployment, upstream_model)}{path}",
+            body,
         )
 
     async def _post(self, deployment: Deployment, upstream: httpx.Request) -> bytes:

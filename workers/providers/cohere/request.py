@@ -57,11 +57,13 @@ def _tool_calls(calls: Any) -> list[dict[str, Any]]:
         if not isinstance(call, dict):
             raise _invalid("each tool call must be an object", "messages")
         function = call.get("function") or {}
-        out.append({
-            "id": call.get("id"),
-            "type": "function",
-            "function": {"name": function.get("name"), "arguments": function.get("arguments") or "{}"},
-        })
+        out.append(
+            {
+                "id": call.get("id"),
+                "type": "function",
+                "function": {"name": function.get("name"), "arguments": function.get("arguments") or "{}"},
+            }
+        )
     return out
 
 
@@ -132,8 +134,13 @@ def _response_format(value: Any) -> dict[str, Any] | None:
     raise _invalid(f"Cohere does not support response_format `{value.get('type')}`", "response_format")
 
 
-_SAMPLING = (("temperature", "temperature"), ("top_p", "p"), ("seed", "seed"),
-             ("frequency_penalty", "frequency_penalty"), ("presence_penalty", "presence_penalty"))
+_SAMPLING = (
+    ("temperature", "temperature"),
+    ("top_p", "p"),
+    ("seed", "seed"),
+    ("frequency_penalty", "frequency_penalty"),
+    ("presence_penalty", "presence_penalty"),
+)
 
 
 def chat_request_to_cohere(body: dict[str, Any], upstream_model: str, system_prompts: list[str], stream: bool) -> dict[str, Any]:
@@ -143,7 +150,11 @@ def chat_request_to_cohere(body: dict[str, Any], upstream_model: str, system_pro
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise _invalid("`messages` must be an array", "messages")
-    out: dict[str, Any] = {"model": upstream_model, "messages": openai_messages_to_cohere(messages, system_prompts), "stream": stream}
+    out: dict[str, Any] = {
+        "model": upstream_model,
+        "messages": openai_messages_to_cohere(messages, system_prompts),
+        "stream": stream,
+    }
     if body.get("tools"):
         out["tools"] = _tools(body["tools"])
         _apply_tool_choice(body.get("tool_choice"), out)

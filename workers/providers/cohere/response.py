@@ -60,10 +60,14 @@ def cohere_response_to_chat_completion(resp: ChatResponse, model: str, usage: Us
     the `tool_plan` have no place in OpenAI's message and are left out)."""
     message = resp.message
     texts = [c.text for c in (message.content or []) if c.type == "text" and c.text] if message else []
-    calls = [
-        tool_call_json(c.id, c.function.name if c.function else None, (c.function.arguments if c.function else None) or "{}")
-        for c in (message.tool_calls or [])
-    ] if message else []
+    calls = (
+        [
+            tool_call_json(c.id, c.function.name if c.function else None, (c.function.arguments if c.function else None) or "{}")
+            for c in (message.tool_calls or [])
+        ]
+        if message
+        else []
+    )
     reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         reply["tool_calls"] = calls
@@ -88,9 +92,7 @@ def cohere_embed_to_embeddings(resp: EmbedResponse, model: str, as_base64: bool,
         value: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if as_base64 else vector
         data.append({"object": "embedding", "index": index, "embedding": value})
     prompt = usage.prompt_tokens if usage is not None else 0
-    return encoder.encode(
-        {"object": "list", "data": data, "model": model, "usage": embeddings_usage_to_openai(prompt)}
-    )
+    return encoder.encode({"object": "list", "data": data, "model": model, "usage": embeddings_usage_to_openai(prompt)})
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -110,7 +112,10 @@ def cohere_error_to_upstream_error(status: int, body: bytes, headers: httpx.Head
     text = scrub(message or body[:500].decode(errors="replace") or f"upstream answered {status}", deployment)
     if status in (401, 403, 498):
         return UpstreamError(
-            502, f"the upstream refused the credential of deployment {deployment.id} ({status})", ErrorType.API, ErrorCode.UPSTREAM_ERROR
+            502,
+            f"the upstream refused the credential of deployment {deployment.id} ({status})",
+            ErrorType.API,
+            ErrorCode.UPSTREAM_ERROR,
         )
     if status == 429:
         return UpstreamError(429, text, ErrorType.RATE_LIMIT, ErrorCode.RATE_LIMITED, retry_after=_retry_after(headers))

@@ -44,12 +44,23 @@ class CohereStreamTranslator:
             call = message.tool_calls
             self.tool_calls += 1
             function = call.function
-            return [self.out.delta({"tool_calls": [{
-                "index": self.tool_calls - 1,
-                "id": call.id or "",
-                "type": "function",
-                "function": {"name": function.name if function else "", "arguments": (function.arguments if function else None) or ""},
-            }]})]
+            return [
+                self.out.delta(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": self.tool_calls - 1,
+                                "id": call.id or "",
+                                "type": "function",
+                                "function": {
+                                    "name": function.name if function else "",
+                                    "arguments": (function.arguments if function else None) or "",
+                                },
+                            }
+                        ]
+                    }
+                )
+            ]
         if kind == "tool-call-delta" and message is not None and isinstance(message.tool_calls, ToolCall):
             arguments = message.tool_calls.function.arguments if message.tool_calls.function else None
             if not arguments or not self.tool_calls:

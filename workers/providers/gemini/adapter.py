@@ -117,9 +117,7 @@ class _Google(Provider):
                 await resp.aclose()
             if resp.status_code in (401, 403):
                 self.refused(deployment, token)
-            raise google_error_to_upstream_error(
-                resp.status_code, content, resp.headers, deployment, (token,) if token else ()
-            )
+            raise google_error_to_upstream_error(resp.status_code, content, resp.headers, deployment, (token,) if token else ())
         return resp, token
 
     async def _post(

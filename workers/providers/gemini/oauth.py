@@ -50,7 +50,7 @@ class _AccountFile(msgspec.Struct):
 class ServiceAccount:
     """A service account's key file, parsed once (loading an RSA key costs milliseconds)."""
 
-    __slots__ = ("project_id", "client_email", "token_uri", "key_id", "_key")
+    __slots__ = ("_key", "client_email", "key_id", "project_id", "token_uri")
 
     def __init__(self, data: _AccountFile) -> None:
         if data.type != "service_account" or not data.client_email or not data.private_key:
@@ -65,7 +65,7 @@ class ServiceAccount:
         self._key = key
 
     @classmethod
-    def from_text(cls, text: str) -> "ServiceAccount":
+    def from_text(cls, text: str) -> ServiceAccount:
         return cls(msgspec.json.decode(text, type=_AccountFile))
 
     def assertion(self, now: float, scope: str = SCOPE) -> str:
@@ -73,8 +73,10 @@ class ServiceAccount:
         header = {"alg": "RS256", "typ": "JWT", **({"kid": self.key_id} if self.key_id else {})}
         iat = int(now)
         claims = {"iss": self.client_email, "scope": scope, "aud": self.token_uri, "iat": iat, "exp": iat + ASSERTION_LIFETIME}
-        signing_input = _b64(json.dumps(header, separators=(",", ":")).encode()) + "." + _b64(
-            json.dumps(claims, separators=(",", ":")).encode()
+        signing_input = (
+            _b64(json.dumps(header, separators=(",", ":")).encode())
+            + "."
+            + _b64(json.dumps(claims, separators=(",", ":")).encode())
         )
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return signing_input + "." + _b64(signature)
@@ -91,7 +93,7 @@ def load_service_account(value: str) -> ServiceAccount:
 
 
 class _Token:
-    __slots__ = ("value", "refresh_at")
+    __slots__ = ("refresh_at", "value")
 
     def __init__(self, value: str, refresh_at: float) -> None:
         self.value = value
@@ -125,9 +127,7 @@ class TokenSource:
     def account(self, deployment: Deployment) -> ServiceAccount:
         credentials = deployment.option("vertex_credentials")
         if credentials is None:
-            raise UpstreamError(
-                500, f"deployment {deployment.id} has no vertex_credentials", ErrorType.API, ErrorCode.INTERNAL
-            )
+            raise UpstreamError(500, f"deployment {deployment.id} has no vertex_credentials", ErrorType.API, ErrorCode.INTERNAL)
         value = credentials.reveal() if isinstance(credentials, Secret) else str(credentials)
         account = self._accounts.get(value)
         if account is None:

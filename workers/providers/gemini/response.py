@@ -118,7 +118,7 @@ def gemini_response_to_chat(resp: GenerateContentResponse, model: str) -> tuple[
 
 
 class _CandidateState:
-    __slots__ = ("started", "tool_calls", "finished")
+    __slots__ = ("finished", "started", "tool_calls")
 
     def __init__(self) -> None:
         self.started = False
@@ -170,9 +170,7 @@ class StreamConverter:
             if thought:
                 delta["reasoning_content"] = thought
             if calls:
-                delta["tool_calls"] = [
-                    {"index": state.tool_calls + i, **tool_call(call)} for i, call in enumerate(calls)
-                ]
+                delta["tool_calls"] = [{"index": state.tool_calls + i, **tool_call(call)} for i, call in enumerate(calls)]
                 state.tool_calls += len(calls)
             if not state.started:  # the first chunk of a choice names the role
                 delta = {"role": "assistant", **(delta or {"content": ""})}
