@@ -13,9 +13,10 @@ from gateway.admin.users import build_user_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
-from gateway.native_api import build_native_routes
-from gateway.openai_api import build_routes
+from gateway import native_api, openai_api
+from gateway.anthropic_messages.route import messages
 from gateway.openapi import build_openapi_routes
+from gateway.pipeline import Pipeline
 from gateway.request_ids import add_request_id
 from gateway.settings import EdgeSettings
 
@@ -41,8 +42,9 @@ def create_app(settings: EdgeSettings) -> Litestar:
     ]
     app = Litestar(
         route_handlers=[
-            *build_routes(edge),
-            *build_native_routes(edge),
+            *openai_api.ROUTES,
+            messages,
+            *native_api.ROUTES,
             *build_health_routes(edge),
             *admin_routes,
             *build_openapi_routes(settings),
@@ -58,4 +60,5 @@ def create_app(settings: EdgeSettings) -> Litestar:
         debug=False,
     )
     app.state.edge = edge
+    app.state.pipeline = Pipeline(edge, edge.router.settings)
     return app
