@@ -15,6 +15,7 @@ from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
 from gateway import native_api, openai_api
 from gateway.anthropic_messages.route import messages
+from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
 from gateway.openapi import build_openapi_routes
 from gateway.pipeline import Pipeline
 from gateway.request_ids import add_request_id
@@ -57,6 +58,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead
         cors_config=cors_config(settings),
         before_send=[add_request_id],
+        middleware=[failed_auth_middleware(FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after))],
         debug=False,
     )
     app.state.edge = edge
