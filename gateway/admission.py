@@ -21,7 +21,7 @@ from gateway.budgets import BudgetGuard
 from gateway.errors import GatewayError
 from gateway.ratelimits import Admission, Limit, RateLimiter
 from llmgw.config import Deployment
-from llmgw.contracts import LedgerRef, Limits
+from llmgw.contracts import ErrorCode, ErrorType, LedgerRef, Limits
 
 
 class LeaseEnd:
@@ -84,7 +84,7 @@ async def take_slots(
             refused = refused or exc
     await _free(limiter, admissions, 0)
     if refused is None:  # (candidates is never empty: the router raises 404 for an unknown model)
-        raise GatewayError(503, "no deployment can take the request", "service_unavailable_error", "service_unavailable")
+        raise GatewayError(503, "no deployment can take the request", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE)
     raise refused
 
 

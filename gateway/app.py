@@ -58,7 +58,9 @@ def create_app(settings: EdgeSettings) -> Litestar:
         openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead
         cors_config=cors_config(settings),
         before_send=[add_request_id],
-        middleware=[failed_auth_middleware(FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after))],
+        middleware=[
+            failed_auth_middleware(FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after))
+        ],
         debug=False,
     )
     app.state.edge = edge

@@ -202,9 +202,16 @@ class Pipeline:
         timeout = edge.settings.request_timeout if call.timeout is None else min(edge.settings.request_timeout, call.timeout)
         deadline = ex.started + timeout
         lease = ex.lease = await admission.admit(
-            edge.ratelimits, edge.budgets, principal, target.model_group, target.candidates, len(call.body),
-            call.max_tokens, ex.request_id, deadline,
-        )  # fmt: skip
+            edge.ratelimits,
+            edge.budgets,
+            principal,
+            target.model_group,
+            target.candidates,
+            len(call.body),
+            call.max_tokens,
+            ex.request_id,
+            deadline,
+        )
         request = self._upstream_request(ex, route, principal, call, target, deadline)
         queue = edge.dispatcher.open(ex.request_id)
         edge.router.started(lease.deployment.id)
