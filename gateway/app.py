@@ -5,17 +5,17 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 
+from gateway import native_api, openai_api
 from gateway.admin.keys import KeyService, build_key_routes
 from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
 from gateway.admin.teams import build_team_routes
 from gateway.admin.users import build_user_routes
+from gateway.anthropic_messages.route import messages
+from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
-from gateway import native_api, openai_api
-from gateway.anthropic_messages.route import messages
-from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
 from gateway.openapi import build_openapi_routes
 from gateway.pipeline import Pipeline
 from gateway.request_ids import add_request_id

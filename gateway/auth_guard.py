@@ -75,7 +75,7 @@ def _address(scope: Scope) -> str:
     return client[0] if client else "unknown"
 
 
-def failed_auth_middleware(guard: FailedAuthGuard):  # noqa: ANN201 - a Litestar middleware factory
+def failed_auth_middleware(guard: FailedAuthGuard):
     """The guard as Litestar middleware: every route's 401s count, every route is refused alike."""
 
     def middleware(app: ASGIApp) -> ASGIApp:

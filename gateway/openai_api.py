@@ -15,10 +15,10 @@ from litestar import Request, Response, get
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
+from gateway.asgi_io import SSE_HEADERS
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response
 from gateway.limits_policy import apply_max_tokens
-from gateway.asgi_io import SSE_HEADERS
 from gateway.pipeline import Call, Headers, Incoming, Route, pipeline_of
 from gateway.schemas import parse_chat, parse_embeddings
 from llmgw.contracts import Chunks, Operation

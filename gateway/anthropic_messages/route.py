@@ -16,9 +16,9 @@ from gateway.anthropic_messages.request import parse_messages_request
 from gateway.anthropic_messages.stream import StreamTranslator
 from gateway.anthropic_messages.to_chat import messages_to_chat_body
 from gateway.anthropic_messages.wire import anthropic_error_json, anthropic_error_type
+from gateway.asgi_io import SSE_HEADERS
 from gateway.edge import Edge
 from gateway.errors import GatewayError
-from gateway.asgi_io import SSE_HEADERS
 from gateway.openai_api import CHAT
 from gateway.pipeline import Call, Headers, Incoming, Route, pipeline_of
 from llmgw.contracts import Chunks, Completed, Operation

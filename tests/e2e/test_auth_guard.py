@@ -48,7 +48,11 @@ def test_repeated_failures_are_slowed_then_refused_per_address(stack):
         assert chat(other, stack, MASTER_KEY).status_code == 200
 
     failures = wait_for(
-        lambda: (found := log_events(stack.edge.output(), "auth_failed", address="127.0.0.2")) and len(found) == REFUSE_AFTER and found,
+        lambda: (
+            (found := log_events(stack.edge.output(), "auth_failed", address="127.0.0.2"))
+            and len(found) == REFUSE_AFTER
+            and found
+        ),
         10,
         "the failures in the edge's log",
     )

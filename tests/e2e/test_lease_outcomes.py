@@ -20,10 +20,10 @@ import nats
 import pytest
 from nats.js.errors import KeyNotFoundError
 
+from llmgw.contracts import BudgetLedger, LedgerKind, RateWindow, Subjects, kv_key, ledger_key
 from tests.e2e.conftest import MASTER_KEY, Stack
 from tests.e2e.test_faults_support import start_named_worker
 from tests.procs import FakeUpstream, log_events, wait_for
-from llmgw.contracts import BudgetLedger, LedgerKind, RateWindow, Subjects, kv_key, ledger_key
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,10 @@ REQUEST_TIMEOUT = 10  # seconds: the edge's deadline (native calls have no per-r
 def config(upstream: FakeUpstream) -> str:
     lines = ["model_list:"]
     for name, fake in FAKES.items():
-        for group, model, base in ((f"chat-{name}", f"openai/{fake}", upstream.base_url), (f"az-{name}", f"azure/{fake}", upstream.root_url)):
+        for group, model, base in (
+            (f"chat-{name}", f"openai/{fake}", upstream.base_url),
+            (f"az-{name}", f"azure/{fake}", upstream.root_url),
+        ):
             lines += [
                 f"  - model_name: {group}",
                 "    params:",
