@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import MASTER_KEY, Stack, write_config
-from tests.procs import free_port, wait_for, wait_ready
+from tests.procs import free_port, wait_ready
+from tests.waiting import eventually_sync
 
 PREFIX = "e2ekeys"
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
@@ -131,8 +132,11 @@ def models_of(http, base: str, key: str) -> set[str]:
 def known_on(http, base: str, key: str) -> None:
     """Wait until the edge at `base` takes a key made on another edge: edges learn of a new key
     through their KV watch, a few ms apart (test_revocation shows the race)."""
-    wait_for(
-        lambda: http.get(f"{base}/v1/models", headers=auth(key)).status_code == 200, 2, "the edge to take the key", interval=0.005
+    eventually_sync(
+        lambda: http.get(f"{base}/v1/models", headers=auth(key)).status_code == 200,
+        "the edge to take the key",
+        timeout=2,
+        interval=0.005,
     )
 
 

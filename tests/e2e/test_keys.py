@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.admin_support import *  # noqa: F403 - the shared stack fixture, helpers and constants
 from tests.e2e.admin_support import PLAINTEXTS, PREFIX, http, stack  # noqa: F401 - fixtures used by name
 from tests.e2e.conftest import MASTER_KEY
-from tests.procs import wait_for
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +77,9 @@ def test_an_expiring_key_works_then_is_refused_as_expired(http, stack):
     key = body["key"]
     assert when(body["expires"]) - time.time() <= 2.0
     assert chat(http, stack.base_url, key).status_code == 200
-    resp = wait_for(lambda: (r := chat(http, stack.base_url, key)).status_code != 200 and r, 10, "the key to expire", 0.1)
+    resp = eventually_sync(
+        lambda: (r := chat(http, stack.base_url, key)).status_code != 200 and r, "the key to expire", timeout=10, interval=0.1
+    )
     assert time.time() >= when(body["expires"])
     refused(resp, key, "expired")
     refused(http.get(f"{stack.base_url}/v1/models", headers=auth(key)), key, "expired")

@@ -11,8 +11,8 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -36,6 +36,7 @@ from llmgw.contracts import (
 from llmgw.kv import open_bucket
 from metering.client import query_metering
 from tests.procs import Proc, component
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -77,21 +78,6 @@ class Metering:
         return self.proc.output() if self.proc else ""
 
 
-async def eventually(probe: Callable[[], Awaitable[object]], what: str, timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = await probe()
-        except Exception as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
 def event(ledgers: dict[str, LedgerRef], cost: float, **overrides) -> UsageEvent:
     fields = dict(
         request_id=uuid.uuid4().hex, ts=round(time.time(), 3), key_hash="kh", operation="chat", model_group="gpt-4",
@@ -130,7 +116,13 @@ async def row_counts(nc, subjects: Subjects, request_ids: list[str]) -> dict:
         {"ids": request_ids}, timeout=5,
     )  # fmt: skip
     assert result.error is None, result.error
-    return dict(zip(result.columns, result.rows[0]))
+    return dict(zip(result.columns, result.rows[0], strict=True))
+
+
+async def applied_up_to(kv, key: str, seq: int) -> bool:
+    """The ledger has applied the usage messages up to stream sequence `seq`."""
+    _, led = await read_ledger(kv, key)
+    return led is not None and led.applied_seq >= seq
 
 
 def running_sum(costs: list[float]) -> float:
@@ -207,7 +199,7 @@ async def test_spend_sums_exactly_in_every_ledger(nc, js, kv, metering) -> None:
         assert led.applied_seq == seqs[-1] and led.reservations == {} and led.period == 0
     _, keymodel = await read_ledger(kv, keys["keymodel"])
     assert keymodel.spent == running_sum([e.cost for e in events if e.model_group == MODELS[0]])
-    assert keymodel.applied_seq == max(s for s, e in zip(seqs, events) if e.model_group == MODELS[0])
+    assert keymodel.applied_seq == max(s for s, e in zip(seqs, events, strict=True) if e.model_group == MODELS[0])
     assert await row_counts(nc, metering.subjects, [e.request_id for e in events]) == {"rows": 150, "ids": 150}
 
 
@@ -257,13 +249,8 @@ async def test_crashes_mid_way_neither_lose_nor_double(nc, js, kv, metering) -> 
         metering.start()
         _, before = await read_ledger(kv, keys[0])
         floor = before.applied_seq if before else 0
-
-        async def progressed() -> bool:
-            _, led = await read_ledger(kv, keys[0])
-            return led is not None and led.applied_seq >= floor + 80
-
-        await eventually(progressed, f"batches settled before stop {crash}")
-        await asyncio.sleep(delay)
+        await eventually(partial(applied_up_to, kv, keys[0], floor + 80), f"batches settled before stop {crash}")
+        await asyncio.sleep(delay)  # how far into the next batches the stop comes: the behaviour under test
         if how == "kill":
             metering.proc.kill()  # SIGKILL: the batch in flight stays unacked, maybe half done
         else:
@@ -355,7 +342,7 @@ async def test_a_soft_budget_alerts_once_per_period(nc, js, kv, metering) -> Non
             await publish(js, subjects, event(refs(period), cost=0.02, key_hash=token))
         await eventually(lambda: settled(js, subjects), f"period {period} settled")
 
-    await asyncio.sleep(0.3)  # an alert would arrive within this
+    await asyncio.sleep(0.3)  # a quiet window, not a wait: a second alert would arrive within it
     assert [s for s, _ in alerts] == [subjects.budget_alert("key")] * 2
     assert [(a.kind, a.id, a.period, a.soft_budget, a.max_budget) for _, a in alerts] == [
         ("key", token, 0, 0.05, 1.0),
@@ -372,7 +359,7 @@ async def test_a_soft_budget_alerts_once_per_period(nc, js, kv, metering) -> Non
     await js.delete_consumer(subjects.usage_stream, subjects.metering_consumer)
     metering.start()
     await eventually(lambda: settled(js, subjects), "the redelivery settled")
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # a quiet window, as above: no alert may arrive in it
     assert len(alerts) == 2 and (await js.stream_info(subjects.alerts_stream)).state.messages == 2
 
 
@@ -393,7 +380,7 @@ async def test_while_kv_refuses_writes_the_batch_is_held_not_acked(nc, js, kv, m
         return info.num_ack_pending == 10
 
     await eventually(held, "metering to hold the batch")
-    await asyncio.sleep(1.5)  # a few failed attempts
+    await eventually(lambda: metering.log().count('"usage_insert_failed"') >= 3, "a few failed attempts")
     info = await js.consumer_info(metering.subjects.usage_stream, metering.subjects.metering_consumer)
     assert (info.num_ack_pending, info.num_redelivered) == (10, 0)  # held, kept from redelivery
     assert await read_ledger(kv, key) == (0, None)
