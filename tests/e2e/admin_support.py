@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.conftest import MASTER_KEY, Stack, write_config
+from tests.e2e.stack import MASTER_KEY, Stack, write_config
 from tests.procs import free_port, wait_ready
 from tests.waiting import eventually_sync
 

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY
+from tests.e2e.stack import MASTER_KEY
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from llmgw.contracts import Subjects
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 from tests.e2e.test_faults_support import (
     HELLO_PROMPT_TOKENS,
     chat,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from tests.e2e.conftest import MASTER_KEY, Stack
+from tests.e2e.stack import MASTER_KEY, Stack
 from tests.procs import FakeUpstream, Proc, log_events
 from tests.waiting import eventually_sync
 

@@ -8,7 +8,7 @@ import concurrent.futures
 import openai
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 from tests.procs import log_events
 from tests.waiting import eventually_sync
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY
+from tests.e2e.stack import MASTER_KEY
 from tests.procs import component, free_port, wait_ready
 from tests.waiting import eventually_sync
 

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from llmgw.contracts import Subjects
-from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e

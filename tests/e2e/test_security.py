@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from llmgw.contracts import Subjects
-from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY, Stack
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY, Stack
 
 pytestmark = pytest.mark.e2e
 

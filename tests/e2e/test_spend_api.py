@@ -19,7 +19,7 @@ import pytest
 from nats.js.errors import KeyNotFoundError
 
 from llmgw.contracts import BudgetLedger, LedgerKind, Subjects, ledger_key
-from tests.e2e.conftest import MASTER_KEY
+from tests.e2e.stack import MASTER_KEY
 from tests.procs import REPO
 from tests.waiting import eventually_sync
 

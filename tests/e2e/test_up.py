@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
 from tests.procs import free_port, port_open, wait_ready
 from tests.usage_query import usage_rows
 

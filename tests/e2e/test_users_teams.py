@@ -14,7 +14,7 @@ import pytest
 from llmgw.contracts import Subjects
 from tests.e2e.admin_support import *  # noqa: F403 - the shared stack fixture, helpers and constants
 from tests.e2e.admin_support import PLAINTEXTS, PREFIX, http, stack  # noqa: F401 - fixtures used by name
-from tests.e2e.conftest import MASTER_KEY
+from tests.e2e.stack import MASTER_KEY
 
 pytestmark = pytest.mark.e2e
 
