@@ -1,7 +1,5 @@
-"""What the admin-API e2e modules share: a stack of three edges on one bus prefix (so one set of
-KV buckets): the main edge has no key policy; `edge-bounds` runs with seed 003's
-`upperbound_key_generate_params`, `edge-defaults` with its `default_key_generate_params`. All three
-know the same model list, access groups and `default_team_settings`."""
+"""What the admin-API e2e modules share besides their fixtures (conftest.py): the config of their
+three edges, the calls they make and the keys they were given."""
 
 from __future__ import annotations
 
@@ -9,11 +7,9 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
-from tests.e2e.stack import MASTER_KEY, Stack, write_config
-from tests.procs import free_port, wait_ready
+from tests.e2e.stack import MASTER_KEY, write_config
 from tests.waiting import eventually_sync
 
 PREFIX = "e2ekeys"
@@ -64,36 +60,6 @@ def write_keys_config(path: Path, upstream_base: str, litellm_settings: dict) ->
     config["litellm_settings"] = {"default_team_settings": TEAMS, **litellm_settings}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-
-
-@pytest.fixture(scope="module")
-def stack(nats_server, upstream, tmp_path_factory):
-    root = tmp_path_factory.mktemp("keys-stack")
-    main = write_keys_config(root / "keys.yaml", upstream.base_url, {})
-    s = Stack(root, nats_server.url, PREFIX, upstream, {"LLMGW_CONFIG": str(main)})
-    try:
-        s.start()
-        for name, settings in (
-            ("bounds", {"upperbound_key_generate_params": UPPER_BOUNDS}),
-            ("defaults", {"default_key_generate_params": DEFAULTS}),
-        ):
-            cfg = write_keys_config(root / f"keys-{name}.yaml", upstream.base_url, settings)
-            port = free_port()
-            s._start(f"edge-{name}", "gateway", {"LLMGW_CONFIG": str(cfg), "LLMGW_PORT": str(port)})
-            setattr(s, f"{name}_url", f"http://127.0.0.1:{port}")
-        wait_ready(s.bounds_url, 45)
-        wait_ready(s.defaults_url, 45)
-    except BaseException:
-        s.stop()
-        raise
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def http():
-    with httpx.Client(timeout=15) as client:
-        yield client
 
 
 # --- helpers ---------------------------------------------------------------------------------
