@@ -8,15 +8,12 @@ compared exactly: metering adds costs in stream order, as the expected sums here
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 
 import msgspec
-import nats
 import pytest
 from nats.js.errors import KeyNotFoundError
 
@@ -35,7 +32,7 @@ from llmgw.contracts import (
 )
 from llmgw.kv import open_bucket
 from metering.client import query_metering
-from tests.procs import Proc, component
+from tests.integration.metering_support import Metering
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -48,34 +45,6 @@ _alert = msgspec.json.Decoder(BudgetAlert)
 
 
 # ----------------------------------------------------------------------------------- helpers
-
-
-class Metering:
-    """`python -m metering` on a test's own prefix and chdb directory, restartable."""
-
-    def __init__(self, nats_url: str, prefix: str, root: Path, **env: str) -> None:
-        self.subjects = Subjects(prefix)
-        self.root = root
-        self.env = {
-            **os.environ,
-            "LLMGW_NATS_URL": nats_url,
-            "LLMGW_BUS_PREFIX": prefix,
-            "LLMGW_CLICKHOUSE_URL": f"chdb://{root / 'ch'}",
-            "LLMGW_METERING_FLUSH_INTERVAL": "0.05",
-            **env,
-        }
-        self.proc: Proc | None = None
-
-    def start(self) -> Metering:
-        assert self.proc is None or not self.proc.running
-        self.proc = component("metering", "metering", self.env, self.root).start()
-        return self
-
-    def stop(self) -> int | None:
-        return self.proc.stop() if self.proc else None
-
-    def log(self) -> str:
-        return self.proc.output() if self.proc else ""
 
 
 def event(ledgers: dict[str, LedgerRef], cost: float, **overrides) -> UsageEvent:
@@ -135,15 +104,9 @@ def running_sum(costs: list[float]) -> float:
 # ----------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-async def nc(nats_server):
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.close()
-
-
 @pytest.fixture
 async def js(nc, bus_prefix):
+    """JetStream with this test's usage stream declared (the module's `nc`: tests/integration/conftest.py)."""
     js = nc.jetstream()
     await ensure_usage_stream(js, Subjects(bus_prefix), RETENTION)
     return js
@@ -156,7 +119,14 @@ async def kv(js, bus_prefix):
 
 @pytest.fixture
 async def metering(nats_server, bus_prefix, tmp_path, nc):
-    m = Metering(nats_server.url, bus_prefix, tmp_path, LLMGW_METERING_BATCH_SIZE="40", LLMGW_METERING_ACK_WAIT="3")
+    m = Metering(
+        nats_server.url,
+        tmp_path,
+        prefix=bus_prefix,
+        LLMGW_METERING_FLUSH_INTERVAL="0.05",
+        LLMGW_METERING_BATCH_SIZE="40",
+        LLMGW_METERING_ACK_WAIT="3",
+    )
     yield m
     assert m.stop() in (0, None), m.log()
 
