@@ -24,7 +24,7 @@ async def _query(nats_url: str, prefix: str, sql: str, parameters: dict) -> tupl
 
 def query(nats_url: str, prefix: str, sql: str, parameters: dict | None = None) -> list[dict]:
     columns, rows = asyncio.run(_query(nats_url, prefix, sql, parameters or {}))
-    return [dict(zip(columns, row)) for row in rows]
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def usage_rows(nats_url: str, prefix: str, request_ids: list[str], timeout: float = 20) -> dict[str, dict]:

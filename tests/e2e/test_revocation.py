@@ -125,7 +125,9 @@ class Watcher:
 
 
 def report(what: str, from_response: list[float], from_request: list[float]) -> None:
-    ms = lambda xs: (statistics.median(xs) * 1000, max(xs) * 1000)  # noqa: E731
+    def ms(xs: list[float]) -> tuple[float, float]:
+        return statistics.median(xs) * 1000, max(xs) * 1000
+
     p50, worst = ms(from_response)
     p50_req, worst_req = ms(from_request)
     print(
