@@ -79,7 +79,7 @@ class Proc:
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to clean up (a crash)."""
-        if self.running:
+        if self.popen is not None and self.running:
             self.popen.kill()
             self.popen.wait(10)
 
@@ -150,7 +150,7 @@ class FakeUpstream:
     def start(self) -> FakeUpstream:
         self.proc.start()
         line = eventually_sync(
-            lambda: next((ln for ln in self.proc.output().splitlines() if ln.startswith("READY ")), None),
+            lambda: next((ln for ln in self.proc.output().splitlines() if ln.startswith("READY ")), ""),
             "the fake upstream to listen",
             timeout=15,
         )

@@ -17,7 +17,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -79,24 +79,44 @@ def eventually_sync(
         time.sleep(polling.pause())
 
 
+@overload
 def eventually(
-    probe: Callable[[], T | Awaitable[T]],
+    probe: Callable[[], Awaitable[T]],
+    what: str,
+    timeout: float = ...,
+    interval: float = ...,
+    retrying: tuple[type[BaseException], ...] = ...,
+) -> Coroutine[Any, Any, T]: ...
+
+
+@overload
+def eventually(
+    probe: Callable[[], T],
+    what: str,
+    timeout: float = ...,
+    interval: float = ...,
+    retrying: tuple[type[BaseException], ...] = ...,
+) -> Coroutine[Any, Any, T]: ...
+
+
+def eventually(
+    probe: Callable[[], Any],
     what: str,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,
     retrying: tuple[type[BaseException], ...] = (Exception,),
-) -> Coroutine[Any, Any, T]:
+) -> Coroutine[Any, Any, Any]:
     """Await `probe` (a coroutine function or a plain function) every `interval` seconds until it
     returns something truthy, and return that: `await eventually(probe, "what")`."""
     return _poll(probe, _Polling(what, timeout, interval, retrying))
 
 
-async def _poll(probe: Callable[[], T | Awaitable[T]], polling: _Polling) -> T:
+async def _poll(probe: Callable[[], Any], polling: _Polling) -> Any:
     polling.start()  # the clock starts when the wait is awaited, not when it was made
     while True:
         try:
             outcome = probe()
-            value = await outcome if inspect.isawaitable(outcome) else cast(T, outcome)
+            value = await outcome if inspect.isawaitable(outcome) else outcome
         except polling.retrying as exc:
             polling.not_yet(exc)
         else:

@@ -35,7 +35,7 @@ def chunk(delta: dict | None = None, finish: str | None = None) -> bytes:
 
 
 def usage_chunk(prompt: int, completion: int, cached: int = 0) -> bytes:
-    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    usage: dict[str, object] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
     if cached:
         usage["prompt_tokens_details"] = {"cached_tokens": cached}
     return enc(
