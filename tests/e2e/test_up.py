@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
 from tests.procs import free_port, port_open, wait_ready
 from tests.usage_query import usage_rows
 
@@ -29,26 +29,26 @@ def test_up_serves_meters_and_stops_cleanly(upstream, tmp_path: Path):
     env = {**os.environ, "LLMGW_MASTER_KEY": MASTER_KEY, "UPSTREAM_KEY": UPSTREAM_KEY}
     for name in ("LLMGW_NATS_URL", "LLMGW_BUS_PREFIX", "LLMGW_CLICKHOUSE_URL", "LLMGW_CONFIG"):
         env.pop(name, None)
-    log = open(tmp_path / "up.log", "wb")
-    proc = subprocess.Popen(
-        [
-            llmgw,
-            "up",
-            "--config",
-            str(config),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--nats-port",
-            str(nats_port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(tmp_path / "up.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [
+                llmgw,
+                "up",
+                "--config",
+                str(config),
+                "--state-dir",
+                str(tmp_path / "state"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--nats-port",
+                str(nats_port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_ready(f"http://127.0.0.1:{port}", 60)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=MASTER_KEY, max_retries=0)
@@ -60,7 +60,6 @@ def test_up_serves_meters_and_stops_cleanly(upstream, tmp_path: Path):
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
-        log.close()
     output = (tmp_path / "up.log").read_text()
     assert code == 0, output[-3000:]
     assert "process_killed" not in output  # every component stopped on SIGTERM by itself
