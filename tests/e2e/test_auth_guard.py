@@ -6,8 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, Stack
-from tests.procs import log_events, wait_for
+from tests.e2e.stack import MASTER_KEY, Stack
+from tests.procs import log_events
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -47,14 +48,14 @@ def test_repeated_failures_are_slowed_then_refused_per_address(stack):
         # Another address is served.
         assert chat(other, stack, MASTER_KEY).status_code == 200
 
-    failures = wait_for(
+    failures = eventually_sync(
         lambda: (
             (found := log_events(stack.edge.output(), "auth_failed", address="127.0.0.2"))
             and len(found) == REFUSE_AFTER
             and found
         ),
-        10,
         "the failures in the edge's log",
+        10,
     )
     assert [f["failures"] for f in failures] == list(range(1, REFUSE_AFTER + 1))
     delays = [f["delay_s"] for f in failures]

@@ -21,9 +21,10 @@ import pytest
 from nats.js.errors import KeyNotFoundError
 
 from llmgw.contracts import BudgetLedger, LedgerKind, RateWindow, Subjects, kv_key, ledger_key
-from tests.e2e.conftest import MASTER_KEY, Stack
+from tests.e2e.stack import MASTER_KEY, Stack
 from tests.e2e.test_faults_support import start_named_worker
-from tests.procs import FakeUpstream, log_events, wait_for
+from tests.procs import FakeUpstream, log_events
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -121,7 +122,9 @@ def send(stack: Stack, key: Key, route: str, name: str, timeout: float | None = 
 
 
 def lease_of(stack: Stack, request_id: str) -> str:
-    lines = wait_for(lambda: log_events(stack.edge.output(), "request", request_id=request_id), 10, "the request's log line")
+    lines = eventually_sync(
+        lambda: log_events(stack.edge.output(), "request", request_id=request_id), "the request's log line", 10
+    )
     assert len(lines) == 1, lines  # one canonical line, one end
     return lines[0]["lease"]
 
@@ -138,7 +141,7 @@ def assert_ended(key: Key, request_id: str, spent_before: float) -> None:
         led = key.ledger()
         return led if request_id not in led.reservations and led.spent == pytest.approx(spent_before + cost, abs=1e-12) else None
 
-    wait_for(settled, 20, "metering to settle the request's cost into the ledger")
+    eventually_sync(settled, "metering to settle the request's cost into the ledger", 20)
     assert request_id not in key.window().slots
 
 
@@ -183,7 +186,7 @@ def test_a_client_gone_mid_stream_frees_its_slot_and_leaves_the_cost_to_metering
         seen = [line for line in (next(lines), next(lines), next(lines)) if line]
         assert seen  # the stream had started when the client went away
     assert lease_of(stack, request_id) == "left_to_metering"
-    wait_for(lambda: request_id not in key.window().slots, 10, "the slot to be freed")
+    eventually_sync(lambda: request_id not in key.window().slots, "the slot to be freed", 10)
     row = stack.usage_rows([request_id])[request_id]
     assert (row["status"], row["http_status"]) == ("cancelled", 499)
     assert_ended(key, request_id, 0.0)
@@ -211,7 +214,7 @@ def test_a_worker_killed_mid_request_is_answered_and_settled_once(stack, route):
     calls = stack.upstream.stats()["by_model"].get(FAKES["kill"], 0)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         answer = pool.submit(send, stack, key, route, "kill")
-        wait_for(lambda: stack.upstream.stats()["by_model"].get(FAKES["kill"], 0) > calls, 20, "the upstream call")
+        eventually_sync(lambda: stack.upstream.stats()["by_model"].get(FAKES["kill"], 0) > calls, "the upstream call", 20)
         start_named_worker(stack, f"w{len(stack.workers)}")
         assert not answer.done()
         worker.kill()
