@@ -1,6 +1,7 @@
 """Repeated failed authentication from one address is slowed, then refused.
 
-Every answer with status 401 counts as a failure of the client's address. Within a window (60 s),
+Every 401 that refused an unknown key (a guess; not a deleted, blocked or expired key, which a
+client may well keep sending until it is told) counts as a failure of the client's address. Within a window (60 s),
 failures past `slow_after` make each further 401 wait before it is sent (doubling, at most
 `MAX_DELAY`), so guessing keys gets slower with every guess; at `refuse_after` failures the
 address is refused with 429 and `retry-after` until the window ends, before its key is even
@@ -19,7 +20,7 @@ import time
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import error_json
+from gateway.errors import KEY_GUESS, error_json
 from llmgw.contracts import ErrorCode, ErrorType
 
 log = structlog.get_logger()
@@ -102,7 +103,7 @@ def failed_auth_middleware(guard: FailedAuthGuard):
                 return
 
             async def counted(message: Message) -> None:
-                if message["type"] == "http.response.start" and message["status"] == 401:
+                if message["type"] == "http.response.start" and message["status"] == 401 and scope["state"].get(KEY_GUESS):
                     delay = guard.failed(address)
                     if delay:
                         await asyncio.sleep(delay)

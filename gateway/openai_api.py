@@ -17,7 +17,7 @@ from litestar.types import Receive, Scope, Send
 
 from gateway.asgi_io import SSE_HEADERS
 from gateway.edge import Edge
-from gateway.errors import GatewayError, error_json, error_response
+from gateway.errors import GatewayError, error_json, error_response, note_key_guess
 from gateway.limits_policy import apply_max_tokens
 from gateway.pipeline import Call, Headers, Incoming, Route, pipeline_of
 from gateway.schemas import parse_chat, parse_embeddings
@@ -103,6 +103,7 @@ async def models(request: Request) -> Response:
     try:
         principal = await edge.auth.authenticate_fresh(request.headers.get("authorization"), request.headers.get("api-key"))
     except GatewayError as exc:
+        note_key_guess(request.scope, exc)
         return error_response(exc)
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": provider}

@@ -33,7 +33,7 @@ from gateway.asgi_io import (
 from gateway.auth import Principal
 from gateway.client_upstream import client_upstream
 from gateway.edge import Edge
-from gateway.errors import GatewayError, error_json
+from gateway.errors import GatewayError, error_json, note_key_guess
 from llmgw.contracts import (
     Chunks,
     Completed,
@@ -181,6 +181,7 @@ class Pipeline:
         try:
             await self._serve(ex, scope, receive, send, route)
         except GatewayError as exc:
+            note_key_guess(scope, exc)
             ex.log.status, ex.log.code = exc.status, exc.code
             headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
             headers.append((b"x-request-id", ex.request_id.encode()))

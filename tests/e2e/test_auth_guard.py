@@ -63,3 +63,15 @@ def test_repeated_failures_are_slowed_then_refused_per_address(stack):
     assert all(d > 0 for d in delays[SLOW_AFTER:]) and delays[SLOW_AFTER:] == sorted(delays[SLOW_AFTER:])
     assert len(log_events(stack.edge.output(), "auth_refused", address="127.0.0.2")) == 2
     assert not log_events(stack.edge.output(), "auth_failed", address="127.0.0.3")
+
+
+def test_a_deleted_key_is_not_a_guess(stack):
+    """A client that keeps sending its deleted key is told so every time, never throttled."""
+    admin = {"Authorization": f"Bearer {MASTER_KEY}"}
+    key = httpx.post(f"{stack.base_url}/key/generate", json={}, headers=admin, timeout=10).json()["key"]
+    assert httpx.post(f"{stack.base_url}/key/delete", json={"keys": [key]}, headers=admin, timeout=10).status_code == 200
+    with client_from("127.0.0.4") as client:
+        answers = [chat(client, stack, key) for _ in range(REFUSE_AFTER * 2)]
+    assert [a.status_code for a in answers] == [401] * (REFUSE_AFTER * 2)
+    assert all("deleted" in a.json()["error"]["message"] for a in answers)
+    assert not log_events(stack.edge.output(), "auth_failed", address="127.0.0.4")
