@@ -12,8 +12,9 @@ from llmgw.contracts import NativeCall, Operation, UpstreamRequest
 from tests.integration.adapter_support import collect, upstream_request
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
-from workers.providers.base import NativeHead, UpstreamError
+from workers.providers.answers import NativeHead
 from workers.providers.cohere import Cohere
+from workers.providers.errors import UpstreamError
 from workers.usage import Usage
 
 pytestmark = pytest.mark.integration
@@ -122,7 +123,7 @@ async def test_tool_call_round_trip(provider, fake):
     assert call["type"] == "function" and call["function"] == {"name": "get_weather", "arguments": '{"location": "Paris"}'}
     assert usage == Usage(6 + 1, 6)  # the tool plan "I will look up the weather." is 6 words
 
-    follow_up = WEATHER + [choice["message"], {"role": "tool", "tool_call_id": call["id"], "content": "sunny and 21C"}]
+    follow_up = [*WEATHER, choice["message"], {"role": "tool", "tool_call_id": call["id"], "content": "sunny and 21C"}]
     out, usage = await chat(provider, fake, {"model": "command", "messages": follow_up, "tools": TOOLS})
     sent = fake.app.last_request["messages"]
     assert sent[1] == {"role": "assistant", "tool_calls": [{"id": call["id"], "type": "function", "function": call["function"]}]}

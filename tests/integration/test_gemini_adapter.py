@@ -21,7 +21,8 @@ from llmgw.contracts import NativeCall, Operation, UpstreamRequest
 from tests.integration.adapter_support import collect as collect_stream
 from tests.integration.adapter_support import upstream_request as shared_request
 from workers.http_client import UpstreamClient
-from workers.providers.base import NativeHead, UpstreamError
+from workers.providers.answers import NativeHead
+from workers.providers.errors import UpstreamError
 from workers.providers.gemini import Gemini, VertexAI
 from workers.usage import Usage
 
@@ -183,7 +184,7 @@ async def test_tool_call_round_trip(fake, client):
     (call,) = choice["message"]["tool_calls"]
     assert call["function"]["name"] == "get_weather" and json.loads(call["function"]["arguments"]) == {"location": "Paris"}
     assert fake.stats.last_request["body"]["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
-    follow_up = ask + [choice["message"], {"role": "tool", "tool_call_id": call["id"], "content": '{"temp_c": 21}'}]
+    follow_up = [*ask, choice["message"], {"role": "tool", "tool_call_id": call["id"], "content": '{"temp_c": 21}'}]
     second = await provider.chat(
         deployment, upstream_request({"model": "gem", "messages": follow_up, "tools": WEATHER_TOOLS}), "gemini-1.5-flash"
     )
