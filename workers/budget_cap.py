@@ -7,13 +7,10 @@ stream is watched token by token and stopped, with a final error event, before i
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
-from llmgw.prices import Price
-
-_body_decoder = msgspec.json.Decoder(dict[str, Any])
+from llmgw.config import Deployment
+from llmgw.contracts import UpstreamRequest
+from llmgw.prices import Price, price_for
+from workers.providers.request_body import RequestBody
 
 
 def completion_allowance(price: Price, cost_cap: float, prompt_bytes: int) -> int:
@@ -39,12 +36,18 @@ class StreamMeter:
         return self.tokens <= self.allowance
 
 
-def cap_max_tokens(body: bytes, allowance: int) -> bytes:
-    """The body with `max_tokens` (and `max_completion_tokens`) at most `allowance`."""
-    data = _body_decoder.decode(body)
-    for name in ("max_tokens", "max_completion_tokens"):
-        if isinstance(data.get(name), int):
-            data[name] = min(data[name], allowance)
-    if not isinstance(data.get("max_completion_tokens"), int):
-        data["max_tokens"] = min(data.get("max_tokens") or allowance, allowance)
-    return msgspec.json.encode(data)
+def apply_cost_cap(
+    request: UpstreamRequest, body: RequestBody, deployment: Deployment, upstream_model: str
+) -> tuple[StreamMeter | None, RequestBody]:
+    """Hold a capped request to its cap on `deployment`: a stream is metered (and stopped at the
+    cap), a whole answer gets a completion limit it can afford. An uncapped request, or one to
+    a model without a price, is left as it is."""
+    if request.cost_cap is None:
+        return None, body
+    price = price_for(deployment, upstream_model)
+    if price is None:
+        return None, body
+    allowance = completion_allowance(price, request.cost_cap, len(request.body))
+    if request.stream:
+        return StreamMeter(allowance), body
+    return None, body.with_completion_cap(max(allowance, 1))

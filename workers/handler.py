@@ -14,7 +14,6 @@ from llmgw.bus import AckedPublisher
 from llmgw.catalog import PROVIDERS
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import (
-    MSG_ID_HEADER,
     Completed,
     ErrorCode,
     ErrorType,
@@ -22,72 +21,28 @@ from llmgw.contracts import (
     Operation,
     Subjects,
     UpstreamRequest,
-    UsageEvent,
     UsageSource,
     UsageStatus,
     decode_request,
     encode_internal,
-    encode_json,
 )
 from llmgw.handoff import let_writes_out
-from llmgw.prices import price_for
 from llmgw.routing import CONTEXT_WINDOW_CODES, RETRYABLE_STATUSES, CooldownBoard
-from workers.budget_cap import StreamMeter, cap_max_tokens, completion_allowance
+from workers.budget_cap import apply_cost_cap
 from workers.credentials import DeploymentTable
-from workers.providers import Provider
-from workers.providers.base import NativeHead, StallGuard, UpstreamError
+from workers.keepalive import KeepAlive
+from workers.providers.answers import NativeHead
+from workers.providers.base import Provider, StallGuard
+from workers.providers.errors import UpstreamError
+from workers.providers.request_body import RequestBody, estimate_prompt_tokens
 from workers.relay import ChunkRelay
 from workers.settings import WorkerSettings
-from workers.usage import Usage, cost_of, estimate_prompt_tokens
+from workers.usage import Usage
+from workers.usage_events import Outcome, UsageRecorder
 
 log = structlog.get_logger()
 
-USAGE_PUBLISH_TIMEOUT = 5.0  # seconds to wait for JetStream to store a usage event (then retry)
 MAX_RETRY_AFTER = 10.0  # an upstream's retry-after is honoured up to this many seconds
-
-
-def source_of(usage: Usage) -> str:
-    return UsageSource.ESTIMATED if usage.estimated else UsageSource.PROVIDER
-
-
-class Outcome(msgspec.Struct):
-    """What happened to a request, gathered while it runs, for its usage event and log line."""
-
-    status: str = UsageStatus.SUCCESS
-    http_status: int = 200
-    error_code: str | None = None
-    usage: Usage | None = None
-    usage_source: str = UsageSource.NONE
-    ttft: float | None = None
-    upstream_model: str = ""
-    deployment: Deployment | None = None  # the deployment called last
-    tries: int = 1  # upstream calls made
-
-
-class KeepAlive:
-    """Tells JetStream every `interval` seconds that a message is still being worked on, so a long
-    upstream call is not redelivered. A timer, not a task per request: starting and cancelling a
-    task costs ~15 us of CPU, a timer ~2 us, and most requests end before the first tick."""
-
-    def __init__(self, msg: Msg, interval: float) -> None:
-        self._msg = msg
-        self._interval = interval
-        self._loop = asyncio.get_running_loop()
-        self._timer = self._loop.call_later(interval, self._tick)
-        self._touch_task: asyncio.Task | None = None
-
-    def _tick(self) -> None:
-        self._timer = self._loop.call_later(self._interval, self._tick)
-        self._touch_task = self._loop.create_task(self._touch())
-
-    async def _touch(self) -> None:
-        try:
-            await self._msg.in_progress()
-        except Exception as exc:
-            log.warning("in_progress_failed", error=str(exc) or type(exc).__name__)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
 
 
 class RequestHandler:
@@ -112,6 +67,7 @@ class RequestHandler:
         self.subjects = subjects
         self.settings = settings
         self.providers = providers
+        self.usage = UsageRecorder(publisher, subjects, settings)
 
     async def handle(self, msg: Msg) -> None:
         try:
@@ -120,7 +76,9 @@ class RequestHandler:
             log.error("request_undecodable", error=str(exc))
             await msg.term()
             return
-        asyncio.current_task().set_name(request.request_id)  # a Cancel finds the task by it
+        task = asyncio.current_task()
+        if task is not None:
+            task.set_name(request.request_id)  # a Cancel finds the task by it
         attempt = msg.metadata.num_delivered or 1
         heartbeat = KeepAlive(msg, max(self.settings.ack_wait / 3.0, 0.2))
         started = time.time()
@@ -133,7 +91,7 @@ class RequestHandler:
                     outcome.status, outcome.http_status, outcome.error_code = UsageStatus.CANCELLED, 499, "client_closed"
             latency_ms = (time.time() - started) * 1000.0
             if outcome.deployment is not None:
-                await self._publish_usage(request, attempt, outcome.deployment, outcome, latency_ms)
+                await self.usage.record(request, attempt, outcome.deployment, outcome, latency_ms)
         finally:
             heartbeat.cancel()
         await msg.ack()
@@ -163,6 +121,7 @@ class RequestHandler:
 
     async def _serve(self, request: UpstreamRequest, attempt: int, outcome: Outcome, started: float) -> None:
         relay: ChunkRelay | None = None
+        body = RequestBody(request.body)  # decoded (at most) once, whatever the number of tries
         try:
             if request.deadline <= started:
                 outcome.status, outcome.http_status = UsageStatus.EXPIRED, 504
@@ -193,7 +152,7 @@ class RequestHandler:
                     relay.deployment_id = deployment.id
                 outcome.tries += 1 if index else 0
                 try:
-                    await self._call(request, attempt, deployment, outcome, started, relay)
+                    await self._call(request, body, attempt, deployment, outcome, started, relay)
                     self.cooldowns.succeeded(deployment.id)
                     return
                 except UpstreamError as exc:
@@ -228,7 +187,9 @@ class RequestHandler:
             await self._reply_error(request, attempt, exc, relay, outcome)
         except asyncio.CancelledError:
             # Only a Cancel from the edge cancels a handler: the client went away.
-            asyncio.current_task().uncancel()
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
             outcome.status, outcome.http_status, outcome.error_code = UsageStatus.CANCELLED, 499, "client_closed"
         except Exception:
             log.exception("request_failed", request_id=request.request_id)
@@ -243,7 +204,7 @@ class RequestHandler:
         if outcome.usage is None and relay is not None and relay.started and not relay.raw:
             # The stream broke off before the provider reported usage: estimate what was used.
             outcome.usage = Usage(
-                prompt_tokens=estimate_prompt_tokens(request.body), completion_tokens=relay.sent + len(relay.buffer)
+                prompt_tokens=estimate_prompt_tokens(body, request.operation), completion_tokens=relay.sent + len(relay.buffer)
             )
             outcome.usage_source = UsageSource.ESTIMATED
 
@@ -256,6 +217,7 @@ class RequestHandler:
     async def _call(
         self,
         request: UpstreamRequest,
+        body: RequestBody,
         attempt: int,
         deployment: Deployment,
         outcome: Outcome,
@@ -268,7 +230,9 @@ class RequestHandler:
             sealed = request.client_api_key_sealed
             client_key = self.deployments.cipher.decrypt(sealed) if sealed else None
             if sealed and client_key is None:
-                raise UpstreamError(500, "the request's client key was sealed under another secret", ErrorType.API, ErrorCode.INTERNAL)
+                raise UpstreamError(
+                    500, "the request's client key was sealed under another secret", ErrorType.API, ErrorCode.INTERNAL
+                )
             deployment = msgspec.structs.replace(
                 deployment,
                 api_base=(request.client_api_base or deployment.api_base or "").rstrip("/") or None,
@@ -282,11 +246,11 @@ class RequestHandler:
         if request.operation == Operation.NATIVE:
             await self._call_native(request, attempt, deployment, provider, outcome, started, relay, stall)
             return
-        meter, request = self._apply_cost_cap(request, deployment, outcome.upstream_model)
+        meter, body = apply_cost_cap(request, body, deployment, outcome.upstream_model)
         if request.operation == Operation.CHAT and request.stream:
             assert relay is not None
             async with StallGuard(stall, deployment) as guard:
-                async for item in provider.chat_stream(deployment, request, outcome.upstream_model):
+                async for item in provider.chat_stream(deployment, request, outcome.upstream_model, body):
                     guard.touch()
                     if type(item) is bytes:
                         if outcome.ttft is None:
@@ -299,25 +263,25 @@ class RequestHandler:
                                 ErrorCode.BUDGET_EXCEEDED,
                             )
                         await relay.add(item)
-                    else:
-                        outcome.usage, outcome.usage_source = item, source_of(item)
-            await relay.finish(self._cost(outcome, deployment), deployment.id, outcome.tries, self._tokens(outcome))
+                    elif isinstance(item, Usage):
+                        outcome.took(item)
+            await relay.finish(outcome.cost(deployment), deployment.id, outcome.tries, outcome.tokens())
             return
         call = provider.chat if request.operation == Operation.CHAT else provider.embeddings
-        completion = await call(deployment, request, outcome.upstream_model)
+        completion = await call(deployment, request, outcome.upstream_model, body)
         if completion.usage is not None:
-            outcome.usage, outcome.usage_source = completion.usage, source_of(completion.usage)
+            outcome.took(completion.usage)
         else:  # the provider did not count (some embedding APIs): estimate rather than record nothing
-            outcome.usage = Usage(prompt_tokens=estimate_prompt_tokens(request.body))
+            outcome.usage = Usage(prompt_tokens=estimate_prompt_tokens(body, request.operation))
             outcome.usage_source = UsageSource.ESTIMATED
         reply = Completed(
             request_id=request.request_id,
             attempt=attempt,
             body=completion.body,
-            cost=self._cost(outcome, deployment),
+            cost=outcome.cost(deployment),
             deployment_id=deployment.id,
             tries=outcome.tries,
-            tokens=self._tokens(outcome),
+            tokens=outcome.tokens(),
         )
         await self.nc.publish(request.reply_to, encode_internal(reply))
         await let_writes_out()  # the answer leaves before the usage event is built
@@ -353,13 +317,13 @@ class RequestHandler:
                         await relay.add(item)
                     else:
                         parts.append(item)
-                else:
+                elif isinstance(item, Usage):
                     outcome.usage, outcome.usage_source = item, UsageSource.PROVIDER
         if head is None:
             raise UpstreamError(502, "the upstream sent no answer", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
-        cost = self._cost(outcome, deployment)
+        cost = outcome.cost(deployment)
         if head.stream:
-            await relay.finish(cost, deployment.id, outcome.tries, self._tokens(outcome))
+            await relay.finish(cost, deployment.id, outcome.tries, outcome.tokens())
             return
         reply = Completed(
             request_id=request.request_id,
@@ -370,31 +334,9 @@ class RequestHandler:
             cost=cost,
             deployment_id=deployment.id,
             tries=outcome.tries,
-            tokens=self._tokens(outcome),
+            tokens=outcome.tokens(),
         )
         await self.nc.publish(request.reply_to, encode_internal(reply))
-
-    @staticmethod
-    def _tokens(outcome: Outcome) -> int | None:
-        return outcome.usage.prompt_tokens + outcome.usage.completion_tokens if outcome.usage else None
-
-    @staticmethod
-    def _cost(outcome: Outcome, deployment: Deployment) -> float:
-        return cost_of(outcome.usage or Usage(), deployment, outcome.upstream_model)[0]
-
-    @staticmethod
-    def _apply_cost_cap(
-        request: UpstreamRequest, deployment: Deployment, upstream_model: str
-    ) -> tuple[StreamMeter | None, UpstreamRequest]:
-        """Hold a capped request to its cap: a stream is metered (and stopped at the cap), a whole
-        answer gets a `max_tokens` it can afford."""
-        price = price_for(deployment, upstream_model) if request.cost_cap is not None else None
-        if price is None:
-            return None, request
-        allowance = completion_allowance(price, request.cost_cap, len(request.body))
-        if request.stream:
-            return StreamMeter(allowance), request
-        return None, msgspec.structs.replace(request, body=cap_max_tokens(request.body, max(allowance, 1)))
 
     async def _reply_error(
         self,
@@ -421,51 +363,3 @@ class RequestHandler:
             await relay.fail(failure)
         else:
             await self.nc.publish(request.reply_to, encode_internal(failure))
-
-    async def _publish_usage(
-        self, request: UpstreamRequest, attempt: int, deployment: Deployment, outcome: Outcome, latency_ms: float
-    ) -> None:
-        usage = outcome.usage or Usage()
-        cost, known = cost_of(usage, deployment, outcome.upstream_model)
-        event = UsageEvent(
-            request_id=request.request_id,
-            ts=request.received_at,
-            key_hash=request.caller.key_hash,
-            key_alias=request.caller.key_alias,
-            user_id=request.caller.user_id,
-            team_id=request.caller.team_id,
-            operation=request.operation,
-            model_group=request.model_group,
-            deployment_id=deployment.id,
-            provider=deployment.provider,
-            upstream_model=outcome.upstream_model,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cached_tokens=usage.cached_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            cost=cost,
-            cost_known=known,
-            latency_ms=latency_ms,
-            ttft_ms=outcome.ttft * 1000.0 if outcome.ttft is not None else None,
-            status=outcome.status,
-            http_status=outcome.http_status,
-            error_code=outcome.error_code,
-            usage_source=outcome.usage_source,
-            stream=request.stream,
-            attempt=attempt,
-            worker_id=self.settings.worker_id,
-            upstream_attempts=outcome.tries,
-            ledgers=request.ledgers,
-        )
-        subject = self.subjects.usage(deployment.provider, outcome.status)
-        payload = encode_json(event)
-        delay = 0.1
-        while True:
-            try:
-                await self.publisher.publish(subject, payload, {MSG_ID_HEADER: request.request_id}, USAGE_PUBLISH_TIMEOUT)
-                return
-            except Exception as exc:
-                log.warning("usage_publish_retry", request_id=request.request_id, error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)

@@ -14,6 +14,7 @@ no redirects are followed, and cookies from one upstream answer must not reach t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -48,7 +49,7 @@ class UpstreamClient:
         and two re-chunkers; only a compressed body needs that."""
         if "content-encoding" in response.headers:
             return response.aiter_bytes()
-        return aiter(response.stream)
+        return aiter(cast(httpx.AsyncByteStream, response.stream))  # (an async transport's stream)
 
     @classmethod
     async def read(cls, response: httpx.Response) -> bytes:

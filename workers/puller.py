@@ -19,6 +19,7 @@ import msgspec
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 log = structlog.get_logger()
 
@@ -52,8 +53,8 @@ class ContinuousPuller:
         self.on_message = on_message
         self.pulls: collections.deque[_Pull] = collections.deque()
         self.inbox = nc.new_inbox()
-        self._sub = None
-        self._task: asyncio.Task | None = None
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -149,8 +150,18 @@ class BatchPuller(ContinuousPuller):
     for the free slots, so a batch request never sits in a long pull while interactive ones queue.
     """
 
-    def __init__(self, *args, interactive_waiting: Callable[[], Awaitable[bool]], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        nc: Client,
+        stream: str,
+        consumer: str,
+        capacity: int,
+        in_use: Callable[[], int],
+        on_message: Callable[[Msg], None],
+        *,
+        interactive_waiting: Callable[[], Awaitable[bool]],
+    ) -> None:
+        super().__init__(nc, stream, consumer, capacity, in_use, on_message)
         self.interactive_waiting = interactive_waiting
         self._quiet_until = 0.0  # the batch queue was empty: look again (at most) every BATCH_POLL s
 

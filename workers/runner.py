@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 
 import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from llmgw import bus
@@ -73,8 +75,8 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
                 else:
                     task.cancel()
 
-    providers = settings.config.providers
-    for provider in providers:
+    served = settings.config.providers
+    for provider in served:
         durable = subjects.worker_consumer(provider)
         await bus.ensure_pull_consumer(
             js,
@@ -113,8 +115,8 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     cancel_sub = await nc.subscribe(subjects.cancel, cb=on_cancel)
     for p in pullers:
         await p.start()
-    presence = asyncio.create_task(_announce(nc, subjects, settings, providers, lambda: len(in_flight)))
-    log.info("worker_started", worker_id=settings.worker_id, providers=list(providers), concurrency=settings.concurrency)
+    presence = asyncio.create_task(_announce(nc, subjects, settings, served, lambda: len(in_flight)))
+    log.info("worker_started", worker_id=settings.worker_id, providers=list(served), concurrency=settings.concurrency)
     gc.freeze()  # what exists now lives as long as the process: collections only walk newer objects
 
     await stop.wait()
@@ -143,7 +145,9 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     log.info("worker_stopped", worker_id=settings.worker_id)
 
 
-async def _announce(nc, subjects: Subjects, settings: WorkerSettings, providers: tuple[str, ...], in_flight) -> None:
+async def _announce(
+    nc: Client, subjects: Subjects, settings: WorkerSettings, providers: tuple[str, ...], in_flight: Callable[[], int]
+) -> None:
     """Presence for the edge's readiness check: which providers have a live worker."""
     while True:
         beat = encode_internal(WorkerHeartbeat(settings.worker_id, list(providers), in_flight(), settings.concurrency))

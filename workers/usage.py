@@ -62,32 +62,6 @@ def estimate_tokens(text_chars: int) -> int:
     return (text_chars + 3) // 4
 
 
-class _Message(msgspec.Struct):
-    content: str | list[dict] | None = None
-
-
-class _Prompt(msgspec.Struct):
-    messages: list[_Message] = []
-    input: str | list | None = None
-
-
-_prompt_decoder = msgspec.json.Decoder(_Prompt)
-
-
-def estimate_prompt_tokens(body: bytes) -> int:
-    """Estimate a request's prompt tokens from its text (chat messages or embeddings input)."""
-    try:
-        prompt = _prompt_decoder.decode(body)
-    except msgspec.DecodeError:
-        return estimate_tokens(len(body))
-    chars = 0
-    for m in prompt.messages:
-        if isinstance(m.content, str):
-            chars += len(m.content)
-        elif isinstance(m.content, list):
-            chars += sum(len(p.get("text") or "") for p in m.content if isinstance(p, dict))
-    if isinstance(prompt.input, str):
-        chars += len(prompt.input)
-    elif isinstance(prompt.input, list):
-        chars += sum(len(x) for x in prompt.input if isinstance(x, str))
-    return estimate_tokens(chars)
+def estimated_usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+    """Usage the gateway estimated (recorded with usage_source 'estimated')."""
+    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, estimated=True)

@@ -13,8 +13,9 @@ from llmgw.contracts import NativeCall, UpstreamRequest
 from tests.integration.adapter_support import collect, upstream_request
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
+from workers.providers.answers import NativeHead
 from workers.providers.anthropic import Anthropic
-from workers.providers.base import NativeHead, UpstreamError
+from workers.providers.errors import UpstreamError
 from workers.usage import Usage
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,9 @@ from llmgw.config import Deployment, Secret
 from llmgw.contracts import NativeCall, Operation, UpstreamRequest
 from tests.integration.adapter_support import upstream_request
 from workers.http_client import UpstreamClient
+from workers.providers.answers import NativeHead
 from workers.providers.azure import AzureOpenAI
-from workers.providers.base import NativeHead, UpstreamError
+from workers.providers.errors import UpstreamError
 from workers.providers.openai_family import OpenAIFamily, OpenAIUsageReader
 from workers.usage import Usage
 
@@ -83,11 +84,11 @@ def request(
 
 def test_url_has_the_deployment_and_api_version_and_the_key_goes_in_api_key(provider, fake):
     body = msgspec.json.encode({"model": "gpt-4o-east", "messages": HELLO})
-    built = provider._request(deployment(fake), request({}), "chat/completions", body)
+    built = provider._request(deployment(fake), request({}), "chat/completions", body, "gpt-4o-east")
     assert str(built.url) == f"{root(fake)}/openai/deployments/gpt-4o-east/chat/completions?api-version=2024-10-21"
     assert built.headers["api-key"] == KEY and "authorization" not in built.headers
     other = provider._request(
-        deployment(fake, api_version=None), request({}), "embeddings", msgspec.json.encode({"model": "emb-1"})
+        deployment(fake, api_version=None), request({}), "embeddings", msgspec.json.encode({"model": "emb-1"}), "emb-1"
     )
     assert str(other.url) == f"{root(fake)}/openai/deployments/emb-1/embeddings?api-version=2024-10-21"
     # an unquoted `api_version: 2025-01-01` in the YAML config arrives as a date
@@ -96,6 +97,7 @@ def test_url_has_the_deployment_and_api_version_and_the_key_goes_in_api_key(prov
         request({}),
         "embeddings",
         msgspec.json.encode({"model": "emb-2"}),
+        "emb-2",
     )
     assert str(dated.url).endswith("/openai/deployments/emb-2/embeddings?api-version=2025-01-01")
 

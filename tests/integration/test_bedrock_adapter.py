@@ -13,8 +13,8 @@ from llmgw.contracts import Operation, UpstreamRequest
 from tests.integration.adapter_support import collect as collect_stream
 from tests.integration.adapter_support import upstream_request
 from workers.http_client import UpstreamClient
-from workers.providers.base import UpstreamError
 from workers.providers.bedrock import Bedrock
+from workers.providers.errors import UpstreamError
 from workers.usage import Usage
 
 pytestmark = pytest.mark.integration

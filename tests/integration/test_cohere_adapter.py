@@ -12,8 +12,9 @@ from llmgw.contracts import NativeCall, Operation, UpstreamRequest
 from tests.integration.adapter_support import collect, upstream_request
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
-from workers.providers.base import NativeHead, UpstreamError
+from workers.providers.answers import NativeHead
 from workers.providers.cohere import Cohere
+from workers.providers.errors import UpstreamError
 from workers.usage import Usage
 
 pytestmark = pytest.mark.integration

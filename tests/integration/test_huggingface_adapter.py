@@ -12,7 +12,7 @@ from llmgw.contracts import Operation, UpstreamRequest
 from tests.integration.adapter_support import collect, upstream_request
 from tests.procs import free_port
 from workers.http_client import UpstreamClient
-from workers.providers.base import UpstreamError
+from workers.providers.errors import UpstreamError
 from workers.providers.huggingface import HuggingFaceInference
 from workers.usage import Usage
 

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from llmgw.config import Deployment, Secret
+from tests.unit.openai_requests import chat_request
 from workers.providers.anthropic import AnthropicUsageReader
 from workers.providers.anthropic.request import chat_request_to_anthropic, image_url_to_source
 from workers.providers.anthropic.response import (
@@ -18,7 +19,7 @@ from workers.providers.anthropic.response import (
 )
 from workers.providers.anthropic.stream import AnthropicStreamTranslator
 from workers.providers.anthropic.wire import AnthropicUsage, event_decoder, message_decoder
-from workers.providers.base import UpstreamError
+from workers.providers.errors import UpstreamError
 from workers.usage import Usage
 
 pytestmark = pytest.mark.unit
@@ -45,7 +46,7 @@ TOOLS = [
 
 
 def convert(body: dict, system_prompts: list[str] | None = None, stream: bool = False) -> dict:
-    return chat_request_to_anthropic(body, "claude-x", system_prompts or [], stream)
+    return chat_request_to_anthropic(chat_request(body), "claude-x", system_prompts or [], stream)
 
 
 # ---- request ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from llmgw.config import Deployment, Secret
-from workers.providers.base import UpstreamError
+from tests.unit.openai_requests import chat_request, embeddings_request
 from workers.providers.bedrock.adapter import aws_region
 from workers.providers.bedrock.converse_request import chat_request_to_converse, encode_converse
 from workers.providers.bedrock.converse_response import (
@@ -29,6 +29,7 @@ from workers.providers.bedrock.embeddings import (
     titan_to_embeddings,
 )
 from workers.providers.bedrock.errors import bedrock_http_error, error_type_name, stream_exception
+from workers.providers.errors import UpstreamError
 from workers.usage import Usage
 
 pytestmark = pytest.mark.unit
@@ -65,7 +66,7 @@ PNG = base64.b64encode(b"\x89PNG fake image").decode()
 
 
 def _converse(body: dict, system_prompts: list[str] | None = None) -> dict:
-    return msgspec.json.decode(encode_converse(chat_request_to_converse(msgspec.json.encode(body), system_prompts or [])))
+    return msgspec.json.decode(encode_converse(chat_request_to_converse(chat_request(body), system_prompts or [])))
 
 
 def test_system_prompts_go_first_then_the_clients_and_inference_config_maps():
@@ -204,7 +205,7 @@ def test_tool_choice_none_drops_the_tools_unless_the_history_uses_them():
 )
 def test_what_bedrock_cannot_take_is_a_400_naming_the_field(message, param):
     with pytest.raises(UpstreamError) as info:
-        chat_request_to_converse(msgspec.json.encode({"messages": [message]}), [])
+        chat_request_to_converse(chat_request({"messages": [message]}), [])
     assert info.value.status == 400 and info.value.param == param
 
 
@@ -377,7 +378,9 @@ def test_stream_exception_frames_map_to_client_statuses(exception_type, client_s
 
 
 def test_titan_embeddings_request_and_response():
-    bodies, as_base64 = embeddings_request_to_titan(b'{"model":"e","input":["one two","three"],"dimensions":256}')
+    bodies, as_base64 = embeddings_request_to_titan(
+        embeddings_request(b'{"model":"e","input":["one two","three"],"dimensions":256}')
+    )
     assert [msgspec.json.decode(b) for b in bodies] == [
         {"inputText": "one two", "dimensions": 256},
         {"inputText": "three", "dimensions": 256},
@@ -393,7 +396,7 @@ def test_titan_embeddings_request_and_response():
 
 def test_token_array_input_is_refused_and_models_are_recognised():
     with pytest.raises(UpstreamError) as info:
-        embeddings_request_to_titan(b'{"input":[[1,2,3]]}')
+        embeddings_request_to_titan(embeddings_request(b'{"input":[[1,2,3]]}'))
     assert info.value.status == 400 and info.value.param == "input"
     assert is_titan_embedding_model("amazon.titan-embed-text-v2:0")
     assert is_titan_embedding_model("arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v1")

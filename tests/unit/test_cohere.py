@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from llmgw.config import Deployment, Secret
-from workers.providers.base import UpstreamError
+from tests.unit.openai_requests import chat_request, embeddings_request
 from workers.providers.cohere import Cohere, CohereUsageReader
 from workers.providers.cohere.request import chat_request_to_cohere, embeddings_request_to_cohere
 from workers.providers.cohere.response import (
@@ -21,6 +21,7 @@ from workers.providers.cohere.response import (
 )
 from workers.providers.cohere.stream import CohereStreamTranslator
 from workers.providers.cohere.wire import CohereUsage, chat_decoder, embed_decoder, event_decoder
+from workers.providers.errors import UpstreamError
 from workers.usage import Usage
 
 pytestmark = pytest.mark.unit
@@ -64,7 +65,7 @@ def test_messages_keep_their_roles_with_policy_prompts_first():
             {"role": "function", "name": "legacy", "content": "ok"},
         ]
     }
-    out = chat_request_to_cohere(body, "command-r", ["Policy one.", "Policy two."], stream=True)
+    out = chat_request_to_cohere(chat_request(body), "command-r", ["Policy one.", "Policy two."], stream=True)
     assert out["model"] == "command-r" and out["stream"] is True
     assert out["messages"] == [
         {"role": "system", "content": "Policy one."},
@@ -100,7 +101,7 @@ def test_sampling_fields_are_renamed_and_tools_kept_in_their_shape():
         "tool_choice": "required",
         "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
     }
-    out = chat_request_to_cohere(body, "m", [], stream=False)
+    out = chat_request_to_cohere(chat_request(body), "m", [], stream=False)
     assert (out["max_tokens"], out["temperature"], out["p"], out["seed"], out["presence_penalty"]) == (20, 0.3, 0.9, 7, 0.1)
     assert out["stop_sequences"] == ["END"] and "top_p" not in out and "stop" not in out
     assert out["tools"] == [WEATHER_TOOL] and out["tool_choice"] == "REQUIRED"
@@ -110,7 +111,10 @@ def test_sampling_fields_are_renamed_and_tools_kept_in_their_shape():
 @pytest.mark.parametrize(("choice", "expected"), [("auto", None), ("none", "NONE"), ("required", "REQUIRED")])
 def test_tool_choice_maps_to_cohere_values(choice, expected):
     out = chat_request_to_cohere(
-        {"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER_TOOL], "tool_choice": choice}, "m", [], False
+        chat_request({"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER_TOOL], "tool_choice": choice}),
+        "m",
+        [],
+        False,
     )
     assert out.get("tool_choice") == expected
 
@@ -122,11 +126,11 @@ def test_a_named_tool_choice_offers_only_that_tool():
         "tools": [other, WEATHER_TOOL],
         "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
     }
-    out = chat_request_to_cohere(body, "m", [], False)
+    out = chat_request_to_cohere(chat_request(body), "m", [], False)
     assert [t["function"]["name"] for t in out["tools"]] == ["get_weather"] and out["tool_choice"] == "REQUIRED"
     body["tool_choice"] = {"type": "function", "function": {"name": "missing"}}
     with pytest.raises(UpstreamError) as err:
-        chat_request_to_cohere(body, "m", [], False)
+        chat_request_to_cohere(chat_request(body), "m", [], False)
     assert err.value.status == 400 and err.value.param == "tool_choice"
 
 
@@ -140,21 +144,24 @@ def test_a_named_tool_choice_offers_only_that_tool():
 )
 def test_what_cohere_cannot_express_is_a_400(body):
     with pytest.raises(UpstreamError) as err:
-        chat_request_to_cohere(body, "m", [], False)
+        chat_request_to_cohere(chat_request(body), "m", [], False)
     assert err.value.status == 400
 
 
 def test_embed_request_asks_for_float_document_embeddings():
-    assert embeddings_request_to_cohere({"input": "one text", "dimensions": 256}, "embed-v4.0") == {
+    assert embeddings_request_to_cohere(embeddings_request({"input": "one text", "dimensions": 256}), "embed-v4.0") == {
         "model": "embed-v4.0",
         "texts": ["one text"],
         "input_type": "search_document",
         "embedding_types": ["float"],
         "output_dimension": 256,
     }
-    assert embeddings_request_to_cohere({"input": ["a", "b"], "input_type": "search_query"}, "e")["input_type"] == "search_query"
+    assert (
+        embeddings_request_to_cohere(embeddings_request({"input": ["a", "b"], "input_type": "search_query"}), "e")["input_type"]
+        == "search_query"
+    )
     with pytest.raises(UpstreamError) as err:
-        embeddings_request_to_cohere({"input": [[1, 2, 3]]}, "e")
+        embeddings_request_to_cohere(embeddings_request({"input": [[1, 2, 3]]}), "e")
     assert err.value.status == 400 and err.value.param == "input"
 
 

@@ -10,7 +10,8 @@ import struct
 import pytest
 
 from llmgw.config import Deployment, Secret
-from workers.providers.base import UpstreamError
+from tests.unit.openai_requests import chat_request, embeddings_request
+from workers.providers.errors import UpstreamError
 from workers.providers.gemini.request import (
     chat_request_to_gemini,
     embedding_inputs,
@@ -41,7 +42,7 @@ GEMINI = Deployment(
 
 
 def convert(body: dict, system_prompts: list[str] | None = None) -> dict:
-    return chat_request_to_gemini(json.dumps(body).encode(), system_prompts or [])
+    return chat_request_to_gemini(chat_request(json.dumps(body).encode()), system_prompts or [])
 
 
 def decode_response(doc: dict):
@@ -233,7 +234,9 @@ def test_requests_gemini_cannot_take_are_400(messages):
 
 
 def test_embedding_requests():
-    texts, dims, b64 = embedding_inputs(b'{"model":"e","input":["a b","c"],"dimensions":4,"encoding_format":"base64"}')
+    texts, dims, b64 = embedding_inputs(
+        embeddings_request(b'{"model":"e","input":["a b","c"],"dimensions":4,"encoding_format":"base64"}')
+    )
     assert (texts, dims, b64) == (["a b", "c"], 4, True)
     assert embeddings_to_gemini_batch(texts, "text-embedding-004", dims) == {
         "requests": [
@@ -242,9 +245,9 @@ def test_embedding_requests():
         ]
     }
     assert embeddings_to_vertex_predict(["x"], None) == {"instances": [{"content": "x"}]}
-    assert embedding_inputs(b'{"model":"e","input":"one"}') == (["one"], None, False)
+    assert embedding_inputs(embeddings_request(b'{"model":"e","input":"one"}')) == (["one"], None, False)
     with pytest.raises(UpstreamError) as info:
-        embedding_inputs(b'{"model":"e","input":[[1,2,3]]}')
+        embedding_inputs(embeddings_request(b'{"model":"e","input":[[1,2,3]]}'))
     assert info.value.status == 400
 
 

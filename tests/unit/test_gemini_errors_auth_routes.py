@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from llmgw.config import Deployment, Secret
 from tests.unit.test_gemini import GEMINI, KEY
 from workers.http_client import UpstreamClient
-from workers.providers.base import UpstreamError
+from workers.providers.errors import UpstreamError
 from workers.providers.gemini import Gemini, VertexAI
 from workers.providers.gemini.errors import google_error_to_upstream_error, retry_delay_seconds
 from workers.providers.gemini.native import GoogleNativeUsage, with_model, with_vertex_scope

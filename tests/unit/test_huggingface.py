@@ -7,7 +7,8 @@ import msgspec
 import pytest
 
 from llmgw.config import Deployment, Secret
-from workers.providers.base import UpstreamError
+from tests.unit.openai_requests import chat_messages, chat_request
+from workers.providers.errors import UpstreamError
 from workers.providers.huggingface import (
     HuggingFaceStreamTranslator,
     _Details,
@@ -44,11 +45,11 @@ def test_prompt_template_puts_policy_prompts_first_and_ends_with_the_assistant_c
         {"role": "tool", "tool_call_id": "c", "content": "42"},
         {"role": "user", "content": "Bye"},
     ]
-    assert render_prompt(messages, ["Policy."]) == (
+    assert render_prompt(chat_messages(messages), ["Policy."]) == (
         "System: Policy.\nSystem: Be brief.\nUser: Hi\nthere\nAssistant: Hello.\nTool: 42\nUser: Bye\nAssistant:"
     )
     with pytest.raises(UpstreamError) as err:
-        render_prompt([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}], [])
+        render_prompt(chat_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]), [])
     assert err.value.status == 400
 
 
@@ -61,7 +62,7 @@ def test_parameters_keep_only_what_text_generation_accepts():
         "stop": "User:",
         "seed": 3,
     }
-    out, prompt = chat_request_to_text_generation(body, [], stream=False)
+    out, prompt = chat_request_to_text_generation(chat_request(body), [], stream=False)
     assert out == {
         "inputs": "User: Hi\nAssistant:",
         "parameters": {
@@ -75,7 +76,7 @@ def test_parameters_keep_only_what_text_generation_accepts():
         "stream": False,
     }
     assert prompt == out["inputs"]
-    out, _ = chat_request_to_text_generation({**body, "temperature": 0.7, "top_p": 0.9}, [], stream=True)
+    out, _ = chat_request_to_text_generation(chat_request({**body, "temperature": 0.7, "top_p": 0.9}), [], stream=True)
     assert out["stream"] is True and "decoder_input_details" not in out["parameters"]
     assert (out["parameters"]["temperature"], out["parameters"]["top_p"]) == (0.7, 0.9)
 
@@ -83,7 +84,7 @@ def test_parameters_keep_only_what_text_generation_accepts():
 @pytest.mark.parametrize("extra", [{"tools": [{"type": "function", "function": {"name": "f"}}]}, {"n": 2}])
 def test_tools_and_several_choices_are_refused(extra):
     with pytest.raises(UpstreamError) as err:
-        chat_request_to_text_generation({"messages": [{"role": "user", "content": "x"}], **extra}, [], False)
+        chat_request_to_text_generation(chat_request({"messages": [{"role": "user", "content": "x"}], **extra}), [], False)
     assert err.value.status == 400
 
 

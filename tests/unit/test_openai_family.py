@@ -11,7 +11,8 @@ from workers.providers.openai_family import (
     openai_usage_to_usage,
     rewrite_body,
 )
-from workers.usage import Usage, cost_of, estimate_prompt_tokens
+from workers.providers.request_body import RequestBody, estimate_prompt_tokens
+from workers.usage import Usage, cost_of
 
 pytestmark = pytest.mark.unit
 
@@ -34,9 +35,9 @@ def test_usage_converter_reads_cached_and_reasoning_tokens():
 
 def test_rewrite_sets_upstream_model_and_asks_for_usage_on_streams():
     body = b'{"model":"gpt-4","messages":[],"stream":true,"stream_options":{"include_usage":false},"tools":[1]}'
-    out = msgspec.json.decode(rewrite_body(body, "gpt-4o", stream=True))
+    out = msgspec.json.decode(rewrite_body(RequestBody(body), "gpt-4o", stream=True))
     assert out["model"] == "gpt-4o" and out["stream_options"] == {"include_usage": True} and out["tools"] == [1]
-    assert "stream_options" not in msgspec.json.decode(rewrite_body(b'{"model":"a"}', "b", stream=False))
+    assert "stream_options" not in msgspec.json.decode(rewrite_body(RequestBody(b'{"model":"a"}'), "b", stream=False))
 
 
 @pytest.mark.parametrize(
@@ -65,4 +66,4 @@ def test_cost_and_estimates():
     # from the shipped table: gpt-4o at $2.50 / $10 per 1M tokens, cached input at $1.25
     listed, known = cost_of(Usage(1_000_000, 100_000, cached_tokens=400_000), unpriced, "gpt-4o-2024-08-06")
     assert known and listed == pytest.approx(0.6 * 2.5 + 0.4 * 1.25 + 0.1 * 10.0)
-    assert estimate_prompt_tokens(b'{"messages":[{"role":"user","content":"12345678"}]}') == 2
+    assert estimate_prompt_tokens(RequestBody(b'{"messages":[{"role":"user","content":"12345678"}]}')) == 2

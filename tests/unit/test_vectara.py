@@ -7,7 +7,8 @@ import msgspec
 import pytest
 
 from llmgw.config import Deployment, Secret
-from workers.providers.base import UpstreamError
+from tests.unit.openai_requests import chat_messages, chat_request
+from workers.providers.errors import UpstreamError
 from workers.providers.vectara import (
     VectaraStreamTranslator,
     _event_decoder,
@@ -50,16 +51,18 @@ def test_the_query_is_the_last_user_message_alone():
         {"role": "assistant", "content": "first answer"},
         {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "text", "text": "question"}]},
     ]
-    assert last_user_text(messages) == "second\nquestion"
+    assert last_user_text(chat_messages(messages)) == "second\nquestion"
     for bad in ([{"role": "system", "content": "x"}], [{"role": "user", "content": "  "}], None):
         with pytest.raises(UpstreamError) as err:
-            last_user_text(bad)
+            last_user_text(chat_messages(bad))
         assert err.value.status == 400
 
 
 def test_query_body_has_search_generation_and_the_stream_flag():
     body = {"messages": [{"role": "user", "content": "What is RAG?"}], "max_tokens": 50, "temperature": 0.2}
-    out, query = chat_request_to_vectara_query(body, with_extra(vectara_generation_preset_name="mockingbird-2.0"), stream=True)
+    out, query = chat_request_to_vectara_query(
+        chat_request(body), with_extra(vectara_generation_preset_name="mockingbird-2.0"), stream=True
+    )
     assert query == "What is RAG?"
     assert out == {
         "query": "What is RAG?",
@@ -71,10 +74,12 @@ def test_query_body_has_search_generation_and_the_stream_flag():
         },
         "stream_response": True,
     }
-    plain, _ = chat_request_to_vectara_query({"messages": [{"role": "user", "content": "q"}]}, DEPLOYMENT, stream=False)
+    plain, _ = chat_request_to_vectara_query(
+        chat_request({"messages": [{"role": "user", "content": "q"}]}), DEPLOYMENT, stream=False
+    )
     assert plain["generation"] == {"max_used_search_results": 5} and plain["stream_response"] is False
     with pytest.raises(UpstreamError):
-        chat_request_to_vectara_query({**body, "tools": [{"type": "function"}]}, DEPLOYMENT, False)
+        chat_request_to_vectara_query(chat_request({**body, "tools": [{"type": "function"}]}), DEPLOYMENT, False)
 
 
 def test_usage_is_estimated_from_the_query_and_the_summary():

@@ -1,16 +1,18 @@
 """Provider adapters by family (see `llmgw.catalog` for which provider belongs to which).
 
 Families are imported when a worker serves one of their deployments, so a worker loads only the
-adapters its configuration needs.
+adapters its configuration needs (and importing one module of this package loads no other).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from workers.http_client import UpstreamClient
-from workers.providers.base import Provider
+if TYPE_CHECKING:
+    from workers.http_client import UpstreamClient
+    from workers.providers.base import Provider
 
 FAMILIES: dict[str, str] = {
     "openai": "workers.providers.openai_family:OpenAIFamily",
@@ -27,7 +29,8 @@ FAMILIES: dict[str, str] = {
 
 def family_class(family: str) -> type[Provider]:
     module, _, name = FAMILIES[family].partition(":")
-    return getattr(import_module(module), name)
+    cls: type[Provider] = getattr(import_module(module), name)
+    return cls
 
 
 def build_providers(

@@ -11,20 +11,12 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import httpx
-import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import UpstreamRequest
 from workers.providers.openai_family import OpenAIFamily
 
 DEFAULT_API_VERSION = "2024-10-21"  # the current GA version of the data-plane API
-
-
-class _Model(msgspec.Struct):
-    model: str = ""
-
-
-_model_decoder = msgspec.json.Decoder(_Model)
 
 
 class AzureOpenAI(OpenAIFamily):
@@ -40,12 +32,13 @@ class AzureOpenAI(OpenAIFamily):
             headers["api-key"] = deployment.api_key.reveal()
         return headers
 
-    def _request(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> httpx.Request:
+    def _request(
+        self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes, upstream_model: str
+    ) -> httpx.Request:
         # The Azure deployment (the upstream model) is part of the URL, but OpenAIFamily builds
-        # URLs from the deployment and operation only; the body it built names the model, so
-        # the model goes in front of the path (which also keys OpenAIFamily's URL cache by it).
-        model = _model_decoder.decode(body).model
-        return super()._request(deployment, request, f"{quote(model, safe='')}/{path}", body)
+        # URLs from the deployment and operation only, so the model goes in front of the path
+        # (which also keys OpenAIFamily's URL cache by it).
+        return super()._request(deployment, request, f"{quote(upstream_model, safe='')}/{path}", body, upstream_model)
 
     # ---- native passthrough: /azure/openai/deployments/... -------------------------------------
 

@@ -1,8 +1,11 @@
-"""What every provider adapter offers the worker, and the errors it raises.
+"""What every provider adapter offers the worker.
 
 An adapter translates an OpenAI-format request into its provider's wire format, calls it with
-the worker's shared upstream client (httpx requests and responses), and translates the answer back: a whole OpenAI-format body, or
-a stream of OpenAI `chat.completion.chunk` JSON documents, plus the usage the provider reported.
+the worker's shared upstream client (httpx requests and responses), and translates the answer
+back: a whole OpenAI-format body, or a stream of OpenAI `chat.completion.chunk` JSON documents,
+plus the usage the provider reported. It reads the request's body through the `RequestBody` the
+worker decoded once (an adapter called without one makes its own), and its provider's error
+answers through `workers.providers.errors`, which decides what the client gets.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any, Protocol
 
 import httpx
@@ -20,83 +24,10 @@ import msgspec
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
-from workers.usage import Usage
-
-_native_body_decoder = msgspec.json.Decoder(dict[str, Any])
-_native_body_encoder = msgspec.json.Encoder()
-
-
-def body_with_model(body: bytes, upstream_model: str) -> bytes:
-    """A native body with the deployment's model name in place of the client's `model`; a body
-    that is not a JSON object, or names no model, passes as it is (the upstream answers for it)."""
-    try:
-        data = _native_body_decoder.decode(body)
-    except msgspec.DecodeError:
-        return body
-    if not isinstance(data.get("model"), str):
-        return body
-    data["model"] = upstream_model
-    return _native_body_encoder.encode(data)
-
-
-class UpstreamError(Exception):
-    """The call failed; `status` is what the client gets."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        type: str = ErrorType.API,
-        code: str | None = ErrorCode.UPSTREAM_ERROR,
-        param: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.code = code
-        self.param = param
-        self.retry_after = retry_after
-
-
-class Completion(msgspec.Struct, frozen=True):
-    body: bytes  # OpenAI-format JSON
-    usage: Usage | None  # None: the provider did not say
-
-
-# A stream yields chunk JSON documents (bytes) to relay, and one Usage when the provider reports it.
-StreamItem = bytes | Usage
-
-
-class NativeHead(msgspec.Struct, frozen=True):
-    """The upstream's answer line of a native (passthrough) call: sent on to the client."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    stream: bool  # an event stream: its bytes are relayed as they come
-
-
-# A native call yields its NativeHead, then the body's bytes as they arrive, and a Usage (last)
-# when the provider's own usage fields said what the call used.
-NativeItem = NativeHead | bytes | Usage
-
-
-class NativeUsage(ABC):
-    """Reads a provider's own usage fields from a native answer: a whole JSON body, or the data
-    of each server-sent event of a stream. One instance per call; `usage` is None until known."""
-
-    usage: Usage | None = None
-
-    @abstractmethod
-    def body(self, content: bytes) -> None: ...
-
-    @abstractmethod
-    def event(self, data: bytes) -> None: ...
-
-
-# A provider's reader of its own error answers: (status, body, headers, deployment) -> the error.
-ErrorReader = Callable[[int, bytes, httpx.Headers, Deployment], UpstreamError]
+from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
+from workers.providers.errors import ErrorReader, UpstreamError, invalid_answer, transport_error
+from workers.providers.native import forward
+from workers.providers.request_body import RequestBody
 
 
 async def fetch_body(client: UpstreamClient, upstream: httpx.Request, deployment: Deployment, to_error: ErrorReader) -> bytes:
@@ -166,13 +97,19 @@ class Provider(ABC):
             await resp.aclose()
 
     @abstractmethod
-    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion: ...
+    async def chat(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion: ...
 
     @abstractmethod
-    def chat_stream(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> AsyncIterator[StreamItem]: ...
+    def chat_stream(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[StreamItem]: ...
 
     @abstractmethod
-    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion: ...
+    async def embeddings(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion: ...
 
     # ---- native passthrough (see workers/providers/native.py, which drives these hooks) ----
 
@@ -193,8 +130,6 @@ class Provider(ABC):
         return None
 
     async def native(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> AsyncIterator[NativeItem]:
-        from workers.providers.native import forward
-
         async for item in forward(self, deployment, request, upstream_model):
             yield item
 
@@ -220,14 +155,12 @@ async def translated_stream(
         try:
             event = decode(raw)
         except msgspec.DecodeError:
-            raise UpstreamError(
-                502, "the upstream sent an invalid stream event", ErrorType.API, ErrorCode.UPSTREAM_ERROR
-            ) from None
+            raise invalid_answer("the upstream sent an invalid stream event") from None
         for item in translator.feed(event):
             yield item
         if translator.finished:
             return
-    raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+    raise invalid_answer("the upstream ended the stream early")
 
 
 class StallGuard:
@@ -238,7 +171,7 @@ class StallGuard:
     __slots__ = ("_cm", "_loop", "deployment", "seconds")
 
     def __init__(self, seconds: float | None, deployment: Deployment) -> None:
-        self.seconds = seconds
+        self.seconds = seconds or 0.0
         self.deployment = deployment
         self._cm: asyncio.Timeout | None = None
         self._loop = asyncio.get_running_loop()
@@ -253,7 +186,7 @@ class StallGuard:
         if self._cm is not None:
             self._cm.reschedule(self._loop.time() + self.seconds)
 
-    async def __aexit__(self, exc_type, exc, tb) -> bool:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         if self._cm is None:
             return False
         try:
@@ -266,41 +199,3 @@ class StallGuard:
                 ErrorCode.TIMEOUT,
             ) from None
         return False
-
-
-def transport_error(exc: httpx.HTTPError, deployment: Deployment) -> UpstreamError:
-    """A failure below HTTP (timeout, refused, reset) as the client should see it."""
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
-        # (the aiohttp transport reports a refused connection as ConnectTimeout: unreachable)
-        return UpstreamError(
-            504, f"the upstream of deployment {deployment.id} did not answer in time", ErrorType.TIMEOUT, ErrorCode.TIMEOUT
-        )
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return UpstreamError(
-            502,
-            f"the upstream of deployment {deployment.id} is unreachable ({type(exc).__name__})",
-            ErrorType.API,
-            ErrorCode.UPSTREAM_UNREACHABLE,
-        )
-    return UpstreamError(
-        502,
-        f"the connection to the upstream of deployment {deployment.id} broke off ({type(exc).__name__})",
-        ErrorType.API,
-        ErrorCode.UPSTREAM_ERROR,
-    )
-
-
-def scrub(text: str, deployment: Deployment) -> str:
-    """Remove the provider credentials from any text that came back from the upstream."""
-    for secret in deployment.secrets():
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-def scrub_bytes(data: bytes, deployment: Deployment) -> bytes:
-    for secret in deployment.secrets():
-        raw = secret.encode()
-        if raw in data:
-            data = data.replace(raw, b"***")
-    return data

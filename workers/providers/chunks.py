@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from workers.providers.base import StreamItem
+from workers.providers.answers import StreamItem
 from workers.usage import Usage, usage_to_openai
 
 _encoder = msgspec.json.Encoder()

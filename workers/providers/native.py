@@ -4,22 +4,24 @@ The edge has checked the path and kept only harmless client headers; here the ga
 goes in (the adapter's `native_headers`), the model name is swapped (`native_body`), and the
 answer comes back byte for byte: a whole body, or an event stream relayed as it arrives. The
 adapter's `NativeUsage` reads the provider's own usage fields on the way through, so a native
-call is metered like any other.
+call is metered like any other. `forward` needs only the hooks of `NativeTarget`, which every
+`Provider` has.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import httpx
+import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.providers.base import NativeHead, NativeItem, UpstreamError, scrub_bytes, transport_error
-
-if TYPE_CHECKING:
-    from workers.providers.base import Provider
+from workers.http_client import UpstreamClient
+from workers.providers.answers import NativeHead, NativeItem, NativeUsage
+from workers.providers.errors import UpstreamError, credential_refused, scrub_bytes, transport_error
+from workers.providers.sse import SseData
 
 # Answer headers a client gets from the upstream (the rest are the gateway's own or hop-by-hop).
 _KEPT_HEADERS = ("content-type", "retry-after", "request-id", "openai-processing-ms", "openai-version")
@@ -27,18 +29,20 @@ _KEPT_PREFIXES = ("anthropic-", "x-goog-")
 _MAX_UNPARSED_STREAM = 8 * 1024 * 1024  # a non-SSE stream is kept for its usage up to this size
 
 
-class SseData:
-    """The `data:` payloads of a server-sent event stream, fed in arbitrary byte chunks."""
+class NativeTarget(Protocol):
+    """What `forward` asks of an adapter (see `Provider`'s native hooks)."""
 
-    __slots__ = ("_pending",)
+    client: UpstreamClient
 
-    def __init__(self) -> None:
-        self._pending = b""
+    def native_root(self, deployment: Deployment, upstream_model: str) -> str: ...
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        lines = (self._pending + chunk).splitlines(keepends=True)
-        self._pending = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
-        return [line[5:].strip() for line in lines if line.startswith(b"data:")]
+    def native_headers(self, deployment: Deployment) -> dict[str, str]: ...
+
+    def native_body(self, body: bytes, upstream_model: str) -> bytes: ...
+
+    def native_usage(self) -> NativeUsage | None: ...
+
+    def timeout_for(self, deployment: Deployment, request: UpstreamRequest) -> httpx.Timeout: ...
 
 
 def kept_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -46,40 +50,34 @@ def kept_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
 
 
 async def forward(
-    provider: Provider, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+    target: NativeTarget, deployment: Deployment, request: UpstreamRequest, upstream_model: str
 ) -> AsyncIterator[NativeItem]:
     call = request.native
     if call is None:
         raise UpstreamError(500, "a native request without its call", ErrorType.API, ErrorCode.INTERNAL)
-    url = provider.native_root(deployment, upstream_model) + call.path + (f"?{call.query}" if call.query else "")
+    url = target.native_root(deployment, upstream_model) + call.path + (f"?{call.query}" if call.query else "")
     headers = dict(call.headers)
-    headers.update(provider.native_headers(deployment))
+    headers.update(target.native_headers(deployment))
     headers["accept-encoding"] = "identity"  # bytes are relayed as they come: no re-encoding
-    body = provider.native_body(request.body, upstream_model) if request.body else b""
-    upstream = provider.client.request(
-        httpx.URL(url), httpx.Headers(headers), body, provider.timeout_for(deployment, request), call.method
-    )
+    body = target.native_body(request.body, upstream_model) if request.body else b""
+    client = target.client
+    upstream = client.request(httpx.URL(url), httpx.Headers(headers), body, target.timeout_for(deployment, request), call.method)
     try:
-        resp = await provider.client.send(upstream)
+        resp = await client.send(upstream)
     except httpx.HTTPError as exc:
         raise transport_error(exc, deployment) from None
     try:
         if resp.status_code in (401, 403):
-            raise UpstreamError(
-                502,
-                f"the upstream refused the credential of deployment {deployment.id} ({resp.status_code})",
-                ErrorType.API,
-                ErrorCode.UPSTREAM_ERROR,
-            )
+            raise credential_refused(deployment, resp.status_code)
         event_stream = resp.headers.get("content-type", "").startswith("text/event-stream")
         streaming = event_stream or (request.stream and resp.status_code < 400)
         yield NativeHead(resp.status_code, kept_headers(resp.headers), streaming)
-        tracker = provider.native_usage() if resp.status_code < 400 else None
+        tracker = target.native_usage() if resp.status_code < 400 else None
         if streaming:
             parser = SseData() if event_stream else None
             kept: list[bytes] = []
             size = 0
-            async for chunk in provider.client.chunks(resp):
+            async for chunk in client.chunks(resp):
                 if tracker is not None:
                     if parser is not None:
                         for data in parser.feed(chunk):
@@ -91,7 +89,7 @@ async def forward(
             if tracker is not None and parser is None:
                 tracker.body(b"".join(kept))
         else:
-            content = await provider.client.read(resp)
+            content = await client.read(resp)
             if tracker is not None:
                 tracker.body(content)
             yield content if resp.status_code < 400 else scrub_bytes(content, deployment)
@@ -101,3 +99,20 @@ async def forward(
         raise transport_error(exc, deployment) from None
     finally:
         await resp.aclose()
+
+
+_body_decoder = msgspec.json.Decoder(dict[str, Any])
+_body_encoder = msgspec.json.Encoder()
+
+
+def body_with_model(body: bytes, upstream_model: str) -> bytes:
+    """A native body with the deployment's model name in place of the client's `model`; a body
+    that is not a JSON object, or names no model, passes as it is (the upstream answers for it)."""
+    try:
+        data = _body_decoder.decode(body)
+    except msgspec.DecodeError:
+        return body
+    if not isinstance(data.get("model"), str):
+        return body
+    data["model"] = upstream_model
+    return _body_encoder.encode(data)

@@ -15,8 +15,13 @@ import httpx
 import msgspec
 
 from llmgw.config import Deployment
-from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.providers.base import Completion, NativeUsage, Provider, StreamItem, UpstreamError, body_with_model, scrub
+from llmgw.contracts import UpstreamRequest
+from workers.providers.answers import Completion, NativeUsage, StreamItem
+from workers.providers.base import Provider
+from workers.providers.errors import ProviderError, error_reader, invalid_answer
+from workers.providers.native import body_with_model
+from workers.providers.request_body import RequestBody, json_value
+from workers.providers.sse import sse_data
 from workers.usage import Usage
 
 # ---- private wire types ---------------------------------------------------------------------
@@ -57,15 +62,9 @@ class _ErrorEnvelope(msgspec.Struct):
     error: _ErrorBody | str | None = None
 
 
-class _ModelProbe(msgspec.Struct):
-    model: str = ""
-
-
-_model_probe_decoder = msgspec.json.Decoder(_ModelProbe)
 _usage_decoder = msgspec.json.Decoder(_WithUsage)
 _chunk_decoder = msgspec.json.Decoder(_ChunkProbe)
 _error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
-_body_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 
 # ---- converters -----------------------------------------------------------------------------
@@ -80,74 +79,51 @@ def openai_usage_to_usage(u: _OpenAIUsage) -> Usage:
     )
 
 
-def openai_error_to_upstream_error(status: int, body: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
+def openai_error_to_provider_error(status: int, body: bytes) -> ProviderError:
+    """`{"error": {"message", "type", "code", "param"}}` (or `{"error": "..."}`): OpenAI's own
+    type, code and param are what an OpenAI client expects, so they are kept as they are."""
     try:
         err = _error_decoder.decode(body).error
     except msgspec.DecodeError:
         err = None
     if isinstance(err, _ErrorBody):
-        message, etype, code, param = err.message, err.type, err.code, err.param
-    else:
-        message, etype, code, param = (err or body[:500].decode(errors="replace")), None, None, None
-    message = scrub(message or f"upstream answered {status}", deployment)
-    if status in (401, 403):
-        # The provider refused the gateway's own credential: an operator problem, not the client's.
-        return UpstreamError(
-            502,
-            f"the upstream refused the credential of deployment {deployment.id} ({status})",
-            ErrorType.API,
-            ErrorCode.UPSTREAM_ERROR,
-        )
-    if status == 429:
-        retry = headers.get("retry-after")
-        return UpstreamError(
-            429,
-            message,
-            ErrorType.RATE_LIMIT,
-            str(code) if code else ErrorCode.RATE_LIMITED,
-            param,
-            retry_after=float(retry) if retry and retry.replace(".", "", 1).isdigit() else None,
-        )
-    if 400 <= status < 500:
-        return UpstreamError(status, message, etype or ErrorType.INVALID_REQUEST, str(code) if code else None, param)
-    return UpstreamError(502, f"upstream error {status}: {message}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+        return ProviderError(message=err.message, type=err.type, code=str(err.code) if err.code else None, param=err.param)
+    return ProviderError(message=err or None)
 
+
+openai_error_to_upstream_error = error_reader(openai_error_to_provider_error)
 
 # Request fields for the gateway, never sent upstream: its own timeout and routing knobs, and
 # client-supplied upstream URLs or credentials (which would let a caller aim the gateway anywhere).
-GATEWAY_ONLY_FIELDS = ("timeout", "api_base", "base_url", "api_key", "api_version", "num_retries", "fallbacks")
+GATEWAY_ONLY_FIELDS = frozenset({"timeout", "api_base", "base_url", "api_key", "api_version", "num_retries", "fallbacks"})
 
 
-def rewrite_body(body: bytes, upstream_model: str, stream: bool, system_prompts: list[str] | None = None) -> bytes:
+def rewrite_body(body: RequestBody, upstream_model: str, stream: bool, system_prompts: list[str] | None = None) -> bytes:
     """The client's body with the upstream's model name and the policy's system prompts first;
-    streams always ask for usage; gateway-only fields removed."""
-    data = _body_decoder.decode(body)
+    streams always ask for usage; gateway-only fields removed. Every other field goes on as the
+    client wrote it (the body's top-level fields are shared: only a shallow copy is changed)."""
+    data = dict(body.fields())
     data["model"] = upstream_model
-    for name in GATEWAY_ONLY_FIELDS:
-        data.pop(name, None)
-    if system_prompts and isinstance(data.get("messages"), list):
-        data["messages"] = [{"role": "system", "content": p} for p in system_prompts] + data["messages"]
+    if not GATEWAY_ONLY_FIELDS.isdisjoint(data):  # (rare: one set look-up instead of seven pops)
+        for name in GATEWAY_ONLY_FIELDS.intersection(data):
+            del data[name]
+    if system_prompts and "messages" in data:
+        data["messages"] = _with_system_prompts(data["messages"], system_prompts)
     if stream:
-        options = data.get("stream_options")
+        options = json_value(data["stream_options"]) if "stream_options" in data else None
         data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
     return _encoder.encode(data)
 
 
-async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The `data:` field of each server-sent event line, as bytes, the moment its line is complete.
-
-    Blank separators, comments and other fields are skipped. (httpx's `aiter_lines()` would decode
-    every chunk to text, split it in three generator layers, and the data would be encoded back.)
-    """
-    pending = b""
-    async for chunk in chunks:
-        lines = (pending + chunk).splitlines(keepends=True)  # at \n, \r\n or \r
-        pending = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
-        for line in lines:
-            if line.startswith(b"data:"):
-                yield line[5:].strip()
-    if pending.startswith(b"data:"):
-        yield pending[5:].strip()
+def _with_system_prompts(messages: Any, system_prompts: list[str]) -> Any:
+    """The JSON array of messages (as text) with the policy's system messages first; anything
+    but an array is left for the upstream to refuse."""
+    text = bytes(messages) if isinstance(messages, msgspec.Raw) else _encoder.encode(messages)
+    if not text.startswith(b"["):
+        return messages
+    prompts = _encoder.encode([{"role": "system", "content": p} for p in system_prompts])
+    rest = text[1:].lstrip()
+    return msgspec.Raw(prompts if rest.startswith(b"]") else prompts[:-1] + b"," + rest)
 
 
 # ---- the adapter ------------------------------------------------------------------------------
@@ -163,40 +139,48 @@ class OpenAIFamily(Provider):
             headers["authorization"] = f"Bearer {deployment.api_key.reveal()}"
         return headers
 
-    def _request(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> httpx.Request:
-        key = (deployment.id, path)
-        model = None
-        if deployment.api_base is not None and "{model}" in deployment.api_base:
-            # One server per model path (`http://llm.internal/{model}/v1`): the body names the model.
-            model = _model_probe_decoder.decode(body).model
-            key = (deployment.id, f"{model}\n{path}")
+    def _request(
+        self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes, upstream_model: str
+    ) -> httpx.Request:
+        key: tuple[str, ...] = (deployment.id, path)
+        templated = deployment.api_base is not None and "{model}" in deployment.api_base
+        if templated:  # one server per model path (`http://llm.internal/{model}/v1`)
+            key = (deployment.id, f"{upstream_model}\n{path}")
 
         def url() -> str:
             built = self.url(deployment, path)
-            return built if model is None else built.replace("{model}", model)
+            return built.replace("{model}", upstream_model) if templated else built
 
         return self.endpoint_request(deployment, request, key, url, body)
 
-    async def _post(self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes) -> Completion:
-        content = await self.fetch(self._request(deployment, request, path, body), deployment, openai_error_to_upstream_error)
+    async def _post(
+        self, deployment: Deployment, request: UpstreamRequest, path: str, body: bytes, upstream_model: str
+    ) -> Completion:
+        upstream = self._request(deployment, request, path, body, upstream_model)
+        content = await self.fetch(upstream, deployment, openai_error_to_upstream_error)
         try:
             probe = _usage_decoder.decode(content)
         except msgspec.DecodeError:
-            raise UpstreamError(502, "the upstream answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+            raise invalid_answer() from None
         return Completion(content, openai_usage_to_usage(probe.usage) if probe.usage else None)
 
-    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        body = rewrite_body(request.body, upstream_model, False, request.system_prompts)
-        return await self._post(deployment, request, "chat/completions", body)
+    async def chat(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        sent = rewrite_body(RequestBody.of(request, body), upstream_model, False, request.system_prompts)
+        return await self._post(deployment, request, "chat/completions", sent, upstream_model)
 
-    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        return await self._post(deployment, request, "embeddings", rewrite_body(request.body, upstream_model, False))
+    async def embeddings(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        sent = rewrite_body(RequestBody.of(request, body), upstream_model, False)
+        return await self._post(deployment, request, "embeddings", sent, upstream_model)
 
     async def chat_stream(
-        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[StreamItem]:
-        body = rewrite_body(request.body, upstream_model, True, request.system_prompts)
-        upstream = self._request(deployment, request, "chat/completions", body)
+        sent = rewrite_body(RequestBody.of(request, body), upstream_model, True, request.system_prompts)
+        upstream = self._request(deployment, request, "chat/completions", sent, upstream_model)
         async with self.open_stream(upstream, deployment, openai_error_to_upstream_error) as resp:
             finished = False
             async for raw in sse_data(self.client.chunks(resp)):
@@ -206,14 +190,14 @@ class OpenAIFamily(Provider):
                 try:
                     probe = _chunk_decoder.decode(raw)
                 except msgspec.DecodeError:
-                    raise UpstreamError(502, "the upstream sent an invalid stream chunk", ErrorType.API) from None
+                    raise invalid_answer("the upstream sent an invalid stream chunk") from None
                 if probe.usage is not None:
                     yield openai_usage_to_usage(probe.usage)
                     if not probe.choices and not request.include_usage:
                         continue  # the usage-only chunk the client did not ask for
                 yield raw
             if not finished:
-                raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+                raise invalid_answer("the upstream ended the stream early")
 
     # ---- native passthrough: /openai/v1/... (members with their own route override these) ------
 

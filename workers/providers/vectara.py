@@ -19,8 +19,7 @@ What a chat request becomes:
   does not say whether max_tokens cut it).
 Usage: Vectara reports no tokens. The adapter ESTIMATES them at 4 characters a token
 (`workers.usage.estimate_tokens`): prompt tokens from the query, completion tokens from the
-summary, built by `estimated_usage` so that they are recorded as estimated once `Usage` can say
-so. No embeddings, no native route.
+summary, built by `estimated_usage` and recorded as estimated. No embeddings, no native route.
 """
 
 from __future__ import annotations
@@ -33,11 +32,15 @@ import httpx
 import msgspec
 
 from llmgw.config import Deployment, Secret
-from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.providers.base import Completion, Provider, StreamItem, UpstreamError, scrub, translated_stream
+from llmgw.contracts import UpstreamRequest
+from workers.providers.answers import Completion, StreamItem
+from workers.providers.base import Provider, translated_stream
 from workers.providers.chunks import ChunkWriter
-from workers.providers.openai_family import sse_data
-from workers.usage import Usage, estimate_tokens, usage_to_openai
+from workers.providers.errors import ProviderError, error_reader, failed_mid_answer, invalid_answer, invalid_request
+from workers.providers.openai_request import ChatMessage, ChatRequest, text_of
+from workers.providers.request_body import RequestBody
+from workers.providers.sse import sse_data
+from workers.usage import Usage, estimate_tokens, estimated_usage, usage_to_openai
 
 SEARCH_LIMIT = 10  # search results retrieved
 MAX_USED_SEARCH_RESULTS = 5  # of which the generation reads this many
@@ -61,7 +64,6 @@ class _VectaraError(msgspec.Struct):
 
 
 _encoder = msgspec.json.Encoder()
-_body_decoder = msgspec.json.Decoder(dict[str, Any])
 _response_decoder = msgspec.json.Decoder(_QueryResponse)
 _event_decoder = msgspec.json.Decoder(_StreamEvent)
 _error_decoder = msgspec.json.Decoder(_VectaraError)
@@ -69,19 +71,8 @@ _error_decoder = msgspec.json.Decoder(_VectaraError)
 # ---- converters ---------------------------------------------------------------------------------
 
 
-def estimated_usage(prompt_tokens: int, completion_tokens: int) -> Usage:
-    """Usage the gateway estimated. Marked as such when `Usage` has an `estimated` field (the
-    handler then records usage_source 'estimated'); until then it is recorded like any other."""
-    mark = {"estimated": True} if "estimated" in Usage.__struct_fields__ else {}
-    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, **mark)
-
-
 def query_usage(query: str, summary: str) -> Usage:
     return estimated_usage(estimate_tokens(len(query)), estimate_tokens(len(summary)))
-
-
-def _invalid(message: str, param: str | None = None) -> UpstreamError:
-    return UpstreamError(400, message, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param)
 
 
 def corpus_key(deployment: Deployment, upstream_model: str) -> str:
@@ -91,30 +82,28 @@ def corpus_key(deployment: Deployment, upstream_model: str) -> str:
     return str(key or upstream_model)
 
 
-def last_user_text(messages: Any) -> str:
+def last_user_text(messages: list[ChatMessage] | None) -> str:
     """The text of the last user message: the one thing Vectara is asked."""
-    for m in reversed(messages if isinstance(messages, list) else []):
-        if isinstance(m, dict) and m.get("role") == "user":
-            content = m.get("content")
-            if isinstance(content, list):
-                content = "\n".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-            if isinstance(content, str) and content.strip():
+    for m in reversed(messages or []):
+        if m.role == "user":
+            content = text_of(m.content, "\n")
+            if content.strip():
                 return content
             break
-    raise _invalid("Vectara answers a query: the last user message must have text", "messages")
+    raise invalid_request("Vectara answers a query: the last user message must have text", "messages")
 
 
-def chat_request_to_vectara_query(body: dict[str, Any], deployment: Deployment, stream: bool) -> tuple[dict[str, Any], str]:
+def chat_request_to_vectara_query(chat: ChatRequest, deployment: Deployment, stream: bool) -> tuple[dict[str, Any], str]:
     """(the query request, the query text)."""
-    if body.get("tools"):
-        raise _invalid("Vectara has no tool calling", "tools")
-    query = last_user_text(body.get("messages"))
+    if chat.tools:
+        raise invalid_request("Vectara has no tool calling", "tools")
+    query = last_user_text(chat.messages)
     parameters: dict[str, Any] = {}
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    max_tokens = chat.max_completion_tokens or chat.max_tokens
     if max_tokens:
         parameters["max_tokens"] = max_tokens
-    if body.get("temperature") is not None:
-        parameters["temperature"] = body["temperature"]
+    if chat.temperature is not None:
+        parameters["temperature"] = chat.temperature
     generation: dict[str, Any] = {"max_used_search_results": MAX_USED_SEARCH_RESULTS}
     preset = deployment.option("vectara_generation_preset_name")
     if preset:
@@ -143,27 +132,16 @@ def _messages(err: _VectaraError) -> str:
     return "; ".join(parts)
 
 
-def vectara_error_to_upstream_error(status: int, body: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
-    """A refused key (401, 403) and 5xx are 502; 429 keeps retry-after; other 4xx pass through."""
+def vectara_error_to_provider_error(status: int, body: bytes) -> ProviderError:
+    """`{"messages": [...], "request_id", "field_errors"?}`: the messages and field errors joined."""
     try:
         text = _messages(_error_decoder.decode(body))
     except msgspec.DecodeError:
         text = ""
-    message = scrub(text or body[:500].decode(errors="replace") or f"upstream answered {status}", deployment)
-    if status in (401, 403):
-        return UpstreamError(
-            502,
-            f"the upstream refused the credential of deployment {deployment.id} ({status})",
-            ErrorType.API,
-            ErrorCode.UPSTREAM_ERROR,
-        )
-    if status == 429:
-        value = headers.get("retry-after")
-        retry = float(value) if value and value.replace(".", "", 1).isdigit() else None
-        return UpstreamError(429, message, ErrorType.RATE_LIMIT, ErrorCode.RATE_LIMITED, retry_after=retry)
-    if 400 <= status < 500:
-        return UpstreamError(status, message, ErrorType.INVALID_REQUEST, None)
-    return UpstreamError(502, f"upstream error {status}: {message}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+    return ProviderError(message=text or None)
+
+
+vectara_error_to_upstream_error = error_reader(vectara_error_to_provider_error)
 
 
 class VectaraStreamTranslator:
@@ -182,15 +160,14 @@ class VectaraStreamTranslator:
         if kind == "generation_chunk" and event.generation_chunk and not self.generated:
             self.summary.append(event.generation_chunk)
             chunk = self.out.chunk([{"index": 0, "delta": {"content": event.generation_chunk}, "finish_reason": None}])
-            return self.out.opening() + [chunk]
+            return [*self.out.opening(), chunk]
         if kind == "error":
-            text = scrub("; ".join(event.messages or []) or "unknown error", self.deployment)
-            raise UpstreamError(502, f"the upstream failed mid-answer: {text}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+            raise failed_mid_answer("; ".join(event.messages or []), self.deployment)
         if kind == "generation_end" or (kind == "end" and not self.generated):
             self.generated = True
             self.finished = kind == "end"
             usage = query_usage(self.query, "".join(self.summary))
-            items = self.out.opening() + [self.out.chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]), usage]
+            items = [*self.out.opening(), self.out.chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]), usage]
             if self.include_usage:
                 items.append(self.out.chunk([], usage))
             return items
@@ -218,34 +195,34 @@ class Vectara(Provider):
         return self.client.request(url, httpx.Headers(headers), body, self.timeout_for(deployment, request))
 
     @staticmethod
-    def _query(request: UpstreamRequest, deployment: Deployment, stream: bool) -> tuple[bytes, str]:
-        try:
-            body = _body_decoder.decode(request.body)
-        except msgspec.DecodeError:
-            raise _invalid("the request body is not a JSON object") from None
-        query, text = chat_request_to_vectara_query(body, deployment, stream)
+    def _query(request: UpstreamRequest, body: RequestBody | None, deployment: Deployment, stream: bool) -> tuple[bytes, str]:
+        query, text = chat_request_to_vectara_query(RequestBody.of(request, body).chat(), deployment, stream)
         return _encoder.encode(query), text
 
-    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        body, query = self._query(request, deployment, False)
-        upstream = self._request(deployment, request, upstream_model, body, False)
+    async def chat(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        sent, query = self._query(request, body, deployment, False)
+        upstream = self._request(deployment, request, upstream_model, sent, False)
         content = await self.fetch(upstream, deployment, vectara_error_to_upstream_error)
         try:
             summary = _response_decoder.decode(content).summary or ""
         except msgspec.DecodeError:
-            raise UpstreamError(502, "the upstream answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+            raise invalid_answer() from None
         usage = query_usage(query, summary)
         return Completion(vectara_answer_to_chat_completion(summary, upstream_model, usage), usage)
 
     async def chat_stream(
-        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[StreamItem]:
-        body, query = self._query(request, deployment, True)
-        upstream = self._request(deployment, request, upstream_model, body, True)
+        sent, query = self._query(request, body, deployment, True)
+        upstream = self._request(deployment, request, upstream_model, sent, True)
         async with self.open_stream(upstream, deployment, vectara_error_to_upstream_error) as resp:
             translator = VectaraStreamTranslator(deployment, upstream_model, query, request.include_usage)
             async for item in translated_stream(sse_data(self.client.chunks(resp)), _event_decoder.decode, translator):
                 yield item
 
-    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        raise UpstreamError(400, "provider vectara has no embeddings", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST)
+    async def embeddings(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        raise invalid_request("provider vectara has no embeddings")

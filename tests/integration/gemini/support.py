@@ -13,7 +13,7 @@ from llmgw.config import Deployment, Secret
 from llmgw.contracts import NativeCall, Operation, UpstreamRequest
 from tests.integration.adapter_support import collect as collect_stream
 from tests.integration.adapter_support import upstream_request as shared_request
-from workers.providers.base import NativeHead
+from workers.providers.answers import NativeHead
 from workers.usage import Usage
 
 KEY = "AIzaSy-fake-gemini-key-0042"

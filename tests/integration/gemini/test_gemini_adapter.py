@@ -21,7 +21,7 @@ from tests.integration.gemini.support import (
     text_of,
     upstream_request,
 )
-from workers.providers.base import UpstreamError
+from workers.providers.errors import UpstreamError
 from workers.providers.gemini import Gemini
 from workers.usage import Usage
 

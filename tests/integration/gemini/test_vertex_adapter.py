@@ -21,7 +21,7 @@ from tests.integration.gemini.support import (
     upstream_request,
     vertex_deployment,
 )
-from workers.providers.base import UpstreamError
+from workers.providers.errors import UpstreamError
 from workers.providers.gemini import VertexAI
 from workers.usage import Usage
 

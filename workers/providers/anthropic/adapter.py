@@ -12,7 +12,8 @@ import httpx
 import msgspec
 
 from llmgw.config import Deployment
-from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
+from llmgw.contracts import UpstreamRequest
+from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
 from workers.providers.anthropic.request import chat_request_to_anthropic
 from workers.providers.anthropic.response import (
     anthropic_error_to_upstream_error,
@@ -24,24 +25,16 @@ from workers.providers.anthropic.stream import AnthropicStreamTranslator
 from workers.providers.anthropic.wire import (
     ANTHROPIC_VERSION,
     AnthropicUsage,
-    body_decoder,
     encoder,
     event_decoder,
     message_decoder,
     usage_probe_decoder,
 )
-from workers.providers.base import (
-    Completion,
-    NativeItem,
-    NativeUsage,
-    Provider,
-    StreamItem,
-    UpstreamError,
-    body_with_model,
-    translated_stream,
-)
-from workers.providers.native import forward
-from workers.providers.openai_family import sse_data
+from workers.providers.base import Provider, translated_stream
+from workers.providers.errors import invalid_answer, invalid_request
+from workers.providers.native import body_with_model, forward
+from workers.providers.request_body import RequestBody
+from workers.providers.sse import sse_data
 
 
 def api_root(deployment: Deployment, upstream_model: str) -> str:
@@ -99,36 +92,35 @@ class Anthropic(Provider):
         )
 
     @staticmethod
-    def _body(request: UpstreamRequest, upstream_model: str, stream: bool) -> bytes:
-        try:
-            body = body_decoder.decode(request.body)
-        except msgspec.DecodeError:
-            raise UpstreamError(
-                400, "the request body is not a JSON object", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST
-            ) from None
-        return encoder.encode(chat_request_to_anthropic(body, upstream_model, request.system_prompts, stream))
+    def _body(request: UpstreamRequest, body: RequestBody | None, upstream_model: str, stream: bool) -> bytes:
+        chat = RequestBody.of(request, body).chat()
+        return encoder.encode(chat_request_to_anthropic(chat, upstream_model, request.system_prompts, stream))
 
-    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        upstream = self._request(deployment, request, upstream_model, self._body(request, upstream_model, False))
+    async def chat(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        upstream = self._request(deployment, request, upstream_model, self._body(request, body, upstream_model, False))
         content = await self.fetch(upstream, deployment, anthropic_error_to_upstream_error)
         try:
             message = message_decoder.decode(content)
         except msgspec.DecodeError:
-            raise UpstreamError(502, "the upstream answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+            raise invalid_answer() from None
         usage = anthropic_usage_to_usage(message.usage) if message.usage is not None else None
         return Completion(anthropic_message_to_chat_completion(message, usage), usage)
 
     async def chat_stream(
-        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[StreamItem]:
-        upstream = self._request(deployment, request, upstream_model, self._body(request, upstream_model, True))
+        upstream = self._request(deployment, request, upstream_model, self._body(request, body, upstream_model, True))
         async with self.open_stream(upstream, deployment, anthropic_error_to_upstream_error) as resp:
             translator = AnthropicStreamTranslator(deployment, upstream_model, request.include_usage)
             async for item in translated_stream(sse_data(self.client.chunks(resp)), event_decoder.decode, translator):
                 yield item
 
-    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        raise UpstreamError(400, "provider anthropic has no embeddings", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST)
+    async def embeddings(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        raise invalid_request("provider anthropic has no embeddings")
 
     # ---- native passthrough: /anthropic/v1/messages, ... --------------------------------------
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 import msgspec
 
 from llmgw.config import Deployment
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.anthropic.wire import AnthropicUsage, Message, encoder, error_decoder
-from workers.providers.base import UpstreamError, scrub
+from workers.providers.anthropic.wire import AnthropicUsage, ErrorBody, Message, encoder, error_decoder
+from workers.providers.errors import ErrorKind, ProviderError, UpstreamError, error_reader, upstream_error
 from workers.usage import Usage, usage_to_openai
 
 FINISH_REASONS = {
@@ -100,38 +98,37 @@ def anthropic_message_to_chat_completion(message: Message, usage: Usage | None) 
     return encoder.encode(completion)
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after")
-    return float(value) if value and value.replace(".", "", 1).isdigit() else None
+# Anthropic's error types that say more than the HTTP status does.
+ERROR_HINTS = {
+    "authentication_error": ErrorKind.CREDENTIAL_REFUSED,
+    "permission_error": ErrorKind.CREDENTIAL_REFUSED,
+    "overloaded_error": ErrorKind.OVERLOADED,
+    "rate_limit_error": ErrorKind.RATE_LIMITED,
+}
 
 
-def anthropic_error_to_upstream_error(status: int, body: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
+def _provider_error(status: int, err: ErrorBody | None) -> ProviderError:
+    kind = err.type if err is not None else ""
+    hint = ERROR_HINTS.get(kind) or (ErrorKind.OVERLOADED if status == 529 else None)
+    # A client error keeps Anthropic's type as its code (`not_found_error`, `request_too_large`, ...).
+    return ProviderError(message=err.message if err is not None else None, kind=kind or None, code=kind or None, hint=hint)
+
+
+def anthropic_error_to_provider_error(status: int, body: bytes) -> ProviderError:
+    """`{"type": "error", "error": {"type", "message"}}`; 529 is Anthropic's "overloaded"."""
     try:
         err = error_decoder.decode(body).error
     except msgspec.DecodeError:
         err = None
-    kind = err.type if err is not None else ""
-    message = scrub(
-        (err.message if err is not None else body[:500].decode(errors="replace")) or f"upstream answered {status}", deployment
-    )
-    return error_for(status, kind, message, deployment, _retry_after(headers))
+    return _provider_error(status, err)
 
 
-def error_for(status: int, kind: str, message: str, deployment: Deployment, retry_after: float | None = None) -> UpstreamError:
-    """An Anthropic error (HTTP status and `error.type`, message already scrubbed) as the client
-    gets it: the gateway's refused credential and server errors become 502, overload 503."""
-    if status in (401, 403) or kind in ("authentication_error", "permission_error"):
-        # The provider refused the gateway's own credential: an operator problem, not the client's.
-        return UpstreamError(
-            502,
-            f"the upstream refused the credential of deployment {deployment.id} ({status or kind})",
-            ErrorType.API,
-            ErrorCode.UPSTREAM_ERROR,
-        )
-    if status == 529 or kind == "overloaded_error":
-        return UpstreamError(503, f"the upstream is overloaded: {message}", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE)
-    if status == 429 or kind == "rate_limit_error":
-        return UpstreamError(429, message, ErrorType.RATE_LIMIT, ErrorCode.RATE_LIMITED, retry_after=retry_after)
-    if 400 <= status < 500:
-        return UpstreamError(status, message, ErrorType.INVALID_REQUEST, kind or None)
-    return UpstreamError(502, f"upstream error {status or kind}: {message}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+anthropic_error_to_upstream_error = error_reader(anthropic_error_to_provider_error)
+
+
+def anthropic_stream_error(err: ErrorBody | None, deployment: Deployment) -> UpstreamError:
+    """An `error` event that ended a stream (it has no HTTP status of its own)."""
+    error = _provider_error(0, err)
+    if err is None:
+        error = msgspec.structs.replace(error, message="stream error")
+    return upstream_error(0, error, deployment)

@@ -10,16 +10,16 @@ Anthropic's `index` counts every content block, so tool blocks are renumbered.
 from __future__ import annotations
 
 from llmgw.config import Deployment
+from workers.providers.answers import StreamItem
 from workers.providers.anthropic.response import (
+    anthropic_stream_error,
     anthropic_usage_to_usage,
-    error_for,
     finish_reason,
     merge_usage,
     tool_call_json,
     usage_json,
 )
 from workers.providers.anthropic.wire import AnthropicUsage, StreamEvent
-from workers.providers.base import StreamItem, scrub
 from workers.providers.chunks import ChunkWriter
 from workers.usage import Usage
 
@@ -71,10 +71,7 @@ class AnthropicStreamTranslator:
         if kind == "message_stop":
             return self._finish()
         if kind == "error":
-            err = event.error
-            raise error_for(
-                0, err.type if err else "", scrub(err.message if err else "stream error", self.deployment), self.deployment
-            )
+            raise anthropic_stream_error(event.error, self.deployment)
         return []  # ping, content_block_stop, and event types added later
 
     def _finish(self) -> list[StreamItem]:

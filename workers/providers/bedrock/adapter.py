@@ -21,7 +21,8 @@ import httpx
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
-from workers.providers.base import Completion, Provider, StreamItem, UpstreamError
+from workers.providers.answers import Completion, StreamItem
+from workers.providers.base import Provider
 from workers.providers.bedrock.converse_request import chat_request_to_converse, encode_converse
 from workers.providers.bedrock.converse_response import StreamTranslator, converse_response_to_chat, decode_response
 from workers.providers.bedrock.embeddings import (
@@ -33,6 +34,8 @@ from workers.providers.bedrock.embeddings import (
 from workers.providers.bedrock.errors import bedrock_http_error, stream_exception
 from workers.providers.bedrock.eventstream import EventStreamDecoder, EventStreamError
 from workers.providers.bedrock.sigv4 import AwsCredentials, signed_headers
+from workers.providers.errors import UpstreamError, invalid_answer, invalid_request
+from workers.providers.request_body import RequestBody
 from workers.usage import Usage
 
 SERVICE = "bedrock"
@@ -109,17 +112,19 @@ class Bedrock(Provider):
         req = self.build_request(deployment, request, model_id, action, body, "application/json")
         return await self.fetch(req, deployment, bedrock_http_error)
 
-    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        body = encode_converse(chat_request_to_converse(request.body, request.system_prompts))
-        content = await self._post(deployment, request, upstream_model, "converse", body)
+    async def chat(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        sent = encode_converse(chat_request_to_converse(RequestBody.of(request, body).chat(), request.system_prompts))
+        content = await self._post(deployment, request, upstream_model, "converse", sent)
         completion, usage = converse_response_to_chat(decode_response(content), upstream_model)
         return Completion(completion, usage)
 
     async def chat_stream(
-        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[StreamItem]:
-        body = encode_converse(chat_request_to_converse(request.body, request.system_prompts))
-        req = self.build_request(deployment, request, upstream_model, "converse-stream", body, EVENT_STREAM)
+        sent = encode_converse(chat_request_to_converse(RequestBody.of(request, body).chat(), request.system_prompts))
+        req = self.build_request(deployment, request, upstream_model, "converse-stream", sent, EVENT_STREAM)
         async with self.open_stream(req, deployment, bedrock_http_error) as resp:
             try:
                 translator = StreamTranslator(upstream_model)
@@ -134,29 +139,27 @@ class Bedrock(Provider):
                         chunk = translator.event(str(message.headers.get(":event-type", "")), message.payload)
                         if chunk is not None:
                             yield chunk
-                        if translator.finished:
-                            yield translator.usage
+                        usage = translator.usage
+                        if translator.finished and usage is not None:
+                            yield usage
                             if request.include_usage:
-                                yield translator.usage_chunk(translator.usage)
+                                yield translator.usage_chunk(usage)
                             return
-                raise UpstreamError(502, "Bedrock ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+                raise invalid_answer("Bedrock ended the stream early")
             except EventStreamError as exc:
-                raise UpstreamError(502, f"Bedrock sent a damaged event stream ({exc})", ErrorType.API) from None
+                raise invalid_answer(f"Bedrock sent a damaged event stream ({exc})") from None
 
-    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+    async def embeddings(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
         if not is_titan_embedding_model(upstream_model):
-            raise UpstreamError(
-                400,
-                f"Bedrock model {upstream_model} has no embeddings here (Amazon Titan text embeddings only)",
-                ErrorType.INVALID_REQUEST,
-                ErrorCode.INVALID_REQUEST,
-            )
-        bodies, as_base64 = embeddings_request_to_titan(request.body)
+            raise invalid_request(f"Bedrock model {upstream_model} has no embeddings here (Amazon Titan text embeddings only)")
+        bodies, as_base64 = embeddings_request_to_titan(RequestBody.of(request, body).embeddings())
         gate = asyncio.Semaphore(EMBEDDING_CALLS_AT_ONCE)
 
-        async def one(body: bytes) -> bytes:
+        async def one(titan_body: bytes) -> bytes:
             async with gate:
-                return await self._post(deployment, request, upstream_model, "invoke", body)
+                return await self._post(deployment, request, upstream_model, "invoke", titan_body)
 
         tasks = [asyncio.ensure_future(one(b)) for b in bodies]
         try:

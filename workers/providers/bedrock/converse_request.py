@@ -16,70 +16,19 @@ from typing import Any
 
 import msgspec
 
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.base import UpstreamError
-
-# ---- the OpenAI side (only the fields read here; the edge validated the body) -----------------
-
-
-class _ImageURL(msgspec.Struct):
-    url: str = ""
-
-
-class _Part(msgspec.Struct):
-    type: str = "text"
-    text: str | None = None
-    image_url: _ImageURL | str | None = None
-
-
-class _FunctionCall(msgspec.Struct):
-    name: str = ""
-    arguments: str | None = None
-
-
-class _ToolCall(msgspec.Struct):
-    id: str = ""
-    type: str = "function"
-    function: _FunctionCall | None = None
-
-
-class _OAMessage(msgspec.Struct):
-    role: str
-    content: str | list[_Part] | None = None
-    tool_calls: list[_ToolCall] | None = None
-    tool_call_id: str | None = None
-
-
-class _FunctionDef(msgspec.Struct):
-    name: str
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-
-
-class _OATool(msgspec.Struct):
-    type: str = "function"
-    function: _FunctionDef | None = None
-
-
-class _NamedFunction(msgspec.Struct):
-    name: str
-
-
-class _ToolChoiceObject(msgspec.Struct):
-    type: str = "function"
-    function: _NamedFunction | None = None
-
-
-class _ChatRequest(msgspec.Struct):
-    messages: list[_OAMessage]
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: str | list[str] | None = None
-    tools: list[_OATool] | None = None
-    tool_choice: str | _ToolChoiceObject | None = None
-
+from workers.providers.errors import invalid_request
+from workers.providers.openai_request import (
+    ChatMessage,
+    ChatRequest,
+    Content,
+    FunctionCall,
+    ImageURL,
+    NamedToolChoice,
+    text_of,
+)
+from workers.providers.openai_request import (
+    Tool as OpenAITool,
+)
 
 # ---- the Converse side -----------------------------------------------------------------------
 
@@ -159,70 +108,63 @@ class ConverseRequest(msgspec.Struct, omit_defaults=True):
     toolConfig: ToolConfig | None = None
 
 
-_request_decoder = msgspec.json.Decoder(_ChatRequest)
 _encoder = msgspec.json.Encoder()
 _IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
-
-
-def _invalid(message: str, param: str | None = None) -> UpstreamError:
-    return UpstreamError(400, message, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param)
 
 
 def data_url_to_image(url: str, param: str) -> ImageBlock:
     """`data:image/png;base64,...` -> an ImageBlock. Bedrock fetches no URLs, so others are refused."""
     head, sep, data = url.partition(",")
     if not (url.startswith("data:image/") and sep and head.endswith(";base64")):
-        raise _invalid("Bedrock accepts images only as base64 data: URLs (data:image/png;base64,...)", param)
+        raise invalid_request("Bedrock accepts images only as base64 data: URLs (data:image/png;base64,...)", param)
     fmt = _IMAGE_FORMATS.get(head[len("data:image/") : -len(";base64")].lower())
     if fmt is None:
-        raise _invalid("Bedrock accepts png, jpeg, gif and webp images", param)
+        raise invalid_request("Bedrock accepts png, jpeg, gif and webp images", param)
     try:
         base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise _invalid("the image's data: URL is not valid base64", param) from None
+        raise invalid_request("the image's data: URL is not valid base64", param) from None
     return ImageBlock(fmt, ImageSource(data))
 
 
-def _text_of(content: str | list[_Part] | None) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.text or "" for p in content or [] if p.type == "text")
-
-
-def _user_blocks(content: str | list[_Part] | None, param: str) -> list[ContentBlock]:
+def _user_blocks(content: Content, param: str) -> list[ContentBlock]:
     if isinstance(content, str):
         return [ContentBlock(text=content)] if content else []
     blocks: list[ContentBlock] = []
     for j, part in enumerate(content or []):
-        if part.type == "text" and part.text:
+        if part.type in ("text", None) and part.text:
             blocks.append(ContentBlock(text=part.text))
         elif part.type == "image_url" and part.image_url is not None:
-            url = part.image_url if isinstance(part.image_url, str) else part.image_url.url
-            blocks.append(ContentBlock(image=data_url_to_image(url, f"{param}.content[{j}].image_url")))
+            url = part.image_url.url if isinstance(part.image_url, ImageURL) else part.image_url
+            blocks.append(ContentBlock(image=data_url_to_image(url or "", f"{param}.content[{j}].image_url")))
     return blocks
 
 
-def _assistant_blocks(message: _OAMessage, param: str) -> list[ContentBlock]:
-    text = _text_of(message.content)
+def _assistant_blocks(message: ChatMessage, param: str) -> list[ContentBlock]:
+    text = text_of(message.content)
     blocks = [ContentBlock(text=text)] if text else []
     for j, call in enumerate(message.tool_calls or []):
-        fn = call.function or _FunctionCall()
+        fn = call.function or FunctionCall()
         try:
-            arguments = msgspec.json.decode(fn.arguments) if fn.arguments else {}
+            arguments = (
+                msgspec.json.decode(fn.arguments) if isinstance(fn.arguments, str) and fn.arguments else fn.arguments or {}
+            )
         except msgspec.DecodeError:
-            raise _invalid("a tool call's arguments are not valid JSON", f"{param}.tool_calls[{j}].function.arguments") from None
-        blocks.append(ContentBlock(toolUse=ToolUseBlock(call.id, fn.name, arguments)))
+            raise invalid_request(
+                "a tool call's arguments are not valid JSON", f"{param}.tool_calls[{j}].function.arguments"
+            ) from None
+        blocks.append(ContentBlock(toolUse=ToolUseBlock(call.id or "", fn.name or "", arguments)))
     return blocks
 
 
 def openai_tools_to_tool_config(
-    tools: list[_OATool] | None, tool_choice: str | _ToolChoiceObject | None, history_has_tools: bool
+    tools: list[OpenAITool] | None, tool_choice: str | NamedToolChoice | None, history_has_tools: bool
 ) -> ToolConfig | None:
     """tools + tool_choice -> toolConfig. Converse has no "none": its tools are left out unless
     the conversation already holds tool blocks (Bedrock then insists on a toolConfig)."""
     specs = [
-        Tool(ToolSpec(t.function.name, InputSchema(t.function.parameters or _EMPTY_SCHEMA), t.function.description))
+        Tool(ToolSpec(t.function.name or "", InputSchema(t.function.parameters or _EMPTY_SCHEMA), t.function.description))
         for t in tools or []
         if t.function is not None
     ]
@@ -233,33 +175,27 @@ def openai_tools_to_tool_config(
         choice = {"auto": {}}
     elif tool_choice == "required":
         choice = {"any": {}}
-    elif isinstance(tool_choice, _ToolChoiceObject) and tool_choice.function is not None:
+    elif isinstance(tool_choice, NamedToolChoice) and tool_choice.function is not None:
         choice = {"tool": {"name": tool_choice.function.name}}
     return ToolConfig(specs, choice)
 
 
-def chat_request_to_converse(body: bytes, system_prompts: list[str]) -> ConverseRequest:
-    """The client's OpenAI chat body as a Converse request; the policy's system prompts first."""
-    try:
-        chat = _request_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _invalid(f"the request does not fit the chat completions API: {exc}") from None
-    except msgspec.DecodeError:
-        raise _invalid("the request body is not valid JSON") from None
+def chat_request_to_converse(chat: ChatRequest, system_prompts: list[str]) -> ConverseRequest:
+    """The client's OpenAI chat request as a Converse request; the policy's system prompts first."""
     system = [SystemBlock(p) for p in system_prompts if p]
     messages: list[ConverseMessage] = []
     history_has_tools = False
     for i, m in enumerate(chat.messages):
         param = f"messages[{i}]"
         if m.role in ("system", "developer"):
-            text = _text_of(m.content)
+            text = text_of(m.content)
             if text:
                 system.append(SystemBlock(text))
             continue
         if m.role == "assistant":
             role, blocks = "assistant", _assistant_blocks(m, param)
         elif m.role == "tool":
-            result = ToolResultBlock(m.tool_call_id or "", [ToolResultContent(text=_text_of(m.content))])
+            result = ToolResultBlock(m.tool_call_id or "", [ToolResultContent(text=text_of(m.content))])
             role, blocks = "user", [ContentBlock(toolResult=result)]
         else:
             role, blocks = "user", _user_blocks(m.content, param)

@@ -16,8 +16,7 @@ from typing import Any
 
 import msgspec
 
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.base import UpstreamError
+from workers.providers.errors import invalid_answer
 from workers.usage import Usage, usage_to_openai
 
 STOP_REASONS = {
@@ -140,7 +139,7 @@ def decode_response(content: bytes) -> ConverseResponse:
     try:
         return _response_decoder.decode(content)
     except msgspec.DecodeError:
-        raise UpstreamError(502, "Bedrock answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+        raise invalid_answer("Bedrock answered with invalid JSON") from None
 
 
 def converse_response_to_chat(response: ConverseResponse, model: str) -> tuple[bytes, Usage | None]:
@@ -205,8 +204,7 @@ class StreamTranslator:
         try:
             ev = _event_decoder.decode(payload)
         except msgspec.DecodeError:
-            message = f"Bedrock sent an invalid {event_type} event"
-            raise UpstreamError(502, message, ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+            raise invalid_answer(f"Bedrock sent an invalid {event_type} event") from None
         if event_type == "messageStart":
             return self.chunk({"role": ev.role or "assistant", "content": ""})
         if event_type == "contentBlockStart" and ev.start is not None and ev.start.toolUse is not None:

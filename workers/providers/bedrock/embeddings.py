@@ -15,15 +15,9 @@ from typing import Any
 
 import msgspec
 
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.base import UpstreamError
+from workers.providers.errors import invalid_answer, invalid_request
+from workers.providers.openai_request import EmbeddingsRequest
 from workers.usage import embeddings_usage_to_openai
-
-
-class _EmbeddingsRequest(msgspec.Struct):
-    input: str | list[Any]
-    dimensions: int | None = None
-    encoding_format: str | None = None
 
 
 class TitanRequest(msgspec.Struct, omit_defaults=True):
@@ -36,28 +30,19 @@ class TitanResponse(msgspec.Struct):
     inputTextTokenCount: int = 0
 
 
-_request_decoder = msgspec.json.Decoder(_EmbeddingsRequest)
 _titan_decoder = msgspec.json.Decoder(TitanResponse)
 _encoder = msgspec.json.Encoder()
-
-
-def _invalid(message: str, param: str | None = None) -> UpstreamError:
-    return UpstreamError(400, message, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param)
 
 
 def is_titan_embedding_model(model_id: str) -> bool:
     return model_id.split(":", 1)[0].startswith("amazon.titan-embed") or "/amazon.titan-embed" in model_id
 
 
-def embeddings_request_to_titan(body: bytes) -> tuple[list[bytes], bool]:
+def embeddings_request_to_titan(req: EmbeddingsRequest) -> tuple[list[bytes], bool]:
     """(one Titan request body per input text, whether the client asked for base64 vectors)."""
-    try:
-        req = _request_decoder.decode(body)
-    except msgspec.DecodeError:
-        raise _invalid("'input' must be a string or an array of strings", "input") from None
-    texts = [req.input] if isinstance(req.input, str) else req.input
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise _invalid("Bedrock Titan embeddings take text: 'input' must be a string or an array of strings", "input")
+    texts = req.texts()
+    if texts is None:
+        raise invalid_request("Bedrock Titan embeddings take text: 'input' must be a string or an array of strings", "input")
     return [_encoder.encode(TitanRequest(t, req.dimensions)) for t in texts], req.encoding_format == "base64"
 
 
@@ -65,8 +50,7 @@ def decode_titan(content: bytes) -> TitanResponse:
     try:
         return _titan_decoder.decode(content)
     except msgspec.DecodeError:
-        message = "Bedrock answered an embedding call with invalid JSON"
-        raise UpstreamError(502, message, ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
+        raise invalid_answer("Bedrock answered an embedding call with invalid JSON") from None
 
 
 def titan_to_embeddings(results: list[TitanResponse], model: str, as_base64: bool) -> tuple[bytes, int]:

@@ -10,12 +10,14 @@ https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 import msgspec
 
 from llmgw.config import Deployment
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.base import UpstreamError, scrub
+from llmgw.contracts import ErrorCode
+from workers.providers.errors import ErrorKind, ProviderError, UpstreamError, upstream_error
 
 # Errors that mean AWS refused the gateway's own credentials: an operator problem.
 CREDENTIAL_ERRORS = frozenset(
@@ -58,49 +60,52 @@ def error_type_name(raw: str | None) -> str:
     return name[:1].upper() + name[1:]
 
 
-def bedrock_error(status: int, error_type: str, message: str, retry_after: str | None, deployment: Deployment) -> UpstreamError:
-    message = scrub(message or f"Bedrock answered {status}", deployment)
-    if error_type in CREDENTIAL_ERRORS or status in (401, 403):
-        return UpstreamError(
-            502,
-            f"Bedrock refused the credentials of deployment {deployment.id} ({error_type or status})",
-            ErrorType.API,
-            ErrorCode.UPSTREAM_ERROR,
-        )
+def bedrock_hint(status: int, error_type: str) -> ErrorKind | None:
+    """What an error type (or a status Bedrock gives its own meaning) says, in the order the
+    types are checked: a refused credential, unavailable, throttled, timed out, the model failed."""
+    if error_type in CREDENTIAL_ERRORS:
+        return ErrorKind.CREDENTIAL_REFUSED
     if error_type in UNAVAILABLE_ERRORS or status == 503:
-        return UpstreamError(503, message, ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE)
+        return ErrorKind.UNAVAILABLE
     if error_type == "ThrottlingException" or status == 429:
-        seconds = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-        return UpstreamError(429, message, ErrorType.RATE_LIMIT, ErrorCode.RATE_LIMITED, retry_after=seconds)
+        return ErrorKind.RATE_LIMITED
     if error_type == "ModelTimeoutException" or status == 408:
-        return UpstreamError(504, message, ErrorType.TIMEOUT, ErrorCode.TIMEOUT)
-    if 400 <= status < 500 and status != 424:  # 424: the model failed, not the request
-        return UpstreamError(status, message, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST)
-    name = f" {error_type}" if error_type else ""
-    return UpstreamError(502, f"Bedrock error {status}{name}: {message}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+        return ErrorKind.TIMEOUT
+    if status == 424:  # the model failed, not the request
+        return ErrorKind.UPSTREAM_FAILED
+    return None
+
+
+def bedrock_error(status: int, error_type: str, message: str | None) -> ProviderError:
+    """A Bedrock error as the policy reads it: a client error is `invalid_request_error`."""
+    return ProviderError(
+        message=message, kind=error_type or None, code=ErrorCode.INVALID_REQUEST, hint=bedrock_hint(status, error_type)
+    )
 
 
 def bedrock_http_error(status: int, body: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
-    """A non-2xx answer of the Bedrock runtime."""
+    """A non-2xx answer of the Bedrock runtime: the error type in `x-amzn-ErrorType` (else the body's `__type`)."""
     try:
         parsed = _error_decoder.decode(body)
-        message = parsed.message or parsed.Message or ""
+        message: str | None = parsed.message or parsed.Message or ""
         body_type = parsed.type_
     except msgspec.DecodeError:
-        message, body_type = body[:500].decode(errors="replace"), None
+        message, body_type = None, None
     error_type = error_type_name(headers.get("x-amzn-errortype") or body_type)
-    return bedrock_error(status, error_type, message, headers.get("retry-after"), deployment)
+    return upstream_error(status, bedrock_error(status, error_type, message), deployment, headers, body)
 
 
-def stream_exception(headers: dict, payload: bytes, deployment: Deployment) -> UpstreamError:
+def stream_exception(headers: Mapping[str, object], payload: bytes, deployment: Deployment) -> UpstreamError:
     """An `exception` (modelled) or `error` (unmodelled) frame of a ConverseStream answer."""
     if headers.get(":message-type") == "error":
         code = str(headers.get(":error-code") or "error")
-        return bedrock_error(502, error_type_name(code), str(headers.get(":error-message") or ""), None, deployment)
+        return upstream_error(
+            502, bedrock_error(502, error_type_name(code), str(headers.get(":error-message") or "")), deployment
+        )
     error_type = error_type_name(str(headers.get(":exception-type") or ""))
     try:
-        message = _error_decoder.decode(payload).message or ""
+        message: str | None = _error_decoder.decode(payload).message or ""
     except msgspec.DecodeError:
-        message = payload[:500].decode(errors="replace")
+        message = None
     status = STREAM_EXCEPTION_STATUS.get(error_type, 500)
-    return bedrock_error(status, error_type, message, None, deployment)
+    return upstream_error(status, bedrock_error(status, error_type, message), deployment, body=payload)

@@ -76,13 +76,13 @@ def decode_headers(block: bytes) -> dict[str, HeaderValue]:
             kind = block[pos]
             pos += 1
             value: HeaderValue
-            if kind == _BOOL_TRUE or kind == _BOOL_FALSE:
+            if kind in (_BOOL_TRUE, _BOOL_FALSE):
                 value = kind == _BOOL_TRUE
             elif kind in _FIXED:
                 size, fmt = _FIXED[kind]
                 (value,) = struct.unpack_from(fmt, block, pos)
                 pos += size
-            elif kind == _BYTES or kind == _STRING:
+            elif kind in (_BYTES, _STRING):
                 (size,) = struct.unpack_from(">H", block, pos)
                 raw = block[pos + 2 : pos + 2 + size]
                 if len(raw) != size:

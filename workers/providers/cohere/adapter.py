@@ -13,16 +13,9 @@ import httpx
 import msgspec
 
 from llmgw.config import Deployment
-from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
-from workers.providers.base import (
-    Completion,
-    NativeUsage,
-    Provider,
-    StreamItem,
-    UpstreamError,
-    body_with_model,
-    translated_stream,
-)
+from llmgw.contracts import UpstreamRequest
+from workers.providers.answers import Completion, NativeUsage, StreamItem
+from workers.providers.base import Provider, translated_stream
 from workers.providers.cohere.request import chat_request_to_cohere, embeddings_request_to_cohere
 from workers.providers.cohere.response import (
     cohere_embed_to_embeddings,
@@ -34,14 +27,16 @@ from workers.providers.cohere.stream import CohereStreamTranslator
 from workers.providers.cohere.wire import (
     CohereUsage,
     EmbedMeta,
-    body_decoder,
     chat_decoder,
     embed_decoder,
     encoder,
     event_decoder,
     usage_probe_decoder,
 )
-from workers.providers.openai_family import sse_data
+from workers.providers.errors import invalid_answer
+from workers.providers.native import body_with_model
+from workers.providers.request_body import RequestBody
+from workers.providers.sse import sse_data
 from workers.usage import Usage
 
 
@@ -72,19 +67,6 @@ class CohereUsageReader(NativeUsage):
             self.usage = cohere_usage_to_usage(event.delta.usage) or self.usage
 
 
-def _decoded(body: bytes) -> dict:
-    try:
-        return body_decoder.decode(body)
-    except msgspec.DecodeError:
-        raise UpstreamError(
-            400, "the request body is not a JSON object", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST
-        ) from None
-
-
-def _invalid_answer() -> UpstreamError:
-    return UpstreamError(502, "the upstream answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
-
-
 class Cohere(Provider):
     def headers(self, deployment: Deployment) -> dict[str, str]:
         return {"content-type": "application/json", **self.native_headers(deployment)}
@@ -103,36 +85,42 @@ class Cohere(Provider):
     async def _post(self, deployment: Deployment, upstream: httpx.Request) -> bytes:
         return await self.fetch(upstream, deployment, cohere_error_to_upstream_error)
 
-    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        body = encoder.encode(chat_request_to_cohere(_decoded(request.body), upstream_model, request.system_prompts, False))
-        content = await self._post(deployment, self._request(deployment, request, upstream_model, "/v2/chat", body))
+    async def chat(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        chat = RequestBody.of(request, body).chat()
+        sent = encoder.encode(chat_request_to_cohere(chat, upstream_model, request.system_prompts, False))
+        content = await self._post(deployment, self._request(deployment, request, upstream_model, "/v2/chat", sent))
         try:
             resp = chat_decoder.decode(content)
         except msgspec.DecodeError:
-            raise _invalid_answer() from None
+            raise invalid_answer() from None
         usage = cohere_usage_to_usage(resp.usage)
         return Completion(cohere_response_to_chat_completion(resp, upstream_model, usage), usage)
 
     async def chat_stream(
-        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[StreamItem]:
-        body = encoder.encode(chat_request_to_cohere(_decoded(request.body), upstream_model, request.system_prompts, True))
-        upstream = self._request(deployment, request, upstream_model, "/v2/chat", body)
+        chat = RequestBody.of(request, body).chat()
+        sent = encoder.encode(chat_request_to_cohere(chat, upstream_model, request.system_prompts, True))
+        upstream = self._request(deployment, request, upstream_model, "/v2/chat", sent)
         async with self.open_stream(upstream, deployment, cohere_error_to_upstream_error) as resp:
             translator = CohereStreamTranslator(deployment, upstream_model, request.include_usage)
             async for item in translated_stream(sse_data(self.client.chunks(resp)), event_decoder.decode, translator):
                 yield item
 
-    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
-        data = _decoded(request.body)
-        body = encoder.encode(embeddings_request_to_cohere(data, upstream_model))
-        content = await self._post(deployment, self._request(deployment, request, upstream_model, "/v2/embed", body))
+    async def embeddings(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        embed = RequestBody.of(request, body).embeddings()
+        sent = encoder.encode(embeddings_request_to_cohere(embed, upstream_model))
+        content = await self._post(deployment, self._request(deployment, request, upstream_model, "/v2/embed", sent))
         try:
             resp = embed_decoder.decode(content)
         except msgspec.DecodeError:
-            raise _invalid_answer() from None
+            raise invalid_answer() from None
         usage = embed_usage(resp.meta)
-        return Completion(cohere_embed_to_embeddings(resp, upstream_model, data.get("encoding_format") == "base64", usage), usage)
+        return Completion(cohere_embed_to_embeddings(resp, upstream_model, embed.encoding_format == "base64", usage), usage)
 
     # ---- native passthrough: /cohere/v2/chat, /cohere/v2/embed, ... ---------------------------
 

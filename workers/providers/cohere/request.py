@@ -12,69 +12,74 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.base import UpstreamError
+import msgspec
+
+from workers.providers.errors import invalid_request
+from workers.providers.openai_request import (
+    ChatMessage,
+    ChatRequest,
+    Content,
+    EmbeddingsRequest,
+    ImageURL,
+    NamedToolChoice,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+)
 
 DEFAULT_INPUT_TYPE = "search_document"  # embed v3+ models require one; documents are the usual case
+_encoder = msgspec.json.Encoder()
 
 
-def _invalid(message: str, param: str | None = None) -> UpstreamError:
-    return UpstreamError(400, message, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param)
-
-
-def _text_parts(content: Any, role: str) -> str | list[dict[str, Any]]:
+def _text_parts(content: Content, role: str) -> str | list[dict[str, Any]]:
     """System, assistant and tool content: a string, or its text parts."""
     if isinstance(content, str):
         return content
     parts: list[dict[str, Any]] = []
-    for part in content or []:
-        if isinstance(part, dict) and part.get("type") == "text":
-            parts.append({"type": "text", "text": str(part.get("text") or "")})
-        else:
-            raise _invalid(f"Cohere accepts only text content in {role} messages", "messages")
+    for part in content or ():
+        if part.type != "text":
+            raise invalid_request(f"Cohere accepts only text content in {role} messages", "messages")
+        parts.append({"type": "text", "text": part.text or ""})
     return parts
 
 
-def _user_content(content: Any) -> str | list[dict[str, Any]]:
+def _user_content(content: Content) -> str | list[dict[str, Any]]:
     """User content: text and `image_url` parts, which Cohere v2 takes in OpenAI's own shape."""
     if isinstance(content, str):
         return content
     parts: list[dict[str, Any]] = []
-    for part in content or []:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            parts.append({"type": "text", "text": str(part.get("text") or "")})
-        elif kind == "image_url" and isinstance(part.get("image_url"), dict):
-            parts.append({"type": "image_url", "image_url": {"url": part["image_url"].get("url")}})
+    for part in content or ():
+        if part.type == "text":
+            parts.append({"type": "text", "text": part.text or ""})
+        elif part.type == "image_url" and isinstance(part.image_url, ImageURL):
+            parts.append({"type": "image_url", "image_url": {"url": part.image_url.url}})
         else:
-            raise _invalid(f"Cohere does not accept `{kind}` content parts", "messages")
+            raise invalid_request(f"Cohere does not accept `{part.type}` content parts", "messages")
     return parts
 
 
-def _tool_calls(calls: Any) -> list[dict[str, Any]]:
+def _tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
     out = []
-    for call in calls or []:
-        if not isinstance(call, dict):
-            raise _invalid("each tool call must be an object", "messages")
-        function = call.get("function") or {}
+    for call in calls:
+        function = call.function
+        arguments = function.arguments if function is not None else None
+        if isinstance(arguments, dict):
+            arguments = _encoder.encode(arguments).decode()  # Cohere takes the JSON text, as OpenAI does
         out.append(
             {
-                "id": call.get("id"),
+                "id": call.id,
                 "type": "function",
-                "function": {"name": function.get("name"), "arguments": function.get("arguments") or "{}"},
+                "function": {"name": function.name if function is not None else None, "arguments": arguments or "{}"},
             }
         )
     return out
 
 
-def openai_messages_to_cohere(messages: list[Any], system_prompts: list[str]) -> list[dict[str, Any]]:
+def openai_messages_to_cohere(messages: list[ChatMessage], system_prompts: list[str]) -> list[dict[str, Any]]:
     """The policy's system prompts first, then the client's messages role by role."""
     out: list[dict[str, Any]] = [{"role": "system", "content": p} for p in system_prompts]
     for m in messages:
-        if not isinstance(m, dict):
-            raise _invalid("each message must be an object", "messages")
-        role = m.get("role")
-        content = m.get("content")
+        role, content = m.role, m.content
         if role in ("system", "developer"):
             out.append({"role": "system", "content": _text_parts(content, "system")})
         elif role == "user":
@@ -83,109 +88,103 @@ def openai_messages_to_cohere(messages: list[Any], system_prompts: list[str]) ->
             turn: dict[str, Any] = {"role": "assistant"}
             if content:
                 turn["content"] = _text_parts(content, "assistant")
-            if m.get("tool_calls"):
-                turn["tool_calls"] = _tool_calls(m["tool_calls"])
+            if m.tool_calls:
+                turn["tool_calls"] = _tool_calls(m.tool_calls)
             out.append(turn)
         elif role in ("tool", "function"):  # `function`: OpenAI's legacy tool result, by name
-            call_id = m.get("tool_call_id") if role == "tool" else m.get("name")
+            call_id = m.tool_call_id if role == "tool" else m.name
             out.append({"role": "tool", "tool_call_id": call_id, "content": _text_parts(content or "", "tool")})
         else:
-            raise _invalid(f"Cohere has no `{role}` role", "messages")
+            raise invalid_request(f"Cohere has no `{role}` role", "messages")
     return out
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
+def _tools(tools: list[Tool]) -> list[dict[str, Any]]:
     out = []
-    for tool in tools or []:
-        function = tool.get("function") if isinstance(tool, dict) and tool.get("type", "function") == "function" else None
-        if not isinstance(function, dict) or not function.get("name"):
-            raise _invalid("Cohere accepts only function tools with a name", "tools")
-        spec = {"name": function["name"]}
-        for key in ("description", "parameters"):
-            if function.get(key) is not None:
-                spec[key] = function[key]
+    for tool in tools:
+        function = tool.function if tool.type == "function" else None
+        if function is None or not function.name:
+            raise invalid_request("Cohere accepts only function tools with a name", "tools")
+        spec: dict[str, Any] = {"name": function.name}
+        if function.description is not None:
+            spec["description"] = function.description
+        if function.parameters is not None:
+            spec["parameters"] = function.parameters
         out.append({"type": "function", "function": spec})
     return out
 
 
-def _apply_tool_choice(choice: Any, out: dict[str, Any]) -> None:
+def _apply_tool_choice(choice: str | NamedToolChoice | None, out: dict[str, Any]) -> None:
     """OpenAI `tool_choice` on a Cohere request: `required` -> REQUIRED, `none` -> NONE, one named
     function -> REQUIRED with only that tool offered; `auto` is Cohere's default."""
     if choice == "required":
         out["tool_choice"] = "REQUIRED"
     elif choice == "none":
         out["tool_choice"] = "NONE"
-    elif isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
+    elif isinstance(choice, NamedToolChoice):
+        name = choice.function.name if choice.function is not None else None
         out["tools"] = [t for t in out.get("tools", []) if t["function"]["name"] == name]
         if not out["tools"]:
-            raise _invalid(f"tool_choice names `{name}`, which is not among the tools", "tool_choice")
+            raise invalid_request(f"tool_choice names `{name}`, which is not among the tools", "tool_choice")
         out["tool_choice"] = "REQUIRED"
 
 
-def _response_format(value: Any) -> dict[str, Any] | None:
-    if not isinstance(value, dict) or value.get("type") in (None, "text"):
+def _response_format(value: ResponseFormat | None) -> dict[str, Any] | None:
+    if value is None or value.type in (None, "text"):
         return None
-    if value.get("type") == "json_object":
+    if value.type == "json_object":
         return {"type": "json_object"}
-    if value.get("type") == "json_schema":
-        schema = (value.get("json_schema") or {}).get("schema")
+    if value.type == "json_schema":
+        schema = value.json_schema.schema if value.json_schema is not None else None
         return {"type": "json_object", **({"json_schema": schema} if schema is not None else {})}
-    raise _invalid(f"Cohere does not support response_format `{value.get('type')}`", "response_format")
+    raise invalid_request(f"Cohere does not support response_format `{value.type}`", "response_format")
 
 
-_SAMPLING = (
-    ("temperature", "temperature"),
-    ("top_p", "p"),
-    ("seed", "seed"),
-    ("frequency_penalty", "frequency_penalty"),
-    ("presence_penalty", "presence_penalty"),
-)
-
-
-def chat_request_to_cohere(body: dict[str, Any], upstream_model: str, system_prompts: list[str], stream: bool) -> dict[str, Any]:
-    """An OpenAI chat.completions body as a Cohere `POST /v2/chat` body."""
-    if (body.get("n") or 1) > 1:
-        raise _invalid("Cohere answers one choice per request: n must be 1", "n")
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise _invalid("`messages` must be an array", "messages")
+def chat_request_to_cohere(chat: ChatRequest, upstream_model: str, system_prompts: list[str], stream: bool) -> dict[str, Any]:
+    """An OpenAI chat.completions request as a Cohere `POST /v2/chat` body."""
+    if (chat.n or 1) > 1:
+        raise invalid_request("Cohere answers one choice per request: n must be 1", "n")
     out: dict[str, Any] = {
         "model": upstream_model,
-        "messages": openai_messages_to_cohere(messages, system_prompts),
+        "messages": openai_messages_to_cohere(chat.messages, system_prompts),
         "stream": stream,
     }
-    if body.get("tools"):
-        out["tools"] = _tools(body["tools"])
-        _apply_tool_choice(body.get("tool_choice"), out)
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    if chat.tools:
+        out["tools"] = _tools(chat.tools)
+        _apply_tool_choice(chat.tool_choice, out)
+    max_tokens = chat.max_completion_tokens or chat.max_tokens
     if max_tokens:
         out["max_tokens"] = max_tokens
-    for openai_name, cohere_name in _SAMPLING:
-        if body.get(openai_name) is not None:
-            out[cohere_name] = body[openai_name]
-    stop = body.get("stop")
-    if stop:
-        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    response_format = _response_format(body.get("response_format"))
+    sampling = (
+        ("temperature", chat.temperature),
+        ("p", chat.top_p),
+        ("seed", chat.seed),
+        ("frequency_penalty", chat.frequency_penalty),
+        ("presence_penalty", chat.presence_penalty),
+    )
+    for cohere_name, value in sampling:
+        if value is not None:
+            out[cohere_name] = value
+    if chat.stop:
+        out["stop_sequences"] = [chat.stop] if isinstance(chat.stop, str) else list(chat.stop)
+    response_format = _response_format(chat.response_format)
     if response_format is not None:
         out["response_format"] = response_format
     return out
 
 
-def embeddings_request_to_cohere(body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
-    """An OpenAI embeddings body as a Cohere `POST /v2/embed` body: float embeddings of documents
-    (a client may choose another `input_type`, e.g. `search_query`, in the body)."""
-    value = body.get("input")
-    texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise _invalid("Cohere embeds text: `input` must be a string or an array of strings", "input")
+def embeddings_request_to_cohere(request: EmbeddingsRequest, upstream_model: str) -> dict[str, Any]:
+    """An OpenAI embeddings request as a Cohere `POST /v2/embed` body: float embeddings of
+    documents (a client may choose another `input_type`, e.g. `search_query`, in the body)."""
+    texts = request.texts()
+    if texts is None:
+        raise invalid_request("Cohere embeds text: `input` must be a string or an array of strings", "input")
     out: dict[str, Any] = {
         "model": upstream_model,
         "texts": texts,
-        "input_type": body.get("input_type") or DEFAULT_INPUT_TYPE,
+        "input_type": request.input_type or DEFAULT_INPUT_TYPE,
         "embedding_types": ["float"],
     }
-    if body.get("dimensions"):
-        out["output_dimension"] = body["dimensions"]
+    if request.dimensions:
+        out["output_dimension"] = request.dimensions
     return out

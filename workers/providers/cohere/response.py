@@ -14,13 +14,10 @@ import struct
 import time
 from typing import Any
 
-import httpx
 import msgspec
 
-from llmgw.config import Deployment
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.base import UpstreamError, scrub
 from workers.providers.cohere.wire import ChatResponse, CohereTokens, CohereUsage, EmbedResponse, encoder, error_decoder
+from workers.providers.errors import ErrorKind, ProviderError, error_reader
 from workers.usage import Usage, embeddings_usage_to_openai, usage_to_openai
 
 FINISH_REASONS = {
@@ -95,33 +92,19 @@ def cohere_embed_to_embeddings(resp: EmbedResponse, model: str, as_base64: bool,
     return encoder.encode({"object": "list", "data": data, "model": model, "usage": embeddings_usage_to_openai(prompt)})
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after")
-    return float(value) if value and value.replace(".", "", 1).isdigit() else None
-
-
-def cohere_error_to_upstream_error(status: int, body: bytes, headers: httpx.Headers, deployment: Deployment) -> UpstreamError:
-    """Cohere errors are `{"id", "message"}`. A refused credential (401, 403, and 498 "invalid
-    token") is the operator's problem: 502. 429 keeps `retry-after`; a prompt over the context
-    window ("too many tokens: ...") is `context_length_exceeded` so routers can fall back; other
-    4xx pass through; 5xx become 502."""
+def cohere_error_to_provider_error(status: int, body: bytes) -> ProviderError:
+    """Cohere errors are `{"id", "message"}`. 498 ("invalid token") is a refused credential; a
+    prompt over the context window ("too many tokens: ...", not the max_tokens limit) says so."""
     try:
         message = error_decoder.decode(body).message
     except msgspec.DecodeError:
         message = None
-    text = scrub(message or body[:500].decode(errors="replace") or f"upstream answered {status}", deployment)
-    if status in (401, 403, 498):
-        return UpstreamError(
-            502,
-            f"the upstream refused the credential of deployment {deployment.id} ({status})",
-            ErrorType.API,
-            ErrorCode.UPSTREAM_ERROR,
-        )
-    if status == 429:
-        return UpstreamError(429, text, ErrorType.RATE_LIMIT, ErrorCode.RATE_LIMITED, retry_after=_retry_after(headers))
-    if 400 <= status < 500:
-        lowered = text.lower()
-        too_long = lowered.startswith("too many tokens") and "max tokens" not in lowered  # (not the max_tokens limit)
-        code = "context_length_exceeded" if too_long else None
-        return UpstreamError(status, text, ErrorType.INVALID_REQUEST, code)
-    return UpstreamError(502, f"upstream error {status}: {text}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+    message = message or None  # (an empty message: the body is shown)
+    if status == 498:
+        return ProviderError(message=message, hint=ErrorKind.CREDENTIAL_REFUSED)
+    lowered = (message or body.decode(errors="replace")).lower()
+    too_long = lowered.startswith("too many tokens") and "max tokens" not in lowered
+    return ProviderError(message=message, hint=ErrorKind.CONTEXT_WINDOW_EXCEEDED if too_long else None)
+
+
+cohere_error_to_upstream_error = error_reader(cohere_error_to_provider_error)

@@ -10,11 +10,11 @@ nothing OpenAI has. Tool calls are numbered 0, 1, ... among themselves, as OpenA
 from __future__ import annotations
 
 from llmgw.config import Deployment
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.base import StreamItem, UpstreamError, scrub
+from workers.providers.answers import StreamItem
 from workers.providers.chunks import ChunkWriter
 from workers.providers.cohere.response import cohere_usage_to_usage, finish_reason
 from workers.providers.cohere.wire import Content, StreamEvent, ToolCall
+from workers.providers.errors import failed_mid_answer
 
 
 class CohereStreamTranslator:
@@ -77,8 +77,7 @@ class CohereStreamTranslator:
         self.finished = True
         delta = event.delta
         if delta is not None and delta.finish_reason == "ERROR" and delta.error:
-            text = scrub(delta.error, self.deployment)
-            raise UpstreamError(502, f"the upstream failed mid-answer: {text}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+            raise failed_mid_answer(delta.error, self.deployment)
         items: list[StreamItem] = [self.out.delta({}, finish_reason(delta.finish_reason if delta is not None else None))]
         usage = cohere_usage_to_usage(delta.usage if delta is not None else None)
         if usage is not None:

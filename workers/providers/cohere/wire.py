@@ -108,7 +108,6 @@ class CohereError(msgspec.Struct):
 
 
 encoder = msgspec.json.Encoder()
-body_decoder = msgspec.json.Decoder(dict[str, Any])
 chat_decoder = msgspec.json.Decoder(ChatResponse)
 event_decoder = msgspec.json.Decoder(StreamEvent)
 embed_decoder = msgspec.json.Decoder(EmbedResponse)

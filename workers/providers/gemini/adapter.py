@@ -23,8 +23,10 @@ import msgspec
 from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
-from workers.providers.base import Completion, NativeItem, NativeUsage, Provider, StreamItem, UpstreamError, transport_error
-from workers.providers.gemini.errors import credential_refused, google_error_to_upstream_error
+from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
+from workers.providers.base import Provider
+from workers.providers.errors import UpstreamError, credential_refused, invalid_answer, transport_error
+from workers.providers.gemini.errors import google_error_to_upstream_error
 from workers.providers.gemini.native import GoogleNativeUsage, with_model, with_vertex_scope
 from workers.providers.gemini.oauth import TokenSource
 from workers.providers.gemini.request import (
@@ -41,7 +43,8 @@ from workers.providers.gemini.wire import (
     predict_decoder,
     response_decoder,
 )
-from workers.providers.openai_family import sse_data
+from workers.providers.request_body import RequestBody
+from workers.providers.sse import sse_data
 from workers.usage import Usage
 
 GEMINI_DEFAULT_BASE = "https://generativelanguage.googleapis.com"
@@ -60,10 +63,6 @@ def _split_version(base: str) -> tuple[str, str | None]:
 
 def _model_name(upstream_model: str) -> str:
     return upstream_model.removeprefix("models/")
-
-
-def _invalid_json() -> UpstreamError:
-    return UpstreamError(502, "the upstream answered with invalid JSON", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
 
 
 class _Google(Provider):
@@ -131,22 +130,24 @@ class _Google(Provider):
         finally:
             await resp.aclose()
 
-    async def chat(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+    async def chat(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
         model = _model_name(upstream_model)
-        payload = chat_request_to_gemini(request.body, request.system_prompts)
+        payload = chat_request_to_gemini(RequestBody.of(request, body).chat(), request.system_prompts)
         content = await self._post(deployment, request, model, "generateContent", payload)
         try:
             resp = response_decoder.decode(content)
         except msgspec.DecodeError:
-            raise _invalid_json() from None
-        body, usage = gemini_response_to_chat(resp, model)
-        return Completion(encode(body), usage)
+            raise invalid_answer() from None
+        completion, usage = gemini_response_to_chat(resp, model)
+        return Completion(encode(completion), usage)
 
     async def chat_stream(
-        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[StreamItem]:
         model = _model_name(upstream_model)
-        payload = chat_request_to_gemini(request.body, request.system_prompts)
+        payload = chat_request_to_gemini(RequestBody.of(request, body).chat(), request.system_prompts)
         resp, token = await self._open(deployment, request, model, "streamGenerateContent?alt=sse", payload)
         converter = StreamConverter(model)
         try:
@@ -154,7 +155,7 @@ class _Google(Provider):
                 try:
                     event: GenerateContentResponse = response_decoder.decode(raw)
                 except msgspec.DecodeError:
-                    raise UpstreamError(502, "the upstream sent an invalid stream event", ErrorType.API) from None
+                    raise invalid_answer("the upstream sent an invalid stream event") from None
                 if event.error is not None:
                     raise google_error_to_upstream_error(
                         event.error.code or 500, raw, resp.headers, deployment, (token,) if token else ()
@@ -166,7 +167,7 @@ class _Google(Provider):
         finally:
             await resp.aclose()
         if not converter.finished:
-            raise UpstreamError(502, "the upstream ended the stream early", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+            raise invalid_answer("the upstream ended the stream early")
         if converter.usage is not None:
             yield converter.usage
             if request.include_usage:
@@ -208,15 +209,17 @@ class Gemini(_Google):
     async def credential(self, deployment: Deployment, request: UpstreamRequest) -> tuple[dict[str, str], str | None]:
         return {"x-goog-api-key": self._key(deployment)}, None
 
-    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+    async def embeddings(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
         model = _model_name(upstream_model)
-        texts, dimensions, as_base64 = embedding_inputs(request.body)
+        texts, dimensions, as_base64 = embedding_inputs(RequestBody.of(request, body).embeddings())
         payload = embeddings_to_gemini_batch(texts, model, dimensions)
         content = await self._post(deployment, request, model, "batchEmbedContents", payload)
         try:
             answer = batch_embed_decoder.decode(content)
         except msgspec.DecodeError:
-            raise _invalid_json() from None
+            raise invalid_answer() from None
         # batchEmbedContents reports no token counts: the usage is left to the gateway's estimate.
         return Completion(encode(embeddings_list([e.values for e in answer.embeddings], model, as_base64, None)), None)
 
@@ -265,19 +268,21 @@ class VertexAI(_Google):
     def refused(self, deployment: Deployment, token: str | None) -> None:
         self.tokens.invalidate(self.tokens.account(deployment), token)
 
-    async def embeddings(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> Completion:
+    async def embeddings(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
         model = _model_name(upstream_model)
-        texts, dimensions, as_base64 = embedding_inputs(request.body)
+        texts, dimensions, as_base64 = embedding_inputs(RequestBody.of(request, body).embeddings())
         content = await self._post(deployment, request, model, "predict", embeddings_to_vertex_predict(texts, dimensions))
         try:
             answer = predict_decoder.decode(content)
         except msgspec.DecodeError:
-            raise _invalid_json() from None
+            raise invalid_answer() from None
         vectors = [p.embeddings.values if p.embeddings else [] for p in answer.predictions]
         stats = [p.embeddings.statistics for p in answer.predictions if p.embeddings and p.embeddings.statistics]
         tokens = int(sum(s.token_count for s in stats)) if stats else None
-        body = embeddings_list(vectors, model, as_base64, tokens)
-        return Completion(encode(body), Usage(prompt_tokens=tokens) if tokens is not None else None)
+        answer_body = embeddings_list(vectors, model, as_base64, tokens)
+        return Completion(encode(answer_body), Usage(prompt_tokens=tokens) if tokens is not None else None)
 
     # ---- native passthrough ----
 

@@ -14,8 +14,7 @@ import httpx
 import msgspec
 
 from llmgw.config import Deployment
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.base import UpstreamError, scrub
+from workers.providers.errors import ErrorKind, ProviderError, UpstreamError, upstream_error
 from workers.providers.gemini.wire import ErrorEnvelope, GoogleError, error_decoder
 
 _CREDENTIAL_REASONS = frozenset(
@@ -33,7 +32,7 @@ def parse_google_error(body: bytes) -> GoogleError | None:
 
 
 def retry_delay_seconds(text: str | None) -> float | None:
-    """A `retry-after` header ("2") or a RetryInfo retryDelay ("27s", "1.5s") in seconds."""
+    """A RetryInfo retryDelay ("27s", "1.5s"; a bare number too) in seconds."""
     if not text:
         return None
     try:
@@ -42,48 +41,21 @@ def retry_delay_seconds(text: str | None) -> float | None:
         return None
 
 
-def scrub_all(text: str, deployment: Deployment, extra: Iterable[str] = ()) -> str:
-    """`scrub`, and also credentials the deployment does not list itself (a Vertex access token)."""
-    text = scrub(text, deployment)
-    for secret in extra:
-        if secret and secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-def credential_refused(deployment: Deployment, status: int) -> UpstreamError:
-    return UpstreamError(
-        502,
-        f"the upstream refused the credential of deployment {deployment.id} ({status})",
-        ErrorType.API,
-        ErrorCode.UPSTREAM_ERROR,
-    )
+def google_error_to_provider_error(status: int, body: bytes) -> ProviderError:
+    """Google's error model: a refused key is an ErrorInfo reason (even on a 400), the delay to
+    wait a RetryInfo retryDelay, and 503 means the model is unavailable. A client error keeps the
+    error's status name (lower-cased) as its code."""
+    err = parse_google_error(body)
+    if err is None:
+        return ProviderError(hint=ErrorKind.UNAVAILABLE if status == 503 else None)
+    reasons = {d.reason for d in err.details if d.reason}
+    hint = ErrorKind.CREDENTIAL_REFUSED if reasons & _CREDENTIAL_REASONS else ErrorKind.UNAVAILABLE if status == 503 else None
+    retry = next((retry_delay_seconds(d.retryDelay) for d in err.details if d.retryDelay), None)
+    return ProviderError(message=err.message, code=err.status.lower() or None, hint=hint, retry_after=retry)
 
 
 def google_error_to_upstream_error(
     status: int, body: bytes, headers: httpx.Headers, deployment: Deployment, extra_secrets: Iterable[str] = ()
 ) -> UpstreamError:
-    err = parse_google_error(body)
-    if err is not None:
-        message, google_status = err.message, err.status
-        reasons = {d.reason for d in err.details if d.reason}
-        retry = next((d.retryDelay for d in err.details if d.retryDelay), None)
-    else:
-        message, google_status, reasons, retry = body[:500].decode(errors="replace"), "", set(), None
-    message = scrub_all(message or f"upstream answered {status}", deployment, extra_secrets)
-    if status in (401, 403) or reasons & _CREDENTIAL_REASONS:
-        # The provider refused the gateway's own credential: an operator problem, not the client's.
-        return credential_refused(deployment, status)
-    if status == 429:
-        return UpstreamError(
-            429,
-            message,
-            ErrorType.RATE_LIMIT,
-            ErrorCode.RATE_LIMITED,
-            retry_after=retry_delay_seconds(headers.get("retry-after")) or retry_delay_seconds(retry),
-        )
-    if 400 <= status < 500:
-        return UpstreamError(status, message, ErrorType.INVALID_REQUEST, google_status.lower() or None)
-    if status == 503:
-        return UpstreamError(503, f"upstream unavailable: {message}", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE)
-    return UpstreamError(502, f"upstream error {status}: {message}", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
+    """`extra_secrets`: credentials the deployment does not list itself (a Vertex access token)."""
+    return upstream_error(status, google_error_to_provider_error(status, body), deployment, headers, body, extra_secrets)

@@ -12,7 +12,7 @@ import re
 
 import msgspec
 
-from workers.providers.base import NativeUsage
+from workers.providers.answers import NativeUsage
 from workers.providers.gemini.response import gemini_usage_to_usage
 from workers.providers.gemini.wire import UsageMetadata, UsageProbe, usage_probe_decoder
 

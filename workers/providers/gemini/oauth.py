@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from llmgw.config import Deployment, Secret
 from llmgw.contracts import ErrorCode, ErrorType
 from workers.http_client import UpstreamClient
-from workers.providers.base import UpstreamError, fetch_body, scrub
+from workers.providers.base import fetch_body
+from workers.providers.errors import UpstreamError, body_text, scrub
 from workers.providers.gemini.wire import token_decoder, token_error_decoder
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -106,10 +107,10 @@ def token_refusal(status: int, content: bytes, headers: httpx.Headers, deploymen
         err = token_error_decoder.decode(content)
         reason = f"{err.error}: {err.error_description}".strip(": ")
     except msgspec.DecodeError:
-        reason = content[:200].decode(errors="replace")
+        reason = body_text(content)
     return UpstreamError(
         502,
-        f"the token endpoint refused the service account of deployment {deployment.id} ({status} {scrub(reason, deployment)})",
+        f"the token endpoint refused the service account of deployment {deployment.id} ({status} {scrub(reason, deployment)[:200]})",
         ErrorType.API,
         ErrorCode.UPSTREAM_ERROR,
     )
@@ -160,7 +161,7 @@ class TokenSource:
         if token is not None and (value is None or token.value == value):
             del self._tokens[key]
 
-    async def token(self, deployment: Deployment, account: ServiceAccount, timeout: httpx.Timeout) -> str:
+    async def token(self, deployment: Deployment, account: ServiceAccount, call_timeout: httpx.Timeout) -> str:
         value = self.cached(account)
         if value is not None:
             return value
@@ -169,16 +170,16 @@ class TokenSource:
         async with lock:
             value = self.cached(account)  # another request refreshed it while this one waited
             if value is None:
-                token = await self._fetch(deployment, account, timeout)
+                token = await self._fetch(deployment, account, call_timeout)
                 self._tokens[key] = token
                 value = token.value
         return value
 
-    async def _fetch(self, deployment: Deployment, account: ServiceAccount, timeout: httpx.Timeout) -> _Token:
+    async def _fetch(self, deployment: Deployment, account: ServiceAccount, call_timeout: httpx.Timeout) -> _Token:
         now = time.time()
         form = urlencode({"grant_type": GRANT_TYPE, "assertion": account.assertion(now)}).encode()
         headers = httpx.Headers({"content-type": "application/x-www-form-urlencoded", "accept": "application/json"})
-        upstream = self.client.request(httpx.URL(account.token_uri), headers, form, timeout)
+        upstream = self.client.request(httpx.URL(account.token_uri), headers, form, call_timeout)
         content = await fetch_body(self.client, upstream, deployment, token_refusal)
         try:
             answer = token_decoder.decode(content)

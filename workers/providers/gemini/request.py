@@ -15,8 +15,19 @@ from typing import Any
 
 import msgspec
 
-from llmgw.contracts import ErrorCode, ErrorType
-from workers.providers.base import UpstreamError
+from workers.providers.errors import UpstreamError, invalid_request
+from workers.providers.openai_request import (
+    ChatMessage,
+    ChatRequest,
+    Content,
+    EmbeddingsRequest,
+    FunctionCall,
+    ImageURL,
+    InputAudio,
+    NamedToolChoice,
+    Tool,
+    text_of,
+)
 
 _ROLES = {"user": "user", "assistant": "model"}
 _SYSTEM_ROLES = ("system", "developer")
@@ -24,75 +35,14 @@ _TOOL_ROLES = ("tool", "function")
 # JSON-Schema keywords the Gemini `parameters` schema (an OpenAPI subset) refuses.
 _UNSUPPORTED_SCHEMA_KEYS = frozenset({"$schema", "additionalProperties", "strict", "$id"})
 _TOOL_CHOICE_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
-
-
-class _Function(msgspec.Struct):
-    name: str = ""
-    arguments: str | None = None
-
-
-class _ToolCall(msgspec.Struct):
-    id: str = ""
-    type: str = "function"
-    function: _Function | None = None
-
-
-class _Message(msgspec.Struct):
-    role: str
-    content: str | list[dict[str, Any]] | None = None
-    name: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-    tool_call_id: str | None = None
-    function_call: _Function | None = None  # the legacy single function call
-
-
-class _ChatRequest(msgspec.Struct):
-    messages: list[_Message] = []
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: str | list[str] | None = None
-    n: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
-
-
-class _EmbeddingsRequest(msgspec.Struct):
-    input: str | list[str | int | list[int]] = ""
-    dimensions: int | None = None
-    encoding_format: str | None = None
-
-
-_chat_decoder = msgspec.json.Decoder(_ChatRequest)
-_embeddings_decoder = msgspec.json.Decoder(_EmbeddingsRequest)
 _json_decode = msgspec.json.decode
 
 
 def invalid(message: str, param: str | None = None) -> UpstreamError:
-    return UpstreamError(400, message, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param)
-
-
-def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
-    try:
-        return decoder.decode(body)
-    except msgspec.MsgspecError as exc:
-        raise invalid(f"the request cannot be sent to Gemini: {exc}") from None
+    return invalid_request(message, param)
 
 
 # ---- message content ----
-
-
-def _text_of(content: str | list[dict[str, Any]] | None) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text") or "" for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
 
 
 def _media_part(url: str) -> dict[str, Any]:
@@ -106,34 +56,32 @@ def _media_part(url: str) -> dict[str, Any]:
     return {"fileData": {"mimeType": mime, "fileUri": url}}
 
 
-def content_to_parts(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def content_to_parts(content: Content) -> list[dict[str, Any]]:
     if content is None:
         return []
     if isinstance(content, str):
         return [{"text": content}]
     parts: list[dict[str, Any]] = []
     for item in content:
-        kind = item.get("type")
-        if kind == "text":
-            parts.append({"text": item.get("text") or ""})
-        elif kind == "image_url":
-            image = item.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
+        if item.type == "text":
+            parts.append({"text": item.text or ""})
+        elif item.type == "image_url":
+            url = item.image_url.url if isinstance(item.image_url, ImageURL) else item.image_url
             if not isinstance(url, str):
                 raise invalid("image_url parts need a url", "messages")
             parts.append(_media_part(url))
-        elif kind == "input_audio":
-            audio = item.get("input_audio") or {}
-            parts.append({"inlineData": {"mimeType": f"audio/{audio.get('format') or 'wav'}", "data": audio.get("data") or ""}})
+        elif item.type == "input_audio":
+            audio = item.input_audio or InputAudio()
+            parts.append({"inlineData": {"mimeType": f"audio/{audio.format or 'wav'}", "data": audio.data or ""}})
         else:
-            raise invalid(f"content parts of type {kind!r} are not supported by Gemini", "messages")
+            raise invalid(f"content parts of type {item.type!r} are not supported by Gemini", "messages")
     return parts
 
 
-def _function_response(name: str, content: str | list[dict[str, Any]] | None) -> dict[str, Any]:
+def _function_response(name: str, content: Content) -> dict[str, Any]:
     """A tool result as a functionResponse: a JSON object result goes as is, anything else as
     `{"output": ...}` (the documented key for a function's output)."""
-    text = _text_of(content)
+    text = text_of(content)
     try:
         value: Any = _json_decode(text) if text else text
     except msgspec.DecodeError:
@@ -141,16 +89,17 @@ def _function_response(name: str, content: str | list[dict[str, Any]] | None) ->
     return {"functionResponse": {"name": name, "response": value if isinstance(value, dict) else {"output": value}}}
 
 
-def _function_call(function: _Function) -> dict[str, Any]:
+def _function_call(function: FunctionCall) -> dict[str, Any]:
+    arguments = function.arguments
     try:
-        args = _json_decode(function.arguments) if function.arguments else {}
+        args = _json_decode(arguments) if isinstance(arguments, str) and arguments else arguments or {}
     except msgspec.DecodeError:
         raise invalid(f"the arguments of tool call {function.name!r} are not JSON", "messages") from None
-    return {"functionCall": {"name": function.name, "args": args if isinstance(args, dict) else {"value": args}}}
+    return {"functionCall": {"name": function.name or "", "args": args if isinstance(args, dict) else {"value": args}}}
 
 
 def messages_to_contents(
-    messages: list[_Message], system_prompts: list[str]
+    messages: list[ChatMessage], system_prompts: list[str]
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(contents, systemInstruction). Policy prompts come first in the system instruction;
     consecutive turns of one role are merged (parallel tool results answer one model turn)."""
@@ -180,7 +129,7 @@ def messages_to_contents(
                 parts = [p for p in parts if p.get("text") != ""]
             for call in m.tool_calls or ():
                 if call.function is not None:
-                    names[call.id] = call.function.name
+                    names[call.id or ""] = call.function.name or ""
                     parts.append(_function_call(call.function))
             if m.function_call is not None:
                 parts.append(_function_call(m.function_call))
@@ -201,38 +150,36 @@ def _clean_schema(schema: Any) -> Any:
     return schema
 
 
-def tools_to_gemini(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def tools_to_gemini(tools: list[Tool]) -> list[dict[str, Any]]:
     declarations = []
     for tool in tools:
-        if tool.get("type", "function") != "function" or not isinstance(tool.get("function"), dict):
-            raise invalid(f"tools of type {tool.get('type')!r} are not supported by Gemini", "tools")
-        fn = tool["function"]
-        declaration: dict[str, Any] = {"name": fn.get("name") or ""}
-        if fn.get("description"):
-            declaration["description"] = fn["description"]
-        if fn.get("parameters"):
-            declaration["parameters"] = _clean_schema(fn["parameters"])
+        fn = tool.function
+        if tool.type != "function" or fn is None:
+            raise invalid(f"tools of type {tool.type!r} are not supported by Gemini", "tools")
+        declaration: dict[str, Any] = {"name": fn.name or ""}
+        if fn.description:
+            declaration["description"] = fn.description
+        if fn.parameters:
+            declaration["parameters"] = _clean_schema(fn.parameters)
         declarations.append(declaration)
     return [{"functionDeclarations": declarations}] if declarations else []
 
 
-def tool_choice_to_gemini(choice: str | dict[str, Any]) -> dict[str, Any]:
+def tool_choice_to_gemini(choice: str | NamedToolChoice) -> dict[str, Any]:
     if isinstance(choice, str):
         if choice not in _TOOL_CHOICE_MODES:
             raise invalid(f"tool_choice {choice!r} is not supported", "tool_choice")
         return {"functionCallingConfig": {"mode": _TOOL_CHOICE_MODES[choice]}}
-    name = (choice.get("function") or {}).get("name")
+    name = choice.function.name if choice.function is not None else None
     if not name:
         raise invalid("tool_choice must name a function", "tool_choice")
     return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
 
 
-def generation_config(req: _ChatRequest) -> dict[str, Any]:
+def generation_config(req: ChatRequest) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    limits = [v for v in (req.max_completion_tokens, req.max_tokens) if v is not None]
-    limit = min(limits) if limits else None  # (a cost cap may have lowered either)
     for key, value in (
-        ("maxOutputTokens", limit),
+        ("maxOutputTokens", req.completion_limit()),  # (the lower of the two: a cost cap may have lowered either)
         ("temperature", req.temperature),
         ("topP", req.top_p),
         ("candidateCount", req.n),
@@ -244,18 +191,17 @@ def generation_config(req: _ChatRequest) -> dict[str, Any]:
             config[key] = value
     if req.stop:
         config["stopSequences"] = [req.stop] if isinstance(req.stop, str) else req.stop
-    fmt = req.response_format or {}
-    if fmt.get("type") in ("json_object", "json_schema"):
+    fmt = req.response_format
+    if fmt is not None and fmt.type in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
-        schema = (fmt.get("json_schema") or {}).get("schema")
+        schema = fmt.json_schema.schema if fmt.json_schema is not None else None
         if schema:
             config["responseJsonSchema"] = schema
     return config
 
 
-def chat_request_to_gemini(body: bytes, system_prompts: list[str]) -> dict[str, Any]:
-    """The client's OpenAI chat body as a GenerateContentRequest (the model goes in the URL)."""
-    req: _ChatRequest = _decode(_chat_decoder, body)
+def chat_request_to_gemini(req: ChatRequest, system_prompts: list[str]) -> dict[str, Any]:
+    """The client's OpenAI chat request as a GenerateContentRequest (the model goes in the URL)."""
     contents, system = messages_to_contents(req.messages, system_prompts)
     out: dict[str, Any] = {"contents": contents}
     if system is not None:
@@ -273,13 +219,12 @@ def chat_request_to_gemini(body: bytes, system_prompts: list[str]) -> dict[str, 
 # ---- embeddings ----
 
 
-def embedding_inputs(body: bytes) -> tuple[list[str], int | None, bool]:
-    """(texts, dimensions, base64 wanted) of an OpenAI embeddings body."""
-    req: _EmbeddingsRequest = _decode(_embeddings_decoder, body)
-    texts = [req.input] if isinstance(req.input, str) else req.input
-    if not all(isinstance(t, str) for t in texts):
+def embedding_inputs(req: EmbeddingsRequest) -> tuple[list[str], int | None, bool]:
+    """(texts, dimensions, base64 wanted) of an OpenAI embeddings request."""
+    texts = req.texts()
+    if texts is None:
         raise invalid("Google embedding models take text input, not token arrays", "input")
-    return texts, req.dimensions, req.encoding_format == "base64"  # type: ignore[return-value]
+    return texts, req.dimensions, req.encoding_format == "base64"
 
 
 def embeddings_to_gemini_batch(texts: list[str], model: str, dimensions: int | None) -> dict[str, Any]:

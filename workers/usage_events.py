@@ -1,0 +1,110 @@
+"""What a request did, gathered while it runs, and the usage event that records it for metering."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import structlog
+
+from llmgw.bus import AckedPublisher
+from llmgw.config import Deployment
+from llmgw.contracts import MSG_ID_HEADER, Subjects, UpstreamRequest, UsageEvent, UsageSource, UsageStatus, encode_json
+from workers.settings import WorkerSettings
+from workers.usage import Usage, cost_of
+
+log = structlog.get_logger()
+
+USAGE_PUBLISH_TIMEOUT = 5.0  # seconds to wait for JetStream to store a usage event (then retry)
+
+
+def source_of(usage: Usage) -> str:
+    return UsageSource.ESTIMATED if usage.estimated else UsageSource.PROVIDER
+
+
+class Outcome(msgspec.Struct):
+    """What happened to a request, gathered while it runs, for its usage event and log line."""
+
+    status: str = UsageStatus.SUCCESS
+    http_status: int = 200
+    error_code: str | None = None
+    usage: Usage | None = None
+    usage_source: str = UsageSource.NONE
+    ttft: float | None = None
+    upstream_model: str = ""
+    deployment: Deployment | None = None  # the deployment called last
+    tries: int = 1  # upstream calls made
+
+    def took(self, usage: Usage) -> None:
+        """The provider (or an adapter's estimate) said what the request used."""
+        self.usage, self.usage_source = usage, source_of(usage)
+
+    def tokens(self) -> int | None:
+        return self.usage.prompt_tokens + self.usage.completion_tokens if self.usage else None
+
+    def cost(self, deployment: Deployment) -> float:
+        return cost_of(self.usage or Usage(), deployment, self.upstream_model)[0]
+
+
+def usage_event(
+    request: UpstreamRequest, attempt: int, deployment: Deployment, outcome: Outcome, latency_ms: float, worker_id: str
+) -> UsageEvent:
+    usage = outcome.usage or Usage()
+    cost, known = cost_of(usage, deployment, outcome.upstream_model)
+    return UsageEvent(
+        request_id=request.request_id,
+        ts=request.received_at,
+        key_hash=request.caller.key_hash,
+        key_alias=request.caller.key_alias,
+        user_id=request.caller.user_id,
+        team_id=request.caller.team_id,
+        operation=request.operation,
+        model_group=request.model_group,
+        deployment_id=deployment.id,
+        provider=deployment.provider,
+        upstream_model=outcome.upstream_model,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost=cost,
+        cost_known=known,
+        latency_ms=latency_ms,
+        ttft_ms=outcome.ttft * 1000.0 if outcome.ttft is not None else None,
+        status=outcome.status,
+        http_status=outcome.http_status,
+        error_code=outcome.error_code,
+        usage_source=outcome.usage_source,
+        stream=request.stream,
+        attempt=attempt,
+        worker_id=worker_id,
+        upstream_attempts=outcome.tries,
+        ledgers=request.ledgers,
+    )
+
+
+class UsageRecorder:
+    """Publishes each request's usage event to JetStream, retrying until it is stored (the
+    request's message is acked only after that, so usage is never lost with a worker)."""
+
+    def __init__(self, publisher: AckedPublisher, subjects: Subjects, settings: WorkerSettings) -> None:
+        self.publisher = publisher
+        self.subjects = subjects
+        self.settings = settings
+
+    async def record(
+        self, request: UpstreamRequest, attempt: int, deployment: Deployment, outcome: Outcome, latency_ms: float
+    ) -> None:
+        event = usage_event(request, attempt, deployment, outcome, latency_ms, self.settings.worker_id)
+        subject = self.subjects.usage(deployment.provider, outcome.status)
+        payload = encode_json(event)
+        delay = 0.1
+        while True:
+            try:
+                await self.publisher.publish(subject, payload, {MSG_ID_HEADER: request.request_id}, USAGE_PUBLISH_TIMEOUT)
+                return
+            except Exception as exc:
+                log.warning("usage_publish_retry", request_id=request.request_id, error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
