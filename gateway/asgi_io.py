@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from litestar.exceptions import MethodNotAllowedException
-from litestar.types import Receive, Scope, Send
 
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType, Failed, ReplyMessage
 
 log = structlog.get_logger()
+
+# The hot routes speak raw ASGI with plain dicts (Litestar's typed events are for its own layer).
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 
 # The head of a server-sent event stream (proxies are asked not to buffer it).

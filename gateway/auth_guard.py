@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import structlog
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.asgi_io import Message, Receive, Scope, Send
 from gateway.errors import KEY_GUESS, error_json
 from llmgw.contracts import ErrorCode, ErrorType
 
@@ -76,7 +77,10 @@ def _address(scope: Scope) -> str:
     return client[0] if client else "unknown"
 
 
-def failed_auth_middleware(guard: FailedAuthGuard):
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def failed_auth_middleware(guard: FailedAuthGuard) -> Callable[[ASGIApp], ASGIApp]:
     """The guard as Litestar middleware: every route's 401s count, every route is refused alike."""
 
     def middleware(app: ASGIApp) -> ASGIApp:

@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 from litestar.handlers import asgi
-from litestar.types import Receive, Scope, Send
 
+from gateway.asgi_io import Receive, Scope, Send
 from gateway.auth import Principal
 from gateway.edge import Edge
 from gateway.errors import GatewayError

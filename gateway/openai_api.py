@@ -13,9 +13,8 @@ from __future__ import annotations
 import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import asgi
-from litestar.types import Receive, Scope, Send
 
-from gateway.asgi_io import SSE_HEADERS
+from gateway.asgi_io import SSE_HEADERS, Receive, Scope, Send
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response, note_key_guess
 from gateway.limits_policy import apply_max_tokens

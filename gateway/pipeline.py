@@ -16,12 +16,13 @@ from abc import ABC, abstractmethod
 from asyncio import Queue
 from typing import Any, Protocol
 
-from litestar.types import Receive, Scope, Send
-
 from gateway import admission
 from gateway.admission import Lease
 from gateway.asgi_io import (
+    Receive,
     RequestLog,
+    Scope,
+    Send,
     cancel_on_disconnect,
     failure_error,
     next_reply,

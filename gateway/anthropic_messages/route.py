@@ -9,14 +9,13 @@ Gemini or self-hosted model.
 from __future__ import annotations
 
 from litestar.handlers import asgi
-from litestar.types import Receive, Scope, Send
 
 from gateway.anthropic_messages.reply import chat_completion_to_message
 from gateway.anthropic_messages.request import parse_messages_request
 from gateway.anthropic_messages.stream import StreamTranslator
 from gateway.anthropic_messages.to_chat import messages_to_chat_body
 from gateway.anthropic_messages.wire import anthropic_error_json, anthropic_error_type
-from gateway.asgi_io import SSE_HEADERS
+from gateway.asgi_io import SSE_HEADERS, Receive, Scope, Send
 from gateway.edge import Edge
 from gateway.errors import GatewayError
 from gateway.openai_api import CHAT
