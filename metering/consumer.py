@@ -184,7 +184,7 @@ class UsageConsumer:
             return
 
     def _batch(self) -> list[tuple[int, UsageEvent]]:
-        return [(msg.metadata.sequence.stream, event) for msg, event in zip(self._msgs, self._events)]
+        return [(msg.metadata.sequence.stream, event) for msg, event in zip(self._msgs, self._events, strict=True)]
 
     async def _store_batch(self, batch: list[tuple[int, UsageEvent]]) -> tuple[int, int]:
         """Settle the ledgers, then insert the new rows; (rows inserted, ledgers written).
