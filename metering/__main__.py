@@ -1,13 +1,29 @@
-"""`python -m metering` / `llmgw metering`: the metering process."""
+"""`python -m metering` / `llmgw metering`: the metering process.
+
+Exit code 2: an error a restart cannot fix (a bad setting, the embedded store's chdb module not
+installed); the line on stderr says which. While it runs, metering keeps a heartbeat file
+(`llmgw healthcheck metering` reads it).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
 from llmgw.config import ConfigError
+from llmgw.liveness import heartbeat_path, with_heartbeat
 from llmgw.logs import configure_logging
 from llmgw.runtime import run_until_signalled
+
+
+def check_store_driver(clickhouse_url: str) -> None:
+    """The embedded store (`chdb://...`) needs the chdb module (the `embedded` extra)."""
+    if clickhouse_url.startswith("chdb:") and importlib.util.find_spec("chdb") is None:
+        raise ConfigError(
+            "LLMGW_CLICKHOUSE_URL is an embedded store (chdb://) but chdb is not installed:"
+            " pip install 'llmgw[embedded]', or point LLMGW_CLICKHOUSE_URL at a ClickHouse server"
+        )
 
 
 def main() -> None:
@@ -16,11 +32,13 @@ def main() -> None:
 
     try:
         settings = metering_settings_from_env(os.environ)
+        check_store_driver(settings.clickhouse_url)
     except ConfigError as exc:
         print(f"llmgw metering: {exc}", file=sys.stderr)
         sys.exit(2)
     configure_logging("metering", settings.log_level)
-    run_until_signalled(lambda stop: run_metering(settings, stop))
+    heartbeat = heartbeat_path("metering")
+    run_until_signalled(lambda stop: with_heartbeat(run_metering(settings, stop), heartbeat))
 
 
 if __name__ == "__main__":
