@@ -23,11 +23,22 @@ SHUTDOWN_MARGIN = 10.0  # seconds past the shutdown grace for the edge to leave 
 async def check_secret(settings: EdgeSettings) -> None:
     """The secret check of `Edge.start`, once before Granian starts: a mismatch exits 2 here
     rather than failing each HTTP worker's startup."""
-    from llmgw import bus
+    import nats
+
     from llmgw.contracts import Subjects
     from llmgw.secret_check import check_secret_fingerprint
 
-    nc = await bus.connect(settings.bus, name="llmgw-edge-check")
+    async def quiet(exc: Exception) -> None:  # (retried until NATS answers, as the edge itself would)
+        pass
+
+    nc = await nats.connect(
+        settings.bus.nats_url,
+        name="llmgw-edge-check",
+        connect_timeout=settings.bus.connect_timeout,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+        error_cb=quiet,
+    )
     try:
         await check_secret_fingerprint(nc.jetstream(), Subjects(settings.bus.prefix), settings.secret)
     finally:

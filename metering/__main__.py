@@ -7,7 +7,6 @@ installed); the line on stderr says which. While it runs, metering keeps a heart
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -17,18 +16,9 @@ from llmgw.logs import configure_logging
 from llmgw.runtime import run_until_signalled
 
 
-def check_store_driver(clickhouse_url: str) -> None:
-    """The embedded store (`chdb://...`) needs the chdb module (the `embedded` extra)."""
-    if clickhouse_url.startswith("chdb:") and importlib.util.find_spec("chdb") is None:
-        raise ConfigError(
-            "LLMGW_CLICKHOUSE_URL is an embedded store (chdb://) but chdb is not installed:"
-            " pip install 'llmgw[embedded]', or point LLMGW_CLICKHOUSE_URL at a ClickHouse server"
-        )
-
-
 def main() -> None:
     from metering.runner import run_metering
-    from metering.settings import metering_settings_from_env
+    from metering.settings import check_store_driver, metering_settings_from_env
 
     try:
         settings = metering_settings_from_env(os.environ)

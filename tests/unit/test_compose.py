@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmgw.cli import build_parser
+from llmgw_cli.main import build_parser
 
 pytestmark = pytest.mark.unit
 
