@@ -334,6 +334,13 @@ def check_sections(raw: dict[str, Any], path: str | os.PathLike[str]) -> None:
         raise ConfigError(f"config file {path}: unknown section {name!r}: {hint}known sections: {', '.join(SECTIONS)}")
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong, and where (`line 2, column 1`)."""
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
+
+
 def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> GatewayConfig:
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
@@ -345,7 +352,7 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | No
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid YAML: {yaml_problem(exc)}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
         check_sections(raw, path)

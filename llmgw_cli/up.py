@@ -84,7 +84,7 @@ def run_up(settings: UpSettings) -> int:
             the_plan = plan(settings, state)
             state.prepare()
         except (UpError, StateError) as exc:
-            print(f"llmgw up: {exc}", file=sys.stderr)
+            print(f"llmgw up: {' '.join(str(exc).split())}", file=sys.stderr)  # (one line, whatever the message)
             return 1
         json_logs = settings.log_format == "json"
         level = os.environ.get("LLMGW_LOG_LEVEL", "info")
