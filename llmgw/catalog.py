@@ -120,7 +120,7 @@ class UnknownProviderError(ValueError):
 
 def closest_provider(name: str) -> str | None:
     """The known provider name nearest to `name` (a typo's likely meaning), if any is close."""
-    found = difflib.get_close_matches(name.lower(), list(PROVIDERS), n=1, cutoff=0.6)
+    found = difflib.get_close_matches(name.lower(), list(PROVIDERS), n=1, cutoff=0.75)
     return found[0] if found else None
 
 

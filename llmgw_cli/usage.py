@@ -49,7 +49,7 @@ def add_usage_commands(sub: argparse._SubParsersAction) -> None:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="bind {NAME:Type} in the query (repeatable)"
     )
     sql.add_argument("--json", action="store_true", help="print rows as JSON objects, one a line")
-    sql.add_argument("--timeout", type=float, default=30.0)
+    sql.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (30)")
     sql.set_defaults(func=run_sql)
 
 
