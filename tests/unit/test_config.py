@@ -146,3 +146,11 @@ def test_a_yaml_error_is_one_line_with_its_place(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, "model_list:\n  - model_name: a\n   params: {\n"), env={})
     assert "\n" not in str(err.value) and "(line " in str(err.value)
+
+
+def test_the_example_config_loads():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "config.yaml"
+    cfg = load_config(example, env={"OPENAI_API_KEY": "sk-o", "LLMGW_MASTER_KEY": "sk-m"})
+    assert [d.model_name for d in cfg.deployments] == ["gpt-4", "gpt-3.5-turbo"] and cfg.master_key.reveal() == "sk-m"
