@@ -101,10 +101,11 @@ class Up:
         assert self.proc is not None
         return self.proc.wait(timeout)
 
-    def stop(self, timeout: float = 90) -> int:
+    def stop(self, timeout: float = 90, sig: int = signal.SIGTERM) -> int:
+        """SIGTERM (or SIGINT: Ctrl-C) and the exit code."""
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

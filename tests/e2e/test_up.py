@@ -93,7 +93,8 @@ def test_up_keeps_its_key_secret_and_refuses_to_start_under_another(upstream, tm
         made = httpx.post(f"{first.base_url}/key/generate", json={}, headers={"Authorization": f"Bearer {MASTER_KEY}"})
         key = made.json()["key"]
     finally:
-        assert first.stop() == 0, first.console()[-3000:]
+        assert first.stop(sig=signal.SIGINT) == 0, first.console()[-3000:]  # Ctrl-C
+    assert [e["process"] for e in first.events("process_stopped")] == ["edge", "worker-0", "metering", "nats-server"]
 
     # Another secret than the one the key was made with: the edge says so and exits 2; the
     # supervisor does not restart it, stops the rest in order and exits non-zero.

@@ -218,3 +218,22 @@ def test_every_command_and_flag_has_help():
                 assert action.help, (where, action.option_strings or action.dest)
 
     walk(build_parser(), ())
+
+
+# --- the embedded NATS port ------------------------------------------------------------------
+
+
+def test_the_default_nats_port_taken_moves_and_says_so_an_explicit_one_refuses(monkeypatch, tmp_path: Path):
+    import socket
+
+    from llmgw_cli import preflight
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(preflight, "DEFAULT_NATS_PORT", port)
+        chosen, note = preflight._nats(preflight.UpSettings(state_dir=tmp_path, config=None))
+        assert chosen != port and note == f"port {port} was taken, so it runs on {chosen} (--nats-port to choose)"
+        with pytest.raises(preflight.UpError, match=f"the NATS port {port} \\(--nats-port\\) is in use"):
+            preflight._nats(preflight.UpSettings(state_dir=tmp_path, config=None, nats_port=port))
