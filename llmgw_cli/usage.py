@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import nats
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -104,12 +105,20 @@ async def _tail(args: argparse.Namespace) -> int:
                     print("llmgw: lost the connection to NATS", file=sys.stderr)
                     return 1
                 continue
-            sys.stdout.write(msg.data.decode("utf-8", errors="replace") + "\n")
+            sys.stdout.write(event_line(msg.data) + "\n")
             sys.stdout.flush()
             seen += 1
         return 0
     finally:
         await nc.close()
+
+
+def event_line(data: bytes) -> str:
+    """A usage event as one JSON line, its amounts without exponents (`"cost":0.00000025`)."""
+    try:
+        return json_text(msgspec.json.decode(data))
+    except msgspec.DecodeError:
+        return data.decode("utf-8", errors="replace")
 
 
 def _stop_on_signals() -> asyncio.Event:

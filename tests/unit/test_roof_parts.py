@@ -63,6 +63,15 @@ def test_admin_answers_write_money_fields_positionally_and_as_numbers():
     assert decoded["spend"] == 1.08e-05 and isinstance(decoded["info"]["max_budget"], float)
 
 
+def test_usage_tail_writes_amounts_positionally():
+    from llmgw_cli.usage import event_line
+
+    assert (
+        event_line(b'{"request_id":"r1","cost":2.5e-7,"prompt_tokens":3}')
+        == '{"request_id":"r1","cost":0.00000025,"prompt_tokens":3}'
+    )
+
+
 def test_cli_json_and_tables_write_numbers_positionally():
     assert json_text({"cost": 1.08e-05, "n": [2.5e-07]}) == '{"cost":0.0000108,"n":[0.00000025]}'
     table = format_table(["model", "cost"], [["gpt-4", 1.08e-05], ["x", 3]])
