@@ -9,7 +9,7 @@ from pathlib import Path
 
 from llmgw.logs import configure_logging
 from llmgw_cli.console import Console
-from llmgw_cli.preflight import UpError, UpSettings, plan
+from llmgw_cli.preflight import Plan, UpError, UpSettings, plan
 from llmgw_cli.state import AlreadyRunningError, StateDir, StateError
 from llmgw_cli.supervisor import Supervisor
 
@@ -96,7 +96,7 @@ def run_up(settings: UpSettings) -> int:
             return _supervise(the_plan, state, settings, json_logs)
 
 
-def _supervise(the_plan, state: StateDir, settings: UpSettings, json_logs: bool) -> int:
+def _supervise(the_plan: Plan, state: StateDir, settings: UpSettings, json_logs: bool) -> int:
     console = Console(state.root, state.logs_dir, json_logs)
     console.starting()
     return Supervisor(the_plan, state.logs_dir, console, json_logs, settings.stop_timeout).run()
