@@ -136,12 +136,6 @@ def plan(settings: UpSettings, state: StateDir, environ: Mapping[str, str] | Non
             "no master key: start with one, `LLMGW_MASTER_KEY=sk-... llmgw up`,"
             " or set general_settings.master_key in the config file (--config)"
         )
-    if not env.get("LLMGW_SECRET_KEY") and settings.nats_url is None:
-        # The keys live in the embedded NATS of this directory: so does their secret. (With an
-        # external NATS, the secret is the deployment's: LLMGW_SECRET_KEY, or the master key's.)
-        secret = state.secret()
-        if secret is not None:
-            env["LLMGW_SECRET_KEY"] = secret
     env.update(
         LLMGW_CLICKHOUSE_URL=settings.clickhouse_url or f"chdb://{state.clickhouse_dir}",
         LLMGW_STATE_DIR=str(state.root),
@@ -167,6 +161,13 @@ def plan(settings: UpSettings, state: StateDir, environ: Mapping[str, str] | Non
         raise UpError(
             f"the HTTP port {settings.port} (--port) is in use on {settings.host}: stop what listens there, or choose another"
         )
+    if not env.get("LLMGW_SECRET_KEY") and settings.nats_url is None:
+        # The keys live in the embedded NATS of this directory: so does their secret (read, or
+        # made now that every check passed). With an external NATS the secret is the deployment's:
+        # LLMGW_SECRET_KEY, or the master key's.
+        secret = state.secret()
+        if secret is not None:
+            env["LLMGW_SECRET_KEY"] = secret
     py = sys.executable
     for name, module, nice in (
         ("metering", "metering", METERING_NICE),

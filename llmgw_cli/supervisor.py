@@ -35,7 +35,7 @@ SLOW_START = 60.0  # seconds after which the console says the edge is not ready 
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent_setup(nice: int) -> Callable[[], None]:
+def _child_setup(nice: int) -> Callable[[], None]:
     """Runs in the child before exec: its priority, and SIGTERM when the supervisor dies (Linux)."""
     parent = os.getpid()
     prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
@@ -73,7 +73,7 @@ class Child:
                 stdout=None if self.console_output else out,
                 stderr=out,
                 start_new_session=True,  # Ctrl-C reaches the supervisor only, which stops the children in order
-                preexec_fn=_die_with_parent_setup(self.spec.nice),
+                preexec_fn=_child_setup(self.spec.nice),
             )
         log.info("process_started", process=self.name, pid=self.popen.pid)
 

@@ -24,14 +24,15 @@ GOOD_MODEL = (
 
 
 def refused(done: subprocess.CompletedProcess, tmp_path: Path, *expected: str) -> str:
-    """The one line `up` printed; nothing was started (no NATS store made, no port bound)."""
+    """The one line `up` printed; nothing was made or started (no NATS store, no secret, no port bound)."""
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     for text in expected:
         assert text in lines[0], lines[0]
-    assert not (tmp_path / "state" / "nats").exists() and not (tmp_path / "state" / "clickhouse").exists()
+    state = tmp_path / "state"
+    assert not (state / "nats").exists() and not (state / "clickhouse").exists() and not (state / "secret").exists()
     return lines[0]
 
 
