@@ -5,17 +5,19 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 
+from gateway import native_api, openai_api
 from gateway.admin.keys import KeyService, build_key_routes
 from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
 from gateway.admin.teams import build_team_routes
 from gateway.admin.users import build_user_routes
+from gateway.anthropic_messages.route import messages
+from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
-from gateway.native_api import build_native_routes
-from gateway.openai_api import build_routes
 from gateway.openapi import build_openapi_routes
+from gateway.pipeline import Pipeline
 from gateway.request_ids import add_request_id
 from gateway.settings import EdgeSettings
 
@@ -41,8 +43,9 @@ def create_app(settings: EdgeSettings) -> Litestar:
     ]
     app = Litestar(
         route_handlers=[
-            *build_routes(edge),
-            *build_native_routes(edge),
+            *openai_api.ROUTES,
+            messages,
+            *native_api.ROUTES,
             *build_health_routes(edge),
             *admin_routes,
             *build_openapi_routes(settings),
@@ -55,7 +58,11 @@ def create_app(settings: EdgeSettings) -> Litestar:
         openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead
         cors_config=cors_config(settings),
         before_send=[add_request_id],
+        middleware=[
+            failed_auth_middleware(FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after))
+        ],
         debug=False,
     )
     app.state.edge = edge
+    app.state.pipeline = Pipeline(edge, edge.router.settings)
     return app

@@ -7,28 +7,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import Protocol
 
 import structlog
 from litestar.exceptions import MethodNotAllowedException
 from litestar.types import Receive, Scope, Send
 
-from gateway.errors import GatewayError, error_json
+from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType, Failed, ReplyMessage
 
 log = structlog.get_logger()
 
 
-class ErrorDialect(Protocol):
-    """How a route writes its errors when they are not OpenAI-shaped (e.g. Anthropic's)."""
-
-    def error(self, exc: GatewayError, request_id: str) -> bytes: ...
+# The head of a server-sent event stream (proxies are asked not to buffer it).
+SSE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 class RequestLog:
     """The one canonical log line of a request, written when it is over."""
 
-    __slots__ = ("code", "model", "request_id", "started", "status", "stream")
+    __slots__ = ("code", "lease", "model", "request_id", "started", "status", "stream")
 
     def __init__(self, request_id: str, started: float) -> None:
         self.request_id = request_id
@@ -37,6 +38,7 @@ class RequestLog:
         self.stream = False
         self.status = 200
         self.code: str | None = None
+        self.lease: str | None = None  # how its budget reservation and rate-limit slots ended
 
     def emit(self) -> None:
         log.info(
@@ -46,6 +48,7 @@ class RequestLog:
             stream=self.stream,
             status=self.status,
             code=self.code,
+            lease=self.lease,
             latency_ms=round((time.time() - self.started) * 1000.0, 2),
         )
 
@@ -104,13 +107,6 @@ async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[by
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def send_error(send: Send, exc: GatewayError, request_id: str, dialect: ErrorDialect | None = None) -> None:
-    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
-    headers.append((b"x-request-id", request_id.encode()))
-    body = error_json(exc.message, exc.type, exc.code, exc.param) if dialect is None else dialect.error(exc, request_id)
-    await send_json(send, exc.status, body, headers)
 
 
 async def not_post(scope: Scope, send: Send) -> None:

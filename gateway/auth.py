@@ -37,6 +37,8 @@ def _unauthorized(message: str) -> GatewayError:
 class UnknownKey(GatewayError):
     """A key this edge's view does not hold (maybe created on another edge a moment ago)."""
 
+    key_guess = True
+
     def __init__(self, token: str) -> None:
         super().__init__(401, "Invalid API key.", ErrorType.AUTHENTICATION, ErrorCode.INVALID_API_KEY)
         self.token = token

@@ -29,6 +29,7 @@ from llmgw.contracts import (
     ErrorCode,
     LedgerKind,
     LedgerRef,
+    Limits,
     Reservation,
     Subjects,
     ledger_key,
@@ -52,54 +53,32 @@ class Budget(msgspec.Struct, frozen=True):
     ref: LedgerRef
 
 
+def _budget(key: str, label: str, holder: Limits, created_at: float, now: float) -> Budget:
+    period = budget_period(holder.budget_duration, created_at, now)
+    return Budget(key, label, LedgerRef(period=period, max_budget=holder.max_budget, soft_budget=holder.soft_budget))
+
+
 def covering(principal: Principal, model: str, now: float) -> list[Budget]:
     """Every ledger the request counts against (with or without a limit)."""
     out: list[Budget] = []
     key, user, team = principal.key, principal.user, principal.team
     if key is not None:
-        period = budget_period(key.budget_duration, key.created_at, now)
-        out.append(
-            Budget(
-                ledger_key(LedgerKind.KEY, key.token),
-                f"key {key.key_name}",
-                LedgerRef(period=period, max_budget=key.max_budget, soft_budget=key.soft_budget),
-            )
-        )
+        out.append(_budget(ledger_key(LedgerKind.KEY, key.token), f"key {key.key_name}", key, key.created_at, now))
         model_budget = key.model_max_budget.get(model)
         if model_budget is not None:
             out.append(
                 Budget(
                     ledger_key(LedgerKind.KEY_MODEL, key.token, model),
                     f"key {key.key_name} on {model}",
-                    LedgerRef(period=period, max_budget=model_budget),
+                    LedgerRef(period=out[0].ref.period, max_budget=model_budget),
                 )
             )
     elif principal.caller.key_hash:
         out.append(Budget(ledger_key(LedgerKind.KEY, principal.caller.key_hash), "master key", LedgerRef()))
     if user is not None:
-        out.append(
-            Budget(
-                ledger_key(LedgerKind.USER, user.user_id),
-                f"user {user.user_id}",
-                LedgerRef(
-                    period=budget_period(user.budget_duration, user.created_at, now),
-                    max_budget=user.max_budget,
-                    soft_budget=user.soft_budget,
-                ),
-            )
-        )
+        out.append(_budget(ledger_key(LedgerKind.USER, user.user_id), f"user {user.user_id}", user, user.created_at, now))
     if team is not None:
-        out.append(
-            Budget(
-                ledger_key(LedgerKind.TEAM, team.team_id),
-                f"team {team.team_id}",
-                LedgerRef(
-                    period=budget_period(team.budget_duration, team.created_at, now),
-                    max_budget=team.max_budget,
-                    soft_budget=team.soft_budget,
-                ),
-            )
-        )
+        out.append(_budget(ledger_key(LedgerKind.TEAM, team.team_id), f"team {team.team_id}", team, team.created_at, now))
     return out
 
 

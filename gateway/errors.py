@@ -6,6 +6,7 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.types import Scope
 
 from llmgw.contracts import ErrorCode, ErrorType
 
@@ -14,7 +15,14 @@ log = structlog.get_logger()
 _encoder = msgspec.json.Encoder()
 
 
+# Set in a request's scope state when its key was refused as unknown: a guess, which the failed
+# authentication guard counts (a deleted, blocked or expired key is not a guess).
+KEY_GUESS = "llmgw_key_guess"
+
+
 class GatewayError(Exception):
+    key_guess = False  # an unknown key was refused (see KEY_GUESS)
+
     def __init__(
         self,
         status: int,
@@ -60,7 +68,13 @@ _HTTP_STATUS_TYPES = {
 }
 
 
-def handle_gateway_error(_: Request, exc: GatewayError) -> Response:
+def note_key_guess(scope: Scope, exc: GatewayError) -> None:
+    if exc.key_guess:
+        scope["state"][KEY_GUESS] = True
+
+
+def handle_gateway_error(request: Request, exc: GatewayError) -> Response:
+    note_key_guess(request.scope, exc)
     return error_response(exc)
 
 

@@ -10,21 +10,20 @@ metering it from the provider's own usage fields.
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
-from gateway import admission
-from gateway.asgi_io import RequestLog, cancel_on_disconnect, failure_error, next_reply, read_body, send_error
+from gateway.auth import Principal
 from gateway.edge import Edge
 from gateway.errors import GatewayError
+from gateway.pipeline import Call, Headers, Incoming, Route, Target, pipeline_of
 from llmgw.catalog import NATIVE_ROUTES, PROVIDERS
-from llmgw.contracts import Chunks, Completed, ErrorCode, ErrorType, Failed, NativeCall, Operation, UpstreamRequest
+from llmgw.config import Deployment
+from llmgw.contracts import Chunks, Completed, ErrorCode, ErrorType, NativeCall, Operation
 
 # Client headers a provider's SDK needs the upstream to see; everything else (the client's
 # credentials, cookies, forwarding headers) stays at the edge.
@@ -40,8 +39,6 @@ FORWARDED_HEADERS = frozenset(
     }
 )
 CREDENTIAL_QUERY_PARAMS = frozenset({"key", "api_key", "api-key", "access_token"})
-_GEMINI_MODEL = re.compile(r"/models/([^/:]+)(?::(\w+))?$")
-_AZURE_DEPLOYMENT = re.compile(r"^/openai/deployments/([^/]+)/")
 _SAFE_PATH = re.compile(r"^(/[A-Za-z0-9._~:@!$&'()*+,;=-]+)+/?$")
 
 
@@ -99,8 +96,9 @@ def client_key(scope: Scope, query: list[tuple[str, str]]) -> tuple[str | None, 
     return authorization, other
 
 
-def requested_model(provider: str, path: str, body: bytes) -> tuple[str | None, bool, int | None]:
-    """(model, stream, max_tokens) as the native request states them."""
+def requested_model(model_path: re.Pattern[str] | None, path: str, body: bytes) -> tuple[str | None, bool, int | None]:
+    """(model, stream, max_tokens) as the native request states them: in the body's `model`, or
+    in the path where the provider's API names it there (`ProviderInfo.native_model_path`)."""
     probe = _Model()
     if body:
         try:
@@ -109,132 +107,15 @@ def requested_model(provider: str, path: str, body: bytes) -> tuple[str | None, 
             raise _bad(f"Invalid request: {exc}") from None
         except msgspec.DecodeError:
             probe = _Model()  # not JSON (an upload): the path must name the model
-    if provider in ("gemini", "vertex_ai"):
-        match = _GEMINI_MODEL.search(path)
-        if match:
-            return match.group(1), "stream" in (match.group(2) or "").lower(), None
-    if provider == "azure":
-        match = _AZURE_DEPLOYMENT.match(path)
-        if match:
-            return match.group(1), bool(probe.stream), probe.max_tokens
+    match = model_path.search(path) if model_path is not None else None
+    if match is not None:
+        method = match.groupdict().get("method")
+        stream = "stream" in method.lower() if method is not None else bool(probe.stream)
+        return match.group("model"), stream, probe.max_tokens
     return probe.model, bool(probe.stream), probe.max_tokens
 
 
-def build_native_routes(edge: Edge) -> list:
-    max_body = edge.settings.max_body_bytes
-
-    def route(provider: str):
-        prefix = f"/{provider}"
-
-        @asgi(prefix, is_mount=True, copy_scope=False, name=f"native-{provider}")
-        async def native(scope: Scope, receive: Receive, send: Send) -> None:
-            await passthrough(scope, receive, send, provider, prefix)
-
-        return native
-
-    async def passthrough(scope: Scope, receive: Receive, send: Send, provider: str, prefix: str) -> None:
-        started = time.time()
-        request_id = f"req-{os.urandom(16).hex()}"
-        rlog = RequestLog(request_id, started)
-        handed_to_stream = False
-        try:
-            path = checked_path(scope.get("raw_path") or scope["path"].encode(), prefix)
-            query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-            authorization, key = client_key(scope, query)
-            principal = await edge.auth.authenticate_fresh(authorization, key)
-            content_length = next((int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()), None)
-            body = await read_body(receive, content_length, max_body)
-            model_name, stream, max_tokens = requested_model(provider, path, body)
-            if not model_name:
-                raise _bad("the request names no model", "model")
-            rlog.model, rlog.stream = model_name, stream
-            deployment, model = resolve(edge, principal, provider, model_name)
-            deadline = started + edge.settings.request_timeout
-            admitted = await admission.admit(edge.ratelimits, principal, [deployment], request_id, deadline)
-            try:
-                ledgers, reserved, cost_cap = await edge.budgets.admit(
-                    principal,
-                    model,
-                    deployment,
-                    deployment.upstream_model_for(model),
-                    len(body),
-                    max_tokens,
-                    request_id,
-                    deadline,
-                )
-            except GatewayError:
-                await admission.release(edge.ratelimits, admitted, 0)
-                raise
-            upstream_request = UpstreamRequest(
-                request_id=request_id,
-                reply_to=edge.dispatcher.reply_subject,
-                operation=Operation.NATIVE,
-                model_group=model,
-                deployment_id=deployment.id,
-                body=body,
-                stream=stream,
-                include_usage=False,
-                deadline=deadline,
-                received_at=started,
-                caller=principal.caller,
-                cost_cap=cost_cap,
-                ledgers=ledgers,
-                native=NativeCall(
-                    method=scope["method"],
-                    path=path,
-                    query=urlencode([(k, v) for k, v in query if k not in CREDENTIAL_QUERY_PARAMS]),
-                    headers=forwarded_headers(scope),
-                ),
-            )
-            queue = edge.dispatcher.open(request_id)
-            try:
-                try:
-                    await edge.dispatcher.submit(deployment.provider, upstream_request, principal.priority)
-                except GatewayError:
-                    await edge.budgets.release(request_id, reserved, ledgers)
-                    raise
-                first = await next_reply(queue, deadline)
-                if isinstance(first, Failed):
-                    await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
-                    await admission.release(edge.ratelimits, admitted, first.tokens)
-                    raise failure_error(first)
-                if isinstance(first, Completed):
-                    await edge.budgets.settle(request_id, reserved, ledgers, first.cost)
-                    await admission.release(edge.ratelimits, admitted, first.tokens)
-                    rlog.status = first.status
-                    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in first.headers if k != "content-type"]
-                    headers.append((b"x-request-id", request_id.encode()))
-                    headers.extend(admitted.headers())
-                    content_type = next((v for k, v in first.headers if k == "content-type"), "application/json")
-                    await _send_raw(send, first.status, first.body, headers, content_type)
-                    return
-                if isinstance(first, Chunks) and first.raw:
-                    handed_to_stream = True
-
-                    async def relay() -> None:
-                        await _relay_raw(edge, first, queue, deadline, rlog, send, reserved, ledgers, admitted)
-
-                    try:
-                        await cancel_on_disconnect(relay(), receive)
-                    finally:
-                        await admission.release(edge.ratelimits, admitted, 0)  # (a no-op once released with tokens)
-                    return
-                raise GatewayError(502, "the worker answered in an unexpected form", ErrorType.API, ErrorCode.INTERNAL)
-            finally:
-                if not handed_to_stream:
-                    edge.dispatcher.close(request_id)
-                    await admission.release(edge.ratelimits, admitted, 0)  # (a no-op once released with tokens)
-        except GatewayError as exc:
-            rlog.status, rlog.code = exc.status, exc.code
-            await send_error(send, exc, request_id)
-        finally:
-            if not handed_to_stream:
-                rlog.emit()
-
-    return [route(p) for p in NATIVE_ROUTES if p != "openai"] + [route("openai")]
-
-
-def resolve(edge: Edge, principal, provider: str, model_name: str):
+def native_deployment(edge: Edge, principal: Principal, provider: str, model_name: str) -> tuple[Deployment, str]:
     """The deployment of `provider` serving the named model (its group name, `<provider>/<name>`,
     or a deployment whose upstream model it is), as the key is allowed to use it."""
     family = PROVIDERS[provider].family
@@ -259,65 +140,86 @@ def resolve(edge: Edge, principal, provider: str, model_name: str):
     )
 
 
-async def _send_raw(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]], content_type: str) -> None:
-    headers.append((b"content-type", content_type.encode("latin-1")))
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def _latin1_headers(pairs: list[tuple[str, str]]) -> Headers:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
 
 
-async def _relay_raw(
-    edge: Edge,
-    first: Chunks,
-    queue,
-    deadline: float,
-    rlog: RequestLog,
-    send: Send,
-    reserved,
-    ledgers,
-    admitted,
-) -> None:
-    """Relay a native stream's bytes as they come; a failure after the start ends the connection."""
-    finished = False
-    reply = first
-    try:
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in first.headers]
-        headers.append((b"x-request-id", rlog.request_id.encode()))
-        headers.extend(admitted.headers())
-        rlog.status = first.status or 200
-        await send({"type": "http.response.start", "status": first.status or 200, "headers": headers})
-        while True:
-            if isinstance(reply, Chunks):
-                if reply.attempt != first.attempt:
-                    rlog.status, rlog.code = 502, ErrorCode.UPSTREAM_ERROR
-                    finished = True
-                    await edge.dispatcher.cancel(rlog.request_id)
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                    return
-                data = b"".join(reply.data)
-                if reply.done:
-                    await edge.budgets.settle(rlog.request_id, reserved, ledgers, reply.cost)
-                    await admission.release(edge.ratelimits, admitted, reply.tokens)
-                    finished = True
-                    await send({"type": "http.response.body", "body": data, "more_body": False})
-                    return
-                if data:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-            elif isinstance(reply, Failed):
-                await edge.budgets.settle(rlog.request_id, reserved, ledgers, reply.cost)
-                await admission.release(edge.ratelimits, admitted, reply.tokens)
-                finished = True
-                rlog.status, rlog.code = reply.status, reply.code
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            reply = await next_reply(queue, deadline)
-    except GatewayError as exc:
-        finished = True
-        rlog.status, rlog.code = exc.status, exc.code
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    finally:
-        edge.dispatcher.close(rlog.request_id)
-        if not finished:
-            rlog.status, rlog.code = 499, "client_closed"
-            await edge.dispatcher.cancel(rlog.request_id)
-        rlog.emit()
+class RawStream:
+    """A native stream: the provider's bytes as they came; a failure after the start just ends it."""
+
+    __slots__ = ()
+
+    def head(self, first: Chunks) -> tuple[int, Headers]:
+        return first.status or 200, _latin1_headers(first.headers)
+
+    def data(self, chunks: list[bytes]) -> bytes:
+        return b"".join(chunks)
+
+    def end(self) -> bytes:
+        return b""
+
+    def error(self, status: int, message: str, type: str, code: str | None) -> bytes:
+        return b""
+
+
+RAW_STREAM = RawStream()
+
+
+class NativeRoute(Route):
+    """`/<provider>/...`: the provider's own API, any method, relayed as it answers."""
+
+    operation = Operation.NATIVE
+    post_only = False
+    policies = False
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.prefix = f"/{provider}"
+        pattern = PROVIDERS[provider].native_model_path
+        self.model_path = re.compile(pattern) if pattern else None
+
+    def incoming(self, scope: Scope) -> Incoming:
+        path = checked_path(scope.get("raw_path") or scope["path"].encode(), self.prefix)
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        authorization, key = client_key(scope, query)
+        length = next((int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()), None)
+        incoming = Incoming(authorization, key, length)
+        incoming.path, incoming.query = path, query
+        return incoming
+
+    def parse(self, scope: Scope, incoming: Incoming, body: bytes, edge: Edge) -> Call:
+        model, stream, max_tokens = requested_model(self.model_path, incoming.path, body)
+        if not model:
+            raise _bad("the request names no model", "model")
+        native = NativeCall(
+            method=scope["method"],
+            path=incoming.path,
+            query=urlencode([(k, v) for k, v in incoming.query if k not in CREDENTIAL_QUERY_PARAMS]),
+            headers=forwarded_headers(scope),
+        )
+        return Call(model, body, stream=stream, max_tokens=max_tokens, native=native)
+
+    def target(self, edge: Edge, principal: Principal, call: Call) -> Target:
+        deployment, model = native_deployment(edge, principal, self.provider, call.model)
+        return Target(model, [deployment])
+
+    def whole(self, reply: Completed, call: Call, request_id: str) -> tuple[int, Headers, bytes]:
+        headers = _latin1_headers([(k, v) for k, v in reply.headers if k != "content-type"])
+        content_type = next((v for k, v in reply.headers if k == "content-type"), "application/json")
+        headers.append((b"content-type", content_type.encode("latin-1")))
+        return reply.status, headers, reply.body
+
+    def stream(self, call: Call, request_id: str) -> RawStream:
+        return RAW_STREAM
+
+
+def native_handler(route: NativeRoute) -> asgi:
+    @asgi(route.prefix, is_mount=True, copy_scope=False, name=f"native-{route.provider}")
+    async def native(scope: Scope, receive: Receive, send: Send) -> None:
+        await pipeline_of(scope).run(scope, receive, send, route)
+
+    return native
+
+
+# /openai last: its prefix must not shadow the OpenAI-compatible routes mounted under /openai/v1.
+ROUTES = [native_handler(NativeRoute(p)) for p in NATIVE_ROUTES if p != "openai"] + [native_handler(NativeRoute("openai"))]

@@ -33,6 +33,10 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens_policy: Literal["refuse", "clip"] = "refuse"
     # Browser origins allowed to call the API (CORS); empty = CORS off, "*" = any origin.
     cors_origins: tuple[str, ...] = ()
+    # Failed authentication from one address within a minute: past the first number each 401 is
+    # slowed, at the second the address is refused (429) until the minute ends; 0 turns it off.
+    auth_failures_slow_after: int = 20
+    auth_failures_refuse_after: int = 100
 
 
 MAX_TOKENS_POLICIES = ("refuse", "clip")
@@ -78,4 +82,6 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         max_tokens_limit=max_tokens_limit_from_env(env),
         max_tokens_policy=max_tokens_policy_from_env(env),
         cors_origins=cors_origins_from_env(env),
+        auth_failures_slow_after=env_int(env, "LLMGW_AUTH_FAILURES_SLOW_AFTER", 20),
+        auth_failures_refuse_after=env_int(env, "LLMGW_AUTH_FAILURES_REFUSE_AFTER", 100),
     )

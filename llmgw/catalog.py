@@ -19,9 +19,15 @@ class ProviderInfo(msgspec.Struct, frozen=True):
     # (param name, environment variables to try in order)
     extra_env: tuple[tuple[str, tuple[str, ...]], ...] = ()
     base_required: bool = True  # False: the adapter builds the URL from other params (region, ...)
+    # Native passthrough: where the provider's own API names the model in the path rather than in
+    # the body's `model` (a regex searched in the path below /<provider>: group `model`, and an
+    # optional group `method`, a stream when it holds "stream", as Gemini's streamGenerateContent).
+    native_model_path: str | None = None
 
 
 OPENAI = "openai"
+GOOGLE_MODEL_PATH = r"/models/(?P<model>[^/:]+)(?::(?P<method>\w+))?$"  # .../models/gemini-1.5-pro:generateContent
+AZURE_DEPLOYMENT_PATH = r"^/openai/deployments/(?P<model>[^/]+)/"  # /openai/deployments/<deployment>/chat/...
 
 PROVIDERS: dict[str, ProviderInfo] = {
     "openai": ProviderInfo("openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",), ("OPENAI_API_BASE",)),
@@ -52,10 +58,15 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
         ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
         (("api_version", ("AZURE_API_VERSION", "OPENAI_API_VERSION")),),
+        native_model_path=AZURE_DEPLOYMENT_PATH,
     ),
     "anthropic": ProviderInfo("anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",), ("ANTHROPIC_API_BASE",)),
     "gemini": ProviderInfo(
-        "gemini", "https://generativelanguage.googleapis.com", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), ("GEMINI_API_BASE",)
+        "gemini",
+        "https://generativelanguage.googleapis.com",
+        ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        ("GEMINI_API_BASE",),
+        native_model_path=GOOGLE_MODEL_PATH,
     ),
     "vertex_ai": ProviderInfo(
         "vertex_ai",
@@ -68,6 +79,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
             ("vertex_credentials", ("VERTEXAI_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS")),
         ),
         base_required=False,
+        native_model_path=GOOGLE_MODEL_PATH,
     ),
     "cohere": ProviderInfo("cohere", "https://api.cohere.com", ("COHERE_API_KEY", "CO_API_KEY"), ("COHERE_API_BASE",)),
     # HuggingFace's serverless Inference API (text generation / feature extraction task routes),

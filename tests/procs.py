@@ -9,10 +9,11 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import httpx
+
+from tests.waiting import eventually_sync
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,21 +42,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll `predicate` until it returns a truthy value; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:
-            last_exc = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
-
-
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -78,11 +64,10 @@ class Proc:
         self.popen: subprocess.Popen | None = None
 
     def start(self) -> Proc:
-        log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.popen = subprocess.Popen(
+                self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+            )
         return self
 
     @property
@@ -94,7 +79,7 @@ class Proc:
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to clean up (a crash)."""
-        if self.running:
+        if self.popen is not None and self.running:
             self.popen.kill()
             self.popen.wait(10)
 
@@ -129,7 +114,7 @@ class NatsServer:
 
     def start(self) -> NatsServer:
         self.proc.start()
-        wait_for(lambda: port_open(self.port), 10, "nats-server to listen")
+        eventually_sync(lambda: port_open(self.port), "nats-server to listen", timeout=10)
         return self
 
     def stop(self) -> None:
@@ -142,7 +127,9 @@ def component(name: str, module: str, env: dict[str, str], log_dir: Path) -> Pro
 
 
 def wait_ready(base_url: str, timeout: float = 30) -> None:
-    wait_for(lambda: httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200, timeout, f"{base_url} ready")
+    eventually_sync(
+        lambda: httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200, f"{base_url} ready", timeout=timeout
+    )
 
 
 class FakeUpstream:
@@ -162,10 +149,10 @@ class FakeUpstream:
 
     def start(self) -> FakeUpstream:
         self.proc.start()
-        line = wait_for(
-            lambda: next((ln for ln in self.proc.output().splitlines() if ln.startswith("READY ")), None),
-            15,
+        line = eventually_sync(
+            lambda: next((ln for ln in self.proc.output().splitlines() if ln.startswith("READY ")), ""),
             "the fake upstream to listen",
+            timeout=15,
         )
         self.port = int(line.split()[1])
         return self

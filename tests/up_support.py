@@ -11,7 +11,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from tests.procs import free_port, wait_for
+from tests.procs import free_port
+from tests.waiting import eventually_sync
 
 LLMGW = str(Path(sysconfig.get_path("scripts")) / "llmgw")
 READY_LINE = "llmgw is ready at "
@@ -95,7 +96,7 @@ class Up:
             text = self.console()
             return text if READY_LINE in text else None
 
-        return wait_for(reported, timeout, "the start-up report")
+        return eventually_sync(reported, "the start-up report", timeout, retrying=())
 
     def wait_exit(self, timeout: float = 90) -> int:
         assert self.proc is not None

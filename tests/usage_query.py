@@ -7,7 +7,7 @@ import asyncio
 import nats
 
 from llmgw.contracts import QueryRequest, Subjects, decode_query_result, encode_json
-from tests.procs import wait_for
+from tests.waiting import eventually_sync
 
 
 async def _query(nats_url: str, prefix: str, sql: str, parameters: dict) -> tuple[list[str], list[list]]:
@@ -24,7 +24,7 @@ async def _query(nats_url: str, prefix: str, sql: str, parameters: dict) -> tupl
 
 def query(nats_url: str, prefix: str, sql: str, parameters: dict | None = None) -> list[dict]:
     columns, rows = asyncio.run(_query(nats_url, prefix, sql, parameters or {}))
-    return [dict(zip(columns, row)) for row in rows]
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def usage_rows(nats_url: str, prefix: str, request_ids: list[str], timeout: float = 20) -> dict[str, dict]:
@@ -35,5 +35,5 @@ def usage_rows(nats_url: str, prefix: str, request_ids: list[str], timeout: floa
         rows = query(nats_url, prefix, sql, {"ids": request_ids})
         return rows if len(rows) >= len(set(request_ids)) else None
 
-    rows = wait_for(landed, timeout, f"{len(set(request_ids))} usage rows", interval=0.25)
+    rows = eventually_sync(landed, f"{len(set(request_ids))} usage rows", timeout=timeout, interval=0.25)
     return {r["request_id"]: r for r in rows}

@@ -264,11 +264,15 @@ class RequestHandler:
     ) -> None:
         """One upstream call on `deployment`; the answer goes to the edge."""
         provider = self.providers[PROVIDERS[deployment.provider].family]
-        if request.client_api_base or request.client_api_key:  # a key allowed to bring its own upstream
+        if request.client_api_base or request.client_api_key_sealed:  # a key allowed to bring its own upstream
+            sealed = request.client_api_key_sealed
+            client_key = self.deployments.cipher.decrypt(sealed) if sealed else None
+            if sealed and client_key is None:
+                raise UpstreamError(500, "the request's client key was sealed under another secret", ErrorType.API, ErrorCode.INTERNAL)
             deployment = msgspec.structs.replace(
                 deployment,
                 api_base=(request.client_api_base or deployment.api_base or "").rstrip("/") or None,
-                api_key=Secret(request.client_api_key) if request.client_api_key else deployment.api_key,
+                api_key=Secret(client_key) if client_key else deployment.api_key,
             )
         model_group = (
             request.model_group if deployment.id == request.deployment_id or deployment.is_wildcard else deployment.model_name

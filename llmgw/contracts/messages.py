@@ -231,9 +231,11 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     context_fallbacks: list[str] = []  # instead, when the prompt is too long for the model
     num_retries: int = 0
     # Upstream URL / credential given in the body by a key allowed to (permissions
-    # `allow_client_side_credentials`); otherwise such body fields are dropped.
+    # `allow_client_side_credentials`); otherwise such body fields are dropped. The key is sealed
+    # with the credential cipher (llmgw.secrets.CredentialCipher): this message sits in a
+    # file-backed stream until a worker acks it.
     client_api_base: str | None = None
-    client_api_key: str | None = None
+    client_api_key_sealed: str | None = None
 
 
 # --------------------------------------------------------------------------------------------

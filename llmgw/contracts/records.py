@@ -23,7 +23,29 @@ def kv_key(identifier: str) -> str:
     return "i" + base64.urlsafe_b64encode(identifier.encode()).decode()
 
 
-class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """The budget and rate limits a key, a user and a team each carry, declared once.
+
+    The records below take these fields from here (as a struct embedded in Go does): on the bus
+    and in the API they stay top-level fields of the record, LiteLLM's shape, so records stored
+    before keep their limits."""
+
+    max_budget: float | None = None
+    soft_budget: float | None = None
+    model_max_budget: dict[str, float] = {}
+    max_parallel_requests: int | None = None
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    budget_duration: str | None = None
+    budget_reset_at: float | None = None
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether any rate limit (rpm, tpm, parallel requests) is set."""
+        return bool(self.rpm_limit or self.tpm_limit or self.max_parallel_requests)
+
+
+class KeyRecord(Limits, frozen=True, kw_only=True):
     token: str  # HMAC-SHA256 of the plaintext key; the plaintext is never stored
     key_name: str  # `sk-...abcd`: enough to recognise a key, not to use it
     key_alias: str | None = None
@@ -33,14 +55,6 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     aliases: dict[str, str] = {}
     config: dict = {}
     spend: float = 0.0
-    max_budget: float | None = None
-    soft_budget: float | None = None
-    model_max_budget: dict[str, float] = {}
-    max_parallel_requests: int | None = None
-    tpm_limit: int | None = None
-    rpm_limit: int | None = None
-    budget_duration: str | None = None
-    budget_reset_at: float | None = None
     metadata: dict = {}
     permissions: dict = {}
     allowed_cache_controls: list[str] = []
@@ -52,22 +66,14 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     priority: str = "interactive"  # messages.Priority: batch keys wait while interactive ones are queued
 
 
-class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+class UserRecord(Limits, frozen=True, kw_only=True):
     user_id: str
     user_email: str | None = None
     user_role: str = ROLE_APP_USER
     teams: list[str] = []
     models: list[str] = []
     spend: float = 0.0
-    max_budget: float | None = None
-    soft_budget: float | None = None
     model_spend: dict[str, float] = {}
-    model_max_budget: dict[str, float] = {}
-    max_parallel_requests: int | None = None
-    tpm_limit: int | None = None
-    rpm_limit: int | None = None
-    budget_duration: str | None = None
-    budget_reset_at: float | None = None
     allowed_cache_controls: list[str] = []
     metadata: dict = {}
     created_at: float = 0.0
@@ -80,19 +86,11 @@ class TeamMember(msgspec.Struct, frozen=True, kw_only=True):
     role: str = "user"  # "admin" or "user"
 
 
-class TeamRecord(msgspec.Struct, frozen=True, kw_only=True):
+class TeamRecord(Limits, frozen=True, kw_only=True):
     team_id: str
     team_alias: str | None = None
     models: list[str] = []  # bound on the models its keys may call; empty: every model
     spend: float = 0.0
-    max_budget: float | None = None
-    soft_budget: float | None = None
-    model_max_budget: dict[str, float] = {}
-    max_parallel_requests: int | None = None
-    tpm_limit: int | None = None
-    rpm_limit: int | None = None
-    budget_duration: str | None = None
-    budget_reset_at: float | None = None
     members_with_roles: list[TeamMember] = []
     metadata: dict = {}
     system_prompt: str | None = None
@@ -201,6 +199,7 @@ __all__ = [
     "CredentialRecord",
     "KeyRecord",
     "LedgerKind",
+    "Limits",
     "PolicyRecord",
     "RateWindow",
     "Reservation",

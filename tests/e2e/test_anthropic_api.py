@@ -10,7 +10,7 @@ import anthropic
 import httpx
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, Stack, write_config
+from tests.e2e.stack import MASTER_KEY, Stack, write_config
 from tests.procs import FakeUpstream
 
 pytestmark = pytest.mark.e2e

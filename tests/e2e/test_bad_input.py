@@ -13,7 +13,7 @@ import socket
 import httpx
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, Stack
+from tests.e2e.stack import MASTER_KEY, Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY
-from tests.procs import wait_for
+from tests.e2e.stack import MASTER_KEY
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -59,10 +59,12 @@ def test_concurrent_requests_never_overspend_and_leave_no_lock_out(stack):
     admitted = outcomes.count("ok")
     assert admitted >= 1 and outcomes.count("refused") >= 1
     # Every admitted request is metered, and together they cost no more than the budget.
-    n, cost = wait_for(lambda: (r := spent_in_clickhouse(stack, token))[0] >= admitted and r, 30, "usage rows")
+    n, cost = eventually_sync(lambda: (r := spent_in_clickhouse(stack, token))[0] >= admitted and r, "usage rows", timeout=30)
     assert n == admitted
     assert cost <= budget + 1e-12
-    spend = wait_for(lambda: (s := key_info(stack, key)["spend"]) >= cost - 1e-12 and s, 20, "spend in the key's ledger")
+    spend = eventually_sync(
+        lambda: (s := key_info(stack, key)["spend"]) >= cost - 1e-12 and s, "spend in the key's ledger", timeout=20
+    )
     assert spend == pytest.approx(cost, abs=1e-12)
 
     # No false lock-out: a key with budget left (here: for about five more requests) is served.
@@ -71,7 +73,7 @@ def test_concurrent_requests_never_overspend_and_leave_no_lock_out(stack):
     for _ in range(5):
         assert roomy_client.chat.completions.create(model="gpt-4", messages=HELLO, max_tokens=10).choices
     # ... and once its spend is settled, the reservations are gone: five more fit as well.
-    wait_for(lambda: key_info(stack, roomy)["spend"] >= 5 * ONE_REQUEST - 1e-12, 20, "settled spend")
+    eventually_sync(lambda: key_info(stack, roomy)["spend"] >= 5 * ONE_REQUEST - 1e-12, "settled spend", timeout=20)
     for _ in range(4):
         assert roomy_client.chat.completions.create(model="gpt-4", messages=HELLO, max_tokens=10).choices
 
@@ -88,7 +90,7 @@ def test_a_stream_is_stopped_where_its_budget_ends(stack):
             words.append(chunk.choices[0].delta.content or "")
     assert "stream was stopped" in str(err.value)
     assert 0 < len("".join(words).split()) < 200
-    n, cost = wait_for(lambda: (r := spent_in_clickhouse(stack, token))[0] >= 1 and r, 30, "the usage row")
+    n, cost = eventually_sync(lambda: (r := spent_in_clickhouse(stack, token))[0] >= 1 and r, "the usage row", timeout=30)
     assert n == 1 and cost <= 0.00035 + 1e-12
     row = stack.usage_rows([raw.headers["x-request-id"]])[raw.headers["x-request-id"]]
     assert row["status"] == "budget_stopped"

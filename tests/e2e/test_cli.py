@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY
+from tests.e2e.stack import MASTER_KEY
 from tests.procs import REPO
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from llmgw.contracts import Subjects
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 from tests.e2e.test_faults_support import (
     HELLO_PROMPT_TOKENS,
     chat,
@@ -25,7 +25,8 @@ from tests.e2e.test_faults_support import (
     upstream_calls,
     words,
 )
-from tests.procs import NatsServer, free_port, log_events, port_open, wait_for
+from tests.procs import NatsServer, free_port, log_events, port_open
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -80,10 +81,12 @@ def test_a_nats_server_restart_heals_without_restarting_llmgw(own_nats, upstream
         calls = upstream_calls(upstream, "slow-kill")
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             across = pool.submit(chat, stack, "slow-kill", 7)  # its worker calls the upstream across the restart
-            wait_for(lambda: upstream_calls(upstream, "slow-kill") == calls + 1, 20, "the slow request at the upstream")
+            eventually_sync(
+                lambda: upstream_calls(upstream, "slow-kill") == calls + 1, "the slow request at the upstream", timeout=20
+            )
 
             server.stop()
-            wait_for(lambda: not _ready(stack), 20, "the edge to notice the bus is gone")
+            eventually_sync(lambda: not _ready(stack), "the edge to notice the bus is gone", timeout=20)
             refused = [chat(stack, "gpt-4", 4, timeout=30)]
             with httpx.Client(timeout=30) as client, open_stream(client, stack, "gpt-4", 4) as down_stream:
                 down_stream.read()
@@ -106,7 +109,7 @@ def test_a_nats_server_restart_heals_without_restarting_llmgw(own_nats, upstream
             }
         assert across.status_code == 200, across.text
         assert across.json()["choices"][0]["message"]["content"] == words(7)
-        wait_for(lambda: _ready(stack), 60, "the edge to be ready again")
+        eventually_sync(lambda: _ready(stack), "the edge to be ready again", timeout=60)
         after = chat(stack, "gpt-4", 5)
         assert after.status_code == 200, after.text
         with httpx.Client(timeout=30) as client, open_stream(client, stack, "gpt-4", 6, include_usage=True) as streamed:
@@ -130,7 +133,7 @@ def test_a_nats_server_restart_heals_without_restarting_llmgw(own_nats, upstream
             assert row["usage_source"] == "provider" and row["attempt"] == 1
             assert row_count(stack, request_id) == 1
         # The refused requests were not run after all once the bus came back (no answer to nobody).
-        wait_for(lambda: asyncio.run(_queues_empty(server.url, "faultsnats")), 30, "the queues to drain")
+        eventually_sync(lambda: asyncio.run(_queues_empty(server.url, "faultsnats")), "the queues to drain", timeout=30)
         for response in refused:
             assert row_count(stack, response.headers["x-request-id"]) == 0
     finally:
@@ -157,7 +160,7 @@ def test_sigterm_on_the_edge_lets_a_stream_in_flight_finish(edge_stack):
         seen = [next(events), next(events)]  # the role chunk and the first word: the stream is under way
         terminate(stack.edge)
         # New connections are refused from now on, while the stream goes on.
-        wait_for(lambda: not port_open(stack.port), 10, "the edge to stop listening")
+        eventually_sync(lambda: not port_open(stack.port), "the edge to stop listening", timeout=10)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{stack.base_url}/health/live", timeout=2)
         seen += list(events)

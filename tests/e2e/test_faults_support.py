@@ -14,8 +14,9 @@ from collections.abc import Iterator
 
 import httpx
 
-from tests.e2e.conftest import MASTER_KEY, Stack
-from tests.procs import FakeUpstream, Proc, log_events, wait_for
+from tests.e2e.stack import MASTER_KEY, Stack
+from tests.procs import FakeUpstream, Proc, log_events
+from tests.waiting import eventually_sync
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 HELLO_PROMPT_TOKENS = 3  # at the fake: 2 words + 1 message
@@ -107,7 +108,7 @@ def worker_started(proc: Proc) -> bool:
 
 def start_named_worker(stack: Stack, worker_id: str, **env: str) -> Proc:
     worker = stack.start_worker(LLMGW_WORKER_ID=worker_id, **env)
-    wait_for(lambda: worker_started(worker), 30, f"worker {worker_id} to start")
+    eventually_sync(lambda: worker_started(worker), f"worker {worker_id} to start", timeout=30)
     return worker
 
 

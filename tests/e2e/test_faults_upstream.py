@@ -12,7 +12,7 @@ import json
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 from tests.e2e.test_faults_support import (
     GROUPS,
     HELLO_ESTIMATED_PROMPT_TOKENS,

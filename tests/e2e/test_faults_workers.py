@@ -13,7 +13,7 @@ import json
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 from tests.e2e.test_faults_support import (
     HELLO_ESTIMATED_PROMPT_TOKENS,
     HELLO_PROMPT_TOKENS,
@@ -28,7 +28,8 @@ from tests.e2e.test_faults_support import (
     upstream_calls,
     words,
 )
-from tests.procs import log_events, wait_for
+from tests.procs import log_events
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +54,7 @@ def test_a_worker_killed_mid_request_is_answered_once_by_another(stack, upstream
     calls = upstream_calls(upstream, "slow-kill")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         answer = pool.submit(chat, stack, "slow-kill", 5)
-        wait_for(lambda: upstream_calls(upstream, "slow-kill") == calls + 1, 20, "w0 to call the upstream")
+        eventually_sync(lambda: upstream_calls(upstream, "slow-kill") == calls + 1, "w0 to call the upstream", timeout=20)
         start_named_worker(stack, "w1")
         assert not answer.done()  # (the test's premise: w0 is still waiting for the upstream)
         stack.workers[0].kill()
@@ -125,11 +126,11 @@ def test_sigterm_on_a_worker_finishes_what_it_serves_and_takes_nothing_new(stack
         with open_stream(client, stack, "drip-term", 20, include_usage=True) as streamed:
             events = sse_events(streamed)
             seen = [next(events)]
-            wait_for(lambda: calls() == (before[0] + 2, before[1] + 1), 20, "w0 to serve all three")
+            eventually_sync(lambda: calls() == (before[0] + 2, before[1] + 1), "w0 to serve all three", timeout=20)
             start_named_worker(stack, "w1")
             assert not any(f.done() for f in whole)  # (the test's premise: w0 is still serving them)
             terminate(w0)
-            wait_for(lambda: log_events(w0.output(), "worker_draining"), 10, "w0 to start draining")
+            eventually_sync(lambda: log_events(w0.output(), "worker_draining"), "w0 to start draining", timeout=10)
             later = [pool.submit(chat, stack, "gpt-4", 2 + i) for i in range(4)]  # sent while w0 drains
             seen += list(events)
         whole = [f.result(timeout=60) for f in whole]

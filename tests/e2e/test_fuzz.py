@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

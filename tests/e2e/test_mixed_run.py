@@ -8,8 +8,9 @@ import concurrent.futures
 import openai
 import pytest
 
-from tests.e2e.conftest import Stack
-from tests.procs import log_events, wait_for
+from tests.e2e.stack import Stack
+from tests.procs import log_events
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,7 @@ GPT_4O = (2.5e-6, 1e-5)  # the shipped price of gpt-4o, which serves the `gpt-4`
 def run_stack(nats_server, upstream, tmp_path, bus_prefix):
     s = Stack(tmp_path, nats_server.url, bus_prefix, upstream, {"LLMGW_WORKER_CONCURRENCY": "4", "LLMGW_ACK_WAIT": "2"}).start()
     s.start_worker()
-    wait_for(lambda: s.workers[1].output().count("worker_started"), 20, "second worker")
+    eventually_sync(lambda: s.workers[1].output().count("worker_started"), "second worker", timeout=20)
     yield s
     s.stop()
 
@@ -72,7 +73,9 @@ def test_every_request_of_a_mixed_run_has_exactly_one_exact_row(run_stack):
         jobs += [pool.submit(failing, m) for m in ("err-400", "err-500", "err-429")]
         jobs += [pool.submit(hang_up) for _ in range(3)]
         slow_jobs = [pool.submit(slow) for _ in range(6)]
-        wait_for(lambda: log_events(stack.workers[0].output(), "request", model="slow") or None, 30, "a slow request served")
+        eventually_sync(
+            lambda: log_events(stack.workers[0].output(), "request", model="slow") or None, "a slow request served", timeout=30
+        )
         stack.workers[0].kill()  # requests it held are redelivered to the other worker
         for job in jobs + slow_jobs:
             job.result(timeout=90)

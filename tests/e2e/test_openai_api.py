@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
 
 pytestmark = pytest.mark.e2e
 

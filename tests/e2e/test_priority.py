@@ -8,8 +8,8 @@ import threading
 import httpx
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, Stack
-from tests.procs import wait_for
+from tests.e2e.stack import MASTER_KEY, Stack
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -71,7 +71,9 @@ def test_interactive_requests_overtake_queued_batch_requests(stack: Stack) -> No
     for t in threads:
         t.start()
     # The worker is busy with batch work (two slots), the rest of the batch queue waits.
-    wait_for(lambda: stack.upstream.stats()["by_model"].get("fake-slow-400", 0) >= before + 2, 20, "batch work to start")
+    eventually_sync(
+        lambda: stack.upstream.stats()["by_model"].get("fake-slow-400", 0) >= before + 2, "batch work to start", timeout=20
+    )
     interactive = [threading.Thread(target=call, args=(interactive_key, f"interactive-{i}")) for i in range(2)]
     for t in interactive:
         t.start()

@@ -8,7 +8,7 @@ import json
 import openai
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 from tests.procs import FakeUpstream
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from bench.fake_bedrock import DEFAULT_ACCESS_KEY_ID
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 from tests.procs import FakeUpstream
 
 pytestmark = pytest.mark.e2e

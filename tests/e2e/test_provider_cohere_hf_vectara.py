@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, Stack
+from tests.e2e.stack import MASTER_KEY, Stack
 from tests.procs import FakeUpstream
 from workers.usage import Usage
 

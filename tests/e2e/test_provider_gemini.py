@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.conftest import MASTER_KEY, Stack
+from tests.e2e.stack import MASTER_KEY, Stack
 from tests.procs import FakeUpstream
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ import concurrent.futures
 import httpx
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, Stack, write_config
+from tests.e2e.stack import MASTER_KEY, Stack, write_config
 from tests.e2e.test_revocation import Edge, start_edge
 
 pytestmark = pytest.mark.e2e

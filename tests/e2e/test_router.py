@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, Stack
-from tests.procs import wait_for
+from tests.e2e.stack import MASTER_KEY, Stack
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -79,10 +79,10 @@ def test_a_failing_deployment_is_routed_around_then_cooled_down_then_tried_again
     assert all(r["upstream_attempts"] == 1 for r in stack.usage_rows(more).values())
     # After the cooldown it is tried again (and fails over again).
     time.sleep(COOLDOWN + 0.2)  # the cooldown itself is the thing under test
-    wait_for(
+    eventually_sync(
         lambda: chat(stack, "mixed") and calls(stack, "fake-error-503") > broken_calls,
-        20,
         "the broken deployment to be tried again",
+        timeout=20,
     )
 
 

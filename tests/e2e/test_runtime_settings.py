@@ -15,8 +15,8 @@ import openai
 import pytest
 
 from llmgw.contracts import Subjects
-from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY
-from tests.procs import wait_for
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,7 @@ def test_provider_credential_rotates_at_run_time_and_is_never_shown(stack):
         except openai.APIStatusError:
             return None
 
-    assert wait_for(answered, 10, "the workers to use the new credential")  # no restart needed
+    assert eventually_sync(answered, "the workers to use the new credential", timeout=10)  # no restart needed
     listing = httpx.get(stack.base_url + "/credentials", headers={"Authorization": f"Bearer {MASTER_KEY}"}).text
     assert UPSTREAM_KEY not in listing and UPSTREAM_KEY[-4:] in listing
     stored = asyncio.run(_bucket_values(stack.nats_url, Subjects(stack.prefix).settings_bucket))

@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from llmgw.contracts import Subjects
-from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY, Stack
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -205,7 +205,7 @@ def test_no_key_reaches_a_log_line_or_a_usage_row(http, stack):
         == 401
     )
 
-    metered = stack.usage_rows(request_ids[:6] + [embeddings.headers["x-request-id"], messages.headers["x-request-id"]])
+    metered = stack.usage_rows([*request_ids[:6], embeddings.headers["x-request-id"], messages.headers["x-request-id"]])
     assert len(metered) == 8
     rows = stack.query("SELECT * FROM usage")
     assert len(rows) >= 8

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY
+from tests.e2e.stack import MASTER_KEY
 
 pytestmark = pytest.mark.e2e
 

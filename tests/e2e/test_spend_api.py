@@ -19,8 +19,9 @@ import pytest
 from nats.js.errors import KeyNotFoundError
 
 from llmgw.contracts import BudgetLedger, LedgerKind, Subjects, ledger_key
-from tests.e2e.conftest import MASTER_KEY
-from tests.procs import REPO, wait_for
+from tests.e2e.stack import MASTER_KEY
+from tests.procs import REPO
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -78,7 +79,7 @@ def settled_ledger(stack, key: str, total: float) -> BudgetLedger:
         led = read_ledger(stack, key)
         return led if led is not None and not led.reservations and led.spent == pytest.approx(total, abs=1e-9) else None
 
-    return wait_for(settled, 20, f"ledger {key} settled", 0.1)
+    return eventually_sync(settled, f"ledger {key} settled", timeout=20, interval=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +256,7 @@ def test_usage_tail_prints_events_live_and_sql_reads_the_store(http, stack, spen
         [*cli, "usage", "tail", "-n", "2", *bus], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_for(lambda: tail.stderr.readline().startswith("# tailing"), 15, "the tail to subscribe")
+        eventually_sync(lambda: tail.stderr.readline().startswith("# tailing"), "the tail to subscribe", timeout=15)
         sent = [chat(http, stack, spender["key"])[0] for _ in range(2)]
         out, _ = tail.communicate(timeout=30)
     finally:
@@ -296,7 +297,9 @@ def test_500_requests_while_metering_is_down_land_once_each(http, stack) -> None
 
     stack.metering = stack._start("metering", "metering")
     counts_sql = "SELECT count() AS rows, uniqExact(request_id) AS ids FROM usage WHERE request_id IN {ids:Array(String)}"
-    wait_for(lambda: stack.query(counts_sql, {"ids": ids}) == [{"rows": 500, "ids": 500}], 90, "500 rows", 0.25)
+    eventually_sync(
+        lambda: stack.query(counts_sql, {"ids": ids}) == [{"rows": 500, "ids": 500}], "500 rows", timeout=90, interval=0.25
+    )
     assert stack.query(counts_sql.replace("FROM usage", "FROM usage FINAL"), {"ids": ids}) == [{"rows": 500, "ids": 500}]
     tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for _, u in results)
     logs = spend(http, stack, "/spend/logs", api_key=made["key"], limit=1000).json()

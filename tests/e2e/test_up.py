@@ -13,10 +13,11 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, UPSTREAM_KEY
-from tests.procs import free_port, port_open, wait_for, wait_ready
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
+from tests.procs import free_port, port_open, wait_ready
 from tests.up_support import LLMGW, READY_LINE, Up, clean_env, gpt4_config
 from tests.usage_query import usage_rows
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -66,8 +67,8 @@ def test_up_serves_meters_and_stops_cleanly(upstream, tmp_path: Path):
         # A crashed worker is started again, and the gateway answers again.
         worker = next(e["pid"] for e in up.events("process_started") if e["process"] == "worker-0")
         os.kill(worker, signal.SIGKILL)
-        wait_for(lambda: len([e for e in up.events("process_started") if e["process"] == "worker-0"]) == 2, 30, "a new worker")
-        wait_for(lambda: client.chat.completions.create(model="gpt-4", messages=HELLO).choices, 30, "an answer again")
+        eventually_sync(lambda: [e["process"] for e in up.events("process_started")].count("worker-0") == 2, "a new worker", 30)
+        eventually_sync(lambda: client.chat.completions.create(model="gpt-4", messages=HELLO).choices, "an answer again", 30)
     finally:
         code = up.stop()
     console = up.console()

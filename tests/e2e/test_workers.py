@@ -8,8 +8,9 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import MASTER_KEY, Stack
-from tests.procs import component, free_port, log_events, wait_for
+from tests.e2e.stack import MASTER_KEY, Stack
+from tests.procs import component, free_port, log_events
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +40,7 @@ def _call(stack: Stack, model: str) -> str:
 
 def test_two_workers_share_the_load(small_stack):
     small_stack.start_worker()
-    wait_for(lambda: small_stack.workers[1].output().count("worker_started"), 20, "second worker")
+    eventually_sync(lambda: small_stack.workers[1].output().count("worker_started"), "second worker", timeout=20)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(lambda _: _call(small_stack, "slow"), range(8)))
     rows = small_stack.usage_rows(ids)
@@ -48,12 +49,12 @@ def test_two_workers_share_the_load(small_stack):
 
 def test_killing_a_worker_loses_no_queued_request(small_stack, upstream):
     small_stack.start_worker()
-    wait_for(lambda: small_stack.workers[1].output().count("worker_started"), 20, "second worker")
+    eventually_sync(lambda: small_stack.workers[1].output().count("worker_started"), "second worker", timeout=20)
     victim = small_stack.workers[0]
     n = 12  # 4 in flight (2 per worker), the rest queued in JetStream
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         futures = [pool.submit(_call, small_stack, "slow") for _ in range(n)]
-        wait_for(lambda: log_events(victim.output(), "request") or None, 20, "the victim to serve a request")
+        eventually_sync(lambda: log_events(victim.output(), "request") or None, "the victim to serve a request", timeout=20)
         victim.kill()
         ids = [f.result(timeout=60) for f in futures]
     assert len(set(ids)) == n  # every client got its answer
@@ -81,7 +82,7 @@ def test_no_worker_before_the_deadline_is_504(nats_server, tmp_path, bus_prefix)
     edge = component("edge", "gateway", env, tmp_path).start()
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: httpx.get(f"{base}/health/live", timeout=1).status_code == 200, 30, "edge live")
+        eventually_sync(lambda: httpx.get(f"{base}/health/live", timeout=1).status_code == 200, "edge live", timeout=30)
         ready = httpx.get(f"{base}/health/ready", timeout=5)
         assert ready.status_code == 503 and ready.json()["checks"]["providers_without_workers"] == ["openai"]
         client = openai.OpenAI(base_url=f"{base}/v1", api_key=MASTER_KEY, max_retries=0)

@@ -160,7 +160,7 @@ async def test_tool_call_round_trip(provider, fake):
     assert sent["tool_choice"] == {"type": "auto"}
 
     # the client sends the tool's result back (the fake refuses a tool_result that answers no tool_use)
-    follow_up = WEATHER + [message, {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees and sunny"}]
+    follow_up = [*WEATHER, message, {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees and sunny"}]
     out, _ = await chat(provider, fake, {"model": "claude", "messages": follow_up, "tools": TOOLS, "max_tokens": 3})
     assert out["choices"][0]["message"]["content"] == "w0 w1 w2"
     sent = fake.stats.last_request["messages"]

@@ -122,7 +122,7 @@ async def test_tool_call_round_trip(provider, fake):
     assert call["type"] == "function" and call["function"] == {"name": "get_weather", "arguments": '{"location": "Paris"}'}
     assert usage == Usage(6 + 1, 6)  # the tool plan "I will look up the weather." is 6 words
 
-    follow_up = WEATHER + [choice["message"], {"role": "tool", "tool_call_id": call["id"], "content": "sunny and 21C"}]
+    follow_up = [*WEATHER, choice["message"], {"role": "tool", "tool_call_id": call["id"], "content": "sunny and 21C"}]
     out, usage = await chat(provider, fake, {"model": "command", "messages": follow_up, "tools": TOOLS})
     sent = fake.app.last_request["messages"]
     assert sent[1] == {"role": "assistant", "tool_calls": [{"id": call["id"], "type": "function", "function": call["function"]}]}

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import component, wait_for
+from tests.procs import component
 from tests.up_support import LLMGW, clean_env
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ def test_a_running_component_is_alive_and_a_stopped_one_is_not(nats_server, bus_
     assert healthcheck(name, beat).returncode == 1  # (not started yet)
     proc = component(name, "workers" if name == "worker" else "metering", env, tmp_path).start()
     try:
-        alive = wait_for(lambda: (done := healthcheck(name, beat)).returncode == 0 and done, 60, f"the {name} heartbeat")
+        alive = eventually_sync(lambda: (done := healthcheck(name, beat)).returncode == 0 and done, f"the {name} heartbeat", 60)
         assert alive.stdout.startswith(f"{name} alive: heartbeat ")
     finally:
         assert proc.stop() == 0, proc.output()

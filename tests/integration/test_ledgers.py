@@ -8,15 +8,12 @@ compared exactly: metering adds costs in stream order, as the expected sums here
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
+from functools import partial
 
 import msgspec
-import nats
 import pytest
 from nats.js.errors import KeyNotFoundError
 
@@ -34,8 +31,9 @@ from llmgw.contracts import (
     ledger_key,
 )
 from llmgw.kv import open_bucket
-from metering.client import query_metering
-from tests.procs import Proc, component
+from llmgw.metering_query import query_metering
+from tests.integration.metering_support import Metering
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -47,49 +45,6 @@ _alert = msgspec.json.Decoder(BudgetAlert)
 
 
 # ----------------------------------------------------------------------------------- helpers
-
-
-class Metering:
-    """`python -m metering` on a test's own prefix and chdb directory, restartable."""
-
-    def __init__(self, nats_url: str, prefix: str, root: Path, **env: str) -> None:
-        self.subjects = Subjects(prefix)
-        self.root = root
-        self.env = {
-            **os.environ,
-            "LLMGW_NATS_URL": nats_url,
-            "LLMGW_BUS_PREFIX": prefix,
-            "LLMGW_CLICKHOUSE_URL": f"chdb://{root / 'ch'}",
-            "LLMGW_METERING_FLUSH_INTERVAL": "0.05",
-            **env,
-        }
-        self.proc: Proc | None = None
-
-    def start(self) -> Metering:
-        assert self.proc is None or not self.proc.running
-        self.proc = component("metering", "metering", self.env, self.root).start()
-        return self
-
-    def stop(self) -> int | None:
-        return self.proc.stop() if self.proc else None
-
-    def log(self) -> str:
-        return self.proc.output() if self.proc else ""
-
-
-async def eventually(probe: Callable[[], Awaitable[object]], what: str, timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = await probe()
-        except Exception as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def event(ledgers: dict[str, LedgerRef], cost: float, **overrides) -> UsageEvent:
@@ -130,7 +85,13 @@ async def row_counts(nc, subjects: Subjects, request_ids: list[str]) -> dict:
         {"ids": request_ids}, timeout=5,
     )  # fmt: skip
     assert result.error is None, result.error
-    return dict(zip(result.columns, result.rows[0]))
+    return dict(zip(result.columns, result.rows[0], strict=True))
+
+
+async def applied_up_to(kv, key: str, seq: int) -> bool:
+    """The ledger has applied the usage messages up to stream sequence `seq`."""
+    _, led = await read_ledger(kv, key)
+    return led is not None and led.applied_seq >= seq
 
 
 def running_sum(costs: list[float]) -> float:
@@ -143,15 +104,9 @@ def running_sum(costs: list[float]) -> float:
 # ----------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-async def nc(nats_server):
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.close()
-
-
 @pytest.fixture
 async def js(nc, bus_prefix):
+    """JetStream with this test's usage stream declared (the module's `nc`: tests/integration/conftest.py)."""
     js = nc.jetstream()
     await ensure_usage_stream(js, Subjects(bus_prefix), RETENTION)
     return js
@@ -164,7 +119,14 @@ async def kv(js, bus_prefix):
 
 @pytest.fixture
 async def metering(nats_server, bus_prefix, tmp_path, nc):
-    m = Metering(nats_server.url, bus_prefix, tmp_path, LLMGW_METERING_BATCH_SIZE="40", LLMGW_METERING_ACK_WAIT="3")
+    m = Metering(
+        nats_server.url,
+        tmp_path,
+        prefix=bus_prefix,
+        LLMGW_METERING_FLUSH_INTERVAL="0.05",
+        LLMGW_METERING_BATCH_SIZE="40",
+        LLMGW_METERING_ACK_WAIT="3",
+    )
     yield m
     assert m.stop() in (0, None), m.log()
 
@@ -207,7 +169,7 @@ async def test_spend_sums_exactly_in_every_ledger(nc, js, kv, metering) -> None:
         assert led.applied_seq == seqs[-1] and led.reservations == {} and led.period == 0
     _, keymodel = await read_ledger(kv, keys["keymodel"])
     assert keymodel.spent == running_sum([e.cost for e in events if e.model_group == MODELS[0]])
-    assert keymodel.applied_seq == max(s for s, e in zip(seqs, events) if e.model_group == MODELS[0])
+    assert keymodel.applied_seq == max(s for s, e in zip(seqs, events, strict=True) if e.model_group == MODELS[0])
     assert await row_counts(nc, metering.subjects, [e.request_id for e in events]) == {"rows": 150, "ids": 150}
 
 
@@ -257,13 +219,8 @@ async def test_crashes_mid_way_neither_lose_nor_double(nc, js, kv, metering) -> 
         metering.start()
         _, before = await read_ledger(kv, keys[0])
         floor = before.applied_seq if before else 0
-
-        async def progressed() -> bool:
-            _, led = await read_ledger(kv, keys[0])
-            return led is not None and led.applied_seq >= floor + 80
-
-        await eventually(progressed, f"batches settled before stop {crash}")
-        await asyncio.sleep(delay)
+        await eventually(partial(applied_up_to, kv, keys[0], floor + 80), f"batches settled before stop {crash}")
+        await asyncio.sleep(delay)  # how far into the next batches the stop comes: the behaviour under test
         if how == "kill":
             metering.proc.kill()  # SIGKILL: the batch in flight stays unacked, maybe half done
         else:
@@ -355,7 +312,7 @@ async def test_a_soft_budget_alerts_once_per_period(nc, js, kv, metering) -> Non
             await publish(js, subjects, event(refs(period), cost=0.02, key_hash=token))
         await eventually(lambda: settled(js, subjects), f"period {period} settled")
 
-    await asyncio.sleep(0.3)  # an alert would arrive within this
+    await asyncio.sleep(0.3)  # a quiet window, not a wait: a second alert would arrive within it
     assert [s for s, _ in alerts] == [subjects.budget_alert("key")] * 2
     assert [(a.kind, a.id, a.period, a.soft_budget, a.max_budget) for _, a in alerts] == [
         ("key", token, 0, 0.05, 1.0),
@@ -372,7 +329,7 @@ async def test_a_soft_budget_alerts_once_per_period(nc, js, kv, metering) -> Non
     await js.delete_consumer(subjects.usage_stream, subjects.metering_consumer)
     metering.start()
     await eventually(lambda: settled(js, subjects), "the redelivery settled")
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # a quiet window, as above: no alert may arrive in it
     assert len(alerts) == 2 and (await js.stream_info(subjects.alerts_stream)).state.messages == 2
 
 
@@ -393,7 +350,7 @@ async def test_while_kv_refuses_writes_the_batch_is_held_not_acked(nc, js, kv, m
         return info.num_ack_pending == 10
 
     await eventually(held, "metering to hold the batch")
-    await asyncio.sleep(1.5)  # a few failed attempts
+    await eventually(lambda: metering.log().count('"usage_insert_failed"') >= 3, "a few failed attempts")
     info = await js.consumer_info(metering.subjects.usage_stream, metering.subjects.metering_consumer)
     assert (info.num_ack_pending, info.num_redelivered) == (10, 0)  # held, kept from redelivery
     assert await read_ledger(kv, key) == (0, None)

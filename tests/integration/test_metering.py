@@ -1,8 +1,9 @@
-"""Metering as its own process (`python -m metering`) on a real nats-server with chdb.
+"""Metering as its own process (`python -m metering`) on a real nats-server with chdb: one process
+serves these tests (test_metering_restarts.py stops and starts one of its own; only one process
+may open a chdb directory).
 
 Usage events are published to JetStream the way a worker does; everything is read back through
-metering's NATS query service. One metering process serves most tests; the stop/restart tests
-run one of their own (only one process may open a chdb directory).
+metering's NATS query service.
 """
 
 from __future__ import annotations
@@ -14,148 +15,34 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import nats
 import pytest
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 
-from llmgw.bus import ensure_usage_stream
-from llmgw.contracts import MSG_ID_HEADER, QueryResult, Subjects, UsageEvent, encode_json
-from metering.client import query_metering
-from metering.migrate import load_migrations
+from llmgw.contracts import encode_json
 from metering.rows import USAGE_COLUMNS
-from tests.procs import REPO, Proc, component, log_events
+from tests.integration.metering_support import (
+    METERING_NOT_ANSWERING,
+    Metering,
+    consumer_settled,
+    count_for_key,
+    publish,
+    rows,
+    sql,
+    usage_event,
+    wait_count,
+    wait_ready,
+)
+from tests.procs import REPO
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "metering" / "sql"
-RETENTION = 30 * 86400.0  # metering's default stream max age: declaring the stream the same way
-
-
-# ----------------------------------------------------------------------------------- helpers
-
-
-def usage_event(**overrides) -> UsageEvent:
-    fields = dict(
-        request_id=uuid.uuid4().hex,
-        ts=round(time.time(), 3),
-        key_hash="kh-" + uuid.uuid4().hex[:8],
-        operation="chat",
-        model_group="gpt-4",
-        deployment_id="dep-a",
-        provider="openai",
-        upstream_model="gpt-4o",
-        prompt_tokens=10,
-        completion_tokens=20,
-        cost=0.0015,
-        latency_ms=120.5,
-        status="success",
-        http_status=200,
-        usage_source="provider",
-        stream=False,
-        worker_id="w1",
-    )
-    return UsageEvent(**{**fields, **overrides})
-
-
-class Metering:
-    """A metering process of a test's own: its prefix, its chdb directory, restartable."""
-
-    def __init__(self, nats_url: str, root: Path, **env: str) -> None:
-        self.subjects = Subjects(f"m{uuid.uuid4().hex[:10]}")
-        self.root = root
-        self.env = {
-            **os.environ,
-            "LLMGW_NATS_URL": nats_url,
-            "LLMGW_BUS_PREFIX": self.subjects.prefix,
-            "LLMGW_CLICKHOUSE_URL": f"chdb://{root / 'ch'}",
-            "LLMGW_METERING_FLUSH_INTERVAL": "0.1",
-            **env,
-        }
-        self.proc: Proc | None = None
-
-    def start(self, **env: str) -> Metering:
-        assert self.proc is None or not self.proc.running
-        self.proc = component("metering", "metering", {**self.env, **env}, self.root).start()
-        return self
-
-    def stop(self) -> int | None:
-        return self.proc.stop() if self.proc else None
-
-    def log(self) -> str:
-        return self.proc.output() if self.proc else ""
-
-
-async def eventually(probe: Callable[[], Awaitable[object]], what: str, timeout: float = 20.0) -> object:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = await probe()
-        except (NoRespondersError, NatsTimeoutError) as exc:  # metering not (yet) answering
-            last = exc
-        else:
-            if last:
-                return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-async def sql(nc, metering: Metering, query: str, **parameters) -> QueryResult:
-    return await query_metering(nc, metering.subjects, query, parameters, timeout=5)
-
-
-async def rows(nc, metering: Metering, query: str, **parameters) -> list[dict]:
-    result = await sql(nc, metering, query, **parameters)
-    assert result.error is None, result.error
-    return [dict(zip(result.columns, row)) for row in result.rows]
-
-
-async def wait_ready(nc, metering: Metering) -> None:
-    async def answers() -> bool:
-        return (await sql(nc, metering, "SELECT 1")).rows == [[1]]
-
-    await eventually(answers, "metering's query service", timeout=30)
-
-
-async def count_for_key(nc, metering: Metering, key_hash: str, final: bool = True) -> int:
-    table = "usage FINAL" if final else "usage"
-    found = await rows(nc, metering, f"SELECT count() AS n FROM {table} WHERE key_hash = {{k:String}}", k=key_hash)
-    return found[0]["n"]
-
-
-async def wait_count(nc, metering: Metering, key_hash: str, expected: int, timeout: float = 20.0) -> None:
-    async def landed() -> bool:
-        return await count_for_key(nc, metering, key_hash) >= expected
-
-    await eventually(landed, f"{expected} rows of {key_hash}", timeout)
-    assert await count_for_key(nc, metering, key_hash) == expected
-
-
-async def publish(js, subjects: Subjects, event: UsageEvent, msg_id: bool = True) -> None:
-    headers = {MSG_ID_HEADER: event.request_id} if msg_id else None
-    await js.publish(subjects.usage(event.provider, event.status), encode_json(event), headers=headers)
-
-
-async def consumer_settled(js, metering: Metering) -> bool:
-    """Metering has been given every stored message and has acked (or terminated) all of them."""
-    info = await js.consumer_info(metering.subjects.usage_stream, metering.subjects.metering_consumer)
-    return info.num_pending == 0 and info.num_ack_pending == 0
 
 
 # ----------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-async def nc(nats_server):
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.close()
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +52,6 @@ async def shared(nats_server, nc, tmp_path_factory):
     await wait_ready(nc, metering)
     yield metering
     assert metering.stop() == 0, metering.log()
-
-
-@pytest.fixture
-def js(nc):
-    return nc.jetstream()
 
 
 # ------------------------------------------------------------------- one shared metering process
@@ -331,7 +213,9 @@ async def test_a_malformed_message_does_not_stop_the_consumer(nc, js, shared) ->
     await publish(js, shared.subjects, event)
 
     await wait_count(nc, shared, event.key_hash, 1)
-    await eventually(lambda: consumer_settled(js, shared), "the bad messages to be terminated")
+    await eventually(
+        lambda: consumer_settled(js, shared), "the bad messages to be terminated", timeout=20, retrying=METERING_NOT_ANSWERING
+    )
     assert shared.proc.running
     assert shared.log().count('"usage_event_rejected"') >= 3
 
@@ -367,7 +251,7 @@ async def test_dashboard_queries_run(nc, js, shared, path: Path) -> None:
     event = usage_event(team_id="team-dash", user_id="user-dash", key_alias="dash", ttft_ms=12.0, stream=True)
     await publish(js, shared.subjects, event)
     await wait_count(nc, shared, event.key_hash, 1)
-    text = path.read_text()
+    text = await asyncio.to_thread(path.read_text)
     parameters = {name: 5 if name == "limit" else 7 for name in re.findall(r"\{(\w+):", text)}
     result = await sql(nc, shared, text, **parameters)
     assert result.error is None, result.error
@@ -380,95 +264,3 @@ def test_a_bad_setting_exits_2_with_a_message(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "LLMGW_METERING_BATCH_SIZE" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "ch").exists()
-
-
-# ------------------------------------------------------------ a metering process of its own
-
-
-@pytest.fixture(scope="module")
-async def own(nats_server, nc, tmp_path_factory):
-    """A metering process the tests stop and start; left running after each test."""
-    metering = Metering(nats_server.url, tmp_path_factory.mktemp("metering-own"))
-    await ensure_usage_stream(nc.jetstream(), metering.subjects, RETENTION)
-    yield metering
-    metering.stop()
-
-
-async def restart(nc, metering: Metering, **env: str) -> None:
-    assert metering.stop() in (0, None), metering.log()
-    metering.start(**env)
-    await wait_ready(nc, metering)
-
-
-async def test_sigterm_flushes_the_held_batch(nc, js, own) -> None:
-    await restart(nc, own, LLMGW_METERING_FLUSH_INTERVAL="60")  # holds events until stopped
-    key = "held-" + uuid.uuid4().hex[:8]
-    for _ in range(50):
-        await publish(js, own.subjects, usage_event(key_hash=key))
-
-    async def all_held() -> bool:
-        info = await js.consumer_info(own.subjects.usage_stream, own.subjects.metering_consumer)
-        return info.num_ack_pending == 50
-
-    await eventually(all_held, "metering to hold the 50 events")
-    assert await count_for_key(nc, own, key) == 0  # nothing inserted yet
-
-    assert own.stop() == 0, own.log()
-    assert await consumer_settled(js, own)  # acked, so inserted before the exit
-    assert log_events(own.log(), "usage_batch_flushed", rows=50)
-
-    own.start()
-    await wait_ready(nc, own)
-    assert await count_for_key(nc, own, key) == 50
-
-
-async def test_events_published_while_metering_is_down_land_once(nc, js, own) -> None:
-    assert own.stop() in (0, None)
-    key = "down-" + uuid.uuid4().hex[:8]
-    for _ in range(200):
-        await publish(js, own.subjects, usage_event(key_hash=key))
-    own.start()
-    await wait_ready(nc, own)
-    await wait_count(nc, own, key, 200)
-    assert await count_for_key(nc, own, key, final=False) == 200
-    distinct = await rows(nc, own, "SELECT uniqExact(request_id) AS n FROM usage WHERE key_hash = {k:String}", k=key)
-    assert distinct == [{"n": 200}]
-
-
-async def test_a_full_redelivery_adds_nothing(nc, js, own) -> None:
-    if not own.proc or not own.proc.running:
-        await restart(nc, own)
-    key = "redo-" + uuid.uuid4().hex[:8]
-    for i in range(30):
-        await publish(js, own.subjects, usage_event(key_hash=key, cost=0.01 * i))
-    await wait_count(nc, own, key, 30)
-    totals_sql = (
-        "SELECT (SELECT count() FROM usage) AS raw_rows,"
-        " (SELECT sum(requests) FROM spend_daily WHERE dimension = 'model') AS rolled_requests,"
-        " (SELECT sum(cost) FROM spend_hourly WHERE dimension = 'key') AS rolled_cost"
-    )
-    before = await rows(nc, own, totals_sql)
-    stored = (await js.stream_info(own.subjects.usage_stream)).state.messages
-
-    assert own.stop() == 0, own.log()
-    await js.delete_consumer(own.subjects.usage_stream, own.subjects.metering_consumer)  # every event comes again
-    own.start()
-    await wait_ready(nc, own)
-    await eventually(lambda: consumer_settled(js, own), f"metering to take all {stored} events again")
-
-    assert await rows(nc, own, totals_sql) == before
-    assert any(e["duplicates"] > 0 for e in log_events(own.log(), "usage_batch_flushed", rows=0))
-
-
-async def test_migrations_apply_once(nc, own) -> None:
-    if not own.proc or not own.proc.running:
-        await restart(nc, own)
-    migrations_sql = "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
-    before = await rows(nc, own, migrations_sql)
-    assert [(r["version"], r["name"]) for r in before] == [(m.version, m.name) for m in load_migrations()]
-    assert [r["version"] for r in before] == list(range(1, len(before) + 1)) and len(before) >= 3
-
-    await restart(nc, own)
-
-    assert await rows(nc, own, migrations_sql) == before
-    assert log_events(own.log(), "metering_ready")[-1]["migrations_applied"] == []

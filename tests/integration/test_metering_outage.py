@@ -14,11 +14,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import clickhouse_connect
 import nats
 import pytest
+import structlog
 
 from llmgw.bus import ensure_usage_stream
 from llmgw.contracts import MSG_ID_HEADER, Subjects, UsageEvent, encode_json
@@ -26,6 +28,7 @@ from llmgw.logs import configure_logging
 from metering.consumer import UsageConsumer
 from metering.store import UsageStore
 from tests.procs import REPO
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +61,13 @@ def test_a_clickhouse_outage_loses_and_duplicates_nothing(nats_server, bus_prefi
 
 async def _scenario(nats_url: str, prefix: str, path: str) -> dict:
     configure_logging("metering-outage", "info")
+    logged: Counter[str] = Counter()  # the log events so far, by name (each still printed)
+
+    def count_event(_logger: object, _method: str, event: dict) -> dict:
+        logged[event["event"]] += 1
+        return event
+
+    structlog.configure(processors=[count_event, *structlog.get_config()["processors"]])
     dsn = f"chdb://{path}"
     store = UsageStore.open(dsn)
     store.migrate(0)
@@ -96,13 +106,6 @@ async def _scenario(nats_url: str, prefix: str, path: str) -> dict:
             "rolled_requests": q("SELECT sum(requests) FROM spend_daily WHERE dimension = 'key'")[1][0][0],
         }
 
-    async def until(predicate, what: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not await predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(what)
-            await asyncio.sleep(0.05)
-
     async def holding(n: int) -> bool:
         return (await consumer_state())["ack_pending"] == n
 
@@ -118,18 +121,19 @@ async def _scenario(nats_url: str, prefix: str, path: str) -> dict:
     await publish(EVENTS)
     stop = asyncio.Event()
     running = asyncio.create_task(first.run(stop))
-    await until(lambda: holding(EVENTS), "the consumer to hold the batch")
-    await asyncio.sleep(ACK_WAIT * 3)  # the outage: past the ack wait, redelivered unless kept in progress
+    await eventually(lambda: holding(EVENTS), "the consumer to hold the batch")
+    await asyncio.sleep(ACK_WAIT * 3)  # the outage's length, the behaviour under test: past the ack wait
     seen["during_outage"] = await consumer_state()
     admin.command("RENAME TABLE usage_away TO usage")
-    await until(lambda: stored(EVENTS), "the held batch to land")
+    await eventually(lambda: stored(EVENTS), "the held batch to land")
     seen["after_recovery"] = totals()
 
     # 2. Stopped while ClickHouse is down: the batch goes back to JetStream, nothing is acked.
     admin.command("RENAME TABLE usage TO usage_away")
     await publish(5)
-    await until(lambda: holding(5), "the consumer to hold the second batch")
-    await asyncio.sleep(0.5)  # the outage: the insert is tried and fails
+    await eventually(lambda: holding(5), "the consumer to hold the second batch")
+    failed_before = logged["usage_insert_failed"]
+    await eventually(lambda: logged["usage_insert_failed"] > failed_before, "the insert to be tried and fail", timeout=20)
     stop.set()
     await running
     await first.close()
@@ -141,7 +145,7 @@ async def _scenario(nats_url: str, prefix: str, path: str) -> dict:
     await second.setup()
     stop = asyncio.Event()
     running = asyncio.create_task(second.run(stop))
-    await until(lambda: stored(EVENTS + 5), "the given-back events to land")
+    await eventually(lambda: stored(EVENTS + 5), "the given-back events to land")
     stop.set()
     await running
     await second.close()

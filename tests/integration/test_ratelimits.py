@@ -23,6 +23,7 @@ from gateway.ratelimits.window import in_window, live_slots, scope_key
 from llmgw.contracts import ErrorCode, ErrorType, Subjects
 from llmgw.kv import open_bucket
 from tests.procs import NatsServer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -77,17 +78,15 @@ async def stored(nc, prefix: str, limit_scope: str) -> RateWindow:
     return _window.decode((await kv.get(scope_key(limit_scope))).value)
 
 
-async def eventually_admitted(limiter: RateLimiter, limits: list[Limit], timeout: float = 15.0) -> Admission:
-    """Admit as soon as the limits allow it (polling; fails after `timeout`)."""
-    end = time.monotonic() + timeout
-    last: GatewayError | None = None
-    while time.monotonic() < end:
-        result = await attempt(limiter, limits)
-        if isinstance(result, Admission):
-            return result
-        last = result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"still refused after {timeout}s: {last and last.message}")
+async def eventually_admitted(limiter: RateLimiter, limits: list[Limit]) -> Admission:
+    """Admit as soon as the limits allow it (a refusal is "not yet"; the last one is named on a timeout)."""
+    return await eventually(
+        lambda: limiter.admit(limits, rid(), deadline()),
+        "the limits to admit",
+        timeout=15,
+        interval=0.1,
+        retrying=(GatewayError,),
+    )
 
 
 def assert_refused(result, label: str, amount: int, what: str) -> GatewayError:
@@ -165,7 +164,8 @@ async def test_parallel_slots_hold_across_edges_and_free_on_release(edges, obser
 
     # One request ends on some edge: another edge gets its slot, and then no more.
     await edges[0].limiter.release(admitted[0], 0)
-    assert isinstance(again := await attempt(edges[2].limiter, [limit]), Admission)
+    again = await attempt(edges[2].limiter, [limit])
+    assert isinstance(again, Admission)
     assert_refused(await attempt(edges[1].limiter, [limit]), "user", 5, "parallel requests")
 
     for admission in [*admitted[1:], again]:
@@ -255,11 +255,14 @@ async def test_a_cancelled_admission_leaves_nothing_behind(edges, observer, bus_
     key_window = scope_key(key.scope)
 
     async def key_taken(request_id: str) -> None:
-        """Until this edge wrote the request's slot on the key (its admission is now on the team)."""
-        end = time.monotonic() + 10
-        while request_id not in getattr(limiter.store.windows.items.get(key_window), "slots", {}):
-            assert time.monotonic() < end, "the key's slot was never written"
-            await asyncio.sleep(0)
+        """Until this edge wrote the request's slot on the key (its admission is now on the team):
+        checked at every turn of the event loop, so the admission is caught between its two steps."""
+        await eventually(
+            lambda: request_id in getattr(limiter.store.windows.items.get(key_window), "slots", {}),
+            "the key's slot to be written",
+            timeout=10,
+            interval=0,
+        )
 
     for stage in ("at once", "after the key") * 10:
         request_id = rid()
@@ -277,10 +280,9 @@ async def test_a_cancelled_admission_leaves_nothing_behind(edges, observer, bus_
         windows = [await stored(observer, bus_prefix, s) for s in (key.scope, team.scope)]
         return all(in_window(w.requests, now) == n and live_slots(w.slots, now) == n for w in windows)
 
-    end = time.monotonic() + 10
-    while not await settled_to(len(admitted)):
-        assert time.monotonic() < end, "cancelled admissions still hold counts or slots"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: settled_to(len(admitted)), "the cancelled admissions to leave no counts or slots", timeout=10, interval=0.05
+    )
 
 
 async def test_limits_with_nothing_set_touch_no_kv(nats_server, bus_prefix) -> None:

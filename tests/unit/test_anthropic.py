@@ -396,7 +396,8 @@ def test_stream_without_include_usage_has_no_usage_chunk():
 
 
 def test_second_tool_block_gets_the_next_tool_index():
-    events = STREAM[:11] + [
+    events = [
+        *STREAM[:11],
         {
             "type": "content_block_start",
             "index": 2,
@@ -412,7 +413,7 @@ def test_second_tool_block_gets_the_next_tool_index():
 
 @pytest.mark.parametrize(("kind", "status"), [("overloaded_error", 503), ("api_error", 502)])
 def test_error_event_mid_stream_raises(kind, status):
-    events = STREAM[:4] + [{"type": "error", "error": {"type": kind, "message": f"oops {KEY}"}}]
+    events = [*STREAM[:4], {"type": "error", "error": {"type": kind, "message": f"oops {KEY}"}}]
     with pytest.raises(UpstreamError) as info:
         run_stream(events, include_usage=False)
     assert info.value.status == status and KEY not in info.value.message

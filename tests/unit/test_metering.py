@@ -112,7 +112,7 @@ def test_columns_are_the_contract_fields_in_order() -> None:
     assert tuple(f for f in UsageEvent.__struct_fields__ if f not in NOT_STORED) == USAGE_COLUMNS
     row = usage_row(event(cost=0.29, user_id="u1"))
     assert len(row) == len(USAGE_COLUMNS)
-    values = dict(zip(USAGE_COLUMNS, row))
+    values = dict(zip(USAGE_COLUMNS, row, strict=True))
     assert values["request_id"] == "req-1" and values["user_id"] == "u1" and values["team_id"] is None
     assert values["cost"] == Decimal("0.29")
     assert values["ts"] == datetime(2025, 11, 23, 12, 13, 20, 123000, tzinfo=UTC)
@@ -176,7 +176,7 @@ def test_every_usage_field_has_a_column_in_the_migrations() -> None:
 def test_a_misnamed_or_duplicate_migration_is_refused(tmp_path: Path) -> None:
     (tmp_path / "0001_a.sql").write_text("SELECT 1;")
     (tmp_path / "2_b.sql").write_text("SELECT 2;")
-    with pytest.raises(ValueError, match="NNNN_name.sql"):
+    with pytest.raises(ValueError, match=r"NNNN_name\.sql"):
         load_migrations(tmp_path)
     (tmp_path / "2_b.sql").unlink()
     (tmp_path / "0001_c.sql").write_text("SELECT 3;")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import ClassVar
 
 import pytest
 
@@ -79,7 +80,7 @@ async def test_a_worker_counts_failures_before_a_cooldown() -> None:
     board = CooldownBoard(Subjects("t"), RouterSettings(allowed_fails=2, cooldown_time=30))
 
     class Bus:  # the broadcast goes nowhere in a unit test; what was sent is kept
-        sent: list[bytes] = []
+        sent: ClassVar[list[bytes]] = []
 
         async def publish(self, subject: str, data: bytes) -> None:
             self.sent.append(data)
@@ -94,7 +95,7 @@ async def test_a_worker_counts_failures_before_a_cooldown() -> None:
 
 def test_the_worker_plan_retries_each_deployment_then_moves_on_and_skips_cooled_ones() -> None:
     class Table:
-        table = {d.id: d for d in (dep("a"), dep("b"), dep("c"))}
+        table: ClassVar[dict[str, Deployment]] = {d.id: d for d in (dep("a"), dep("b"), dep("c"))}
 
         def get(self, dep_id: str):
             return self.table.get(dep_id)

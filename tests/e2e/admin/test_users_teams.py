@@ -1,5 +1,5 @@
 """Users and teams end to end (seed 003's `/user/*`, LiteLLM's `/team/*`), and the promise that a
-plaintext key is kept nowhere, against the same kind of stack as test_keys.py."""
+plaintext key is kept nowhere, against the stack of the key modules (tests/e2e/admin/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import nats
 import pytest
 
 from llmgw.contracts import Subjects
-from tests.e2e.admin_support import *  # noqa: F403 - the shared stack fixture, helpers and constants
-from tests.e2e.admin_support import PLAINTEXTS, PREFIX, http, stack  # noqa: F401 - fixtures used by name
-from tests.e2e.conftest import MASTER_KEY
+from tests.e2e.admin.support import HELLO, PLAINTEXTS, PREFIX, admin, auth, chat, error_of, generate, info, known_on, refused
+from tests.e2e.stack import MASTER_KEY
 
 pytestmark = pytest.mark.e2e
 

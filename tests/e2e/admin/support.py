@@ -1,7 +1,5 @@
-"""What the admin-API e2e modules share: a stack of three edges on one bus prefix (so one set of
-KV buckets): the main edge has no key policy; `edge-bounds` runs with seed 003's
-`upperbound_key_generate_params`, `edge-defaults` with its `default_key_generate_params`. All three
-know the same model list, access groups and `default_team_settings`."""
+"""What the admin-API e2e modules share besides their fixtures (conftest.py): the config of their
+three edges, the calls they make and the keys they were given."""
 
 from __future__ import annotations
 
@@ -9,11 +7,10 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
-from tests.e2e.conftest import MASTER_KEY, Stack, write_config
-from tests.procs import free_port, wait_for, wait_ready
+from tests.e2e.stack import MASTER_KEY, write_config
+from tests.waiting import eventually_sync
 
 PREFIX = "e2ekeys"
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
@@ -65,36 +62,6 @@ def write_keys_config(path: Path, upstream_base: str, litellm_settings: dict) ->
     return path
 
 
-@pytest.fixture(scope="module")
-def stack(nats_server, upstream, tmp_path_factory):
-    root = tmp_path_factory.mktemp("keys-stack")
-    main = write_keys_config(root / "keys.yaml", upstream.base_url, {})
-    s = Stack(root, nats_server.url, PREFIX, upstream, {"LLMGW_CONFIG": str(main)})
-    try:
-        s.start()
-        for name, settings in (
-            ("bounds", {"upperbound_key_generate_params": UPPER_BOUNDS}),
-            ("defaults", {"default_key_generate_params": DEFAULTS}),
-        ):
-            cfg = write_keys_config(root / f"keys-{name}.yaml", upstream.base_url, settings)
-            port = free_port()
-            s._start(f"edge-{name}", "gateway", {"LLMGW_CONFIG": str(cfg), "LLMGW_PORT": str(port)})
-            setattr(s, f"{name}_url", f"http://127.0.0.1:{port}")
-        wait_ready(s.bounds_url, 45)
-        wait_ready(s.defaults_url, 45)
-    except BaseException:
-        s.stop()
-        raise
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def http():
-    with httpx.Client(timeout=15) as client:
-        yield client
-
-
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -131,8 +98,11 @@ def models_of(http, base: str, key: str) -> set[str]:
 def known_on(http, base: str, key: str) -> None:
     """Wait until the edge at `base` takes a key made on another edge: edges learn of a new key
     through their KV watch, a few ms apart (test_revocation shows the race)."""
-    wait_for(
-        lambda: http.get(f"{base}/v1/models", headers=auth(key)).status_code == 200, 2, "the edge to take the key", interval=0.005
+    eventually_sync(
+        lambda: http.get(f"{base}/v1/models", headers=auth(key)).status_code == 200,
+        "the edge to take the key",
+        timeout=2,
+        interval=0.005,
     )
 
 
