@@ -113,7 +113,7 @@ class StateDir:
         lock = StateLock(self.lock_path)
         try:
             lock.acquire()
-        except PermissionError as exc:
+        except OSError as exc:  # (AlreadyRunningError is no OSError)
             raise StateError(f"cannot write in the state directory {self.root}: {exc.strerror}") from None
         return lock
 
@@ -143,7 +143,10 @@ class StateDir:
 
     def _generate_secret(self) -> str:
         secret = new_server_secret()
-        fd = os.open(self.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secret + "\n")
+        try:
+            fd = os.open(self.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secret + "\n")
+        except OSError as exc:
+            raise StateError(f"cannot write the key secret {self.secret_path}: {exc.strerror}") from None
         return secret
