@@ -167,7 +167,7 @@ async def start_floor(fake_port: int, workdir: Path) -> tuple[list[asyncio.subpr
     import nats
 
     from llmgw import bus
-    from llmgw.supervisor import nats_server_binary
+    from llmgw_cli.preflight import nats_server_binary
 
     nats_port, http_port = free_port(), free_port()
     nats_url = f"nats://127.0.0.1:{nats_port}"

@@ -73,8 +73,11 @@ async def start_gateway(llmgw_cmd: str, fake_port: int, workdir: Path) -> tuple[
     config = workdir / "config.yaml"
     config.write_text(CONFIG_TEMPLATE.format(model=MODEL, fake_port=fake_port, upstream_key=UPSTREAM_KEY, master_key=MASTER_KEY))
     port = free_port()
-    args = shlex.split(llmgw_cmd) + ["up", "--config", str(config), "--state-dir", str(workdir / "state")]
+    args = [*shlex.split(llmgw_cmd), "up", "--config", str(config), "--state-dir", str(workdir / "state")]
     args += ["--host", "127.0.0.1", "--port", str(port), "--nats-port", str(free_port())]
+    # JSON log lines on the console (into the log file): bench/soak reads the supervisor's
+    # `process_started` lines for the pids it samples.
+    args += ["--log-format", "json"]
     log_path = workdir / "llmgw.log"
     print(f"starting: {shlex.join(args)}  (log: {log_path})", flush=True)
     proc = await start_logged_process(args, log_path, env={"LLMGW_MASTER_KEY": MASTER_KEY})
@@ -161,7 +164,7 @@ def report(args, closed_pair, open_pair, stream_pair) -> str:
         f"- {os.cpu_count()} cores shared by the load generator, the fake upstream and llmgw; "
         f"{args.seconds:g} s per measurement; 'FAIL' on a run with errors is not meaningful."
     )
-    return "\n".join(rows + [""] + notes)
+    return "\n".join([*rows, "", *notes])
 
 
 async def main_async(args: argparse.Namespace) -> int:

@@ -1,14 +1,48 @@
-"""`python -m gateway` / `llmgw edge`: the HTTP edge, served by Granian."""
+"""`python -m gateway` / `llmgw edge`: the HTTP edge, served by Granian.
+
+Exit code 2: an error a restart cannot fix (a bad setting, no secret, a secret other than the
+one the stored keys were made with); the line on stderr says which.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from llmgw.config import ConfigError
 
+if TYPE_CHECKING:
+    from gateway.settings import EdgeSettings
+
 SHUTDOWN_MARGIN = 10.0  # seconds past the shutdown grace for the edge to leave the bus
+
+
+async def check_secret(settings: EdgeSettings) -> None:
+    """The secret check of `Edge.start`, once before Granian starts: a mismatch exits 2 here
+    rather than failing each HTTP worker's startup."""
+    import nats
+
+    from llmgw.contracts import Subjects
+    from llmgw.secret_check import check_secret_fingerprint
+
+    async def quiet(exc: Exception) -> None:  # (retried until NATS answers, as the edge itself would)
+        pass
+
+    nc = await nats.connect(
+        settings.bus.nats_url,
+        name="llmgw-edge-check",
+        connect_timeout=settings.bus.connect_timeout,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+        error_cb=quiet,
+    )
+    try:
+        await check_secret_fingerprint(nc.jetstream(), Subjects(settings.bus.prefix), settings.secret)
+    finally:
+        await nc.close()
 
 
 def main() -> None:
@@ -16,9 +50,12 @@ def main() -> None:
     from granian.constants import HTTPModes, Interfaces, Loops
 
     from gateway.settings import edge_settings_from_env
+    from llmgw.logs import configure_logging
 
     try:
         settings = edge_settings_from_env(os.environ)  # checked here so a bad setting fails fast
+        configure_logging("edge", settings.log_level)
+        asyncio.run(check_secret(settings))
     except ConfigError as exc:
         print(f"llmgw edge: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -18,6 +18,7 @@ from gateway.settings import EdgeSettings
 from llmgw import bus
 from llmgw.contracts import Subjects
 from llmgw.routing import CooldownBoard, router_settings
+from llmgw.secret_check import check_secret_fingerprint
 from llmgw.secrets import CredentialCipher, KeyHasher
 
 log = structlog.get_logger()
@@ -44,6 +45,7 @@ class Edge:
     async def start(self) -> None:
         self.nc = await bus.connect(self.settings.bus, name="llmgw-edge")
         js = self.js = self.nc.jetstream()
+        await check_secret_fingerprint(js, self.subjects, self.settings.secret)
         await bus.ensure_request_stream(js, self.subjects)
         await self.identity.start(js)
         await self.budgets.start(js)

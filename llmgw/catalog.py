@@ -5,6 +5,8 @@ The edge only needs the names (to pick a request subject); the workers pick the 
 
 from __future__ import annotations
 
+import difflib
+
 import msgspec
 
 
@@ -114,9 +116,34 @@ PROVIDERS: dict[str, ProviderInfo] = {
 NATIVE_ROUTES = ("openai", "azure", "anthropic", "gemini", "vertex_ai", "cohere")
 
 
+class UnknownProviderError(ValueError):
+    """A `<provider>/<model>` string whose provider llmgw does not know."""
+
+    def __init__(self, model: str, provider: str) -> None:
+        self.model = model
+        self.provider = provider
+        self.closest = closest_provider(provider)
+        hint = f"did you mean {self.closest!r}? " if self.closest else ""
+        super().__init__(
+            f"unknown provider {provider!r} in {model!r}: {hint}known providers: {', '.join(sorted(PROVIDERS))}"
+            f" (an OpenAI-compatible server: `openai/{model}` with its api_base)"
+        )
+
+
+def closest_provider(name: str) -> str | None:
+    """The known provider name nearest to `name` (a typo's likely meaning), if any is close."""
+    found = difflib.get_close_matches(name.lower(), list(PROVIDERS), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
 def split_model(model: str) -> tuple[str, str]:
-    """`openai/gpt-4o` -> (`openai`, `gpt-4o`); a string without a known provider is OpenAI's."""
+    """`openai/gpt-4o` -> (`openai`, `gpt-4o`); a bare name (`gpt-4o`, `*`) is OpenAI's.
+
+    A prefix that names no provider (`antropic/claude-3-5-sonnet`) raises UnknownProviderError:
+    it is never taken for an OpenAI model name, which would send the request to the wrong vendor."""
     head, sep, rest = model.partition("/")
-    if sep and head in PROVIDERS:
+    if not sep:
+        return OPENAI, model
+    if head in PROVIDERS:
         return head, rest
-    return OPENAI, model
+    raise UnknownProviderError(model, head)

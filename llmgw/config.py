@@ -19,6 +19,7 @@ any model name, the others as `<provider>/<model>`.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from llmgw.catalog import OPENAI, PROVIDERS, split_model
+from llmgw.catalog import OPENAI, PROVIDERS, UnknownProviderError, split_model
 
 
 class ConfigError(ValueError):
@@ -216,14 +217,17 @@ def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployme
     if not isinstance(params, dict):
         raise ConfigError(f"{where}.params: required mapping (`litellm_params` is accepted too)")
     params = {k: resolve_env(v, env, f"{where}.params.{k}") for k, v in params.items()}
-    for name, variables in PROVIDERS[split_model(str(params.get("model") or ""))[0]].extra_env:
-        if params.get(name) is None and _env_first(env, variables):
-            params[name] = _env_first(env, variables)
     model = params.get("model")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"{where}.params.model: required string such as `openai/gpt-4o`")
-    provider, upstream = split_model(model)
+    try:
+        provider, upstream = split_model(model)
+    except UnknownProviderError as exc:
+        raise ConfigError(f"{where}.params.model: {exc}") from None
     info = PROVIDERS[provider]
+    for name, variables in info.extra_env:
+        if params.get(name) is None and _env_first(env, variables):
+            params[name] = _env_first(env, variables)
     api_base = params.get("api_base") or _env_first(env, info.base_env) or info.api_base
     if api_base is None and info.base_required:
         raise ConfigError(f"{where}.params.api_base: required for provider {provider}")
@@ -300,6 +304,43 @@ def deployments_from_env(env: Mapping[str, str]) -> tuple[Deployment, ...]:
     return tuple(out)
 
 
+# The sections llmgw reads, and LiteLLM's other sections, accepted and ignored (a LiteLLM config
+# loads as it is). Any other top-level key is a typo to report, not a section to drop silently:
+# a misspelt `model_list` would otherwise serve every provider of the environment.
+SECTIONS = ("model_list", "general_settings", "litellm_settings", "router_settings")
+IGNORED_SECTIONS = frozenset(
+    {
+        "environment_variables",
+        "callback_settings",
+        "credential_list",
+        "guardrails",
+        "mcp_servers",
+        "files_settings",
+        "finetune_settings",
+        "assistant_settings",
+        "vector_store_registry",
+        "search_tools",
+        "prompts",
+    }
+)
+
+
+def check_sections(raw: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    for name in raw:
+        if name in SECTIONS or name in IGNORED_SECTIONS:
+            continue
+        close = difflib.get_close_matches(str(name), SECTIONS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"config file {path}: unknown section {name!r}: {hint}known sections: {', '.join(SECTIONS)}")
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong, and where (`line 2, column 1`)."""
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
+
+
 def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> GatewayConfig:
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
@@ -311,9 +352,10 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | No
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid YAML: {yaml_problem(exc)}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        check_sections(raw, path)
     model_list = raw.get("model_list")
     if model_list is None:
         deployments = deployments_from_env(env)

@@ -21,16 +21,36 @@ from llmgw.config import ConfigError, Secret
 KEY_PREFIX = "sk-"
 
 
+MIN_SECRET_LENGTH = 16
+
+
 def server_secret(env: Mapping[str, str], master_key: Secret | None) -> bytes:
-    """LLMGW_SECRET_KEY; without it, one derived from the master key (so that one setting suffices)."""
+    """LLMGW_SECRET_KEY; without it, one derived from the master key (so that one setting suffices).
+
+    With neither there is no secret to key hashes with, and a process refuses to start (ConfigError):
+    a constant would let anyone who reads the KV bucket test key guesses. (`llmgw up` generates
+    one in its state directory and hands it to its processes.)"""
     raw = env.get("LLMGW_SECRET_KEY")
     if raw:
-        if len(raw) < 16:
-            raise ConfigError("LLMGW_SECRET_KEY: use at least 16 characters")
+        if len(raw) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"LLMGW_SECRET_KEY: use at least {MIN_SECRET_LENGTH} characters")
         return raw.encode()
     if master_key is None:
-        return b"llmgw-no-secret-configured"
+        raise ConfigError(
+            "no secret to hash virtual keys with: set LLMGW_SECRET_KEY (at least 16 random characters,"
+            " the same for every process) or a master key (LLMGW_MASTER_KEY)"
+        )
     return hmac.new(b"llmgw-server-secret", master_key.reveal().encode(), hashlib.sha256).digest()
+
+
+def new_server_secret() -> str:
+    """A random LLMGW_SECRET_KEY (what `llmgw up` keeps in its state directory)."""
+    return secrets.token_urlsafe(32)
+
+
+def secret_fingerprint(secret: bytes) -> str:
+    """Names a secret without revealing it: an HMAC of a fixed string under it (hex)."""
+    return hmac.new(_derive(secret, "fingerprint"), b"llmgw-secret-fingerprint", hashlib.sha256).hexdigest()
 
 
 def _derive(secret: bytes, purpose: str) -> bytes:

@@ -101,6 +101,8 @@ class UsageConsumer:
             if self._needs_setup and not await self._setup_again(stop):
                 continue
             wait = min(deadline - now, MAX_POLL) if self._events else MAX_POLL
+            if self._sub is None:  # (setup() binds it before run())
+                raise RuntimeError("the usage consumer is not set up")
             try:
                 msgs = await self._sub.fetch(self._batch_size - len(self._events), timeout=max(wait, 0.01))
             except TimeoutError:
@@ -138,6 +140,7 @@ class UsageConsumer:
         return True
 
     async def _take(self, msg: Msg) -> None:
+        problem: str | None
         try:
             event = decode_usage(msg.data)
         except msgspec.DecodeError as exc:
@@ -184,7 +187,7 @@ class UsageConsumer:
             return
 
     def _batch(self) -> list[tuple[int, UsageEvent]]:
-        return [(msg.metadata.sequence.stream, event) for msg, event in zip(self._msgs, self._events)]
+        return [(msg.metadata.sequence.stream, event) for msg, event in zip(self._msgs, self._events, strict=True)]
 
     async def _store_batch(self, batch: list[tuple[int, UsageEvent]]) -> tuple[int, int]:
         """Settle the ledgers, then insert the new rows; (rows inserted, ledgers written).

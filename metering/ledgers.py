@@ -141,7 +141,7 @@ class LedgerSettler:
         self._subjects = subjects
         self._alerts_max_age = alerts_max_age
         self._kv: KeyValue | None = None
-        self._cache: dict[str, tuple[int, BudgetLedger]] = {}  # key -> (revision, value) last written
+        self._cache: dict[str, tuple[int, BudgetLedger | None]] = {}  # key -> (revision, value) last written
 
     async def setup(self) -> None:
         """Open (or create) the budgets bucket and declare the alerts stream (idempotent)."""
@@ -173,6 +173,8 @@ class LedgerSettler:
 
     async def _settle_ledger(self, key: str, items: list[LedgerItem], now: float) -> bool:
         kv = self._kv
+        if kv is None:  # (settle opens the bucket before it calls this)
+            raise RuntimeError("the budgets bucket is not open")
         cached = self._cache.pop(key, None)
         for _ in range(MAX_CONFLICTS):
             if cached is None:
@@ -223,8 +225,9 @@ async def _read(kv: KeyValue, key: str) -> tuple[int, BudgetLedger | None]:
         entry = await kv.get(key)
     except KeyNotFoundError:  # absent or deleted: `create` writes it (over a delete marker too)
         return 0, None
+    revision = entry.revision or 0
     try:
-        return entry.revision, _ledger_decoder.decode(entry.value)
+        return revision, _ledger_decoder.decode(entry.value or b"")
     except msgspec.DecodeError as exc:
         log.error("ledger_undecodable", key=key, error=str(exc))
-        return entry.revision, None
+        return revision, None

@@ -1,8 +1,9 @@
 """Metering's read service: SQL over NATS request/reply, answered from the store.
 
 Everything else (tests, `llmgw sql`, the admin API) reads ClickHouse through this, because
-metering owns the embedded store. The request is a JSON `QueryRequest`, the answer a JSON
-`QueryResult`: rows of JSON values, or the ClickHouse error message. Queries are read-only.
+metering owns the embedded store. The request is a JSON `QueryRequest` (read-only SQL, or the
+name of a query metering keeps, with its parameters), the answer a JSON `QueryResult`: rows of
+JSON values, or the error message. Queries are read-only.
 Several metering processes (against one ClickHouse server) share the subject as a queue group.
 """
 
@@ -21,6 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from llmgw.contracts import QueryResult, Subjects, decode_query_request, encode_json
+from metering.named_queries import NamedQueryError, named_query
 from metering.store import UsageStore
 
 log = structlog.get_logger()
@@ -59,8 +61,14 @@ def run_query(store: UsageStore, payload: bytes) -> QueryResult:
         request = decode_query_request(payload)
     except msgspec.DecodeError as exc:
         return QueryResult(error=f"invalid query request: {exc}")
+    sql, parameters = request.sql, request.parameters
+    if request.name is not None:
+        try:
+            sql, parameters = named_query(request.name, request.parameters)
+        except NamedQueryError as exc:
+            return QueryResult(error=f"named query {request.name!r}: {exc}")
     try:
-        columns, rows = store.query(request.sql, request.parameters)
+        columns, rows = store.query(sql, parameters)
     except ClickHouseError as exc:
         return QueryResult(error=str(exc))
     return QueryResult(columns=columns, rows=[[json_value(v) for v in row] for row in rows])

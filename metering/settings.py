@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -74,3 +75,12 @@ def redact_dsn(dsn: str) -> str:
         return dsn
     user = userinfo.partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def check_store_driver(clickhouse_url: str) -> None:
+    """The embedded store (`chdb://...`) needs the chdb module (the `embedded` extra)."""
+    if clickhouse_url.startswith("chdb:") and importlib.util.find_spec("chdb") is None:
+        raise ConfigError(
+            "LLMGW_CLICKHOUSE_URL is an embedded store (chdb://) but chdb is not installed:"
+            " pip install 'llmgw[embedded]', or point LLMGW_CLICKHOUSE_URL at a ClickHouse server"
+        )

@@ -99,7 +99,7 @@ class UsageStore:
         )
         return {row[0] for row in result.result_rows}
 
-    def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> tuple[list[str], list[Sequence[object]]]:
+    def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> tuple[list[str], Sequence[Sequence[object]]]:
         """Run a read-only query; writes are refused by ClickHouse (READONLY)."""
         sql = sql.strip().rstrip(";")
         with self._lock:

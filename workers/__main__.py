@@ -1,4 +1,8 @@
-"""`python -m workers` / `llmgw worker`: one provider worker process."""
+"""`python -m workers` / `llmgw worker`: one provider worker process.
+
+Exit code 2: an error a restart cannot fix (a bad setting, no secret); the line on stderr says
+which. While it runs, the worker keeps a heartbeat file (`llmgw healthcheck worker` reads it).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 import sys
 
 from llmgw.config import ConfigError
+from llmgw.liveness import heartbeat_path, with_heartbeat
 from llmgw.logs import configure_logging
 from llmgw.runtime import run_until_signalled
 
@@ -20,7 +25,8 @@ def main() -> None:
         print(f"llmgw worker: {exc}", file=sys.stderr)
         sys.exit(2)
     configure_logging("worker", settings.log_level)
-    run_until_signalled(lambda stop: run_worker(settings, stop))
+    heartbeat = heartbeat_path("worker")
+    run_until_signalled(lambda stop: with_heartbeat(run_worker(settings, stop), heartbeat))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 
+from gateway.admin.money import with_money
 from gateway.auth import Principal
 from gateway.edge import Edge
 
@@ -21,7 +22,8 @@ def iso(ts: float | None) -> str | None:
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(content=_encoder.encode(body), media_type="application/json", status_code=status)
+    """The JSON answer of an admin route; money fields written as money (gateway.admin.money)."""
+    return Response(content=_encoder.encode(with_money(body)), media_type="application/json", status_code=status)
 
 
 def render(record: msgspec.Struct) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """`GET /spend/logs` and `GET /global/spend/report`: spend read from ClickHouse (admin only).
 
-The edge asks metering's query service over NATS (metering owns the store). The SQL text is put
-together from fixed fragments only; every value from the request is a bound parameter.
+The edge asks metering's query service over NATS for the queries metering keeps under a name
+(metering owns the store and the SQL against it); the parameters are checked here first, so a
+bad one is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -20,38 +21,18 @@ from gateway.admin.keys import KeyService
 from gateway.admin.params import bad_param
 from gateway.edge import Edge
 from gateway.errors import GatewayError
-from llmgw.contracts import ErrorCode, ErrorType
-from metering.client import query_metering
+from llmgw.contracts import SPEND_REPORT_GROUPS, ErrorCode, ErrorType, NamedQuery
+from llmgw.metering_query import query_named
 
 log = structlog.get_logger()
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000  # an answer travels as one NATS message
+MAX_LIMIT = 1000  # an answer travels as one NATS message (metering takes as many)
 QUERY_TIMEOUT = 15.0
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-LOG_COLUMNS = """
-    request_id, operation, key_hash, key_alias, user_id, team_id, model_group, upstream_model, deployment_id,
-    provider, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost, cost_known,
-    toUnixTimestamp64Milli(ts) AS ts_ms, latency_ms, ttft_ms, status, http_status, error_code, usage_source,
-    stream, attempt
-"""
-# filter name -> condition on `usage`, its value bound as the parameter of the same name
-LOG_FILTERS = {
-    "key_hash": "key_hash = {key_hash:String}",
-    "user_id": "user_id = {user_id:String}",
-    "team_id": "team_id = {team_id:String}",
-    "request_id": "request_id = {request_id:String}",
-    "start_date": "toDate(ts) >= {start_date:Date}",
-    "end_date": "toDate(ts) <= {end_date:Date}",
-}
-# group_by value -> (column of `usage`, the field naming the group in the answer)
-GROUPS = {
-    "team": ("team_id", "team_id"),
-    "user": ("user_id", "user_id"),
-    "api_key": ("key_hash", "api_key"),
-    "model": ("model_group", "model"),
-}
+# group_by value -> the field naming the group in the answer
+GROUP_FIELDS = {"team": "team_id", "user": "user_id", "api_key": "api_key", "model": "model"}
 
 
 def parse_date(value: str | None, param: str) -> date | None:
@@ -88,24 +69,6 @@ def parse_limit(value: str | None) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise bad_param("limit", f"`limit` must be a whole number from 1 to {MAX_LIMIT}; got {value!r}")
     return limit
-
-
-def where(parameters: dict[str, Any]) -> str:
-    conditions = [LOG_FILTERS[name] for name in LOG_FILTERS if name in parameters]
-    return "WHERE " + " AND ".join(conditions) if conditions else ""
-
-
-def logs_sql(parameters: dict[str, Any]) -> str:
-    return f"SELECT {LOG_COLUMNS} FROM usage FINAL {where(parameters)} ORDER BY ts DESC, request_id LIMIT {{limit:UInt32}}"
-
-
-def report_sql(group_by: str, parameters: dict[str, Any]) -> str:
-    column = GROUPS[group_by][0]
-    return (
-        f"SELECT {column} AS group_key, model_group AS model, count() AS requests, sum(cost) AS spend,"
-        " sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens"
-        f" FROM usage FINAL {where(parameters)} GROUP BY group_key, model"
-    )
 
 
 def _iso_ms(ms: float) -> str:
@@ -150,7 +113,7 @@ def spend_log(row: dict[str, Any]) -> dict[str, Any]:
 
 def report(group_by: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of (group, model) totals as one entry per group, the biggest spender first."""
-    name = GROUPS[group_by][1]
+    name = GROUP_FIELDS[group_by]
     groups: dict[Any, dict[str, Any]] = {}
     for row in rows:
         entry = groups.setdefault(row["group_key"], {
@@ -175,12 +138,12 @@ def report(group_by: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-async def ask_metering(edge: Edge, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows (as dicts) of a query answered by metering; 503/504 when metering cannot answer."""
+async def ask_metering(edge: Edge, name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows (as dicts) of a named query answered by metering; 503/504 when metering cannot answer."""
     if edge.nc is None:
         raise GatewayError(503, "the gateway is not connected to NATS", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE)
     try:
-        result = await query_metering(edge.nc, edge.subjects, sql, parameters, timeout=QUERY_TIMEOUT)
+        result = await query_named(edge.nc, edge.subjects, name, parameters, timeout=QUERY_TIMEOUT)
     except NoRespondersError:
         raise GatewayError(
             503, "metering is not running: spend is read from ClickHouse through it", ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE
@@ -190,7 +153,7 @@ async def ask_metering(edge: Edge, sql: str, parameters: dict[str, Any]) -> list
     if result.error is not None:
         log.error("spend_query_failed", error=result.error)
         raise GatewayError(500, "the spend query failed", ErrorType.API, ErrorCode.INTERNAL)
-    return [dict(zip(result.columns, row)) for row in result.rows]
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 
 def build_spend_routes(edge: Edge, keys: KeyService) -> list:
@@ -215,7 +178,7 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
         ):
             if value:
                 parameters[name] = value
-        rows = await ask_metering(edge, logs_sql(parameters), parameters)
+        rows = await ask_metering(edge, NamedQuery.SPEND_LOGS, parameters)
         return json_response([spend_log(r) for r in rows])
 
     @get("/global/spend/report")
@@ -227,10 +190,10 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
     ) -> Response:
         admin(edge, request)
         group_by = group_by or "team"
-        if group_by not in GROUPS:
-            raise bad_param("group_by", f"`group_by` must be one of {', '.join(GROUPS)}; got {group_by!r}")
-        parameters = date_range(start_date, end_date)
-        rows = await ask_metering(edge, report_sql(group_by, parameters), parameters)
+        if group_by not in SPEND_REPORT_GROUPS:
+            raise bad_param("group_by", f"`group_by` must be one of {', '.join(SPEND_REPORT_GROUPS)}; got {group_by!r}")
+        parameters: dict[str, Any] = {"group_by": group_by, **date_range(start_date, end_date)}
+        rows = await ask_metering(edge, NamedQuery.SPEND_REPORT, parameters)
         return json_response(report(group_by, rows))
 
     return [spend_logs, spend_report]

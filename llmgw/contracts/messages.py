@@ -372,9 +372,26 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True):
 # --------------------------------------------------------------------------------------------
 
 
-class QueryRequest(msgspec.Struct, frozen=True):
-    sql: str
+class NamedQuery:
+    """Queries metering owns (metering/named_queries.py), asked for by name with their parameters."""
+
+    # Usage rows, newest first. Parameters: `limit` (1..1000, required); filters, each optional:
+    # `key_hash`, `user_id`, `team_id`, `request_id`, `start_date` / `end_date` (YYYY-MM-DD, UTC).
+    SPEND_LOGS = "spend_logs"
+    # Totals per (group, model): columns group_key, model, requests, spend, prompt_tokens,
+    # completion_tokens. Parameters: `group_by` (one of SPEND_REPORT_GROUPS), the date filters.
+    SPEND_REPORT = "spend_report"
+
+
+SPEND_REPORT_GROUPS = ("team", "user", "api_key", "model")
+
+
+class QueryRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Read-only SQL (`llmgw sql`), or a named query (`name`, with `sql` empty)."""
+
+    sql: str = ""
     parameters: dict[str, object] = {}
+    name: str | None = None  # a NamedQuery
 
 
 class QueryResult(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -416,6 +433,7 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 
 __all__ = [
     "MSG_ID_HEADER",
+    "SPEND_REPORT_GROUPS",
     "Caller",
     "Cancel",
     "Chunks",
@@ -425,6 +443,7 @@ __all__ = [
     "ErrorType",
     "Failed",
     "LedgerRef",
+    "NamedQuery",
     "NativeCall",
     "Operation",
     "Priority",

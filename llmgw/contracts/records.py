@@ -176,6 +176,9 @@ class BudgetAlert(msgspec.Struct, frozen=True, kw_only=True):
 POLICY_PREFIX = "policy."
 POLICY_KEY = "policy.global"
 CREDENTIAL_PREFIX = "credential."
+# The fingerprint of the secret keys are hashed under (llmgw.secrets.secret_fingerprint, hex text):
+# written at the first start, compared by every edge at start-up.
+SECRET_FINGERPRINT_KEY = "secret.fingerprint"
 
 
 def credential_key(deployment_id: str) -> str:
@@ -189,6 +192,7 @@ __all__ = [
     "ROLE_ADMIN",
     "ROLE_APP_OWNER",
     "ROLE_APP_USER",
+    "SECRET_FINGERPRINT_KEY",
     "USER_ROLES",
     "BudgetAlert",
     "BudgetLedger",

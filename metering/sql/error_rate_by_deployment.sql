@@ -1,6 +1,7 @@
 -- Error rate by deployment over the last hours: every status that is not a success, and the
 -- most frequent error code.
--- Parameters: {hours:UInt32} how many hours back.
+-- Parameters:
+--   {hours:UInt32}  how many hours back
 SELECT
     deployment_id,
     any(provider) AS provider,

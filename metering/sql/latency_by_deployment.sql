@@ -1,6 +1,7 @@
 -- Latency of successful requests by deployment over the last hours: p50 / p99 of the whole
 -- request and of the time to first token (streams only).
--- Parameters: {hours:UInt32} how many hours back.
+-- Parameters:
+--   {hours:UInt32}  how many hours back
 SELECT
     deployment_id,
     any(provider) AS provider,

@@ -1,5 +1,6 @@
 -- Spend by team per day (UTC days), most recent first.
--- Parameters: {days:UInt32} how many days back, today included.
+-- Parameters:
+--   {days:UInt32}  how many days back, today included
 SELECT
     day,
     id AS team_id,

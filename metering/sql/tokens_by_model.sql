@@ -1,5 +1,6 @@
 -- Tokens and spend by model group per day (UTC), most recent first.
--- Parameters: {days:UInt32} how many days back, today included.
+-- Parameters:
+--   {days:UInt32}  how many days back, today included
 SELECT
     day,
     id AS model_group,

@@ -1,5 +1,7 @@
 -- The keys that spent the most over the last days (UTC), with their latest alias.
--- Parameters: {days:UInt32} how many days back, today included; {limit:UInt32} how many keys.
+-- Parameters:
+--   {days:UInt32}  how many days back, today included
+--   {limit:UInt32}  how many keys
 SELECT
     s.key_hash,
     a.key_alias,

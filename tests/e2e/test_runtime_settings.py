@@ -88,7 +88,7 @@ def test_command_line_manages_keys_on_a_running_gateway(stack):
     env = {**os.environ, "LLMGW_URL": stack.base_url, "LLMGW_MASTER_KEY": MASTER_KEY}
 
     def llmgw(*args: str) -> dict:
-        out = subprocess.run([sys.executable, "-m", "llmgw.cli", *args], env=env, capture_output=True, text=True, timeout=30)
+        out = subprocess.run([sys.executable, "-m", "llmgw_cli", *args, "--json"], env=env, capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr + out.stdout
         return json.loads(out.stdout)
 
@@ -97,7 +97,7 @@ def test_command_line_manages_keys_on_a_running_gateway(stack):
     sdk = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key, max_retries=0)
     assert sdk.chat.completions.create(model="gpt-4", messages=HELLO).choices[0].message.content
     assert llmgw("keys", "info", key)["info"]["key_alias"] == "from-cli"
-    assert created["token"] in llmgw("keys", "list")["keys"]
+    assert created["token"] in [k["token"] for k in llmgw("keys", "list")["keys"]]
     llmgw("keys", "revoke", key)
     with pytest.raises(openai.AuthenticationError):
         sdk.chat.completions.create(model="gpt-4", messages=HELLO)

@@ -250,7 +250,7 @@ def test_a_budgeted_key_is_settled_exactly_and_alerts_once_past_its_soft_budget(
 
 
 def test_usage_tail_prints_events_live_and_sql_reads_the_store(http, stack, spender) -> None:
-    cli = [sys.executable, "-m", "llmgw.usage_cli"]
+    cli = [sys.executable, "-m", "llmgw_cli"]
     bus = ["--nats-url", stack.nats_url, "--prefix", stack.prefix]
     tail = subprocess.Popen(
         [*cli, "usage", "tail", "-n", "2", *bus], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -13,7 +13,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from llmgw.contracts import MSG_ID_HEADER, QueryResult, Subjects, UsageEvent, encode_json
-from metering.client import query_metering
+from llmgw.metering_query import query_metering
 from tests.procs import Proc, component
 from tests.waiting import eventually
 

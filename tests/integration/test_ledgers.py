@@ -31,7 +31,7 @@ from llmgw.contracts import (
     ledger_key,
 )
 from llmgw.kv import open_bucket
-from metering.client import query_metering
+from llmgw.metering_query import query_metering
 from tests.integration.metering_support import Metering
 from tests.waiting import eventually
 

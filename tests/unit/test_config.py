@@ -88,3 +88,69 @@ def test_secret_never_prints():
     s = Secret("sk-very-secret-value")
     assert "very" not in repr(s) and "very" not in str(s) and "very" not in f"{s}"
     assert s.masked() == "sk-...alue"
+
+
+def test_an_unknown_provider_prefix_is_an_error_naming_the_closest_one(tmp_path):
+    text = "model_list:\n  - model_name: claude\n    params:\n      model: antropic/claude-3-5-sonnet\n"
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), env={})
+    message = str(err.value)
+    assert "model_list[0].params.model" in message and "'antropic'" in message
+    assert "did you mean 'anthropic'?" in message and "known providers: " in message
+    assert all(p in message for p in ("openai", "anthropic", "gemini", "bedrock"))
+
+
+def test_bare_names_and_openai_wildcards_stay_openai(tmp_path):
+    text = (
+        "model_list:\n"
+        "  - model_name: gpt-4\n    params: {model: gpt-4o}\n"
+        '  - model_name: "llm/*"\n    params: {model: "openai/*", api_base: "http://llm.internal/{model}/v1"}\n'
+        '  - model_name: "*"\n    params: {model: "*"}\n'
+        "  - model_name: zephyr\n    params: {model: huggingface/HuggingFaceH4/zephyr-7b-beta}\n"
+    )
+    cfg = load_config(write(tmp_path, text), env={"OPENAI_API_KEY": "sk-o"})
+    assert [(d.provider, d.upstream_model) for d in cfg.deployments] == [
+        ("openai", "gpt-4o"),
+        ("openai", "*"),
+        ("openai", "*"),
+        ("huggingface", "HuggingFaceH4/zephyr-7b-beta"),
+    ]
+    wildcard = cfg.deployments[1]
+    assert wildcard.upstream_model_for("llm/llama-3-8b") == "llama-3-8b"
+
+
+def test_split_model_refuses_an_unknown_prefix():
+    from llmgw.catalog import UnknownProviderError, split_model
+
+    assert split_model("gpt-4o") == ("openai", "gpt-4o")
+    assert split_model("groq/llama3-8b") == ("groq", "llama3-8b")
+    with pytest.raises(UnknownProviderError) as err:
+        split_model("gemnii/gemini-1.5-pro")
+    assert err.value.closest == "gemini"
+    with pytest.raises(UnknownProviderError) as err:
+        split_model("meta-llama/Llama-3-8b")
+    assert err.value.closest is None and "openai/meta-llama/Llama-3-8b" in str(err.value)
+
+
+def test_an_unknown_section_is_an_error_and_litellm_sections_are_accepted(tmp_path):
+    with pytest.raises(ConfigError, match="unknown section 'model_lsit': did you mean 'model_list'"):
+        load_config(write(tmp_path, "model_lsit: []\n"), env={})
+    with pytest.raises(ConfigError, match="unknown section 'banana'") as err:
+        load_config(write(tmp_path, "banana: 1\nmodel_list: []\n"), env={})
+    assert "did you mean" not in str(err.value) and "known sections: model_list" in str(err.value)
+    cfg = load_config(write(tmp_path, "model_list: []\nenvironment_variables: {A: b}\ncallback_settings: {}\n"), env={})
+    assert cfg.deployments == ()
+
+
+def test_a_yaml_error_is_one_line_with_its_place(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "model_list:\n  - model_name: a\n   params: {\n"), env={})
+    assert "\n" not in str(err.value) and "(line " in str(err.value)
+
+
+def test_the_example_config_loads():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "config.yaml"
+    cfg = load_config(example, env={"OPENAI_API_KEY": "sk-o", "LLMGW_MASTER_KEY": "sk-m"})
+    assert [d.model_name for d in cfg.deployments] == ["gpt-4", "gpt-3.5-turbo"] and cfg.master_key.reveal() == "sk-m"

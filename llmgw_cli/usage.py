@@ -1,5 +1,5 @@
-"""`llmgw usage tail` (usage events live, as JSON lines) and `llmgw sql "<query>"` (read-only SQL
-on the usage store, through metering's query service)."""
+"""`llmgw usage tail` (usage events live, as JSON lines) and `llmgw sql "<query>" | FILE.sql`
+(read-only SQL on the usage store, through metering's query service)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+import msgspec
 import nats
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -18,9 +20,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from llmgw.contracts import QueryResult, Subjects
-from metering.client import query_metering
-
-MAX_CELL = 60  # a table cell is cut to this many characters (`--json` prints everything)
+from llmgw.metering_query import query_metering
+from llmgw_cli.output import format_table, json_text
+from llmgw_cli.sql_files import describe_missing, missing
 
 
 def add_usage_commands(sub: argparse._SubParsersAction) -> None:
@@ -33,19 +35,31 @@ def add_usage_commands(sub: argparse._SubParsersAction) -> None:
     tail.add_argument("-n", "--count", type=int, default=0, help="stop after this many events (0: until Ctrl-C)")
     tail.set_defaults(func=run_tail)
 
-    sql = sub.add_parser("sql", help="run read-only SQL on the usage store (ClickHouse) through metering")
+    sql = sub.add_parser(
+        "sql",
+        help="run read-only SQL on the usage store (ClickHouse) through metering",
+        description="Run a read-only query, given as text or as a .sql file (metering/sql/ holds ready ones;"
+        " a file's comment header says what its parameters mean).",
+    )
     _bus_flags(sql)
-    sql.add_argument("query", help='for example "SELECT model_group, sum(cost) FROM usage GROUP BY model_group"')
+    sql.add_argument(
+        "query",
+        help='the SQL, e.g. "SELECT model_group, sum(cost) FROM usage GROUP BY model_group", or a .sql file',
+    )
     sql.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="bind {NAME:Type} in the query (repeatable)"
     )
     sql.add_argument("--json", action="store_true", help="print rows as JSON objects, one a line")
-    sql.add_argument("--timeout", type=float, default=30.0)
+    sql.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (30)")
     sql.set_defaults(func=run_sql)
 
 
 def _bus_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nats-url", default=os.environ.get("LLMGW_NATS_URL", "nats://127.0.0.1:4222"))
+    parser.add_argument(
+        "--nats-url",
+        default=os.environ.get("LLMGW_NATS_URL", "nats://127.0.0.1:4222"),
+        help="the gateway's NATS (LLMGW_NATS_URL)",
+    )
     parser.add_argument("--prefix", default=os.environ.get("LLMGW_BUS_PREFIX", "llmgw"), help="bus prefix")
 
 
@@ -91,12 +105,20 @@ async def _tail(args: argparse.Namespace) -> int:
                     print("llmgw: lost the connection to NATS", file=sys.stderr)
                     return 1
                 continue
-            sys.stdout.write(msg.data.decode("utf-8", errors="replace") + "\n")
+            sys.stdout.write(event_line(msg.data) + "\n")
             sys.stdout.flush()
             seen += 1
         return 0
     finally:
         await nc.close()
+
+
+def event_line(data: bytes) -> str:
+    """A usage event as one JSON line, its amounts without exponents (`"cost":0.00000025`)."""
+    try:
+        return json_text(msgspec.json.decode(data))
+    except msgspec.DecodeError:
+        return data.decode("utf-8", errors="replace")
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -111,14 +133,30 @@ def _stop_on_signals() -> asyncio.Event:
 # ------------------------------------------------------------------------------------------- sql
 
 
+def read_query(query: str) -> tuple[str, str]:
+    """(the SQL, how to name it): the text given, or the contents of the .sql file it names."""
+    path = Path(query)
+    if query.endswith(".sql") or ("\n" not in query and path.is_file()):
+        try:
+            return path.read_text(), str(path)
+        except OSError as exc:
+            raise ValueError(f"cannot read {query}: {exc.strerror}") from None
+    return query, "the query"
+
+
 def run_sql(args: argparse.Namespace) -> int:
     try:
         parameters = parse_params(args.param)
+        sql, where = read_query(args.query)
     except ValueError as exc:
         print(f"llmgw sql: {exc}", file=sys.stderr)
         return 2
+    absent = missing(sql, parameters)
+    if absent:
+        print(describe_missing(where, absent), file=sys.stderr)
+        return 2
     try:
-        result = asyncio.run(_sql(args, parameters))
+        result = asyncio.run(_sql(args, sql, parameters))
     except KeyboardInterrupt:
         return 130
     if result is None:
@@ -128,7 +166,7 @@ def run_sql(args: argparse.Namespace) -> int:
         return 1
     if args.json:
         for row in result.rows:
-            print(json.dumps(dict(zip(result.columns, row)), ensure_ascii=False))
+            print(json_text(dict(zip(result.columns, row, strict=True))))
     else:
         print(format_table(result.columns, result.rows))
     return 0
@@ -148,12 +186,12 @@ def parse_params(items: Sequence[str]) -> dict[str, object]:
     return out
 
 
-async def _sql(args: argparse.Namespace, parameters: dict[str, object]) -> QueryResult | None:
+async def _sql(args: argparse.Namespace, sql: str, parameters: dict[str, object]) -> QueryResult | None:
     nc = await _connect(args.nats_url)
     if nc is None:
         return None
     try:
-        return await query_metering(nc, Subjects(args.prefix), args.query, parameters, timeout=args.timeout)
+        return await query_metering(nc, Subjects(args.prefix), sql, parameters, timeout=args.timeout)
     except NoRespondersError:
         print(f"llmgw sql: no metering process answers on prefix {args.prefix!r} (start `llmgw metering`)", file=sys.stderr)
     except NatsTimeoutError:
@@ -161,28 +199,6 @@ async def _sql(args: argparse.Namespace, parameters: dict[str, object]) -> Query
     finally:
         await nc.close()
     return None
-
-
-def format_table(columns: list[str], rows: list[list[object]]) -> str:
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    numeric = [
-        all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows if row[i] is not None)
-        for i in range(len(columns))
-    ]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    out = [line(columns), "  ".join("-" * w for w in widths)] + [line(r) for r in cells]
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(out)
-
-
-def _cell(value: object) -> str:
-    text = "NULL" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = text.replace("\n", " ")
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 async def _connect(url: str):
@@ -197,15 +213,3 @@ async def _connect(url: str):
     except Exception as exc:
         print(f"llmgw: cannot connect to NATS at {url}: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return None
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m llmgw.usage_cli usage tail` / `... sql "<query>"` (what `llmgw` wires in)."""
-    parser = argparse.ArgumentParser(prog="llmgw")
-    add_usage_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    sys.exit(args.func(args))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,105 @@
+"""Queries metering keeps under a name (`NamedQuery`): other processes ask for them by name and
+parameters, so the SQL against metering's tables is written here only.
+
+Each query's text is put together from fixed fragments; every value is a bound parameter, checked
+for its type here before ClickHouse sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date
+
+from llmgw.contracts import NamedQuery
+
+MAX_LOG_LIMIT = 1000  # an answer travels as one NATS message
+
+
+class NamedQueryError(ValueError):
+    """The named query does not exist, or its parameters are not what it takes."""
+
+
+LOG_COLUMNS = """
+    request_id, operation, key_hash, key_alias, user_id, team_id, model_group, upstream_model, deployment_id,
+    provider, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost, cost_known,
+    toUnixTimestamp64Milli(ts) AS ts_ms, latency_ms, ttft_ms, status, http_status, error_code, usage_source,
+    stream, attempt
+"""
+# filter parameter -> condition on `usage`, its value bound as the parameter of the same name
+FILTERS = {
+    "key_hash": "key_hash = {key_hash:String}",
+    "user_id": "user_id = {user_id:String}",
+    "team_id": "team_id = {team_id:String}",
+    "request_id": "request_id = {request_id:String}",
+    "start_date": "toDate(ts) >= {start_date:Date}",
+    "end_date": "toDate(ts) <= {end_date:Date}",
+}
+DATE_FILTERS = ("start_date", "end_date")
+# spend report group_by (the contract's SPEND_REPORT_GROUPS) -> column of `usage`
+GROUP_COLUMNS = {"team": "team_id", "user": "user_id", "api_key": "key_hash", "model": "model_group"}
+
+
+def _filters(parameters: Mapping[str, object], allowed: tuple[str, ...]) -> tuple[str, dict[str, object]]:
+    """The WHERE clause of the given filters, and their bound values (checked)."""
+    bound: dict[str, object] = {}
+    for name in allowed:
+        value = parameters.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise NamedQueryError(f"parameter {name!r}: expected a non-empty string")
+        if name in DATE_FILTERS:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise NamedQueryError(f"parameter {name!r}: expected a date as YYYY-MM-DD, got {value!r}") from None
+        bound[name] = value
+    conditions = [FILTERS[name] for name in allowed if name in bound]
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), bound
+
+
+def _only(parameters: Mapping[str, object], known: set[str]) -> None:
+    unknown = sorted(set(parameters) - known)
+    if unknown:
+        raise NamedQueryError(f"unknown parameter(s) {', '.join(unknown)}; this query takes {', '.join(sorted(known))}")
+
+
+def spend_logs(parameters: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+    """Usage rows, newest first, at most `limit`, filtered by key, user, team, request and days."""
+    _only(parameters, {*FILTERS, "limit"})
+    limit = parameters.get("limit")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LOG_LIMIT:
+        raise NamedQueryError(f"parameter 'limit': expected a whole number from 1 to {MAX_LOG_LIMIT}, got {limit!r}")
+    where, bound = _filters(parameters, tuple(FILTERS))
+    sql = f"SELECT {LOG_COLUMNS} FROM usage FINAL {where} ORDER BY ts DESC, request_id LIMIT {{limit:UInt32}}"
+    return sql, {**bound, "limit": limit}
+
+
+def spend_report(parameters: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+    """Spend, tokens and requests per (group, model), the group one of SPEND_REPORT_GROUPS."""
+    _only(parameters, {*DATE_FILTERS, "group_by"})
+    group_by = parameters.get("group_by")
+    if group_by not in GROUP_COLUMNS:
+        raise NamedQueryError(f"parameter 'group_by': expected one of {', '.join(GROUP_COLUMNS)}, got {group_by!r}")
+    where, bound = _filters(parameters, DATE_FILTERS)
+    column = GROUP_COLUMNS[str(group_by)]
+    sql = (
+        f"SELECT {column} AS group_key, model_group AS model, count() AS requests, sum(cost) AS spend,"
+        " sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens"
+        f" FROM usage FINAL {where} GROUP BY group_key, model"
+    )
+    return sql, bound
+
+
+NAMED_QUERIES: dict[str, Callable[[Mapping[str, object]], tuple[str, dict[str, object]]]] = {
+    NamedQuery.SPEND_LOGS: spend_logs,
+    NamedQuery.SPEND_REPORT: spend_report,
+}
+
+
+def named_query(name: str, parameters: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+    """The SQL and bound parameters of the query `name`; NamedQueryError if it cannot be made."""
+    build = NAMED_QUERIES.get(name)
+    if build is None:
+        raise NamedQueryError(f"no named query {name!r}; known: {', '.join(NAMED_QUERIES)}")
+    return build(parameters)
