@@ -106,7 +106,7 @@ def plan_answer(body: dict[str, Any]) -> dict[str, Any]:
         }
         return {"tool_call": call, "words": [], "finish": "TOOL_CALL", "output": len(TOOL_PLAN.split())}
     if last.get("role") == "tool":
-        words = ["tool", "said:"] + " ".join(_texts(last.get("content"))).split()
+        words = ["tool", "said:", *" ".join(_texts(last.get("content"))).split()]
         return {"tool_call": None, "words": words, "finish": "COMPLETE", "output": len(words)}
     limit = body.get("max_tokens")
     n = DEFAULT_COMPLETION_TOKENS if limit is None else min(int(limit), len(WORDS))

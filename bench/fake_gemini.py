@@ -47,6 +47,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -337,7 +338,7 @@ def _flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _start(args: argparse.Namespace):
-    keys = [open(path, "rb").read() for path in args.vertex_public_key or ()]
+    keys = [Path(path).read_bytes() for path in args.vertex_public_key or ()]
     return start_fake(args.host, args.port, args.api_key, keys, args.token_ttl)
 
 

@@ -39,7 +39,7 @@ async def start_fake_process(api_key: str | None = None, timeout_s: float = 15) 
 
 async def start_logged_process(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     """Start a process in its own session, stdout and stderr going to `log_path`."""
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb") as log:  # noqa: ASYNC230 - opened once per process start
         return await asyncio.create_subprocess_exec(
             *args,
             stdout=log,

@@ -234,7 +234,7 @@ async def main_async(args: argparse.Namespace) -> int:
         table, ok = report(args, samples, loads, stored, processes)
     finally:
         if gateway_proc is not None:
-            graceful, outcome = await stop_process(gateway_proc, GATEWAY_STOP_GRACE_S)
+            _, outcome = await stop_process(gateway_proc, GATEWAY_STOP_GRACE_S)
             print(f"llmgw {outcome}", flush=True)
         await stop_process(fake_proc)
         shutil.rmtree(workdir, ignore_errors=True)

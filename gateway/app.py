@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.types import Middleware
 
 from gateway import native_api, openai_api
 from gateway.admin.keys import KeyService, build_key_routes
@@ -33,6 +36,7 @@ def cors_config(settings: EdgeSettings) -> CORSConfig | None:
 
 def create_app(settings: EdgeSettings) -> Litestar:
     edge = Edge(settings)
+    guard = FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after)
     keys = KeyService(edge)
     admin_routes = [
         *build_key_routes(edge, keys),
@@ -58,9 +62,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead
         cors_config=cors_config(settings),
         before_send=[add_request_id],
-        middleware=[
-            failed_auth_middleware(FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after))
-        ],
+        middleware=[cast("Middleware", failed_auth_middleware(guard))],  # (plain-dict ASGI, see gateway/asgi_io)
         debug=False,
     )
     app.state.edge = edge

@@ -127,6 +127,7 @@ async def cancel_on_disconnect(relay: Awaitable[None], receive: Receive) -> None
     """Await `relay`, cancelled if the client disconnects first (its `finally` then tells the
     worker). Granian accepts sends to a client that is gone, so only `receive` tells."""
     task = asyncio.current_task()
+    assert task is not None  # (called from a request's task)
     relaying = True
 
     async def watch() -> None:

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 import structlog
+from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from gateway.auth import Principal
@@ -39,6 +42,8 @@ from llmgw.kv import WatchedMap, open_bucket
 from llmgw.prices import Price, cost, price_for
 
 log = structlog.get_logger()
+
+T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
 CAS_ATTEMPTS = 20
@@ -111,7 +116,7 @@ class BudgetGuard:
         self.ledgers: WatchedMap[BudgetLedger] = None  # type: ignore[assignment]  # set in start()
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def start(self, js) -> None:
+    async def start(self, js: JetStreamContext) -> None:
         kv = await open_bucket(js, self.subjects.budgets_bucket)
         self.ledgers = WatchedMap(kv, msgspec.json.Decoder(BudgetLedger), "budgets")
         await self.ledgers.start()
@@ -190,7 +195,7 @@ class BudgetGuard:
     async def release(self, request_id: str, keys: list[str], refs: dict[str, LedgerRef] | None = None) -> None:
         """Give back what a request reserved (it never reached a worker)."""
 
-        def drop(ledger: BudgetLedger):
+        def drop(ledger: BudgetLedger) -> tuple[BudgetLedger, None]:
             rest = {k: r for k, r in ledger.reservations.items() if k != request_id}
             return msgspec.structs.replace(ledger, reservations=rest, updated_at=time.time()), None
 
@@ -207,7 +212,7 @@ class BudgetGuard:
         if not keys or actual is None:
             return
 
-        def shrink(ledger: BudgetLedger):
+        def shrink(ledger: BudgetLedger) -> tuple[BudgetLedger, None]:
             held_now = ledger.reservations.get(request_id)
             if held_now is None or held_now.amount <= actual:
                 return ledger, None  # already settled by metering (or nothing to give back)
@@ -221,7 +226,7 @@ class BudgetGuard:
             except Exception as exc:
                 log.warning("reservation_settle_failed", ledger=key, error=str(exc) or type(exc).__name__)
 
-    async def _cas(self, key: str, period: int, change):
+    async def _cas(self, key: str, period: int, change: Callable[[BudgetLedger], tuple[BudgetLedger, T]]) -> T:
         """Compare-and-set `change` on a ledger, starting from this edge's watched copy."""
         kv = self.ledgers.kv
         ledger = self.ledgers.items.get(key)
@@ -241,7 +246,7 @@ class BudgetGuard:
             except KeyWrongLastSequenceError:
                 try:
                     entry = await kv.get(key)
-                    ledger, revision = self.ledgers.decoder.decode(entry.value), entry.revision
+                    ledger, revision = self.ledgers.decoder.decode(entry.value or b""), entry.revision
                 except (KeyNotFoundError, KeyDeletedError):
                     ledger, revision = None, None
         raise GatewayError(

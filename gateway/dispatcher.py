@@ -13,6 +13,7 @@ import uuid
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from gateway.errors import GatewayError
 from llmgw.bus import AckedPublisher
@@ -43,7 +44,7 @@ class Dispatcher:
         self.pending: dict[str, asyncio.Queue[ReplyMessage]] = {}
         self._idle = asyncio.Event()  # set whenever no request is in flight
         self._idle.set()
-        self._sub = None
+        self._sub: Subscription | None = None
 
     async def start(self) -> None:
         await self.publisher.start()

@@ -78,7 +78,7 @@ class Edge:
     async def readiness(self) -> tuple[bool, dict]:
         nats_ok = bool(self.nc and self.nc.is_connected)
         streams_ok = False
-        if nats_ok:
+        if self.nc is not None and nats_ok:
             try:
                 await self.nc.jetstream().stream_info(self.subjects.requests_stream)
                 streams_ok = True

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from litestar.types import Scope
+from litestar.types import ExceptionHandlersMap, Scope
 
 from llmgw.contracts import ErrorCode, ErrorType
 
@@ -68,7 +70,7 @@ _HTTP_STATUS_TYPES = {
 }
 
 
-def note_key_guess(scope: Scope, exc: GatewayError) -> None:
+def note_key_guess(scope: Scope | dict[str, Any], exc: GatewayError) -> None:
     if exc.key_guess:
         scope["state"][KEY_GUESS] = True
 
@@ -92,7 +94,7 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(GatewayError(500, "internal error", ErrorType.API, ErrorCode.INTERNAL))
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     GatewayError: handle_gateway_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,

@@ -65,7 +65,7 @@ class IdentityView:
             entry = await self.keys.kv.get(token)
         except Exception:
             return False
-        self.keys.apply(token, entry.revision, entry.operation, entry.value)
+        self.keys.apply(token, entry.revision or 0, entry.operation, entry.value)
         return token in self.keys.items
 
     def key_deleted(self, token: str) -> bool:

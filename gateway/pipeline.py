@@ -255,7 +255,7 @@ class Pipeline:
         deployment = lease.deployment
         extra: dict[str, Any] = {}
         if route.policies:
-            extra = client_upstream(principal, call.body, edge.cipher)
+            extra.update(client_upstream(principal, call.body, edge.cipher))
             extra["system_prompts"] = edge.access.system_prompts(principal, edge.identity.global_system_prompt())
             extra["fallbacks"] = [d.id for d in target.candidates if d is not deployment] + target.fallbacks
             extra["context_fallbacks"] = target.context_fallbacks

@@ -6,6 +6,7 @@ import time
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from llmgw.contracts import Subjects, decode_heartbeat
 
@@ -16,7 +17,7 @@ class WorkerPresence:
         self.subjects = subjects
         self.seen_within = seen_within
         self.last_seen: dict[str, float] = {}  # provider -> monotonic time of the last heartbeat
-        self._sub = None
+        self._sub: Subscription | None = None
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(self.subjects.heartbeat_wildcard, cb=self._on_beat)

@@ -11,6 +11,7 @@ import nats
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -82,7 +83,7 @@ class AckedPublisher:
         self._prefix = nc.new_inbox() + "."
         self._tokens = itertools.count()
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
-        self._sub = None
+        self._sub: Subscription | None = None
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(self._prefix + "*", cb=self._on_ack)

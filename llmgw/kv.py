@@ -57,7 +57,7 @@ class WatchedMap(Generic[T]):
         self._task = asyncio.create_task(self._run(watcher), name=f"watch:{self.name}")
         await asyncio.wait_for(self.ready.wait(), timeout=30)
 
-    async def _run(self, watcher) -> None:
+    async def _run(self, watcher: KeyValue.KeyWatcher) -> None:
         while True:
             try:
                 entry = await watcher.updates(timeout=None)

@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from llmgw.contracts import QueryRequest, QueryResult, Subjects, decode_query_result, encode_json
 
 
-async def ask_metering(nc: Client, subjects: Subjects, request: QueryRequest, timeout: float = 10.0) -> QueryResult:  # noqa: ASYNC109 - nc.request's own timeout
+async def ask_metering(nc: Client, subjects: Subjects, request: QueryRequest, timeout: float = 10.0) -> QueryResult:
     """One query; ClickHouse errors (and a named query's refusals) come back in `result.error`.
 
     Raises `nats.errors.NoRespondersError` when no metering process is up,
@@ -27,7 +27,7 @@ async def query_metering(
     subjects: Subjects,
     sql: str,
     parameters: Mapping[str, object] | None = None,
-    timeout: float = 10.0,  # noqa: ASYNC109 - passed on to nc.request
+    timeout: float = 10.0,
 ) -> QueryResult:
     """Run read-only SQL in metering; `parameters` bind `{name:Type}` placeholders server-side."""
     return await ask_metering(nc, subjects, QueryRequest(sql=sql, parameters=dict(parameters or {})), timeout)
@@ -38,7 +38,7 @@ async def query_named(
     subjects: Subjects,
     name: str,
     parameters: Mapping[str, object] | None = None,
-    timeout: float = 10.0,  # noqa: ASYNC109 - passed on to nc.request
+    timeout: float = 10.0,
 ) -> QueryResult:
     """Run the query metering keeps under `name` (a `NamedQuery`) with these parameters."""
     return await ask_metering(nc, subjects, QueryRequest(name=name, parameters=dict(parameters or {})), timeout)

@@ -47,7 +47,7 @@ def table_price(model: str) -> Price | None:
     name = model.rsplit("/", 1)[-1]
     if name in table:
         return table[name]
-    best = max((k for k in table if name.startswith(k + "-") or name.startswith(k + "@")), key=len, default=None)
+    best = max((k for k in table if name.startswith((k + "-", k + "@"))), key=len, default=None)
     return table[best] if best else None
 
 

@@ -27,6 +27,8 @@ from typing import Any
 import msgspec
 import structlog
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from llmgw.config import ConfigError, GatewayConfig
 from llmgw.contracts import DeploymentCooldown, Subjects, decode_cooldown, encode_internal
@@ -99,7 +101,7 @@ class CooldownBoard:
         self.settings = settings
         self.until: dict[str, float] = {}
         self._fails: dict[str, deque[float]] = {}
-        self._sub = None
+        self._sub: Subscription | None = None
 
     async def start(self, nc: Client) -> None:
         self.nc = nc
@@ -110,7 +112,7 @@ class CooldownBoard:
             await self._sub.unsubscribe()
             self._sub = None
 
-    async def _on_cooldown(self, msg) -> None:
+    async def _on_cooldown(self, msg: Msg) -> None:
         try:
             event = decode_cooldown(msg.data)
         except msgspec.DecodeError:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -201,7 +202,7 @@ async def _sql(args: argparse.Namespace, sql: str, parameters: dict[str, object]
     return None
 
 
-async def _connect(url: str):
+async def _connect(url: str) -> NatsClient | None:
     async def quiet(exc: Exception) -> None:  # nats-py would print a traceback per attempt
         pass
 

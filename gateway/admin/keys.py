@@ -25,6 +25,7 @@ from gateway.admin.store import RecordStore, not_found
 from gateway.edge import Edge
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType, KeyRecord, LedgerKind
+from llmgw.kv import WatchedMap
 from llmgw.secrets import KEY_PREFIX, generate_key, key_name
 
 
@@ -114,7 +115,7 @@ class KeyService:
         self.store = RecordStore(edge)
 
     @property
-    def keys(self):
+    def keys(self) -> WatchedMap[KeyRecord]:
         return self.edge.identity.keys
 
     def info(self, record: KeyRecord) -> dict[str, Any]:

@@ -21,7 +21,7 @@ MAX_DURATION_SECONDS = 100 * 365 * 86400
 NON_NEGATIVE = ("max_budget", "soft_budget", "spend", "max_parallel_requests", "tpm_limit", "rpm_limit")
 
 
-def bad_param(param: str, message: str) -> GatewayError:
+def bad_param(param: str | None, message: str) -> GatewayError:
     return GatewayError(400, message, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param)
 
 

@@ -8,6 +8,7 @@ import time
 import msgspec
 from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
+from nats.js.kv import KeyValue
 
 from gateway.admin.common import admin, iso, json_response
 from gateway.admin.keys import KeyService
@@ -37,7 +38,7 @@ class SetSystemPrompt(msgspec.Struct, kw_only=True):
 def build_settings_routes(edge: Edge, keys: KeyService) -> list:
     store = keys.store
 
-    async def credentials_bucket():
+    async def credentials_bucket() -> KeyValue:
         return await open_bucket(edge.js, edge.subjects.settings_bucket)
 
     @post("/credentials/set", status_code=200)
@@ -74,7 +75,7 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
                 entry = await kv.get(credential_key(d.id))
             except Exception:
                 continue
-            stored[d.id] = _credential_decoder.decode(entry.value)
+            stored[d.id] = _credential_decoder.decode(entry.value or b"")
         rows = []
         for d in edge.settings.config.deployments:
             record = stored.get(d.id)

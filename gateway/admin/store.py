@@ -4,7 +4,7 @@ the new revision, so a key generated here works here on the very next request.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
@@ -12,6 +12,9 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequen
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType
 from llmgw.kv import WatchedMap, delete_key
+
+if TYPE_CHECKING:
+    from gateway.edge import Edge
 
 T = TypeVar("T")
 
@@ -24,7 +27,7 @@ def not_found(what: str) -> GatewayError:
 
 
 class RecordStore:
-    def __init__(self, edge) -> None:
+    def __init__(self, edge: Edge) -> None:
         self.edge = edge  # its JetStream context exists once the edge has started
 
     async def create(self, view: WatchedMap[T], key: str, record: T, what: str) -> T:
@@ -42,7 +45,7 @@ class RecordStore:
                 entry = await view.kv.get(key)
             except (KeyNotFoundError, KeyDeletedError):
                 raise not_found(what) from None
-            record = change(view.decoder.decode(entry.value))
+            record = change(view.decoder.decode(entry.value or b""))
             try:
                 revision = await view.kv.update(key, _encoder.encode(record), last=entry.revision)
             except KeyWrongLastSequenceError:

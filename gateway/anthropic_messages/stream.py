@@ -10,6 +10,8 @@ and output counts (the anthropic SDK's accumulator takes both from there).
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from gateway.anthropic_messages.reply import tool_use_id
@@ -86,7 +88,7 @@ class StreamTranslator:
         if self._started or self.done:
             return b""
         self._started = True
-        message = {
+        message: dict[str, Any] = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
@@ -148,10 +150,11 @@ class StreamTranslator:
     def _delta(self, delta: _Delta, out: list[bytes]) -> None:
         text = delta.content or delta.refusal
         if text:
-            if self._open is None or not self._open_is_text:
+            index = self._open
+            if index is None or not self._open_is_text:
                 self._close(out)
-                self._open_block({"type": "text", "text": ""}, out, text=True)
-            out.append(self._block_delta(self._open, {"type": "text_delta", "text": text}))
+                index = self._open_block({"type": "text", "text": ""}, out, text=True)
+            out.append(self._block_delta(index, {"type": "text_delta", "text": text}))
         for call in delta.tool_calls or ():
             self._tool_delta(call, out)
 

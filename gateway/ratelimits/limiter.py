@@ -27,6 +27,7 @@ import asyncio
 
 import msgspec
 import structlog
+from nats.js import JetStreamContext
 
 from gateway.errors import GatewayError
 from gateway.ratelimits.store import Change, Stale, Unchecked, WindowStore
@@ -97,7 +98,13 @@ def unavailable_error() -> GatewayError:
 
 class RateLimiter:
     def __init__(
-        self, js, subjects: Subjects, fail_open: bool = False, *, slot_grace: float = SLOT_GRACE, kv_timeout: float = KV_TIMEOUT
+        self,
+        js: JetStreamContext,
+        subjects: Subjects,
+        fail_open: bool = False,
+        *,
+        slot_grace: float = SLOT_GRACE,
+        kv_timeout: float = KV_TIMEOUT,
     ) -> None:
         self.js = js
         self.fail_open = fail_open
@@ -191,7 +198,9 @@ class RateLimiter:
             if held.second is None and not held.slot:
                 continue
 
-            def undo(window: RateWindow, now: float, fresh: bool, second: int | None = held.second):
+            def undo(
+                window: RateWindow, now: float, fresh: bool, second: int | None = held.second
+            ) -> tuple[RateWindow | None, None]:
                 return uncounted(window, now, second, request_id), None
 
             await self._quietly(held.key, undo, "rate_limit_undo_failed")

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import structlog
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from gateway.errors import GatewayError
@@ -63,7 +64,7 @@ class _Pending:
 
 
 class WindowStore:
-    def __init__(self, js, bucket: str, kv_timeout: float) -> None:
+    def __init__(self, js: JetStreamContext, bucket: str, kv_timeout: float) -> None:
         self.js = js
         self.bucket = bucket
         self.kv_timeout = kv_timeout
@@ -132,7 +133,7 @@ class WindowStore:
                     fresh = True
                     continue
                 self.windows.apply(key, revision, "PUT", data)
-            for p, (ok, outcome) in zip(batch, outcomes):
+            for p, (ok, outcome) in zip(batch, outcomes, strict=True):
                 if p.future.done():
                     continue
                 if ok:
@@ -162,11 +163,12 @@ class WindowStore:
         except KeyNotFoundError as exc:  # never written, or deleted: the next write names the tombstone
             tombstone = getattr(exc.entry, "revision", None)
             return None, tombstone or self.windows.revisions.get(key, 0)
+        revision = entry.revision or 0
         try:
-            return _decoder.decode(entry.value), entry.revision
+            return _decoder.decode(entry.value or b""), revision
         except msgspec.MsgspecError:
             log.error("rate_window_undecodable", scope_key=key)
-            return None, entry.revision  # overwritten by the next write
+            return None, revision  # overwritten by the next write
 
     async def _kv(self, call: Awaitable[T]) -> T:
         """One KV call, bounded in time; any failure but a lost compare-and-set or a missing key

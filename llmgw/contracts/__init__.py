@@ -2,12 +2,17 @@
 
 Every NATS subject, stream, consumer and KV bucket name, every message that travels on the bus,
 every record kept in KV and every error code lives in this package; no other module spells a
-subject or a wire shape. `messages` holds the bus messages and names, `records` the KV records.
+subject or a wire shape. `names` holds the names on the bus and the error codes, `messages` the bus
+messages, `usage` the usage events, `records` the KV records.
 """
 
 from llmgw.contracts.messages import *  # noqa: F403
 from llmgw.contracts.messages import __all__ as _messages_all
+from llmgw.contracts.names import *  # noqa: F403
+from llmgw.contracts.names import __all__ as _names_all
 from llmgw.contracts.records import *  # noqa: F403
 from llmgw.contracts.records import __all__ as _records_all
+from llmgw.contracts.usage import *  # noqa: F403
+from llmgw.contracts.usage import __all__ as _usage_all
 
-__all__ = [*_messages_all, *_records_all]
+__all__ = [*_names_all, *_messages_all, *_usage_all, *_records_all]  # noqa: PLE0604 - the modules' own lists of names

@@ -1,4 +1,4 @@
-"""Bus names and messages: subjects, streams, consumers, buckets, and what travels on them.
+"""The messages that travel on the bus (names: `llmgw.contracts.names`; usage: `.usage`).
 
 Wire formats:
 - requests and replies between edge and workers are msgpack (internal; payloads carry raw JSON
@@ -9,161 +9,6 @@ Wire formats:
 from __future__ import annotations
 
 import msgspec
-
-# --------------------------------------------------------------------------------------------
-# Error codes (OpenAI-style `error.code` / `error.type` values the gateway emits)
-# --------------------------------------------------------------------------------------------
-
-
-class ErrorCode:
-    INVALID_REQUEST = "invalid_request_error"
-    INVALID_API_KEY = "invalid_api_key"
-    MODEL_NOT_FOUND = "model_not_found"
-    PERMISSION_DENIED = "permission_denied"
-    RATE_LIMITED = "rate_limit_exceeded"
-    BUDGET_EXCEEDED = "budget_exceeded"
-    UPSTREAM_ERROR = "upstream_error"
-    UPSTREAM_UNREACHABLE = "upstream_unreachable"
-    TIMEOUT = "timeout"
-    UNAVAILABLE = "service_unavailable"
-    INTERNAL = "internal_error"
-    NOT_FOUND = "not_found"
-    PAYLOAD_TOO_LARGE = "payload_too_large"
-
-
-class ErrorType:
-    INVALID_REQUEST = "invalid_request_error"
-    AUTHENTICATION = "authentication_error"
-    PERMISSION = "permission_error"
-    NOT_FOUND = "not_found_error"
-    RATE_LIMIT = "rate_limit_error"
-    API = "api_error"
-    TIMEOUT = "timeout_error"
-    UNAVAILABLE = "service_unavailable_error"
-
-
-# --------------------------------------------------------------------------------------------
-# Subjects, streams and consumers
-# --------------------------------------------------------------------------------------------
-
-
-class Subjects:
-    """All names on the bus, derived from one prefix (tests use a unique prefix each)."""
-
-    __slots__ = ("_stream_prefix", "prefix")
-
-    def __init__(self, prefix: str = "llmgw") -> None:
-        if not prefix or any(c in prefix for c in ". *>"):
-            raise ValueError(f"bus prefix must be one subject token, got {prefix!r}")
-        self.prefix = prefix
-        self._stream_prefix = prefix.upper().replace("-", "_")
-
-    # Requests: a JetStream work-queue stream, one subject (and one consumer) per provider.
-    @property
-    def requests_stream(self) -> str:
-        return f"{self._stream_prefix}_REQUESTS"
-
-    @property
-    def requests_wildcard(self) -> str:
-        return f"{self.prefix}.req.>"
-
-    def request(self, provider: str, priority: str = "interactive") -> str:
-        """Interactive requests (the default) and batch requests wait in separate queues; workers
-        take batch requests only when no interactive one is waiting (Priority)."""
-        if priority == Priority.BATCH:
-            return f"{self.prefix}.req.{provider}.batch"
-        return f"{self.prefix}.req.{provider}"
-
-    def worker_consumer(self, provider: str, priority: str = "interactive") -> str:
-        if priority == Priority.BATCH:
-            return f"{self.prefix}-workers-{provider}-batch"
-        return f"{self.prefix}-workers-{provider}"
-
-    # Router: a deployment put in (or out of) cooldown, broadcast to every edge and worker.
-    @property
-    def router_cooldown(self) -> str:
-        return f"{self.prefix}.router.cooldown"
-
-    # Replies: core NATS, one subject per edge process.
-    def reply(self, edge_id: str) -> str:
-        return f"{self.prefix}.reply.{edge_id}"
-
-    # Cancellation of in-flight requests (client went away): core NATS broadcast to workers.
-    @property
-    def cancel(self) -> str:
-        return f"{self.prefix}.cancel"
-
-    # Worker presence: core NATS heartbeats, one subject per provider.
-    def heartbeat(self, provider: str) -> str:
-        return f"{self.prefix}.worker.heartbeat.{provider}"
-
-    @property
-    def heartbeat_wildcard(self) -> str:
-        return f"{self.prefix}.worker.heartbeat.*"
-
-    # Usage events: a JetStream stream with limits retention (many readers).
-    # Subject: <prefix>.usage.<provider>.<status>
-    @property
-    def usage_stream(self) -> str:
-        return f"{self._stream_prefix}_USAGE"
-
-    @property
-    def usage_wildcard(self) -> str:
-        return f"{self.prefix}.usage.>"
-
-    def usage(self, provider: str, status: str) -> str:
-        return f"{self.prefix}.usage.{provider}.{status}"
-
-    @property
-    def metering_consumer(self) -> str:
-        return f"{self.prefix}-metering"
-
-    # Metering's read service (it owns the embedded ClickHouse store): request/reply.
-    @property
-    def metering_query(self) -> str:
-        return f"{self.prefix}.metering.query"
-
-    # JetStream KV buckets (records in llmgw.contracts.records).
-    @property
-    def keys_bucket(self) -> str:
-        return f"{self._stream_prefix}_keys"
-
-    @property
-    def users_bucket(self) -> str:
-        return f"{self._stream_prefix}_users"
-
-    @property
-    def teams_bucket(self) -> str:
-        return f"{self._stream_prefix}_teams"
-
-    @property
-    def budgets_bucket(self) -> str:
-        """Budget ledgers: spend and reservations per key, user, team (records.BudgetLedger)."""
-        return f"{self._stream_prefix}_budgets"
-
-    def budget_alert(self, kind: str) -> str:
-        """Soft-budget alerts (records.BudgetAlert, JSON): <prefix>.alerts.budget.<kind>."""
-        return f"{self.prefix}.alerts.budget.{kind}"
-
-    @property
-    def alerts_wildcard(self) -> str:
-        return f"{self.prefix}.alerts.>"
-
-    @property
-    def alerts_stream(self) -> str:
-        """Alerts are kept (limits retention) so a program that was down still reads them."""
-        return f"{self._stream_prefix}_ALERTS"
-
-    @property
-    def ratelimits_bucket(self) -> str:
-        """Rate-limit state shared by all edges (records.RateWindow per limited key/user/team/deployment)."""
-        return f"{self._stream_prefix}_ratelimits"
-
-    @property
-    def settings_bucket(self) -> str:
-        """Gateway-wide settings changed at run time: policies and provider credentials."""
-        return f"{self._stream_prefix}_settings"
-
 
 # --------------------------------------------------------------------------------------------
 # Edge -> worker: a request to call an upstream
@@ -191,11 +36,6 @@ class Operation:
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
     NATIVE = "native"  # a provider's own API, forwarded as is (passthrough routes)
-
-
-class Priority:
-    INTERACTIVE = "interactive"
-    BATCH = "batch"
 
 
 class NativeCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -254,7 +94,7 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True, tag_field="t", omit_defau
     tokens: int | None = None
 
 
-class Chunks(Reply, tag="c"):
+class Chunks(Reply, frozen=True, tag="c"):
     """Stream chunks (each one OpenAI `chat.completion.chunk` JSON), coalesced; `done` ends it."""
 
     seq: int
@@ -267,7 +107,7 @@ class Chunks(Reply, tag="c"):
     headers: list[tuple[str, str]] = []
 
 
-class Completed(Reply, tag="r"):
+class Completed(Reply, frozen=True, tag="r"):
     """A whole non-streaming answer: the OpenAI-format JSON body (or the provider's own, native)."""
 
     body: bytes
@@ -275,7 +115,7 @@ class Completed(Reply, tag="r"):
     headers: list[tuple[str, str]] = []  # native answers: the upstream's content-type and the like
 
 
-class Failed(Reply, tag="e"):
+class Failed(Reply, frozen=True, tag="e"):
     """The request failed; `status` is the HTTP status the client gets."""
 
     status: int
@@ -301,58 +141,6 @@ class Cancel(msgspec.Struct, frozen=True):
 
 
 ReplyMessage = Chunks | Completed | Failed
-
-
-# --------------------------------------------------------------------------------------------
-# Usage events (public JSON contract)
-# --------------------------------------------------------------------------------------------
-
-
-class UsageStatus:
-    SUCCESS = "success"
-    UPSTREAM_ERROR = "upstream_error"
-    ERROR = "error"
-    CANCELLED = "cancelled"  # the client went away
-    EXPIRED = "expired"  # nobody was waiting any more when a worker got it
-    BUDGET_STOPPED = "budget_stopped"  # a stream stopped where its budget ran out
-
-
-class UsageSource:
-    PROVIDER = "provider"  # counted by the upstream
-    ESTIMATED = "estimated"  # estimated by the gateway (the upstream did not say)
-    NONE = "none"  # no tokens were used
-
-
-class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
-    request_id: str
-    ts: float  # epoch seconds the edge received the request
-    key_hash: str
-    key_alias: str | None = None
-    user_id: str | None = None
-    team_id: str | None = None
-    operation: str
-    model_group: str
-    deployment_id: str
-    provider: str
-    upstream_model: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost: float = 0.0
-    cost_known: bool = True
-    latency_ms: float
-    ttft_ms: float | None = None
-    status: str  # UsageStatus.*
-    http_status: int
-    error_code: str | None = None
-    usage_source: str  # UsageSource.*
-    stream: bool
-    attempt: int = 1  # JetStream delivery of the request (> 1: a worker died and it was redelivered)
-    worker_id: str = ""
-    upstream_attempts: int = 1  # upstream calls made: retries and fallbacks included
-    ledgers: dict[str, LedgerRef] = {}  # copied from the request: where metering settles the cost
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,7 +200,6 @@ _reply_decoder = msgspec.msgpack.Decoder(ReplyMessage)
 _cancel_decoder = msgspec.msgpack.Decoder(Cancel)
 _cooldown_decoder = msgspec.msgpack.Decoder(DeploymentCooldown)
 _heartbeat_decoder = msgspec.msgpack.Decoder(WorkerHeartbeat)
-_usage_decoder = msgspec.json.Decoder(UsageEvent)
 _query_request_decoder = msgspec.json.Decoder(QueryRequest)
 _query_result_decoder = msgspec.json.Decoder(QueryResult)
 
@@ -424,38 +211,26 @@ decode_reply = _reply_decoder.decode
 decode_cancel = _cancel_decoder.decode
 decode_cooldown = _cooldown_decoder.decode
 decode_heartbeat = _heartbeat_decoder.decode
-decode_usage = _usage_decoder.decode
 decode_query_request = _query_request_decoder.decode
 decode_query_result = _query_result_decoder.decode
 
-# Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
-MSG_ID_HEADER = "Nats-Msg-Id"
-
 __all__ = [
-    "MSG_ID_HEADER",
     "SPEND_REPORT_GROUPS",
     "Caller",
     "Cancel",
     "Chunks",
     "Completed",
     "DeploymentCooldown",
-    "ErrorCode",
-    "ErrorType",
     "Failed",
     "LedgerRef",
     "NamedQuery",
     "NativeCall",
     "Operation",
-    "Priority",
     "QueryRequest",
     "QueryResult",
     "Reply",
     "ReplyMessage",
-    "Subjects",
     "UpstreamRequest",
-    "UsageEvent",
-    "UsageSource",
-    "UsageStatus",
     "WorkerHeartbeat",
     "decode_cancel",
     "decode_cooldown",
@@ -464,7 +239,6 @@ __all__ = [
     "decode_query_result",
     "decode_reply",
     "decode_request",
-    "decode_usage",
     "encode_internal",
     "encode_json",
 ]

@@ -88,7 +88,9 @@ def test_command_line_manages_keys_on_a_running_gateway(stack):
     env = {**os.environ, "LLMGW_URL": stack.base_url, "LLMGW_MASTER_KEY": MASTER_KEY}
 
     def llmgw(*args: str) -> dict:
-        out = subprocess.run([sys.executable, "-m", "llmgw_cli", *args, "--json"], env=env, capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [sys.executable, "-m", "llmgw_cli", *args, "--json"], env=env, capture_output=True, text=True, timeout=30
+        )
         assert out.returncode == 0, out.stderr + out.stdout
         return json.loads(out.stdout)
 

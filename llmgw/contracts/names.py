@@ -1,0 +1,171 @@
+"""Names on the bus: subjects, streams, consumers and buckets, queue priorities, error codes.
+
+Every name derives from one prefix (`llmgw` by default; tests use a unique prefix each).
+"""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------------------------
+# Error codes (OpenAI-style `error.code` / `error.type` values the gateway emits)
+# --------------------------------------------------------------------------------------------
+
+
+class ErrorCode:
+    INVALID_REQUEST = "invalid_request_error"
+    INVALID_API_KEY = "invalid_api_key"
+    MODEL_NOT_FOUND = "model_not_found"
+    PERMISSION_DENIED = "permission_denied"
+    RATE_LIMITED = "rate_limit_exceeded"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_UNREACHABLE = "upstream_unreachable"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "service_unavailable"
+    INTERNAL = "internal_error"
+    NOT_FOUND = "not_found"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+
+
+class ErrorType:
+    INVALID_REQUEST = "invalid_request_error"
+    AUTHENTICATION = "authentication_error"
+    PERMISSION = "permission_error"
+    NOT_FOUND = "not_found_error"
+    RATE_LIMIT = "rate_limit_error"
+    API = "api_error"
+    TIMEOUT = "timeout_error"
+    UNAVAILABLE = "service_unavailable_error"
+
+
+# --------------------------------------------------------------------------------------------
+# Subjects, streams and consumers
+# --------------------------------------------------------------------------------------------
+
+
+class Priority:
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+
+class Subjects:
+    """All names on the bus, derived from one prefix (tests use a unique prefix each)."""
+
+    __slots__ = ("_stream_prefix", "prefix")
+
+    def __init__(self, prefix: str = "llmgw") -> None:
+        if not prefix or any(c in prefix for c in ". *>"):
+            raise ValueError(f"bus prefix must be one subject token, got {prefix!r}")
+        self.prefix = prefix
+        self._stream_prefix = prefix.upper().replace("-", "_")
+
+    # Requests: a JetStream work-queue stream, one subject (and one consumer) per provider.
+    @property
+    def requests_stream(self) -> str:
+        return f"{self._stream_prefix}_REQUESTS"
+
+    @property
+    def requests_wildcard(self) -> str:
+        return f"{self.prefix}.req.>"
+
+    def request(self, provider: str, priority: str = "interactive") -> str:
+        """Interactive requests (the default) and batch requests wait in separate queues; workers
+        take batch requests only when no interactive one is waiting (Priority)."""
+        if priority == Priority.BATCH:
+            return f"{self.prefix}.req.{provider}.batch"
+        return f"{self.prefix}.req.{provider}"
+
+    def worker_consumer(self, provider: str, priority: str = "interactive") -> str:
+        if priority == Priority.BATCH:
+            return f"{self.prefix}-workers-{provider}-batch"
+        return f"{self.prefix}-workers-{provider}"
+
+    # Router: a deployment put in (or out of) cooldown, broadcast to every edge and worker.
+    @property
+    def router_cooldown(self) -> str:
+        return f"{self.prefix}.router.cooldown"
+
+    # Replies: core NATS, one subject per edge process.
+    def reply(self, edge_id: str) -> str:
+        return f"{self.prefix}.reply.{edge_id}"
+
+    # Cancellation of in-flight requests (client went away): core NATS broadcast to workers.
+    @property
+    def cancel(self) -> str:
+        return f"{self.prefix}.cancel"
+
+    # Worker presence: core NATS heartbeats, one subject per provider.
+    def heartbeat(self, provider: str) -> str:
+        return f"{self.prefix}.worker.heartbeat.{provider}"
+
+    @property
+    def heartbeat_wildcard(self) -> str:
+        return f"{self.prefix}.worker.heartbeat.*"
+
+    # Usage events: a JetStream stream with limits retention (many readers).
+    # Subject: <prefix>.usage.<provider>.<status>
+    @property
+    def usage_stream(self) -> str:
+        return f"{self._stream_prefix}_USAGE"
+
+    @property
+    def usage_wildcard(self) -> str:
+        return f"{self.prefix}.usage.>"
+
+    def usage(self, provider: str, status: str) -> str:
+        return f"{self.prefix}.usage.{provider}.{status}"
+
+    @property
+    def metering_consumer(self) -> str:
+        return f"{self.prefix}-metering"
+
+    # Metering's read service (it owns the embedded ClickHouse store): request/reply.
+    @property
+    def metering_query(self) -> str:
+        return f"{self.prefix}.metering.query"
+
+    # JetStream KV buckets (records in llmgw.contracts.records).
+    @property
+    def keys_bucket(self) -> str:
+        return f"{self._stream_prefix}_keys"
+
+    @property
+    def users_bucket(self) -> str:
+        return f"{self._stream_prefix}_users"
+
+    @property
+    def teams_bucket(self) -> str:
+        return f"{self._stream_prefix}_teams"
+
+    @property
+    def budgets_bucket(self) -> str:
+        """Budget ledgers: spend and reservations per key, user, team (records.BudgetLedger)."""
+        return f"{self._stream_prefix}_budgets"
+
+    def budget_alert(self, kind: str) -> str:
+        """Soft-budget alerts (records.BudgetAlert, JSON): <prefix>.alerts.budget.<kind>."""
+        return f"{self.prefix}.alerts.budget.{kind}"
+
+    @property
+    def alerts_wildcard(self) -> str:
+        return f"{self.prefix}.alerts.>"
+
+    @property
+    def alerts_stream(self) -> str:
+        """Alerts are kept (limits retention) so a program that was down still reads them."""
+        return f"{self._stream_prefix}_ALERTS"
+
+    @property
+    def ratelimits_bucket(self) -> str:
+        """Rate-limit state shared by all edges (records.RateWindow per limited key/user/team/deployment)."""
+        return f"{self._stream_prefix}_ratelimits"
+
+    @property
+    def settings_bucket(self) -> str:
+        """Gateway-wide settings changed at run time: policies and provider credentials."""
+        return f"{self._stream_prefix}_settings"
+
+
+# Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+__all__ = ["MSG_ID_HEADER", "ErrorCode", "ErrorType", "Priority", "Subjects"]

@@ -1,0 +1,64 @@
+"""Usage events: one per request, JSON on `<prefix>.usage.<provider>.<status>` (a public contract:
+any program may subscribe to them)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from llmgw.contracts.messages import LedgerRef
+
+# --------------------------------------------------------------------------------------------
+# Usage events (public JSON contract)
+# --------------------------------------------------------------------------------------------
+
+
+class UsageStatus:
+    SUCCESS = "success"
+    UPSTREAM_ERROR = "upstream_error"
+    ERROR = "error"
+    CANCELLED = "cancelled"  # the client went away
+    EXPIRED = "expired"  # nobody was waiting any more when a worker got it
+    BUDGET_STOPPED = "budget_stopped"  # a stream stopped where its budget ran out
+
+
+class UsageSource:
+    PROVIDER = "provider"  # counted by the upstream
+    ESTIMATED = "estimated"  # estimated by the gateway (the upstream did not say)
+    NONE = "none"  # no tokens were used
+
+
+class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    ts: float  # epoch seconds the edge received the request
+    key_hash: str
+    key_alias: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    operation: str
+    model_group: str
+    deployment_id: str
+    provider: str
+    upstream_model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost: float = 0.0
+    cost_known: bool = True
+    latency_ms: float
+    ttft_ms: float | None = None
+    status: str  # UsageStatus.*
+    http_status: int
+    error_code: str | None = None
+    usage_source: str  # UsageSource.*
+    stream: bool
+    attempt: int = 1  # JetStream delivery of the request (> 1: a worker died and it was redelivered)
+    worker_id: str = ""
+    upstream_attempts: int = 1  # upstream calls made: retries and fallbacks included
+    ledgers: dict[str, LedgerRef] = {}  # copied from the request: where metering settles the cost
+
+
+decode_usage = msgspec.json.Decoder(UsageEvent).decode
+
+__all__ = ["UsageEvent", "UsageSource", "UsageStatus", "decode_usage"]
