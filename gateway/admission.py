@@ -17,7 +17,7 @@ A lease ends exactly once, whatever happens to the request:
 from __future__ import annotations
 
 from gateway.auth import Principal
-from gateway.budgets import BudgetGuard
+from gateway.budgets import BudgetGuard, WorstCase
 from gateway.errors import GatewayError
 from gateway.ratelimits import Admission, Limit, RateLimiter
 from llmgw.config import Deployment
@@ -156,8 +156,7 @@ async def admit(
     principal: Principal,
     model: str,
     candidates: list[Deployment],
-    body_bytes: int,
-    max_tokens: int | None,
+    worst: WorstCase,
     request_id: str,
     deadline: float,
 ) -> Lease:
@@ -165,7 +164,7 @@ async def admit(
     deployment, admissions = await take_slots(limiter, principal, candidates, request_id, deadline)
     try:
         ledgers, reserved, cost_cap = await budgets.admit(
-            principal, model, deployment, deployment.upstream_model_for(model), body_bytes, max_tokens, request_id, deadline
+            principal, model, deployment, deployment.upstream_model_for(model), worst, request_id, deadline
         )
     except BaseException:
         await _free(limiter, admissions, 0)

@@ -123,9 +123,10 @@ async def not_post(scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def cancel_on_disconnect(relay: Awaitable[None], receive: Receive) -> None:
-    """Await `relay`, cancelled if the client disconnects first (its `finally` then tells the
-    worker). Granian accepts sends to a client that is gone, so only `receive` tells."""
+async def cancel_on_disconnect(relay: Awaitable[bool], receive: Receive) -> bool:
+    """Await `relay` and return what it returns, or False when the client disconnected first and
+    it was cancelled (its `finally` then tells the worker). Granian accepts sends to a client that
+    is gone, so only `receive` tells."""
     task = asyncio.current_task()
     assert task is not None  # (called from a request's task)
     relaying = True
@@ -138,10 +139,11 @@ async def cancel_on_disconnect(relay: Awaitable[None], receive: Receive) -> None
 
     watcher = asyncio.ensure_future(watch())
     try:
-        await relay
+        return await relay
     except asyncio.CancelledError:
         if not (watcher.done() and not watcher.cancelled() and task.uncancel() == 0):
             raise  # (also) cancelled from outside
+        return False
     finally:
         relaying = False
         watcher.cancel()

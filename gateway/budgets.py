@@ -35,6 +35,7 @@ from llmgw.contracts import (
     Limits,
     Reservation,
     Subjects,
+    Units,
     ledger_key,
 )
 from llmgw.durations import budget_period, period_reset_at
@@ -103,11 +104,22 @@ def held(ledger: BudgetLedger) -> float:
     return ledger.spent + sum(r.amount for r in ledger.reservations.values())
 
 
-def worst_case_cost(price: Price, body_bytes: int, max_tokens: int | None) -> tuple[float, float]:
-    """(worst case, least it can cost): a prompt has at most as many tokens as bytes; the answer
-    at most `max_tokens`, or the model's output limit."""
-    completion = max_tokens or price.max_output_tokens
-    return cost(price, body_bytes, completion), cost(price, (body_bytes + 3) // 4, 1)
+class WorstCase(msgspec.Struct, frozen=True):
+    """The most a request can use: its prompt's bytes (the policy prompts put before it
+    included), the completion length it asked for, how many answers (`n`), and units other than
+    tokens (images, audio, ...)."""
+
+    prompt_bytes: int
+    max_tokens: int | None = None
+    n: int = 1
+    units: Units | None = None
+
+
+def worst_case_cost(price: Price, worst: WorstCase) -> tuple[float, float]:
+    """(worst case, least it can cost): a prompt has at most as many tokens as bytes; each of the
+    `n` answers at most `max_tokens`, or the model's output limit."""
+    completion = (worst.max_tokens or price.max_output_tokens) * max(worst.n, 1)
+    return cost(price, worst.prompt_bytes, completion), cost(price, (worst.prompt_bytes + 3) // 4, 1)
 
 
 class BudgetGuard:
@@ -136,8 +148,7 @@ class BudgetGuard:
         model: str,
         deployment: Deployment,
         upstream_model: str,
-        body_bytes: int,
-        max_tokens: int | None,
+        worst_case: WorstCase,
         request_id: str,
         deadline: float,
     ) -> tuple[dict[str, LedgerRef], list[str], float | None]:
@@ -154,7 +165,7 @@ class BudgetGuard:
         if price is None:
             # Without a price nothing can be reserved; metering records the request at cost 0.
             return refs, [], None
-        worst, least = worst_case_cost(price, body_bytes, max_tokens)
+        worst, least = worst_case_cost(price, worst_case)
         reserved: list[str] = []
         cap = worst
         try:

@@ -16,6 +16,7 @@ from gateway.ratelimits import RateLimiter
 from gateway.router import ModelRouter
 from gateway.settings import EdgeSettings
 from llmgw import bus
+from llmgw.blobs import Blobs, open_blobs
 from llmgw.contracts import Subjects
 from llmgw.routing import CooldownBoard, router_settings
 from llmgw.secret_check import check_secret_fingerprint
@@ -41,12 +42,15 @@ class Edge:
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
         self.presence: WorkerPresence = None  # type: ignore[assignment]
         self.ratelimits: RateLimiter = None  # type: ignore[assignment]  # set in start()
+        self.blobs: Blobs = None  # type: ignore[assignment]  # set in start()
 
     async def start(self) -> None:
         self.nc = await bus.connect(self.settings.bus, name="llmgw-edge")
         js = self.js = self.nc.jetstream()
         await check_secret_fingerprint(js, self.subjects, self.settings.secret)
         await bus.ensure_request_stream(js, self.subjects)
+        await bus.ensure_usage_stream(js, self.subjects, self.settings.usage_retention_days * 86400.0)  # refusals
+        self.blobs = Blobs(await open_blobs(js, self.subjects.blobs_bucket), self.nc.max_payload)
         await self.identity.start(js)
         await self.budgets.start(js)
         await self.cooldowns.start(self.nc)

@@ -20,7 +20,8 @@ from gateway.asgi_io import Receive, Scope, Send
 from gateway.auth import Principal
 from gateway.edge import Edge
 from gateway.errors import GatewayError
-from gateway.pipeline import Call, Headers, Incoming, Route, Target, pipeline_of
+from gateway.pipeline import pipeline_of
+from gateway.routes import Call, Headers, Incoming, Route, Target
 from llmgw.catalog import NATIVE_ROUTES, PROVIDERS
 from llmgw.config import Deployment
 from llmgw.contracts import Chunks, Completed, ErrorCode, ErrorType, NativeCall, Operation

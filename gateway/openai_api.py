@@ -18,7 +18,8 @@ from gateway.asgi_io import SSE_HEADERS, Receive, Scope, Send
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response, note_key_guess
 from gateway.limits_policy import apply_max_tokens
-from gateway.pipeline import Call, Headers, Incoming, Route, pipeline_of
+from gateway.pipeline import pipeline_of
+from gateway.routes import Call, Headers, Incoming, Route
 from gateway.schemas import parse_chat, parse_embeddings
 from llmgw.contracts import Chunks, Operation
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from abc import ABC, abstractmethod
 from asyncio import Queue
-from typing import Any, Protocol
+from typing import Any
+
+import msgspec
 
 from gateway import admission
 from gateway.admission import Lease
@@ -28,122 +29,26 @@ from gateway.asgi_io import (
     next_reply,
     not_post,
     read_body,
-    request_headers,
     send_json,
 )
 from gateway.auth import Principal
+from gateway.budgets import WorstCase
 from gateway.client_upstream import client_upstream
 from gateway.edge import Edge
-from gateway.errors import GatewayError, error_json, note_key_guess
+from gateway.errors import GatewayError, note_key_guess
+from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
+from gateway.routes import Call, Route, StreamEncoder, Target
 from llmgw.contracts import (
     Chunks,
     Completed,
     ErrorCode,
     ErrorType,
     Failed,
-    NativeCall,
     ReplyMessage,
     UpstreamRequest,
 )
 from llmgw.handoff import offer_core
 from llmgw.routing import RouterSettings
-
-Headers = list[tuple[bytes, bytes]]
-
-
-class Incoming:
-    """The request line and the headers the pipeline reads (a route may add what it needs)."""
-
-    __slots__ = ("api_key", "authorization", "content_length", "path", "query")
-
-    def __init__(self, authorization: str | None, api_key: str | None, content_length: int | None) -> None:
-        self.authorization = authorization
-        self.api_key = api_key  # a key sent in a header of its own (api-key, x-api-key, ...)
-        self.content_length = content_length
-        self.path = ""  # native routes: the checked path below the provider's prefix
-        self.query: list[tuple[str, str]] = []  # native routes: the query string's pairs
-
-
-class Call:
-    """What a route read from the body: the model asked for, and what admission needs to know."""
-
-    __slots__ = ("body", "include_usage", "max_tokens", "model", "native", "stream", "timeout")
-
-    def __init__(
-        self,
-        model: str,
-        body: bytes,
-        *,
-        stream: bool = False,
-        include_usage: bool = False,
-        max_tokens: int | None = None,
-        timeout: float | None = None,
-        native: NativeCall | None = None,
-    ) -> None:
-        self.model = model  # as the client named it
-        self.body = body  # what goes to the worker
-        self.stream = stream
-        self.include_usage = include_usage
-        self.max_tokens = max_tokens  # the completion length asked for (the budget's worst case)
-        self.timeout = timeout  # seconds the client allows (at most the edge's request timeout)
-        self.native = native
-
-
-class Target:
-    """The model group a call goes to and the deployments that may serve it, in order."""
-
-    __slots__ = ("candidates", "context_fallbacks", "fallbacks", "model_group")
-
-    def __init__(
-        self, model_group: str, candidates: list, fallbacks: list[str] | None = None, context_fallbacks: list[str] | None = None
-    ) -> None:
-        self.model_group = model_group
-        self.candidates = candidates  # Deployments, the first one first
-        self.fallbacks = fallbacks or []  # deployment ids of fallback groups
-        self.context_fallbacks = context_fallbacks or []
-
-
-class StreamEncoder(Protocol):
-    """How a route writes a stream the worker relays: its head, its chunks, its end, its errors."""
-
-    def head(self, first: Chunks) -> tuple[int, Headers]: ...
-
-    def data(self, chunks: list[bytes]) -> bytes: ...
-
-    def end(self) -> bytes: ...
-
-    def error(self, status: int, message: str, type: str, code: str | None) -> bytes: ...
-
-
-class Route(ABC):
-    """What one kind of route does differently; everything else is the pipeline's."""
-
-    operation: str  # llmgw.contracts.Operation
-    post_only = True  # False: any method (native passthrough)
-    policies = True  # system prompts, client-supplied upstreams and the router's fallbacks apply
-
-    def incoming(self, scope: Scope) -> Incoming:
-        """The headers (and, for native routes, the checked path) before the key is checked."""
-        return Incoming(*request_headers(scope))
-
-    @abstractmethod
-    def parse(self, scope: Scope, incoming: Incoming, body: bytes, edge: Edge) -> Call: ...
-
-    def target(self, edge: Edge, principal: Principal, call: Call) -> Target:
-        model = edge.access.resolve(principal, call.model)
-        plan = edge.router.plan(model)
-        return Target(model, plan.deployments, plan.fallbacks, plan.context_fallbacks)
-
-    def whole(self, reply: Completed, call: Call, request_id: str) -> tuple[int, Headers, bytes]:
-        """(status, headers, body) of a whole answer; the default: the worker's OpenAI JSON."""
-        return 200, [(b"content-type", b"application/json")], reply.body
-
-    @abstractmethod
-    def stream(self, call: Call, request_id: str) -> StreamEncoder: ...
-
-    def error_body(self, exc: GatewayError, request_id: str) -> bytes:
-        """An error answered before anything else was sent; the default: OpenAI's shape."""
-        return error_json(exc.message, exc.type, exc.code, exc.param)
 
 
 def pipeline_of(scope: Scope) -> Pipeline:
@@ -158,13 +63,28 @@ def new_request_id() -> str:
 class Exchange:
     """One request in the pipeline: what is known of it so far, for its end and its log line."""
 
-    __slots__ = ("answered_by", "first_reply_after", "lease", "log", "request_id", "started")
+    __slots__ = (
+        "answered_by",
+        "call",
+        "first_reply_after",
+        "lease",
+        "log",
+        "principal",
+        "provider",
+        "published",
+        "request_id",
+        "started",
+    )
 
     def __init__(self) -> None:
         self.started = time.time()
         self.request_id = new_request_id()
         self.log = RequestLog(self.request_id, self.started)
+        self.principal: Principal | None = None  # once the key was checked
+        self.call: Call | None = None  # once the body was read
+        self.provider: str | None = None  # of the deployment first in line, once the model is known
         self.lease: Lease | None = None
+        self.published = False  # a worker has (or will have) the request: it meters it
         self.answered_by: str | None = None
         self.first_reply_after: float | None = None
 
@@ -187,42 +107,61 @@ class Pipeline:
             headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
             headers.append((b"x-request-id", ex.request_id.encode()))
             await send_json(send, exc.status, route.error_body(exc, ex.request_id), headers)
+            if ex.principal is not None and not ex.published and exc.status in REFUSED_STATUSES:
+                await self._refused(ex, route, exc)
         finally:
             if ex.lease is not None:
                 await ex.lease.abandon()  # (a no-op when the lease already ended)
                 ex.log.lease = ex.lease.end
             ex.log.emit()
 
+    async def _refused(self, ex: Exchange, route: Route, exc: GatewayError) -> None:
+        call = ex.call
+        event = refused_event(
+            ex.request_id,
+            ex.started,
+            ex.principal,  # type: ignore[arg-type]  # (checked by the caller)
+            (call.operation if call is not None else None) or route.operation,
+            call.model if call is not None else "",
+            ex.lease.deployment.provider if ex.lease is not None else ex.provider,
+            exc.status,
+            exc.code,
+            (time.time() - ex.started) * 1000.0,
+        )
+        await publish_refusal(self.edge.dispatcher.publisher, self.edge.subjects, event)
+
     async def _serve(self, ex: Exchange, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         edge = self.edge
         incoming = route.incoming(scope)
-        principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
-        body = await read_body(receive, incoming.content_length, edge.settings.max_body_bytes)
-        call = route.parse(scope, incoming, body, edge)
+        principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
+        body = await read_body(receive, incoming.content_length, route.max_body_bytes or edge.settings.max_body_bytes)
+        call = ex.call = route.parse(scope, incoming, body, edge)
         ex.log.model, ex.log.stream = call.model, call.stream
         target = route.target(edge, principal, call)
+        ex.provider = target.candidates[0].provider if target.candidates else None
         timeout = edge.settings.request_timeout if call.timeout is None else min(edge.settings.request_timeout, call.timeout)
         deadline = ex.started + timeout
+        system_prompts = edge.access.system_prompts(principal, edge.identity.global_system_prompt()) if route.policies else []
+        worst = WorstCase(len(call.body) + sum(len(p) for p in system_prompts), call.max_tokens, call.n, call.units)
         lease = ex.lease = await admission.admit(
-            edge.ratelimits,
-            edge.budgets,
-            principal,
-            target.model_group,
-            target.candidates,
-            len(call.body),
-            call.max_tokens,
-            ex.request_id,
-            deadline,
+            edge.ratelimits, edge.budgets, principal, target.model_group, target.candidates, worst, ex.request_id, deadline
         )
-        request = self._upstream_request(ex, route, principal, call, target, deadline)
+        route.prepare(edge, call, lease.deployment)
+        request = self._upstream_request(ex, route, principal, call, target, deadline, system_prompts)
         queue = edge.dispatcher.open(ex.request_id)
         edge.router.started(lease.deployment.id)
         try:
             try:
+                if len(request.body) > edge.blobs.threshold:  # too large for one bus message
+                    await edge.blobs.put(ex.request_id, request.body)
+                    request = msgspec.structs.replace(request, body=b"", body_blob=ex.request_id)
                 await edge.dispatcher.submit(lease.deployment.provider, request, principal.priority)
             except GatewayError:
                 await lease.release()  # it never reached a worker
+                if request.body_blob is not None:
+                    await edge.blobs.delete(request.body_blob)
                 raise
+            ex.published = True
             first = await next_reply(queue, deadline)
             ex.answered_by, ex.first_reply_after = first.deployment_id, time.time() - ex.started
             if isinstance(first, Failed):
@@ -240,15 +179,26 @@ class Pipeline:
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": answer})
                 offer_core()  # Granian's thread writes the answer before the log line is made
+                if status < 400:
+                    await route.answered(edge, principal, call, ex.request_id, answer)
                 return
-            await cancel_on_disconnect(self._relay(ex, first, queue, deadline, route.stream(call, ex.request_id), send), receive)
+            encoder = route.stream(call, ex.request_id)
+            if await cancel_on_disconnect(self._relay(ex, first, queue, deadline, encoder, send), receive):
+                await route.answered(edge, principal, call, ex.request_id, None)
         finally:
             edge.dispatcher.close(ex.request_id)
             latency = ex.first_reply_after if ex.first_reply_after is not None else time.time() - ex.started
             edge.router.finished(lease.deployment.id, ex.answered_by, latency)
 
     def _upstream_request(
-        self, ex: Exchange, route: Route, principal: Principal, call: Call, target: Target, deadline: float
+        self,
+        ex: Exchange,
+        route: Route,
+        principal: Principal,
+        call: Call,
+        target: Target,
+        deadline: float,
+        system_prompts: list[str],
     ) -> UpstreamRequest:
         edge, lease = self.edge, ex.lease
         assert lease is not None
@@ -256,14 +206,14 @@ class Pipeline:
         extra: dict[str, Any] = {}
         if route.policies:
             extra.update(client_upstream(principal, call.body, edge.cipher))
-            extra["system_prompts"] = edge.access.system_prompts(principal, edge.identity.global_system_prompt())
+            extra["system_prompts"] = system_prompts
             extra["fallbacks"] = [d.id for d in target.candidates if d is not deployment] + target.fallbacks
             extra["context_fallbacks"] = target.context_fallbacks
             extra["num_retries"] = self.num_retries
         return UpstreamRequest(
             request_id=ex.request_id,
             reply_to=edge.dispatcher.reply_subject,
-            operation=route.operation,
+            operation=call.operation or route.operation,
             model_group=target.model_group,
             deployment_id=deployment.id,
             body=call.body,
@@ -280,8 +230,9 @@ class Pipeline:
 
     async def _relay(
         self, ex: Exchange, first: Chunks, queue: Queue[ReplyMessage], deadline: float, encoder: StreamEncoder, send: Send
-    ) -> None:
-        """Relay the worker's chunks the moment they arrive; errors end the stream."""
+    ) -> bool:
+        """Relay the worker's chunks the moment they arrive; errors end the stream. True when the
+        stream ended as the worker finished it (its answer went out whole)."""
         rlog, lease = ex.log, ex.lease
         assert lease is not None
         finished = False
@@ -307,25 +258,25 @@ class Pipeline:
                         await self.edge.dispatcher.cancel(ex.request_id)
                         message = "the worker serving this stream failed; retry the request"
                         await last(encoder.error(502, message, ErrorType.API, ErrorCode.UPSTREAM_ERROR))
-                        return
+                        return False
                     data = encoder.data(reply.data)
                     if reply.done:
                         await lease.settle(reply.cost, reply.tokens)
                         await last(data + encoder.end())
-                        return
+                        return True
                     if data:
                         await send({"type": "http.response.body", "body": data, "more_body": True})
                 elif isinstance(reply, Failed):
                     await lease.settle(reply.cost, reply.tokens)
                     rlog.status, rlog.code = reply.status, reply.code
                     await last(encoder.error(reply.status, reply.message, reply.type, reply.code))
-                    return
+                    return False
                 try:
                     reply = await next_reply(queue, deadline)
                 except GatewayError as exc:
                     rlog.status, rlog.code = exc.status, exc.code
                     await last(encoder.error(exc.status, exc.message, exc.type, exc.code))
-                    return
+                    return False
         finally:
             if not finished:
                 rlog.status, rlog.code = 499, "client_closed"

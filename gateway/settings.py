@@ -35,6 +35,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     cors_origins: tuple[str, ...] = ()
     # Failed authentication from one address within a minute: past the first number each 401 is
     # slowed, at the second the address is refused (429) until the minute ends; 0 turns it off.
+    usage_retention_days: int = 30  # max age of the usage stream (the edge writes refusals to it)
     auth_failures_slow_after: int = 20
     auth_failures_refuse_after: int = 100
 
@@ -82,6 +83,7 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         max_tokens_limit=max_tokens_limit_from_env(env),
         max_tokens_policy=max_tokens_policy_from_env(env),
         cors_origins=cors_origins_from_env(env),
+        usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
         auth_failures_slow_after=env_int(env, "LLMGW_AUTH_FAILURES_SLOW_AFTER", 20),
         auth_failures_refuse_after=env_int(env, "LLMGW_AUTH_FAILURES_REFUSE_AFTER", 100),
     )

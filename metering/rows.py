@@ -23,7 +23,16 @@ _UINT32 = 2**32
 _UINT16 = 2**16
 _MAX_COST = Decimal(10) ** 9  # Decimal(18, 9) holds 9 digits before the point
 
-_UINT32_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cache_write_tokens")
+_UINT32_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cache_write_tokens",
+    "images",
+    "characters",
+    "search_units",
+)
 _UINT16_FIELDS = ("http_status", "attempt", "upstream_attempts")
 
 
@@ -51,6 +60,8 @@ def usage_problem(event: UsageEvent) -> str | None:
     for name in _UINT16_FIELDS:
         if not 0 <= getattr(event, name) < _UINT16:
             return f"{name} {getattr(event, name)} is out of range"
+    if not (math.isfinite(event.audio_seconds) and 0 <= event.audio_seconds < _UINT32):
+        return f"audio_seconds {event.audio_seconds!r} is out of range"
     if not (math.isfinite(event.cost) and abs(Decimal(repr(event.cost))) < _MAX_COST):
         return f"cost {event.cost!r} is out of range"
     return None

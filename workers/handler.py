@@ -10,6 +10,7 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from llmgw.blobs import Blobs
 from llmgw.bus import AckedPublisher
 from llmgw.catalog import PROVIDERS
 from llmgw.config import Deployment, Secret
@@ -18,7 +19,6 @@ from llmgw.contracts import (
     ErrorCode,
     ErrorType,
     Failed,
-    Operation,
     Subjects,
     UpstreamRequest,
     UsageSource,
@@ -31,6 +31,7 @@ from llmgw.routing import CONTEXT_WINDOW_CODES, RETRYABLE_STATUSES, CooldownBoar
 from workers.budget_cap import apply_cost_cap
 from workers.credentials import DeploymentTable
 from workers.keepalive import KeepAlive
+from workers.operations import AnswerKind, answer_kind
 from workers.providers.answers import NativeHead
 from workers.providers.base import Provider, StallGuard
 from workers.providers.errors import UpstreamError
@@ -55,7 +56,9 @@ class RequestHandler:
         providers: dict[str, Provider],
         deployments: DeploymentTable,
         cooldowns: CooldownBoard,
+        blobs: Blobs,
     ) -> None:
+        self.blobs = blobs
         self.deployments = deployments
         self.cooldowns = cooldowns
         # Requests in flight whose client went away, served to their end anyway
@@ -79,6 +82,15 @@ class RequestHandler:
         task = asyncio.current_task()
         if task is not None:
             task.set_name(request.request_id)  # a Cancel finds the task by it
+        if request.body_blob is not None:  # a body too large for the message waits in the blobs store
+            body = await self.blobs.get(request.body_blob)
+            if body is None:  # (expired: the request waited hours, far past its deadline)
+                log.error("request_body_missing", request_id=request.request_id, blob=request.body_blob)
+                missing = UpstreamError(500, "the request's body is no longer stored", ErrorType.API, ErrorCode.INTERNAL)
+                await self._reply_error(request, msg.metadata.num_delivered or 1, missing)
+                await msg.term()
+                return
+            request = msgspec.structs.replace(request, body=body)
         attempt = msg.metadata.num_delivered or 1
         heartbeat = KeepAlive(msg, max(self.settings.ack_wait / 3.0, 0.2))
         started = time.time()
@@ -95,6 +107,8 @@ class RequestHandler:
         finally:
             heartbeat.cancel()
         await msg.ack()
+        if request.body_blob is not None:
+            await self.blobs.delete(request.body_blob)
         log.info(
             "request",
             request_id=request.request_id,
@@ -136,7 +150,7 @@ class RequestHandler:
                 raise UpstreamError(
                     500, f"deployment {request.deployment_id} is not configured on this worker", ErrorType.API, ErrorCode.INTERNAL
                 )
-            if request.stream or request.operation == Operation.NATIVE:
+            if answer_kind(request)[0] != AnswerKind.WHOLE:
                 relay = ChunkRelay(
                     self.nc,
                     request.reply_to,
@@ -243,14 +257,15 @@ class RequestHandler:
         )
         outcome.upstream_model = deployment.upstream_model_for(model_group)
         stall = deployment.stream_timeout or self.settings.stream_timeout
-        if request.operation == Operation.NATIVE:
-            await self._call_native(request, attempt, deployment, provider, outcome, started, relay, stall)
+        kind, method = answer_kind(request)
+        if kind == AnswerKind.RAW:
+            await self._call_raw(request, body, attempt, deployment, provider, method, outcome, started, relay, stall)
             return
         meter, body = apply_cost_cap(request, body, deployment, outcome.upstream_model)
-        if request.operation == Operation.CHAT and request.stream:
+        if kind == AnswerKind.CHUNKS:
             assert relay is not None
             async with StallGuard(stall, deployment) as guard:
-                async for item in provider.chat_stream(deployment, request, outcome.upstream_model, body):
+                async for item in getattr(provider, method)(deployment, request, outcome.upstream_model, body):
                     guard.touch()
                     if type(item) is bytes:
                         if outcome.ttft is None:
@@ -267,8 +282,7 @@ class RequestHandler:
                         outcome.took(item)
             await relay.finish(outcome.cost(deployment), deployment.id, outcome.tries, outcome.tokens())
             return
-        call = provider.chat if request.operation == Operation.CHAT else provider.embeddings
-        completion = await call(deployment, request, outcome.upstream_model, body)
+        completion = await getattr(provider, method)(deployment, request, outcome.upstream_model, body)
         if completion.usage is not None:
             outcome.took(completion.usage)
         else:  # the provider did not count (some embedding APIs): estimate rather than record nothing
@@ -286,23 +300,26 @@ class RequestHandler:
         await self.nc.publish(request.reply_to, encode_internal(reply))
         await let_writes_out()  # the answer leaves before the usage event is built
 
-    async def _call_native(
+    async def _call_raw(
         self,
         request: UpstreamRequest,
+        body: RequestBody,
         attempt: int,
         deployment: Deployment,
         provider: Provider,
+        method: str,
         outcome: Outcome,
         started: float,
         relay: ChunkRelay | None,
         stall: float,
     ) -> None:
-        """A passthrough call: the provider's answer relayed as it came, metered from its own fields."""
+        """An answer relayed as the upstream sent it (status, headers, bytes), metered from its own
+        usage fields: native passthrough, and the routes whose answers are the provider's own."""
         assert relay is not None
         head: NativeHead | None = None
         parts: list[bytes] = []
         async with StallGuard(stall, deployment) as guard:
-            async for item in provider.native(deployment, request, outcome.upstream_model):
+            async for item in getattr(provider, method)(deployment, request, outcome.upstream_model, body):
                 guard.touch()
                 if isinstance(item, NativeHead):
                     head = item
@@ -318,7 +335,7 @@ class RequestHandler:
                     else:
                         parts.append(item)
                 elif isinstance(item, Usage):
-                    outcome.usage, outcome.usage_source = item, UsageSource.PROVIDER
+                    outcome.took(item)
         if head is None:
             raise UpstreamError(502, "the upstream sent no answer", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
         cost = outcome.cost(deployment)

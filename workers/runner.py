@@ -11,6 +11,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from llmgw import bus
+from llmgw.blobs import Blobs, open_blobs
 from llmgw.catalog import PROVIDERS
 from llmgw.contracts import Priority, Subjects, WorkerHeartbeat, decode_cancel, encode_internal
 from llmgw.routing import CooldownBoard, router_settings
@@ -48,7 +49,8 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     cooldowns = CooldownBoard(subjects, router_settings(settings.config))
     await cooldowns.start(nc)
     finishing = settings.on_client_disconnect == "finish"
-    handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments, cooldowns)
+    blobs = Blobs(await open_blobs(js, subjects.blobs_bucket), nc.max_payload)
+    handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments, cooldowns, blobs)
 
     def on_message(msg: Msg) -> None:
         task = asyncio.create_task(handler.handle(msg))

@@ -8,6 +8,7 @@ import msgspec
 import structlog
 
 from llmgw.config import Deployment
+from llmgw.contracts import Units
 from llmgw.prices import cost, price_for
 
 log = structlog.get_logger()
@@ -19,6 +20,7 @@ class Usage(msgspec.Struct, frozen=True):
     cached_tokens: int = 0  # prompt tokens read from the provider's prompt cache (part of prompt_tokens)
     reasoning_tokens: int = 0
     cache_write_tokens: int = 0  # prompt tokens written to the provider's prompt cache (part of prompt_tokens)
+    units: Units | None = None  # what the request used besides tokens (images, audio seconds, ...)
     estimated: bool = False  # the adapter estimated the counts (the provider reports none)
 
 

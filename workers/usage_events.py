@@ -9,11 +9,13 @@ import structlog
 
 from llmgw.bus import AckedPublisher
 from llmgw.config import Deployment
-from llmgw.contracts import MSG_ID_HEADER, Subjects, UpstreamRequest, UsageEvent, UsageSource, UsageStatus, encode_json
+from llmgw.contracts import MSG_ID_HEADER, Subjects, Units, UpstreamRequest, UsageEvent, UsageSource, UsageStatus, encode_json
 from workers.settings import WorkerSettings
 from workers.usage import Usage, cost_of
 
 log = structlog.get_logger()
+
+NO_UNITS = Units()
 
 USAGE_PUBLISH_TIMEOUT = 5.0  # seconds to wait for JetStream to store a usage event (then retry)
 
@@ -50,6 +52,7 @@ def usage_event(
     request: UpstreamRequest, attempt: int, deployment: Deployment, outcome: Outcome, latency_ms: float, worker_id: str
 ) -> UsageEvent:
     usage = outcome.usage or Usage()
+    units = usage.units or NO_UNITS
     cost, known = cost_of(usage, deployment, outcome.upstream_model)
     return UsageEvent(
         request_id=request.request_id,
@@ -68,6 +71,10 @@ def usage_event(
         cached_tokens=usage.cached_tokens,
         reasoning_tokens=usage.reasoning_tokens,
         cache_write_tokens=usage.cache_write_tokens,
+        images=units.images,
+        audio_seconds=units.audio_seconds,
+        characters=units.characters,
+        search_units=units.search_units,
         cost=cost,
         cost_known=known,
         latency_ms=latency_ms,

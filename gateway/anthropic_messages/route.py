@@ -19,7 +19,8 @@ from gateway.asgi_io import SSE_HEADERS, Receive, Scope, Send
 from gateway.edge import Edge
 from gateway.errors import GatewayError
 from gateway.openai_api import CHAT
-from gateway.pipeline import Call, Headers, Incoming, Route, pipeline_of
+from gateway.pipeline import pipeline_of
+from gateway.routes import Call, Headers, Incoming, Route
 from llmgw.contracts import Chunks, Completed, Operation
 
 

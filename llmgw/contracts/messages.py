@@ -36,6 +36,27 @@ class Operation:
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
     NATIVE = "native"  # a provider's own API, forwarded as is (passthrough routes)
+    RESPONSES = "responses"  # OpenAI's Responses API, to a deployment that speaks it
+    COMPLETIONS = "completions"  # the legacy text completions API, to a deployment that speaks it
+    IMAGES = "images"  # image generation
+    TRANSCRIPTION = "transcription"  # speech to text (also its translation to English)
+    SPEECH = "speech"  # text to speech
+    MODERATION = "moderation"
+    RERANK = "rerank"
+    COUNT_TOKENS = "count_tokens"
+
+
+class Units(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a request used (or may use, at worst) besides tokens, in the units it is priced by
+    (llmgw.prices): images by count, size and quality, audio by seconds, speech by characters,
+    rerank by search units."""
+
+    images: int = 0
+    image_size: str | None = None  # "1024x1024", ...
+    image_quality: str | None = None  # "standard", "hd", "low", "medium", "high", ...
+    audio_seconds: float = 0.0
+    characters: int = 0
+    search_units: int = 0
 
 
 class NativeCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +97,9 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     # file-backed stream until a worker acks it.
     client_api_base: str | None = None
     client_api_key_sealed: str | None = None
+    # A body too large for one bus message waits in the blobs object store under this name
+    # (`body` is then empty); the worker reads it, and it is deleted once the request is acked.
+    body_blob: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,6 +254,7 @@ __all__ = [
     "QueryResult",
     "Reply",
     "ReplyMessage",
+    "Units",
     "UpstreamRequest",
     "WorkerHeartbeat",
     "decode_cancel",

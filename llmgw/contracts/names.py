@@ -164,6 +164,16 @@ class Subjects:
         """Gateway-wide settings changed at run time: policies and provider credentials."""
         return f"{self._stream_prefix}_settings"
 
+    @property
+    def blobs_bucket(self) -> str:
+        """JetStream object store of request bodies too large for one bus message (uploads)."""
+        return f"{self._stream_prefix}_blobs"
+
+    @property
+    def responses_bucket(self) -> str:
+        """Stored responses of the Responses API (records.StoredResponse), kept for a set time."""
+        return f"{self._stream_prefix}_responses"
+
 
 # Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
 MSG_ID_HEADER = "Nats-Msg-Id"

@@ -19,6 +19,7 @@ class UsageStatus:
     CANCELLED = "cancelled"  # the client went away
     EXPIRED = "expired"  # nobody was waiting any more when a worker got it
     BUDGET_STOPPED = "budget_stopped"  # a stream stopped where its budget ran out
+    REFUSED = "refused"  # the edge refused it after authenticating the caller (400, 403, 404, 413, 429, 503)
 
 
 class UsageSource:
@@ -44,6 +45,11 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     cache_write_tokens: int = 0
+    # units other than tokens (messages.Units), for the operations priced by them
+    images: int = 0
+    audio_seconds: float = 0.0
+    characters: int = 0
+    search_units: int = 0
     cost: float = 0.0
     cost_known: bool = True
     latency_ms: float

@@ -101,7 +101,7 @@ def test_the_worker_plan_retries_each_deployment_then_moves_on_and_skips_cooled_
             return self.table.get(dep_id)
 
     board = CooldownBoard(Subjects("t"), RouterSettings())
-    handler = RequestHandler(None, None, Subjects("t"), None, {"openai": object()}, Table(), board)  # type: ignore[arg-type]
+    handler = RequestHandler(None, None, Subjects("t"), None, {"openai": object()}, Table(), board, None)  # type: ignore[arg-type]
     request = UpstreamRequest(
         request_id="r",
         reply_to="x",

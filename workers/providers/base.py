@@ -129,7 +129,9 @@ class Provider(ABC):
         """A reader of the provider's usage fields, or None when its native answers carry none."""
         return None
 
-    async def native(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> AsyncIterator[NativeItem]:
+    async def native(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
         async for item in forward(self, deployment, request, upstream_model):
             yield item
 

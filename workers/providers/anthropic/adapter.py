@@ -138,7 +138,9 @@ class Anthropic(Provider):
     def native_usage(self) -> NativeUsage:
         return AnthropicUsageReader()
 
-    async def native(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> AsyncIterator[NativeItem]:
+    async def native(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
         """Forwarded as is, with anthropic-version 2023-06-01 added when the client sent none
         (Anthropic refuses a request without it) and the operator's extra_headers in place."""
         call = request.native

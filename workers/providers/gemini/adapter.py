@@ -181,7 +181,9 @@ class _Google(Provider):
     def native_usage(self) -> NativeUsage | None:
         return GoogleNativeUsage()
 
-    async def native(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> AsyncIterator[NativeItem]:
+    async def native(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
         if request.native is not None:
             call = msgspec.structs.replace(request.native, path=self.native_path(deployment, request.native.path, upstream_model))
             request = msgspec.structs.replace(request, native=call)
@@ -299,7 +301,9 @@ class VertexAI(_Google):
             raise credential_refused(deployment, 401)
         return {**dict(deployment.extra_headers), "authorization": f"Bearer {token}"}
 
-    async def native(self, deployment: Deployment, request: UpstreamRequest, upstream_model: str) -> AsyncIterator[NativeItem]:
+    async def native(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
         """native_headers is synchronous: the access token is fetched (or found cached) first."""
         account = self.tokens.account(deployment)
         token = await self.tokens.token(deployment, account, self.timeout_for(deployment, request))
