@@ -40,7 +40,7 @@ from llmgw.contracts import (
 )
 from llmgw.durations import budget_period, period_reset_at
 from llmgw.kv import WatchedMap, open_bucket
-from llmgw.prices import Price, cost, price_for
+from llmgw.prices import Price, cost, price_for, units_cost
 
 log = structlog.get_logger()
 
@@ -119,7 +119,8 @@ def worst_case_cost(price: Price, worst: WorstCase) -> tuple[float, float]:
     """(worst case, least it can cost): a prompt has at most as many tokens as bytes; each of the
     `n` answers at most `max_tokens`, or the model's output limit."""
     completion = (worst.max_tokens or price.max_output_tokens) * max(worst.n, 1)
-    return cost(price, worst.prompt_bytes, completion), cost(price, (worst.prompt_bytes + 3) // 4, 1)
+    units, _ = units_cost(price, worst.units)
+    return cost(price, worst.prompt_bytes, completion) + units, cost(price, (worst.prompt_bytes + 3) // 4, 1) + units
 
 
 class BudgetGuard:

@@ -77,6 +77,8 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
     stream_timeout: float | None = None  # seconds a stream may go without a chunk before it is ended
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    # LiteLLM's unit prices (UNIT_PRICE_PARAMS), USD per unit, where the config sets them
+    unit_prices: tuple[tuple[str, float], ...] = ()
     access_groups: tuple[str, ...] = ()
     extra_headers: tuple[tuple[str, str], ...] = ()
     # Provider-specific parameters (vertex_project, aws_region_name, ...); secret ones as Secret.
@@ -165,6 +167,16 @@ def _float_or_none(value: Any, where: str) -> float | None:
         raise ConfigError(f"{where}: expected a number, got {value!r}") from None
 
 
+# Unit prices a deployment may set (LiteLLM's names), in `params` or `model_info`: USD per image,
+# per second of audio, per character of speech, per rerank search unit (query), per request.
+UNIT_PRICE_PARAMS = (
+    "output_cost_per_image",
+    "input_cost_per_second",
+    "input_cost_per_character",
+    "input_cost_per_query",
+    "input_cost_per_request",
+)
+
 # `params` keys the gateway itself understands; any other key is provider-specific (`extra`).
 KNOWN_PARAMS = frozenset(
     {
@@ -175,6 +187,7 @@ KNOWN_PARAMS = frozenset(
         "timeout",
         "input_cost_per_token",
         "output_cost_per_token",
+        *UNIT_PRICE_PARAMS,
         "extra_headers",
         "weight",
         "rpm",
@@ -255,6 +268,11 @@ def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployme
         output_cost_per_token=_float_or_none(
             params.get("output_cost_per_token", model_info.get("output_cost_per_token")),
             f"{where}.output_cost_per_token",
+        ),
+        unit_prices=tuple(
+            (name, price)
+            for name in UNIT_PRICE_PARAMS
+            if (price := _float_or_none(params.get(name, model_info.get(name)), f"{where}.{name}")) is not None
         ),
         access_groups=tuple(groups),
         extra_headers=tuple((str(k), str(v)) for k, v in headers.items()),

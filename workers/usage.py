@@ -9,7 +9,7 @@ import structlog
 
 from llmgw.config import Deployment
 from llmgw.contracts import Units
-from llmgw.prices import cost, price_for
+from llmgw.prices import cost, price_for, units_cost
 
 log = structlog.get_logger()
 
@@ -56,7 +56,9 @@ def cost_of(usage: Usage, deployment: Deployment, upstream_model: str) -> tuple[
             _unpriced_warned.add(upstream_model)
             log.warning("price_unknown", model=upstream_model, deployment=deployment.id)
         return 0.0, False
-    return cost(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens), True
+    tokens = cost(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    units, known = units_cost(price, usage.units)
+    return tokens + units, known
 
 
 def estimate_tokens(text_chars: int) -> int:
