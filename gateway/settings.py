@@ -36,6 +36,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Failed authentication from one address within a minute: past the first number each 401 is
     # slowed, at the second the address is refused (429) until the minute ends; 0 turns it off.
     usage_retention_days: int = 30  # max age of the usage stream (the edge writes refusals to it)
+    responses_retention_days: int = 30  # how long stored responses (the Responses API) are kept; 0 = forever
     auth_failures_slow_after: int = 20
     auth_failures_refuse_after: int = 100
 
@@ -58,6 +59,14 @@ def max_tokens_policy_from_env(env: Mapping[str, str]) -> Literal["refuse", "cli
     if policy not in MAX_TOKENS_POLICIES:
         raise ConfigError(f"LLMGW_MAX_TOKENS_POLICY: expected one of {', '.join(MAX_TOKENS_POLICIES)}, got {policy!r}")
     return policy  # type: ignore[return-value]
+
+
+def responses_retention_days_from_env(env: Mapping[str, str]) -> int:
+    """LLMGW_RESPONSES_RETENTION_DAYS: days a stored response is kept (default 30; 0 = forever)."""
+    days = env_int(env, "LLMGW_RESPONSES_RETENTION_DAYS", 30)
+    if days < 0:
+        raise ConfigError(f"LLMGW_RESPONSES_RETENTION_DAYS: must be 0 (forever) or more, got {days}")
+    return days
 
 
 def cors_origins_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -84,6 +93,7 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         max_tokens_policy=max_tokens_policy_from_env(env),
         cors_origins=cors_origins_from_env(env),
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
+        responses_retention_days=responses_retention_days_from_env(env),
         auth_failures_slow_after=env_int(env, "LLMGW_AUTH_FAILURES_SLOW_AFTER", 20),
         auth_failures_refuse_after=env_int(env, "LLMGW_AUTH_FAILURES_REFUSE_AFTER", 100),
     )

@@ -24,6 +24,10 @@ class ErrorCode:
     INTERNAL = "internal_error"
     NOT_FOUND = "not_found"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    # The Responses API: a value the chosen model cannot take (an item or tool type its
+    # provider has no equivalent for), and a `previous_response_id` the caller has no response of.
+    UNSUPPORTED_VALUE = "unsupported_value"
+    PREVIOUS_RESPONSE_NOT_FOUND = "previous_response_not_found"
 
 
 class ErrorType:
