@@ -22,6 +22,8 @@ from gateway.health import build_health_routes
 from gateway.openapi import build_openapi_routes
 from gateway.pipeline import Pipeline
 from gateway.request_ids import add_request_id
+from gateway.responses import retrieval
+from gateway.responses.route import responses
 from gateway.settings import EdgeSettings
 
 
@@ -49,6 +51,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
         route_handlers=[
             *openai_api.ROUTES,
             messages,
+            responses,
+            *retrieval.ROUTES,
             *native_api.ROUTES,
             *build_health_routes(edge),
             *admin_routes,

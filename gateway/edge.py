@@ -13,6 +13,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.identity import IdentityView, config_teams
 from gateway.presence import WorkerPresence
 from gateway.ratelimits import RateLimiter
+from gateway.responses.store import ResponseStore
 from gateway.router import ModelRouter
 from gateway.settings import EdgeSettings
 from llmgw import bus
@@ -37,6 +38,7 @@ class Edge:
         self.cooldowns = CooldownBoard(self.subjects, router_settings(settings.config))
         self.router = ModelRouter(settings.config.deployments, self.cooldowns.settings, self.cooldowns)
         self.budgets = BudgetGuard(self.subjects)
+        self.responses = ResponseStore(self.subjects, settings.responses_retention_days)  # the Responses API's
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
@@ -51,6 +53,7 @@ class Edge:
         await bus.ensure_request_stream(js, self.subjects)
         await bus.ensure_usage_stream(js, self.subjects, self.settings.usage_retention_days * 86400.0)  # refusals
         self.blobs = Blobs(await open_blobs(js, self.subjects.blobs_bucket), self.nc.max_payload)
+        await self.responses.start(js, self.nc.max_payload)
         await self.identity.start(js)
         await self.budgets.start(js)
         await self.cooldowns.start(self.nc)

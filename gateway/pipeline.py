@@ -136,6 +136,7 @@ class Pipeline:
         principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
         body = await read_body(receive, incoming.content_length, route.max_body_bytes or edge.settings.max_body_bytes)
         call = ex.call = route.parse(scope, incoming, body, edge)
+        await route.resolve(edge, principal, call)
         ex.log.model, ex.log.stream = call.model, call.stream
         target = route.target(edge, principal, call)
         ex.provider = target.candidates[0].provider if target.candidates else None

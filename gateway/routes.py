@@ -2,7 +2,8 @@
 answers and errors are written. Everything else about a request's life is the pipeline's.
 
 A route reads the request into a `Call` (the model asked for, the body for the worker, and what
-the request may cost at worst), names the deployments that may serve it (`target`), may adapt
+the request may cost at worst), may complete it with what it needs from the bus once the caller
+is known (`resolve`, such as a stored conversation the request continues), names the deployments that may serve it (`target`), may adapt
 the call to the deployment admission chose (`prepare`), and writes whole answers (`whole`),
 streams (`stream`, a `StreamEncoder`) and errors (`error_body`); `answered` runs once an answer
 went out in full (a route that keeps answers, such as stored responses, keeps them there).
@@ -128,6 +129,12 @@ class Route(ABC):
 
     @abstractmethod
     def parse(self, scope: Scope, incoming: Incoming, body: bytes, edge: Edge) -> Call: ...
+
+    async def resolve(self, edge: Edge, principal: Principal, call: Call) -> None:
+        """Complete the call with what it needs from the bus, the caller known, before it is
+        routed and its worst case counted (a stored conversation it continues, ...); by default
+        nothing."""
+        return
 
     def target(self, edge: Edge, principal: Principal, call: Call) -> Target:
         model = edge.access.resolve(principal, call.model)
