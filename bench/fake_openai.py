@@ -5,15 +5,20 @@ The wire format follows the public OpenAI API reference:
   https://platform.openai.com/docs/api-reference/chat/streaming    (chat.completion.chunk SSE events)
   https://platform.openai.com/docs/api-reference/embeddings/create
   https://platform.openai.com/docs/api-reference/models/list
+  https://platform.openai.com/docs/api-reference/responses         (the Responses API: fake_openai_responses.py)
   and the error object format {"error": {"message", "type", "param", "code"}}.
 
 Endpoints (with or without the /v1 prefix): POST /v1/chat/completions, POST /v1/embeddings,
-GET /v1/models; GET /_fake/stats -> {"requests", "by_model", "auth_failures"}; POST /_fake/reset.
+POST /v1/responses (whole or streamed), GET /v1/models; GET /_fake/stats -> {"requests",
+"by_model", "auth_failures", "by_path", "last_responses" (the last Responses request body),
+"responses_usage" (the Responses usage it reported, summed)};
+POST /_fake/reset.
 Azure OpenAI's paths answer the same, the model being the deployment name:
 POST /openai/deployments/{deployment}/chat/completions and .../embeddings, with the `api-key`
 header (401 otherwise) and the required `api-version` query parameter (404 Resource not found
 otherwise, as Azure answers), following
   https://learn.microsoft.com/en-us/azure/ai-services/openai/reference
+and Azure's v1 Responses API, POST /openai/v1/responses (the model is the body's, `api-key` header).
 `requests` counts every call to an API endpoint (auth failures included); `by_model` counts
 those that passed auth and named a model.
 
@@ -36,6 +41,7 @@ import sys
 from dataclasses import dataclass, field
 
 from bench import fake_openai_payloads as payloads
+from bench import fake_openai_responses as responses_payloads
 from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai_payloads import BadRequest, ChunkWriter, error_body
 
@@ -44,6 +50,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 STREAM_FAIL_AFTER_WORDS = 3
 AZURE_PREFIX = "/openai/deployments/"
+AZURE_RESPONSES_PATH = "/openai/v1/responses"  # Azure's v1 API: no deployment in the path, no api-version
 AZURE_DENIED = (
     "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an "
     "active subscription and use a correct regional API endpoint for your resource."
@@ -110,6 +117,8 @@ class FakeStats:
     by_model: dict[str, int] = field(default_factory=dict)
     auth_failures: int = 0
     by_path: dict[str, int] = field(default_factory=dict)  # /<model-id>/v1/... calls by model id
+    last_responses: dict | None = None  # the body of the last Responses API call
+    responses_usage: dict[str, int] = field(default_factory=dict)  # Responses API usage reported, summed
 
     def as_dict(self) -> dict:
         return {
@@ -117,6 +126,8 @@ class FakeStats:
             "by_model": dict(self.by_model),
             "auth_failures": self.auth_failures,
             "by_path": dict(self.by_path),
+            "last_responses": self.last_responses,
+            "responses_usage": dict(self.responses_usage),
         }
 
     def reset(self) -> None:
@@ -124,6 +135,8 @@ class FakeStats:
         self.by_model.clear()
         self.auth_failures = 0
         self.by_path.clear()
+        self.last_responses = None
+        self.responses_usage.clear()
 
 
 class FakeOpenAI:
@@ -138,6 +151,7 @@ class FakeOpenAI:
         self._api_routes = {
             ("POST", "/chat/completions"): self._chat,
             ("POST", "/embeddings"): self._embeddings,
+            ("POST", "/responses"): self._responses,
             ("GET", "/models"): self._models,
         }
 
@@ -152,6 +166,8 @@ class FakeOpenAI:
         route = self._api_routes.get((request.method, path))
         if route is not None:
             return await self._api_call(request, route)
+        if path == AZURE_RESPONSES_PATH and request.method == "POST":
+            return await self._azure_call(request, None, self._responses, needs_version=False)
         if path.startswith(AZURE_PREFIX) and request.method == "POST":
             deployment, _, operation = path[len(AZURE_PREFIX) :].partition("/")
             route = self._api_routes.get(("POST", "/" + operation))
@@ -173,13 +189,16 @@ class FakeOpenAI:
             return await route({})
         return await self._model_call(request.body, route)
 
-    async def _azure_call(self, request: Request, deployment: str, route) -> Response | StreamResponse:
-        """Azure OpenAI: `api-key` header, `api-version` required, the deployment is the model."""
+    async def _azure_call(
+        self, request: Request, deployment: str | None, route, needs_version: bool = True
+    ) -> Response | StreamResponse:
+        """Azure OpenAI: `api-key` header, `api-version` required, the deployment is the model
+        (the v1 API: no api-version, the body names the deployment)."""
         self.stats.requests += 1
         if self.api_key and request.headers.get("api-key") != self.api_key:
             self.stats.auth_failures += 1
             return _json_response(payloads.encode_json({"error": {"code": "401", "message": AZURE_DENIED}}), 401)
-        if not any(p.startswith("api-version=") and len(p) > 12 for p in request.query.split("&")):
+        if needs_version and not any(p.startswith("api-version=") and len(p) > 12 for p in request.query.split("&")):
             return _json_response(b'{"error":{"code":"404","message":"Resource not found"}}', 404)
         return await self._model_call(request.body, route, deployment)
 
@@ -216,6 +235,24 @@ class FakeOpenAI:
 
     async def _embeddings(self, body: dict) -> Response:
         return _json_response(payloads.embeddings(body))
+
+    async def _responses(self, body: dict) -> Response | StreamResponse:
+        self.stats.last_responses = body
+        items = responses_payloads.check_request(body)
+        reply = responses_payloads.plan_reply(body, items)
+        for name in ("input_tokens", "output_tokens"):
+            self.stats.responses_usage[name] = self.stats.responses_usage.get(name, 0) + reply.usage[name]
+        writer = responses_payloads.ResponseWriter(body, reply)
+        if not body.get("stream"):
+            return _json_response(writer.whole())
+        return StreamResponse(self._response_events(writer, body["model"]), headers=SSE_HEADERS)
+
+    async def _response_events(self, writer: responses_payloads.ResponseWriter, model: str):
+        fail = model == "fake-stream-fail"
+        for event in writer.events(responses_payloads.STREAM_FAIL_AFTER_WORDS if fail else None):
+            yield event
+        if fail:
+            raise DropConnection  # no response.completed, no end of the chunked body
 
     async def _chat(self, body: dict) -> Response | StreamResponse:
         prompt_tokens, cached_tokens = payloads.count_prompt(body.get("messages"))

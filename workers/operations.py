@@ -27,6 +27,7 @@ OPERATIONS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     Operation.CHAT: ((AnswerKind.WHOLE, "chat"), (AnswerKind.CHUNKS, "chat_stream")),
     Operation.EMBEDDINGS: ((AnswerKind.WHOLE, "embeddings"), (AnswerKind.WHOLE, "embeddings")),
     Operation.NATIVE: ((AnswerKind.RAW, "native"), (AnswerKind.RAW, "native")),
+    Operation.RESPONSES: ((AnswerKind.RAW, "responses"), (AnswerKind.RAW, "responses")),
 }
 
 

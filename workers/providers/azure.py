@@ -40,6 +40,11 @@ class AzureOpenAI(OpenAIFamily):
         # (which also keys OpenAIFamily's URL cache by it).
         return super()._request(deployment, request, f"{quote(upstream_model, safe='')}/{path}", body, upstream_model)
 
+    def responses_url(self, deployment: Deployment, upstream_model: str) -> str:
+        """Azure's Responses API is its v1 API: one path for the resource, the deployment named by
+        the body's `model` (https://learn.microsoft.com/en-us/azure/ai-foundry/openai/reference-preview-latest)."""
+        return f"{(deployment.api_base or '').rstrip('/')}/openai/v1/responses"
+
     # ---- native passthrough: /azure/openai/deployments/... -------------------------------------
 
     def native_root(self, deployment: Deployment, upstream_model: str) -> str:

@@ -16,11 +16,12 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import UpstreamRequest
-from workers.providers.answers import Completion, NativeUsage, StreamItem
+from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
 from workers.providers.base import Provider
 from workers.providers.errors import ProviderError, error_reader, invalid_answer
 from workers.providers.native import body_with_model
 from workers.providers.request_body import RequestBody, json_value
+from workers.providers.responses_native import forward_responses
 from workers.providers.sse import sse_data
 from workers.usage import Usage
 
@@ -40,6 +41,11 @@ class _OpenAIUsage(msgspec.Struct):
     completion_tokens: int | None = None
     prompt_tokens_details: _PromptDetails | None = None
     completion_tokens_details: _CompletionDetails | None = None
+    # The Responses API counts the same under other names.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    input_tokens_details: _PromptDetails | None = None
+    output_tokens_details: _CompletionDetails | None = None
 
 
 class _WithUsage(msgspec.Struct):
@@ -49,6 +55,7 @@ class _WithUsage(msgspec.Struct):
 class _ChunkProbe(msgspec.Struct):
     usage: _OpenAIUsage | None = None
     choices: list[msgspec.Raw] = []
+    response: _WithUsage | None = None  # a Responses stream's response.completed (or .incomplete) event
 
 
 class _ErrorBody(msgspec.Struct):
@@ -71,11 +78,14 @@ _encoder = msgspec.json.Encoder()
 
 
 def openai_usage_to_usage(u: _OpenAIUsage) -> Usage:
+    """Chat-completions usage, or the Responses API's (`input_tokens`, `output_tokens`, ...)."""
+    prompt_details = u.prompt_tokens_details or u.input_tokens_details
+    completion_details = u.completion_tokens_details or u.output_tokens_details
     return Usage(
-        prompt_tokens=u.prompt_tokens or 0,
-        completion_tokens=u.completion_tokens or 0,
-        cached_tokens=(u.prompt_tokens_details.cached_tokens or 0) if u.prompt_tokens_details else 0,
-        reasoning_tokens=(u.completion_tokens_details.reasoning_tokens or 0) if u.completion_tokens_details else 0,
+        prompt_tokens=(u.prompt_tokens if u.prompt_tokens is not None else u.input_tokens) or 0,
+        completion_tokens=(u.completion_tokens if u.completion_tokens is not None else u.output_tokens) or 0,
+        cached_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
+        reasoning_tokens=(completion_details.reasoning_tokens or 0) if completion_details else 0,
     )
 
 
@@ -199,6 +209,20 @@ class OpenAIFamily(Provider):
             if not finished:
                 raise invalid_answer("the upstream ended the stream early")
 
+    # ---- the Responses API, to deployments that speak it (Operation.RESPONSES) ------------------
+
+    def responses_url(self, deployment: Deployment, upstream_model: str) -> str:
+        return self.url(deployment, "responses").replace("{model}", upstream_model)
+
+    async def responses(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
+        body = RequestBody.of(request, body)
+        async for item in forward_responses(
+            self, deployment, request, upstream_model, body, GATEWAY_ONLY_FIELDS, openai_error_to_upstream_error
+        ):
+            yield item
+
     # ---- native passthrough: /openai/v1/... (members with their own route override these) ------
 
     def native_root(self, deployment: Deployment, upstream_model: str) -> str:
@@ -218,7 +242,8 @@ class OpenAIFamily(Provider):
 
 class OpenAIUsageReader(NativeUsage):
     """Usage of a native OpenAI-format call: a whole body's `usage`, or the chunk of a stream that
-    carries it (present when the client asked for `stream_options.include_usage`)."""
+    carries it (present when the client asked for `stream_options.include_usage`); for the
+    Responses API, the response's `usage`, in a stream that of `response.completed`."""
 
     def body(self, content: bytes) -> None:
         try:
@@ -235,5 +260,6 @@ class OpenAIUsageReader(NativeUsage):
             probe = _chunk_decoder.decode(data)
         except msgspec.DecodeError:
             return
-        if probe.usage is not None:
-            self.usage = openai_usage_to_usage(probe.usage)
+        usage = probe.usage or (probe.response.usage if probe.response is not None else None)
+        if usage is not None:
+            self.usage = openai_usage_to_usage(usage)
