@@ -217,7 +217,9 @@ class ResponseWriter:
         yield self.event("response.in_progress", response=self.response("in_progress", [], None))
         where = {"item_id": self.item_id, "output_index": 0}
         if reply.call:
-            yield self.event("response.output_item.added", output_index=0, item=call_item(self.item_id, reply.call, "", "in_progress"))
+            yield self.event(
+                "response.output_item.added", output_index=0, item=call_item(self.item_id, reply.call, "", "in_progress")
+            )
             arguments = reply.call["arguments"]
             for piece in (arguments[:8], arguments[8:]):
                 yield self.event("response.function_call_arguments.delta", **where, delta=piece)
@@ -228,7 +230,9 @@ class ResponseWriter:
             yield self.event("response.content_part.added", **where, content_index=0, part=part)
             words = reply.text.split(" ") if reply.text else []
             for i, word in enumerate(words[:words_before_drop] if words_before_drop is not None else words):
-                yield self.event("response.output_text.delta", **where, content_index=0, delta=word if i == 0 else " " + word, logprobs=[])
+                yield self.event(
+                    "response.output_text.delta", **where, content_index=0, delta=word if i == 0 else " " + word, logprobs=[]
+                )
             if words_before_drop is not None:
                 return
             yield self.event("response.output_text.done", **where, content_index=0, text=reply.text, logprobs=[])

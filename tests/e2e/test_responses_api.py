@@ -369,4 +369,3 @@ def test_native_passthrough_of_a_responses_call_is_metered(stack: Stack) -> None
     assert events[-1].type == "response.completed"
     row = stack.usage_rows([request_id])[request_id]
     assert (row["prompt_tokens"], row["completion_tokens"], row["usage_source"]) == (4, 8, "provider")
-
