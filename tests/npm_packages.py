@@ -1,0 +1,45 @@
+"""npm packages the tests run (the Node `openai` SDK, the Codex CLI), installed from the npm
+registry by the test run itself, once per version: into a directory under the temporary directory
+(`LLMGW_TEST_NPM_CACHE` to choose another), so a second run finds them there. A test that needs one
+is skipped, with the reason, when node or npm is missing or the install fails."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+INSTALL_TIMEOUT = 900.0
+
+
+def npm_cache() -> Path:
+    return Path(os.environ.get("LLMGW_TEST_NPM_CACHE") or Path(tempfile.gettempdir()) / "llmgw-test-npm")
+
+
+def npm_package(name: str, version: str) -> Path:
+    """The directory whose `node_modules` holds `name@version` (installed on first use)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are not installed: the Node clients cannot be run")
+    target = npm_cache() / f"{name.lstrip('@').replace('/', '__')}-{version}"
+    marker = target / ".installed"
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # (another test run may be installing it right now)
+        if not marker.exists():
+            (target / "package.json").write_text('{"private": true}\n')
+            done = subprocess.run(
+                ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", f"{name}@{version}"],
+                cwd=target,
+                capture_output=True,
+                text=True,
+                timeout=INSTALL_TIMEOUT,
+            )
+            if done.returncode != 0:
+                pytest.skip(f"npm could not install {name}@{version}: {(done.stderr or done.stdout).strip()[-500:]}")
+            marker.write_text(f"{name}@{version}\n")
+    return target
