@@ -19,6 +19,8 @@ from gateway.admin.teams import DeleteTeams, MemberAdd, NewTeamParams, UpdateTea
 from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
 from gateway.anthropic_messages.request import MessagesRequest
 from gateway.openapi_schemas import REF, RESPONSE_SCHEMAS, obj, ref
+from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks
+from gateway.responses.request import ResponsesRequest
 from gateway.schemas import ChatCompletionRequest, EmbeddingsRequest
 from gateway.settings import EdgeSettings
 from llmgw.contracts import USER_ROLES
@@ -30,6 +32,7 @@ REQUEST_TYPES = (
     ChatCompletionRequest,
     EmbeddingsRequest,
     MessagesRequest,
+    ResponsesRequest,
     KeyParams,
     UpdateKeyParams,
     KeyRef,
@@ -141,6 +144,9 @@ def health(summary: str, statuses: tuple[str, ...]) -> dict[str, Any]:
     return {"get": {"summary": summary, "tags": ["health"], "security": [], "responses": responses}}
 
 
+RESPONSE_ID = {"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def paths() -> dict[str, Any]:
     string, integer, boolean = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
     return {
@@ -159,6 +165,35 @@ def paths() -> dict[str, Any]:
                 )["post"],
                 "security": [{"bearer": []}, {"x-api-key": []}],  # Anthropic SDKs send the key as x-api-key
             }
+        },
+        "/v1/responses": model_call(
+            "Create a response (OpenAI's Responses API), served by any model.",
+            "ResponsesRequest",
+            "Response",
+            "ResponseStreamEvent",
+        ),
+        "/v1/responses/{response_id}": {
+            "parameters": [RESPONSE_ID],
+            "get": {
+                "summary": "A stored response (only the key, user or team that made it finds it).",
+                "responses": {**json_ok("Response"), **errors(("401", "404"))},
+            },
+            "delete": {
+                "summary": "Delete a stored response.",
+                "responses": {**json_ok("DeletedResponse"), **errors(("401", "404"))},
+            },
+        },
+        "/v1/responses/{response_id}/input_items": {
+            "parameters": [RESPONSE_ID],
+            "get": {
+                "summary": "The items a stored response was generated from, a page at a time.",
+                "parameters": [
+                    query("after", string),
+                    query("limit", {**integer, "minimum": 1, "maximum": 100}),
+                    query("order", {"enum": ["asc", "desc"]}),
+                ],
+                "responses": {**json_ok("ResponseInputItemList"), **errors(("400", "401", "404"))},
+            },
         },
         "/v1/models": {
             "get": {"summary": "The models this key may use.", "responses": {**json_ok("ModelList"), **errors(("401",))}}
@@ -266,6 +301,7 @@ def request_schemas(settings: EdgeSettings) -> dict[str, Any]:
         components[component]["properties"][field] = schema
     anthropic_checks(components)
     embeddings_checks(components)
+    responses_checks(components)
     limit = settings.max_tokens_limit
     if limit is not None and settings.max_tokens_policy == "refuse":
         for name in ("max_tokens", "max_completion_tokens"):
@@ -301,7 +337,7 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                     "description": "The same key, as Anthropic SDKs send it (/v1/messages).",
                 },
             },
-            "schemas": {**request_schemas(settings), **RESPONSE_SCHEMAS},
+            "schemas": {**request_schemas(settings), **RESPONSE_SCHEMAS, **RESPONSES_SCHEMAS},
         },
     }
 

@@ -19,7 +19,7 @@ from gateway.schemas import PositiveInt, _invalid
 from llmgw.contracts import ErrorCode, ErrorType
 
 
-class TextFormat(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ResponsesTextFormat(msgspec.Struct, kw_only=True, omit_defaults=True):
     """`text.format`: `text`, `json_object`, or `json_schema` with its `name` and `schema`."""
 
     type: Annotated[str, msgspec.Meta(min_length=1)]
@@ -29,12 +29,12 @@ class TextFormat(msgspec.Struct, kw_only=True, omit_defaults=True):
     strict: bool | None = None
 
 
-class TextConfig(msgspec.Struct, kw_only=True):
-    format: TextFormat | None = None
+class ResponsesText(msgspec.Struct, kw_only=True):
+    format: ResponsesTextFormat | None = None
     verbosity: str | None = None
 
 
-class ReasoningConfig(msgspec.Struct, kw_only=True):
+class ResponsesReasoning(msgspec.Struct, kw_only=True):
     effort: str | None = None
     summary: str | None = None
 
@@ -46,11 +46,11 @@ class ResponsesRequest(msgspec.Struct, kw_only=True):
     previous_response_id: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    text: TextConfig | None = None
+    text: ResponsesText | None = None
     max_output_tokens: PositiveInt | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
-    reasoning: ReasoningConfig | None = None
+    reasoning: ResponsesReasoning | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
     metadata: dict[str, str] | None = None

@@ -70,6 +70,10 @@ OPERATIONS = [
     "POST /v1/chat/completions",
     "POST /v1/embeddings",
     "POST /v1/messages",
+    "POST /v1/responses",
+    "GET /v1/responses/{response_id}",
+    "DELETE /v1/responses/{response_id}",
+    "GET /v1/responses/{response_id}/input_items",
     "GET /v1/models",
     "POST /key/generate",
     "GET /key/info",
@@ -164,7 +168,7 @@ def test_every_operation_answers_as_documented(api_schema, session, label, mode)
 
 # Integer fields of the request bodies. JSON Schema counts 5.0 as an integer, and the generator
 # sends such values; the edge (msgspec) refuses them, so here they are sent as 5.
-INTEGER_FIELDS = ("max_tokens", "max_completion_tokens", "n", "top_k", "dimensions")
+INTEGER_FIELDS = ("max_tokens", "max_completion_tokens", "n", "top_k", "dimensions", "max_output_tokens")
 
 
 def on_a_configured_model(case):
@@ -179,7 +183,7 @@ def on_a_configured_model(case):
     return case
 
 
-@pytest.mark.parametrize("label", ["POST /v1/chat/completions", "POST /v1/embeddings", "POST /v1/messages"])
+@pytest.mark.parametrize("label", ["POST /v1/chat/completions", "POST /v1/embeddings", "POST /v1/messages", "POST /v1/responses"])
 def test_valid_requests_to_a_served_model_answer_as_documented(stack, api_schema, session, budgeted_key, label):
     """Random valid bodies on a served model, with a budgeted key: they reach the worker and the fake
     upstream (streams included) and pass through the budget reservation."""
@@ -206,6 +210,10 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
         ("/v1/embeddings", "post"),
         ("/v1/models", "get"),
         ("/v1/messages", "post"),
+        ("/v1/responses", "post"),
+        ("/v1/responses/{response_id}", "get"),
+        ("/v1/responses/{response_id}", "delete"),
+        ("/v1/responses/{response_id}/input_items", "get"),
         ("/key/generate", "post"),
         ("/key/info", "get"),
         ("/key/update", "post"),
@@ -236,6 +244,8 @@ def test_successful_answers_match_the_document(stack, api_schema, session):
         ("/v1/embeddings", "POST", {"body": {"model": "gpt-4", "input": ["one", "two"]}}),
         ("/v1/messages", "POST", {"body": {"model": "gpt-4", "max_tokens": 4, "messages": HELLO}}),
         ("/v1/messages", "POST", {"body": {"model": "gpt-4", "max_tokens": 4, "messages": HELLO, "stream": True}}),
+        ("/v1/responses", "POST", {"body": {"model": "gpt-4", "input": "hello"}}),
+        ("/v1/responses", "POST", {"body": {"model": "gpt-4", "input": "hello", "stream": True}}),
         ("/v1/models", "GET", {}),
         ("/key/generate", "POST", {"body": {"key_alias": "fuzz-ok", "models": ["gpt-4"]}}),
         ("/key/list", "GET", {"query": {"page": 1, "size": 5}}),
