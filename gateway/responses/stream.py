@@ -28,6 +28,7 @@ from gateway.responses.wire import (
     response_object,
     sse_event,
 )
+from llmgw.contracts import ErrorCode
 
 
 class _FunctionDelta(msgspec.Struct):
@@ -163,7 +164,9 @@ class ResponsesStreamTranslator:
         self.start(out)
         self.done = True
         out.append(self._event("error", code=code, message=message, param=None))
-        failed = self._response("failed", output=self._output, error={"code": code or "server_error", "message": message})
+        # (a response's error has codes of its own: the `error` event above carries the gateway's)
+        failed_code = "rate_limit_exceeded" if code in (ErrorCode.RATE_LIMITED, ErrorCode.BUDGET_EXCEEDED) else "server_error"
+        failed = self._response("failed", output=self._output, error={"code": failed_code, "message": message})
         out.append(self._event("response.failed", response=failed))
         return b"".join(out)
 
