@@ -369,3 +369,20 @@ def test_native_passthrough_of_a_responses_call_is_metered(stack: Stack) -> None
     assert events[-1].type == "response.completed"
     row = stack.usage_rows([request_id])[request_id]
     assert (row["prompt_tokens"], row["completion_tokens"], row["usage_source"]) == (4, 8, "provider")
+
+
+# ---- budgets ------------------------------------------------------------------------------------
+
+
+def test_the_worst_case_counts_the_stored_conversation(stack: Stack) -> None:
+    """A continuation of a long conversation is as costly as the conversation: a budget that would
+    hold its few new words does not admit it."""
+    long_input = " ".join(["word"] * 8000)  # 40,000 bytes: at least 10,000 tokens, 0.02 USD
+    first_cost = cost_of(8000 + 1, 16)  # the fake's count, at most 16 tokens out
+    key = new_key(stack, max_budget=round(first_cost + 0.005, 6))
+    sdk = client(stack, key)
+    first = sdk.responses.create(model=NATIVE, input=long_input, max_output_tokens=16)
+    with pytest.raises(openai.RateLimitError) as err:
+        sdk.responses.create(model=NATIVE, previous_response_id=first.id, input="go on", max_output_tokens=16)
+    assert err.value.body["code"] == "budget_exceeded"
+    assert sdk.responses.create(model=NATIVE, input="go on", max_output_tokens=16).status in ("completed", "incomplete")
