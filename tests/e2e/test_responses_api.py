@@ -332,8 +332,12 @@ def test_deployments_choose_native_or_translated(stack: Stack, upstream: FakeUps
 
 def test_the_openai_prefixed_paths_serve_it_too(stack: Stack) -> None:
     for base in ("/openai", "/openai/v1", ""):
-        response = client(stack, base=base).responses.create(model=TRANSLATED, input="hello")
+        sdk = client(stack, base=base)
+        response = sdk.responses.create(model=TRANSLATED, input="hello")
         assert response.output_text
+        assert sdk.responses.retrieve(response.id).output_text == response.output_text
+        assert sdk.responses.input_items.list(response.id).data[0].content[0].text == "hello"
+        sdk.responses.delete(response.id)
 
 
 def test_a_native_stream_cut_short_ends_with_an_error_event(stack: Stack) -> None:
