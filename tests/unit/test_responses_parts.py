@@ -230,3 +230,41 @@ def test_the_openai_usage_reader_reads_responses_usage_whole_and_streamed() -> N
     chat = OpenAIUsageReader()
     chat.body(b'{"usage": {"prompt_tokens": 2, "completion_tokens": 1}}')
     assert chat.usage is not None and (chat.usage.prompt_tokens, chat.usage.completion_tokens) == (2, 1)
+
+
+# ---- routing: fallbacks of the same kind ---------------------------------------------------------
+
+
+def test_candidates_and_fallbacks_are_of_the_first_deployment_kind() -> None:
+    from types import SimpleNamespace
+
+    from gateway.access import ModelAccess
+    from gateway.auth import Principal
+    from gateway.responses.request import parse_responses_request
+    from gateway.responses.route import RESPONSES
+    from gateway.router import ModelRouter
+    from gateway.routes import Call
+    from llmgw.config import GatewayConfig
+    from llmgw.routing import RouterSettings
+
+    def dep(i: str, group: str, provider: str) -> Deployment:
+        return Deployment(id=i, model_name=group, provider=provider, upstream_model="x")
+
+    deployments = (
+        dep("main/0", "main", "openai"),
+        dep("main/1", "main", "openai"),
+        dep("back/0", "back", "anthropic"),
+        dep("back/1", "back", "azure"),
+    )
+    settings = RouterSettings(fallbacks={"main": ("back",)})
+    edge = SimpleNamespace(
+        access=ModelAccess(deployments),
+        router=ModelRouter(deployments, settings),
+        settings=SimpleNamespace(config=GatewayConfig(deployments=deployments)),
+    )
+    request, fields = parse_responses_request(b'{"model": "main", "input": "hi"}')
+    call = Call("main", b"{}")
+    call.state = ResponsesCall(request, fields, [{"role": "user", "content": "hi"}], store=None)  # type: ignore[arg-type]
+    target = RESPONSES.target(edge, Principal(caller=Caller(key_hash="k")), call)  # type: ignore[arg-type]
+    assert call.state.native and sorted(d.id for d in target.candidates) == ["main/0", "main/1"]
+    assert target.fallbacks == ["back/1"]  # the Anthropic one cannot take a Responses body
