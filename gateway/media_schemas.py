@@ -125,7 +125,7 @@ def document_text(document: str | dict[str, Any], rank_fields: list[str] | None,
     `rank_fields` those fields, one `key: value` line each."""
     if isinstance(document, str):
         return document
-    if not rank_fields:
+    if not rank_fields or rank_fields == ["text"]:
         text = document.get("text")
         if not isinstance(text, str):
             raise _bad("a document object needs a string `text` (or name its fields in `rank_fields`)", f"documents[{index}]")
