@@ -10,11 +10,11 @@ import base64
 
 import cohere
 import httpx
-import openai
 import pytest
 
 from tests.e2e.stack import MASTER_KEY, Stack
 from tests.procs import FakeUpstream
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -232,6 +232,35 @@ def test_a_key_sees_only_the_models_it_may_use(stack):
     key = post(stack, "/key/generate", {"models": ["llm/*"]}).json()["key"]
     resp = httpx.get(f"{stack.base_url}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10)
     assert sorted(m["id"] for m in resp.json()["data"]) == ["llm/alpha", "llm/beta"]
+
+
+# ---- budgets ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "each"),
+    [
+        ("/v1/images/generations", {"model": "dall-e-3", "prompt": "a fox", "n": 1}, IMAGE_PRICE),
+        ("/v2/rerank", {"model": "rerank-v3.5", "query": QUERY, "documents": DOCUMENTS}, SEARCH_UNIT_PRICE),
+    ],
+    ids=["images", "rerank"],
+)
+def test_a_budget_pays_for_whole_units_and_no_more(stack, path, body, each):
+    """Units are reserved in full before the call: with a budget for two and a half, two calls
+    are served and the third is refused before it reaches the upstream."""
+    key = post(stack, "/key/generate", {"max_budget": each * 2.5}).json()["key"]
+    statuses = []
+    for _ in range(3):
+        resp = httpx.post(stack.base_url + path, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=15)
+        statuses.append(resp.status_code)
+        last = resp
+    assert statuses == [200, 200, 429] and last.json()["error"]["code"] == "budget_exceeded", last.text
+
+    def spend() -> float:
+        auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+        return httpx.get(f"{stack.base_url}/key/info", params={"key": key}, headers=auth, timeout=10).json()["info"]["spend"]
+
+    eventually_sync(lambda: spend() == pytest.approx(2 * each, abs=1e-9), "the two calls' spend settled", timeout=20)
 
 
 # ---- bad input -------------------------------------------------------------------------------------
