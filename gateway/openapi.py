@@ -164,7 +164,10 @@ def paths() -> dict[str, Any]:
         },
         **media_paths(model_call),
         "/v1/models": {
-            "get": {"summary": "The models this key may use, wildcard groups' included.", "responses": {**json_ok("ModelList"), **errors(("401",))}}
+            "get": {
+                "summary": "The models this key may use, wildcard groups' included.",
+                "responses": {**json_ok("ModelList"), **errors(("401",))},
+            }
         },
         "/key/generate": admin_post("Generate a virtual key (its plaintext is shown this once).", "KeyParams", "GeneratedKey"),
         "/key/info": {

@@ -34,7 +34,9 @@ def media_paths(model_call: ModelCall) -> dict[str, Any]:
         "/v1/images/generations": model_call(
             "Generate images (OpenAI format).", "ImageGenerationRequest", "ImagesResponse", None
         ),
-        "/v1/moderations": model_call("Classify text (and images) as harmful (OpenAI format).", "ModerationRequest", "Moderation", None),
+        "/v1/moderations": model_call(
+            "Classify text (and images) as harmful (OpenAI format).", "ModerationRequest", "Moderation", None
+        ),
         "/v1/rerank": rerank,
         "/v2/rerank": rerank,
     }

@@ -106,7 +106,9 @@ def test_native_whole_answer_with_echo_and_logprobs(stack, upstream):
 
 
 def test_native_list_of_prompts_n_and_suffix(stack, upstream):
-    request_id, answer = complete(stack, model="text-native", prompt=["one two", "three four five"], n=2, max_tokens=2, suffix="END")
+    request_id, answer = complete(
+        stack, model="text-native", prompt=["one two", "three four five"], n=2, max_tokens=2, suffix="END"
+    )
     assert sorted(c.index for c in answer.choices) == [0, 1, 2, 3]  # prompt * n + answer
     assert {c.text for c in answer.choices} == {"w0 w1"}
     assert upstream.stats()["last_request"]["suffix"] == "END"
@@ -200,7 +202,9 @@ def test_what_chat_cannot_express_is_refused_naming_the_field(stack):
 )
 def test_bad_bodies_are_400_naming_the_field_and_only_a_refused_row(stack, upstream, body, param):
     before = upstream.stats()["requests"]
-    resp = httpx.post(f"{stack.base_url}/v1/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=10)
+    resp = httpx.post(
+        f"{stack.base_url}/v1/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=10
+    )
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
     assert error["param"] == param and error["type"] == "invalid_request_error", error
