@@ -6,7 +6,7 @@ the `text_completion` object, and its stream: `data: {...}` chunks, `[DONE]` las
 https://platform.openai.com/docs/api-reference/chat (what the adapters answer).
 
 Every one of the `n` answers of every prompt is its own chat call (chat providers such as
-Anthropic offer no `n`), made at once for a whole answer and one after the other for a stream;
+Anthropic offer no `n`), made at once (up to CONCURRENT_CALLS at a time) for a whole answer and one after the other for a stream;
 choice `index` is `prompt * n + answer`, as OpenAI numbers them. `echo` puts the prompt before
 the text; `best_of` is not offered by chat and is read as `n`. What chat cannot express is
 refused with a 400 naming the field: `suffix`, `logprobs`, prompts given as token ids.
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from workers.providers.base import Provider
 
 DEFAULT_MAX_TOKENS = 16  # the completions API's default length
+CONCURRENT_CALLS = 8  # chat calls of one whole answer made at a time
 CHAT_FIELDS = ("stop", "temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "user")
 
 
@@ -155,14 +156,17 @@ async def completions_via_chat(
     """A whole `text_completion` from one chat call per answer, made at once."""
     legacy, fields = legacy_request(body)
     calls = _calls(chat_prompts(legacy, deployment), legacy)
+    gate = asyncio.Semaphore(CONCURRENT_CALLS)
+
+    async def one_answer(prompt: str) -> Completion:
+        async with gate:
+            return await provider.chat(
+                deployment, request, upstream_model, chat_body(fields, legacy, upstream_model, prompt, False)
+            )
+
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(
-                    provider.chat(deployment, request, upstream_model, chat_body(fields, legacy, upstream_model, p, False))
-                )
-                for _, p in calls
-            ]
+            tasks = [group.create_task(one_answer(p)) for _, p in calls]
     except* UpstreamError as failed:
         raise failed.exceptions[0] from None
     choices, usage, created, model = [], Usage(), 0, ""
