@@ -27,6 +27,10 @@ OPERATIONS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     Operation.CHAT: ((AnswerKind.WHOLE, "chat"), (AnswerKind.CHUNKS, "chat_stream")),
     Operation.EMBEDDINGS: ((AnswerKind.WHOLE, "embeddings"), (AnswerKind.WHOLE, "embeddings")),
     Operation.NATIVE: ((AnswerKind.RAW, "native"), (AnswerKind.RAW, "native")),
+    Operation.COMPLETIONS: ((AnswerKind.WHOLE, "completions"), (AnswerKind.CHUNKS, "completions_stream")),
+    Operation.IMAGES: ((AnswerKind.WHOLE, "images"), (AnswerKind.WHOLE, "images")),
+    Operation.MODERATION: ((AnswerKind.WHOLE, "moderations"), (AnswerKind.WHOLE, "moderations")),
+    Operation.RERANK: ((AnswerKind.WHOLE, "rerank"), (AnswerKind.WHOLE, "rerank")),
 }
 
 
