@@ -18,6 +18,7 @@ from gateway.admin.keys import DeleteKeys, KeyParams, KeyRef, UpdateKeyParams
 from gateway.admin.teams import DeleteTeams, MemberAdd, NewTeamParams, UpdateTeamParams
 from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
 from gateway.anthropic_messages.request import MessagesRequest
+from gateway.openapi_media import MEDIA_REQUEST_TYPES, MEDIA_RESPONSE_SCHEMAS, media_checks, media_paths
 from gateway.openapi_schemas import REF, RESPONSE_SCHEMAS, obj, ref
 from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks
 from gateway.responses.request import ResponsesRequest
@@ -44,6 +45,7 @@ REQUEST_TYPES = (
     UpdateTeamParams,
     MemberAdd,
     DeleteTeams,
+    *MEDIA_REQUEST_TYPES,
 )
 
 REQUEST_ID_HEADER = {
@@ -195,8 +197,12 @@ def paths() -> dict[str, Any]:
                 "responses": {**json_ok("ResponseInputItemList"), **errors(("400", "401", "404"))},
             },
         },
+        **media_paths(model_call),
         "/v1/models": {
-            "get": {"summary": "The models this key may use.", "responses": {**json_ok("ModelList"), **errors(("401",))}}
+            "get": {
+                "summary": "The models this key may use, wildcard groups' included.",
+                "responses": {**json_ok("ModelList"), **errors(("401",))},
+            }
         },
         "/key/generate": admin_post("Generate a virtual key (its plaintext is shown this once).", "KeyParams", "GeneratedKey"),
         "/key/info": {
@@ -302,10 +308,15 @@ def request_schemas(settings: EdgeSettings) -> dict[str, Any]:
     anthropic_checks(components)
     embeddings_checks(components)
     responses_checks(components)
+    media_checks(components)
     limit = settings.max_tokens_limit
     if limit is not None and settings.max_tokens_policy == "refuse":
-        for name in ("max_tokens", "max_completion_tokens"):
-            for option in components["ChatCompletionRequest"]["properties"][name]["anyOf"]:
+        for component, name in (
+            ("ChatCompletionRequest", "max_tokens"),
+            ("ChatCompletionRequest", "max_completion_tokens"),
+            ("CompletionRequest", "max_tokens"),
+        ):
+            for option in components[component]["properties"][name]["anyOf"]:
                 if option.get("type") == "integer":
                     option["maximum"] = limit
         components["MessagesRequest"]["properties"]["max_tokens"]["maximum"] = limit
@@ -337,7 +348,7 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                     "description": "The same key, as Anthropic SDKs send it (/v1/messages).",
                 },
             },
-            "schemas": {**request_schemas(settings), **RESPONSE_SCHEMAS, **RESPONSES_SCHEMAS},
+            "schemas": {**request_schemas(settings), **RESPONSE_SCHEMAS, **MEDIA_RESPONSE_SCHEMAS, **RESPONSES_SCHEMAS},
         },
     }
 
