@@ -51,6 +51,7 @@ class Call:
         "n",
         "native",
         "operation",
+        "prompt_bytes",
         "state",
         "stream",
         "timeout",
@@ -70,6 +71,7 @@ class Call:
         timeout: float | None = None,
         native: NativeCall | None = None,
         operation: str | None = None,
+        prompt_bytes: int | None = None,
     ) -> None:
         self.model = model  # as the client named it
         self.body = body  # what goes to the worker
@@ -81,6 +83,9 @@ class Call:
         self.timeout = timeout  # seconds the client allows (at most the edge's request timeout)
         self.native = native
         self.operation = operation  # None: the route's own operation
+        # The most prompt tokens the request may use, counted as bytes (a token is at least one);
+        # None: the body's length. Uploads say less than their size (an audio file's tokens).
+        self.prompt_bytes = prompt_bytes
         self.state: Any = None  # the route's own, from parse to answered (a stream's translator, ...)
 
 

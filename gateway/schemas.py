@@ -7,13 +7,14 @@ worker sends upstream is the client's own bytes, with only the model name rewrit
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType
 
+T = TypeVar("T")
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
@@ -70,6 +71,14 @@ def _invalid(exc: msgspec.MsgspecError) -> GatewayError:
             param = f"{match.group(1)}.{param}" if match.group(1) else param
         return GatewayError(400, f"Invalid request: {text}", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST, param or None)
     return GatewayError(400, "Invalid JSON body: " + text, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST)
+
+
+def parse_with(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """`body` decoded by `decoder`; a 400 naming the field that does not fit."""
+    try:
+        return decoder.decode(body)
+    except msgspec.MsgspecError as exc:
+        raise _invalid(exc) from None
 
 
 def parse_chat(body: bytes) -> ChatCompletionRequest:

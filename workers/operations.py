@@ -27,6 +27,8 @@ OPERATIONS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     Operation.CHAT: ((AnswerKind.WHOLE, "chat"), (AnswerKind.CHUNKS, "chat_stream")),
     Operation.EMBEDDINGS: ((AnswerKind.WHOLE, "embeddings"), (AnswerKind.WHOLE, "embeddings")),
     Operation.NATIVE: ((AnswerKind.RAW, "native"), (AnswerKind.RAW, "native")),
+    Operation.TRANSCRIPTION: ((AnswerKind.RAW, "transcription"), (AnswerKind.RAW, "transcription")),
+    Operation.SPEECH: ((AnswerKind.RAW, "speech"), (AnswerKind.RAW, "speech")),
 }
 
 

@@ -25,7 +25,7 @@ from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
 from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
-from workers.providers.errors import ErrorReader, UpstreamError, invalid_answer, transport_error
+from workers.providers.errors import ErrorReader, UpstreamError, invalid_answer, invalid_request, transport_error
 from workers.providers.native import forward
 from workers.providers.request_body import RequestBody
 
@@ -110,6 +110,20 @@ class Provider(ABC):
     async def embeddings(
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> Completion: ...
+
+    # ---- audio: OpenAI's audio API (the OpenAI family and Azure offer it) ----------------------
+
+    def transcription(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
+        """Speech to text (an `AudioUpload`): the answer's head, its bytes, then the usage."""
+        raise invalid_request(f"provider {deployment.provider} (deployment {deployment.id}) does not transcribe audio")
+
+    def speech(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
+        """Text to speech: the answer's head, the audio's bytes as they arrive, then the usage."""
+        raise invalid_request(f"provider {deployment.provider} (deployment {deployment.id}) does not make speech")
 
     # ---- native passthrough (see workers/providers/native.py, which drives these hooks) ----
 

@@ -16,10 +16,12 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import UpstreamRequest
-from workers.providers.answers import Completion, NativeUsage, StreamItem
+from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
 from workers.providers.base import Provider
 from workers.providers.errors import ProviderError, error_reader, invalid_answer
+from workers.providers.multipart import multipart_body
 from workers.providers.native import body_with_model
+from workers.providers.openai_audio import audio_upload, bills_tokens, speech_characters, speech_items, transcription_items
 from workers.providers.request_body import RequestBody, json_value
 from workers.providers.sse import sse_data
 from workers.usage import Usage
@@ -198,6 +200,31 @@ class OpenAIFamily(Provider):
                 yield raw
             if not finished:
                 raise invalid_answer("the upstream ended the stream early")
+
+    # ---- audio: transcriptions, translations, speech (the answers: openai_audio.py) ------------
+
+    async def transcription(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
+        upload = audio_upload(request)
+        content_type, sent = multipart_body(upload, upstream_model)
+        upstream = self._request(deployment, request, f"audio/{upload.task}", sent, upstream_model)
+        upstream.headers["content-type"] = content_type
+        by_tokens = bills_tokens(deployment, upstream_model)
+        async with self.open_stream(upstream, deployment, openai_error_to_upstream_error) as resp:
+            async for item in transcription_items(self.client, resp, upload, by_tokens):
+                yield item
+
+    async def speech(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
+        source = RequestBody.of(request, body)
+        characters = speech_characters(source)
+        upstream = self._request(deployment, request, "audio/speech", rewrite_body(source, upstream_model, False), upstream_model)
+        by_tokens = bills_tokens(deployment, upstream_model)
+        async with self.open_stream(upstream, deployment, openai_error_to_upstream_error) as resp:
+            async for item in speech_items(self.client, resp, characters, by_tokens):
+                yield item
 
     # ---- native passthrough: /openai/v1/... (members with their own route override these) ------
 
