@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.audio_files import wav_tone
 from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -46,6 +47,7 @@ SECRETS = (UPSTREAM_KEY, MASTER_KEY)
 TRACE_MARKERS = ("Traceback", 'File "')
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
+TONE = wav_tone(1.0)
 
 
 def fuzz_config(base_url: str) -> schemathesis.Config:
@@ -70,6 +72,9 @@ OPERATIONS = [
     "POST /v1/chat/completions",
     "POST /v1/embeddings",
     "POST /v1/messages",
+    "POST /v1/audio/transcriptions",
+    "POST /v1/audio/translations",
+    "POST /v1/audio/speech",
     "GET /v1/models",
     "POST /key/generate",
     "GET /key/info",
@@ -206,6 +211,9 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
         ("/v1/embeddings", "post"),
         ("/v1/models", "get"),
         ("/v1/messages", "post"),
+        ("/v1/audio/transcriptions", "post"),
+        ("/v1/audio/translations", "post"),
+        ("/v1/audio/speech", "post"),
         ("/key/generate", "post"),
         ("/key/info", "get"),
         ("/key/update", "post"),
@@ -236,6 +244,13 @@ def test_successful_answers_match_the_document(stack, api_schema, session):
         ("/v1/embeddings", "POST", {"body": {"model": "gpt-4", "input": ["one", "two"]}}),
         ("/v1/messages", "POST", {"body": {"model": "gpt-4", "max_tokens": 4, "messages": HELLO}}),
         ("/v1/messages", "POST", {"body": {"model": "gpt-4", "max_tokens": 4, "messages": HELLO, "stream": True}}),
+        ("/v1/audio/transcriptions", "POST", {"body": {"model": "gpt-4", "file": TONE}, "media_type": "multipart/form-data"}),
+        (
+            "/v1/audio/translations",
+            "POST",
+            {"body": {"model": "gpt-4", "file": TONE, "response_format": "text"}, "media_type": "multipart/form-data"},
+        ),
+        ("/v1/audio/speech", "POST", {"body": {"model": "gpt-4", "input": "Hello", "voice": "alloy"}}),
         ("/v1/models", "GET", {}),
         ("/key/generate", "POST", {"body": {"key_alias": "fuzz-ok", "models": ["gpt-4"]}}),
         ("/key/list", "GET", {"query": {"page": 1, "size": 5}}),
