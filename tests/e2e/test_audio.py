@@ -319,3 +319,6 @@ def test_an_upstream_refusal_is_passed_on(stack):
     request_id = refused.value.response.headers["x-request-id"]
     row = stack.usage_rows([request_id])[request_id]
     assert (row["status"], row["http_status"], row["cost"]) == ("upstream_error", 400, 0)
+    with pytest.raises(openai.BadRequestError) as refused_speech:  # (before any audio: a JSON error)
+        stack.client().audio.speech.create(model="whisper-refusing", voice="alloy", input="hi")
+    assert refused_speech.value.status_code == 400 and "fake bad request" in refused_speech.value.message

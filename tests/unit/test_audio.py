@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import httpx
+import msgspec
 import pytest
 
 from gateway.audio.duration import UnreadableAudio, audio_seconds, sniff
@@ -15,8 +16,18 @@ from gateway.errors import GatewayError
 from llmgw.config import Deployment
 from llmgw.contracts import AudioTask, AudioUpload, Units, UploadPart, decode_audio_upload, encode_audio_upload
 from tests.audio_files import flac_file, mp3_file, mp4_audio, ogg_opus, wav_float, wav_tone, webm_file
+from workers.http_client import UpstreamClient
+from workers.providers.answers import NativeHead
 from workers.providers.multipart import multipart_body
-from workers.providers.openai_audio import _AudioUsage, bills_tokens, speech_usage, transcription_usage
+from workers.providers.openai_audio import (
+    MAX_PIECE,
+    MAX_WHOLE,
+    _AudioUsage,
+    bills_tokens,
+    speech_usage,
+    transcription_items,
+    transcription_usage,
+)
 from workers.usage import Usage
 
 pytestmark = pytest.mark.unit
@@ -204,3 +215,26 @@ def test_tokens_are_metered_when_the_model_is_priced_by_tokens_else_seconds_or_c
     spoken = _AudioUsage(input_tokens=4, output_tokens=16)  # speech's events carry an untyped usage
     assert speech_usage(spoken, 11, True) == Usage(prompt_tokens=4, completion_tokens=16)
     assert speech_usage(spoken, 11, False) == speech_usage(None, 11, True) == Usage(units=Units(characters=11), estimated=True)
+
+
+async def relayed(content: bytes, content_type: str, response_format: str) -> list:
+    upload = AudioUpload(task="transcriptions", model="m", parts=[], duration=2.5, response_format=response_format)
+    resp = httpx.Response(200, headers={"content-type": content_type}, content=content)
+    return [item async for item in transcription_items(UpstreamClient, resp, upload, True)]  # type: ignore[arg-type]
+
+
+async def test_a_transcript_goes_back_whole_and_a_very_long_one_in_pieces():
+    short = b'{"text": "w0 w1 w2", "usage": {"type": "duration", "seconds": 3}}'
+    head, body, usage = await relayed(short, "application/json", "json")
+    assert head == NativeHead(200, [("content-type", "application/json")], stream=False)
+    assert (body, usage) == (short, Usage(units=Units(audio_seconds=3)))
+
+    words = [{"word": f"w{i}", "start": i, "end": i + 1} for i in range(8000)]
+    long = msgspec.json.encode({"text": "...", "duration": 8000.0, "words": words})
+    assert len(long) > MAX_WHOLE
+    head, *pieces, usage = await relayed(long, "application/json", "verbose_json")
+    assert head.stream and len(pieces) > 1 and all(len(p) <= MAX_PIECE for p in pieces)
+    assert b"".join(pieces) == long and usage == Usage(units=Units(audio_seconds=8000.0))
+
+    _, text, usage = await relayed(b"w0 w1 w2\n", "text/plain; charset=utf-8", "text")
+    assert text == b"w0 w1 w2\n" and usage == Usage(units=Units(audio_seconds=2.5), estimated=True)

@@ -36,6 +36,7 @@ from workers.providers.sse import SseData
 from workers.usage import Usage
 
 MAX_PIECE = 32 * 1024  # bytes of audio per relayed chunk (a batch of them stays under a bus message)
+MAX_WHOLE = 256 * 1024  # bytes of a transcript sent back in one reply; a longer one goes in pieces
 JSON_FORMATS = ("json", "verbose_json", "diarized_json")
 
 # ---- private wire types ---------------------------------------------------------------------
@@ -149,8 +150,13 @@ async def transcription_items(
         yield transcription_usage(reported, None, upload, by_tokens)
         return
     content = await client.read(resp)
-    yield NativeHead(resp.status_code, headers, stream=False)
-    yield content
+    if len(content) <= MAX_WHOLE:
+        yield NativeHead(resp.status_code, headers, stream=False)
+        yield content
+    else:  # (hours of verbose_json with word timestamps): relayed in pieces, not in one bus message
+        yield NativeHead(resp.status_code, headers, stream=True)
+        for start in range(0, len(content), MAX_PIECE):
+            yield content[start : start + MAX_PIECE]
     probe = _TranscriptProbe()
     if upload.response_format in JSON_FORMATS:
         try:
