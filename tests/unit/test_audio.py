@@ -11,10 +11,14 @@ import pytest
 
 from gateway.audio.duration import UnreadableAudio, audio_seconds, sniff
 from gateway.audio.form import parse_form
+from gateway.audio.routes import AUDIO_TOKENS_PER_SECOND, TRANSCRIPTIONS
 from gateway.audio.upload import MAX_FILE_BYTES, read_upload
+from gateway.budgets import WorstCase, worst_case_cost
 from gateway.errors import GatewayError
+from gateway.routes import Incoming
 from llmgw.config import Deployment
 from llmgw.contracts import AudioTask, AudioUpload, Units, UploadPart, decode_audio_upload, encode_audio_upload
+from llmgw.prices import Price
 from tests.audio_files import flac_file, mp3_file, mp4_audio, ogg_opus, wav_float, wav_tone, webm_file
 from workers.http_client import UpstreamClient
 from workers.providers.answers import NativeHead
@@ -238,3 +242,16 @@ async def test_a_transcript_goes_back_whole_and_a_very_long_one_in_pieces():
 
     _, text, usage = await relayed(b"w0 w1 w2\n", "text/plain; charset=utf-8", "text")
     assert text == b"w0 w1 w2\n" and usage == Usage(units=Units(audio_seconds=2.5), estimated=True)
+
+
+def test_an_uploads_worst_case_is_its_seconds_and_their_tokens_not_its_size():
+    content_type, body = form({"model": "transcribe", "prompt": "names: Ana"}, {"file": ("long.wav", wav_tone(70.3, rate=8000))})
+    incoming = Incoming(None, None, len(body))
+    incoming.content_type = content_type
+    call = TRANSCRIPTIONS.parse({"headers": []}, incoming, body, None)  # type: ignore[arg-type]  # (parse needs no edge)
+    assert call.units == Units(audio_seconds=71.0)  # whole seconds, as providers bill
+    assert call.prompt_bytes == 71 * AUDIO_TOKENS_PER_SECOND + len("names: Ana")
+    assert call.prompt_bytes < len(body) // 100  # (the body's 1.1 MB would be as many tokens)
+    price = Price(input=6e-06, output=1e-05, cached_input=6e-06, max_output_tokens=2000, audio_second=0.0001)
+    worst, _ = worst_case_cost(price, WorstCase(call.prompt_bytes, call.max_tokens, call.n, call.units))
+    assert worst == pytest.approx(call.prompt_bytes * 6e-06 + 2000 * 1e-05 + 71 * 0.0001)
