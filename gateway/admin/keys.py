@@ -12,6 +12,7 @@ from msgspec import UNSET, UnsetType
 
 from gateway.admin.common import admin, caller, iso, json_response, render, with_spend
 from gateway.admin.params import (
+    LimitParams,
     apply_defaults,
     apply_upper_bounds,
     bad_param,
@@ -29,7 +30,7 @@ from llmgw.kv import WatchedMap
 from llmgw.secrets import KEY_PREFIX, generate_key, key_name
 
 
-class KeyParams(msgspec.Struct, kw_only=True):
+class KeyParams(LimitParams, kw_only=True):
     """The settable fields of a key; UNSET tells "not given" apart from null."""
 
     duration: str | UnsetType | None = UNSET
@@ -40,13 +41,6 @@ class KeyParams(msgspec.Struct, kw_only=True):
     aliases: dict[str, str] | UnsetType | None = UNSET
     config: dict | UnsetType | None = UNSET
     spend: float | UnsetType | None = UNSET
-    max_budget: float | UnsetType | None = UNSET
-    soft_budget: float | UnsetType | None = UNSET
-    model_max_budget: dict[str, float] | UnsetType | None = UNSET
-    max_parallel_requests: int | UnsetType | None = UNSET
-    tpm_limit: int | UnsetType | None = UNSET
-    rpm_limit: int | UnsetType | None = UNSET
-    budget_duration: str | UnsetType | None = UNSET
     metadata: dict | UnsetType | None = UNSET
     permissions: dict | UnsetType | None = UNSET
     allowed_cache_controls: list[str] | UnsetType | None = UNSET

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType
@@ -19,6 +20,19 @@ MAX_DURATION_SECONDS = 100 * 365 * 86400
 
 # Fields whose value must not be negative.
 NON_NEGATIVE = ("max_budget", "soft_budget", "spend", "max_parallel_requests", "tpm_limit", "rpm_limit")
+
+
+class LimitParams(msgspec.Struct, kw_only=True):
+    """The budget and rate-limit fields a key and a team each take (llmgw.contracts.Limits);
+    UNSET tells "not given" apart from null."""
+
+    max_budget: float | UnsetType | None = UNSET
+    soft_budget: float | UnsetType | None = UNSET
+    model_max_budget: dict[str, float] | UnsetType | None = UNSET
+    max_parallel_requests: int | UnsetType | None = UNSET
+    tpm_limit: int | UnsetType | None = UNSET
+    rpm_limit: int | UnsetType | None = UNSET
+    budget_duration: str | UnsetType | None = UNSET
 
 
 def bad_param(param: str | None, message: str) -> GatewayError:

@@ -12,22 +12,15 @@ from msgspec import UNSET, UnsetType
 
 from gateway.admin.common import admin, json_response, render, with_spend
 from gateway.admin.keys import KeyService, given
-from gateway.admin.params import bad_param, decode_body, record_values
+from gateway.admin.params import LimitParams, bad_param, decode_body, record_values
 from gateway.admin.store import not_found
 from gateway.edge import Edge
 from llmgw.contracts import LedgerKind, TeamMember, TeamRecord, UserRecord, kv_key
 
 
-class TeamParams(msgspec.Struct, kw_only=True):
+class TeamParams(LimitParams, kw_only=True):
     team_alias: str | UnsetType | None = UNSET
     models: list[str] | UnsetType | None = UNSET
-    max_budget: float | UnsetType | None = UNSET
-    soft_budget: float | UnsetType | None = UNSET
-    model_max_budget: dict[str, float] | UnsetType | None = UNSET
-    max_parallel_requests: int | UnsetType | None = UNSET
-    tpm_limit: int | UnsetType | None = UNSET
-    rpm_limit: int | UnsetType | None = UNSET
-    budget_duration: str | UnsetType | None = UNSET
     members_with_roles: list[TeamMember] | UnsetType | None = UNSET
     metadata: dict | UnsetType | None = UNSET
     system_prompt: str | UnsetType | None = UNSET
