@@ -85,9 +85,9 @@ def _ebml(ident: int, payload: bytes, unknown_size: bool = False) -> bytes:
     return ident.to_bytes((ident.bit_length() + 7) // 8, "big") + size + payload
 
 
-def webm_file(seconds: float, with_duration: bool = True) -> bytes:
+def webm_file(seconds: float, with_duration: bool = True, frame: bytes = b"\0" * 8) -> bytes:
     """A WebM file. With `with_duration`, Info states it; without, as browsers record: unknown-size
-    segment and clusters, one block every 20 ms, the last one at `seconds`."""
+    segment and clusters, one block (`frame`) every 20 ms, the last one at `seconds`."""
     header = _ebml(0x1A45DFA3, _ebml(0x4282, b"webm"))
     scale = _ebml(0x2AD7B1, (1_000_000).to_bytes(3, "big"))
     if with_duration:
@@ -97,7 +97,7 @@ def webm_file(seconds: float, with_duration: bool = True) -> bytes:
     millis = round(seconds * 1000)
     for cluster_start in range(0, millis + 1, 1000):
         blocks = b"".join(
-            _ebml(0xA3, b"\x81" + struct.pack(">h", t - cluster_start) + b"\x80" + b"\0" * 8)
+            _ebml(0xA3, b"\x81" + struct.pack(">h", t - cluster_start) + b"\x80" + frame)
             for t in range(cluster_start, min(cluster_start + 1000, millis + 1), 20)
         )
         clusters += _ebml(0x1F43B675, _ebml(0xE7, cluster_start.to_bytes(4, "big")) + blocks, unknown_size=True)

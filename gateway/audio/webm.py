@@ -5,7 +5,9 @@ an ID and a size, both variable-length integers; a size of all ones is "unknown"
 runs until an element that cannot be its child). A file states its duration in `Segment/Info/
 Duration`, in units of `Info/TimestampScale` nanoseconds; recordings made by browsers
 (MediaRecorder) often leave it out and write clusters of unknown size, so then the duration is
-the timestamp of the last block: its cluster's `Timestamp` plus the block's own offset.
+the timestamp of the last block: its cluster's `Timestamp` plus the block's own offset. The last
+cluster is looked for from the end of the file, so an hour-long recording is not walked block by
+block.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ BLOCK = 0xA1
 BLOCK_DURATION = 0x9B
 # The children of a Segment: an unknown-size cluster ends where one of them starts.
 SEGMENT_CHILDREN = frozenset({0x114D9B74, INFO, 0x1654AE6B, CLUSTER, 0x1C53BB6B, 0x1941A469, 0x1043A770, 0x1254C367})
+# What a cluster may hold (RFC 9559, and EBML's Void and CRC-32 anywhere).
+CLUSTER_CHILDREN = frozenset({CLUSTER_TIMESTAMP, SIMPLE_BLOCK, BLOCK_GROUP, 0xA7, 0xAB, 0x5854, 0xAF, 0xEC, 0xBF})
 DEFAULT_TIMESTAMP_SCALE = 1_000_000  # nanoseconds per tick: milliseconds
 UNKNOWN = -1
+CLUSTER_ID = CLUSTER.to_bytes(4, "big")
+TAIL_TRIES = 8  # cluster IDs tried from the end of the file before walking it from the start
 
 
 class NotWebm(ValueError):
@@ -95,12 +101,15 @@ class _Timeline:
         self.last = reached if self.last is None else max(self.last, reached)
 
 
-def _walk_cluster(data: bytes, pos: int, end: int, timeline: _Timeline) -> int:
-    """Read one cluster's timestamp and blocks; returns where the cluster ends."""
+def _walk_cluster(data: bytes, pos: int, end: int, timeline: _Timeline, strict: bool = False) -> int:
+    """Read one cluster's timestamp and blocks; returns where the cluster ends. `strict`: an
+    element a cluster cannot hold means these bytes are no cluster (NotWebm)."""
     while pos < end:
         ident, start, stop = _element(data, pos, end)
         if ident in SEGMENT_CHILDREN:
             return pos  # an unknown-size cluster ends at the next element of the segment
+        if strict and ident not in CLUSTER_CHILDREN:
+            raise NotWebm("not a cluster")
         if ident == CLUSTER_TIMESTAMP:
             timeline.cluster = _uint(data[start:stop])
         elif ident == SIMPLE_BLOCK:
@@ -142,7 +151,6 @@ def webm_seconds(data: bytes) -> float:
 
 def _segment_seconds(data: bytes, pos: int, end: int) -> float:
     scale, duration = DEFAULT_TIMESTAMP_SCALE, None
-    timeline = _Timeline()
     while pos < end:
         ident, start, stop = _element(data, pos, end)
         if ident == INFO:
@@ -157,8 +165,43 @@ def _segment_seconds(data: bytes, pos: int, end: int) -> float:
             if duration is not None and duration > 0:
                 return duration * scale / 1e9
         elif ident == CLUSTER:
-            stop = _walk_cluster(data, start, stop, timeline)
+            last = _last_block(data, pos, end)
+            if last is None:
+                break
+            return last * scale / 1e9
         pos = stop
-    if timeline.last is None:
-        raise NotWebm("neither a Duration nor any block")
-    return timeline.last * scale / 1e9
+    raise NotWebm("neither a Duration nor any block")
+
+
+def _walk_clusters(data: bytes, pos: int, end: int, timeline: _Timeline, strict: bool = False) -> None:
+    """Walk the segment's elements from `pos` to `end`: clusters read, the others skipped."""
+    while pos < end:
+        ident, start, stop = _element(data, pos, end)
+        if ident == CLUSTER:
+            stop = _walk_cluster(data, start, stop, timeline, strict)
+        elif strict and ident not in SEGMENT_CHILDREN and ident not in (0xEC, 0xBF):
+            raise NotWebm("not an element of a segment")
+        pos = stop
+
+
+def _last_block(data: bytes, first: int, end: int) -> int | None:
+    """The time the last block reaches, in ticks. Read from the last cluster, found from the end
+    of the file (a cluster ID whose bytes read as clusters to the end), so a long recording is not
+    walked block by block; walked from the first cluster when no such ID is found."""
+    candidate = data.rfind(CLUSTER_ID, first + 1, end)
+    for _ in range(TAIL_TRIES):
+        if candidate <= first:
+            break
+        timeline = _Timeline()
+        try:
+            _, start, _ = _element(data, candidate, end)
+            if start < end and data[start] == CLUSTER_TIMESTAMP:
+                _walk_clusters(data, candidate, end, timeline, strict=True)
+                if timeline.last is not None:
+                    return timeline.last
+        except NotWebm:
+            pass  # (the bytes of a block that happen to spell a cluster's ID)
+        candidate = data.rfind(CLUSTER_ID, first + 1, candidate)
+    timeline = _Timeline()
+    _walk_clusters(data, first, end, timeline)
+    return timeline.last

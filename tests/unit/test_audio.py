@@ -60,6 +60,15 @@ def test_the_duration_is_read_from_the_file(kind, data, seconds):
     assert audio_seconds(data) == pytest.approx(seconds, abs=0.05)
 
 
+def test_a_recording_is_measured_from_its_last_cluster_even_when_frames_spell_a_clusters_id():
+    decoy = b"\x1f\x43\xb6\x75\x81\xe7\x81\x05"  # a cluster's ID, size and timestamp, inside audio frames
+    assert audio_seconds(webm_file(3.0, with_duration=False, frame=decoy + b"\xa3\x81")) == pytest.approx(3.0)  # walked
+    recording = webm_file(61.0, with_duration=False)
+    assert audio_seconds(recording[:-4]) == pytest.approx(61.0)  # cut inside its last frame
+    cues = b"\x1c\x53\xbb\x6b\x82\xbb\x80"  # a Cues element after the clusters ends the last one
+    assert audio_seconds(recording + cues) == pytest.approx(61.0)
+
+
 def test_a_wav_header_claiming_more_than_the_file_holds_counts_only_what_is_there():
     data = bytearray(wav_tone(2.0, rate=8000))
     data_at = data.index(b"data")
