@@ -8,6 +8,8 @@ The wire format follows Cohere's public API reference:
                                                    tool-plan-delta, tool-call-start, tool-call-delta,
                                                    tool-call-end, message-end with delta.usage)
   https://docs.cohere.com/reference/embed         (POST /v2/embed: embeddings.float, meta.billed_units)
+  https://docs.cohere.com/reference/rerank        (POST /v2/rerank: results[{index, relevance_score}],
+                                                   meta.billed_units.search_units)
   https://docs.cohere.com/reference/errors        (`{"id", "message"}` bodies; 401 "invalid api token")
 Credential: `Authorization: Bearer <key>` (the scheme in any case, as Cohere accepts it).
 
@@ -19,6 +21,9 @@ Token accounting (tests compare usage rows against it):
                                     the words of its tool_plan; an answer after a tool result is
                                     "tool said: <result>"
   embed: meta.billed_units.input_tokens = words of every text; 8-dim vectors (or output_dimension)
+  rerank: relevance_score = share of the query's words in the document; search_units = one per
+          100 chunks, a document (cut to max_tokens_per_doc words, 4096 by default) with the
+          query making one chunk per 500 words; fields v2 does not take (return_documents, ...) 400
 Tool calls: when the request has tools and its last message is a user message that mentions
 "weather", the answer is a call of the first tool with arguments {"location": "Paris"}.
 
@@ -35,18 +40,23 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import os
 import sys
 from typing import Any
 
 from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai import FakeStats
+from bench.fake_openai_media import relevance
 from bench.fake_openai_payloads import DEFAULT_COMPLETION_TOKENS, EMBEDDING_DIM, WORDS, embedding_vector
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 STREAM_FAIL_AFTER_WORDS = 3
 TOOL_PLAN = "I will look up the weather."
+RERANK_FIELDS = frozenset({"model", "query", "documents", "top_n", "max_tokens_per_doc", "priority", "relevant_spans"})
+RERANK_CHUNK_TOKENS = 500
+RERANK_DOCUMENTS_PER_UNIT = 100
 INPUT_TYPES = ("search_document", "search_query", "classification", "clustering", "image")
 
 FAULTS: dict[str, tuple[int, str, dict[str, str]]] = {
@@ -133,7 +143,11 @@ class FakeCohere:
         self.last_request: dict[str, Any] | None = None
 
     async def handle(self, request: Request) -> Response | StreamResponse:
-        route = {("POST", "/v2/chat"): self._chat, ("POST", "/v2/embed"): self._embed}.get((request.method, request.path))
+        route = {
+            ("POST", "/v2/chat"): self._chat,
+            ("POST", "/v2/embed"): self._embed,
+            ("POST", "/v2/rerank"): self._rerank,
+        }.get((request.method, request.path))
         if route is not None:
             return await self._api_call(request, route)
         if request.path == "/_fake/stats" and request.method == "GET":
@@ -231,6 +245,37 @@ class FakeCohere:
                 "texts": texts,
                 "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": words}},
                 "response_type": "embeddings_by_type",
+            }
+        )
+
+    async def _rerank(self, body: dict[str, Any]) -> Response:
+        unknown = set(body) - RERANK_FIELDS
+        if unknown:
+            raise BadRequest(f"invalid request: unknown field(s) {', '.join(sorted(unknown))}")
+        query, documents = body.get("query"), body.get("documents")
+        if not isinstance(query, str) or not query:
+            raise BadRequest("invalid request: query must be a non-empty string")
+        if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
+            raise BadRequest("invalid request: documents must be a non-empty list of strings")
+        top_n = body.get("top_n")
+        if top_n is not None and (not isinstance(top_n, int) or top_n < 1):
+            raise BadRequest("invalid request: top_n must be a positive integer")
+        limit = body.get("max_tokens_per_doc") or 4096
+        scored = sorted(
+            ({"index": i, "relevance_score": relevance(query, d)} for i, d in enumerate(documents)),
+            key=lambda r: -r["relevance_score"],
+        )
+        chunks = sum(
+            max(math.ceil((min(len(d.split()), limit) + len(query.split())) / RERANK_CHUNK_TOKENS), 1) for d in documents
+        )
+        return _ok(
+            {
+                "id": _new_id(),
+                "results": scored[:top_n] if top_n else scored,
+                "meta": {
+                    "api_version": {"version": "2"},
+                    "billed_units": {"search_units": math.ceil(chunks / RERANK_DOCUMENTS_PER_UNIT)},
+                },
             }
         )
 

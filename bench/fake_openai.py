@@ -5,13 +5,17 @@ The wire format follows the public OpenAI API reference:
   https://platform.openai.com/docs/api-reference/chat/streaming    (chat.completion.chunk SSE events)
   https://platform.openai.com/docs/api-reference/embeddings/create
   https://platform.openai.com/docs/api-reference/models/list
+  (and those fake_openai_media.py names)
   and the error object format {"error": {"message", "type", "param", "code"}}.
 
 Endpoints (with or without the /v1 prefix): POST /v1/chat/completions, POST /v1/embeddings,
-GET /v1/models, POST /v1/audio/transcriptions, /v1/audio/translations and /v1/audio/speech (see
-fake_openai_audio.py); GET /_fake/stats -> {"requests", "by_model", "auth_failures"}; POST /_fake/reset.
+GET /v1/models, POST /v1/completions, POST /v1/images/generations, POST /v1/moderations,
+POST /v1/rerank (vLLM's; payloads in fake_openai_media.py), POST /v1/audio/transcriptions,
+/v1/audio/translations and /v1/audio/speech (see fake_openai_audio.py); GET /_fake/stats ->
+{"requests", "by_model", "auth_failures", "by_path", "last_request"}; POST /_fake/reset.
 Azure OpenAI's paths answer the same, the model being the deployment name:
-POST /openai/deployments/{deployment}/chat/completions and .../embeddings, with the `api-key`
+POST /openai/deployments/{deployment}/chat/completions, .../embeddings, .../completions and
+.../images/generations, with the `api-key`
 header (401 otherwise) and the required `api-version` query parameter (404 Resource not found
 otherwise, as Azure answers), following
   https://learn.microsoft.com/en-us/azure/ai-services/openai/reference
@@ -36,6 +40,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from bench import fake_openai_media as media
 from bench import fake_openai_payloads as payloads
 from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai_audio import FakeAudio
@@ -142,7 +147,12 @@ class FakeOpenAI:
             ("POST", "/chat/completions"): self._chat,
             ("POST", "/embeddings"): self._embeddings,
             ("GET", "/models"): self._models,
+            ("POST", "/completions"): self._completions,
+            ("POST", "/images/generations"): self._images,
+            ("POST", "/moderations"): self._moderations,
+            ("POST", "/rerank"): self._rerank,
         }
+        self.last_request: dict | None = None  # the last body that passed auth
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         path = request.path
@@ -167,7 +177,7 @@ class FakeOpenAI:
             if deployment and route is not None:
                 return await self._azure_call(request, deployment, route)
         if path == "/_fake/stats" and request.method == "GET":
-            return _json_response(payloads.encode_json(self.stats.as_dict()))
+            return _json_response(payloads.encode_json({**self.stats.as_dict(), "last_request": self.last_request}))
         if path == "/_fake/reset" and request.method == "POST":
             self.stats.reset()
             return _json_response(b'{"ok":true}')
@@ -212,6 +222,7 @@ class FakeOpenAI:
             return _error(400, "The request body must be a JSON object.", "invalid_request_error")
         if model_override is not None:
             body["model"] = model_override
+        self.last_request = body
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return _error(400, "you must provide a model parameter", "invalid_request_error", "model")
@@ -235,6 +246,23 @@ class FakeOpenAI:
 
     async def _embeddings(self, body: dict) -> Response:
         return _json_response(payloads.embeddings(body))
+
+    async def _completions(self, body: dict) -> Response | StreamResponse:
+        plan = media.CompletionPlan(body)
+        if not body.get("stream"):
+            return _json_response(media.text_completion(body["model"], plan))
+        stream_options = body.get("stream_options")
+        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+        return StreamResponse(_each(media.text_completion_events(body["model"], plan, include_usage)), headers=SSE_HEADERS)
+
+    async def _images(self, body: dict) -> Response:
+        return _json_response(media.images(body))
+
+    async def _moderations(self, body: dict) -> Response:
+        return _json_response(media.moderations(body))
+
+    async def _rerank(self, body: dict) -> Response:
+        return _json_response(media.rerank(body))
 
     async def _chat(self, body: dict) -> Response | StreamResponse:
         prompt_tokens, cached_tokens = payloads.count_prompt(body.get("messages"))
@@ -266,6 +294,11 @@ class FakeOpenAI:
         if include_usage:
             tail += chunks.usage(usage)
         yield tail + payloads.DONE_EVENT
+
+
+async def _each(events: list[bytes]):
+    for event in events:
+        yield event
 
 
 async def start_fake(

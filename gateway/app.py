@@ -8,7 +8,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.types import Middleware
 
-from gateway import native_api, openai_api
+from gateway import legacy_completions, media_routes, native_api, openai_api
 from gateway.admin.keys import KeyService, build_key_routes
 from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
@@ -49,6 +49,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
     app = Litestar(
         route_handlers=[
             *openai_api.ROUTES,
+            *legacy_completions.ROUTES,
+            *media_routes.ROUTES,
             messages,
             *audio_routes.ROUTES,
             *native_api.ROUTES,

@@ -11,6 +11,7 @@ from gateway.auth import Authenticator
 from gateway.budgets import BudgetGuard
 from gateway.dispatcher import Dispatcher
 from gateway.identity import IdentityView, config_teams
+from gateway.models_list import ModelListing
 from gateway.presence import WorkerPresence
 from gateway.ratelimits import RateLimiter
 from gateway.router import ModelRouter
@@ -36,6 +37,7 @@ class Edge:
         self.access = ModelAccess(settings.config.deployments)
         self.cooldowns = CooldownBoard(self.subjects, router_settings(settings.config))
         self.router = ModelRouter(settings.config.deployments, self.cooldowns.settings, self.cooldowns)
+        self.models = ModelListing(self.router)  # what GET /v1/models lists
         self.budgets = BudgetGuard(self.subjects)
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()

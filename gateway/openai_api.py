@@ -1,4 +1,5 @@
-"""The OpenAI-compatible routes: chat completions (whole or streamed), embeddings, models.
+"""The OpenAI-compatible routes: chat completions (whole or streamed), embeddings, models (the
+listing: gateway/models_list.py).
 
 Chat completions and embeddings are raw ASGI handlers mounted in Litestar: Litestar's request and
 response layer (signature model, Request and Response objects, header parsing) costs ~100 us of CPU
@@ -105,11 +106,7 @@ async def models(request: Request) -> Response:
     except GatewayError as exc:
         note_key_guess(request.scope, exc)
         return error_response(exc)
-    data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": provider}
-        for name, provider in edge.router.model_names()
-        if edge.access.allows(principal, name)
-    ]
+    data = [m for m in edge.models.models if edge.access.allows(principal, m.id)]
     return Response(content=_encoder.encode({"object": "list", "data": data}), media_type="application/json")
 
 

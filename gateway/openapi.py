@@ -19,6 +19,7 @@ from gateway.admin.teams import DeleteTeams, MemberAdd, NewTeamParams, UpdateTea
 from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
 from gateway.anthropic_messages.request import MessagesRequest
 from gateway.audio.openapi import AUDIO_OPERATIONS, audio_schemas
+from gateway.openapi_media import MEDIA_REQUEST_TYPES, MEDIA_RESPONSE_SCHEMAS, media_checks, media_paths
 from gateway.openapi_schemas import REF, RESPONSE_SCHEMAS, obj, ref
 from gateway.schemas import ChatCompletionRequest, EmbeddingsRequest
 from gateway.settings import EdgeSettings
@@ -42,6 +43,7 @@ REQUEST_TYPES = (
     UpdateTeamParams,
     MemberAdd,
     DeleteTeams,
+    *MEDIA_REQUEST_TYPES,
 )
 
 REQUEST_ID_HEADER = {
@@ -174,8 +176,12 @@ def paths() -> dict[str, Any]:
             }
         },
         **{path: upload_call(*operation) for path, operation in AUDIO_OPERATIONS.items()},
+        **media_paths(model_call),
         "/v1/models": {
-            "get": {"summary": "The models this key may use.", "responses": {**json_ok("ModelList"), **errors(("401",))}}
+            "get": {
+                "summary": "The models this key may use, wildcard groups' included.",
+                "responses": {**json_ok("ModelList"), **errors(("401",))},
+            }
         },
         "/key/generate": admin_post("Generate a virtual key (its plaintext is shown this once).", "KeyParams", "GeneratedKey"),
         "/key/info": {
@@ -280,10 +286,15 @@ def request_schemas(settings: EdgeSettings) -> dict[str, Any]:
         components[component]["properties"][field] = schema
     anthropic_checks(components)
     embeddings_checks(components)
+    media_checks(components)
     limit = settings.max_tokens_limit
     if limit is not None and settings.max_tokens_policy == "refuse":
-        for name in ("max_tokens", "max_completion_tokens"):
-            for option in components["ChatCompletionRequest"]["properties"][name]["anyOf"]:
+        for component, name in (
+            ("ChatCompletionRequest", "max_tokens"),
+            ("ChatCompletionRequest", "max_completion_tokens"),
+            ("CompletionRequest", "max_tokens"),
+        ):
+            for option in components[component]["properties"][name]["anyOf"]:
                 if option.get("type") == "integer":
                     option["maximum"] = limit
         components["MessagesRequest"]["properties"]["max_tokens"]["maximum"] = limit
@@ -315,7 +326,7 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                     "description": "The same key, as Anthropic SDKs send it (/v1/messages).",
                 },
             },
-            "schemas": {**request_schemas(settings), **audio_schemas(), **RESPONSE_SCHEMAS},
+            "schemas": {**request_schemas(settings), **audio_schemas(), **RESPONSE_SCHEMAS, **MEDIA_RESPONSE_SCHEMAS},
         },
     }
 

@@ -15,6 +15,7 @@ from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType
 
 T = TypeVar("T")
+
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
@@ -73,8 +74,8 @@ def _invalid(exc: msgspec.MsgspecError) -> GatewayError:
     return GatewayError(400, "Invalid JSON body: " + text, ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST)
 
 
-def parse_with(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-    """`body` decoded by `decoder`; a 400 naming the field that does not fit."""
+def decoded(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """`body` decoded by `decoder`: a 400 naming the field when it does not fit."""
     try:
         return decoder.decode(body)
     except msgspec.MsgspecError as exc:

@@ -88,6 +88,8 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
     rpm: int | None = None
     tpm: int | None = None
     max_parallel_requests: int | None = None
+    # A wildcard deployment's models as clients name them, for GET /v1/models (`model_info.models`).
+    listed_models: tuple[str, ...] = ()
 
     @property
     def is_wildcard(self) -> bool:
@@ -252,6 +254,7 @@ def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployme
     headers = params.get("extra_headers") or {}
     if not isinstance(headers, dict):
         raise ConfigError(f"{where}.params.extra_headers: expected a mapping")
+    listed = _listed_models(model_info.get("models"), model_name, f"{where}.model_info.models")
     return Deployment(
         id=str(model_info.get("id") or f"{model_name}/{index}"),
         model_name=model_name,
@@ -281,7 +284,23 @@ def parse_deployment(index: int, entry: Any, env: Mapping[str, str]) -> Deployme
         rpm=_int_or_none(params.get("rpm", model_info.get("rpm")), f"{where}.params.rpm"),
         tpm=_int_or_none(params.get("tpm", model_info.get("tpm")), f"{where}.params.tpm"),
         max_parallel_requests=_int_or_none(params.get("max_parallel_requests"), f"{where}.params.max_parallel_requests"),
+        listed_models=listed,
     )
+
+
+def _listed_models(value: Any, pattern: str, where: str) -> tuple[str, ...]:
+    """A wildcard deployment's fixed list of models, each a name its pattern matches."""
+    if value is None:
+        return ()
+    if "*" not in pattern:
+        raise ConfigError(f"{where}: only a wildcard model_name (such as `llm/*`) lists its models")
+    if not isinstance(value, list) or not all(isinstance(m, str) and m for m in value):
+        raise ConfigError(f"{where}: expected a list of model names")
+    probe = Deployment(id="", model_name=pattern, provider="", upstream_model="")
+    for name in value:
+        if probe.matches(name) is None:
+            raise ConfigError(f"{where}: {name!r} is not a name the pattern {pattern!r} matches")
+    return tuple(value)
 
 
 def _env_first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:

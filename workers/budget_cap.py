@@ -8,9 +8,13 @@ stream is watched token by token and stopped, with a final error event, before i
 from __future__ import annotations
 
 from llmgw.config import Deployment
-from llmgw.contracts import UpstreamRequest
+from llmgw.contracts import Operation, UpstreamRequest
 from llmgw.prices import Price, price_for
 from workers.providers.request_body import RequestBody
+
+# Operations whose body has a completion length a cap can lower (`max_tokens`); the others'
+# cost is fixed by what they ask (images, search units, the input), all of it in the worst case.
+CAPPED_OPERATIONS = frozenset({Operation.CHAT, Operation.COMPLETIONS})
 
 
 def completion_allowance(price: Price, cost_cap: float, prompt_bytes: int) -> int:
@@ -42,7 +46,7 @@ def apply_cost_cap(
     """Hold a capped request to its cap on `deployment`: a stream is metered (and stopped at the
     cap), a whole answer gets a completion limit it can afford. An uncapped request, or one to
     a model without a price, is left as it is."""
-    if request.cost_cap is None:
+    if request.cost_cap is None or request.operation not in CAPPED_OPERATIONS:
         return None, body
     price = price_for(deployment, upstream_model)
     if price is None:

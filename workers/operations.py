@@ -29,6 +29,10 @@ OPERATIONS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     Operation.NATIVE: ((AnswerKind.RAW, "native"), (AnswerKind.RAW, "native")),
     Operation.TRANSCRIPTION: ((AnswerKind.RAW, "transcription"), (AnswerKind.RAW, "transcription")),
     Operation.SPEECH: ((AnswerKind.RAW, "speech"), (AnswerKind.RAW, "speech")),
+    Operation.COMPLETIONS: ((AnswerKind.WHOLE, "completions"), (AnswerKind.CHUNKS, "completions_stream")),
+    Operation.IMAGES: ((AnswerKind.WHOLE, "images"), (AnswerKind.WHOLE, "images")),
+    Operation.MODERATION: ((AnswerKind.WHOLE, "moderations"), (AnswerKind.WHOLE, "moderations")),
+    Operation.RERANK: ((AnswerKind.WHOLE, "rerank"), (AnswerKind.WHOLE, "rerank")),
 }
 
 

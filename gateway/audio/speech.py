@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from gateway.schemas import parse_with
+from gateway.schemas import decoded
 
 MAX_INPUT_CHARACTERS = 4096  # OpenAI's limit for one request's text
 
@@ -34,4 +34,4 @@ _speech_decoder = msgspec.json.Decoder(SpeechRequest)
 
 
 def parse_speech(body: bytes) -> SpeechRequest:
-    return parse_with(_speech_decoder, body)
+    return decoded(_speech_decoder, body)

@@ -75,6 +75,11 @@ OPERATIONS = [
     "POST /v1/audio/transcriptions",
     "POST /v1/audio/translations",
     "POST /v1/audio/speech",
+    "POST /v1/completions",
+    "POST /v1/images/generations",
+    "POST /v1/moderations",
+    "POST /v1/rerank",
+    "POST /v2/rerank",
     "GET /v1/models",
     "POST /key/generate",
     "GET /key/info",
@@ -169,7 +174,18 @@ def test_every_operation_answers_as_documented(api_schema, session, label, mode)
 
 # Integer fields of the request bodies. JSON Schema counts 5.0 as an integer, and the generator
 # sends such values; the edge (msgspec) refuses them, so here they are sent as 5.
-INTEGER_FIELDS = ("max_tokens", "max_completion_tokens", "n", "top_k", "dimensions")
+INTEGER_FIELDS = (
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "top_k",
+    "dimensions",
+    "best_of",
+    "logprobs",
+    "top_n",
+    "max_tokens_per_doc",
+    "output_compression",
+)
 
 
 def on_a_configured_model(case):
@@ -184,7 +200,18 @@ def on_a_configured_model(case):
     return case
 
 
-@pytest.mark.parametrize("label", ["POST /v1/chat/completions", "POST /v1/embeddings", "POST /v1/messages"])
+@pytest.mark.parametrize(
+    "label",
+    [
+        "POST /v1/chat/completions",
+        "POST /v1/embeddings",
+        "POST /v1/messages",
+        "POST /v1/completions",
+        "POST /v1/images/generations",
+        "POST /v1/moderations",
+        "POST /v1/rerank",
+    ],
+)
 def test_valid_requests_to_a_served_model_answer_as_documented(stack, api_schema, session, budgeted_key, label):
     """Random valid bodies on a served model, with a budgeted key: they reach the worker and the fake
     upstream (streams included) and pass through the budget reservation."""
@@ -214,6 +241,11 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
         ("/v1/audio/transcriptions", "post"),
         ("/v1/audio/translations", "post"),
         ("/v1/audio/speech", "post"),
+        ("/v1/completions", "post"),
+        ("/v1/images/generations", "post"),
+        ("/v1/moderations", "post"),
+        ("/v1/rerank", "post"),
+        ("/v2/rerank", "post"),
         ("/key/generate", "post"),
         ("/key/info", "get"),
         ("/key/update", "post"),
@@ -251,6 +283,12 @@ def test_successful_answers_match_the_document(stack, api_schema, session):
             {"body": {"model": "gpt-4", "file": TONE, "response_format": "text"}, "media_type": "multipart/form-data"},
         ),
         ("/v1/audio/speech", "POST", {"body": {"model": "gpt-4", "input": "Hello", "voice": "alloy"}}),
+        ("/v1/completions", "POST", {"body": {"model": "gpt-4", "prompt": "Hello there", "max_tokens": 3}}),
+        ("/v1/completions", "POST", {"body": {"model": "gpt-4", "prompt": ["a", "b"], "stream": True}}),
+        ("/v1/images/generations", "POST", {"body": {"model": "gpt-4", "prompt": "a fox", "n": 2}}),
+        ("/v1/moderations", "POST", {"body": {"model": "gpt-4", "input": ["hello", "there"]}}),
+        ("/v1/rerank", "POST", {"body": {"model": "gpt-4", "query": "a b", "documents": ["a", "b c"], "top_n": 1}}),
+        ("/v2/rerank", "POST", {"body": {"model": "gpt-4", "query": "a", "documents": [{"text": "a"}]}}),
         ("/v1/models", "GET", {}),
         ("/key/generate", "POST", {"body": {"key_alias": "fuzz-ok", "models": ["gpt-4"]}}),
         ("/key/list", "GET", {"query": {"page": 1, "size": 5}}),

@@ -1,7 +1,7 @@
 """Azure OpenAI: the OpenAI wire format at per-deployment URLs.
 
-Reference: https://learn.microsoft.com/en-us/azure/ai-services/openai/reference (chat completions
-and embeddings at {endpoint}/openai/deployments/{deployment-id}/..., the required `api-version`
+Reference: https://learn.microsoft.com/en-us/azure/ai-services/openai/reference (chat completions,
+completions, embeddings and image generations at {endpoint}/openai/deployments/{deployment-id}/..., the required `api-version`
 query parameter, and the `api-key` header). The request and answer bodies are OpenAI's, so
 everything but the URL and the credential header is OpenAIFamily's.
 """
@@ -14,7 +14,9 @@ import httpx
 
 from llmgw.config import Deployment
 from llmgw.contracts import UpstreamRequest
+from workers.providers.answers import Completion
 from workers.providers.openai_family import OpenAIFamily
+from workers.providers.request_body import RequestBody
 
 DEFAULT_API_VERSION = "2024-10-21"  # the current GA version of the data-plane API
 
@@ -47,3 +49,15 @@ class AzureOpenAI(OpenAIFamily):
 
     def native_headers(self, deployment: Deployment) -> dict[str, str]:
         return {"api-key": deployment.api_key.reveal()} if deployment.api_key is not None else {}
+
+    # ---- what Azure OpenAI does not serve at a deployment URL ---------------------------------
+
+    async def moderations(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        raise self.unsupported(deployment, "moderations (Azure AI Content Safety is a service of its own)")
+
+    async def rerank(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        raise self.unsupported(deployment, "rerank")

@@ -25,6 +25,7 @@ from llmgw.config import Deployment
 from llmgw.contracts import ErrorCode, ErrorType, UpstreamRequest
 from workers.http_client import UpstreamClient
 from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
+from workers.providers.completions_chat import completions_stream_via_chat, completions_via_chat
 from workers.providers.errors import ErrorReader, UpstreamError, invalid_answer, invalid_request, transport_error
 from workers.providers.native import forward
 from workers.providers.request_body import RequestBody
@@ -117,13 +118,45 @@ class Provider(ABC):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[NativeItem]:
         """Speech to text (an `AudioUpload`): the answer's head, its bytes, then the usage."""
-        raise invalid_request(f"provider {deployment.provider} (deployment {deployment.id}) does not transcribe audio")
+        raise self.unsupported(deployment, "audio transcriptions")
 
     def speech(
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[NativeItem]:
         """Text to speech: the answer's head, the audio's bytes as they arrive, then the usage."""
-        raise invalid_request(f"provider {deployment.provider} (deployment {deployment.id}) does not make speech")
+        raise self.unsupported(deployment, "speech")
+
+    def unsupported(self, deployment: Deployment, operation: str) -> UpstreamError:
+        """The 400 for an operation this provider does not offer."""
+        return invalid_request(f"provider {deployment.provider} (deployment {deployment.id}) does not offer {operation}")
+
+    # ---- legacy completions (translated to chat unless an adapter serves them itself), images,
+    # moderations and rerank: not offered unless an adapter says otherwise ----
+
+    async def completions(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        return await completions_via_chat(self, deployment, request, upstream_model, RequestBody.of(request, body))
+
+    def completions_stream(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[StreamItem]:
+        return completions_stream_via_chat(self, deployment, request, upstream_model, RequestBody.of(request, body))
+
+    async def images(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        raise self.unsupported(deployment, "image generation")
+
+    async def moderations(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        raise self.unsupported(deployment, "moderations")
+
+    async def rerank(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        raise self.unsupported(deployment, "rerank")
 
     # ---- native passthrough (see workers/providers/native.py, which drives these hooks) ----
 

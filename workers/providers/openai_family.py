@@ -22,7 +22,11 @@ from workers.providers.errors import ProviderError, error_reader, invalid_answer
 from workers.providers.multipart import multipart_body
 from workers.providers.native import body_with_model
 from workers.providers.openai_audio import audio_upload, bills_tokens, speech_characters, speech_items, transcription_items
-from workers.providers.request_body import RequestBody, json_value
+from workers.providers.openai_completions import completions_fields, speaks_completions
+from workers.providers.openai_media import images_answer_to_usage, moderation_input_usage
+from workers.providers.request_body import Fields, RequestBody, json_value
+from workers.providers.rerank import rerank_answer, rerank_ask
+from workers.providers.rerank_servers import rerank_format, server_answer, server_request
 from workers.providers.sse import sse_data
 from workers.usage import Usage
 
@@ -104,7 +108,12 @@ def rewrite_body(body: RequestBody, upstream_model: str, stream: bool, system_pr
     """The client's body with the upstream's model name and the policy's system prompts first;
     streams always ask for usage; gateway-only fields removed. Every other field goes on as the
     client wrote it (the body's top-level fields are shared: only a shallow copy is changed)."""
-    data = dict(body.fields())
+    return rewrite_fields(body.fields(), upstream_model, stream, system_prompts)
+
+
+def rewrite_fields(fields: Fields, upstream_model: str, stream: bool, system_prompts: list[str] | None = None) -> bytes:
+    """`rewrite_body` of a body's top-level fields (not changed: a copy is)."""
+    data = dict(fields)
     data["model"] = upstream_model
     if not GATEWAY_ONLY_FIELDS.isdisjoint(data):  # (rare: one set look-up instead of seven pops)
         for name in GATEWAY_ONLY_FIELDS.intersection(data):
@@ -182,7 +191,14 @@ class OpenAIFamily(Provider):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[StreamItem]:
         sent = rewrite_body(RequestBody.of(request, body), upstream_model, True, request.system_prompts)
-        upstream = self._request(deployment, request, "chat/completions", sent, upstream_model)
+        async for item in self._stream(deployment, request, "chat/completions", sent, upstream_model):
+            yield item
+
+    async def _stream(
+        self, deployment: Deployment, request: UpstreamRequest, path: str, sent: bytes, upstream_model: str
+    ) -> AsyncIterator[StreamItem]:
+        """An OpenAI-format stream of chunks (chat or text completions), relayed as they come."""
+        upstream = self._request(deployment, request, path, sent, upstream_model)
         async with self.open_stream(upstream, deployment, openai_error_to_upstream_error) as resp:
             finished = False
             async for raw in sse_data(self.client.chunks(resp)):
@@ -225,6 +241,60 @@ class OpenAIFamily(Provider):
         async with self.open_stream(upstream, deployment, openai_error_to_upstream_error) as resp:
             async for item in speech_items(self.client, resp, characters, by_tokens):
                 yield item
+
+    # ---- legacy completions: native where the deployment serves them, else through chat --------
+
+    async def completions(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        if not speaks_completions(deployment, upstream_model):
+            return await super().completions(deployment, request, upstream_model, body)
+        fields = completions_fields(RequestBody.of(request, body), request.system_prompts)
+        return await self._post(deployment, request, "completions", rewrite_fields(fields, upstream_model, False), upstream_model)
+
+    async def completions_stream(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[StreamItem]:
+        if not speaks_completions(deployment, upstream_model):
+            async for item in super().completions_stream(deployment, request, upstream_model, body):
+                yield item
+            return
+        fields = completions_fields(RequestBody.of(request, body), request.system_prompts)
+        async for item in self._stream(
+            deployment, request, "completions", rewrite_fields(fields, upstream_model, True), upstream_model
+        ):
+            yield item
+
+    # ---- images, moderations, rerank ---------------------------------------------------------
+
+    async def images(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        fields = RequestBody.of(request, body).fields()
+        upstream = self._request(
+            deployment, request, "images/generations", rewrite_fields(fields, upstream_model, False), upstream_model
+        )
+        content = await self.fetch(upstream, deployment, openai_error_to_upstream_error)
+        return Completion(content, images_answer_to_usage(content, upstream_model, fields))
+
+    async def moderations(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        fields = RequestBody.of(request, body).fields()
+        upstream = self._request(
+            deployment, request, "moderations", rewrite_fields(fields, upstream_model, False), upstream_model
+        )
+        content = await self.fetch(upstream, deployment, openai_error_to_upstream_error)
+        return Completion(content, moderation_input_usage(fields))
+
+    async def rerank(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        ask, wire = rerank_ask(RequestBody.of(request, body)), rerank_format(deployment)
+        upstream = self._request(deployment, request, "rerank", server_request(ask, upstream_model, wire), upstream_model)
+        content = await self.fetch(upstream, deployment, openai_error_to_upstream_error)
+        answer_id, ranked, usage = server_answer(content, ask, wire)
+        return Completion(rerank_answer(answer_id or request.request_id, ranked, ask, usage), usage)
 
     # ---- native passthrough: /openai/v1/... (members with their own route override these) ------
 

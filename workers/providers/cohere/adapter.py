@@ -1,6 +1,6 @@
-"""The Cohere adapter: OpenAI chat and embeddings over Cohere's v2 API, and the native route.
+"""The Cohere adapter: OpenAI chat and embeddings, and rerank, over Cohere's v2 API, and the native route.
 
-Calls POST {api_base}/v2/chat and POST {api_base}/v2/embed with `Authorization: Bearer <key>`
+Calls POST {api_base}/v2/chat, /v2/embed and /v2/rerank (cohere/rerank.py) with `Authorization: Bearer <key>`
 (https://docs.cohere.com/reference/chat, https://docs.cohere.com/reference/embed). Clients reach
 Cohere's own API at /cohere/v2/...: the path is appended to api_base with the gateway's key.
 """
@@ -17,6 +17,7 @@ from llmgw.contracts import UpstreamRequest
 from workers.providers.answers import Completion, NativeUsage, StreamItem
 from workers.providers.base import Provider, translated_stream
 from workers.providers.cohere.request import chat_request_to_cohere, embeddings_request_to_cohere
+from workers.providers.cohere.rerank import cohere_rerank_to_ranked, rerank_request_to_cohere
 from workers.providers.cohere.response import (
     cohere_embed_to_embeddings,
     cohere_error_to_upstream_error,
@@ -36,6 +37,7 @@ from workers.providers.cohere.wire import (
 from workers.providers.errors import invalid_answer
 from workers.providers.native import body_with_model
 from workers.providers.request_body import RequestBody
+from workers.providers.rerank import rerank_answer, rerank_ask
 from workers.providers.sse import sse_data
 from workers.usage import Usage
 
@@ -121,6 +123,16 @@ class Cohere(Provider):
             raise invalid_answer() from None
         usage = embed_usage(resp.meta)
         return Completion(cohere_embed_to_embeddings(resp, upstream_model, embed.encoding_format == "base64", usage), usage)
+
+    async def rerank(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        view = RequestBody.of(request, body)
+        sent = rerank_request_to_cohere(view, upstream_model)
+        content = await self._post(deployment, self._request(deployment, request, upstream_model, "/v2/rerank", sent))
+        ask = rerank_ask(view)
+        answer_id, ranked, usage = cohere_rerank_to_ranked(content, ask)
+        return Completion(rerank_answer(answer_id or request.request_id, ranked, ask, usage), usage)
 
     # ---- native passthrough: /cohere/v2/chat, /cohere/v2/embed, ... ---------------------------
 
