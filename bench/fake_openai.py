@@ -10,11 +10,13 @@ The wire format follows the public OpenAI API reference:
   and the error object format {"error": {"message", "type", "param", "code"}}.
 
 Endpoints (with or without the /v1 prefix): POST /v1/chat/completions, POST /v1/embeddings,
-GET /v1/models, POST /v1/completions, POST /v1/images/generations, POST /v1/moderations and
+GET /v1/models, POST /v1/completions, POST /v1/images/generations, POST /v1/moderations,
 POST /v1/rerank (vLLM's; payloads in fake_openai_media.py), POST /v1/responses (whole or
-streamed; payloads in fake_openai_responses.py); GET /_fake/stats -> {"requests", "by_model",
-"auth_failures", "by_path", "last_request", "last_responses" (the last Responses request body),
-"responses_usage" (the Responses usage it reported, summed)}; POST /_fake/reset.
+streamed; payloads in fake_openai_responses.py), POST /v1/audio/transcriptions,
+/v1/audio/translations and /v1/audio/speech (see fake_openai_audio.py); GET /_fake/stats ->
+{"requests", "by_model", "auth_failures", "by_path", "last_request", "last_responses" (the last
+Responses request body), "responses_usage" (the Responses usage it reported, summed)};
+POST /_fake/reset.
 Azure OpenAI's paths answer the same, the model being the deployment name:
 POST /openai/deployments/{deployment}/chat/completions, .../embeddings, .../completions and
 .../images/generations, with the `api-key`
@@ -47,6 +49,7 @@ from bench import fake_openai_media as media
 from bench import fake_openai_payloads as payloads
 from bench import fake_openai_responses as responses_payloads
 from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
+from bench.fake_openai_audio import FakeAudio
 from bench.fake_openai_payloads import BadRequest, ChunkWriter, error_body
 
 _SERVER_PATH = re.compile(r"^/([A-Za-z0-9._-]+)/v1/")
@@ -152,6 +155,7 @@ class FakeOpenAI:
         self.chunk_delay_s = chunk_delay_ms / 1000
         self.latency_s = latency_ms / 1000
         self.stats = FakeStats()
+        self.audio = FakeAudio(FAULTS, self.stats.by_model, self.chunk_delay_s)  # /audio/... (fake_openai_audio.py)
         self._api_routes = {
             ("POST", "/chat/completions"): self._chat,
             ("POST", "/embeddings"): self._embeddings,
@@ -177,8 +181,14 @@ class FakeOpenAI:
             return await self._api_call(request, route)
         if path == AZURE_RESPONSES_PATH and request.method == "POST":
             return await self._azure_call(request, None, self._responses, needs_version=False)
+        if path.startswith("/audio/") and request.method == "POST":
+            self.stats.requests += 1
+            return self._bearer_refusal(request) or await self.audio.handle(request, path, None)
         if path.startswith(AZURE_PREFIX) and request.method == "POST":
             deployment, _, operation = path[len(AZURE_PREFIX) :].partition("/")
+            if deployment and operation.startswith("audio/"):
+                self.stats.requests += 1
+                return self._azure_refusal(request) or await self.audio.handle(request, "/" + operation, deployment)
             route = self._api_routes.get(("POST", "/" + operation))
             if deployment and route is not None:
                 return await self._azure_call(request, deployment, route)
@@ -189,11 +199,26 @@ class FakeOpenAI:
             return _json_response(b'{"ok":true}')
         return _error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
 
-    async def _api_call(self, request: Request, route) -> Response | StreamResponse:
-        self.stats.requests += 1
+    def _bearer_refusal(self, request: Request) -> Response | None:
         if self.expected_auth and request.headers.get("authorization") != self.expected_auth:
             self.stats.auth_failures += 1
             return _error(401, "Incorrect API key provided", "invalid_request_error", None, "invalid_api_key")
+        return None
+
+    def _azure_refusal(self, request: Request, needs_version: bool = True) -> Response | None:
+        """Azure OpenAI: `api-key` header, `api-version` required (the v1 API: no api-version)."""
+        if self.api_key and request.headers.get("api-key") != self.api_key:
+            self.stats.auth_failures += 1
+            return _json_response(payloads.encode_json({"error": {"code": "401", "message": AZURE_DENIED}}), 401)
+        if needs_version and not any(p.startswith("api-version=") and len(p) > 12 for p in request.query.split("&")):
+            return _json_response(b'{"error":{"code":"404","message":"Resource not found"}}', 404)
+        return None
+
+    async def _api_call(self, request: Request, route) -> Response | StreamResponse:
+        self.stats.requests += 1
+        refusal = self._bearer_refusal(request)
+        if refusal is not None:
+            return refusal
         if request.method == "GET":
             return await route({})
         return await self._model_call(request.body, route)
@@ -201,15 +226,9 @@ class FakeOpenAI:
     async def _azure_call(
         self, request: Request, deployment: str | None, route, needs_version: bool = True
     ) -> Response | StreamResponse:
-        """Azure OpenAI: `api-key` header, `api-version` required, the deployment is the model
-        (the v1 API: no api-version, the body names the deployment)."""
+        """Azure OpenAI: the deployment is the model (the v1 API: the body names the deployment)."""
         self.stats.requests += 1
-        if self.api_key and request.headers.get("api-key") != self.api_key:
-            self.stats.auth_failures += 1
-            return _json_response(payloads.encode_json({"error": {"code": "401", "message": AZURE_DENIED}}), 401)
-        if needs_version and not any(p.startswith("api-version=") and len(p) > 12 for p in request.query.split("&")):
-            return _json_response(b'{"error":{"code":"404","message":"Resource not found"}}', 404)
-        return await self._model_call(request.body, route, deployment)
+        return self._azure_refusal(request, needs_version) or await self._model_call(request.body, route, deployment)
 
     async def _model_call(self, raw: bytes, route, model_override: str | None = None) -> Response | StreamResponse:
         """A call that passed auth: the body checked, faults by model name, then the answer."""

@@ -15,6 +15,7 @@ from gateway.admin.spend import build_spend_routes
 from gateway.admin.teams import build_team_routes
 from gateway.admin.users import build_user_routes
 from gateway.anthropic_messages.route import messages
+from gateway.audio import routes as audio_routes
 from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
@@ -55,6 +56,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             messages,
             responses,
             *retrieval.ROUTES,
+            *audio_routes.ROUTES,
             *native_api.ROUTES,
             *build_health_routes(edge),
             *admin_routes,

@@ -18,6 +18,7 @@ from gateway.admin.keys import DeleteKeys, KeyParams, KeyRef, UpdateKeyParams
 from gateway.admin.teams import DeleteTeams, MemberAdd, NewTeamParams, UpdateTeamParams
 from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
 from gateway.anthropic_messages.request import MessagesRequest
+from gateway.audio.openapi import AUDIO_OPERATIONS, audio_schemas
 from gateway.openapi_media import MEDIA_REQUEST_TYPES, MEDIA_RESPONSE_SCHEMAS, media_checks, media_paths
 from gateway.openapi_schemas import REF, RESPONSE_SCHEMAS, obj, ref
 from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks
@@ -117,6 +118,18 @@ def model_call(summary: str, request: str, answer: str, stream_event: str | None
     }
 
 
+def upload_call(summary: str, request_body: dict[str, Any], ok_content: dict[str, Any]) -> dict[str, Any]:
+    """A model route whose body or answer is not JSON (the audio routes), described as given."""
+    ok = {"description": "The answer.", "headers": REQUEST_ID_HEADER, "content": ok_content}
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": request_body,
+            "responses": {"200": ok, **errors(MODEL_ERRORS, with_request_id=True)},
+        }
+    }
+
+
 def admin_post(summary: str, request: str, answer: str) -> dict[str, Any]:
     return {
         "post": {
@@ -197,6 +210,7 @@ def paths() -> dict[str, Any]:
                 "responses": {**json_ok("ResponseInputItemList"), **errors(("400", "401", "404"))},
             },
         },
+        **{path: upload_call(*operation) for path, operation in AUDIO_OPERATIONS.items()},
         **media_paths(model_call),
         "/v1/models": {
             "get": {
@@ -348,7 +362,13 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                     "description": "The same key, as Anthropic SDKs send it (/v1/messages).",
                 },
             },
-            "schemas": {**request_schemas(settings), **RESPONSE_SCHEMAS, **MEDIA_RESPONSE_SCHEMAS, **RESPONSES_SCHEMAS},
+            "schemas": {
+                **request_schemas(settings),
+                **audio_schemas(),
+                **RESPONSE_SCHEMAS,
+                **MEDIA_RESPONSE_SCHEMAS,
+                **RESPONSES_SCHEMAS,
+            },
         },
     }
 

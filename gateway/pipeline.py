@@ -143,7 +143,8 @@ class Pipeline:
         timeout = edge.settings.request_timeout if call.timeout is None else min(edge.settings.request_timeout, call.timeout)
         deadline = ex.started + timeout
         system_prompts = edge.access.system_prompts(principal, edge.identity.global_system_prompt()) if route.policies else []
-        worst = WorstCase(len(call.body) + sum(len(p) for p in system_prompts), call.max_tokens, call.n, call.units)
+        prompt_bytes = len(call.body) if call.prompt_bytes is None else call.prompt_bytes
+        worst = WorstCase(prompt_bytes + sum(len(p) for p in system_prompts), call.max_tokens, call.n, call.units)
         lease = ex.lease = await admission.admit(
             edge.ratelimits, edge.budgets, principal, target.model_group, target.candidates, worst, ex.request_id, deadline
         )

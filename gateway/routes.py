@@ -52,6 +52,7 @@ class Call:
         "n",
         "native",
         "operation",
+        "prompt_bytes",
         "state",
         "stream",
         "timeout",
@@ -71,6 +72,7 @@ class Call:
         timeout: float | None = None,
         native: NativeCall | None = None,
         operation: str | None = None,
+        prompt_bytes: int | None = None,
     ) -> None:
         self.model = model  # as the client named it
         self.body = body  # what goes to the worker
@@ -82,6 +84,9 @@ class Call:
         self.timeout = timeout  # seconds the client allows (at most the edge's request timeout)
         self.native = native
         self.operation = operation  # None: the route's own operation
+        # The most prompt tokens the request may use, counted as bytes (a token is at least one);
+        # None: the body's length. Uploads say less than their size (an audio file's tokens).
+        self.prompt_bytes = prompt_bytes
         self.state: Any = None  # the route's own, from parse to answered (a stream's translator, ...)
 
 

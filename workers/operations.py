@@ -28,6 +28,8 @@ OPERATIONS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     Operation.EMBEDDINGS: ((AnswerKind.WHOLE, "embeddings"), (AnswerKind.WHOLE, "embeddings")),
     Operation.NATIVE: ((AnswerKind.RAW, "native"), (AnswerKind.RAW, "native")),
     Operation.RESPONSES: ((AnswerKind.RAW, "responses"), (AnswerKind.RAW, "responses")),
+    Operation.TRANSCRIPTION: ((AnswerKind.RAW, "transcription"), (AnswerKind.RAW, "transcription")),
+    Operation.SPEECH: ((AnswerKind.RAW, "speech"), (AnswerKind.RAW, "speech")),
     Operation.COMPLETIONS: ((AnswerKind.WHOLE, "completions"), (AnswerKind.CHUNKS, "completions_stream")),
     Operation.IMAGES: ((AnswerKind.WHOLE, "images"), (AnswerKind.WHOLE, "images")),
     Operation.MODERATION: ((AnswerKind.WHOLE, "moderations"), (AnswerKind.WHOLE, "moderations")),

@@ -3,9 +3,12 @@
 Every NATS subject, stream, consumer and KV bucket name, every message that travels on the bus,
 every record kept in KV and every error code lives in this package; no other module spells a
 subject or a wire shape. `names` holds the names on the bus and the error codes, `messages` the bus
-messages, `usage` the usage events, `records` the KV records.
+messages, `usage` the usage events, `records` the KV records, `audio` the uploads of the audio
+routes.
 """
 
+from llmgw.contracts.audio import *  # noqa: F403
+from llmgw.contracts.audio import __all__ as _audio_all
 from llmgw.contracts.messages import *  # noqa: F403
 from llmgw.contracts.messages import __all__ as _messages_all
 from llmgw.contracts.names import *  # noqa: F403
@@ -15,4 +18,4 @@ from llmgw.contracts.records import __all__ as _records_all
 from llmgw.contracts.usage import *  # noqa: F403
 from llmgw.contracts.usage import __all__ as _usage_all
 
-__all__ = [*_names_all, *_messages_all, *_usage_all, *_records_all]  # noqa: PLE0604 - the modules' own lists of names
+__all__ = [*_names_all, *_messages_all, *_usage_all, *_records_all, *_audio_all]  # noqa: PLE0604 - the modules' own lists of names

@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.audio_files import wav_tone
 from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -46,6 +47,7 @@ SECRETS = (UPSTREAM_KEY, MASTER_KEY)
 TRACE_MARKERS = ("Traceback", 'File "')
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
+TONE = wav_tone(1.0)
 
 
 def fuzz_config(base_url: str) -> schemathesis.Config:
@@ -74,6 +76,9 @@ OPERATIONS = [
     "GET /v1/responses/{response_id}",
     "DELETE /v1/responses/{response_id}",
     "GET /v1/responses/{response_id}/input_items",
+    "POST /v1/audio/transcriptions",
+    "POST /v1/audio/translations",
+    "POST /v1/audio/speech",
     "POST /v1/completions",
     "POST /v1/images/generations",
     "POST /v1/moderations",
@@ -243,6 +248,9 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
         ("/v1/responses/{response_id}", "get"),
         ("/v1/responses/{response_id}", "delete"),
         ("/v1/responses/{response_id}/input_items", "get"),
+        ("/v1/audio/transcriptions", "post"),
+        ("/v1/audio/translations", "post"),
+        ("/v1/audio/speech", "post"),
         ("/v1/completions", "post"),
         ("/v1/images/generations", "post"),
         ("/v1/moderations", "post"),
@@ -280,6 +288,13 @@ def test_successful_answers_match_the_document(stack, api_schema, session):
         ("/v1/messages", "POST", {"body": {"model": "gpt-4", "max_tokens": 4, "messages": HELLO, "stream": True}}),
         ("/v1/responses", "POST", {"body": {"model": "gpt-4", "input": "hello"}}),
         ("/v1/responses", "POST", {"body": {"model": "gpt-4", "input": "hello", "stream": True}}),
+        ("/v1/audio/transcriptions", "POST", {"body": {"model": "gpt-4", "file": TONE}, "media_type": "multipart/form-data"}),
+        (
+            "/v1/audio/translations",
+            "POST",
+            {"body": {"model": "gpt-4", "file": TONE, "response_format": "text"}, "media_type": "multipart/form-data"},
+        ),
+        ("/v1/audio/speech", "POST", {"body": {"model": "gpt-4", "input": "Hello", "voice": "alloy"}}),
         ("/v1/completions", "POST", {"body": {"model": "gpt-4", "prompt": "Hello there", "max_tokens": 3}}),
         ("/v1/completions", "POST", {"body": {"model": "gpt-4", "prompt": ["a", "b"], "stream": True}}),
         ("/v1/images/generations", "POST", {"body": {"model": "gpt-4", "prompt": "a fox", "n": 2}}),

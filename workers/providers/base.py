@@ -112,6 +112,20 @@ class Provider(ABC):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> Completion: ...
 
+    # ---- audio: OpenAI's audio API (the OpenAI family and Azure offer it) ----------------------
+
+    def transcription(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
+        """Speech to text (an `AudioUpload`): the answer's head, its bytes, then the usage."""
+        raise self.unsupported(deployment, "audio transcriptions")
+
+    def speech(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
+        """Text to speech: the answer's head, the audio's bytes as they arrive, then the usage."""
+        raise self.unsupported(deployment, "speech")
+
     def unsupported(self, deployment: Deployment, operation: str) -> UpstreamError:
         """The 400 for an operation this provider does not offer."""
         return invalid_request(f"provider {deployment.provider} (deployment {deployment.id}) does not offer {operation}")

@@ -19,7 +19,9 @@ from llmgw.contracts import UpstreamRequest
 from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
 from workers.providers.base import Provider
 from workers.providers.errors import ProviderError, error_reader, invalid_answer
+from workers.providers.multipart import multipart_body
 from workers.providers.native import body_with_model
+from workers.providers.openai_audio import audio_upload, bills_tokens, speech_characters, speech_items, transcription_items
 from workers.providers.openai_completions import completions_fields, speaks_completions
 from workers.providers.openai_media import images_answer_to_usage, moderation_input_usage
 from workers.providers.request_body import Fields, RequestBody, json_value
@@ -238,6 +240,31 @@ class OpenAIFamily(Provider):
             self, deployment, request, upstream_model, body, GATEWAY_ONLY_FIELDS, openai_error_to_upstream_error
         ):
             yield item
+
+    # ---- audio: transcriptions, translations, speech (the answers: openai_audio.py) ------------
+
+    async def transcription(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
+        upload = audio_upload(request)
+        content_type, sent = multipart_body(upload, upstream_model)
+        upstream = self._request(deployment, request, f"audio/{upload.task}", sent, upstream_model)
+        upstream.headers["content-type"] = content_type
+        by_tokens = bills_tokens(deployment, upstream_model)
+        async with self.open_stream(upstream, deployment, openai_error_to_upstream_error) as resp:
+            async for item in transcription_items(self.client, resp, upload, by_tokens):
+                yield item
+
+    async def speech(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> AsyncIterator[NativeItem]:
+        source = RequestBody.of(request, body)
+        characters = speech_characters(source)
+        upstream = self._request(deployment, request, "audio/speech", rewrite_body(source, upstream_model, False), upstream_model)
+        by_tokens = bills_tokens(deployment, upstream_model)
+        async with self.open_stream(upstream, deployment, openai_error_to_upstream_error) as resp:
+            async for item in speech_items(self.client, resp, characters, by_tokens):
+                yield item
 
     # ---- legacy completions: native where the deployment serves them, else through chat --------
 
