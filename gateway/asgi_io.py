@@ -89,6 +89,20 @@ def too_large() -> GatewayError:
     return GatewayError(413, "Request Entity Too Large", ErrorType.INVALID_REQUEST, ErrorCode.PAYLOAD_TOO_LARGE)
 
 
+# How much more of a body that is already over its limit the edge reads and drops, so that a
+# client still sending (chunked, no length announced) reads the 413 instead of a reset connection.
+DISCARD_LIMIT = 64 << 20
+
+
+async def _discard_rest(receive: Receive, limit: int) -> None:
+    dropped = 0
+    while dropped <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
+        dropped += len(message.get("body", b""))
+
+
 async def read_body(receive: Receive, content_length: int | None, limit: int) -> bytes:
     """The request body, refused past `limit` bytes (announced or actually sent)."""
     if content_length is not None and content_length > limit:
@@ -102,6 +116,8 @@ async def read_body(receive: Receive, content_length: int | None, limit: int) ->
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
+            if message.get("more_body", False):
+                await _discard_rest(receive, DISCARD_LIMIT)
             raise too_large()
         chunks.append(chunk)
         if not message.get("more_body", False):
