@@ -39,7 +39,7 @@ class Edge:
         self.cooldowns = CooldownBoard(self.subjects, router_settings(settings.config))
         self.router = ModelRouter(settings.config.deployments, self.cooldowns.settings, self.cooldowns)
         self.models = ModelListing(self.router)  # what GET /v1/models lists
-        self.budgets = BudgetGuard(self.subjects)
+        self.budgets = BudgetGuard(self.subjects, settings.allow_unpriced_models)
         self.responses = ResponseStore(self.subjects, settings.responses_retention_days)  # the Responses API's
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
