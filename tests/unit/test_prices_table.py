@@ -216,3 +216,11 @@ def test_a_deployment_override_wins_over_the_table():
 def test_a_self_hosted_model_the_table_does_not_know_has_no_price():
     assert price_for(deployment("hosted_vllm", "my-finetune-7b"), "my-finetune-7b") is None
     assert isinstance(price_for(deployment("hosted_vllm", "my-finetune-7b", input_cost_per_token=1e-07), "x"), Price)
+
+
+def test_a_usage_record_pays_its_cache_writes_at_the_cache_write_price():
+    from workers.usage import Usage, cost_of
+
+    claude = deployment("anthropic", "claude-3-7-sonnet-20250219")
+    usage = Usage(prompt_tokens=1_000_000, completion_tokens=0, cached_tokens=200_000, cache_write_tokens=300_000)
+    assert cost_of(usage, claude, "claude-3-7-sonnet-20250219") == (pytest.approx(0.5 * 3 + 0.2 * 0.3 + 0.3 * 3.75), True)
