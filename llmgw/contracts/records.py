@@ -193,6 +193,9 @@ class StoredResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     previous: list[str] = []  # ids of the responses before it in its conversation, oldest first
     input: list[dict[str, Any]] = []  # the input items of this request (not those of `previous`)
     response: dict[str, Any] = {}  # the response object as the client received it
+    # The whole record is in the responses object store (larger than a KV message); this one in
+    # the KV bucket keeps only the id and the owners.
+    stored_apart: bool = False
 
 
 # Keys of the settings bucket.
