@@ -28,6 +28,8 @@ from workers.usage import Usage, estimated_usage
 # Answer headers a client gets from the upstream (the rest are the gateway's own or hop-by-hop).
 _KEPT_HEADERS = ("content-type", "retry-after", "request-id", "openai-processing-ms", "openai-version")
 _KEPT_PREFIXES = ("anthropic-", "x-goog-")
+# Paths the providers do not bill (token counting): their answers carry no usage, and none is estimated.
+FREE_PATH_ENDINGS = ("/count_tokens", ":countTokens")
 _MAX_UNPARSED_STREAM = 8 * 1024 * 1024  # a non-SSE stream is kept for its usage up to this size
 
 
@@ -100,7 +102,7 @@ async def forward(
             yield content if resp.status_code < 400 else scrub_bytes(content, deployment)
         if tracker is not None and tracker.usage is not None:
             yield tracker.usage
-        elif resp.status_code < 400:
+        elif resp.status_code < 400 and not call.path.endswith(FREE_PATH_ENDINGS):
             yield estimated_native_usage(len(body), answered)
     except httpx.HTTPError as exc:
         raise transport_error(exc, deployment) from None
