@@ -10,6 +10,7 @@ from litestar.types import Middleware
 
 from gateway import legacy_completions, media_routes, native_api, openai_api
 from gateway.admin.keys import KeyService, build_key_routes
+from gateway.admin.models import build_model_routes
 from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
 from gateway.admin.teams import build_team_routes
@@ -46,6 +47,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         *build_user_routes(edge, keys),
         *build_team_routes(edge, keys),
         *build_settings_routes(edge, keys),
+        *build_model_routes(edge),
         *build_spend_routes(edge, keys),
     ]
     app = Litestar(
