@@ -18,6 +18,7 @@ from gateway.admin.users import build_user_routes
 from gateway.anthropic_messages.route import messages
 from gateway.audio import routes as audio_routes
 from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
+from gateway.deployment_health import build_deployment_health_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
@@ -61,6 +62,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *audio_routes.ROUTES,
             *native_api.ROUTES,
             *build_health_routes(edge),
+            *build_deployment_health_routes(edge),
             *admin_routes,
             *build_openapi_routes(settings),
         ],

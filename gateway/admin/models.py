@@ -51,7 +51,7 @@ class ModelDelete(msgspec.Struct, kw_only=True):
     id: str
 
 
-def _admin_only(edge: Edge, request: Request) -> Principal:
+def admin_only(edge: Edge, request: Request) -> Principal:
     """Model writes are the proxy admin's: any other valid key is refused with 403."""
     principal = caller(edge, request)
     if not principal.is_admin:
@@ -140,7 +140,7 @@ def build_model_routes(edge: Edge) -> list:
 
     @post("/model/new", status_code=200)
     async def new_model(request: Request) -> Response:
-        principal = _admin_only(edge, request)
+        principal = admin_only(edge, request)
         params = decode_body(await request.body(), NewModel)
         model_id = str(params.model_info.get("id") or uuid.uuid4())
         if model_id in config_ids() or model_id in runtime.records:
@@ -168,7 +168,7 @@ def build_model_routes(edge: Edge) -> list:
         return json_response(_render_record(record))
 
     async def update(request: Request, model_id: str | None) -> Response:
-        _admin_only(edge, request)
+        admin_only(edge, request)
         params = decode_body(await request.body(), ModelUpdate)
         info = params.model_info if not isinstance(params.model_info, UnsetType) else {}
         model_id = model_id or (str(info["id"]) if info.get("id") else None)
@@ -218,7 +218,7 @@ def build_model_routes(edge: Edge) -> list:
 
     @post("/model/delete", status_code=200)
     async def delete_model(request: Request) -> Response:
-        _admin_only(edge, request)
+        admin_only(edge, request)
         params = decode_body(await request.body(), ModelDelete)
         refuse_config_model(params.id, "deleted")
         if params.id not in runtime.records:
