@@ -10,6 +10,7 @@ from litestar.types import Middleware
 
 from gateway import legacy_completions, media_routes, native_api, openai_api
 from gateway.admin.keys import KeyService, build_key_routes
+from gateway.admin.model_groups import build_model_group_routes
 from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
 from gateway.admin.team_members import build_member_routes
@@ -49,6 +50,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         *build_team_routes(edge, keys, teams),
         *build_member_routes(edge, teams),
         *build_settings_routes(edge, keys),
+        *build_model_group_routes(edge),
         *build_spend_routes(edge, keys),
     ]
     app = Litestar(

@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
 from nats.js.kv import KeyValue
 
-from gateway.admin.common import admin, iso, json_response
+from gateway.admin.common import admin, caller, iso, json_response
 from gateway.admin.keys import KeyService
 from gateway.admin.params import bad_param, decode_body
 from gateway.admin.store import not_found
@@ -90,21 +90,20 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
             )
         return json_response({"data": rows})
 
-    @get("/model/info")
+    @get(["/model/info", "/v1/model/info"])
     async def model_info(request: Request) -> Response:
-        admin(edge, request)
-        data = [
-            {
-                "model_name": d.model_name,
-                "litellm_params": {
-                    "model": f"{d.provider}/{d.upstream_model}",
-                    "api_base": d.api_base,
-                    "api_key": d.api_key.masked() if d.api_key else None,
-                },
-                "model_info": {"id": d.id, "access_groups": list(d.access_groups)},
-            }
-            for d in edge.settings.config.deployments
-        ]
+        """Every deployment for admins and admin viewers; for any other key, the deployments of
+        the models it may use, without their upstream's address and credential."""
+        principal = caller(edge, request)
+        data = []
+        for d in edge.settings.config.deployments:
+            if not principal.views_all and not edge.access.allows(principal, d.model_name):
+                continue
+            params: dict[str, str | None] = {"model": f"{d.provider}/{d.upstream_model}"}
+            if principal.views_all:
+                params |= {"api_base": d.api_base, "api_key": d.api_key.masked() if d.api_key else None}
+            info = {"id": d.id, "access_groups": list(d.access_groups)}
+            data.append({"model_name": d.model_name, "litellm_params": params, "model_info": info})
         return json_response({"data": data})
 
     @post("/policy/system_prompt", status_code=200)

@@ -81,6 +81,7 @@ def spend_log(row: dict[str, Any]) -> dict[str, Any]:
     prompt, completion = row["prompt_tokens"], row["completion_tokens"]
     return {
         "request_id": row["request_id"],
+        "response_id": row["response_id"] or None,
         "call_type": row["operation"],
         "api_key": row["key_hash"],
         "key_alias": row["key_alias"],

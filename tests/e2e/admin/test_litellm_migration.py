@@ -6,14 +6,17 @@ blocked teams. One edge, a worker and metering on a real nats-server (this modul
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import openai
 import pytest
 
-from tests.e2e.admin.support import PLAINTEXTS, PREFIX, admin, auth, chat, error_of, generate, write_keys_config
-from tests.e2e.stack import MASTER_KEY, Stack
+import llmgw
+from tests.e2e.admin.support import HELLO, PLAINTEXTS, PREFIX, admin, auth, chat, error_of, generate, write_keys_config
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY, Stack
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -151,6 +154,26 @@ def test_a_key_reads_its_own_user_team_and_key_and_no_one_elses(http, stack):
         ("/key/info", {}),
     ):
         error_of(get(http, stack, path, None, **params), 401, "invalid_api_key")
+
+
+def test_model_reads_answer_a_key_with_the_models_it_may_use(http, stack):
+    key = generate(http, stack, models=["gpt-4"])["key"]
+    for path in ("/model/info", "/v1/model/info"):
+        mine = get(http, stack, path, key).json()["data"]
+        assert {m["model_name"] for m in mine} == {"gpt-4"}, path
+        assert all("api_key" not in m["litellm_params"] and "api_base" not in m["litellm_params"] for m in mine)
+    groups = get(http, stack, "/model_group/info", key).json()["data"]
+    assert [g["model_group"] for g in groups] == ["gpt-4"] and groups[0]["providers"] == ["openai"]
+    assert groups[0]["input_cost_per_token"] > 0  # gpt-4o's price from the price table
+    assert {m["id"] for m in get(http, stack, "/v1/models", key).json()["data"]} == {"gpt-4"}
+
+    everything = get(http, stack, "/model/info").json()["data"]
+    assert {"gpt-4", "gpt-3.5-turbo", "my-free-tier"} <= {m["model_name"] for m in everything}
+    shown = next(m for m in everything if m["model_name"] == "gpt-4")["litellm_params"]["api_key"]
+    assert shown.startswith("sk-...") and UPSTREAM_KEY not in json.dumps(everything)
+    assert len([g for g in get(http, stack, "/model_group/info").json()["data"] if g["model_group"] == "my-free-tier"]) == 1
+    for path in ("/model/info", "/model_group/info"):
+        error_of(get(http, stack, path, None), 401, "invalid_api_key")
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -302,3 +325,93 @@ def test_team_block_refuses_the_team_keys_and_unblock_serves_them_again(http, st
         assert chat(http, stack.base_url, key).status_code == 200
     error_of(admin(http, stack, "/team/block", {"team_id": uid("no-team")}), 404, "not_found")
     error_of(admin(http, stack, "/team/block", {"team_id": team_id}, key=keys[0]), 403, "permission_denied")
+
+
+# --- ids and LiteLLM's response headers -------------------------------------------------------
+
+
+def spend_rows(http, stack, request_id: str) -> list[dict]:
+    """The request's spend logs, once metering has its usage row."""
+    return eventually_sync(
+        lambda: get(http, stack, "/spend/logs", request_id=request_id).json(),
+        f"the spend log of {request_id}",
+        timeout=20,
+    )
+
+
+def test_a_request_is_found_in_spend_logs_by_its_answer_id_and_carries_litellm_headers(http, stack):
+    key = generate(http, stack, models=["gpt-4"])["key"]
+    client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key, max_retries=0)
+    deployment = next(m["model_info"]["id"] for m in get(http, stack, "/model/info").json()["data"] if m["model_name"] == "gpt-4")
+
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4", messages=HELLO, max_tokens=3)
+    completion, headers = raw.parse(), raw.headers
+    request_id = headers["x-request-id"]
+    assert completion.id and completion.id != request_id
+    assert headers["x-litellm-call-id"] == request_id
+    assert headers["x-litellm-model-id"] == deployment
+    assert headers["x-litellm-model-group"] == "gpt-4"
+    assert headers["x-litellm-attempted-retries"] == "0"
+    cost = headers["x-litellm-response-cost"]
+    assert "e" not in cost and float(cost) > 0, cost
+    # Found by the answer's id and by llmgw's request id: the same row.
+    by_answer, by_request = spend_rows(http, stack, completion.id), spend_rows(http, stack, request_id)
+    assert by_answer == by_request and len(by_answer) == 1
+    row = by_answer[0]
+    assert row["request_id"] == request_id and row["response_id"] == completion.id
+    assert row["model_id"] == deployment and abs(row["spend"] - float(cost)) < 1e-9
+
+    # A stream: its chunks' id finds it too; its cost is known only at its end, after the headers.
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4", messages=HELLO, stream=True, stream_options={"include_usage": True}
+    ) as streamed:
+        stream_headers = streamed.headers
+        ids = {chunk.id for chunk in streamed.parse()}
+    assert len(ids) == 1
+    assert stream_headers["x-litellm-call-id"] == stream_headers["x-request-id"]
+    assert stream_headers["x-litellm-model-id"] == deployment and "x-litellm-response-cost" not in stream_headers
+    rows = spend_rows(http, stack, ids.pop())
+    assert [r["request_id"] for r in rows] == [stream_headers["x-request-id"]]
+    assert get(http, stack, "/spend/logs", request_id="chatcmpl-no-such-answer").json() == []
+
+
+# --- health probes ----------------------------------------------------------------------------
+
+
+def probe(stack, path: str) -> httpx.Response:
+    """What a Kubernetes httpGet probe does: a GET without credentials; 200-399 is success."""
+    return httpx.get(f"{stack.base_url}{path}", timeout=2)
+
+
+def test_kubernetes_probes_of_every_health_route_and_the_route_list(stack):
+    live = probe(stack, "/health/liveliness")
+    assert live.status_code == 200 and live.json() == "I'm alive!"
+    assert probe(stack, "/health/live").json() == {"status": "ok"}
+    ready = probe(stack, "/health/readiness")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "healthy" and body["db"] == "connected" and body["cache"] == "connected"
+    assert body["litellm_version"] == llmgw.__version__
+    assert probe(stack, "/health/ready").json()["status"] == "ready"
+
+    routes = probe(stack, "/routes")
+    assert routes.status_code == 200
+    listed = {r["path"]: r["methods"] for r in routes.json()["routes"]}
+    for path, method in (("/team/member_add", "POST"), ("/user/list", "GET"), ("/health/readiness", "GET")):
+        assert method in listed[path], (path, listed.get(path))
+    assert "/v1/chat/completions" in listed and "/key/generate" in listed
+
+
+def test_readiness_probes_fail_while_no_worker_serves_and_liveness_holds(stack):
+    """(Last in the module: it stops the worker, then starts another.)"""
+    stack.workers[-1].stop()
+    try:
+        eventually_sync(lambda: probe(stack, "/health/readiness").status_code == 503, "readiness to fail", timeout=40)
+        body = probe(stack, "/health/readiness").json()
+        assert body["status"] == "unhealthy" and body["checks"]["workers"] is False
+        assert body["db"] == "connected"  # the store is there: what is missing is a worker
+        assert probe(stack, "/health/ready").status_code == 503
+        assert probe(stack, "/health/liveliness").status_code == 200
+    finally:
+        stack.start_worker()
+    eventually_sync(lambda: probe(stack, "/health/readiness").status_code == 200, "readiness to hold again", timeout=40)
