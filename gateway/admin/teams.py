@@ -91,10 +91,18 @@ class TeamService:
 
     async def change(self, team_id: str, change: Callable[[TeamRecord], TeamRecord]) -> TeamRecord:
         """Compare-and-set on the team; a team known only from the config file becomes a stored
-        team on its first change."""
+        team on its first change (a stored team deleted meanwhile stays deleted: 404)."""
         base = self.find(team_id)
-        teams = self.edge.identity.teams
-        return await self.store.upsert(teams, kv_key(team_id), lambda r: change(base if r is None else r), f"team {team_id!r}")
+        configured = self.edge.identity.default_teams.get(team_id)
+
+        def apply(stored: TeamRecord | None) -> TeamRecord:
+            if stored is None:
+                if configured is None:
+                    raise not_found(f"team {team_id!r}")
+                stored = base
+            return change(stored)
+
+        return await self.store.upsert(self.edge.identity.teams, kv_key(team_id), apply, f"team {team_id!r}")
 
     async def set_fields(self, team_id: str, fields: dict[str, Any]) -> TeamRecord:
         return await self.change(team_id, lambda r: msgspec.structs.replace(r, updated_at=time.time(), **fields))
