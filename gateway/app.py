@@ -10,10 +10,12 @@ from litestar.types import Middleware
 
 from gateway import legacy_completions, media_routes, native_api, openai_api
 from gateway.admin.keys import KeyService, build_key_routes
+from gateway.admin.model_groups import build_model_group_routes
 from gateway.admin.models import build_model_routes
 from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
-from gateway.admin.teams import build_team_routes
+from gateway.admin.team_members import build_member_routes
+from gateway.admin.teams import TeamService, build_team_routes
 from gateway.admin.users import build_user_routes
 from gateway.anthropic_messages.route import messages
 from gateway.audio import routes as audio_routes
@@ -43,12 +45,15 @@ def create_app(settings: EdgeSettings) -> Litestar:
     edge = Edge(settings)
     guard = FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after)
     keys = KeyService(edge)
+    teams = TeamService(edge, keys)
     admin_routes = [
         *build_key_routes(edge, keys),
         *build_user_routes(edge, keys),
-        *build_team_routes(edge, keys),
+        *build_team_routes(edge, keys, teams),
+        *build_member_routes(edge, teams),
         *build_settings_routes(edge, keys),
         *build_model_routes(edge),
+        *build_model_group_routes(edge),
         *build_spend_routes(edge, keys),
     ]
     app = Litestar(

@@ -15,7 +15,8 @@ import msgspec
 from litestar import Response, get
 
 from gateway.admin.keys import DeleteKeys, KeyParams, KeyRef, UpdateKeyParams
-from gateway.admin.teams import DeleteTeams, MemberAdd, NewTeamParams, UpdateTeamParams
+from gateway.admin.team_members import MemberAdd
+from gateway.admin.teams import DeleteTeams, NewTeamParams, UpdateTeamParams
 from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
 from gateway.anthropic_messages.request import MessagesRequest
 from gateway.audio.openapi import AUDIO_OPERATIONS, audio_schemas

@@ -273,6 +273,7 @@ class RequestHandler:
                     if type(item) is bytes:
                         if outcome.ttft is None:
                             outcome.ttft = time.time() - started
+                            outcome.saw(item)
                         if meter is not None and not meter.take():
                             raise UpstreamError(
                                 429,
@@ -286,6 +287,7 @@ class RequestHandler:
             await relay.finish(outcome.cost(deployment), deployment.id, outcome.tries, outcome.tokens())
             return
         completion = await getattr(provider, method)(deployment, request, outcome.upstream_model, body)
+        outcome.saw(completion.body)
         if completion.usage is not None:
             outcome.took(completion.usage)
         else:  # the provider did not count (some embedding APIs): estimate rather than record nothing
@@ -345,6 +347,8 @@ class RequestHandler:
         if head.stream:
             await relay.finish(cost, deployment.id, outcome.tries, outcome.tokens())
             return
+        if head.status < 400:
+            outcome.saw(parts[0] if len(parts) == 1 else b"".join(parts))
         reply = Completed(
             request_id=request.request_id,
             attempt=attempt,

@@ -57,7 +57,7 @@ def admin_only(edge: Edge, request: Request) -> Principal:
     if not principal.is_admin:
         raise GatewayError(
             403,
-            "Only a proxy admin (the master key, or a key of a user with role `admin`) may change models.",
+            "Only a proxy admin (the master key, or a key of a user with role `proxy_admin`) may change models.",
             ErrorType.PERMISSION,
             ErrorCode.PERMISSION_DENIED,
         )
@@ -238,12 +238,12 @@ def build_model_routes(edge: Edge) -> list:
         for d in edge.deployments():
             if wanted is not None and d.id != wanted:
                 continue
-            if not principal.is_admin and not edge.access.allows(principal, d.model_name):
+            if not principal.views_all and not edge.access.allows(principal, d.model_name):
                 continue
             record = runtime.records.get(d.id)
             entry = _render_record(record) if record is not None and d.id not in config_ids() else _render_config(d)
             entry["model_info"] = {**_prices(d), **entry["model_info"]}
-            data.append(entry if principal.is_admin else _for_caller(entry))
+            data.append(entry if principal.views_all else _for_caller(entry))
         if wanted is not None and not data:
             raise not_found(f"model {wanted!r}")
         return json_response({"data": data})

@@ -13,10 +13,37 @@ from typing import Any
 
 import msgspec
 
+# User roles as LiteLLM names them: a proxy admin may do everything, a proxy admin viewer may read
+# everything and change nothing, internal users (and viewers) see only their own records.
+ROLE_PROXY_ADMIN = "proxy_admin"
+ROLE_PROXY_ADMIN_VIEWER = "proxy_admin_viewer"
+ROLE_INTERNAL_USER = "internal_user"
+ROLE_INTERNAL_USER_VIEWER = "internal_user_viewer"
+ROLE_TEAM = "team"
+# The older names, kept as aliases of the roles above.
 ROLE_ADMIN = "admin"
 ROLE_APP_OWNER = "app_owner"
 ROLE_APP_USER = "app_user"
-USER_ROLES = (ROLE_ADMIN, ROLE_APP_OWNER, ROLE_APP_USER)
+ROLE_ALIASES = {ROLE_ADMIN: ROLE_PROXY_ADMIN, ROLE_APP_OWNER: ROLE_INTERNAL_USER, ROLE_APP_USER: ROLE_INTERNAL_USER_VIEWER}
+USER_ROLES = (
+    ROLE_PROXY_ADMIN,
+    ROLE_PROXY_ADMIN_VIEWER,
+    ROLE_INTERNAL_USER,
+    ROLE_INTERNAL_USER_VIEWER,
+    ROLE_TEAM,
+    *ROLE_ALIASES,
+)
+# Roles of a team's members.
+TEAM_ROLE_ADMIN = "admin"
+TEAM_ROLE_USER = "user"
+TEAM_ROLES = (TEAM_ROLE_ADMIN, TEAM_ROLE_USER)
+
+
+def canonical_role(role: str | None) -> str:
+    """A user role by its LiteLLM name (an older name is an alias; no role is an internal user)."""
+    if not role:
+        return ROLE_INTERNAL_USER
+    return ROLE_ALIASES.get(role, role)
 
 
 def kv_key(identifier: str) -> str:
@@ -70,7 +97,7 @@ class KeyRecord(Limits, frozen=True, kw_only=True):
 class UserRecord(Limits, frozen=True, kw_only=True):
     user_id: str
     user_email: str | None = None
-    user_role: str = ROLE_APP_USER
+    user_role: str = ROLE_INTERNAL_USER
     teams: list[str] = []
     models: list[str] = []
     spend: float = 0.0
@@ -84,7 +111,7 @@ class UserRecord(Limits, frozen=True, kw_only=True):
 class TeamMember(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str | None = None
     user_email: str | None = None
-    role: str = "user"  # "admin" or "user"
+    role: str = TEAM_ROLE_USER  # TEAM_ROLES
 
 
 class TeamRecord(Limits, frozen=True, kw_only=True):
@@ -96,8 +123,15 @@ class TeamRecord(Limits, frozen=True, kw_only=True):
     metadata: dict = {}
     system_prompt: str | None = None
     blocked: bool = False
+    model_aliases: dict[str, str] = {}  # a name its keys ask for -> the model group it means
     created_at: float = 0.0
     updated_at: float = 0.0
+
+    def member(self, user_id: str | None) -> TeamMember | None:
+        """The member with this user id, if any."""
+        if not user_id:
+            return None
+        return next((m for m in self.members_with_roles if m.user_id == user_id), None)
 
 
 class RateWindow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -239,9 +273,18 @@ __all__ = [
     "POLICY_KEY",
     "POLICY_PREFIX",
     "ROLE_ADMIN",
+    "ROLE_ALIASES",
     "ROLE_APP_OWNER",
     "ROLE_APP_USER",
+    "ROLE_INTERNAL_USER",
+    "ROLE_INTERNAL_USER_VIEWER",
+    "ROLE_PROXY_ADMIN",
+    "ROLE_PROXY_ADMIN_VIEWER",
+    "ROLE_TEAM",
     "SECRET_FINGERPRINT_KEY",
+    "TEAM_ROLES",
+    "TEAM_ROLE_ADMIN",
+    "TEAM_ROLE_USER",
     "USER_ROLES",
     "BudgetAlert",
     "BudgetLedger",
@@ -257,6 +300,7 @@ __all__ = [
     "TeamMember",
     "TeamRecord",
     "UserRecord",
+    "canonical_role",
     "credential_key",
     "kv_key",
     "ledger_key",
