@@ -14,7 +14,7 @@ from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
 from gateway.admin.teams import build_team_routes
 from gateway.admin.users import build_user_routes
-from gateway.anthropic_messages.route import messages
+from gateway.anthropic_messages.route import count_tokens, messages
 from gateway.audio import routes as audio_routes
 from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
 from gateway.edge import Edge
@@ -54,6 +54,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *legacy_completions.ROUTES,
             *media_routes.ROUTES,
             messages,
+            count_tokens,
             responses,
             *retrieval.ROUTES,
             *audio_routes.ROUTES,
