@@ -4,7 +4,7 @@
 - A wildcard deployment (`llm/*`, `openai/*`, `*`) is listed by the names it stands for: the
   fixed list its config gives (`model_info.models`), or else, when it calls the provider's own
   API (its default base URL) with a pattern for the upstream model, the provider's models the
-  shipped price table knows, as clients name them through the pattern (`openai/*` lists
+  shipped price table lists in its section, as clients name them through the pattern (`openai/*` lists
   `openai/gpt-4o`, ...). A wildcard in front of a self-hosted server without a list is not
   listed: nothing says what it serves.
 
@@ -21,33 +21,7 @@ import msgspec
 from gateway.router import ModelRouter
 from llmgw.catalog import PROVIDERS
 from llmgw.config import Deployment
-from llmgw.prices import price_table
-
-_GOOGLE = ("gemini-", "imagen-", "text-embedding-004", "text-embedding-005", "gemini-embedding")
-# How each vendor's model names start (to pick a vendor's models out of the price table).
-VENDOR_MODEL_PREFIXES: dict[str, tuple[str, ...]] = {
-    "openai": (
-        "gpt-",
-        "chatgpt-",
-        "o1",
-        "o3",
-        "o4",
-        "text-embedding-3",
-        "text-embedding-ada",
-        "dall-e",
-        "whisper",
-        "tts-",
-        "omni-moderation",
-        "text-moderation",
-        "davinci",
-        "babbage",
-    ),
-    "anthropic": ("claude-",),
-    "gemini": _GOOGLE,
-    "vertex_ai": _GOOGLE,
-    "cohere": ("command", "embed-", "rerank-", "c4ai-", "aya-"),
-    "mistral": ("mistral-", "open-mistral", "open-mixtral", "codestral", "pixtral", "ministral", "magistral", "devstral"),
-}
+from llmgw.prices import load_table
 
 
 class ListedModel(msgspec.Struct, frozen=True):
@@ -63,12 +37,13 @@ def calls_vendor_api(deployment: Deployment) -> bool:
 
 
 def known_models(provider: str) -> list[str]:
-    """The provider's models the price table knows (dated snapshots included)."""
-    prefixes = VENDOR_MODEL_PREFIXES.get(provider)
-    if not prefixes:
-        return []
-    _, table = price_table()
-    return sorted(name for name in table if name.startswith(prefixes))
+    """The provider's models the price table knows (dated snapshots included): its own section's
+    and those of the sections it is priced as (Vertex AI serves Gemini's and Claude's)."""
+    table = load_table()
+    names = set(table.sections.get(provider, {}))
+    for other in table.prices_of.get(provider, ()):
+        names.update(table.sections.get(other, {}))
+    return sorted(names)
 
 
 def client_name(deployment: Deployment, upstream: str) -> str | None:

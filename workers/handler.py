@@ -94,7 +94,10 @@ class RequestHandler:
         attempt = msg.metadata.num_delivered or 1
         heartbeat = KeepAlive(msg, max(self.settings.ack_wait / 3.0, 0.2))
         started = time.time()
-        outcome = Outcome(deployment=self.deployments.get(request.deployment_id))
+        deployment = self.deployments.get(request.deployment_id)
+        if deployment is None:  # added at run time a moment ago: its record may still be on its way
+            deployment = await self.deployments.wait_for(request.deployment_id)
+        outcome = Outcome(deployment=deployment)
         try:
             await self._serve(request, attempt, outcome, started)
             if request.request_id in self.client_gone:

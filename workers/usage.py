@@ -56,7 +56,7 @@ def cost_of(usage: Usage, deployment: Deployment, upstream_model: str) -> tuple[
             _unpriced_warned.add(upstream_model)
             log.warning("price_unknown", model=upstream_model, deployment=deployment.id)
         return 0.0, False
-    tokens = cost(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    tokens = cost(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.cache_write_tokens)
     units, known = units_cost(price, usage.units)
     return tokens + units, known
 

@@ -3,8 +3,9 @@ for the retention period (`LLMGW_RESPONSES_RETENTION_DAYS`: the bucket's TTL).
 
 A record is written the moment its answer is complete, before the answer's last bytes go out
 (`keep` starts the write), so a client that continues the conversation at once finds it; a read on
-this edge waits for a write still under way. A record larger than a bus message is not kept (a
-warning says so). Records are read only by the key, the user or the team that made them: to anyone
+this edge waits for a write still under way. A record larger than a KV message (a long
+conversation turn, a big input) goes whole into an object store with the same retention, and the
+KV record says so (`stored_apart`) and keeps only the id and its owners. Records are read only by the key, the user or the team that made them: to anyone
 else a response does not exist.
 """
 
@@ -18,9 +19,10 @@ import time
 import msgspec
 import structlog
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError, ObjectNotFoundError
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 
 from llmgw.contracts import Caller, StoredResponse, Subjects
 
@@ -59,9 +61,27 @@ async def open_responses_bucket(js: JetStreamContext, name: str, ttl: float) -> 
     return kv
 
 
+async def open_large_records(js: JetStreamContext, name: str, ttl: float) -> ObjectStore:
+    """The object store of records too large for the KV bucket, with the bucket's retention."""
+    try:
+        store = await js.object_store(name)
+    except (BucketNotFoundError, NotFoundError):
+        try:
+            return await js.create_object_store(name, ObjectStoreConfig(bucket=name, ttl=ttl or None, storage=StorageType.FILE))
+        except Exception:  # another edge made it first
+            store = await js.object_store(name)
+    stream = f"OBJ_{name}"
+    config = (await js.stream_info(stream)).config
+    if float(config.max_age or 0) != float(ttl):
+        await js.update_stream(dataclasses.replace(config, max_age=ttl))
+    return store
+
+
 class ResponseStore:
     def __init__(self, subjects: Subjects, retention_days: int) -> None:
         self.bucket_name = subjects.responses_bucket
+        self.objects_name = subjects.responses_objects_bucket
+        self.large: ObjectStore | None = None
         self.ttl = retention_days * SECONDS_PER_DAY
         self.kv: KeyValue | None = None
         self.max_record = 0
@@ -69,12 +89,18 @@ class ResponseStore:
 
     async def start(self, js: JetStreamContext, max_payload: int) -> None:
         self.kv = await open_responses_bucket(js, self.bucket_name, self.ttl)
+        self.large = await open_large_records(js, self.objects_name, self.ttl)
         self.max_record = max(max_payload - RECORD_MARGIN, 1024)
 
     def _bucket(self) -> KeyValue:
         if self.kv is None:
             raise RuntimeError("the response store is not started")
         return self.kv
+
+    def _objects(self) -> ObjectStore:
+        if self.large is None:
+            raise RuntimeError("the response store is not started")
+        return self.large
 
     # ---- writes ----------------------------------------------------------------------------------
 
@@ -88,10 +114,12 @@ class ResponseStore:
 
     async def _write(self, record: StoredResponse) -> None:
         value = _encoder.encode(record)
-        if len(value) > self.max_record:
-            log.warning("response_not_stored", response_id=record.id, size=len(value), limit=self.max_record)
-            return
         try:
+            if len(value) > self.max_record:
+                # The whole record first, then the KV record that points at it: a reader never
+                # finds a pointer to nothing.
+                await self._objects().put(record.id, value)
+                value = _encoder.encode(_pointer(record))
             await self._bucket().put(record.id, value)
         except Exception as exc:
             log.warning("response_store_failed", response_id=record.id, error=str(exc) or type(exc).__name__)
@@ -105,6 +133,10 @@ class ResponseStore:
     async def delete(self, response_id: str) -> None:
         await self.written(response_id)
         await self._bucket().delete(response_id)
+        try:
+            await self._objects().delete(response_id)  # where the record was stored apart
+        except (ObjectNotFoundError, NotFoundError):
+            pass
 
     # ---- reads -----------------------------------------------------------------------------------
 
@@ -118,8 +150,19 @@ class ResponseStore:
             return None
         if not entry.value:
             return None
+        record = self._decoded(response_id, entry.value)
+        if record is None or not record.stored_apart:
+            return record
         try:
-            return _decoder.decode(entry.value)
+            whole = await self._objects().get(response_id)
+        except (ObjectNotFoundError, NotFoundError):
+            return None  # expired with the object store's retention a moment before the KV record
+        return self._decoded(response_id, whole.data or b"")
+
+    @staticmethod
+    def _decoded(response_id: str, value: bytes) -> StoredResponse | None:
+        try:
+            return _decoder.decode(value)
         except msgspec.MsgspecError as exc:
             log.error("stored_response_undecodable", response_id=response_id, error=str(exc))
             return None
@@ -136,6 +179,18 @@ class ResponseStore:
         if any(r is None for r in earlier):
             return None
         return [*earlier, record]  # type: ignore[list-item]  # (None excluded above)
+
+
+def _pointer(record: StoredResponse) -> StoredResponse:
+    """The KV record of a record stored apart: its id and owners, for the owner check on reads."""
+    return StoredResponse(
+        id=record.id,
+        key_hash=record.key_hash,
+        user_id=record.user_id,
+        team_id=record.team_id,
+        created_at=record.created_at,
+        stored_apart=True,
+    )
 
 
 def new_record(

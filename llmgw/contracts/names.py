@@ -178,6 +178,12 @@ class Subjects:
         """Stored responses of the Responses API (records.StoredResponse), kept for a set time."""
         return f"{self._stream_prefix}_responses"
 
+    @property
+    def responses_objects_bucket(self) -> str:
+        """JetStream object store of stored responses too large for one KV message (the KV record
+        says so with `StoredResponse.stored_apart`), kept as long as the KV records."""
+        return f"{self._stream_prefix}_responses_large"
+
 
 # Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
 MSG_ID_HEADER = "Nats-Msg-Id"

@@ -120,6 +120,23 @@ class CredentialRecord(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: float = 0.0
 
 
+class ModelRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A deployment added at run time (`/model/new`, LiteLLM's `store_model_in_db`), in the
+    settings bucket under `model.<id>`: LiteLLM's `model_name`, `litellm_params` and `model_info`.
+    Every secret parameter (`api_key`, `aws_secret_access_key`, `vertex_credentials`, ...) is kept
+    only encrypted (`sealed`, Fernet tokens under LLMGW_SECRET_KEY) and masked (`masked`)."""
+
+    model_id: str
+    model_name: str
+    litellm_params: dict[str, Any] = {}  # the parameters that are not secret
+    sealed: dict[str, str] = {}  # secret parameter -> Fernet token
+    masked: dict[str, str] = {}  # secret parameter -> `sk-...abcd`, what admin endpoints show
+    model_info: dict[str, Any] = {}
+    created_by: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
 class PolicyRecord(msgspec.Struct, frozen=True, kw_only=True):
     """Gateway-wide policy: the system prompt injected into every request."""
 
@@ -193,12 +210,16 @@ class StoredResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     previous: list[str] = []  # ids of the responses before it in its conversation, oldest first
     input: list[dict[str, Any]] = []  # the input items of this request (not those of `previous`)
     response: dict[str, Any] = {}  # the response object as the client received it
+    # The whole record is in the responses object store (larger than a KV message); this one in
+    # the KV bucket keeps only the id and the owners.
+    stored_apart: bool = False
 
 
 # Keys of the settings bucket.
 POLICY_PREFIX = "policy."
 POLICY_KEY = "policy.global"
 CREDENTIAL_PREFIX = "credential."
+MODEL_PREFIX = "model."  # deployments added at run time (ModelRecord)
 # The fingerprint of the secret keys are hashed under (llmgw.secrets.secret_fingerprint, hex text):
 # written at the first start, compared by every edge at start-up.
 SECRET_FINGERPRINT_KEY = "secret.fingerprint"
@@ -208,8 +229,13 @@ def credential_key(deployment_id: str) -> str:
     return CREDENTIAL_PREFIX + kv_key(deployment_id)
 
 
+def model_key(model_id: str) -> str:
+    return MODEL_PREFIX + kv_key(model_id)
+
+
 __all__ = [
     "CREDENTIAL_PREFIX",
+    "MODEL_PREFIX",
     "POLICY_KEY",
     "POLICY_PREFIX",
     "ROLE_ADMIN",
@@ -223,6 +249,7 @@ __all__ = [
     "KeyRecord",
     "LedgerKind",
     "Limits",
+    "ModelRecord",
     "PolicyRecord",
     "RateWindow",
     "Reservation",
@@ -233,4 +260,5 @@ __all__ = [
     "credential_key",
     "kv_key",
     "ledger_key",
+    "model_key",
 ]

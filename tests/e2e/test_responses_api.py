@@ -215,6 +215,25 @@ def test_stored_responses_are_retrieved_listed_and_deleted(stack: Stack, model: 
         sdk.responses.input_items.list(first.id)
 
 
+def test_a_record_larger_than_a_bus_message_is_stored_and_continued(stack: Stack) -> None:
+    key = new_key(stack, user_id="large-owner")
+    sdk = client(stack, key)
+    big = "word " * 300_000  # 1.5 MB of input: more than one NATS message (1 MiB) holds
+    first = sdk.responses.create(model=NATIVE, input=[{"role": "user", "content": big}])
+    fetched = sdk.responses.retrieve(first.id)
+    assert (fetched.id, fetched.output_text) == (first.id, first.output_text)
+    items = sdk.responses.input_items.list(first.id).data
+    assert len(items) == 1 and items[0].content[0].text == big
+    second = sdk.responses.create(model=NATIVE, previous_response_id=first.id, input="and then?")
+    assert second.usage.input_tokens > first.usage.input_tokens  # the whole conversation went upstream
+    stranger = client(stack, new_key(stack, user_id="large-stranger"))
+    with pytest.raises(openai.NotFoundError):
+        stranger.responses.retrieve(first.id)
+    sdk.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(first.id)
+
+
 def test_another_key_cannot_read_a_stored_response(stack: Stack) -> None:
     owner = client(stack, new_key(stack, user_id="reader-a"))
     response = owner.responses.create(model=NATIVE, input="a secret plan")

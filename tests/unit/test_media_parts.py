@@ -208,6 +208,7 @@ def test_wildcards_list_their_fixed_models_or_the_vendors_known_ones():
     assert wildcard_members(self_hosted) == []
     vendor = deployment(model_name="openai/*", upstream="*", api_base="https://api.openai.com/v1")
     assert "openai/gpt-4o" in wildcard_members(vendor) and not any("claude" in m for m in wildcard_members(vendor))
+    assert not any("gpt-oss" in m for m in wildcard_members(vendor))  # Groq's and Together's models are theirs
     assert client_name(deployment(model_name="team-*", upstream="prefix-*"), "prefix-gpt") == "team-gpt"
     assert client_name(deployment(model_name="team-*", upstream="fixed"), "gpt") is None
 
