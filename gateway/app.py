@@ -17,7 +17,7 @@ from gateway.admin.spend import build_spend_routes
 from gateway.admin.team_members import build_member_routes
 from gateway.admin.teams import TeamService, build_team_routes
 from gateway.admin.users import build_user_routes
-from gateway.anthropic_messages.route import messages
+from gateway.anthropic_messages.route import count_tokens, messages
 from gateway.audio import routes as audio_routes
 from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
 from gateway.deployment_health import build_deployment_health_routes
@@ -62,6 +62,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *legacy_completions.ROUTES,
             *media_routes.ROUTES,
             messages,
+            count_tokens,
             responses,
             *retrieval.ROUTES,
             *audio_routes.ROUTES,
