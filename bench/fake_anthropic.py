@@ -10,12 +10,14 @@ The wire format follows Anthropic's public API reference:
   https://docs.anthropic.com/en/api/messages-count-tokens
 Like the real API it wants `x-api-key` (or `Authorization: Bearer`, as the official Python SDK
 2.x sends the key; 401 authentication_error otherwise) and `anthropic-version`
-(400 without it), and refuses requests Anthropic refuses: unknown top-level fields, system or
-other roles in `messages`, two turns of one role in a row, empty text blocks, tool_result blocks
+(400 without it), and refuses requests Anthropic refuses: unknown top-level fields, roles other
+than user, assistant and system (the newer system message between turns, text only, which takes
+no part in the alternation) in `messages`, two turns of one role in a row, empty text blocks, tool_result blocks
 that answer no tool_use of the turn before (or come after text), tool_use left unanswered.
 
-Endpoints: POST /v1/messages, POST /v1/messages/count_tokens; GET /_fake/stats -> {"requests",
-"by_model", "auth_failures", "last_request", "last_headers"}; POST /_fake/reset.
+Endpoints: POST /v1/messages, POST /v1/messages/count_tokens (the body of a Messages request without
+`max_tokens`, checked alike; answers {"input_tokens": W}, W below); GET /_fake/stats -> {"requests",
+"by_model", "auth_failures", "last_request", "last_headers", "counted"}; POST /_fake/reset.
 
 Token accounting (tests compare usage rows against it):
   W (all prompt tokens) = words of the system texts and of every text / tool_result text in the
@@ -120,6 +122,7 @@ class FakeStats:
     auth_failures: int = 0
     last_request: dict | None = None
     last_headers: dict[str, str] = field(default_factory=dict)
+    counted: int = 0  # count_tokens calls answered
 
     def as_dict(self) -> dict:
         return {
@@ -128,6 +131,7 @@ class FakeStats:
             "auth_failures": self.auth_failures,
             "last_request": self.last_request,
             "last_headers": dict(self.last_headers),
+            "counted": self.counted,
         }
 
     def reset(self) -> None:
@@ -189,6 +193,7 @@ class FakeAnthropic:
             return error_response(400, "invalid_request_error", str(exc))
         usage = count_usage(body)
         if counting:
+            self.stats.counted += 1
             return Response(200, encode_json({"input_tokens": sum(usage.values())}), JSON_HEADERS)
         reply = plan_reply(body)
         headers = {"request-id": new_id("req")}

@@ -37,6 +37,8 @@ REQUEST_FIELDS = frozenset(
         "service_tier",
         "container",
         "mcp_servers",
+        "context_management",  # (betas Claude Code sends: context-management, effort)
+        "output_config",
     }
 )
 _CACHED_RE = re.compile(r"cached:(\d+)")
@@ -95,6 +97,8 @@ def _check_turns(messages: list[dict]) -> None:
     previous = None
     for i, message in enumerate(messages):
         role = message["role"]
+        if role == "system":  # (a system message between turns does not take part in the alternation)
+            continue
         if role == previous:
             raise Invalid(
                 f'messages: roles must alternate between "user" and "assistant", but found multiple "{role}" roles in a row'
@@ -139,8 +143,10 @@ def check_request(body: dict) -> dict:
     normalized = []
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
-        if role not in ("user", "assistant"):
-            raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if role not in ("user", "assistant", "system"):
+            raise Invalid(f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'")
+        if role == "system" and not all(b.get("type") == "text" for b in _blocks(message.get("content"), "")):
+            raise Invalid(f"messages.{i}.content: system messages hold text blocks only")
         normalized.append({"role": role, "content": _blocks(message.get("content"), f"messages.{i}.content")})
     _check_turns(normalized)
     temperature = body.get("temperature")
@@ -185,7 +191,7 @@ def count_usage(body: dict) -> dict[str, int]:
 def wants_tool(body: dict) -> bool:
     if not body.get("tools") or (body.get("tool_choice") or {}).get("type") == "none":
         return False
-    last = body["messages"][-1]
+    last = next(m for m in reversed(body["messages"]) if m["role"] != "system")
     return last["role"] == "user" and any("weather" in b["text"].lower() for b in last["content"] if b.get("type") == "text")
 
 

@@ -15,7 +15,8 @@ POST /v1/rerank (vLLM's; payloads in fake_openai_media.py), POST /v1/responses (
 streamed; payloads in fake_openai_responses.py), POST /v1/audio/transcriptions,
 /v1/audio/translations and /v1/audio/speech (see fake_openai_audio.py); GET /_fake/stats ->
 {"requests", "by_model", "auth_failures", "by_path", "last_request", "last_responses" (the last
-Responses request body), "responses_usage" (the Responses usage it reported, summed)};
+Responses request body), "responses_usage" (the Responses usage it reported, summed), "agent" (the
+chat `fake-agent`'s tool calls by name, its answers to tool results, and each turn's usage)};
 POST /_fake/reset.
 Azure OpenAI's paths answer the same, the model being the deployment name:
 POST /openai/deployments/{deployment}/chat/completions, .../embeddings, .../completions and
@@ -29,7 +30,9 @@ those that passed auth and named a model.
 
 Behaviour by the request's model name: fake-error-{400,401,404,429,500,503} answer that error;
 fake-slow-<ms> waits before answering; fake-hang never answers; fake-stream-fail streams three
-words then drops the connection; fake-chunk-delay-<ms> streams with that delay between chunks.
+words then drops the connection; fake-chunk-delay-<ms> streams with that delay between chunks;
+fake-agent is a scripted coding agent (one tool call, then a text: fake_openai_chat_agent.py on
+chat completions, fake_openai_responses.py on the Responses API).
 Token accounting is described in fake_openai_payloads.py.
 
 CLI:  python -m bench.fake_openai --host 127.0.0.1 --port 0 [--api-key KEY]
@@ -45,6 +48,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from bench import fake_openai_chat_agent as chat_agent
 from bench import fake_openai_media as media
 from bench import fake_openai_payloads as payloads
 from bench import fake_openai_responses as responses_payloads
@@ -126,6 +130,7 @@ class FakeStats:
     by_path: dict[str, int] = field(default_factory=dict)  # /<model-id>/v1/... calls by model id
     last_responses: dict | None = None  # the body of the last Responses API call
     responses_usage: dict[str, int] = field(default_factory=dict)  # Responses API usage reported, summed
+    agent: dict[str, list] = field(default_factory=lambda: {"calls": [], "outputs": [], "usage": []})  # chat fake-agent
 
     def as_dict(self) -> dict:
         return {
@@ -135,6 +140,7 @@ class FakeStats:
             "by_path": dict(self.by_path),
             "last_responses": self.last_responses,
             "responses_usage": dict(self.responses_usage),
+            "agent": {k: list(v) for k, v in self.agent.items()},
         }
 
     def reset(self) -> None:
@@ -144,6 +150,7 @@ class FakeStats:
         self.by_path.clear()
         self.last_responses = None
         self.responses_usage.clear()
+        self.agent = {"calls": [], "outputs": [], "usage": []}
 
 
 class FakeOpenAI:
@@ -301,6 +308,9 @@ class FakeOpenAI:
         return _json_response(media.rerank(body))
 
     async def _chat(self, body: dict) -> Response | StreamResponse:
+        turn = chat_agent.agent_turn(body)
+        if turn is not None:
+            return self._agent_chat(body, turn)
         prompt_tokens, cached_tokens = payloads.count_prompt(body.get("messages"))
         n, finish_reason = payloads.completion_length(body)
         usage = payloads.chat_usage(prompt_tokens, n, cached_tokens)
@@ -311,6 +321,18 @@ class FakeOpenAI:
         include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
         events = self._stream_events(model, n, finish_reason, usage, include_usage)
         return StreamResponse(events, headers=SSE_HEADERS)
+
+    def _agent_chat(self, body: dict, turn: chat_agent.AgentTurn) -> Response | StreamResponse:
+        self.stats.agent["usage"].append({k: turn.usage[k] for k in ("prompt_tokens", "completion_tokens")})
+        if turn.call is not None:
+            self.stats.agent["calls"].append(turn.call[0])
+        else:
+            self.stats.agent["outputs"].append(turn.text)
+        if not body.get("stream"):
+            return _json_response(chat_agent.whole(body["model"], turn))
+        stream_options = body.get("stream_options")
+        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+        return StreamResponse(_each(chat_agent.events(body["model"], turn, include_usage)), headers=SSE_HEADERS)
 
     async def _stream_events(self, model, n, finish_reason, usage, include_usage):
         delay_ms = suffix_ms(model, "fake-chunk-delay-")

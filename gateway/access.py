@@ -1,4 +1,4 @@
-"""Which models a caller may use: aliases first, then the key's and the team's model lists
+"""Which models a caller may use: aliases first (the key's, then its team's `model_aliases`), then the key's and the team's model lists
 (model names, access groups from `model_info.access_groups`, or `*` patterns)."""
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ class ModelAccess:
         key = principal.key
         if key is None:
             return requested
-        name = key.aliases.get(requested, requested)
+        team = principal.team
+        name = key.aliases.get(requested) or (team.model_aliases.get(requested) if team is not None else None) or requested
         if not self._allows(key.models, name):
             raise self._denied(f"This API key may not use model `{requested}`.", key.models)
         user = principal.user
         if user is not None and not self._allows(user.models, name):
             raise self._denied(f"User {user.user_id} may not use model `{requested}`.", user.models)
-        team = principal.team
         if team is not None and not self._allows(team.models, name):
             raise self._denied(f"Team {team.team_id} may not use model `{requested}`.", team.models)
         return name

@@ -10,13 +10,17 @@ from litestar.types import Middleware
 
 from gateway import legacy_completions, media_routes, native_api, openai_api
 from gateway.admin.keys import KeyService, build_key_routes
+from gateway.admin.model_groups import build_model_group_routes
+from gateway.admin.models import build_model_routes
 from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
-from gateway.admin.teams import build_team_routes
+from gateway.admin.team_members import build_member_routes
+from gateway.admin.teams import TeamService, build_team_routes
 from gateway.admin.users import build_user_routes
-from gateway.anthropic_messages.route import messages
+from gateway.anthropic_messages.route import count_tokens, messages
 from gateway.audio import routes as audio_routes
 from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
+from gateway.deployment_health import build_deployment_health_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
@@ -41,11 +45,15 @@ def create_app(settings: EdgeSettings) -> Litestar:
     edge = Edge(settings)
     guard = FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after)
     keys = KeyService(edge)
+    teams = TeamService(edge, keys)
     admin_routes = [
         *build_key_routes(edge, keys),
         *build_user_routes(edge, keys),
-        *build_team_routes(edge, keys),
+        *build_team_routes(edge, keys, teams),
+        *build_member_routes(edge, teams),
         *build_settings_routes(edge, keys),
+        *build_model_routes(edge),
+        *build_model_group_routes(edge),
         *build_spend_routes(edge, keys),
     ]
     app = Litestar(
@@ -54,11 +62,13 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *legacy_completions.ROUTES,
             *media_routes.ROUTES,
             messages,
+            count_tokens,
             responses,
             *retrieval.ROUTES,
             *audio_routes.ROUTES,
             *native_api.ROUTES,
             *build_health_routes(edge),
+            *build_deployment_health_routes(edge),
             *admin_routes,
             *build_openapi_routes(settings),
         ],

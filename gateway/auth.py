@@ -14,20 +14,45 @@ import msgspec
 from gateway.errors import GatewayError
 from gateway.identity import IdentityView
 from llmgw.config import Secret
-from llmgw.contracts import ROLE_ADMIN, Caller, ErrorCode, ErrorType, KeyRecord, TeamRecord, UserRecord
+from llmgw.contracts import (
+    ROLE_PROXY_ADMIN,
+    ROLE_PROXY_ADMIN_VIEWER,
+    Caller,
+    ErrorCode,
+    ErrorType,
+    KeyRecord,
+    TeamRecord,
+    UserRecord,
+    canonical_role,
+)
 from llmgw.secrets import KeyHasher
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
     caller: Caller
-    is_admin: bool = False
+    role: str = ROLE_PROXY_ADMIN  # the key's user's role by its LiteLLM name (the master key: proxy_admin)
     key: KeyRecord | None = None  # None for the master key
     user: UserRecord | None = None
     team: TeamRecord | None = None
 
     @property
+    def is_admin(self) -> bool:
+        """May use every admin route (the master key, or a key of a proxy admin)."""
+        return self.role == ROLE_PROXY_ADMIN
+
+    @property
+    def views_all(self) -> bool:
+        """May read every record (a proxy admin or a proxy admin viewer)."""
+        return self.role in (ROLE_PROXY_ADMIN, ROLE_PROXY_ADMIN_VIEWER)
+
+    @property
     def priority(self) -> str:
         return self.key.priority if self.key is not None else "interactive"
+
+
+def forbidden(message: str, param: str | None = None) -> GatewayError:
+    """403: a valid key asked for what its role or its scope does not allow."""
+    return GatewayError(403, message, ErrorType.PERMISSION, ErrorCode.PERMISSION_DENIED, param)
 
 
 def _unauthorized(message: str) -> GatewayError:
@@ -62,9 +87,7 @@ class Authenticator:
         self.identity = identity
         self._master = master_key.reveal().encode() if master_key else None
         self._master_principal = (
-            Principal(caller=Caller(key_hash=hasher.token(master_key.reveal()), key_alias="master"), is_admin=True)
-            if master_key
-            else None
+            Principal(caller=Caller(key_hash=hasher.token(master_key.reveal()), key_alias="master")) if master_key else None
         )
 
     def authenticate(self, authorization: str | None, api_key_header: str | None = None) -> Principal:
@@ -88,7 +111,7 @@ class Authenticator:
         user = self.identity.user(record.user_id)
         return Principal(
             caller=Caller(key_hash=token, key_alias=record.key_alias, user_id=record.user_id, team_id=record.team_id),
-            is_admin=user is not None and user.user_role == ROLE_ADMIN,
+            role=canonical_role(user.user_role if user is not None else None),
             key=record,
             user=user,
             team=team,
@@ -105,12 +128,21 @@ class Authenticator:
         return self.authenticate(authorization, api_key_header)
 
     def admin(self, authorization: str | None, api_key_header: str | None = None) -> Principal:
+        """A caller that may change anything: 401 without a valid key, 403 for one of another role."""
         principal = self.authenticate(authorization, api_key_header)
         if not principal.is_admin:
-            raise GatewayError(
-                401,
-                "Admin endpoints need the master key or a key of a user with role `admin`.",
-                ErrorType.AUTHENTICATION,
-                ErrorCode.INVALID_API_KEY,
+            raise forbidden(
+                "This admin endpoint needs the master key or a key of a user with role `proxy_admin`;"
+                f" this key's role is `{principal.role}`."
+            )
+        return principal
+
+    def viewer(self, authorization: str | None, api_key_header: str | None = None) -> Principal:
+        """A caller that may read every record: a proxy admin or a proxy admin viewer (else 403)."""
+        principal = self.authenticate(authorization, api_key_header)
+        if not principal.views_all:
+            raise forbidden(
+                "This admin endpoint needs the master key or a key of a user with role `proxy_admin` or"
+                f" `proxy_admin_viewer`; this key's role is `{principal.role}`."
             )
         return principal

@@ -19,8 +19,10 @@ from gateway.router import ModelRouter
 from gateway.settings import EdgeSettings
 from llmgw import bus
 from llmgw.blobs import Blobs, open_blobs
+from llmgw.config import Deployment
 from llmgw.contracts import Subjects
 from llmgw.routing import CooldownBoard, router_settings
+from llmgw.runtime_models import RuntimeModels
 from llmgw.secret_check import check_secret_fingerprint
 from llmgw.secrets import CredentialCipher, KeyHasher
 
@@ -39,6 +41,9 @@ class Edge:
         self.cooldowns = CooldownBoard(self.subjects, router_settings(settings.config))
         self.router = ModelRouter(settings.config.deployments, self.cooldowns.settings, self.cooldowns)
         self.models = ModelListing(self.router)  # what GET /v1/models lists
+        # Deployments added at run time (/model/new): the tables above are rebuilt when they change.
+        self.runtime_models = RuntimeModels(self.cipher)
+        self.runtime_models.listeners.append(self._deployments_changed)
         self.budgets = BudgetGuard(self.subjects, settings.allow_unpriced_models)
         self.responses = ResponseStore(self.subjects, settings.responses_retention_days)  # the Responses API's
         self.nc: Client | None = None
@@ -57,6 +62,7 @@ class Edge:
         self.blobs = Blobs(await open_blobs(js, self.subjects.blobs_bucket), self.nc.max_payload)
         await self.responses.start(js, self.nc.max_payload)
         await self.identity.start(js)
+        await self.runtime_models.start(js, self.subjects)
         await self.budgets.start(js)
         await self.cooldowns.start(self.nc)
         self.ratelimits = RateLimiter(js, self.subjects, fail_open=self.settings.ratelimit_fail_open)
@@ -66,6 +72,22 @@ class Edge:
         self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
         await self.presence.start()
         log.info("edge_started", edge_id=self.dispatcher.edge_id, models=len(self.router.groups) + len(self.router.wildcards))
+
+    def deployments(self) -> tuple[Deployment, ...]:
+        """Every deployment served now: the config file's, then those added at run time."""
+        return tuple(self.router.by_id.values())
+
+    def deployment(self, deployment_id: str) -> Deployment | None:
+        return self.router.by_id.get(deployment_id)
+
+    def _deployments_changed(self) -> None:
+        config = self.settings.config.deployments
+        ids = {d.id for d in config}
+        added = tuple(d for d in self.runtime_models.deployments.values() if d.id not in ids)
+        deployments = config + added
+        self.router.replace(deployments)
+        self.access = ModelAccess(deployments)
+        self.models = ModelListing(self.router, self.models.created)
 
     async def stop(self) -> None:
         """Leave the bus once the requests in flight are over (within the shutdown grace).
@@ -77,6 +99,7 @@ class Edge:
             if self.dispatcher is not None and not await self.dispatcher.settled(self.settings.shutdown_grace):
                 log.warning("edge_stopped_with_requests_in_flight", in_flight=self.dispatcher.in_flight)
             await self.identity.stop()
+            await self.runtime_models.stop()
             await self.budgets.stop()
             await self.cooldowns.stop()
             await self.ratelimits.stop()

@@ -74,6 +74,12 @@ class IdentityView:
     def user(self, user_id: str | None) -> UserRecord | None:
         return self.users.items.get(kv_key(user_id)) if user_id else None
 
+    def user_by_email(self, email: str) -> UserRecord | None:
+        """The user with this e-mail address (compared without case), the oldest if several."""
+        wanted = email.strip().lower()
+        found = [u for u in self.users.items.values() if u.user_email and u.user_email.strip().lower() == wanted]
+        return min(found, key=lambda u: u.created_at) if found else None
+
     def team(self, team_id: str | None) -> TeamRecord | None:
         if not team_id:
             return None

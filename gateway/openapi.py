@@ -15,9 +15,10 @@ import msgspec
 from litestar import Response, get
 
 from gateway.admin.keys import DeleteKeys, KeyParams, KeyRef, UpdateKeyParams
-from gateway.admin.teams import DeleteTeams, MemberAdd, NewTeamParams, UpdateTeamParams
+from gateway.admin.team_members import MemberAdd
+from gateway.admin.teams import DeleteTeams, NewTeamParams, UpdateTeamParams
 from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
-from gateway.anthropic_messages.request import MessagesRequest
+from gateway.anthropic_messages.request import CountTokensRequest, MessagesRequest
 from gateway.audio.openapi import AUDIO_OPERATIONS, audio_schemas
 from gateway.openapi_media import MEDIA_REQUEST_TYPES, MEDIA_RESPONSE_SCHEMAS, media_checks, media_paths
 from gateway.openapi_schemas import REF, RESPONSE_SCHEMAS, obj, ref
@@ -34,6 +35,7 @@ REQUEST_TYPES = (
     ChatCompletionRequest,
     EmbeddingsRequest,
     MessagesRequest,
+    CountTokensRequest,
     ResponsesRequest,
     KeyParams,
     UpdateKeyParams,
@@ -181,6 +183,18 @@ def paths() -> dict[str, Any]:
                 "security": [{"bearer": []}, {"x-api-key": []}],  # Anthropic SDKs send the key as x-api-key
             }
         },
+        "/v1/messages/count_tokens": {
+            "post": {
+                **model_call(
+                    "Count a Messages request's input tokens (Anthropic's count, or the gateway's tokenizer).",
+                    "CountTokensRequest",
+                    "AnthropicTokenCount",
+                    None,
+                    error_schema="AnthropicError",
+                )["post"],
+                "security": [{"bearer": []}, {"x-api-key": []}],
+            }
+        },
         "/v1/responses": model_call(
             "Create a response (OpenAI's Responses API), served by any model.",
             "ResponsesRequest",
@@ -277,7 +291,8 @@ CHECKED_FIELDS: dict[tuple[str, str], dict[str, Any]] = {
 
 def anthropic_checks(components: dict[str, Any]) -> None:
     """/v1/messages' own checks (gateway/anthropic_messages/request.py `_check`): which blocks each
-    role may send, and client tools only, each with its input schema."""
+    role may send (a system message inside `messages` text only), and client tools only, each
+    with its input schema (what any model takes; an Anthropic deployment takes more)."""
 
     def blocks(*names: str) -> dict[str, Any]:
         return {"anyOf": [{"type": "string"}, {"type": "array", "items": {"anyOf": [ref(n) for n in names]}}]}
@@ -292,6 +307,7 @@ def anthropic_checks(components: dict[str, Any]) -> None:
                 content=blocks("TextBlock", "ImageBlock", "ToolResultBlock", *thinking),
             ),
             obj(["role", "content"], role={"const": "assistant"}, content=blocks("TextBlock", "ToolUseBlock", *thinking)),
+            obj(["role", "content"], role={"const": "system"}, content=blocks("TextBlock")),
         ],
     }
     tool = components["Tool"]

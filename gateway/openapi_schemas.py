@@ -39,6 +39,7 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         error=obj(["type", "message"], type={"type": "string"}, message={"type": "string"}),
         request_id={"type": "string"},
     ),
+    "AnthropicTokenCount": obj(["input_tokens"], input_tokens={"type": "integer", "minimum": 0}),
     "ChatCompletion": obj(
         ["id", "object", "choices"],
         id={"type": "string"},

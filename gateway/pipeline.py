@@ -36,6 +36,7 @@ from gateway.budgets import WorstCase
 from gateway.client_upstream import client_upstream
 from gateway.edge import Edge
 from gateway.errors import GatewayError, note_key_guess
+from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
 from gateway.routes import Call, Route, StreamEncoder, Target
 from llmgw.contracts import (
@@ -189,6 +190,7 @@ class Pipeline:
                 ex.log.status = status
                 headers.append((b"x-request-id", ex.request_id.encode()))
                 headers.extend(lease.headers())
+                headers.extend(litellm_headers(ex.request_id, target.model_group, lease.deployment.id, first))
                 headers.append((b"content-length", str(len(answer)).encode()))
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": answer})
@@ -197,7 +199,8 @@ class Pipeline:
                     await route.answered(edge, principal, call, ex.request_id, answer)
                 return
             encoder = route.stream(call, ex.request_id)
-            if await cancel_on_disconnect(self._relay(ex, first, queue, deadline, encoder, send), receive):
+            extra = litellm_headers(ex.request_id, target.model_group, lease.deployment.id, first)
+            if await cancel_on_disconnect(self._relay(ex, first, queue, deadline, encoder, send, extra), receive):
                 await route.answered(edge, principal, call, ex.request_id, None)
         finally:
             edge.dispatcher.close(ex.request_id)
@@ -244,7 +247,14 @@ class Pipeline:
         )
 
     async def _relay(
-        self, ex: Exchange, first: Chunks, queue: Queue[ReplyMessage], deadline: float, encoder: StreamEncoder, send: Send
+        self,
+        ex: Exchange,
+        first: Chunks,
+        queue: Queue[ReplyMessage],
+        deadline: float,
+        encoder: StreamEncoder,
+        send: Send,
+        extra_headers: list[tuple[bytes, bytes]],
     ) -> bool:
         """Relay the worker's chunks the moment they arrive; errors end the stream. True when the
         stream ended as the worker finished it (its answer went out whole)."""
@@ -263,6 +273,7 @@ class Pipeline:
             rlog.status = status
             headers.append((b"x-request-id", ex.request_id.encode()))
             headers.extend(lease.headers())
+            headers.extend(extra_headers)
             await send({"type": "http.response.start", "status": status, "headers": headers})
             while True:
                 if isinstance(reply, Chunks):

@@ -45,20 +45,31 @@ class ModelRouter:
         self.board = board
         self.groups: dict[str, list[Deployment]] = {}
         self.wildcards: list[Deployment] = []
-        for d in deployments:
-            if d.is_wildcard:
-                self.wildcards.append(d)
-            else:
-                self.groups.setdefault(d.model_name, []).append(d)
-        # Group names by the upstream model their deployments call (native routes name that).
         self.by_upstream_model: dict[str, list[str]] = {}
-        for name, group in self.groups.items():
-            for upstream in dict.fromkeys(d.upstream_model for d in group):
-                self.by_upstream_model.setdefault(upstream, []).append(name)
-        # The most specific pattern first (`groq/*` before `*`).
-        self.wildcards.sort(key=lambda d: len(d.model_name), reverse=True)
+        self.by_id: dict[str, Deployment] = {}
+        self.replace(deployments)
         self.in_flight: dict[str, int] = {}
         self.latency: dict[str, float] = {}
+
+    def replace(self, deployments: tuple[Deployment, ...]) -> None:
+        """Route to these deployments from now on (models added or removed at run time); each
+        table is built aside and swapped in whole, and what was learnt of latency stays."""
+        groups: dict[str, list[Deployment]] = {}
+        wildcards: list[Deployment] = []
+        for d in deployments:
+            if d.is_wildcard:
+                wildcards.append(d)
+            else:
+                groups.setdefault(d.model_name, []).append(d)
+        # Group names by the upstream model their deployments call (native routes name that).
+        by_upstream_model: dict[str, list[str]] = {}
+        for name, group in groups.items():
+            for upstream in dict.fromkeys(d.upstream_model for d in group):
+                by_upstream_model.setdefault(upstream, []).append(name)
+        # The most specific pattern first (`groq/*` before `*`).
+        wildcards.sort(key=lambda d: len(d.model_name), reverse=True)
+        self.groups, self.wildcards, self.by_upstream_model = groups, wildcards, by_upstream_model
+        self.by_id = {d.id: d for d in deployments}
 
     def group(self, model: str) -> list[Deployment]:
         group = self.groups.get(model)

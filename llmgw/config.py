@@ -209,12 +209,19 @@ def _int_or_none(value: Any, where: str) -> int | None:
     return int(value)
 
 
+def is_secret_param(name: str) -> bool:
+    """A deployment parameter holding a credential (`api_key`, `aws_secret_access_key`,
+    `vertex_credentials`, ...): kept as a Secret, never shown, stored only encrypted."""
+    lowered = name.lower()
+    return any(h in lowered for h in _SECRET_HINTS) and not lowered.endswith(("_id", "_name", "_corpus_key"))
+
+
 def _extra_params(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     out: list[tuple[str, Any]] = []
     for name, value in sorted(params.items()):
         if name in KNOWN_PARAMS or value is None:
             continue
-        secret = any(h in name.lower() for h in _SECRET_HINTS) and not name.lower().endswith(("_id", "_name", "_corpus_key"))
+        secret = is_secret_param(name)
         if secret and isinstance(value, (dict, list)):
             value = json.dumps(value)
         out.append((name, Secret(str(value)) if secret else value))

@@ -100,6 +100,7 @@ class CooldownBoard:
         self.subjects = subjects
         self.settings = settings
         self.until: dict[str, float] = {}
+        self.reasons: dict[str, str] = {}  # deployment id -> why it was cooled down last
         self._fails: dict[str, deque[float]] = {}
         self._sub: Subscription | None = None
 
@@ -118,6 +119,7 @@ class CooldownBoard:
         except msgspec.DecodeError:
             return
         self.until[event.deployment_id] = max(self.until.get(event.deployment_id, 0.0), event.until)
+        self.reasons[event.deployment_id] = event.reason
 
     def cooling(self, deployment_id: str, now: float | None = None) -> bool:
         until = self.until.get(deployment_id)
@@ -135,6 +137,7 @@ class CooldownBoard:
         window.clear()
         until = now + self.settings.cooldown_time
         self.until[deployment_id] = until
+        self.reasons[deployment_id] = reason
         log.warning("deployment_cooldown", deployment=deployment_id, seconds=self.settings.cooldown_time, reason=reason)
         try:
             assert self.nc is not None, "CooldownBoard.start() first"

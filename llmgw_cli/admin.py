@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from llmgw.contracts import USER_ROLES
 from llmgw_cli.admin_client import AdminClient
 from llmgw_cli.admin_views import VIEWS, done, keys_table, users_table
 from llmgw_cli.output import CommandError, json_text, pretty_json
@@ -43,7 +44,7 @@ OWNER_USER = _f("--user", "user_id", "str", "the user the key belongs to")
 OWNER_TEAM = _f("--team", "team_id", "str", "the team the key belongs to")
 USER_ID = _f("--user-id", "user_id", "str", "the new user's id (default: a random one)")
 EMAIL = _f("--email", "user_email", "str", "the user's e-mail address")
-ROLE = _f("--role", "user_role", "str", "the user's role", ("admin", "app_owner", "app_user"))
+ROLE = _f("--role", "user_role", "str", "the user's role", USER_ROLES)
 USER_TEAM = _f("--team", "team_id", "str", "a team the user joins")
 TEAM_ID = _f("--team-id", "team_id", "str", "the new team's id (default: a random one)")
 TEAM_ALIAS = _f("--alias", "team_alias", "str", "a name for the team")

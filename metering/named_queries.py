@@ -20,7 +20,7 @@ class NamedQueryError(ValueError):
 
 
 LOG_COLUMNS = """
-    request_id, operation, key_hash, key_alias, user_id, team_id, model_group, upstream_model, deployment_id,
+    request_id, response_id, operation, key_hash, key_alias, user_id, team_id, model_group, upstream_model, deployment_id,
     provider, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost, cost_known,
     toUnixTimestamp64Milli(ts) AS ts_ms, latency_ms, ttft_ms, status, http_status, error_code, usage_source,
     stream, attempt
@@ -30,7 +30,8 @@ FILTERS = {
     "key_hash": "key_hash = {key_hash:String}",
     "user_id": "user_id = {user_id:String}",
     "team_id": "team_id = {team_id:String}",
-    "request_id": "request_id = {request_id:String}",
+    # llmgw's request id (`x-request-id`) or the `id` of the answer the client got (`chatcmpl-...`)
+    "request_id": "(request_id = {request_id:String} OR response_id = {request_id:String})",
     "start_date": "toDate(ts) >= {start_date:Date}",
     "end_date": "toDate(ts) <= {end_date:Date}",
 }
@@ -91,9 +92,35 @@ def spend_report(parameters: Mapping[str, object]) -> tuple[str, dict[str, objec
     return sql, bound
 
 
+MAX_HEALTH_MINUTES = 1440
+# A failure that tells of the deployment (its credential, its capacity, its server), not of the
+# request: a client's bad request passed through (400, 404, 413, 422) does not count.
+DEPLOYMENT_FAILURE = "status IN ('upstream_error', 'error') AND (http_status IN (401, 403, 408, 429) OR http_status >= 500)"
+
+
+def deployment_health(parameters: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+    """Per deployment over the last `minutes`: requests, failures, and the latest request's outcome."""
+    _only(parameters, {"minutes"})
+    minutes = parameters.get("minutes")
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_HEALTH_MINUTES:
+        raise NamedQueryError(f"parameter 'minutes': expected a whole number from 1 to {MAX_HEALTH_MINUTES}, got {minutes!r}")
+    sql = (
+        "SELECT deployment_id, count() AS requests,"
+        f" countIf({DEPLOYMENT_FAILURE}) AS failures,"
+        " toUnixTimestamp64Milli(max(ts)) / 1000 AS last_ts,"
+        " argMax(status, ts) AS last_status, argMax(http_status, ts) AS last_http_status,"
+        " argMax(error_code, ts) AS last_error_code,"
+        f" argMax({DEPLOYMENT_FAILURE}, ts) AS last_failed"
+        " FROM usage FINAL WHERE ts >= now64(3) - toIntervalMinute({minutes:UInt32})"
+        " GROUP BY deployment_id"
+    )
+    return sql, {"minutes": minutes}
+
+
 NAMED_QUERIES: dict[str, Callable[[Mapping[str, object]], tuple[str, dict[str, object]]]] = {
     NamedQuery.SPEND_LOGS: spend_logs,
     NamedQuery.SPEND_REPORT: spend_report,
+    NamedQuery.DEPLOYMENT_HEALTH: deployment_health,
 }
 
 

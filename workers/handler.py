@@ -94,7 +94,10 @@ class RequestHandler:
         attempt = msg.metadata.num_delivered or 1
         heartbeat = KeepAlive(msg, max(self.settings.ack_wait / 3.0, 0.2))
         started = time.time()
-        outcome = Outcome(deployment=self.deployments.get(request.deployment_id))
+        deployment = self.deployments.get(request.deployment_id)
+        if deployment is None:  # added at run time a moment ago: its record may still be on its way
+            deployment = await self.deployments.wait_for(request.deployment_id)
+        outcome = Outcome(deployment=deployment)
         try:
             await self._serve(request, attempt, outcome, started)
             if request.request_id in self.client_gone:
@@ -270,6 +273,7 @@ class RequestHandler:
                     if type(item) is bytes:
                         if outcome.ttft is None:
                             outcome.ttft = time.time() - started
+                            outcome.saw(item)
                         if meter is not None and not meter.take(item):
                             outcome.usage = Usage(
                                 prompt_tokens=estimate_prompt_tokens(body, request.operation),
@@ -291,6 +295,7 @@ class RequestHandler:
             await relay.finish(outcome.cost(deployment), deployment.id, outcome.tries, outcome.tokens())
             return
         completion = await getattr(provider, method)(deployment, request, outcome.upstream_model, body)
+        outcome.saw(completion.body)
         if completion.usage is not None:
             outcome.took(completion.usage)
         else:  # the provider did not count (some embedding APIs): estimate rather than record nothing
@@ -350,6 +355,8 @@ class RequestHandler:
         if head.stream:
             await relay.finish(cost, deployment.id, outcome.tries, outcome.tokens())
             return
+        if head.status < 400:
+            outcome.saw(parts[0] if len(parts) == 1 else b"".join(parts))
         reply = Completed(
             request_id=request.request_id,
             attempt=attempt,

@@ -34,6 +34,7 @@ OPERATIONS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     Operation.IMAGES: ((AnswerKind.WHOLE, "images"), (AnswerKind.WHOLE, "images")),
     Operation.MODERATION: ((AnswerKind.WHOLE, "moderations"), (AnswerKind.WHOLE, "moderations")),
     Operation.RERANK: ((AnswerKind.WHOLE, "rerank"), (AnswerKind.WHOLE, "rerank")),
+    Operation.COUNT_TOKENS: ((AnswerKind.WHOLE, "count_tokens"), (AnswerKind.WHOLE, "count_tokens")),
 }
 
 

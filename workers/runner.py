@@ -19,7 +19,7 @@ from llmgw.secrets import CredentialCipher
 from workers.credentials import DeploymentTable
 from workers.handler import RequestHandler
 from workers.http_client import UpstreamClient
-from workers.providers import build_providers
+from workers.providers import build_providers, family_class
 from workers.puller import BatchPuller, ContinuousPuller
 from workers.settings import WorkerSettings
 
@@ -42,7 +42,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     deployments = DeploymentTable(settings.config, CredentialCipher(settings.secret))
     await deployments.start(js, subjects)
     client = UpstreamClient(settings.upstream_connections)
-    families = {PROVIDERS[d.provider].family for d in settings.config.deployments}
+    families = {PROVIDERS[provider].family for provider in deployments.providers}
     providers = build_providers(client, settings.default_timeout, settings.connect_timeout, families)
     publisher = bus.AckedPublisher(nc)
     await publisher.start()
@@ -77,8 +77,16 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
                 else:
                     task.cancel()
 
-    served = settings.config.providers
-    for provider in served:
+    served: list[str] = []
+
+    async def serve(provider: str) -> None:
+        """Pull `provider`'s requests (both queues) from now on."""
+        if provider in served:
+            return
+        served.append(provider)
+        family = PROVIDERS[provider].family
+        if family not in providers:
+            providers[family] = family_class(family)(client, settings.default_timeout, settings.connect_timeout)
         durable = subjects.worker_consumer(provider)
         await bus.ensure_pull_consumer(
             js,
@@ -88,8 +96,9 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
             ack_wait=settings.ack_wait,
             max_ack_pending=max(1024, settings.concurrency * 8),
         )
-        puller = ContinuousPuller(nc, subjects.requests_stream, durable, settings.concurrency, lambda: len(in_flight), on_message)
-        pullers.append(puller)
+        interactive = ContinuousPuller(
+            nc, subjects.requests_stream, durable, settings.concurrency, lambda: len(in_flight), on_message
+        )
         batch_durable = subjects.worker_consumer(provider, Priority.BATCH)
         await bus.ensure_pull_consumer(
             js,
@@ -103,20 +112,33 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         async def interactive_waiting(durable: str = durable) -> bool:
             return (await js.consumer_info(subjects.requests_stream, durable)).num_pending > 0
 
-        pullers.append(
-            BatchPuller(
-                nc,
-                subjects.requests_stream,
-                batch_durable,
-                settings.concurrency,
-                lambda: len(in_flight),
-                on_message,
-                interactive_waiting=interactive_waiting,
-            )
+        batch = BatchPuller(
+            nc,
+            subjects.requests_stream,
+            batch_durable,
+            settings.concurrency,
+            lambda: len(in_flight),
+            on_message,
+            interactive_waiting=interactive_waiting,
         )
+        for p in (interactive, batch):
+            pullers.append(p)
+            await p.start()
+
+    serving: set[asyncio.Task] = set()
+
+    def on_deployments_changed() -> None:
+        """A deployment added at run time may be of a provider this worker does not pull yet."""
+        for provider in sorted(deployments.providers - set(served)):
+            task = asyncio.create_task(serve(provider), name=f"serve:{provider}")
+            serving.add(task)
+            task.add_done_callback(serving.discard)
+
     cancel_sub = await nc.subscribe(subjects.cancel, cb=on_cancel)
-    for p in pullers:
-        await p.start()
+    for provider in sorted(deployments.providers):
+        await serve(provider)
+    deployments.listeners.append(on_deployments_changed)
+    on_deployments_changed()  # (one learnt between the table's start and now)
     presence = asyncio.create_task(_announce(nc, subjects, settings, served, lambda: len(in_flight)))
     log.info("worker_started", worker_id=settings.worker_id, providers=list(served), concurrency=settings.concurrency)
     gc.freeze()  # what exists now lives as long as the process: collections only walk newer objects
@@ -128,6 +150,9 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     # discards them instead of delivering requests here, which would only be given back (nak) and
     # counted as a second delivery. A request already on its way is lost with the inbox and
     # redelivered after ack_wait.
+    deployments.listeners.clear()
+    for task in list(serving):
+        task.cancel()
     for p in pullers:
         await p.stop()
     for p in pullers:
@@ -148,12 +173,12 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
 
 
 async def _announce(
-    nc: Client, subjects: Subjects, settings: WorkerSettings, providers: tuple[str, ...], in_flight: Callable[[], int]
+    nc: Client, subjects: Subjects, settings: WorkerSettings, providers: list[str], in_flight: Callable[[], int]
 ) -> None:
     """Presence for the edge's readiness check: which providers have a live worker."""
     while True:
         beat = encode_internal(WorkerHeartbeat(settings.worker_id, list(providers), in_flight(), settings.concurrency))
-        for provider in providers:
+        for provider in list(providers):
             try:
                 await nc.publish(subjects.heartbeat(provider), beat)
             except Exception:

@@ -36,6 +36,15 @@ class Outcome(msgspec.Struct):
     upstream_model: str = ""
     deployment: Deployment | None = None  # the deployment called last
     tries: int = 1  # upstream calls made
+    response_id: str = ""  # the `id` of the answer sent to the edge
+
+    def saw(self, answer: bytes) -> None:
+        """Note the `id` of an answer (a whole JSON body, or a stream's first chunk) if it has one."""
+        if not self.response_id and answer[:1] == b"{":
+            try:
+                self.response_id = _answer_id(answer).id
+            except msgspec.DecodeError:
+                pass
 
     def took(self, usage: Usage) -> None:
         """The provider (or an adapter's estimate) said what the request used."""
@@ -48,6 +57,13 @@ class Outcome(msgspec.Struct):
         return cost_of(self.usage or Usage(), deployment, self.upstream_model)[0]
 
 
+class _AnswerId(msgspec.Struct):
+    id: str = ""
+
+
+_answer_id = msgspec.json.Decoder(_AnswerId).decode
+
+
 def usage_event(
     request: UpstreamRequest, attempt: int, deployment: Deployment, outcome: Outcome, latency_ms: float, worker_id: str
 ) -> UsageEvent:
@@ -56,6 +72,7 @@ def usage_event(
     cost, known = cost_of(usage, deployment, outcome.upstream_model)
     return UsageEvent(
         request_id=request.request_id,
+        response_id=outcome.response_id,
         ts=request.received_at,
         key_hash=request.caller.key_hash,
         key_alias=request.caller.key_alias,

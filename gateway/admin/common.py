@@ -36,10 +36,17 @@ def render(record: msgspec.Struct) -> dict[str, Any]:
 
 
 def admin(edge: Edge, request: Request) -> Principal:
+    """The caller of a route that changes records: a proxy admin (401 without a key, else 403)."""
     return edge.auth.admin(request.headers.get("authorization"), request.headers.get("api-key"))
 
 
+def viewer(edge: Edge, request: Request) -> Principal:
+    """The caller of a route that reads every record: a proxy admin or proxy admin viewer."""
+    return edge.auth.viewer(request.headers.get("authorization"), request.headers.get("api-key"))
+
+
 def caller(edge: Edge, request: Request) -> Principal:
+    """Any valid key: the route itself scopes what it shows to what the key may see."""
     return edge.auth.authenticate(request.headers.get("authorization"), request.headers.get("api-key"))
 
 

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import admin, caller, iso, json_response, render, with_spend
+from gateway.admin.common import admin, caller, iso, json_response, render, viewer, with_spend
 from gateway.admin.params import (
     LimitParams,
     apply_defaults,
@@ -23,9 +23,9 @@ from gateway.admin.params import (
     record_values,
 )
 from gateway.admin.store import RecordStore, not_found
+from gateway.auth import forbidden
 from gateway.edge import Edge
-from gateway.errors import GatewayError
-from llmgw.contracts import ErrorCode, ErrorType, KeyRecord, LedgerKind
+from llmgw.contracts import KeyRecord, LedgerKind
 from llmgw.kv import WatchedMap
 from llmgw.secrets import KEY_PREFIX, generate_key, key_name
 
@@ -183,14 +183,8 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
                 raise bad_param("key", "`key` is required")
             record = principal.key
         else:
-            if not principal.is_admin and (principal.key is None or principal.key.token != service.token_of(key)):
-                raise GatewayError(
-                    403,
-                    "a key that is not an admin's can only look up itself",
-                    ErrorType.PERMISSION,
-                    ErrorCode.PERMISSION_DENIED,
-                    "key",
-                )
+            if not principal.views_all and (principal.key is None or principal.key.token != service.token_of(key)):
+                raise forbidden("a key that is not an admin's can only look up itself", "key")
             record = service.find(key)
         return json_response({"key": key or record.key_name, "info": service.info(record)})
 
@@ -228,7 +222,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
         key_alias: str | None = None,
         return_full_object: bool = False,
     ) -> Response:
-        admin(edge, request)
+        viewer(edge, request)
         if page < 1:
             raise bad_param("page", f"`page` must be >= 1; got {page}")
         if not 1 <= size <= 1000:

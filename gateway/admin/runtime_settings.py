@@ -49,7 +49,7 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
             raise bad_param("api_key", "`api_key` must not be empty")
         deployments = [
             d
-            for d in edge.settings.config.deployments
+            for d in edge.deployments()
             if d.id == params.deployment_id or (params.model_name is not None and d.model_name == params.model_name)
         ]
         if params.deployment_id is None and params.model_name is None:
@@ -70,14 +70,14 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
         admin(edge, request)
         kv = await credentials_bucket()
         stored: dict[str, CredentialRecord] = {}
-        for d in edge.settings.config.deployments:
+        for d in edge.deployments():
             try:
                 entry = await kv.get(credential_key(d.id))
             except Exception:
                 continue
             stored[d.id] = _credential_decoder.decode(entry.value or b"")
         rows = []
-        for d in edge.settings.config.deployments:
+        for d in edge.deployments():
             record = stored.get(d.id)
             rows.append(
                 {
@@ -89,23 +89,6 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
                 }
             )
         return json_response({"data": rows})
-
-    @get("/model/info")
-    async def model_info(request: Request) -> Response:
-        admin(edge, request)
-        data = [
-            {
-                "model_name": d.model_name,
-                "litellm_params": {
-                    "model": f"{d.provider}/{d.upstream_model}",
-                    "api_base": d.api_base,
-                    "api_key": d.api_key.masked() if d.api_key else None,
-                },
-                "model_info": {"id": d.id, "access_groups": list(d.access_groups)},
-            }
-            for d in edge.settings.config.deployments
-        ]
-        return json_response({"data": data})
 
     @post("/policy/system_prompt", status_code=200)
     async def set_system_prompt(request: Request) -> Response:
@@ -136,4 +119,4 @@ def build_settings_routes(edge: Edge, keys: KeyService) -> list:
         admin(edge, request)
         return json_response({"system_prompt": edge.identity.global_system_prompt()})
 
-    return [set_credential, list_credentials, model_info, set_system_prompt, get_system_prompt]
+    return [set_credential, list_credentials, set_system_prompt, get_system_prompt]

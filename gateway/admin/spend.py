@@ -1,4 +1,4 @@
-"""`GET /spend/logs` and `GET /global/spend/report`: spend read from ClickHouse (admin only).
+"""`GET /spend/logs` and `GET /global/spend/report`: spend read from ClickHouse (proxy admins and proxy admin viewers).
 
 The edge asks metering's query service over NATS for the queries metering keeps under a name
 (metering owns the store and the SQL against it); the parameters are checked here first, so a
@@ -16,7 +16,7 @@ from litestar import Request, Response, get
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from gateway.admin.common import admin, json_response
+from gateway.admin.common import json_response, viewer
 from gateway.admin.keys import KeyService
 from gateway.admin.params import bad_param
 from gateway.edge import Edge
@@ -81,6 +81,7 @@ def spend_log(row: dict[str, Any]) -> dict[str, Any]:
     prompt, completion = row["prompt_tokens"], row["completion_tokens"]
     return {
         "request_id": row["request_id"],
+        "response_id": row["response_id"] or None,
         "call_type": row["operation"],
         "api_key": row["key_hash"],
         "key_alias": row["key_alias"],
@@ -168,7 +169,7 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
         end_date: str | None = None,
         limit: str | None = None,
     ) -> Response:
-        admin(edge, request)
+        viewer(edge, request)
         parameters: dict[str, Any] = {"limit": parse_limit(limit), **date_range(start_date, end_date)}
         for name, value in (
             ("key_hash", keys.token_of(api_key) if api_key else None),
@@ -188,7 +189,7 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
         end_date: str | None = None,
         group_by: str | None = None,
     ) -> Response:
-        admin(edge, request)
+        viewer(edge, request)
         group_by = group_by or "team"
         if group_by not in SPEND_REPORT_GROUPS:
             raise bad_param("group_by", f"`group_by` must be one of {', '.join(SPEND_REPORT_GROUPS)}; got {group_by!r}")

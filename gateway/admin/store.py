@@ -3,6 +3,8 @@ the new revision, so a key generated here works here on the very next request.""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
-CAS_ATTEMPTS = 10
+CAS_ATTEMPTS = 25  # many admin calls changing one record at once each get through
 
 
 def not_found(what: str) -> GatewayError:
@@ -40,15 +42,37 @@ class RecordStore:
 
     async def modify(self, view: WatchedMap[T], key: str, change: Callable[[T], T], what: str) -> T:
         """Read, change, compare-and-set; retried when another writer got there first."""
-        for _ in range(CAS_ATTEMPTS):
+
+        def existing(record: T | None) -> T:
+            if record is None:
+                raise not_found(what)
+            return change(record)
+
+        return await self.upsert(view, key, existing, what)
+
+    async def upsert(self, view: WatchedMap[T], key: str, change: Callable[[T | None], T], what: str) -> T:
+        """Create-or-change by compare-and-set: `change` gets the stored record (None when there is
+        none) and returns the new one; retried when another writer got there first, so concurrent
+        calls naming one new record all succeed and one record exists. A record `change` returns
+        as it was is not written again."""
+        for attempt in range(CAS_ATTEMPTS):
             try:
                 entry = await view.kv.get(key)
+                current: T | None = view.decoder.decode(entry.value or b"")
+                last = entry.revision
             except (KeyNotFoundError, KeyDeletedError):
-                raise not_found(what) from None
-            record = change(view.decoder.decode(entry.value or b""))
+                current, last = None, None
+            record = change(current)
+            if current is not None and record == current:
+                await view.caught_up(key, last or 0)
+                return record
             try:
-                revision = await view.kv.update(key, _encoder.encode(record), last=entry.revision)
+                if last is None:
+                    revision = await view.kv.create(key, _encoder.encode(record))
+                else:
+                    revision = await view.kv.update(key, _encoder.encode(record), last=last)
             except KeyWrongLastSequenceError:
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
             await view.caught_up(key, revision)
             return record

@@ -11,12 +11,13 @@ import msgspec
 from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import admin, json_response, render, with_spend
+from gateway.admin.common import admin, caller, json_response, render, viewer, with_spend
 from gateway.admin.keys import KeyParams, KeyService, generated_response, given
 from gateway.admin.params import bad_param, decode_body, record_values
 from gateway.admin.store import not_found
+from gateway.auth import Principal, forbidden
 from gateway.edge import Edge
-from llmgw.contracts import USER_ROLES, LedgerKind, UserRecord, kv_key
+from llmgw.contracts import USER_ROLES, LedgerKind, UserRecord, canonical_role, kv_key
 
 # Fields /user/new and /user/update set on the user record (the rest of the body shapes the key).
 USER_FIELDS = frozenset(
@@ -76,6 +77,30 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
     def user_keys(user_id: str) -> list[dict]:
         return [keys.info(keys.keys.items[t]) for t in keys.tokens_where(user_id=user_id)]
 
+    def readable_user(principal: Principal, user_id: str | None) -> str:
+        """The user a caller asks about: any user for a reader of every record, else only the
+        key's own user (no `user_id` means it); another user's record is 403."""
+        if principal.views_all:
+            if not user_id:
+                raise bad_param("user_id", "give `user_id`, or `view_all=true`")
+            return user_id
+        own = principal.key.user_id if principal.key is not None else None
+        if not user_id:
+            if not own:
+                raise not_found("a user of this key")
+            return own
+        if user_id != own:
+            raise forbidden("a key that is not an admin's can only look up its own user", "user_id")
+        return user_id
+
+    def page_of(records: list[UserRecord], page: int, page_size: int, first_page: int) -> list[UserRecord]:
+        if page < first_page:
+            raise bad_param("page", f"`page` must be >= {first_page}; got {page}")
+        if not 1 <= page_size <= 1000:
+            raise bad_param("page_size", f"`page_size` must be between 1 and 1000; got {page_size}")
+        start = (page - first_page) * page_size
+        return records[start : start + page_size]
+
     @post("/user/new", status_code=200)
     async def new(request: Request) -> Response:
         admin(edge, request)
@@ -100,14 +125,12 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
     async def info(
         request: Request, user_id: str | None = None, view_all: bool = False, page: int = 0, page_size: int = 25
     ) -> Response:
-        admin(edge, request)
+        principal = caller(edge, request)
         if view_all:
-            if page < 0:
-                raise bad_param("page", f"`page` must be >= 0; got {page}")
-            if not 1 <= page_size <= 1000:
-                raise bad_param("page_size", f"`page_size` must be between 1 and 1000; got {page_size}")
+            if not principal.views_all:
+                raise forbidden("only admins and admin viewers may list every user", "view_all")
             records = sorted(users().items.values(), key=lambda r: r.created_at)
-            chunk = records[page * page_size : (page + 1) * page_size]
+            chunk = page_of(records, page, page_size, 0)
             return json_response(
                 {
                     "users": [show(r) for r in chunk],
@@ -117,23 +140,57 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
                     "total_pages": max(1, math.ceil(len(records) / page_size)),
                 }
             )
-        if not user_id:
-            raise bad_param("user_id", "give `user_id`, or `view_all=true`")
+        user_id = readable_user(principal, user_id)
         record = find(user_id)
         teams = [render(t) for t in (edge.identity.team(tid) for tid in record.teams) if t is not None]
         return json_response({"user_id": user_id, "user_info": show(record), "keys": user_keys(user_id), "teams": teams})
 
+    @get("/user/list")
+    async def list_users(
+        request: Request,
+        page: int = 1,
+        page_size: int = 25,
+        role: str | None = None,
+        user_ids: str | None = None,
+        team: str | None = None,
+    ) -> Response:
+        viewer(edge, request)
+        wanted = {u.strip() for u in user_ids.split(",") if u.strip()} if user_ids else None
+        records = sorted(
+            (
+                r
+                for r in users().items.values()
+                if (role is None or canonical_role(r.user_role) == canonical_role(role))
+                and (wanted is None or r.user_id in wanted)
+                and (team is None or team in r.teams)
+            ),
+            key=lambda r: r.created_at,
+        )
+        chunk = page_of(records, page, page_size, 1)
+        return json_response(
+            {
+                "users": [show(r) for r in chunk],
+                "total": len(records),
+                "page": page,
+                "page_size": page_size,
+                "total_pages": max(1, math.ceil(len(records) / page_size)),
+            }
+        )
+
     @post("/user/update", status_code=200)
     async def update(request: Request) -> Response:
+        """Change a user; one that does not exist is created with these values (as LiteLLM does)."""
         admin(edge, request)
         params = decode_body(await request.body(), UpdateUserParams)
         fields = user_fields(given(params))
-        record = await store.modify(
-            users(),
-            kv_key(params.user_id),
-            lambda r: msgspec.structs.replace(r, updated_at=time.time(), **fields),
-            f"user {params.user_id!r}",
-        )
+
+        def change(current: UserRecord | None) -> UserRecord:
+            now = time.time()
+            if current is None:
+                return UserRecord(user_id=params.user_id, created_at=now, updated_at=now, **fields)
+            return msgspec.structs.replace(current, updated_at=now, **fields)
+
+        record = await store.upsert(users(), kv_key(params.user_id), change, f"user {params.user_id!r}")
         return json_response({"user_id": params.user_id, "user_info": render(record)})
 
     @post("/user/delete", status_code=200)
@@ -148,4 +205,4 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
             await store.delete(users(), kv_key(user_id))
         return json_response({"deleted_users": params.user_ids})
 
-    return [new, info, update, delete]
+    return [new, info, list_users, update, delete]

@@ -61,8 +61,9 @@ def tool_result_to_message(block: ToolResultBlock) -> tuple[dict[str, Any], list
         for part in block.content:
             if isinstance(part, TextBlock):
                 texts.append(part.text)
-            else:
+            elif isinstance(part, ImageBlock):
                 images.append(image_to_part(part))
+            # (a tool_reference, a tool search's find, says nothing to a model without the search)
         text = "\n".join(texts)
     if block.is_error:
         text = f"Error: {text}" if text else "Error"
@@ -110,6 +111,13 @@ def assistant_to_message(message: Message) -> dict[str, Any]:
     return out
 
 
+def system_to_message(message: Message) -> dict[str, Any]:
+    """A system message inside `messages`: an OpenAI system message at the same position."""
+    content = message.content
+    text = content if isinstance(content, str) else "\n\n".join(b.text for b in content if isinstance(b, TextBlock))
+    return {"role": "system", "content": text}
+
+
 def tool_choice_to_openai(choice: ToolChoice) -> str | dict[str, Any]:
     if isinstance(choice, ToolChoiceAny):
         return "required"
@@ -128,6 +136,8 @@ def messages_to_chat(req: MessagesRequest) -> dict[str, Any]:
     for message in req.messages:
         if message.role == "user":
             messages.extend(user_to_messages(message))
+        elif message.role == "system":  # (the beta's system message inside the conversation)
+            messages.append(system_to_message(message))
         else:
             messages.append(assistant_to_message(message))
     body: dict[str, Any] = {"model": req.model, "messages": messages, "max_tokens": req.max_tokens}
@@ -139,7 +149,10 @@ def messages_to_chat(req: MessagesRequest) -> dict[str, Any]:
         body["top_p"] = req.top_p
     if req.metadata is not None and req.metadata.user_id:
         body["user"] = req.metadata.user_id
-    if req.tools:
+    # Deferred tools (tool search) are not shown to the model until a search finds them: without
+    # the search, they are not shown at all.
+    tools = [tool for tool in req.tools or () if not tool.defer_loading]
+    if tools:
         body["tools"] = [
             {
                 "type": "function",
@@ -149,7 +162,7 @@ def messages_to_chat(req: MessagesRequest) -> dict[str, Any]:
                     "parameters": tool.input_schema,
                 },
             }
-            for tool in req.tools
+            for tool in tools
         ]
         # OpenAI refuses tool_choice / parallel_tool_calls without tools; Anthropic does not care.
         if req.tool_choice is not None:

@@ -180,7 +180,7 @@ class ResponsesRoute(Route):
         native = state.native = bool(target.candidates) and speaks_responses(target.candidates[0])
 
         def same_kind(ids: list[str]) -> list[str]:
-            return [i for i in ids if (d := edge.settings.config.deployment(i)) is not None and speaks_responses(d) == native]
+            return [i for i in ids if (d := edge.router.by_id.get(i)) is not None and speaks_responses(d) == native]
 
         if not native:
             state.chat_body = responses_to_chat_body(state.request, state.located(), call.model)

@@ -199,6 +199,10 @@ class NamedQuery:
     # Totals per (group, model): columns group_key, model, requests, spend, prompt_tokens,
     # completion_tokens. Parameters: `group_by` (one of SPEND_REPORT_GROUPS), the date filters.
     SPEND_REPORT = "spend_report"
+    # Recent traffic per deployment: columns deployment_id, requests, failures (of the
+    # deployment's own making: 401, 403, 408, 429, 5xx), last_ts (epoch s), last_status,
+    # last_http_status, last_error_code, last_failed. Parameter: `minutes` (1..1440, how far back).
+    DEPLOYMENT_HEALTH = "deployment_health"
 
 
 SPEND_REPORT_GROUPS = ("team", "user", "api_key", "model")

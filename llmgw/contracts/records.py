@@ -13,10 +13,37 @@ from typing import Any
 
 import msgspec
 
+# User roles as LiteLLM names them: a proxy admin may do everything, a proxy admin viewer may read
+# everything and change nothing, internal users (and viewers) see only their own records.
+ROLE_PROXY_ADMIN = "proxy_admin"
+ROLE_PROXY_ADMIN_VIEWER = "proxy_admin_viewer"
+ROLE_INTERNAL_USER = "internal_user"
+ROLE_INTERNAL_USER_VIEWER = "internal_user_viewer"
+ROLE_TEAM = "team"
+# The older names, kept as aliases of the roles above.
 ROLE_ADMIN = "admin"
 ROLE_APP_OWNER = "app_owner"
 ROLE_APP_USER = "app_user"
-USER_ROLES = (ROLE_ADMIN, ROLE_APP_OWNER, ROLE_APP_USER)
+ROLE_ALIASES = {ROLE_ADMIN: ROLE_PROXY_ADMIN, ROLE_APP_OWNER: ROLE_INTERNAL_USER, ROLE_APP_USER: ROLE_INTERNAL_USER_VIEWER}
+USER_ROLES = (
+    ROLE_PROXY_ADMIN,
+    ROLE_PROXY_ADMIN_VIEWER,
+    ROLE_INTERNAL_USER,
+    ROLE_INTERNAL_USER_VIEWER,
+    ROLE_TEAM,
+    *ROLE_ALIASES,
+)
+# Roles of a team's members.
+TEAM_ROLE_ADMIN = "admin"
+TEAM_ROLE_USER = "user"
+TEAM_ROLES = (TEAM_ROLE_ADMIN, TEAM_ROLE_USER)
+
+
+def canonical_role(role: str | None) -> str:
+    """A user role by its LiteLLM name (an older name is an alias; no role is an internal user)."""
+    if not role:
+        return ROLE_INTERNAL_USER
+    return ROLE_ALIASES.get(role, role)
 
 
 def kv_key(identifier: str) -> str:
@@ -70,7 +97,7 @@ class KeyRecord(Limits, frozen=True, kw_only=True):
 class UserRecord(Limits, frozen=True, kw_only=True):
     user_id: str
     user_email: str | None = None
-    user_role: str = ROLE_APP_USER
+    user_role: str = ROLE_INTERNAL_USER
     teams: list[str] = []
     models: list[str] = []
     spend: float = 0.0
@@ -84,7 +111,7 @@ class UserRecord(Limits, frozen=True, kw_only=True):
 class TeamMember(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str | None = None
     user_email: str | None = None
-    role: str = "user"  # "admin" or "user"
+    role: str = TEAM_ROLE_USER  # TEAM_ROLES
 
 
 class TeamRecord(Limits, frozen=True, kw_only=True):
@@ -96,8 +123,15 @@ class TeamRecord(Limits, frozen=True, kw_only=True):
     metadata: dict = {}
     system_prompt: str | None = None
     blocked: bool = False
+    model_aliases: dict[str, str] = {}  # a name its keys ask for -> the model group it means
     created_at: float = 0.0
     updated_at: float = 0.0
+
+    def member(self, user_id: str | None) -> TeamMember | None:
+        """The member with this user id, if any."""
+        if not user_id:
+            return None
+        return next((m for m in self.members_with_roles if m.user_id == user_id), None)
 
 
 class RateWindow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -117,6 +151,23 @@ class CredentialRecord(msgspec.Struct, frozen=True, kw_only=True):
     deployment_id: str
     ciphertext: str  # Fernet token
     masked: str  # `sk-...abcd`, what admin endpoints show
+    updated_at: float = 0.0
+
+
+class ModelRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A deployment added at run time (`/model/new`, LiteLLM's `store_model_in_db`), in the
+    settings bucket under `model.<id>`: LiteLLM's `model_name`, `litellm_params` and `model_info`.
+    Every secret parameter (`api_key`, `aws_secret_access_key`, `vertex_credentials`, ...) is kept
+    only encrypted (`sealed`, Fernet tokens under LLMGW_SECRET_KEY) and masked (`masked`)."""
+
+    model_id: str
+    model_name: str
+    litellm_params: dict[str, Any] = {}  # the parameters that are not secret
+    sealed: dict[str, str] = {}  # secret parameter -> Fernet token
+    masked: dict[str, str] = {}  # secret parameter -> `sk-...abcd`, what admin endpoints show
+    model_info: dict[str, Any] = {}
+    created_by: str | None = None
+    created_at: float = 0.0
     updated_at: float = 0.0
 
 
@@ -202,6 +253,7 @@ class StoredResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 POLICY_PREFIX = "policy."
 POLICY_KEY = "policy.global"
 CREDENTIAL_PREFIX = "credential."
+MODEL_PREFIX = "model."  # deployments added at run time (ModelRecord)
 # The fingerprint of the secret keys are hashed under (llmgw.secrets.secret_fingerprint, hex text):
 # written at the first start, compared by every edge at start-up.
 SECRET_FINGERPRINT_KEY = "secret.fingerprint"
@@ -211,14 +263,28 @@ def credential_key(deployment_id: str) -> str:
     return CREDENTIAL_PREFIX + kv_key(deployment_id)
 
 
+def model_key(model_id: str) -> str:
+    return MODEL_PREFIX + kv_key(model_id)
+
+
 __all__ = [
     "CREDENTIAL_PREFIX",
+    "MODEL_PREFIX",
     "POLICY_KEY",
     "POLICY_PREFIX",
     "ROLE_ADMIN",
+    "ROLE_ALIASES",
     "ROLE_APP_OWNER",
     "ROLE_APP_USER",
+    "ROLE_INTERNAL_USER",
+    "ROLE_INTERNAL_USER_VIEWER",
+    "ROLE_PROXY_ADMIN",
+    "ROLE_PROXY_ADMIN_VIEWER",
+    "ROLE_TEAM",
     "SECRET_FINGERPRINT_KEY",
+    "TEAM_ROLES",
+    "TEAM_ROLE_ADMIN",
+    "TEAM_ROLE_USER",
     "USER_ROLES",
     "BudgetAlert",
     "BudgetLedger",
@@ -226,6 +292,7 @@ __all__ = [
     "KeyRecord",
     "LedgerKind",
     "Limits",
+    "ModelRecord",
     "PolicyRecord",
     "RateWindow",
     "Reservation",
@@ -233,7 +300,9 @@ __all__ = [
     "TeamMember",
     "TeamRecord",
     "UserRecord",
+    "canonical_role",
     "credential_key",
     "kv_key",
     "ledger_key",
+    "model_key",
 ]

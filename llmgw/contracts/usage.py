@@ -30,6 +30,9 @@ class UsageSource:
 
 class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
+    # The `id` of the answer the client got (`chatcmpl-...`, the provider's or the adapter's), so
+    # the request is found by it as well; empty when the answer had none (errors, raw streams).
+    response_id: str = ""
     ts: float  # epoch seconds the edge received the request
     key_hash: str
     key_alias: str | None = None

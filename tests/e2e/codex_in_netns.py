@@ -1,5 +1,5 @@
 """The Codex CLI against a whole gateway, everything in one network namespace that has only
-loopback (the test starts this module there: `unshare -n`, see test_responses_clients.py).
+loopback (the test starts this module there: tests/e2e/netns.py).
 
     python -m tests.e2e.codex_in_netns <codex binary> <work directory>
 
@@ -18,10 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.netns import offline_gateway, print_result, usage_rows_of
 from tests.e2e.responses_stack import INPUT_PRICE, OUTPUT_PRICE, new_key
-from tests.e2e.stack import UPSTREAM_KEY, Stack
-from tests.procs import FakeUpstream, NatsServer
-from tests.waiting import eventually_sync
 
 CODEX_MODEL = "gpt-4o"  # a name Codex does not know: it offers plain function tools
 PROMPT = "Run echo hello-from-tool in the shell and tell me the output"
@@ -88,31 +86,18 @@ def run_codex(codex: str, work: Path, base_url: str, key: str) -> subprocess.Com
 
 
 def main(codex: str, work: Path) -> dict:
-    started: list = []
-    try:
-        nats = NatsServer(store_dir=work / "nats", log_dir=work).start()
-        started.append(nats)
-        upstream = FakeUpstream(work, UPSTREAM_KEY).start()
-        started.append(upstream)
-        stack = Stack(work, nats.url, "codex", upstream, {}, config=gateway_config(upstream.base_url)).start()
-        started.append(stack)
+    with offline_gateway(work, "codex", gateway_config) as (stack, upstream):
         key = new_key(stack, key_alias="codex")
         done = run_codex(codex, work, stack.base_url, key)
         calls = upstream.stats()["by_model"].get("fake-agent", 0)
-        sql = "SELECT * FROM usage FINAL WHERE key_alias = 'codex' ORDER BY ts"
-        rows = eventually_sync(lambda: (r := stack.query(sql)) and len(r) >= calls and r, "Codex's usage rows", timeout=30)
         return {
             "returncode": done.returncode,
             "events": [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")],
             "stderr": done.stderr[-3000:],
             "fake": upstream.stats(),
-            "rows": [{k: v for k, v in row.items() if isinstance(v, (str, int, float, bool)) or v is None} for row in rows],
+            "rows": usage_rows_of(stack, "codex", calls),
         }
-    finally:
-        for part in reversed(started):
-            part.stop()
 
 
 if __name__ == "__main__":
-    result = main(sys.argv[1], Path(sys.argv[2]))
-    print("RESULT " + json.dumps(result, default=str), flush=True)
+    print_result(main(sys.argv[1], Path(sys.argv[2])))

@@ -4,19 +4,18 @@ Responses calls, tests/node/openai_streams.js) and the Codex CLI (`codex exec`, 
 with `wire_api = "responses"` at llmgw's `/v1`), which completes a prompt with one tool round trip
 against the fake OpenAI upstream's scripted agent. Codex reaches for outside hosts when it starts,
 so it runs, with the whole gateway it talks to, in a network namespace that has only loopback
-(tests/e2e/codex_in_netns.py). Every request is metered with the tokens the fake reported."""
+(tests/e2e/netns.py, tests/e2e/codex_in_netns.py). Every request is metered with the tokens the fake reported."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.netns import run_in_netns, unshare_command
 from tests.e2e.responses_stack import ANTHROPIC_KEY, cost_of, new_key, start_stack
 from tests.npm_packages import npm_package
 from tests.procs import REPO, FakeUpstream
@@ -75,31 +74,10 @@ def test_the_node_sdk_streams_chat_and_responses(stack, responses_model: str) ->
 # ---- the Codex CLI -------------------------------------------------------------------------------
 
 
-def unshare_command() -> list[str]:
-    """How this machine makes a network namespace (as root, or through a user namespace)."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("unshare or ip is not installed: the Codex CLI cannot be kept off the network")
-    command = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
-    probe = subprocess.run([*command, "ip", "link", "set", "lo", "up"], capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        pytest.skip(f"no network namespace can be made here ({probe.stderr.strip()[-300:]})")
-    return command
-
-
 def test_codex_exec_completes_a_tool_round_trip_through_llmgw(tmp_path: Path) -> None:
-    command = unshare_command()
+    unshare_command()  # (skips before the install where no namespace can be made)
     codex = npm_package(*CODEX) / "node_modules" / ".bin" / "codex"
-    inside = 'ip link set lo up && exec "$0" -m tests.e2e.codex_in_netns "$@"'
-    done = subprocess.run(
-        [*command, "sh", "-c", inside, sys.executable, str(codex), str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    assert line is not None, (done.stdout[-3000:], done.stderr[-3000:])
-    result = json.loads(line.removeprefix("RESULT "))
+    result = run_in_netns("tests.e2e.codex_in_netns", str(codex), str(tmp_path))
     assert result["returncode"] == 0, result["stderr"]
     events = result["events"]
     commands = [e["item"] for e in events if e.get("type") == "item.completed" and e["item"].get("type") == "command_execution"]

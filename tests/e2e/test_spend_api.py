@@ -199,7 +199,9 @@ def test_bad_parameters_are_400_naming_the_field(http, stack, path, params, fiel
 
 def test_spend_is_for_admins_only(http, stack, spender) -> None:
     for path in ("/spend/logs", "/global/spend/report"):
-        assert spend(http, stack, path, key=spender["key"]).status_code == 401
+        # A valid key of a user that is no admin: 403; no key: 401.
+        refused = spend(http, stack, path, key=spender["key"])
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied", refused.text
         assert http.get(f"{stack.base_url}{path}").status_code == 401
 
 

@@ -10,6 +10,7 @@ from gateway.anthropic_messages import (
     messages_to_chat_body,
     parse_messages_request,
 )
+from gateway.anthropic_messages.request import dotted, parse_envelope
 from gateway.errors import GatewayError
 from tests.unit.anthropic_messages_support import dec, enc
 
@@ -57,7 +58,23 @@ def test_parse_reads_every_documented_field():
         (body(max_tokens="5"), "max_tokens"),
         (body(max_tokens=0), "max_tokens"),
         (body(messages=[]), "messages"),
-        (body(messages=[{"role": "system", "content": "x"}]), "messages[0].role"),
+        (body(messages=[{"role": "developer", "content": "x"}]), "messages[0].role"),
+        (
+            body(messages=[{"role": "system", "content": [{"type": "image", "source": {"type": "url", "url": "u"}}]}]),
+            "messages[0].content[0].type",
+        ),
+        (body(messages=[{"role": "user", "content": [{"type": "document", "source": {}}]}]), "messages[0].content[0].type"),
+        (
+            body(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "search_result"}]}],
+                    }
+                ]
+            ),
+            "messages[0].content[0].content[0].type",
+        ),
         (body(messages=[{"role": "user", "content": 5}]), "messages[0].content"),
         (body(messages=[{"role": "user", "content": [{"type": "video"}]}]), "messages[0].content[0].type"),
         (
@@ -88,8 +105,40 @@ def test_parse_refuses_bad_requests_naming_the_field(raw, param):
         parse_messages_request(raw)
     exc = info.value
     assert (exc.status, exc.type, exc.code, exc.param) == (400, "invalid_request_error", "invalid_request_error", param)
-    if param:
-        assert f"`$.{param}`" in exc.message or (f"`{param}`" in exc.message and "missing" in exc.message)
+    if param:  # worded as Anthropic words it: the field's dotted path first
+        assert exc.message.startswith(dotted(param) + ": "), exc.message
+        assert "`$." not in exc.message
+
+
+def test_dotted_paths_are_anthropics():
+    assert dotted("messages[0].content[12].type") == "messages.0.content.12.type"
+    assert dotted("max_tokens") == "max_tokens"
+
+
+def test_blocks_only_anthropic_takes_are_refused_naming_them():
+    with pytest.raises(GatewayError) as info:
+        parse_messages_request(body(messages=[{"role": "user", "content": [{"type": "document", "source": {}}]}]))
+    assert info.value.message == (
+        "messages.0.content.0.type: `document` blocks cannot be sent to `claude-x`: only an Anthropic deployment "
+        "takes them, and this model is not one"
+    )
+    with pytest.raises(GatewayError) as info:
+        parse_messages_request(body(tools=[{"type": "web_search_20250305", "name": "web_search"}]))
+    assert info.value.message.startswith("tools.0.type: server tool `web_search_20250305` cannot be used with `claude-x`")
+
+
+def test_the_envelope_takes_what_only_anthropic_knows_and_count_tokens_needs_no_max_tokens():
+    raw = enc(
+        {
+            "model": "claude-x",
+            "messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "file", "file_id": "f"}}]}],
+            "context_management": {"edits": []},
+        }
+    )
+    assert parse_envelope(raw, counting=True).max_tokens is None
+    with pytest.raises(GatewayError) as info:
+        parse_envelope(raw)
+    assert info.value.message == "max_tokens: Field required" and info.value.param == "max_tokens"
 
 
 # -- request conversion ------------------------------------------------------------------------
@@ -242,3 +291,60 @@ def test_tool_choice_maps_to_openai(choice, expected):
 
 def test_tool_choice_without_tools_is_dropped():
     assert "tool_choice" not in to_chat(tool_choice={"type": "none"})
+
+
+def test_a_system_message_inside_messages_is_an_openai_system_message_at_its_place():
+    chat = to_chat(
+        system="first",
+        messages=[
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": [{"type": "text", "text": "env a"}, {"type": "text", "text": "env b"}]},
+            {"role": "assistant", "content": "hello"},
+            {"role": "system", "content": "later"},
+            {"role": "user", "content": "go"},
+        ],
+    )
+    assert chat["messages"] == [
+        {"role": "system", "content": "first"},
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "env a\n\nenv b"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "system", "content": "later"},
+        {"role": "user", "content": "go"},
+    ]
+
+
+def test_what_claude_code_sends_besides_is_ignored_and_deferred_tools_are_not_shown():
+    schema = {"type": "object", "properties": {"command": {"type": "string"}}}
+    chat = to_chat(
+        max_tokens=128000,
+        stream=True,
+        thinking={"type": "adaptive", "display": "omitted"},
+        context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        output_config={"effort": "medium"},
+        metadata={"user_id": '{"device_id":"d","session_id":"s"}'},
+        system=[{"type": "text", "text": "You are an agent.", "cache_control": {"type": "ephemeral"}}],
+        tools=[
+            {"name": "Bash", "description": "run", "input_schema": schema},
+            {"name": "Later", "description": "found by search", "input_schema": {"type": "object"}, "defer_loading": True},
+        ],
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "run it", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "ToolSearch", "input": {"q": "x"}}]},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "content": [{"type": "tool_reference", "tool_name": "Later"}],
+                    }
+                ],
+            },
+        ],
+    )
+    assert [t["function"]["name"] for t in chat["tools"]] == ["Bash"]
+    assert chat["max_tokens"] == 128000 and chat["stream"] is True and chat["user"] == '{"device_id":"d","session_id":"s"}'
+    assert chat["messages"][0] == {"role": "system", "content": "You are an agent."}
+    assert chat["messages"][-1] == {"role": "tool", "tool_call_id": "toolu_1", "content": ""}
+    assert not {"thinking", "context_management", "output_config"} & set(chat)

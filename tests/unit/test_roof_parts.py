@@ -97,6 +97,10 @@ def test_spend_logs_is_built_from_fragments_with_bound_values():
         ("spend_logs", {"limit": 1, "colour": "red"}, "unknown parameter(s) colour"),
         ("spend_logs", {"limit": 1, "end_date": "yesterday"}, "end_date"),
         ("spend_report", {"group_by": "planet"}, "group_by"),
+        ("deployment_health", {}, "minutes"),
+        ("deployment_health", {"minutes": 1441}, "minutes"),
+        ("deployment_health", {"minutes": "5"}, "minutes"),
+        ("deployment_health", {"minutes": 5, "model": "x"}, "unknown parameter(s) model"),
         ("drop_everything", {}, "no named query 'drop_everything'"),
     ],
 )

@@ -27,8 +27,12 @@ from workers.http_client import UpstreamClient
 from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
 from workers.providers.completions_chat import completions_stream_via_chat, completions_via_chat
 from workers.providers.errors import ErrorReader, UpstreamError, invalid_answer, invalid_request, transport_error
+from workers.providers.messages_body import estimated_input_tokens
 from workers.providers.native import forward
 from workers.providers.request_body import RequestBody
+from workers.usage import Usage
+
+_json_encoder = msgspec.json.Encoder()
 
 
 async def fetch_body(client: UpstreamClient, upstream: httpx.Request, deployment: Deployment, to_error: ErrorReader) -> bytes:
@@ -157,6 +161,18 @@ class Provider(ABC):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> Completion:
         raise self.unsupported(deployment, "rerank")
+
+    # ---- Anthropic's count_tokens (`/v1/messages/count_tokens`, an Anthropic Messages body) ----
+
+    async def count_tokens(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        """`{"input_tokens": N}`: the offline tokenizer's count of the request's text in the
+        upstream model's encoding (Anthropic's adapter asks Anthropic instead). Counting costs
+        nothing: the usage has no tokens, and says the count was the gateway's own."""
+        # (in a thread: the tokenizer loads on first use, and a long prompt takes a while)
+        tokens = await asyncio.to_thread(estimated_input_tokens, request.body, request.system_prompts, upstream_model)
+        return Completion(_json_encoder.encode({"input_tokens": tokens}), Usage(estimated=True))
 
     # ---- native passthrough (see workers/providers/native.py, which drives these hooks) ----
 

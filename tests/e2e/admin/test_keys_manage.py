@@ -198,14 +198,14 @@ ADMIN_ROUTES = [
 ]
 
 
-def test_a_key_that_is_not_an_admins_is_refused_by_admin_routes_with_401(http, stack):
+def test_a_key_that_is_not_an_admins_is_refused_by_admin_routes_with_403(http, stack):
     caller = generate(http, stack)["key"]
     victim = generate(http, stack, models=["gpt-4"])
     for method, path, body in ADMIN_ROUTES:
         if body is not None:
             body = json.loads(json.dumps(body).replace("KEY", victim["key"]))
         resp = http.request(method, f"{stack.base_url}{path}", headers=auth(caller), json=body)
-        error = error_of(resp, 401, "invalid_api_key")
+        error = error_of(resp, 403, "permission_denied")
         assert caller not in resp.text and victim["key"] not in resp.text, path
         assert "admin" in error["message"].lower(), path
     # Nothing happened to the victim.

@@ -71,10 +71,10 @@ def test_user_new_creates_the_user_and_answers_with_a_working_key(http, stack):
     assert shown["keys"][0]["user_id"] == user_id and shown["keys"][0]["team_id"] == "cto-team"
     assert key not in resp.text and key[3:] not in resp.text
 
-    # Defaults: a uuid user id, role app_user.
+    # Defaults: a uuid user id, role internal_user.
     anonymous = new_user(http, stack)
     assert uuid.UUID(anonymous["user_id"])
-    assert user_info(http, stack, user_id=anonymous["user_id"]).json()["user_info"]["user_role"] == "app_user"
+    assert user_info(http, stack, user_id=anonymous["user_id"]).json()["user_info"]["user_role"] == "internal_user"
 
     error_of(admin(http, stack, "/user/new", {"user_id": user_id}), 400, "invalid_request_error")
     error = error_of(admin(http, stack, "/user/new", {"user_role": "superuser"}), 400, "invalid_request_error")
@@ -125,7 +125,7 @@ def test_user_info_view_all_pages_through_every_user(http, stack):
 def test_user_update_changes_the_role_and_the_role_decides_admin_access(http, stack):
     user = new_user(http, stack, user_id=uid("promoted"))
     key = user["key"]
-    error_of(admin(http, stack, "/key/generate", {}, key=key), 401, "invalid_api_key")
+    error_of(admin(http, stack, "/key/generate", {}, key=key), 403, "permission_denied")
 
     resp = admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "admin", "user_email": "a@b.c"})
     assert resp.status_code == 200, resp.text
@@ -138,8 +138,11 @@ def test_user_update_changes_the_role_and_the_role_decides_admin_access(http, st
     assert http.get(f"{stack.base_url}/key/list", headers=auth(key)).status_code == 200
 
     assert admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "app_user"}).status_code == 200
-    error_of(admin(http, stack, "/key/generate", {}, key=key), 401, "invalid_api_key")
-    error_of(admin(http, stack, "/user/update", {"user_id": uid("ghost"), "user_role": "admin"}), 404, "not_found")
+    error_of(admin(http, stack, "/key/generate", {}, key=key), 403, "permission_denied")
+    # A user that does not exist is created by /user/update, as LiteLLM does.
+    ghost = uid("ghost")
+    assert admin(http, stack, "/user/update", {"user_id": ghost, "user_role": "admin"}).status_code == 200
+    assert user_info(http, stack, user_id=ghost).json()["user_info"]["user_role"] == "admin"
     error = error_of(
         admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "root"}), 400, "invalid_request_error"
     )
@@ -263,7 +266,7 @@ def test_team_delete_deletes_the_team_and_every_key_of_its(http, stack):
     error_of(admin(http, stack, "/team/delete", {"team_ids": [team_id]}), 404, "not_found")
 
 
-def test_a_key_that_is_not_an_admins_is_refused_by_user_and_team_routes(http, stack):
+def test_a_key_that_is_not_an_admins_is_refused_by_user_and_team_routes_with_403(http, stack):
     caller = new_user(http, stack, user_id=uid("plain"))["key"]
     for method, path, body in (
         ("POST", "/user/new", {}),
@@ -278,11 +281,11 @@ def test_a_key_that_is_not_an_admins_is_refused_by_user_and_team_routes(http, st
         ("POST", "/team/delete", {"team_ids": ["litellm-dev"]}),
     ):
         resp = http.request(method, f"{stack.base_url}{path}", headers=auth(caller), json=body)
-        error_of(resp, 401, "invalid_api_key")
+        error_of(resp, 403, "permission_denied")
         assert caller not in resp.text, path
     # A user may not make themself an admin.
     resp = admin(http, stack, "/user/update", {"user_id": "x", "user_role": "admin"}, key=caller)
-    assert resp.status_code == 401
+    assert resp.status_code == 403
 
 
 # --- the plaintext is never kept ---------------------------------------------------------------

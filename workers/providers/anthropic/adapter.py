@@ -1,7 +1,8 @@
-"""The Anthropic adapter: OpenAI chat over the Messages API, and the native /v1/messages route.
+"""The Anthropic adapter: OpenAI chat over the Messages API, the native routes, and count_tokens.
 
 Calls POST {api_base}/v1/messages with `x-api-key` and `anthropic-version` headers
-(https://docs.anthropic.com/en/api/messages). Anthropic has no embeddings endpoint.
+(https://docs.anthropic.com/en/api/messages), and POST {api_base}/v1/messages/count_tokens
+(https://docs.anthropic.com/en/api/messages-count-tokens). Anthropic has no embeddings endpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import httpx
 import msgspec
 
 from llmgw.config import Deployment
-from llmgw.contracts import UpstreamRequest
+from llmgw.contracts import NativeCall, UpstreamRequest
+from llmgw.prices import price_for
+from workers.budget_cap import completion_allowance
 from workers.providers.answers import Completion, NativeItem, NativeUsage, StreamItem
 from workers.providers.anthropic.request import chat_request_to_anthropic
 from workers.providers.anthropic.response import (
@@ -32,9 +35,11 @@ from workers.providers.anthropic.wire import (
 )
 from workers.providers.base import Provider, translated_stream
 from workers.providers.errors import invalid_answer, invalid_request
+from workers.providers.messages_body import forwarded_body
 from workers.providers.native import body_with_model, forward
 from workers.providers.request_body import RequestBody
 from workers.providers.sse import sse_data
+from workers.usage import Usage
 
 
 def api_root(deployment: Deployment, upstream_model: str) -> str:
@@ -122,6 +127,28 @@ class Anthropic(Provider):
     ) -> Completion:
         raise invalid_request("provider anthropic has no embeddings")
 
+    async def count_tokens(
+        self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
+    ) -> Completion:
+        """Anthropic's own count of the request (the policy system prompts put first, as they are
+        sent with the request itself); free, so its usage has no tokens."""
+        forwarded = forwarded_body(request.body, upstream_model, request.system_prompts, None)
+        upstream = self.endpoint_request(
+            deployment,
+            request,
+            (deployment.id, upstream_model, "count_tokens"),
+            lambda: f"{api_root(deployment, upstream_model)}/v1/messages/count_tokens",
+            forwarded,
+        )
+        for name, value in _client_headers(request.native):
+            upstream.headers[name] = value
+        content = await self.fetch(upstream, deployment, anthropic_error_to_upstream_error)
+        try:
+            count = count_decoder.decode(content)
+        except msgspec.DecodeError:
+            raise invalid_answer() from None
+        return Completion(encoder.encode({"input_tokens": count.input_tokens}), Usage())
+
     # ---- native passthrough: /anthropic/v1/messages, ... --------------------------------------
 
     def native_root(self, deployment: Deployment, upstream_model: str) -> str:
@@ -142,8 +169,15 @@ class Anthropic(Provider):
         self, deployment: Deployment, request: UpstreamRequest, upstream_model: str, body: RequestBody | None = None
     ) -> AsyncIterator[NativeItem]:
         """Forwarded as is, with anthropic-version 2023-06-01 added when the client sent none
-        (Anthropic refuses a request without it) and the operator's extra_headers in place."""
+        (Anthropic refuses a request without it) and the operator's extra_headers in place. A
+        Messages request gets the policy system prompts first (`/v1/messages`, whose policies
+        apply) and a `max_tokens` its capped budget can pay for."""
         call = request.native
+        if call is not None and call.method == "POST" and call.path == "/v1/messages":
+            cap = _completion_cap(request, deployment, upstream_model)
+            if request.system_prompts or cap is not None:
+                body_bytes = forwarded_body(request.body, upstream_model, request.system_prompts, cap)
+                request = msgspec.structs.replace(request, body=body_bytes)
         if call is not None:
             sent = {name.lower() for name, _ in call.headers}
             added = [(n, v) for n, v in deployment.extra_headers if n.lower() not in sent]
@@ -154,3 +188,27 @@ class Anthropic(Provider):
                 request = msgspec.structs.replace(request, native=call)
         async for item in forward(self, deployment, request, upstream_model):
             yield item
+
+
+class _Count(msgspec.Struct):
+    input_tokens: int
+
+
+count_decoder = msgspec.json.Decoder(_Count)
+
+
+def _client_headers(call: NativeCall | None) -> list[tuple[str, str]]:
+    """The client's anthropic-version and anthropic-beta (the edge kept only the harmless betas)."""
+    if call is None:
+        return []
+    return [(n, v) for n, v in call.headers if n in ("anthropic-version", "anthropic-beta")]
+
+
+def _completion_cap(request: UpstreamRequest, deployment: Deployment, upstream_model: str) -> int | None:
+    """The most completion tokens a request admitted with a cost cap can pay for (None: no cap)."""
+    if request.cost_cap is None:
+        return None
+    price = price_for(deployment, upstream_model)
+    if price is None:
+        return None
+    return max(completion_allowance(price, request.cost_cap, len(request.body)), 1)

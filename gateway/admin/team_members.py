@@ -1,0 +1,150 @@
+"""`/team/member_add`, `/team/member_delete`, `/team/member_update`: who is on a team, and as what.
+
+A proxy admin, or an admin of that team, may change its members. Every write is a compare-and-set
+computed from the stored record, so concurrent calls never lose a member nor fail because another
+call created the same new user first."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from litestar import Request, Response, post
+from msgspec import UNSET, UnsetType
+
+from gateway.admin.common import caller, json_response, render
+from gateway.admin.params import bad_param, decode_body
+from gateway.admin.store import not_found
+from gateway.admin.teams import TeamService
+from gateway.auth import Principal, forbidden
+from gateway.edge import Edge
+from llmgw.contracts import TEAM_ROLE_ADMIN, TEAM_ROLES, TeamMember, TeamRecord
+
+
+class MemberAdd(msgspec.Struct, kw_only=True):
+    team_id: str
+    member: TeamMember | list[TeamMember]
+
+
+class MemberRef(msgspec.Struct, kw_only=True):
+    team_id: str
+    user_id: str | None = None
+    user_email: str | None = None
+
+
+class MemberUpdate(MemberRef, kw_only=True):
+    role: str | None = None
+    max_budget_in_team: float | UnsetType | None = UNSET
+
+
+def team_manager(principal: Principal, team: TeamRecord) -> None:
+    """A proxy admin or an admin of this team; 403 for any other valid key."""
+    if principal.is_admin:
+        return
+    member = team.member(principal.user.user_id) if principal.user is not None else None
+    if member is None or member.role != TEAM_ROLE_ADMIN:
+        raise forbidden(f"only a proxy admin or an admin of team {team.team_id!r} may change its members", "team_id")
+
+
+def build_member_routes(edge: Edge, service: TeamService) -> list:
+    def member_id(user_id: str | None, user_email: str | None) -> str:
+        """The user a member names: its `user_id`, else the user with that e-mail address, else a
+        new user whose id is the address (so concurrent calls naming one new address make one user)."""
+        if user_id:
+            return user_id
+        if not user_email:
+            raise bad_param("member", "each member needs a `user_id` or a `user_email`")
+        existing = edge.identity.user_by_email(user_email)
+        return existing.user_id if existing is not None else user_email.strip()
+
+    def named(team: TeamRecord, ref: MemberRef) -> str:
+        """The user id of the member `ref` names (by id, or by e-mail address); 404 when it is no
+        member of the team."""
+        if ref.user_id:
+            user_id: str | None = ref.user_id
+        elif ref.user_email:
+            wanted = ref.user_email.strip().lower()
+            listed = next((m for m in team.members_with_roles if (m.user_email or "").strip().lower() == wanted), None)
+            user = edge.identity.user_by_email(ref.user_email)
+            user_id = listed.user_id if listed is not None else (user.user_id if user is not None else None)
+        else:
+            raise bad_param("user_id", "give the member's `user_id` or `user_email`")
+        if not user_id or team.member(user_id) is None:
+            raise not_found(f"member {ref.user_id or ref.user_email!r} of team {team.team_id!r}")
+        return user_id
+
+    @post("/team/member_add", status_code=200)
+    async def member_add(request: Request) -> Response:
+        principal = caller(edge, request)
+        params = decode_body(await request.body(), MemberAdd)
+        team_manager(principal, service.find(params.team_id))
+        given = params.member if isinstance(params.member, list) else [params.member]
+        for m in given:
+            if m.role not in TEAM_ROLES:
+                raise bad_param("member", f"a member's role must be `admin` or `user`; got {m.role!r}")
+        members = [msgspec.structs.replace(m, user_id=member_id(m.user_id, m.user_email)) for m in given]
+        # The users first (created if new), so a team never lists a member with no user.
+        users = [await service.join(m.user_id or "", params.team_id, m.user_email) for m in members]
+        members = [
+            msgspec.structs.replace(m, user_email=m.user_email or u.user_email) for m, u in zip(members, users, strict=True)
+        ]
+
+        def change(r: TeamRecord) -> TeamRecord:
+            new = [m for m in dict((m.user_id, m) for m in members).values() if r.member(m.user_id) is None]
+            return (
+                msgspec.structs.replace(r, members_with_roles=[*r.members_with_roles, *new], updated_at=time.time()) if new else r
+            )
+
+        record = await service.change(params.team_id, change)
+        return json_response({**render(record), "updated_users": [render(u) for u in users]})
+
+    @post("/team/member_delete", status_code=200)
+    async def member_delete(request: Request) -> Response:
+        principal = caller(edge, request)
+        params = decode_body(await request.body(), MemberRef)
+        team = service.find(params.team_id)
+        team_manager(principal, team)
+        user_id = named(team, params)
+
+        def change(r: TeamRecord) -> TeamRecord:
+            left = [m for m in r.members_with_roles if m.user_id != user_id]
+            return (
+                msgspec.structs.replace(r, members_with_roles=left, updated_at=time.time())
+                if len(left) != len(r.members_with_roles)
+                else r
+            )
+
+        record = await service.change(params.team_id, change)
+        await service.leave(user_id, params.team_id)
+        return json_response(render(record))
+
+    @post("/team/member_update", status_code=200)
+    async def member_update(request: Request) -> Response:
+        principal = caller(edge, request)
+        params = decode_body(await request.body(), MemberUpdate)
+        if params.max_budget_in_team is not UNSET:
+            raise bad_param("max_budget_in_team", "budgets of a member within a team are not supported; set the user's budget")
+        if params.role is not None and params.role not in TEAM_ROLES:
+            raise bad_param("role", f"`role` must be `admin` or `user`; got {params.role!r}")
+        team = service.find(params.team_id)
+        team_manager(principal, team)
+        user_id = named(team, params)
+        role = params.role
+
+        def change(r: TeamRecord) -> TeamRecord:
+            if role is None:
+                return r
+            members = [msgspec.structs.replace(m, role=role) if m.user_id == user_id else m for m in r.members_with_roles]
+            return (
+                msgspec.structs.replace(r, members_with_roles=members, updated_at=time.time())
+                if members != r.members_with_roles
+                else r
+            )
+
+        record = await service.change(params.team_id, change)
+        member = record.member(user_id)
+        return json_response(
+            {"team_id": params.team_id, "user_id": user_id, "role": member.role if member else None, "data": render(record)}
+        )
+
+    return [member_add, member_delete, member_update]
