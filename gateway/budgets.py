@@ -121,6 +121,7 @@ class WorstCase(msgspec.Struct, frozen=True):
     n: int = 1
     units: Units | None = None
     capped: bool = True
+    free: bool = False  # costs nothing (counting tokens): nothing to reserve, no price needed
 
 
 def worst_case_cost(price: Price, worst: WorstCase) -> tuple[float, float]:
@@ -208,7 +209,7 @@ class BudgetGuard:
         budgets = covering(principal, model, now)
         refs = {b.key: b.ref for b in budgets}
         limited = [b for b in budgets if b.ref.max_budget is not None]
-        if not limited:
+        if not limited or worst_case.free:
             return refs, [], None
         price = price_for(deployment, upstream_model)
         if not priced(price, worst_case):

@@ -41,6 +41,7 @@ from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
 from gateway.routes import Call, Route, StreamEncoder, Target
 from llmgw.contracts import (
     CAPPED_OPERATIONS,
+    FREE_OPERATIONS,
     Chunks,
     Completed,
     ErrorCode,
@@ -157,6 +158,7 @@ class Pipeline:
             call.n,
             call.units,
             capped=(call.operation or route.operation) in CAPPED_OPERATIONS,
+            free=(call.operation or route.operation) in FREE_OPERATIONS,
         )
         lease = ex.lease = await admission.admit(
             edge.ratelimits, edge.budgets, principal, target.model_group, target.candidates, worst, ex.request_id, deadline

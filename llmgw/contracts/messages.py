@@ -49,6 +49,8 @@ class Operation:
 # Operations whose answer length a budget cap can hold (a lower `max_tokens` / `max_output_tokens`,
 # a stream stopped where the cap ends); any other request must fit its whole worst case.
 CAPPED_OPERATIONS = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.RESPONSES})
+# Operations that cost nothing whatever they ask (counting tokens): no budget reserves for them.
+FREE_OPERATIONS = frozenset({Operation.COUNT_TOKENS})
 
 
 class Units(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -250,6 +252,7 @@ decode_query_result = _query_result_decoder.decode
 
 __all__ = [
     "CAPPED_OPERATIONS",
+    "FREE_OPERATIONS",
     "SPEND_REPORT_GROUPS",
     "Caller",
     "Cancel",

@@ -9,15 +9,17 @@ unpriced models. Every request has exactly one usage row, refusals included (sta
 
 One stack for all of them: an edge, a second edge with LLMGW_ALLOW_UNPRICED_MODELS=true, a worker
 and metering on one nats-server, in front of the fake OpenAI, Anthropic and Gemini upstreams.
-(`/v1/messages/count_tokens` costs nothing and is not here.)
+`/v1/messages/count_tokens` costs nothing: a key whose budget is spent, or one calling a model
+without a price, still counts tokens, each call a row at cost 0.
 """
 
 from __future__ import annotations
 
+import anthropic
 import httpx
 import pytest
 
-from tests.e2e.budget_routes import ROUTES, BudgetRoute, Outcome, config
+from tests.e2e.budget_routes import HELLO, ROUTES, BudgetRoute, Outcome, config
 from tests.e2e.stack import MASTER_KEY, Stack
 from tests.procs import FakeUpstream, free_port, wait_ready
 from tests.waiting import eventually_sync
@@ -132,4 +134,20 @@ def test_a_budgeted_key_is_refused_a_model_without_a_price_unless_the_operator_a
     served = rows[allowed.request_id]
     assert served["status"] == "success" and float(served["cost"]) == 0.0, served
     assert served["cost_known"] in (0, False), served
+    assert settled(stack, token) == (1, 0.0)
+
+
+@pytest.mark.parametrize("model", ["gpt", "claude", "u-chat", "u-claude"])
+def test_counting_tokens_costs_nothing_and_needs_no_budget_left(stack, model: str):
+    key, token = new_key(stack, 1e-12)  # less than any call costs
+    client = anthropic.Anthropic(base_url=stack.base_url, api_key=key, max_retries=0, timeout=30)
+    raw = client.messages.with_raw_response.count_tokens(
+        model=model, messages=[{"role": "user", "content": "Hello there, how many tokens is this?"}]
+    )
+    assert raw.parse().input_tokens > 0
+    request_id = raw.headers["x-request-id"]
+    row = stack.usage_rows([request_id])[request_id]
+    assert (row["status"], row["operation"], float(row["cost"])) == ("success", "count_tokens", 0.0), row
+    with pytest.raises(anthropic.RateLimitError):  # a call that costs is still refused
+        client.messages.create(model=model if model in ("gpt", "claude") else "gpt", max_tokens=8, messages=HELLO)
     assert settled(stack, token) == (1, 0.0)
