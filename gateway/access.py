@@ -1,4 +1,4 @@
-"""Which models a caller may use: aliases first (the key's, then its team's `model_aliases`), then the key's and the team's model lists
+"""Which models a caller may use: aliases first (the key's, then its team's `model_aliases`), then the key's, the user's, the team's and its organization's model lists
 (model names, access groups from `model_info.access_groups`, or `*` patterns)."""
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ class ModelAccess:
     def _allows(self, models: list[str], name: str) -> bool:
         return not models or any(m == name or ("*" in m and fnmatch.fnmatchcase(name, m)) for m in self.expand(models))
 
+    def permits(self, models: list[str], name: str) -> bool:
+        """Whether a model list (empty: every model) allows a model, access group or pattern `name`."""
+        return name in models or all(self._allows(models, n) for n in self.expand([name]))
+
     def resolve(self, principal: Principal, requested: str) -> str:
         """The model group to route to; 403 naming the allowed models when it is not allowed."""
         key = principal.key
@@ -42,11 +46,15 @@ class ModelAccess:
             raise self._denied(f"User {user.user_id} may not use model `{requested}`.", user.models)
         if team is not None and not self._allows(team.models, name):
             raise self._denied(f"Team {team.team_id} may not use model `{requested}`.", team.models)
+        org = principal.organization
+        if org is not None and not self._allows(org.models, name):
+            raise self._denied(f"Organization {org.organization_id} may not use model `{requested}`.", org.models)
         return name
 
     def allows(self, principal: Principal, name: str) -> bool:
         return all(
-            holder is None or self._allows(holder.models, name) for holder in (principal.key, principal.user, principal.team)
+            holder is None or self._allows(holder.models, name)
+            for holder in (principal.key, principal.user, principal.team, principal.organization)
         )
 
     def _denied(self, message: str, models: list[str]) -> GatewayError:

@@ -12,6 +12,8 @@ from gateway import legacy_completions, media_routes, native_api, openai_api
 from gateway.admin.keys import KeyService, build_key_routes
 from gateway.admin.model_groups import build_model_group_routes
 from gateway.admin.models import build_model_routes
+from gateway.admin.org_members import build_org_member_routes
+from gateway.admin.organizations import build_org_routes
 from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
 from gateway.admin.team_members import build_member_routes
@@ -51,6 +53,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
         *build_user_routes(edge, keys),
         *build_team_routes(edge, keys, teams),
         *build_member_routes(edge, teams),
+        *build_org_routes(edge, keys, teams.orgs),
+        *build_org_member_routes(edge, teams.orgs),
         *build_settings_routes(edge, keys),
         *build_model_routes(edge),
         *build_model_group_routes(edge),

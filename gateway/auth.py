@@ -21,6 +21,7 @@ from llmgw.contracts import (
     ErrorCode,
     ErrorType,
     KeyRecord,
+    OrganizationRecord,
     TeamRecord,
     UserRecord,
     canonical_role,
@@ -34,6 +35,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     key: KeyRecord | None = None  # None for the master key
     user: UserRecord | None = None
     team: TeamRecord | None = None
+    organization: OrganizationRecord | None = None  # the team's organization
 
     @property
     def is_admin(self) -> bool:
@@ -109,12 +111,16 @@ class Authenticator:
         if team is not None and team.blocked:
             raise _unauthorized(f"The team {record.team_id} of this API key is blocked.")
         user = self.identity.user(record.user_id)
+        org = self.identity.organization(team.organization_id) if team is not None else None
+        if org is not None and org.blocked:
+            raise _unauthorized(f"The organization {org.organization_id} of this API key's team is blocked.")
         return Principal(
             caller=Caller(key_hash=token, key_alias=record.key_alias, user_id=record.user_id, team_id=record.team_id),
             role=canonical_role(user.user_role if user is not None else None),
             key=record,
             user=user,
             team=team,
+            organization=org,
         )
 
     async def authenticate_fresh(self, authorization: str | None, api_key_header: str | None = None) -> Principal:

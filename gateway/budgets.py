@@ -91,6 +91,10 @@ def covering(principal: Principal, model: str, now: float) -> list[Budget]:
         out.append(_budget(ledger_key(LedgerKind.USER, user.user_id), f"user {user.user_id}", user, user.created_at, now))
     if team is not None:
         out.append(_budget(ledger_key(LedgerKind.TEAM, team.team_id), f"team {team.team_id}", team, team.created_at, now))
+    org = principal.organization
+    if org is not None:
+        ident = org.organization_id
+        out.append(_budget(ledger_key(LedgerKind.ORG, ident), f"organization {ident}", org, org.created_at, now))
     return out
 
 

@@ -12,6 +12,7 @@ from llmgw.contracts import (
     POLICY_KEY,
     POLICY_PREFIX,
     KeyRecord,
+    OrganizationRecord,
     PolicyRecord,
     Subjects,
     TeamRecord,
@@ -39,6 +40,7 @@ class IdentityView:
         self.users: WatchedMap[UserRecord] = None  # type: ignore[assignment]
         self.teams: WatchedMap[TeamRecord] = None  # type: ignore[assignment]
         self.policies: WatchedMap[PolicyRecord] = None  # type: ignore[assignment]
+        self.orgs: WatchedMap[OrganizationRecord] = None  # type: ignore[assignment]
 
     async def start(self, js: JetStreamContext) -> None:
         s = self.subjects
@@ -48,11 +50,14 @@ class IdentityView:
         self.policies = WatchedMap(
             await open_bucket(js, s.settings_bucket), msgspec.json.Decoder(PolicyRecord), "policies", POLICY_PREFIX
         )
-        for m in (self.keys, self.users, self.teams, self.policies):
+        self.orgs = WatchedMap(
+            await open_bucket(js, s.organizations_bucket), msgspec.json.Decoder(OrganizationRecord), "organizations"
+        )
+        for m in (self.keys, self.users, self.teams, self.policies, self.orgs):
             await m.start()
 
     async def stop(self) -> None:
-        for m in (self.keys, self.users, self.teams, self.policies):
+        for m in (self.keys, self.users, self.teams, self.policies, self.orgs):
             if m is not None:
                 await m.stop()
 
@@ -84,6 +89,9 @@ class IdentityView:
         if not team_id:
             return None
         return self.teams.items.get(kv_key(team_id)) or self.default_teams.get(team_id)
+
+    def organization(self, organization_id: str | None) -> OrganizationRecord | None:
+        return self.orgs.items.get(kv_key(organization_id)) if organization_id else None
 
     def global_system_prompt(self) -> str | None:
         policy = self.policies.items.get(POLICY_KEY)

@@ -39,6 +39,7 @@ from gateway.errors import GatewayError, note_key_guess
 from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
 from gateway.routes import Call, Route, StreamEncoder, Target
+from gateway.tags import tagged
 from llmgw.contracts import (
     CAPPED_OPERATIONS,
     FREE_OPERATIONS,
@@ -144,6 +145,7 @@ class Pipeline:
         principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
         body = await read_body(receive, incoming.content_length, route.max_body_bytes or edge.settings.max_body_bytes)
         call = ex.call = route.parse(scope, incoming, body, edge)
+        principal = ex.principal = tagged(principal, scope["headers"], body)
         await route.resolve(edge, principal, call)
         ex.log.model, ex.log.stream = call.model, call.stream
         target = route.target(edge, principal, call)

@@ -23,7 +23,7 @@ LOG_COLUMNS = """
     request_id, response_id, operation, key_hash, key_alias, user_id, team_id, model_group, upstream_model, deployment_id,
     provider, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost, cost_known,
     toUnixTimestamp64Milli(ts) AS ts_ms, latency_ms, ttft_ms, status, http_status, error_code, usage_source,
-    stream, attempt
+    stream, attempt, tags
 """
 # filter parameter -> condition on `usage`, its value bound as the parameter of the same name
 FILTERS = {
@@ -37,7 +37,8 @@ FILTERS = {
 }
 DATE_FILTERS = ("start_date", "end_date")
 # spend report group_by (the contract's SPEND_REPORT_GROUPS) -> column of `usage`
-GROUP_COLUMNS = {"team": "team_id", "user": "user_id", "api_key": "key_hash", "model": "model_group"}
+# (a row with several tags counts once for each of them)
+GROUP_COLUMNS = {"team": "team_id", "user": "user_id", "api_key": "key_hash", "model": "model_group", "tag": "arrayJoin(tags)"}
 
 
 def _filters(parameters: Mapping[str, object], allowed: tuple[str, ...]) -> tuple[str, dict[str, object]]:
@@ -92,6 +93,18 @@ def spend_report(parameters: Mapping[str, object]) -> tuple[str, dict[str, objec
     return sql, bound
 
 
+def spend_tags(parameters: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+    """Requests and spend per request tag (a request with several tags counts for each; rows
+    without a tag are not in it), the biggest spender first."""
+    _only(parameters, set(DATE_FILTERS))
+    where, bound = _filters(parameters, DATE_FILTERS)
+    sql = (
+        "SELECT arrayJoin(tags) AS tag, count() AS log_count, sum(cost) AS total_spend"
+        f" FROM usage FINAL {where} GROUP BY tag ORDER BY total_spend DESC, tag"
+    )
+    return sql, bound
+
+
 MAX_HEALTH_MINUTES = 1440
 # A failure that tells of the deployment (its credential, its capacity, its server), not of the
 # request: a client's bad request passed through (400, 404, 413, 422) does not count.
@@ -121,6 +134,7 @@ NAMED_QUERIES: dict[str, Callable[[Mapping[str, object]], tuple[str, dict[str, o
     NamedQuery.SPEND_LOGS: spend_logs,
     NamedQuery.SPEND_REPORT: spend_report,
     NamedQuery.DEPLOYMENT_HEALTH: deployment_health,
+    NamedQuery.SPEND_TAGS: spend_tags,
 }
 
 

@@ -1,4 +1,4 @@
-"""`GET /spend/logs` and `GET /global/spend/report`: spend read from ClickHouse (proxy admins and proxy admin viewers).
+"""`GET /spend/logs`, `GET /spend/tags` and `GET /global/spend/report`: spend read from ClickHouse (proxy admins and proxy admin viewers).
 
 The edge asks metering's query service over NATS for the queries metering keeps under a name
 (metering owns the store and the SQL against it); the parameters are checked here first, so a
@@ -32,7 +32,7 @@ QUERY_TIMEOUT = 15.0
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # group_by value -> the field naming the group in the answer
-GROUP_FIELDS = {"team": "team_id", "user": "user_id", "api_key": "api_key", "model": "model"}
+GROUP_FIELDS = {"team": "team_id", "user": "user_id", "api_key": "api_key", "model": "model", "tag": "tag"}
 
 
 def parse_date(value: str | None, param: str) -> date | None:
@@ -87,6 +87,7 @@ def spend_log(row: dict[str, Any]) -> dict[str, Any]:
         "key_alias": row["key_alias"],
         "user": row["user_id"],
         "team_id": row["team_id"],
+        "request_tags": row["tags"],
         "model": row["upstream_model"],
         "model_group": row["model_group"],
         "model_id": row["deployment_id"],
@@ -197,4 +198,13 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
         rows = await ask_metering(edge, NamedQuery.SPEND_REPORT, parameters)
         return json_response(report(group_by, rows))
 
-    return [spend_logs, spend_report]
+    @get("/spend/tags")
+    async def spend_tags(request: Request, start_date: str | None = None, end_date: str | None = None) -> Response:
+        """LiteLLM's spend per tag: one entry per tag, the biggest spender first."""
+        viewer(edge, request)
+        rows = await ask_metering(edge, NamedQuery.SPEND_TAGS, date_range(start_date, end_date))
+        return json_response([
+            {"individual_request_tag": r["tag"], "log_count": r["log_count"], "total_spend": r["total_spend"]} for r in rows
+        ])  # fmt: skip
+
+    return [spend_logs, spend_tags, spend_report]

@@ -14,6 +14,7 @@ from msgspec import UNSET, UnsetType
 
 from gateway.admin.common import admin, caller, json_response, render, with_spend
 from gateway.admin.keys import KeyService, given
+from gateway.admin.organizations import OrgService
 from gateway.admin.params import LimitParams, bad_param, decode_body, record_values
 from gateway.admin.store import not_found
 from gateway.auth import Principal, forbidden
@@ -23,6 +24,7 @@ from llmgw.contracts import TEAM_ROLE_ADMIN, TEAM_ROLES, LedgerKind, TeamMember,
 
 class TeamParams(LimitParams, kw_only=True):
     team_alias: str | UnsetType | None = UNSET
+    organization_id: str | UnsetType | None = UNSET
     models: list[str] | UnsetType | None = UNSET
     model_aliases: dict[str, str] | UnsetType | None = UNSET
     members_with_roles: list[TeamMember] | UnsetType | None = UNSET
@@ -82,6 +84,7 @@ class TeamService:
         self.edge = edge
         self.keys = keys
         self.store = keys.store
+        self.orgs = OrgService(edge, keys.store)
 
     def find(self, team_id: str) -> TeamRecord:
         record = self.edge.identity.team(team_id)
@@ -100,7 +103,10 @@ class TeamService:
                 if configured is None:
                     raise not_found(f"team {team_id!r}")
                 stored = base
-            return change(stored)
+            new = change(stored)
+            if new != stored:
+                self.orgs.bound_team(new)  # its organization's models and budget bound it
+            return new
 
         return await self.store.upsert(self.edge.identity.teams, kv_key(team_id), apply, f"team {team_id!r}")
 
@@ -142,8 +148,10 @@ def build_team_routes(edge: Edge, keys: KeyService, service: TeamService) -> lis
 
     @post("/team/new", status_code=200)
     async def new(request: Request) -> Response:
-        principal = admin(edge, request)
+        principal = caller(edge, request)
         params = decode_body(await request.body(), NewTeamParams)
+        # A proxy admin, or an admin of the organization the team is made in.
+        service.orgs.creator(principal, params.organization_id or None)
         team_id = params.team_id or str(uuid.uuid4())
         now = time.time()
         values = given(params)
@@ -154,6 +162,7 @@ def build_team_routes(edge: Edge, keys: KeyService, service: TeamService) -> lis
             # A team created by a user lists its creator as the team's admin.
             member = TeamMember(user_id=creator.user_id, user_email=creator.user_email, role=TEAM_ROLE_ADMIN)
             record = msgspec.structs.replace(record, members_with_roles=[*record.members_with_roles, member])
+        service.orgs.bound_team(record)
         await service.store.create(teams(), kv_key(team_id), record, f"team {team_id!r}")
         for m in record.members_with_roles:
             if m.user_id:

@@ -22,6 +22,9 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     key_alias: str | None = None
     user_id: str | None = None
     team_id: str | None = None
+    # The request's tags (`metadata.tags`, the `x-litellm-tags` header, the key's and team's
+    # `metadata.tags`), for spend by tag.
+    tags: list[str] = []
 
 
 class LedgerRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -205,9 +208,12 @@ class NamedQuery:
     # deployment's own making: 401, 403, 408, 429, 5xx), last_ts (epoch s), last_status,
     # last_http_status, last_error_code, last_failed. Parameter: `minutes` (1..1440, how far back).
     DEPLOYMENT_HEALTH = "deployment_health"
+    # Spend per request tag (a request with several tags counts for each): columns tag,
+    # log_count, total_spend. Parameters: the date filters.
+    SPEND_TAGS = "spend_tags"
 
 
-SPEND_REPORT_GROUPS = ("team", "user", "api_key", "model")
+SPEND_REPORT_GROUPS = ("team", "user", "api_key", "model", "tag")
 
 
 class QueryRequest(msgspec.Struct, frozen=True, omit_defaults=True):

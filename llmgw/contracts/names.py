@@ -143,6 +143,11 @@ class Subjects:
         return f"{self._stream_prefix}_teams"
 
     @property
+    def organizations_bucket(self) -> str:
+        """Organizations (records.OrganizationRecord), under `kv_key(organization_id)`."""
+        return f"{self._stream_prefix}_organizations"
+
+    @property
     def budgets_bucket(self) -> str:
         """Budget ledgers: spend and reservations per key, user, team (records.BudgetLedger)."""
         return f"{self._stream_prefix}_budgets"

@@ -117,6 +117,7 @@ class TeamMember(msgspec.Struct, frozen=True, kw_only=True):
 class TeamRecord(Limits, frozen=True, kw_only=True):
     team_id: str
     team_alias: str | None = None
+    organization_id: str | None = None  # the organization whose models and budget bound the team's
     models: list[str] = []  # bound on the models its keys may call; empty: every model
     spend: float = 0.0
     members_with_roles: list[TeamMember] = []
@@ -132,6 +133,43 @@ class TeamRecord(Limits, frozen=True, kw_only=True):
         if not user_id:
             return None
         return next((m for m in self.members_with_roles if m.user_id == user_id), None)
+
+
+# Roles of an organization's members, as LiteLLM names them: an organization admin manages the
+# organization's members and teams; its internal users (and viewers) may read it.
+ORG_ROLE_ADMIN = "org_admin"
+ORG_ROLES = (ORG_ROLE_ADMIN, ROLE_INTERNAL_USER, ROLE_INTERNAL_USER_VIEWER)
+
+
+class OrgMember(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    user_email: str | None = None
+    user_role: str = ROLE_INTERNAL_USER  # ORG_ROLES
+    created_at: float = 0.0
+
+
+class OrganizationRecord(Limits, frozen=True, kw_only=True):
+    """An organization (LiteLLM's `/organization/*`): it owns teams, and its `models` and budget
+    bound theirs; requests of its teams' keys count against its ledger (LedgerKind.ORG).
+    `budget_id` names a budget object whose limits apply instead of the ones given here."""
+
+    organization_id: str
+    organization_alias: str | None = None
+    models: list[str] = []  # empty: every model
+    budget_id: str | None = None
+    members: list[OrgMember] = []
+    metadata: dict = {}
+    spend: float = 0.0
+    blocked: bool = False
+    created_by: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def member(self, user_id: str | None) -> OrgMember | None:
+        """The member with this user id, if any."""
+        if not user_id:
+            return None
+        return next((m for m in self.members if m.user_id == user_id), None)
 
 
 class RateWindow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -203,6 +241,7 @@ class LedgerKind:
     KEY = "key"
     USER = "user"
     TEAM = "team"
+    ORG = "org"  # an organization's, covering every key of its teams
     KEY_MODEL = "keymodel"  # a key's model_max_budget
 
 
@@ -270,6 +309,8 @@ def model_key(model_id: str) -> str:
 __all__ = [
     "CREDENTIAL_PREFIX",
     "MODEL_PREFIX",
+    "ORG_ROLES",
+    "ORG_ROLE_ADMIN",
     "POLICY_KEY",
     "POLICY_PREFIX",
     "ROLE_ADMIN",
@@ -293,6 +334,8 @@ __all__ = [
     "LedgerKind",
     "Limits",
     "ModelRecord",
+    "OrgMember",
+    "OrganizationRecord",
     "PolicyRecord",
     "RateWindow",
     "Reservation",
