@@ -126,8 +126,9 @@ class OrgService:
         org = self.edge.identity.organization(organization_id) if organization_id else None
         if org is None or not org_admin_of(principal, org):
             raise forbidden(
-                "creating a team needs the master key, a proxy admin's key, or the key of an admin"
-                " (`org_admin`) of the organization given as `organization_id`",
+                "Creating a team needs the master key, a key of a user with role `proxy_admin`, or the key of an"
+                " admin (`org_admin`) of the organization given as `organization_id`; this key's role is"
+                f" `{principal.role}`.",
                 "organization_id",
             )
 
