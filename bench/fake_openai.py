@@ -114,6 +114,24 @@ FAULTS: dict[str, tuple[int, str, str, str | None, str | None, dict]] = {
 }
 
 
+def metadata_problem(metadata: object) -> tuple[str, str] | None:
+    """OpenAI's `metadata`: a map of at most 16 string keys to string values (the API reference's
+    "Set of 16 key-value pairs"); (message, param) of what is wrong, or None."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        return f"Invalid type for 'metadata': expected an object, but got {type(metadata).__name__} instead.", "metadata"
+    if len(metadata) > 16:
+        return f"Invalid 'metadata': too many properties. Expected at most 16, but got {len(metadata)}.", "metadata"
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            return (
+                f"Invalid type for 'metadata.{key}': expected a string, but got {type(value).__name__} instead.",
+                f"metadata.{key}",
+            )
+    return None
+
+
 def _json_response(body: bytes, status: int = 200, headers: dict | None = None) -> Response:
     return Response(status, body, {**JSON_HEADERS, **headers} if headers else JSON_HEADERS)
 
@@ -251,6 +269,9 @@ class FakeOpenAI:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return _error(400, "you must provide a model parameter", "invalid_request_error", "model")
+        bad_metadata = metadata_problem(body.get("metadata"))
+        if bad_metadata is not None:
+            return _error(400, bad_metadata[0], "invalid_request_error", bad_metadata[1], "invalid_type")
         self.stats.by_model[model] = self.stats.by_model.get(model, 0) + 1
         fault = FAULTS.get(model)
         if fault is not None:

@@ -111,7 +111,7 @@ openai_error_to_upstream_error = error_reader(openai_error_to_provider_error)
 
 # Request fields for the gateway, never sent upstream: its own timeout and routing knobs, and
 # client-supplied upstream URLs or credentials (which would let a caller aim the gateway anywhere).
-GATEWAY_ONLY_FIELDS = frozenset({"timeout", "api_base", "base_url", "api_key", "api_version", "num_retries", "fallbacks"})
+GATEWAY_ONLY_FIELDS = frozenset({"timeout", "api_base", "base_url", "api_key", "api_version", "num_retries", "fallbacks", "tags"})
 
 
 def rewrite_body(body: RequestBody, upstream_model: str, stream: bool, system_prompts: list[str] | None = None) -> bytes:
@@ -128,12 +128,26 @@ def rewrite_fields(fields: Fields, upstream_model: str, stream: bool, system_pro
     if not GATEWAY_ONLY_FIELDS.isdisjoint(data):  # (rare: one set look-up instead of seven pops)
         for name in GATEWAY_ONLY_FIELDS.intersection(data):
             del data[name]
+    if "metadata" in data:
+        _without_tags(data)
     if system_prompts and "messages" in data:
         data["messages"] = _with_system_prompts(data["messages"], system_prompts)
     if stream:
         options = json_value(data["stream_options"]) if "stream_options" in data else None
         data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
     return _encoder.encode(data)
+
+
+def _without_tags(data: dict[str, Any]) -> None:
+    """`metadata.tags` is the gateway's (spend by tag; an upstream takes only string values in
+    `metadata`): removed, and `metadata` with it when nothing else is left in it."""
+    metadata = json_value(data["metadata"])
+    if isinstance(metadata, dict) and "tags" in metadata:
+        rest = {k: v for k, v in metadata.items() if k != "tags"}
+        if rest:
+            data["metadata"] = rest
+        else:
+            del data["metadata"]
 
 
 def _with_system_prompts(messages: Any, system_prompts: list[str]) -> Any:

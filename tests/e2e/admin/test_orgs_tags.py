@@ -325,7 +325,7 @@ def test_requests_of_a_teams_keys_count_against_its_organization_budget(http, st
 # --- tags -------------------------------------------------------------------------------------
 
 
-def test_tags_from_the_body_the_header_and_the_key_are_on_the_usage_rows(http, stack):
+def test_tags_from_the_body_the_header_and_the_key_are_on_the_usage_rows(http, stack, upstream):
     run = uuid.uuid4().hex[:6]
     key = generate(http, stack, metadata={"tags": [f"key-{run}"]})["key"]
     plain = generate(http, stack)["key"]
@@ -340,6 +340,15 @@ def test_tags_from_the_body_the_header_and_the_key_are_on_the_usage_rows(http, s
     assert rows[from_header]["tags"] == [f"h1-{run}", f"h2-{run}", f"key-{run}"]
     assert rows[both]["tags"] == [f"job-{run}", f"h1-{run}"]  # the same tag counts once
     assert rows[untagged]["tags"] == []
+
+    # Tags are the gateway's: the upstream gets the rest of `metadata` (OpenAI takes only strings
+    # there, and the fake refuses anything else) and no top-level `tags`.
+    kept = sdk_chat(stack, plain, extra_body={"metadata": {"tags": [f"job-{run}"], "purpose": "demo"}, "tags": [f"top-{run}"]})
+    assert upstream.stats()["last_request"]["metadata"] == {"purpose": "demo"}
+    assert "tags" not in upstream.stats()["last_request"]
+    sdk_chat(stack, plain, extra_body={"metadata": {"tags": [f"job-{run}"]}})
+    assert "metadata" not in upstream.stats()["last_request"]
+    assert stack.usage_rows([kept])[kept]["tags"] == [f"job-{run}", f"top-{run}"]
 
     # /spend/logs shows them as LiteLLM's `request_tags`.
     logs = get(http, stack, "/spend/logs", request_id=from_body).json()
