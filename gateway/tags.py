@@ -5,9 +5,9 @@ A request is tagged by `metadata.tags` in its JSON body (or a top-level `tags`),
 (merged, never replaced). The tags travel with the caller (`Caller.tags`) into the usage event and
 the usage row's `tags` column.
 
-A key or a team whose `metadata.enforced_params` names `metadata.tags` (LiteLLM's
-`enforced_params`) requires every request to carry at least one tag of its own (body or header):
-one without is refused, 400 naming `metadata.tags`.
+A key or a team whose `enforced_params` (gateway/enforced_params.py) name `metadata.tags`
+requires every request to carry at least one tag of its own (body or header): one without is
+refused, 400 naming `metadata.tags`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import Any
 import msgspec
 
 from gateway.auth import Principal
+from gateway.enforced_params import check_enforced
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType
 
 TAGS_HEADER = b"x-litellm-tags"
 MAX_TAGS = 64
 MAX_TAG_CHARS = 256
-TAG_PARAMS = frozenset({"metadata.tags", "tags"})  # `enforced_params` entries that require a tag
 
 
 class _Body(msgspec.Struct):
@@ -80,28 +80,12 @@ def _record_tags(metadata: dict) -> list[str]:
     return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
 
-def _requires_tags(metadata: dict) -> bool:
-    enforced = metadata.get("enforced_params")
-    return isinstance(enforced, list) and any(p in TAG_PARAMS for p in enforced)
-
-
-def require_tags(principal: Principal, client_tags: list[str]) -> None:
-    """400 when the key or its team requires a tag and the request brought none."""
-    if client_tags:
-        return
-    for holder, what in ((principal.key, "API key"), (principal.team, "team")):
-        if holder is not None and _requires_tags(holder.metadata):
-            raise _bad(
-                f"This {what} requires tags on every request (`enforced_params: [metadata.tags]`): send"
-                " `metadata.tags` in the body or the `x-litellm-tags` header."
-            )
-
-
 def tagged(principal: Principal, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Principal:
-    """The principal with the request's tags on its caller; 400 when they are malformed, too
-    many, or required and missing."""
-    client = [*body_tags(body), *header_tags(headers)]
-    require_tags(principal, client)
+    """The principal with the request's tags on its caller; 400 when they are malformed or too
+    many, or when a parameter the key or its team enforces (a tag, say) is missing."""
+    from_header = header_tags(headers)
+    client = [*body_tags(body), *from_header]
+    check_enforced(principal, body, bool(from_header))
     inherited: list[str] = []
     for holder in (principal.key, principal.team):
         if holder is not None:

@@ -25,6 +25,7 @@ from gateway.admin.params import (
 from gateway.admin.store import RecordStore, not_found
 from gateway.auth import forbidden
 from gateway.edge import Edge
+from gateway.enforced_params import fold_enforced_params
 from llmgw.contracts import KeyRecord, LedgerKind
 from llmgw.kv import WatchedMap
 from llmgw.secrets import KEY_PREFIX, generate_key, key_name
@@ -47,6 +48,7 @@ class KeyParams(LimitParams, kw_only=True):
     system_prompt: str | UnsetType | None = UNSET
     blocked: bool | UnsetType | None = UNSET
     priority: Literal["interactive", "batch"] | UnsetType = UNSET
+    enforced_params: list[str] | UnsetType | None = UNSET  # kept in metadata (gateway/enforced_params.py)
 
 
 class KeyRef(msgspec.Struct, kw_only=True):
@@ -172,7 +174,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
     async def generate(request: Request) -> Response:
         admin(edge, request)
         params = decode_body(await request.body(), KeyParams)
-        key, record, duration = await service.generate(given(params))
+        key, record, duration = await service.generate(fold_enforced_params(given(params), {}))
         return json_response(generated_response(key, record, duration))
 
     @get("/key/info")
@@ -194,7 +196,8 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
         params = decode_body(await request.body(), UpdateKeyParams)
         values = given(params)
         values.pop("key")
-        record = await service.update(service.find(params.key).token, values)
+        current = service.find(params.key)
+        record = await service.update(current.token, fold_enforced_params(values, current.metadata))
         return json_response({"key": params.key, **service.info(record)})
 
     @post("/key/delete", status_code=200)

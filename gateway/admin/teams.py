@@ -19,6 +19,7 @@ from gateway.admin.params import LimitParams, bad_param, decode_body, record_val
 from gateway.admin.store import not_found
 from gateway.auth import Principal, forbidden
 from gateway.edge import Edge
+from gateway.enforced_params import fold_enforced_params
 from llmgw.contracts import TEAM_ROLE_ADMIN, TEAM_ROLES, LedgerKind, TeamMember, TeamRecord, UserRecord, kv_key
 
 
@@ -31,6 +32,7 @@ class TeamParams(LimitParams, kw_only=True):
     metadata: dict | UnsetType | None = UNSET
     system_prompt: str | UnsetType | None = UNSET
     blocked: bool | UnsetType | None = UNSET
+    enforced_params: list[str] | UnsetType | None = UNSET  # kept in metadata (gateway/enforced_params.py)
 
 
 class NewTeamParams(TeamParams, kw_only=True):
@@ -154,7 +156,7 @@ def build_team_routes(edge: Edge, keys: KeyService, service: TeamService) -> lis
         service.orgs.creator(principal, params.organization_id or None)
         team_id = params.team_id or str(uuid.uuid4())
         now = time.time()
-        values = given(params)
+        values = fold_enforced_params(given(params), {})
         values.pop("team_id", None)
         record = TeamRecord(team_id=team_id, created_at=now, updated_at=now, **team_fields(values))
         creator = principal.user
@@ -199,7 +201,7 @@ def build_team_routes(edge: Edge, keys: KeyService, service: TeamService) -> lis
     async def update(request: Request) -> Response:
         admin(edge, request)
         params = decode_body(await request.body(), UpdateTeamParams)
-        values = given(params)
+        values = fold_enforced_params(given(params), find(params.team_id).metadata)
         values.pop("team_id")
         record = await service.set_fields(params.team_id, team_fields(values))
         return json_response({"team_id": params.team_id, "data": render(record)})

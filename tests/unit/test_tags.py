@@ -6,6 +6,7 @@ import pytest
 
 from gateway.auth import Principal
 from gateway.budgets import covering
+from gateway.enforced_params import fold_enforced_params
 from gateway.errors import GatewayError
 from gateway.tags import MAX_TAGS, body_tags, header_tags, tagged
 from llmgw.contracts import Caller, KeyRecord, LedgerKind, OrganizationRecord, TeamRecord, ledger_key
@@ -40,14 +41,40 @@ def test_tags_merge_the_request_key_and_team_tags_once_each() -> None:
 
 
 def test_a_required_tag_must_come_from_the_request() -> None:
-    for p in (
-        principal({"enforced_params": ["metadata.tags"], "tags": ["k"]}),
-        principal(team_meta={"enforced_params": ["tags"]}),
+    cases = (
+        (principal({"enforced_params": ["metadata.tags"], "tags": ["k"]}), "metadata.tags"),
+        (principal(team_meta={"enforced_params": ["tags"]}), "tags"),
+    )
+    for p, param in cases:
+        with pytest.raises(GatewayError) as refused:
+            tagged(p, [], b'{"model": "m", "metadata": {"tags": []}}')
+        assert (refused.value.status, refused.value.param) == (400, param)
+        assert tagged(p, [(b"x-litellm-tags", b"x")], b"{}").caller.tags[0] == "x"
+        assert tagged(p, [], b'{"tags": "y"}').caller.tags[0] == "y"
+
+
+def test_enforced_params_name_any_body_parameter() -> None:
+    p = principal({"enforced_params": ["user", "metadata.generation_name"]})
+    for body, missing in (
+        (b'{"model": "m"}', "user"),
+        (b'{"user": "u1", "metadata": {}}', "metadata.generation_name"),
+        (b'{"user": "", "metadata": {"generation_name": "g"}}', "user"),
     ):
         with pytest.raises(GatewayError) as refused:
-            tagged(p, [], b'{"model": "m"}')
-        assert (refused.value.status, refused.value.param) == (400, "metadata.tags")
-        assert tagged(p, [(b"x-litellm-tags", b"x")], b"{}").caller.tags[0] == "x"
+            tagged(p, [], body)
+        assert refused.value.param == missing, body
+    assert tagged(p, [], b'{"user": "u1", "metadata": {"generation_name": "g"}}') == p
+
+
+def test_enforced_params_given_at_the_top_level_are_kept_in_metadata() -> None:
+    assert fold_enforced_params({"models": []}, {"a": 1}) == {"models": []}
+    assert fold_enforced_params({"enforced_params": ["user"]}, {"a": 1}) == {"metadata": {"a": 1, "enforced_params": ["user"]}}
+    given = {"enforced_params": ["user"], "metadata": {"b": 2}}
+    assert fold_enforced_params(given, {"a": 1}) == {"metadata": {"b": 2, "enforced_params": ["user"]}}
+    assert fold_enforced_params({"enforced_params": None}, {"enforced_params": ["user"]}) == {"metadata": {}}
+    with pytest.raises(GatewayError) as bad:
+        fold_enforced_params({"enforced_params": "user"}, {})
+    assert bad.value.param == "enforced_params"
 
 
 def test_too_many_tags_are_refused() -> None:

@@ -428,9 +428,11 @@ def test_spend_by_tag_is_exact_against_the_rows(http, stack):
 
 
 def test_a_key_or_team_requiring_tags_refuses_an_untagged_request_then_serves_a_tagged_one(http, stack):
-    required = {"enforced_params": ["metadata.tags"]}
-    key = generate(http, stack, metadata=required)["key"]
-    team_id = new_team(http, stack, metadata=required).json()["team_id"]
+    # LiteLLM's `enforced_params` on /key/generate (kept in the key's metadata), and in a team's metadata.
+    made = generate(http, stack, enforced_params=["metadata.tags"], metadata={"owner": "ops"})
+    assert made["metadata"] == {"owner": "ops", "enforced_params": ["metadata.tags"]}
+    key = made["key"]
+    team_id = new_team(http, stack, metadata={"enforced_params": ["metadata.tags"]}).json()["team_id"]
     team_key = generate(http, stack, team_id=team_id)["key"]
     for k in (key, team_key):
         with pytest.raises(openai.BadRequestError) as refused:
@@ -449,3 +451,23 @@ def test_a_key_or_team_requiring_tags_refuses_an_untagged_request_then_serves_a_
     rows = stack.usage_rows(served)
     assert [rows[i]["tags"] for i in served] == [["billing"], ["billing"]]
     assert all(rows[i]["status"] == "success" for i in served)
+
+
+def test_enforced_params_are_set_and_lifted_with_key_update(http, stack):
+    made = generate(http, stack, metadata={"owner": "ops"})
+    resp = admin(http, stack, "/key/update", {"key": made["key"], "enforced_params": ["user"]})
+    assert resp.status_code == 200 and resp.json()["metadata"] == {"owner": "ops", "enforced_params": ["user"]}, resp.text
+    refused = chat(http, stack.base_url, made["key"])
+    error = error_of(refused, 400, "invalid_request_error")
+    assert error["param"] == "user"
+    served = http.post(
+        f"{stack.base_url}/v1/chat/completions",
+        headers=auth(made["key"]),
+        json={"model": "gpt-4", "messages": HELLO, "max_tokens": 3, "user": "end-user-1"},
+    )
+    assert served.status_code == 200, served.text
+    bad = admin(http, stack, "/key/update", {"key": made["key"], "enforced_params": "user"})
+    assert error_of(bad, 400, "invalid_request_error")["param"] == "enforced_params"
+    lifted = admin(http, stack, "/key/update", {"key": made["key"], "enforced_params": None})
+    assert lifted.json()["metadata"] == {"owner": "ops"}
+    assert chat(http, stack.base_url, made["key"]).status_code == 200
