@@ -1,6 +1,6 @@
 """What a request holds while it runs: its rate-limit slots and its budget reservation (a `Lease`).
 
-The caller's limits (key, user, team) are taken once; a deployment whose own `rpm`/`tpm`/
+The caller's limits (key, user, team, organization) are taken once; a deployment whose own `rpm`/`tpm`/
 `max_parallel_requests` is used up is passed over for the next one the router would use (429 only
 when none is left). Then the request's worst-case cost is reserved in every budget that covers it.
 
@@ -34,7 +34,7 @@ class LeaseEnd:
 
 
 def caller_limits(principal: Principal) -> list[Limit]:
-    """The rate limits of the request's key, user and team (those that set any)."""
+    """The rate limits of the request's key, user, team and its organization (those that set any)."""
     holders: list[tuple[str, str, Limits | None]] = []
     if principal.key is not None:
         holders.append((f"key:{principal.key.token}", f"key {principal.key.key_name}", principal.key))
@@ -42,6 +42,9 @@ def caller_limits(principal: Principal) -> list[Limit]:
         holders.append((f"user:{principal.user.user_id}", f"user {principal.user.user_id}", principal.user))
     if principal.team is not None:
         holders.append((f"team:{principal.team.team_id}", f"team {principal.team.team_id}", principal.team))
+    org = principal.organization
+    if org is not None:
+        holders.append((f"org:{org.organization_id}", f"organization {org.organization_id}", org))
     return [
         Limit(scope=scope, label=label, rpm=h.rpm_limit, tpm=h.tpm_limit, max_parallel=h.max_parallel_requests)
         for scope, label, h in holders

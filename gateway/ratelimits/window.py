@@ -34,7 +34,7 @@ SPAN = WINDOW + 1  # seconds a one-second count stays in the window, from the st
 class Limit(msgspec.Struct, frozen=True):
     """One rate limit covering a request. Nothing set: the limit is free (no KV call)."""
 
-    scope: str  # "key:<hash>", "user:<id>", "team:<id>", "deployment:<id>"
+    scope: str  # "key:<hash>", "user:<id>", "team:<id>", "org:<id>", "deployment:<id>"
     label: str  # how the error names it: "key", "user", "team", "deployment gpt-4/0"
     rpm: int | None = None
     tpm: int | None = None

@@ -322,6 +322,17 @@ def test_requests_of_a_teams_keys_count_against_its_organization_budget(http, st
     assert f"organization {org_id}" in error["message"]
 
 
+def test_an_organization_rate_limit_holds_across_its_teams(http, stack):
+    org_id = new_org(http, stack, rpm_limit=3)["organization_id"]
+    keys = [
+        generate(http, stack, team_id=new_team(http, stack, organization_id=org_id).json()["team_id"])["key"] for _ in range(2)
+    ]
+    statuses = [chat(http, stack.base_url, keys[i % 2]).status_code for i in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    error = error_of(chat(http, stack.base_url, keys[0]), 429, "rate_limit_exceeded")
+    assert f"organization {org_id}" in error["message"] and "3 requests per minute" in error["message"]
+
+
 # --- tags -------------------------------------------------------------------------------------
 
 
