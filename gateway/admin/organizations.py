@@ -144,6 +144,10 @@ class OrgService:
 
 
 def org_fields(values: dict[str, Any]) -> dict[str, Any]:
+    if values.get("model_max_budget"):
+        raise bad_param(
+            "model_max_budget", "budgets per model are a key's (`model_max_budget` on /key/generate), not an organization's"
+        )
     return record_values(values, OrganizationRecord)
 
 

@@ -98,6 +98,8 @@ def test_organization_routes_in_litellm_shapes(http, stack):
         admin(http, stack, "/organization/new", {"organization_alias": "x", "max_budget": -1}), 400, "invalid_request_error"
     )
     assert error["param"] == "max_budget"
+    per_model = admin(http, stack, "/organization/new", {"organization_alias": "x", "model_max_budget": {"gpt-4": 1}})
+    assert error_of(per_model, 400, "invalid_request_error")["param"] == "model_max_budget"
     taken = admin(http, stack, "/organization/new", {"organization_alias": "again", "organization_id": org_id})
     assert "already exists" in error_of(taken, 400, "invalid_request_error")["message"]
 
