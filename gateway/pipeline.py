@@ -230,6 +230,7 @@ class Pipeline:
             cost_cap=lease.cost_cap,
             ledgers=lease.ledgers,
             native=call.native,
+            response_id=route.answer_id(call, ex.request_id),
             **extra,
         )
 
