@@ -289,6 +289,16 @@ def request_schemas(settings: EdgeSettings) -> dict[str, Any]:
     return components
 
 
+def merged(*parts: dict[str, Any]) -> dict[str, Any]:
+    """The components of every part; a name two parts define would silently replace one schema."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        if twice := out.keys() & part.keys():
+            raise ValueError(f"OpenAPI components defined twice: {sorted(twice)}")
+        out.update(part)
+    return out
+
+
 def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -314,14 +324,14 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                     "description": "The same key, as Anthropic SDKs send it (/v1/messages).",
                 },
             },
-            "schemas": {
-                **request_schemas(settings),
-                **audio_schemas(),
-                **RESPONSE_SCHEMAS,
-                **MEDIA_RESPONSE_SCHEMAS,
-                **RESPONSES_SCHEMAS,
-                **ADMIN_RESPONSE_SCHEMAS,
-            },
+            "schemas": merged(
+                request_schemas(settings),
+                audio_schemas(),
+                RESPONSE_SCHEMAS,
+                MEDIA_RESPONSE_SCHEMAS,
+                RESPONSES_SCHEMAS,
+                ADMIN_RESPONSE_SCHEMAS,
+            ),
         },
     }
 

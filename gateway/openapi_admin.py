@@ -58,7 +58,7 @@ def _model_paths() -> dict[str, Any]:
                 "responses": {**json_ok("RuntimeModel"), **errors(ADMIN_ERRORS)},
             },
         },
-        "/model/delete": admin_post("Delete a deployment added at run time.", "ModelDelete", "Message"),
+        "/model/delete": admin_post("Delete a deployment added at run time.", "ModelDelete", "DeletedModel"),
         "/model/info": info,
         "/v1/model/info": info,
         "/model_group/info": group_info,
@@ -205,7 +205,7 @@ ADMIN_RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
             ),
         },
     ),
-    "Message": obj(["message"], message=STRING),
+    "DeletedModel": obj(["message"], message=STRING),
     "UserList": obj(
         ["users", "total", "page", "page_size", "total_pages"],
         users={"type": "array", "items": obj(["user_id"], user_id=STRING)},
