@@ -10,6 +10,11 @@ Within one edge, reservations on the same ledger are serialised by a lock, so co
 of one key cost one KV round trip each instead of racing; across edges the compare-and-set decides.
 Requests of callers without any budget touch no ledger (only their ledger keys are named, so that
 metering tracks their spend).
+
+A budget can hold only what has a price: a caller with a budget asking for a model with no known
+price is refused (400 `model_price_unknown`), unless the operator allows unpriced models
+(`general_settings.allow_unpriced_models`, `LLMGW_ALLOW_UNPRICED_MODELS`): then the request is
+served at cost 0 and its usage row says `cost_known: false`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from llmgw.config import Deployment
 from llmgw.contracts import (
     BudgetLedger,
     ErrorCode,
+    ErrorType,
     LedgerKind,
     LedgerRef,
     Limits,
@@ -107,25 +113,67 @@ def held(ledger: BudgetLedger) -> float:
 class WorstCase(msgspec.Struct, frozen=True):
     """The most a request can use: its prompt's bytes (the policy prompts put before it
     included), the completion length it asked for, how many answers (`n`), and units other than
-    tokens (images, audio, ...)."""
+    tokens (images, audio, ...). `capped`: the worker can hold its answer to a cost cap (a lower
+    completion limit, a stream stopped); a request that cannot be capped must fit whole."""
 
     prompt_bytes: int
     max_tokens: int | None = None
     n: int = 1
     units: Units | None = None
+    capped: bool = True
+    free: bool = False  # costs nothing (counting tokens): nothing to reserve, no price needed
 
 
 def worst_case_cost(price: Price, worst: WorstCase) -> tuple[float, float]:
     """(worst case, least it can cost): a prompt has at most as many tokens as bytes; each of the
-    `n` answers at most `max_tokens`, or the model's output limit."""
+    `n` answers at most `max_tokens`, or the model's output limit. A request that cannot be
+    capped needs its whole worst case."""
     completion = (worst.max_tokens or price.max_output_tokens) * max(worst.n, 1)
     units, _ = units_cost(price, worst.units)
-    return cost(price, worst.prompt_bytes, completion) + units, cost(price, (worst.prompt_bytes + 3) // 4, 1) + units
+    most = cost(price, worst.prompt_bytes, completion) + units
+    return most, (cost(price, (worst.prompt_bytes + 3) // 4, 1) + units if worst.capped else most)
+
+
+# The config fields that price each unit (`litellm_params` / `params` of a deployment).
+UNIT_PRICE_FIELDS = {
+    "images": "output_cost_per_image",
+    "audio_seconds": "input_cost_per_second",
+    "characters": "input_cost_per_character",
+    "search_units": "input_cost_per_query",
+}
+
+
+def priced(price: Price | None, worst: WorstCase) -> bool:
+    """Whether a budget can count what the request uses: a price is known for its tokens or for
+    every unit it may use (an explicit price of 0 is a price)."""
+    if price is None:
+        return False
+    _, units_known = units_cost(price, worst.units)
+    return units_known or price.input > 0 or price.output > 0
+
+
+def price_unknown(model: str, deployment: Deployment, upstream_model: str, worst: WorstCase) -> GatewayError:
+    units = worst.units
+    fields = ["input_cost_per_token", "output_cost_per_token"]
+    if units is not None:
+        fields += [field for name, field in UNIT_PRICE_FIELDS.items() if getattr(units, name)]
+    return GatewayError(
+        400,
+        f"The model `{model}` (deployment {deployment.id}, upstream model `{upstream_model}`) has no known price, "
+        "so a budget cannot hold its cost. Set its price in the model's `litellm_params` (or `params`): "
+        f"{', '.join(f'`{f}`' for f in fields)}; or allow unpriced models at cost 0 with "
+        "`general_settings.allow_unpriced_models: true` (or LLMGW_ALLOW_UNPRICED_MODELS=true).",
+        ErrorType.INVALID_REQUEST,
+        ErrorCode.MODEL_PRICE_UNKNOWN,
+        "model",
+    )
 
 
 class BudgetGuard:
-    def __init__(self, subjects: Subjects) -> None:
+    def __init__(self, subjects: Subjects, allow_unpriced: bool = False) -> None:
         self.subjects = subjects
+        self.allow_unpriced = allow_unpriced  # a budgeted caller may use a model with no price (at cost 0)
+        self._unpriced_warned: set[str] = set()
         self.ledgers: WatchedMap[BudgetLedger] = None  # type: ignore[assignment]  # set in start()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -155,17 +203,24 @@ class BudgetGuard:
     ) -> tuple[dict[str, LedgerRef], list[str], float | None]:
         """Reserve against every limited budget; (ledgers, reserved ledger keys, cost cap or None).
 
-        Raises 429 `budget_exceeded` naming the budget when one cannot pay for the request."""
+        Raises 429 `budget_exceeded` naming the budget when one cannot pay for the request, 400
+        `model_price_unknown` when the model has no price (unless unpriced models are allowed)."""
         now = time.time()
         budgets = covering(principal, model, now)
         refs = {b.key: b.ref for b in budgets}
         limited = [b for b in budgets if b.ref.max_budget is not None]
-        if not limited:
+        if not limited or worst_case.free:
             return refs, [], None
         price = price_for(deployment, upstream_model)
-        if price is None:
-            # Without a price nothing can be reserved; metering records the request at cost 0.
+        if not priced(price, worst_case):
+            if not self.allow_unpriced:
+                raise price_unknown(model, deployment, upstream_model, worst_case)
+            # Allowed: nothing can be reserved; metering records the request at cost 0.
+            if upstream_model not in self._unpriced_warned:
+                self._unpriced_warned.add(upstream_model)
+                log.warning("unpriced_model_served", model=model, upstream_model=upstream_model, deployment=deployment.id)
             return refs, [], None
+        assert price is not None
         worst, least = worst_case_cost(price, worst_case)
         reserved: list[str] = []
         cap = worst

@@ -44,7 +44,7 @@ class Edge:
         # Deployments added at run time (/model/new): the tables above are rebuilt when they change.
         self.runtime_models = RuntimeModels(self.cipher)
         self.runtime_models.listeners.append(self._deployments_changed)
-        self.budgets = BudgetGuard(self.subjects)
+        self.budgets = BudgetGuard(self.subjects, settings.allow_unpriced_models)
         self.responses = ResponseStore(self.subjects, settings.responses_retention_days)  # the Responses API's
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()

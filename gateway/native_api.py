@@ -43,10 +43,33 @@ CREDENTIAL_QUERY_PARAMS = frozenset({"key", "api_key", "api-key", "access_token"
 _SAFE_PATH = re.compile(r"^(/[A-Za-z0-9._~:@!$&'()*+,;=-]+)+/?$")
 
 
+class _GenerationConfig(msgspec.Struct):
+    maxOutputTokens: int | None = None
+    max_output_tokens: int | None = None
+
+
 class _Model(msgspec.Struct):
     model: str | None = None
     stream: bool | None = None
-    max_tokens: int | None = None
+    max_tokens: int | None = None  # Anthropic, OpenAI chat and completions
+    max_completion_tokens: int | None = None  # OpenAI chat
+    max_output_tokens: int | None = None  # OpenAI Responses
+    generationConfig: _GenerationConfig | None = None
+    generation_config: _GenerationConfig | None = None
+
+    def output_limit(self) -> int | None:
+        """The answer length the request asks for, in whichever field its API names it (the
+        worst case it is reserved at; None: the model's own output limit)."""
+        config = self.generationConfig or self.generation_config
+        asked = [
+            self.max_tokens,
+            self.max_completion_tokens,
+            self.max_output_tokens,
+            config.maxOutputTokens if config is not None else None,
+            config.max_output_tokens if config is not None else None,
+        ]
+        limits = [a for a in asked if isinstance(a, int) and a > 0]
+        return max(limits) if limits else None
 
 
 _model_decoder = msgspec.json.Decoder(_Model)
@@ -112,8 +135,8 @@ def requested_model(model_path: re.Pattern[str] | None, path: str, body: bytes) 
     if match is not None:
         method = match.groupdict().get("method")
         stream = "stream" in method.lower() if method is not None else bool(probe.stream)
-        return match.group("model"), stream, probe.max_tokens
-    return probe.model, bool(probe.stream), probe.max_tokens
+        return match.group("model"), stream, probe.output_limit()
+    return probe.model, bool(probe.stream), probe.output_limit()
 
 
 def native_deployment(edge: Edge, principal: Principal, provider: str, model_name: str) -> tuple[Deployment, str]:

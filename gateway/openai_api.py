@@ -66,6 +66,7 @@ class ChatRoute(Route):
             stream=stream,
             include_usage=bool(stream and parsed.stream_options and parsed.stream_options.include_usage),
             max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
+            n=parsed.n or 1,
             timeout=parsed.timeout,
         )
 

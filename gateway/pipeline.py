@@ -40,6 +40,8 @@ from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
 from gateway.routes import Call, Route, StreamEncoder, Target
 from llmgw.contracts import (
+    CAPPED_OPERATIONS,
+    FREE_OPERATIONS,
     Chunks,
     Completed,
     ErrorCode,
@@ -55,6 +57,11 @@ from llmgw.routing import RouterSettings
 def pipeline_of(scope: Scope) -> Pipeline:
     """The edge's pipeline, from the application serving the request (see gateway/app.py)."""
     return scope["app"].state.pipeline
+
+
+def policy_bytes(system_prompts: list[str]) -> int:
+    """The prompt bytes the policy's system prompts add to a request."""
+    return sum(len(p.encode()) for p in system_prompts)
 
 
 def new_request_id() -> str:
@@ -145,7 +152,14 @@ class Pipeline:
         deadline = ex.started + timeout
         system_prompts = edge.access.system_prompts(principal, edge.identity.global_system_prompt()) if route.policies else []
         prompt_bytes = len(call.body) if call.prompt_bytes is None else call.prompt_bytes
-        worst = WorstCase(prompt_bytes + sum(len(p) for p in system_prompts), call.max_tokens, call.n, call.units)
+        worst = WorstCase(
+            prompt_bytes + policy_bytes(system_prompts),
+            call.max_tokens,
+            call.n,
+            call.units,
+            capped=(call.operation or route.operation) in CAPPED_OPERATIONS,
+            free=(call.operation or route.operation) in FREE_OPERATIONS,
+        )
         lease = ex.lease = await admission.admit(
             edge.ratelimits, edge.budgets, principal, target.model_group, target.candidates, worst, ex.request_id, deadline
         )
@@ -228,6 +242,7 @@ class Pipeline:
             received_at=ex.started,
             caller=principal.caller,
             cost_cap=lease.cost_cap,
+            answers=max(call.n, 1),
             ledgers=lease.ledgers,
             native=call.native,
             response_id=route.answer_id(call, ex.request_id),

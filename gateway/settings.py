@@ -39,6 +39,9 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     responses_retention_days: int = 30  # how long stored responses (the Responses API) are kept; 0 = forever
     auth_failures_slow_after: int = 20
     auth_failures_refuse_after: int = 100
+    # A caller with a budget may use a model with no known price (served at cost 0, its usage
+    # rows `cost_known: false`); otherwise such a request is refused with 400 model_price_unknown.
+    allow_unpriced_models: bool = False
 
 
 MAX_TOKENS_POLICIES = ("refuse", "clip")
@@ -74,6 +77,21 @@ def cors_origins_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in env.get("LLMGW_CORS_ORIGINS", "").split(",") if o.strip())
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def allow_unpriced_models(config: GatewayConfig, env: Mapping[str, str]) -> bool:
+    """LLMGW_ALLOW_UNPRICED_MODELS when set, else `general_settings.allow_unpriced_models` (default false)."""
+    raw: object = env.get("LLMGW_ALLOW_UNPRICED_MODELS") or config.general_settings.get("allow_unpriced_models", False)
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ConfigError(f"allow_unpriced_models (LLMGW_ALLOW_UNPRICED_MODELS): expected true or false, got {raw!r}")
+
+
 def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings:
     env = os.environ if env is None else env
     config = load_config(env.get("LLMGW_CONFIG"), env)
@@ -96,4 +114,5 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         responses_retention_days=responses_retention_days_from_env(env),
         auth_failures_slow_after=env_int(env, "LLMGW_AUTH_FAILURES_SLOW_AFTER", 20),
         auth_failures_refuse_after=env_int(env, "LLMGW_AUTH_FAILURES_REFUSE_AFTER", 100),
+        allow_unpriced_models=allow_unpriced_models(config, env),
     )

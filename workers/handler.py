@@ -274,7 +274,13 @@ class RequestHandler:
                         if outcome.ttft is None:
                             outcome.ttft = time.time() - started
                             outcome.saw(item)
-                        if meter is not None and not meter.take():
+                        if meter is not None and not meter.take(item):
+                            outcome.usage = Usage(
+                                prompt_tokens=estimate_prompt_tokens(body, request.operation),
+                                completion_tokens=meter.estimate(),
+                                estimated=True,
+                            )
+                            outcome.usage_source = UsageSource.ESTIMATED
                             raise UpstreamError(
                                 429,
                                 "the budget of this key, user or team is used up: the stream was stopped",
@@ -284,6 +290,8 @@ class RequestHandler:
                         await relay.add(item)
                     elif isinstance(item, Usage):
                         outcome.took(item)
+                        if meter is not None:
+                            meter.reported(item.completion_tokens)
             await relay.finish(outcome.cost(deployment), deployment.id, outcome.tries, outcome.tokens())
             return
         completion = await getattr(provider, method)(deployment, request, outcome.upstream_model, body)

@@ -46,6 +46,13 @@ class Operation:
     COUNT_TOKENS = "count_tokens"
 
 
+# Operations whose answer length a budget cap can hold (a lower `max_tokens` / `max_output_tokens`,
+# a stream stopped where the cap ends); any other request must fit its whole worst case.
+CAPPED_OPERATIONS = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.RESPONSES})
+# Operations that cost nothing whatever they ask (counting tokens): no budget reserves for them.
+FREE_OPERATIONS = frozenset({Operation.COUNT_TOKENS})
+
+
 class Units(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What a request used (or may use, at worst) besides tokens, in the units it is priced by
     (llmgw.prices): images by count, size and quality, audio by seconds, speech by characters,
@@ -83,6 +90,7 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     caller: Caller
     system_prompts: list[str] = []  # policy prompts put before the client's messages, in order
     cost_cap: float | None = None  # USD this request may cost at most (what its budgets could hold)
+    answers: int = 1  # completions asked for (`n`, `best_of`, prompts): a capped answer shares the cap
     ledgers: dict[str, LedgerRef] = {}  # budget ledger key -> ref; metering settles the cost there
     native: NativeCall | None = None  # Operation.NATIVE only
     # Router plan: deployments to try, in order, when `deployment_id` fails with a retryable error
@@ -247,6 +255,8 @@ decode_query_request = _query_request_decoder.decode
 decode_query_result = _query_result_decoder.decode
 
 __all__ = [
+    "CAPPED_OPERATIONS",
+    "FREE_OPERATIONS",
     "SPEND_REPORT_GROUPS",
     "Caller",
     "Cancel",

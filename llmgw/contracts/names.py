@@ -28,6 +28,8 @@ class ErrorCode:
     # provider has no equivalent for), and a `previous_response_id` the caller has no response of.
     UNSUPPORTED_VALUE = "unsupported_value"
     PREVIOUS_RESPONSE_NOT_FOUND = "previous_response_not_found"
+    # A caller with a budget asked for a model that has no price (nothing to reserve against).
+    MODEL_PRICE_UNKNOWN = "model_price_unknown"
 
 
 class ErrorType:

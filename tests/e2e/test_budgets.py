@@ -65,12 +65,18 @@ def test_concurrent_requests_never_overspend_and_leave_no_lock_out(stack):
     n, cost = eventually_sync(lambda: (r := spent_in_clickhouse(stack, token))[0] >= admitted and r, "usage rows", timeout=30)
     assert n == admitted
     assert cost <= budget + 1e-12
+
     # ... and every refused one is a row of its own, at no cost.
-    refused = stack.query(
-        "SELECT count() AS n, sum(cost) AS cost FROM usage FINAL WHERE key_hash = {k:String} AND status = 'refused'",
-        {"k": token},
-    )
-    assert (int(refused[0]["n"]), float(refused[0]["cost"] or 0)) == (outcomes.count("refused"), 0.0)
+    def refused_rows() -> tuple[int, float] | None:
+        rows = stack.query(
+            "SELECT count() AS n, sum(cost) AS cost FROM usage FINAL WHERE key_hash = {k:String} AND status = 'refused'",
+            {"k": token},
+        )
+        counted = (int(rows[0]["n"]), float(rows[0]["cost"] or 0))
+        return counted if counted[0] >= outcomes.count("refused") else None
+
+    # (the edge publishes its refusals on its own: they may land after the served requests' rows)
+    assert eventually_sync(refused_rows, "the refusals' rows", timeout=30) == (outcomes.count("refused"), 0.0)
     spend = eventually_sync(
         lambda: (s := key_info(stack, key)["spend"]) >= cost - 1e-12 and s, "spend in the key's ledger", timeout=20
     )

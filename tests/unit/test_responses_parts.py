@@ -15,6 +15,7 @@ from gateway.responses.route import ResponsesCall, speaks_responses
 from gateway.responses.store import owned_by
 from llmgw.config import Deployment
 from llmgw.contracts import Caller, Completed, StoredResponse, UpstreamRequest
+from workers.providers.errors import UpstreamError
 from workers.providers.openai_family import OpenAIUsageReader
 from workers.providers.request_body import RequestBody
 from workers.providers.responses_native import MIN_OUTPUT_TOKENS, output_cap, responses_body
@@ -204,7 +205,14 @@ def test_a_capped_request_gets_the_output_it_can_pay_for() -> None:
     assert output_cap(request(body), d, "up-model") is None
     allowance = output_cap(request(body, cost_cap=1e-3), d, "up-model")
     assert allowance == int((1e-3 - len(body) * 1e-6) / 1e-5)
-    assert output_cap(request(body, cost_cap=1e-9), d, "up-model") == MIN_OUTPUT_TOKENS
+    # A budget that cannot pay for the smallest answer the API takes stops the request unsent.
+    assert (
+        output_cap(request(body, cost_cap=len(body) * 1e-6 + (MIN_OUTPUT_TOKENS + 0.5) * 1e-5), d, "up-model")
+        == MIN_OUTPUT_TOKENS
+    )
+    with pytest.raises(UpstreamError) as stopped:
+        output_cap(request(body, cost_cap=1e-9), d, "up-model")
+    assert (stopped.value.status, stopped.value.code) == (429, "budget_exceeded")
 
 
 RESPONSES_USAGE = {

@@ -4,7 +4,8 @@ The edge has checked the path and kept only harmless client headers; here the ga
 goes in (the adapter's `native_headers`), the model name is swapped (`native_body`), and the
 answer comes back byte for byte: a whole body, or an event stream relayed as it arrives. The
 adapter's `NativeUsage` reads the provider's own usage fields on the way through, so a native
-call is metered like any other. `forward` needs only the hooks of `NativeTarget`, which every
+call is metered like any other; an answer whose usage cannot be read is metered from its bytes,
+marked estimated. `forward` needs only the hooks of `NativeTarget`, which every
 `Provider` has.
 """
 
@@ -22,10 +23,13 @@ from workers.http_client import UpstreamClient
 from workers.providers.answers import NativeHead, NativeItem, NativeUsage
 from workers.providers.errors import UpstreamError, credential_refused, scrub_bytes, transport_error
 from workers.providers.sse import SseData
+from workers.usage import Usage, estimated_usage
 
 # Answer headers a client gets from the upstream (the rest are the gateway's own or hop-by-hop).
 _KEPT_HEADERS = ("content-type", "retry-after", "request-id", "openai-processing-ms", "openai-version")
 _KEPT_PREFIXES = ("anthropic-", "x-goog-")
+# Paths the providers do not bill (token counting): their answers carry no usage, and none is estimated.
+FREE_PATH_ENDINGS = ("/count_tokens", ":countTokens")
 _MAX_UNPARSED_STREAM = 8 * 1024 * 1024  # a non-SSE stream is kept for its usage up to this size
 
 
@@ -73,11 +77,13 @@ async def forward(
         streaming = event_stream or (request.stream and resp.status_code < 400)
         yield NativeHead(resp.status_code, kept_headers(resp.headers), streaming)
         tracker = target.native_usage() if resp.status_code < 400 else None
+        answered = 0  # bytes of the answer, for an estimate when its usage cannot be read
         if streaming:
             parser = SseData() if event_stream else None
             kept: list[bytes] = []
             size = 0
             async for chunk in client.chunks(resp):
+                answered += len(chunk)
                 if tracker is not None:
                     if parser is not None:
                         for data in parser.feed(chunk):
@@ -90,15 +96,25 @@ async def forward(
                 tracker.body(b"".join(kept))
         else:
             content = await client.read(resp)
+            answered = len(content)
             if tracker is not None:
                 tracker.body(content)
             yield content if resp.status_code < 400 else scrub_bytes(content, deployment)
         if tracker is not None and tracker.usage is not None:
             yield tracker.usage
+        elif resp.status_code < 400 and not call.path.endswith(FREE_PATH_ENDINGS):
+            yield estimated_native_usage(len(body), answered)
     except httpx.HTTPError as exc:
         raise transport_error(exc, deployment) from None
     finally:
         await resp.aclose()
+
+
+def estimated_native_usage(prompt_bytes: int, answer_bytes: int) -> Usage:
+    """What a native call used when its answer says nothing of it (a path whose answers carry no
+    usage, an answer that is not JSON): four bytes a token each way, at least one token for a
+    request or answer that has any bytes, recorded as estimated (never 0 tokens at $0)."""
+    return estimated_usage(-(-prompt_bytes // 4), -(-answer_bytes // 4))
 
 
 _body_decoder = msgspec.json.Decoder(dict[str, Any])

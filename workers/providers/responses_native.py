@@ -24,12 +24,13 @@ import httpx
 import msgspec
 
 from llmgw.config import Deployment
-from llmgw.contracts import UpstreamRequest
+from llmgw.contracts import ErrorCode, UpstreamRequest
 from llmgw.prices import price_for
-from workers.budget_cap import completion_allowance
+from llmgw.tokens import count_tokens
+from workers.budget_cap import completion_allowance, prompt_bytes_of
 from workers.http_client import UpstreamClient
 from workers.providers.answers import NativeHead, NativeItem, NativeUsage
-from workers.providers.errors import ErrorReader, invalid_answer
+from workers.providers.errors import ErrorReader, UpstreamError, invalid_answer
 from workers.providers.native import kept_headers
 from workers.providers.request_body import RequestBody, json_value
 from workers.providers.sse import SseData
@@ -91,14 +92,27 @@ def responses_body(
 
 
 def output_cap(request: UpstreamRequest, deployment: Deployment, upstream_model: str) -> int | None:
-    """The output tokens a capped request can pay for (None: not capped, or no price known); at
-    least the API's minimum, so a nearly used-up budget is still an answer it accepts."""
+    """The output tokens a capped request can pay for (None: not capped, or no price known); a
+    budget that cannot pay for the API's minimum answer stops the request before it is sent."""
     if request.cost_cap is None:
         return None
     price = price_for(deployment, upstream_model)
     if price is None:
         return None
-    return max(completion_allowance(price, request.cost_cap, len(request.body)), MIN_OUTPUT_TOKENS)
+    allowance = completion_allowance(price, request.cost_cap, prompt_bytes_of(request))
+    if allowance >= MIN_OUTPUT_TOKENS:
+        return allowance
+    # Short by the bound (a token a byte): the smallest answer goes out when the prompt's tokens,
+    # as the tokenizer counts them, leave room for it; otherwise the request is stopped unsent.
+    prompt = request.body.decode(errors="replace") + "".join(request.system_prompts)
+    if completion_allowance(price, request.cost_cap, count_tokens(prompt, upstream_model)) < MIN_OUTPUT_TOKENS:
+        raise UpstreamError(
+            429,
+            f"the budget of this key, user or team cannot pay for the smallest answer ({MIN_OUTPUT_TOKENS} output tokens)",
+            "budget_exceeded",
+            ErrorCode.BUDGET_EXCEEDED,
+        )
+    return MIN_OUTPUT_TOKENS
 
 
 class _StreamWatch:
