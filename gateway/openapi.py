@@ -35,6 +35,7 @@ from gateway.openapi_ops import (
     json_ok,
     query,
 )
+from gateway.openapi_orgs import ORG_REQUEST_TYPES, ORG_RESPONSE_SCHEMAS, org_paths
 from gateway.openapi_schemas import REF, RESPONSE_SCHEMAS, obj, ref
 from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks
 from gateway.responses.request import ResponsesRequest
@@ -61,6 +62,7 @@ REQUEST_TYPES = (
     DeleteTeams,
     *MEDIA_REQUEST_TYPES,
     *ADMIN_REQUEST_TYPES,
+    *ORG_REQUEST_TYPES,
 )
 
 
@@ -214,6 +216,7 @@ def paths() -> dict[str, Any]:
         "/team/member_add": admin_post("Add members to a team.", "MemberAdd", "Team"),
         "/team/delete": admin_post("Delete teams and their keys.", "DeleteTeams", "DeletedTeams"),
         **admin_paths(),
+        **org_paths(),
     }
 
 
@@ -331,6 +334,7 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                 MEDIA_RESPONSE_SCHEMAS,
                 RESPONSES_SCHEMAS,
                 ADMIN_RESPONSE_SCHEMAS,
+                ORG_RESPONSE_SCHEMAS,
             ),
         },
     }

@@ -129,8 +129,8 @@ def _settings_paths() -> dict[str, Any]:
             "SpendLogs",
         ),
         "/global/spend/report": admin_get(
-            "Spend per team, user, key or model, and per model within each.",
-            [*dates, query("group_by", {"enum": ["team", "user", "api_key", "model"]})],
+            "Spend per team, user, key, model or request tag, and per model within each.",
+            [*dates, query("group_by", {"enum": ["team", "user", "api_key", "model", "tag"]})],
             "SpendReport",
         ),
     }

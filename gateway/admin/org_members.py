@@ -23,25 +23,25 @@ from gateway.edge import Edge
 from llmgw.contracts import ORG_ROLES, ROLE_INTERNAL_USER, OrganizationRecord, OrgMember, UserRecord, kv_key
 
 
-class MemberGiven(msgspec.Struct, kw_only=True):
+class OrgMemberGiven(msgspec.Struct, kw_only=True):
     role: str = ROLE_INTERNAL_USER
     user_id: str | None = None
     user_email: str | None = None
 
 
-class MemberAdd(msgspec.Struct, kw_only=True):
+class OrgMemberAdd(msgspec.Struct, kw_only=True):
     organization_id: str
-    member: MemberGiven | list[MemberGiven]
+    member: OrgMemberGiven | list[OrgMemberGiven]
     max_budget_in_organization: float | None = None
 
 
-class MemberRef(msgspec.Struct, kw_only=True):
+class OrgMemberRef(msgspec.Struct, kw_only=True):
     organization_id: str
     user_id: str | None = None
     user_email: str | None = None
 
 
-class MemberUpdate(MemberRef, kw_only=True):
+class OrgMemberUpdate(OrgMemberRef, kw_only=True):
     role: str | None = None
     max_budget_in_organization: float | UnsetType | None = UNSET
 
@@ -75,7 +75,7 @@ def build_org_member_routes(edge: Edge, service: OrgService) -> list:
         existing = edge.identity.user_by_email(user_email)
         return existing.user_id if existing is not None else user_email.strip()
 
-    def named(org: OrganizationRecord, ref: MemberRef) -> str:
+    def named(org: OrganizationRecord, ref: OrgMemberRef) -> str:
         """The user id of the member `ref` names; 404 when it is no member of the organization."""
         if ref.user_id:
             user_id: str | None = ref.user_id
@@ -107,7 +107,7 @@ def build_org_member_routes(edge: Edge, service: OrgService) -> list:
     @post("/organization/member_add", status_code=200)
     async def member_add(request: Request) -> Response:
         principal = caller(edge, request)
-        params = decode_body(await request.body(), MemberAdd)
+        params = decode_body(await request.body(), OrgMemberAdd)
         if params.max_budget_in_organization is not None:
             raise bad_param(
                 "max_budget_in_organization",
@@ -141,7 +141,7 @@ def build_org_member_routes(edge: Edge, service: OrgService) -> list:
 
     async def member_delete(request: Request) -> Response:
         principal = caller(edge, request)
-        params = decode_body(await request.body(), MemberRef)
+        params = decode_body(await request.body(), OrgMemberRef)
         org = service.find(params.organization_id)
         org_manager(principal, org)
         user_id = named(org, params)
@@ -156,7 +156,7 @@ def build_org_member_routes(edge: Edge, service: OrgService) -> list:
 
     async def member_update(request: Request) -> Response:
         principal = caller(edge, request)
-        params = decode_body(await request.body(), MemberUpdate)
+        params = decode_body(await request.body(), OrgMemberUpdate)
         if params.max_budget_in_organization is not UNSET:
             raise bad_param(
                 "max_budget_in_organization",
