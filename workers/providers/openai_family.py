@@ -24,7 +24,7 @@ from workers.providers.native import body_with_model
 from workers.providers.openai_audio import audio_upload, bills_tokens, speech_characters, speech_items, transcription_items
 from workers.providers.openai_completions import completions_fields, speaks_completions
 from workers.providers.openai_media import images_answer_to_usage, moderation_input_usage
-from workers.providers.request_body import Fields, RequestBody, json_value
+from workers.providers.request_body import Fields, RequestBody, drop_metadata_tags, json_value
 from workers.providers.rerank import rerank_answer, rerank_ask
 from workers.providers.rerank_servers import rerank_format, server_answer, server_request
 from workers.providers.responses_native import forward_responses
@@ -129,25 +129,13 @@ def rewrite_fields(fields: Fields, upstream_model: str, stream: bool, system_pro
         for name in GATEWAY_ONLY_FIELDS.intersection(data):
             del data[name]
     if "metadata" in data:
-        _without_tags(data)
+        drop_metadata_tags(data)
     if system_prompts and "messages" in data:
         data["messages"] = _with_system_prompts(data["messages"], system_prompts)
     if stream:
         options = json_value(data["stream_options"]) if "stream_options" in data else None
         data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
     return _encoder.encode(data)
-
-
-def _without_tags(data: dict[str, Any]) -> None:
-    """`metadata.tags` is the gateway's (spend by tag; an upstream takes only string values in
-    `metadata`): removed, and `metadata` with it when nothing else is left in it."""
-    metadata = json_value(data["metadata"])
-    if isinstance(metadata, dict) and "tags" in metadata:
-        rest = {k: v for k, v in metadata.items() if k != "tags"}
-        if rest:
-            data["metadata"] = rest
-        else:
-            del data["metadata"]
 
 
 def _with_system_prompts(messages: Any, system_prompts: list[str]) -> Any:

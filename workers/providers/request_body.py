@@ -63,6 +63,19 @@ def json_value(value: Any) -> Any:
     return msgspec.json.decode(value) if isinstance(value, msgspec.Raw) else value
 
 
+def drop_metadata_tags(data: Fields) -> None:
+    """Remove `metadata.tags` from a body's fields (in place; `metadata` too when nothing else is
+    left in it): the tags are the gateway's (spend by tag), and an upstream takes only string
+    values in `metadata`."""
+    metadata = json_value(data["metadata"])
+    if isinstance(metadata, dict) and "tags" in metadata:
+        rest = {k: v for k, v in metadata.items() if k != "tags"}
+        if rest:
+            data["metadata"] = rest
+        else:
+            del data["metadata"]
+
+
 def capped_fields(fields: Fields, allowance: int) -> Fields:
     """`fields` (not changed) with `max_tokens` (and `max_completion_tokens`) at most `allowance`."""
     out = dict(fields)

@@ -32,7 +32,7 @@ from workers.http_client import UpstreamClient
 from workers.providers.answers import NativeHead, NativeItem, NativeUsage
 from workers.providers.errors import ErrorReader, UpstreamError, invalid_answer
 from workers.providers.native import kept_headers
-from workers.providers.request_body import RequestBody, json_value
+from workers.providers.request_body import RequestBody, drop_metadata_tags, json_value
 from workers.providers.sse import SseData
 from workers.usage import Usage, estimate_tokens
 
@@ -83,6 +83,8 @@ def responses_body(
     data["model"] = upstream_model
     for name in gateway_only.intersection(data):
         del data[name]
+    if "metadata" in data:
+        drop_metadata_tags(data)
     if system_prompts:
         data["input"] = _with_system_prompts(json_value(data.get("input")), system_prompts)
     if cap is not None:

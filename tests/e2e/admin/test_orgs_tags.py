@@ -362,6 +362,20 @@ def test_tags_from_the_body_the_header_and_the_key_are_on_the_usage_rows(http, s
     sdk_chat(stack, plain, extra_body={"metadata": {"tags": [f"job-{run}"]}})
     assert "metadata" not in upstream.stats()["last_request"]
     assert stack.usage_rows([kept])[kept]["tags"] == [f"job-{run}", f"top-{run}"]
+    responses = http.post(
+        f"{stack.base_url}/v1/responses",
+        headers={**auth(plain), "x-litellm-tags": f"h1-{run}"},
+        json={
+            "model": "gpt-4",
+            "input": "Hello",
+            "max_output_tokens": 16,
+            "metadata": {"tags": f"resp-{run}", "purpose": "demo"},  # the Responses API takes strings only
+        },
+    )
+    assert responses.status_code == 200, responses.text
+    assert upstream.stats()["last_responses"]["metadata"] == {"purpose": "demo"}
+    responses_id = responses.headers["x-request-id"]
+    assert stack.usage_rows([responses_id])[responses_id]["tags"] == [f"resp-{run}", f"h1-{run}"]
 
     # /spend/logs shows them as LiteLLM's `request_tags`.
     logs = get(http, stack, "/spend/logs", request_id=from_body).json()
