@@ -280,6 +280,11 @@ def test_an_organization_bounds_its_teams_models_and_budgets(http, stack):
     assert chat(http, stack.base_url, key, "gpt-4").status_code == 200
     error = error_of(chat(http, stack.base_url, key, "gpt-3.5-turbo"), 403, "permission_denied")
     assert f"Organization {org_id}" in error["message"]
+    # A blocked organization's teams' keys are refused (401, as a blocked team's), then served again.
+    assert admin(http, stack, "/organization/update", {"organization_id": org_id, "blocked": True}).status_code == 200
+    assert "blocked" in error_of(chat(http, stack.base_url, key, "gpt-4"), 401, "invalid_api_key")["message"]
+    assert admin(http, stack, "/organization/update", {"organization_id": org_id, "blocked": False}).status_code == 200
+    assert chat(http, stack.base_url, key, "gpt-4").status_code == 200
     # The organization's models narrowed later bound its teams' keys at once.
     assert (
         call(http, stack, "PATCH", "/organization/update", {"organization_id": org_id, "models": ["beta-models"]}).status_code
