@@ -92,7 +92,7 @@ def covering(principal: Principal, model: str, now: float) -> list[Budget]:
     if team is not None:
         out.append(_budget(ledger_key(LedgerKind.TEAM, team.team_id), f"team {team.team_id}", team, team.created_at, now))
     org = principal.organization
-    if org is not None:
+    if org is not None:  # (the limits given on it; a `budget_id`'s budget object is not applied yet)
         ident = org.organization_id
         out.append(_budget(ledger_key(LedgerKind.ORG, ident), f"organization {ident}", org, org.created_at, now))
     return out

@@ -106,7 +106,7 @@ class TeamService:
                     raise not_found(f"team {team_id!r}")
                 stored = base
             new = change(stored)
-            if new != stored:
+            if (new.organization_id, new.models, new.max_budget) != (stored.organization_id, stored.models, stored.max_budget):
                 self.orgs.bound_team(new)  # its organization's models and budget bound it
             return new
 

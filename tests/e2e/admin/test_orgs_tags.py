@@ -293,6 +293,9 @@ def test_an_organization_bounds_its_teams_models_and_budgets(http, stack):
     eventually_sync(
         lambda: chat(http, stack.base_url, key, "gpt-4").status_code == 403, "the narrowed models to apply", timeout=5
     )
+    # A team whose models its organization no longer has can still be changed otherwise (blocked, say).
+    assert admin(http, stack, "/team/block", {"team_id": team_id}).status_code == 200
+    assert admin(http, stack, "/team/update", {"team_id": team_id, "team_alias": "kept"}).status_code == 200
 
 
 def test_requests_of_a_teams_keys_count_against_its_organization_budget(http, stack):
