@@ -119,6 +119,11 @@ class OrgService:
                 f"a team's max_budget ({team.max_budget}) may not exceed its organization's ({limit})",
             )
 
+    def manages(self, principal: Principal, team: TeamRecord) -> bool:
+        """Whether the caller is an admin (`org_admin`) of the team's organization."""
+        org = self.edge.identity.organization(team.organization_id)
+        return org is not None and org_admin_of(principal, org)
+
     def creator(self, principal: Principal, organization_id: str | None) -> None:
         """Who may create a team: a proxy admin, or an admin of the organization it is created in (else 403)."""
         if principal.is_admin:

@@ -1,6 +1,6 @@
 """`/team/member_add`, `/team/member_delete`, `/team/member_update`: who is on a team, and as what.
 
-A proxy admin, or an admin of that team, may change its members. Every write is a compare-and-set
+A proxy admin, an admin of that team, or an admin of its organization may change its members. Every write is a compare-and-set
 computed from the stored record, so concurrent calls never lose a member nor fail because another
 call created the same new user first."""
 
@@ -37,9 +37,9 @@ class MemberUpdate(MemberRef, kw_only=True):
     max_budget_in_team: float | UnsetType | None = UNSET
 
 
-def team_manager(principal: Principal, team: TeamRecord) -> None:
-    """A proxy admin or an admin of this team; 403 for any other valid key."""
-    if principal.is_admin:
+def team_manager(principal: Principal, team: TeamRecord, service: TeamService) -> None:
+    """A proxy admin, an admin of this team or of its organization; 403 for any other valid key."""
+    if principal.is_admin or service.orgs.manages(principal, team):
         return
     member = team.member(principal.user.user_id) if principal.user is not None else None
     if member is None or member.role != TEAM_ROLE_ADMIN:
@@ -77,7 +77,7 @@ def build_member_routes(edge: Edge, service: TeamService) -> list:
     async def member_add(request: Request) -> Response:
         principal = caller(edge, request)
         params = decode_body(await request.body(), MemberAdd)
-        team_manager(principal, service.find(params.team_id))
+        team_manager(principal, service.find(params.team_id), service)
         given = params.member if isinstance(params.member, list) else [params.member]
         for m in given:
             if m.role not in TEAM_ROLES:
@@ -103,7 +103,7 @@ def build_member_routes(edge: Edge, service: TeamService) -> list:
         principal = caller(edge, request)
         params = decode_body(await request.body(), MemberRef)
         team = service.find(params.team_id)
-        team_manager(principal, team)
+        team_manager(principal, team, service)
         user_id = named(team, params)
 
         def change(r: TeamRecord) -> TeamRecord:
@@ -127,7 +127,7 @@ def build_member_routes(edge: Edge, service: TeamService) -> list:
         if params.role is not None and params.role not in TEAM_ROLES:
             raise bad_param("role", f"`role` must be `admin` or `user`; got {params.role!r}")
         team = service.find(params.team_id)
-        team_manager(principal, team)
+        team_manager(principal, team, service)
         user_id = named(team, params)
         role = params.role
 

@@ -179,7 +179,7 @@ def build_team_routes(edge: Edge, keys: KeyService, service: TeamService) -> lis
             if not team_id:
                 raise bad_param("team_id", "`team_id` is required")
         record = find(team_id)
-        if not may_read_team(principal, record):
+        if not (may_read_team(principal, record) or service.orgs.manages(principal, record)):
             raise forbidden("this key may only look up its own team or a team its user is a member of", "team_id")
         team_keys = [keys.info(keys.keys.items[t]) for t in keys.tokens_where(team_id=team_id)]
         return json_response({"team_id": team_id, "team_info": service.info(record), "keys": team_keys})
@@ -193,7 +193,7 @@ def build_team_routes(edge: Edge, keys: KeyService, service: TeamService) -> lis
         shown = [
             r
             for r in sorted(records.values(), key=lambda r: (r.created_at, r.team_id))
-            if may_read_team(principal, r) and (user_id is None or on_team(user_id, r))
+            if (may_read_team(principal, r) or service.orgs.manages(principal, r)) and (user_id is None or on_team(user_id, r))
         ]
         return json_response([service.info(r) for r in shown])
 

@@ -241,6 +241,22 @@ def test_members_read_their_own_organization_and_org_admins_manage_it(http, stac
         error = error_of(new_team(http, stack, key=key, **params), 403, "permission_denied")
         assert "org_admin" in error["message"]
 
+    # An org admin reads and manages the teams of its organization (not others).
+    made_by_admin = new_team(http, stack, organization_id=org_id).json()["team_id"]
+    assert get(http, stack, "/team/info", boss["key"], team_id=made_by_admin).status_code == 200
+    assert made_by_admin in [t["team_id"] for t in get(http, stack, "/team/list", boss["key"]).json()]
+    added = admin(http, stack, "/team/member_add", {"team_id": made_by_admin, "member": {"user_id": newcomer}}, key=boss["key"])
+    assert added.status_code == 200, added.text
+    outside = new_team(http, stack, organization_id=other_id).json()["team_id"]
+    error_of(get(http, stack, "/team/info", boss["key"], team_id=outside), 403, "permission_denied")
+    outside_add = {"team_id": outside, "member": {"user_id": newcomer}}
+    error_of(admin(http, stack, "/team/member_add", outside_add, key=boss["key"]), 403, "permission_denied")
+    error_of(
+        admin(http, stack, "/team/member_add", {"team_id": made_by_admin, "member": {"user_id": "x"}}, key=member["key"]),
+        403,
+        "permission_denied",
+    )
+
     # A key of a team in the organization reads it (with no id: its team's organization).
     team_key = generate(http, stack, team_id=team.json()["team_id"])["key"]
     for params in ({}, {"organization_id": org_id}):
