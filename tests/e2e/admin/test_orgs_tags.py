@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.admin.support import HELLO, PLAINTEXTS, PREFIX, admin, auth, chat, error_of, generate, write_keys_config
 from tests.e2e.stack import MASTER_KEY, Stack
+from tests.procs import REPO
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -469,6 +470,14 @@ def test_spend_by_tag_is_exact_against_the_rows(http, stack):
         assert (entry["requests"], entry["total_tokens"]) == (count, tokens), tag
         assert entry["total_spend"] == pytest.approx(spend, abs=1e-9), tag
     assert {m["model"] for m in entries[c]["models"]} == {"gpt-4", "err-500"}
+
+    # The dashboard query of metering/sql says the same per day.
+    sql = (REPO / "metering" / "sql" / "spend_by_tag_per_day.sql").read_text()
+    daily = {r["tag"]: r for r in stack.query(sql, {"days": 1}) if r["tag"] in expected}
+    for tag, (count, spend, tokens) in expected.items():
+        row = daily[tag]
+        assert (row["requests"], row["prompt_tokens"] + row["completion_tokens"]) == (count, tokens), tag
+        assert row["cost"] == pytest.approx(spend, abs=1e-9), tag
 
     # Spend is for admins and admin viewers only.
     error_of(get(http, stack, "/spend/tags", key), 403, "permission_denied")
