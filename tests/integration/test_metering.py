@@ -248,7 +248,7 @@ async def test_query_errors_come_back_as_messages(nc, shared) -> None:
 
 @pytest.mark.parametrize("path", sorted(SQL_DIR.glob("*.sql")), ids=lambda p: p.stem)
 async def test_dashboard_queries_run(nc, js, shared, path: Path) -> None:
-    event = usage_event(team_id="team-dash", user_id="user-dash", key_alias="dash", ttft_ms=12.0, stream=True)
+    event = usage_event(team_id="team-dash", user_id="user-dash", key_alias="dash", tags=["dash"], ttft_ms=12.0, stream=True)
     await publish(js, shared.subjects, event)
     await wait_count(nc, shared, event.key_hash, 1)
     text = await asyncio.to_thread(path.read_text)
