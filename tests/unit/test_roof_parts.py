@@ -101,6 +101,8 @@ def test_spend_logs_is_built_from_fragments_with_bound_values():
         ("deployment_health", {"minutes": 1441}, "minutes"),
         ("deployment_health", {"minutes": "5"}, "minutes"),
         ("deployment_health", {"minutes": 5, "model": "x"}, "unknown parameter(s) model"),
+        ("spend_tags", {"tag": "x"}, "unknown parameter(s) tag"),
+        ("spend_tags", {"start_date": "2025-13-01"}, "start_date"),
         ("drop_everything", {}, "no named query 'drop_everything'"),
     ],
 )
@@ -110,7 +112,13 @@ def test_named_queries_refuse_what_they_do_not_take(name, parameters, complaint)
 
 
 def test_spend_report_groups_by_the_column_of_each_group():
-    for group_by, column in (("team", "team_id"), ("user", "user_id"), ("api_key", "key_hash"), ("model", "model_group")):
+    for group_by, column in (
+        ("team", "team_id"),
+        ("user", "user_id"),
+        ("api_key", "key_hash"),
+        ("model", "model_group"),
+        ("tag", "arrayJoin(tags)"),
+    ):
         sql, bound = named_query("spend_report", {"group_by": group_by})
         assert f"SELECT {column} AS group_key" in sql and bound == {}
 
