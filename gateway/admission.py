@@ -34,7 +34,7 @@ class LeaseEnd:
 
 
 def caller_limits(principal: Principal) -> list[Limit]:
-    """The rate limits of the request's key, user and team (those that set any)."""
+    """The rate limits of the request's key, user, team and end user (those that set any)."""
     holders: list[tuple[str, str, Limits | None]] = []
     if principal.key is not None:
         holders.append((f"key:{principal.key.token}", f"key {principal.key.key_name}", principal.key))
@@ -42,6 +42,9 @@ def caller_limits(principal: Principal) -> list[Limit]:
         holders.append((f"user:{principal.user.user_id}", f"user {principal.user.user_id}", principal.user))
     if principal.team is not None:
         holders.append((f"team:{principal.team.team_id}", f"team {principal.team.team_id}", principal.team))
+    if principal.end_user is not None:
+        end_user = principal.end_user.user_id
+        holders.append((f"enduser:{end_user}", f"end user {end_user}", principal.end_user))
     return [
         Limit(scope=scope, label=label, rpm=h.rpm_limit, tpm=h.tpm_limit, max_parallel=h.max_parallel_requests)
         for scope, label, h in holders

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from gateway.budget_objects import bounded
 from gateway.errors import GatewayError
 from gateway.identity import IdentityView
 from llmgw.config import Secret
@@ -18,6 +19,7 @@ from llmgw.contracts import (
     ROLE_PROXY_ADMIN,
     ROLE_PROXY_ADMIN_VIEWER,
     Caller,
+    EndUserRecord,
     ErrorCode,
     ErrorType,
     KeyRecord,
@@ -34,6 +36,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     key: KeyRecord | None = None  # None for the master key
     user: UserRecord | None = None
     team: TeamRecord | None = None
+    end_user: EndUserRecord | None = None  # whom the request is for (gateway/end_users.py)
 
     @property
     def is_admin(self) -> bool:
@@ -109,6 +112,11 @@ class Authenticator:
         if team is not None and team.blocked:
             raise _unauthorized(f"The team {record.team_id} of this API key is blocked.")
         user = self.identity.user(record.user_id)
+        # Budget objects named by the key, its user or its team bound them (gateway/budget_objects.py).
+        identity = self.identity
+        record = bounded(record, identity.budget(record.budget_id))
+        user = bounded(user, identity.budget(user.budget_id)) if user is not None else None
+        team = bounded(team, identity.budget(team.budget_id)) if team is not None else None
         return Principal(
             caller=Caller(key_hash=token, key_alias=record.key_alias, user_id=record.user_id, team_id=record.team_id),
             role=canonical_role(user.user_role if user is not None else None),

@@ -41,6 +41,7 @@ def refused_event(
         key_alias=caller.key_alias,
         user_id=caller.user_id,
         team_id=caller.team_id,
+        end_user=caller.end_user,
         operation=operation,
         model_group=model,
         deployment_id="",

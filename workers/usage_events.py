@@ -78,6 +78,7 @@ def usage_event(
         key_alias=request.caller.key_alias,
         user_id=request.caller.user_id,
         team_id=request.caller.team_id,
+        end_user=request.caller.end_user,
         operation=request.operation,
         model_group=request.model_group,
         deployment_id=deployment.id,

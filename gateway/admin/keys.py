@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import admin, caller, iso, json_response, render, viewer, with_spend
+from gateway.admin.common import admin, caller, iso, json_response, known_budget, render, viewer, with_spend
 from gateway.admin.params import (
     LimitParams,
     apply_defaults,
@@ -172,6 +172,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
     async def generate(request: Request) -> Response:
         admin(edge, request)
         params = decode_body(await request.body(), KeyParams)
+        known_budget(edge, given(params))
         key, record, duration = await service.generate(given(params))
         return json_response(generated_response(key, record, duration))
 
@@ -194,6 +195,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
         params = decode_body(await request.body(), UpdateKeyParams)
         values = given(params)
         values.pop("key")
+        known_budget(edge, values)
         record = await service.update(service.find(params.key).token, values)
         return json_response({"key": params.key, **service.info(record)})
 

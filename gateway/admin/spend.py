@@ -87,6 +87,7 @@ def spend_log(row: dict[str, Any]) -> dict[str, Any]:
         "key_alias": row["key_alias"],
         "user": row["user_id"],
         "team_id": row["team_id"],
+        "end_user": row["end_user"],
         "model": row["upstream_model"],
         "model_group": row["model_group"],
         "model_id": row["deployment_id"],
@@ -164,6 +165,7 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
         api_key: str | None = None,
         user_id: str | None = None,
         team_id: str | None = None,
+        end_user: str | None = None,
         request_id: str | None = None,
         start_date: str | None = None,
         end_date: str | None = None,
@@ -175,6 +177,7 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
             ("key_hash", keys.token_of(api_key) if api_key else None),
             ("user_id", user_id),
             ("team_id", team_id),
+            ("end_user", end_user),
             ("request_id", request_id),
         ):
             if value:

@@ -22,6 +22,7 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     key_alias: str | None = None
     user_id: str | None = None
     team_id: str | None = None
+    end_user: str | None = None  # whom the request is for: its `user` field (LiteLLM's end user)
 
 
 class LedgerRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -38,6 +38,7 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     key_alias: str | None = None
     user_id: str | None = None
     team_id: str | None = None
+    end_user: str | None = None  # the request's `user` field (or `x-litellm-end-user-id` header)
     operation: str
     model_group: str
     deployment_id: str

@@ -1,0 +1,86 @@
+"""End users (LiteLLM's customers): whom a request is for, as its caller says.
+
+A request names its end user in OpenAI's `user` field, or in LiteLLM's `x-litellm-end-user-id`
+header (the header wins). The end user is recorded on the request's usage row (`end_user`), its
+spend is kept in a ledger of its own, and an end user stored with `/end_user/new` bounds the
+request with its budget (max_budget, budget_duration, or its budget object's) and its rpm/tpm
+limits, through the same admission as keys. A blocked end user is refused with 400, as LiteLLM
+refuses one. An end user nobody stored is attributed and metered all the same, without limits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.asgi_io import Scope
+from gateway.auth import Principal
+from gateway.budget_objects import bounded
+from gateway.errors import GatewayError
+from gateway.identity import IdentityView
+from llmgw.contracts import EndUserRecord, ErrorCode, ErrorType
+
+END_USER_HEADER = b"x-litellm-end-user-id"
+MAX_END_USER_CHARS = 512
+
+
+class _UserField(msgspec.Struct):
+    user: Any = None
+
+
+_user_field = msgspec.json.Decoder(_UserField)
+
+
+def end_user_id(scope: Scope, body: bytes) -> str | None:
+    """The end user a request names: the `x-litellm-end-user-id` header, else a string `user`
+    field of its JSON body; None when it names none."""
+    for name, value in scope["headers"]:
+        if name == END_USER_HEADER and value.strip():
+            return _checked(value.decode("latin-1").strip(), "x-litellm-end-user-id")
+    if b'"user"' not in body:
+        return None
+    try:
+        user = _user_field.decode(body).user
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None  # not a JSON object (an upload): it names no end user
+    return _checked(user, "user") if isinstance(user, str) and user else None
+
+
+def _checked(end_user: str, param: str) -> str:
+    if len(end_user) > MAX_END_USER_CHARS:
+        raise GatewayError(
+            400,
+            f"`{param}` (the end user) is {len(end_user)} characters long; at most {MAX_END_USER_CHARS} are allowed",
+            ErrorType.INVALID_REQUEST,
+            ErrorCode.INVALID_REQUEST,
+            param,
+        )
+    return end_user
+
+
+def blocked(end_user: str) -> GatewayError:
+    return GatewayError(
+        400,
+        f"User blocked from making LLM API Calls. User={end_user}",
+        ErrorType.INVALID_REQUEST,
+        ErrorCode.END_USER_BLOCKED,
+        "user",
+    )
+
+
+def attribute(principal: Principal, identity: IdentityView, end_user: str | None) -> Principal:
+    """The principal with the request's end user: recorded on its usage row, its stored record
+    (bounded by its budget object) counted by admission."""
+    if end_user is None:
+        return principal
+    record = identity.end_user(end_user) or EndUserRecord(user_id=end_user)
+    record = bounded(record, identity.budget(record.budget_id))
+    caller = msgspec.structs.replace(principal.caller, end_user=end_user)
+    return msgspec.structs.replace(principal, caller=caller, end_user=record)
+
+
+def refuse_blocked(principal: Principal) -> None:
+    """400 when the request's end user is blocked."""
+    if principal.end_user is not None and principal.end_user.blocked:
+        raise blocked(principal.end_user.user_id)
