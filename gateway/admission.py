@@ -42,6 +42,9 @@ def caller_limits(principal: Principal) -> list[Limit]:
         holders.append((f"user:{principal.user.user_id}", f"user {principal.user.user_id}", principal.user))
     if principal.team is not None:
         holders.append((f"team:{principal.team.team_id}", f"team {principal.team.team_id}", principal.team))
+    member, team, user = principal.member_budget, principal.team, principal.user
+    if member is not None and team is not None and user is not None:
+        holders.append((f"member:{team.team_id}:{user.user_id}", f"user {user.user_id} in team {team.team_id}", member))
     if principal.end_user is not None:
         end_user = principal.end_user.user_id
         holders.append((f"enduser:{end_user}", f"end user {end_user}", principal.end_user))

@@ -18,6 +18,7 @@ from llmgw.config import Secret
 from llmgw.contracts import (
     ROLE_PROXY_ADMIN,
     ROLE_PROXY_ADMIN_VIEWER,
+    BudgetRecord,
     Caller,
     EndUserRecord,
     ErrorCode,
@@ -37,6 +38,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     user: UserRecord | None = None
     team: TeamRecord | None = None
     end_user: EndUserRecord | None = None  # whom the request is for (gateway/end_users.py)
+    member_budget: BudgetRecord | None = None  # bounds the key's user within the key's team
 
     @property
     def is_admin(self) -> bool:
@@ -116,6 +118,7 @@ class Authenticator:
         identity = self.identity
         record = bounded(record, identity.budget(record.budget_id))
         user = bounded(user, identity.budget(user.budget_id)) if user is not None else None
+        member = team.member(record.user_id) if team is not None else None
         team = bounded(team, identity.budget(team.budget_id)) if team is not None else None
         return Principal(
             caller=Caller(key_hash=token, key_alias=record.key_alias, user_id=record.user_id, team_id=record.team_id),
@@ -123,6 +126,7 @@ class Authenticator:
             key=record,
             user=user,
             team=team,
+            member_budget=identity.budget(member.budget_id) if member is not None else None,
         )
 
     async def authenticate_fresh(self, authorization: str | None, api_key_header: str | None = None) -> Principal:

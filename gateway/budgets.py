@@ -172,9 +172,14 @@ def price_unknown(model: str, deployment: Deployment, upstream_model: str, worst
 
 
 def beyond(principal: Principal, gateway: Limits | None, now: float) -> list[Budget]:
-    """The ledgers a request counts against beyond its caller's own: its end user's
-    (gateway/end_users.py) and the whole gateway's (gateway/gateway_budget.py)."""
+    """The ledgers a request counts against beyond its caller's own: its user's within its team
+    (a member's budget object), its end user's (gateway/end_users.py) and the whole gateway's
+    (gateway/gateway_budget.py)."""
     out: list[Budget] = []
+    member, team, user = principal.member_budget, principal.team, principal.user
+    if member is not None and team is not None and user is not None:
+        key = ledger_key(LedgerKind.TEAM_MEMBER, team.team_id, user.user_id)
+        out.append(_budget(key, f"user {user.user_id} in team {team.team_id}", member, member.created_at, now))
     end_user = principal.end_user
     if end_user is not None:
         key = ledger_key(LedgerKind.END_USER, end_user.user_id)

@@ -37,6 +37,12 @@ def holders_of(edge: Edge, budget_id: str) -> list[str]:
     identity = edge.identity
     out = [f"key {k.key_name}" for k in identity.keys.items.values() if k.budget_id == budget_id]
     out += [f"team {t.team_id}" for t in identity.teams.items.values() if t.budget_id == budget_id]
+    out += [
+        f"user {m.user_id} in team {t.team_id}"
+        for t in identity.teams.items.values()
+        for m in t.members_with_roles
+        if m.budget_id == budget_id
+    ]
     out += [f"user {u.user_id}" for u in identity.users.items.values() if u.budget_id == budget_id]
     out += [f"end user {e.user_id}" for e in identity.end_users.items.values() if e.budget_id == budget_id]
     return out

@@ -114,6 +114,9 @@ class TeamMember(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str | None = None
     user_email: str | None = None
     role: str = TEAM_ROLE_USER  # TEAM_ROLES
+    # A budget object (BudgetRecord) bounding what the member spends within the team
+    # (`max_budget_in_team`), in a ledger of its own.
+    budget_id: str | None = None
 
 
 class TeamRecord(Limits, frozen=True, kw_only=True):
@@ -229,6 +232,7 @@ class LedgerKind:
     USER = "user"
     TEAM = "team"
     KEY_MODEL = "keymodel"  # a key's model_max_budget
+    TEAM_MEMBER = "member"  # a member's spend within a team (ledger_key(TEAM_MEMBER, team, user))
     END_USER = "enduser"  # an end user (a request's `user` field): records.EndUserRecord
     GATEWAY = "gateway"  # all spend of the gateway (`litellm_settings.max_budget`)
 

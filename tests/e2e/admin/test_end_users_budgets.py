@@ -281,3 +281,25 @@ def test_a_budget_refusal_names_the_budget_its_spend_and_the_worst_case(http, st
     message = error_of(resp, 429, "budget_exceeded")["message"]
     assert ", its worst case (" in message and "refused unless the whole of it fits" in message, message
     assert key["key"] not in resp.text
+
+
+def test_a_members_budget_within_a_team_bounds_what_it_spends_there(http, stack):
+    team_id, user_id, budget = uid("team"), uid("member"), 0.0003
+    ok(admin(http, stack, "/team/new", {"team_id": team_id, "models": ["gpt-4"]}))
+    ok(admin(http, stack, "/team/member_add", {"team_id": team_id, "member": {"user_id": user_id, "role": "user"}}))
+    updated = ok(
+        admin(http, stack, "/team/member_update", {"team_id": team_id, "user_id": user_id, "max_budget_in_team": budget})
+    )
+    assert updated["max_budget_in_team"] == budget and updated["budget_id"], updated
+    error_of(
+        admin(http, stack, "/team/member_update", {"team_id": team_id, "user_id": user_id, "budget_id": uid("none")}),
+        400,
+        "invalid_request_error",
+    )
+    in_team = generate(http, stack, user_id=user_id, team_id=team_id)["key"]
+    served, error = refused_until_spent(stack, in_team)
+    assert served and f"user {user_id} in team {team_id}" in error["message"], error
+    assert sum(r["cost"] for r in stack.usage_rows(served).values()) <= budget + 1e-12
+    ask(stack, generate(http, stack, user_id=user_id, models=["gpt-4"])["key"])  # outside the team: not bounded by it
+    error = error_of(admin(http, stack, "/budget/delete", {"id": updated["budget_id"]}), 400, "invalid_request_error")
+    assert f"user {user_id} in team {team_id}" in error["message"], error
