@@ -38,7 +38,7 @@ FILTERS = {
 }
 DATE_FILTERS = ("start_date", "end_date")
 # spend report group_by (the contract's SPEND_REPORT_GROUPS) -> column of `usage`
-GROUP_COLUMNS = {"team": "team_id", "user": "user_id", "api_key": "key_hash", "model": "model_group"}
+GROUP_COLUMNS = {"team": "team_id", "user": "user_id", "api_key": "key_hash", "model": "model_group", "customer": "end_user"}
 
 
 def _filters(parameters: Mapping[str, object], allowed: tuple[str, ...]) -> tuple[str, dict[str, object]]:

@@ -32,7 +32,7 @@ QUERY_TIMEOUT = 15.0
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # group_by value -> the field naming the group in the answer
-GROUP_FIELDS = {"team": "team_id", "user": "user_id", "api_key": "api_key", "model": "model"}
+GROUP_FIELDS = {"team": "team_id", "user": "user_id", "api_key": "api_key", "model": "model", "customer": "customer"}
 
 
 def parse_date(value: str | None, param: str) -> date | None:

@@ -208,7 +208,7 @@ class NamedQuery:
     DEPLOYMENT_HEALTH = "deployment_health"
 
 
-SPEND_REPORT_GROUPS = ("team", "user", "api_key", "model")
+SPEND_REPORT_GROUPS = ("team", "user", "api_key", "model", "customer")
 
 
 class QueryRequest(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -157,6 +157,8 @@ def test_the_user_field_attributes_a_request_to_its_end_user_on_the_row_and_in_s
     logs = ok(get(http, stack, "/spend/logs", end_user=cust))
     assert {entry["request_id"] for entry in logs} == set(ids)
     assert {entry["end_user"] for entry in logs} == {cust}
+    report = {e["customer"]: e for e in ok(get(http, stack, "/global/spend/report", group_by="customer"))}
+    assert report[cust]["requests"] == 2 and abs(report[cust]["total_spend"] - cost) < 1e-9, report[cust]
 
 
 def test_a_blocked_end_user_is_refused_and_unblocked_served_again(http, stack):
