@@ -18,7 +18,7 @@ from gateway.admin.params import LimitParams, bad_param, decode_body, record_val
 from gateway.admin.store import RecordStore, not_found
 from gateway.budget_objects import BOUNDING_FIELDS, bounded
 from gateway.edge import Edge
-from llmgw.contracts import EndUserRecord, LedgerKind, end_user_key
+from llmgw.contracts import EndUserRecord, LedgerKind, end_user_key, ledger_key
 
 _LEDGER_PREFIX = f"{LedgerKind.END_USER}."  # ledger keys: "enduser." + the id's kv_key
 
@@ -82,7 +82,7 @@ def build_end_user_routes(edge: Edge) -> list:
         record = edge.identity.end_user(user_id)
         if record is not None:
             return record
-        if user_id in seen_end_users(edge):
+        if ledger_key(LedgerKind.END_USER, user_id) in edge.budgets.ledgers.items:
             return EndUserRecord(user_id=user_id)  # named by requests, never stored: no limits
         raise not_found(f"end user {user_id!r}")
 

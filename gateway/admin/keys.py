@@ -113,8 +113,13 @@ class KeyService:
         return self.edge.identity.keys
 
     def info(self, record: KeyRecord) -> dict[str, Any]:
-        """A key as /key/info shows it: spend of the current budget period, from its ledger."""
-        return with_spend(self.edge, render(record), LedgerKind.KEY, record.token, record)
+        """A key as /key/info shows it: spend of the current budget period, from its ledger, and
+        the budget object that bounds it (`litellm_budget_table`, LiteLLM's name)."""
+        out = with_spend(self.edge, render(record), LedgerKind.KEY, record.token, record)
+        budget = self.edge.identity.budget(record.budget_id)
+        if budget is not None:
+            out["litellm_budget_table"] = render(budget)
+        return out
 
     def token_of(self, key: str) -> str:
         """Admin calls name a key by its plaintext (sk-...) or by its token (the stored hash)."""

@@ -26,6 +26,7 @@ from llmgw.contracts import TEAM_ROLE_ADMIN, TEAM_ROLES, BudgetRecord, TeamMembe
 class MemberAdd(msgspec.Struct, kw_only=True):
     team_id: str
     member: TeamMember | list[TeamMember]
+    max_budget_in_team: float | None = None  # LiteLLM's: each added member's budget within the team
 
 
 class MemberRef(msgspec.Struct, kw_only=True):
@@ -111,6 +112,14 @@ def build_member_routes(edge: Edge, service: TeamService) -> list:
                 raise bad_param("member", f"a member's role must be `admin` or `user`; got {m.role!r}")
             known_budget(edge, {"budget_id": m.budget_id})
         members = [msgspec.structs.replace(m, user_id=member_id(m.user_id, m.user_email)) for m in given]
+        if params.max_budget_in_team is not None:
+            team = service.find(params.team_id)
+            members = [
+                msgspec.structs.replace(
+                    m, budget_id=await member_budget(edge, service, team, m.user_id or "", params.max_budget_in_team)
+                )
+                for m in members
+            ]
         # The users first (created if new), so a team never lists a member with no user.
         users = [await service.join(m.user_id or "", params.team_id, m.user_email) for m in members]
         members = [

@@ -244,6 +244,8 @@ def test_a_budget_object_bounds_a_key_and_an_end_user(http, stack):
     tier, budget = uid("tier"), 0.0003
     ok(admin(http, stack, "/budget/new", {"budget_id": tier, "max_budget": budget}))
     key = generate(http, stack, models=["gpt-4"], budget_id=tier)
+    shown = ok(http.get(f"{stack.base_url}/key/info", params={"key": key["key"]}, headers=auth(MASTER_KEY)))["info"]
+    assert (shown["budget_id"], shown["litellm_budget_table"]["max_budget"]) == (tier, budget), shown
     served, error = refused_until_spent(stack, key["key"])
     assert served and f"key {key['key_name']}" in error["message"], error
     assert sum(r["cost"] for r in stack.usage_rows(served).values()) <= budget + 1e-12
@@ -289,6 +291,19 @@ def test_a_members_budget_within_a_team_bounds_what_it_spends_there(http, stack)
     team_id, user_id, budget = uid("team"), uid("member"), 0.0003
     ok(admin(http, stack, "/team/new", {"team_id": team_id, "models": ["gpt-4"]}))
     ok(admin(http, stack, "/team/member_add", {"team_id": team_id, "member": {"user_id": user_id, "role": "user"}}))
+    added, added_budget = uid("added"), 0.001
+    ok(
+        admin(
+            http,
+            stack,
+            "/team/member_add",
+            {"team_id": team_id, "member": {"user_id": added}, "max_budget_in_team": added_budget},
+        )
+    )
+    member = next(
+        m for m in ok(get(http, stack, "/team/info", team_id=team_id))["team_info"]["members_with_roles"] if m["user_id"] == added
+    )
+    assert ok(get(http, stack, "/budget/info", budget_id=member["budget_id"]))["max_budget"] == added_budget
     updated = ok(
         admin(http, stack, "/team/member_update", {"team_id": team_id, "user_id": user_id, "max_budget_in_team": budget})
     )
