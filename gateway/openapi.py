@@ -20,16 +20,27 @@ from gateway.admin.teams import DeleteTeams, NewTeamParams, UpdateTeamParams
 from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
 from gateway.anthropic_messages.request import CountTokensRequest, MessagesRequest
 from gateway.audio.openapi import AUDIO_OPERATIONS, audio_schemas
+from gateway.openapi_admin import ADMIN_REQUEST_TYPES, ADMIN_RESPONSE_SCHEMAS, admin_paths
 from gateway.openapi_media import MEDIA_REQUEST_TYPES, MEDIA_RESPONSE_SCHEMAS, media_checks, media_paths
+from gateway.openapi_ops import (
+    ADMIN_ERRORS,
+    JSON,
+    MODEL_ERRORS,
+    REQUEST_ID_HEADER,
+    SSE,
+    admin_get,
+    admin_post,
+    body,
+    errors,
+    json_ok,
+    query,
+)
 from gateway.openapi_schemas import REF, RESPONSE_SCHEMAS, obj, ref
 from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks
 from gateway.responses.request import ResponsesRequest
 from gateway.schemas import ChatCompletionRequest, EmbeddingsRequest
 from gateway.settings import EdgeSettings
 from llmgw.contracts import USER_ROLES
-
-JSON = "application/json"
-SSE = "text/event-stream"
 
 REQUEST_TYPES = (
     ChatCompletionRequest,
@@ -49,53 +60,8 @@ REQUEST_TYPES = (
     MemberAdd,
     DeleteTeams,
     *MEDIA_REQUEST_TYPES,
+    *ADMIN_REQUEST_TYPES,
 )
-
-REQUEST_ID_HEADER = {
-    "x-request-id": {
-        "description": "The gateway's id of this request (also in its usage row).",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^req-[0-9a-f]{32}$"},
-    },
-}
-
-ERROR_MEANINGS = {
-    "400": "The request is invalid; `error.param` names the field.",
-    "401": "No key, a malformed Authorization header, or an unknown, blocked, expired or deleted key.",
-    "403": "The key may not use this model or this operation.",
-    "404": "Unknown model (`model_not_found`) or record (`not_found`).",
-    "409": "The record was changed concurrently; retry.",
-    "413": "The body is over the edge's size limit (`payload_too_large`).",
-    "429": "A rate limit or budget is exhausted (`retry-after` says when to retry).",
-    "502": "The upstream provider failed or answered in an unreadable form.",
-    "503": "The upstream provider is overloaded or no worker serves it.",
-    "504": "No answer before the request's deadline.",
-}
-
-MODEL_ERRORS = ("400", "401", "403", "404", "413", "429", "502", "503", "504")
-ADMIN_ERRORS = ("400", "401", "403", "404", "409", "413")
-
-
-def errors(codes: tuple[str, ...], schema: str = "Error", with_request_id: bool = False) -> dict[str, Any]:
-    out = {}
-    for code in codes:
-        response: dict[str, Any] = {"description": ERROR_MEANINGS[code], "content": {JSON: {"schema": ref(schema)}}}
-        if with_request_id:
-            response["headers"] = REQUEST_ID_HEADER
-        out[code] = response
-    return out
-
-
-def json_ok(schema: str, description: str = "OK") -> dict[str, Any]:
-    return {"200": {"description": description, "content": {JSON: {"schema": ref(schema)}}}}
-
-
-def body(schema: str) -> dict[str, Any]:
-    return {"required": True, "content": {JSON: {"schema": ref(schema)}}}
-
-
-def query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
 # --- operations ----------------------------------------------------------------------------------------
@@ -130,35 +96,6 @@ def upload_call(summary: str, request_body: dict[str, Any], ok_content: dict[str
             "responses": {"200": ok, **errors(MODEL_ERRORS, with_request_id=True)},
         }
     }
-
-
-def admin_post(summary: str, request: str, answer: str) -> dict[str, Any]:
-    return {
-        "post": {
-            "summary": summary,
-            "tags": ["admin"],
-            "requestBody": body(request),
-            "responses": {**json_ok(answer), **errors(ADMIN_ERRORS)},
-        }
-    }
-
-
-def admin_get(summary: str, parameters: list[dict[str, Any]], answer: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "tags": ["admin"],
-            "parameters": parameters,
-            "responses": {**json_ok(answer), **errors(ADMIN_ERRORS)},
-        }
-    }
-
-
-def health(summary: str, statuses: tuple[str, ...]) -> dict[str, Any]:
-    responses = {
-        s: {"description": "ready" if s == "200" else "not ready", "content": {JSON: {"schema": ref("Health")}}} for s in statuses
-    }
-    return {"get": {"summary": summary, "tags": ["health"], "security": [], "responses": responses}}
 
 
 RESPONSE_ID = {"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -276,8 +213,7 @@ def paths() -> dict[str, Any]:
         "/team/update": admin_post("Change a team.", "UpdateTeamParams", "UpdatedTeam"),
         "/team/member_add": admin_post("Add members to a team.", "MemberAdd", "Team"),
         "/team/delete": admin_post("Delete teams and their keys.", "DeleteTeams", "DeletedTeams"),
-        "/health/live": health("The edge process is up.", ("200",)),
-        "/health/ready": health("The edge reaches the bus and every configured provider has a worker.", ("200", "503")),
+        **admin_paths(),
     }
 
 
@@ -353,6 +289,16 @@ def request_schemas(settings: EdgeSettings) -> dict[str, Any]:
     return components
 
 
+def merged(*parts: dict[str, Any]) -> dict[str, Any]:
+    """The components of every part; a name two parts define would silently replace one schema."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        if twice := out.keys() & part.keys():
+            raise ValueError(f"OpenAPI components defined twice: {sorted(twice)}")
+        out.update(part)
+    return out
+
+
 def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -378,13 +324,14 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                     "description": "The same key, as Anthropic SDKs send it (/v1/messages).",
                 },
             },
-            "schemas": {
-                **request_schemas(settings),
-                **audio_schemas(),
-                **RESPONSE_SCHEMAS,
-                **MEDIA_RESPONSE_SCHEMAS,
-                **RESPONSES_SCHEMAS,
-            },
+            "schemas": merged(
+                request_schemas(settings),
+                audio_schemas(),
+                RESPONSE_SCHEMAS,
+                MEDIA_RESPONSE_SCHEMAS,
+                RESPONSES_SCHEMAS,
+                ADMIN_RESPONSE_SCHEMAS,
+            ),
         },
     }
 

@@ -248,6 +248,7 @@ class Pipeline:
             answers=max(call.n, 1),
             ledgers=lease.ledgers,
             native=call.native,
+            response_id=route.answer_id(call, ex.request_id),
             **extra,
         )
 

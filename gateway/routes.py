@@ -151,6 +151,12 @@ class Route(ABC):
         it goes as it is."""
         return
 
+    def answer_id(self, call: Call, request_id: str) -> str | None:
+        """The `id` the client's answer will carry when the route writes the answer itself (a
+        translation), which the usage row records so `/spend/logs?request_id=` finds the request
+        by it; None (the default): the upstream's, which the worker notes."""
+        return None
+
     def whole(self, reply: Completed, call: Call, request_id: str) -> tuple[int, Headers, bytes]:
         """(status, headers, body) of a whole answer; the default: the worker's OpenAI JSON."""
         return 200, [(b"content-type", b"application/json")], reply.body

@@ -97,7 +97,7 @@ class RequestHandler:
         deployment = self.deployments.get(request.deployment_id)
         if deployment is None:  # added at run time a moment ago: its record may still be on its way
             deployment = await self.deployments.wait_for(request.deployment_id)
-        outcome = Outcome(deployment=deployment)
+        outcome = Outcome(deployment=deployment, response_id=request.response_id or "")
         try:
             await self._serve(request, attempt, outcome, started)
             if request.request_id in self.client_gone:

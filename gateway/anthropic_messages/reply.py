@@ -43,6 +43,12 @@ _decoder = msgspec.json.Decoder(_Completion)
 _encoder = msgspec.json.Encoder()
 
 
+def message_id(request_id: str) -> str:
+    """The id of a message the gateway writes (a translated answer): its request id's, so the
+    usage row, which records it, is found by it."""
+    return "msg_" + request_id.removeprefix("req-")
+
+
 def message_id_for(completion_id: str | None) -> str:
     """An Anthropic-looking message id ("msg_...") derived from the OpenAI completion id."""
     if not completion_id:
@@ -61,8 +67,9 @@ def _text_of(message: _Message) -> str:
     return message.content or message.refusal or ""
 
 
-def completion_to_message(completion: _Completion, model: str) -> dict[str, Any]:
-    """The Anthropic message dict for a decoded completion (see `chat_completion_to_message`)."""
+def completion_to_message(completion: _Completion, model: str, message_id: str | None = None) -> dict[str, Any]:
+    """The Anthropic message dict for a decoded completion (see `chat_completion_to_message`);
+    its id is `message_id`, else one derived from the completion's."""
     choice = completion.choices[0] if completion.choices else _Choice()
     message = choice.message or _Message()
     content: list[dict[str, Any]] = []
@@ -80,7 +87,7 @@ def completion_to_message(completion: _Completion, model: str) -> dict[str, Any]
             }
         )
     return {
-        "id": message_id_for(completion.id),
+        "id": message_id or message_id_for(completion.id),
         "type": "message",
         "role": "assistant",
         "content": content,
@@ -91,11 +98,12 @@ def completion_to_message(completion: _Completion, model: str) -> dict[str, Any]
     }
 
 
-def chat_completion_to_message(body: bytes, model: str) -> bytes:
+def chat_completion_to_message(body: bytes, model: str, message_id: str | None = None) -> bytes:
     """The Anthropic message JSON for an OpenAI chat.completion body; `model` is the name the
-    client asked for (not the upstream's). An unreadable body is the upstream's fault: 502."""
+    client asked for (not the upstream's), `message_id` the answer's id (see `completion_to_message`).
+    An unreadable body is the upstream's fault: 502."""
     try:
         completion = _decoder.decode(body)
     except msgspec.MsgspecError:
         raise GatewayError(502, "the upstream answer could not be read", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
-    return _encoder.encode(completion_to_message(completion, model))
+    return _encoder.encode(completion_to_message(completion, model, message_id))

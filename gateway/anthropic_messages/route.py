@@ -19,7 +19,7 @@ from __future__ import annotations
 from litestar.handlers import asgi
 
 from gateway.anthropic_messages.forwarding import FORWARDED_STREAM, ForwardedStream, native_call, whole_answer
-from gateway.anthropic_messages.reply import chat_completion_to_message
+from gateway.anthropic_messages.reply import chat_completion_to_message, message_id
 from gateway.anthropic_messages.request import Envelope, parse_envelope, parse_messages_request
 from gateway.anthropic_messages.stream import StreamTranslator
 from gateway.anthropic_messages.to_chat import messages_to_chat_body
@@ -47,7 +47,7 @@ class AnthropicStream:
     __slots__ = ("translator",)
 
     def __init__(self, model: str, request_id: str) -> None:
-        self.translator = StreamTranslator(model, "msg_" + request_id.removeprefix("req-"))
+        self.translator = StreamTranslator(model, message_id(request_id))
 
     def head(self, first: Chunks) -> tuple[int, Headers]:
         return 200, list(SSE_HEADERS)
@@ -109,10 +109,17 @@ class MessagesRoute(Route):
         else:
             call.body = state.chat_body
 
+    def answer_id(self, call: Call, request_id: str) -> str | None:
+        return None if call.state.native else message_id(request_id)
+
     def whole(self, reply: Completed, call: Call, request_id: str) -> tuple[int, Headers, bytes]:
         if call.state.native:
             return whole_answer(reply)
-        return 200, [(b"content-type", b"application/json")], chat_completion_to_message(reply.body, call.model)
+        return (
+            200,
+            [(b"content-type", b"application/json")],
+            chat_completion_to_message(reply.body, call.model, message_id(request_id)),
+        )
 
     def stream(self, call: Call, request_id: str) -> AnthropicStream | ForwardedStream:
         return FORWARDED_STREAM if call.state.native else AnthropicStream(call.model, request_id)

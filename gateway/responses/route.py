@@ -197,6 +197,9 @@ class ResponsesRoute(Route):
         if not state.native:
             call.body, call.operation = state.chat_body, Operation.CHAT
 
+    def answer_id(self, call: Call, request_id: str) -> str | None:
+        return None if call.state.native else response_id_for(request_id)
+
     def whole(self, reply: Completed, call: Call, request_id: str) -> tuple[int, Headers, bytes]:
         state: ResponsesCall = call.state
         if state.native:

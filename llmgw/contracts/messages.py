@@ -109,6 +109,10 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     # A body too large for one bus message waits in the blobs object store under this name
     # (`body` is then empty); the worker reads it, and it is deleted once the request is acked.
     body_blob: str | None = None
+    # The `id` the client's answer carries when the edge writes the answer itself (a Messages or
+    # Responses request translated to chat: `msg_...`, `resp_...`): the usage event records it
+    # instead of the upstream's. None: the upstream answer's id, as the worker sees it.
+    response_id: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
