@@ -252,6 +252,10 @@ def test_a_budget_object_bounds_a_key_and_an_end_user(http, stack):
     # Each holder of the budget has its own spend: a second key of the tier is served.
     ask(stack, generate(http, stack, models=["gpt-4"], budget_id=tier)["key"])
 
+    team_id = uid("team")
+    assert ok(admin(http, stack, "/team/new", {"team_id": team_id, "budget_id": tier}))["budget_id"] == tier
+    error_of(admin(http, stack, "/team/update", {"team_id": team_id, "budget_id": uid("none")}), 400, "invalid_request_error")
+
     slow = uid("slow-tier")
     ok(admin(http, stack, "/budget/new", {"budget_id": slow, "rpm_limit": 1}))
     cust = uid("cust")
