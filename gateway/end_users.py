@@ -1,7 +1,7 @@
 """End users (LiteLLM's customers): whom a request is for, as its caller says.
 
-A request names its end user in OpenAI's `user` field, or in LiteLLM's `x-litellm-end-user-id`
-header (the header wins). The end user is recorded on the request's usage row (`end_user`), its
+A request names its end user in LiteLLM's `x-litellm-end-user-id` header, else in OpenAI's `user`
+field, LiteLLM's `litellm_metadata.user` or Anthropic's `metadata.user_id` (in that order). The end user is recorded on the request's usage row (`end_user`), its
 spend is kept in a ledger of its own, and an end user stored with `/end_user/new` bounds the
 request with its budget (max_budget, budget_duration, or its budget object's) and its rpm/tpm
 limits, through the same admission as keys. A blocked end user is refused with 400, as LiteLLM
@@ -27,24 +27,37 @@ MAX_END_USER_CHARS = 512
 
 class _UserField(msgspec.Struct):
     user: Any = None
+    litellm_metadata: Any = None  # its `user`
+    metadata: Any = None  # its `user_id` (Anthropic's Messages API)
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else None
 
 
 _user_field = msgspec.json.Decoder(_UserField)
 
 
 def end_user_id(scope: Scope, body: bytes) -> str | None:
-    """The end user a request names: the `x-litellm-end-user-id` header, else a string `user`
-    field of its JSON body; None when it names none."""
+    """The end user a request names: the `x-litellm-end-user-id` header, else the first string of
+    its JSON body's `user`, `litellm_metadata.user` and `metadata.user_id`; None when it names none."""
     for name, value in scope["headers"]:
         if name == END_USER_HEADER and value.strip():
             return _checked(value.decode("latin-1").strip(), "x-litellm-end-user-id")
-    if b'"user"' not in body:
+    if b'"user' not in body:
         return None
     try:
-        user = _user_field.decode(body).user
+        fields = _user_field.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None  # not a JSON object (an upload): it names no end user
-    return _checked(user, "user") if isinstance(user, str) and user else None
+    for value, param in (
+        (fields.user, "user"),
+        (_field(fields.litellm_metadata, "user"), "litellm_metadata.user"),
+        (_field(fields.metadata, "user_id"), "metadata.user_id"),
+    ):
+        if isinstance(value, str) and value:
+            return _checked(value, param)
+    return None
 
 
 def _checked(end_user: str, param: str) -> str:

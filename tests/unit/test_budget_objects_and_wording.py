@@ -70,6 +70,10 @@ def test_the_end_user_is_the_header_or_the_user_field() -> None:
     assert end_user_id(scope((b"x-litellm-end-user-id", b"cust-2")), b'{"user": "cust-1"}') == "cust-2"
     assert end_user_id(scope(), b'{"model": "m"}') is None
     assert end_user_id(scope(), b'{"user": 5}') is None
+    assert end_user_id(scope(), b'{"litellm_metadata": {"user": "cust-3"}}') == "cust-3"
+    assert end_user_id(scope(), b'{"metadata": {"user_id": "cust-4"}, "messages": []}') == "cust-4"
+    assert end_user_id(scope(), b'{"user": "cust-1", "metadata": {"user_id": "cust-4"}}') == "cust-1"
+    assert end_user_id(scope(), b'{"metadata": "not an object", "user": "cust-1"}') == "cust-1"
     assert end_user_id(scope(), b"--boundary\r\nuser\r\n") is None  # an upload names no end user
     with pytest.raises(GatewayError) as long:
         end_user_id(scope(), b'{"user": "' + b"x" * 600 + b'"}')

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -139,8 +140,15 @@ def test_the_user_field_attributes_a_request_to_its_end_user_on_the_row_and_in_s
     by_header = ask(stack, key, headers={"x-litellm-end-user-id": other})[0]  # LiteLLM's end-user header
     header_wins = ask(stack, key, user=cust, headers={"x-litellm-end-user-id": other})[0]
     anonymous = ask(stack, key)[0]
+    claude = anthropic.Anthropic(base_url=stack.base_url, api_key=key, max_retries=0)
+    raw = claude.messages.with_raw_response.create(
+        model="gpt-4", max_tokens=3, messages=HELLO, metadata={"user_id": other + "-messages"}
+    )
+    raw.parse()
+    by_metadata = raw.headers["x-request-id"]
 
-    rows = stack.usage_rows([*ids, by_header, header_wins, anonymous])
+    rows = stack.usage_rows([*ids, by_header, header_wins, anonymous, by_metadata])
+    assert rows[by_metadata]["end_user"] == other + "-messages"  # Anthropic's metadata.user_id
     assert [rows[i]["end_user"] for i in ids] == [cust, cust]
     assert (rows[by_header]["end_user"], rows[header_wins]["end_user"], rows[anonymous]["end_user"]) == (other, other, None)
     cost = sum(rows[i]["cost"] for i in ids)
