@@ -1,6 +1,7 @@
 """End users (LiteLLM's customers): whom a request is for, as its caller says.
 
-A request names its end user in LiteLLM's `x-litellm-end-user-id` header, else in OpenAI's `user`
+A request names its end user in LiteLLM's `x-litellm-end-user-id` header (or the header
+`general_settings.user_header_name` names, as LiteLLM's config does), else in OpenAI's `user`
 field, LiteLLM's `litellm_metadata.user` or Anthropic's `metadata.user_id` (in that order). The end user is recorded on the request's usage row (`end_user`), its
 spend is kept in a ledger of its own, and an end user stored with `/end_user/new` bounds the
 request with its budget (max_budget, budget_duration, or its budget object's) and its rpm/tpm
@@ -10,6 +11,7 @@ refuses one. An end user nobody stored is attributed and metered all the same, w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -19,6 +21,7 @@ from gateway.auth import Principal
 from gateway.budget_objects import bounded
 from gateway.errors import GatewayError
 from gateway.identity import IdentityView
+from llmgw.config import ConfigError
 from llmgw.contracts import EndUserRecord, ErrorCode, ErrorType
 
 END_USER_HEADER = b"x-litellm-end-user-id"
@@ -38,12 +41,23 @@ def _field(value: Any, name: str) -> Any:
 _user_field = msgspec.json.Decoder(_UserField)
 
 
-def end_user_id(scope: Scope, body: bytes) -> str | None:
+def end_user_headers(general_settings: Mapping[str, Any]) -> tuple[bytes, ...]:
+    """The headers that name a request's end user: LiteLLM's, and `user_header_name` if set."""
+    named = general_settings.get("user_header_name")
+    if named is None:
+        return (END_USER_HEADER,)
+    if not isinstance(named, str) or not named.strip():
+        raise ConfigError(f"general_settings.user_header_name: expected a header name, got {named!r}")
+    return tuple(dict.fromkeys((named.strip().lower().encode("latin-1"), END_USER_HEADER)))
+
+
+def end_user_id(scope: Scope, body: bytes, headers: tuple[bytes, ...] = (END_USER_HEADER,)) -> str | None:
     """The end user a request names: the `x-litellm-end-user-id` header, else the first string of
     its JSON body's `user`, `litellm_metadata.user` and `metadata.user_id`; None when it names none."""
-    for name, value in scope["headers"]:
-        if name == END_USER_HEADER and value.strip():
-            return _checked(value.decode("latin-1").strip(), "x-litellm-end-user-id")
+    for wanted in headers:
+        for name, value in scope["headers"]:
+            if name == wanted and value.strip():
+                return _checked(value.decode("latin-1").strip(), wanted.decode("latin-1"))
     if b'"user' not in body:
         return None
     try:

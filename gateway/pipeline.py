@@ -145,7 +145,7 @@ class Pipeline:
         principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
         body = await read_body(receive, incoming.content_length, route.max_body_bytes or edge.settings.max_body_bytes)
         call = ex.call = route.parse(scope, incoming, body, edge)
-        principal = ex.principal = attribute(principal, edge.identity, end_user_id(scope, body))
+        principal = ex.principal = attribute(principal, edge.identity, end_user_id(scope, body, edge.end_user_headers))
         refuse_blocked(principal)
         await route.resolve(edge, principal, call)
         ex.log.model, ex.log.stream = call.model, call.stream

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.budget_objects import bounded, limits_of
 from gateway.budgets import budget_exceeded, usd
-from gateway.end_users import end_user_id
+from gateway.end_users import end_user_headers, end_user_id
 from gateway.errors import GatewayError
 from gateway.gateway_budget import gateway_limits
 from llmgw.config import ConfigError
@@ -75,6 +75,12 @@ def test_the_end_user_is_the_header_or_the_user_field() -> None:
     assert end_user_id(scope(), b'{"user": "cust-1", "metadata": {"user_id": "cust-4"}}') == "cust-1"
     assert end_user_id(scope(), b'{"metadata": "not an object", "user": "cust-1"}') == "cust-1"
     assert end_user_id(scope(), b"--boundary\r\nuser\r\n") is None  # an upload names no end user
+    openwebui = end_user_headers({"user_header_name": "X-OpenWebUI-User-Id"})
+    assert openwebui == (b"x-openwebui-user-id", b"x-litellm-end-user-id")
+    assert end_user_id(scope((b"x-openwebui-user-id", b"ana")), b'{"user": "cust-1"}', openwebui) == "ana"
+    assert end_user_id(scope((b"x-openwebui-user-id", b"ana")), b'{"user": "cust-1"}') == "cust-1"  # not configured
+    with pytest.raises(ConfigError):
+        end_user_headers({"user_header_name": ""})
     with pytest.raises(GatewayError) as long:
         end_user_id(scope(), b'{"user": "' + b"x" * 600 + b'"}')
     assert (long.value.status, long.value.param) == (400, "user")
