@@ -12,6 +12,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+import yaml
 
 from tests.e2e.admin.support import HELLO, PREFIX, admin, auth, error_of, generate, write_keys_config
 from tests.e2e.stack import MASTER_KEY, Stack
@@ -24,6 +25,9 @@ pytestmark = pytest.mark.e2e
 def stack(nats_server, upstream, tmp_path_factory):
     root = tmp_path_factory.mktemp("end-users-stack")
     config = write_keys_config(root / "keys.yaml", upstream.base_url, {})
+    settings = yaml.safe_load(config.read_text())
+    settings["general_settings"]["user_header_name"] = "X-OpenWebUI-User-Id"  # as Open WebUI sends it
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
     s = Stack(root, nats_server.url, PREFIX + "eu", upstream, {"LLMGW_CONFIG": str(config)})
     try:
         s.start()
@@ -146,8 +150,10 @@ def test_the_user_field_attributes_a_request_to_its_end_user_on_the_row_and_in_s
     )
     raw.parse()
     by_metadata = raw.headers["x-request-id"]
+    by_named_header = ask(stack, key, user=cust, headers={"X-OpenWebUI-User-Id": other + "-webui"})[0]
 
-    rows = stack.usage_rows([*ids, by_header, header_wins, anonymous, by_metadata])
+    rows = stack.usage_rows([*ids, by_header, header_wins, anonymous, by_metadata, by_named_header])
+    assert rows[by_named_header]["end_user"] == other + "-webui"  # general_settings.user_header_name
     assert rows[by_metadata]["end_user"] == other + "-messages"  # Anthropic's metadata.user_id
     assert [rows[i]["end_user"] for i in ids] == [cust, cust]
     assert (rows[by_header]["end_user"], rows[header_wins]["end_user"], rows[anonymous]["end_user"]) == (other, other, None)
