@@ -36,6 +36,12 @@ ACK_WAIT = 1.0  # short, so an outage several times as long would redeliver with
 EVENTS = 40
 
 
+async def _acked_all(consumer_state, n: int) -> int:
+    """The consumer's ack floor once it has reached `n` (0, "not yet", before)."""
+    floor = (await consumer_state())["acked_up_to"]
+    return floor if floor >= n else 0
+
+
 def test_a_clickhouse_outage_loses_and_duplicates_nothing(nats_server, bus_prefix: str, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tests.integration.test_metering_outage", nats_server.url, bus_prefix, str(tmp_path / "ch")],
@@ -149,7 +155,9 @@ async def _scenario(nats_url: str, prefix: str, path: str) -> dict:
     stop.set()
     await running
     await second.close()
-    seen["after_restart"] = {**totals(), "acked_up_to": (await consumer_state())["acked_up_to"]}
+    # Acks are published after the insert: the server's ack floor follows a moment later.
+    acked = await eventually(lambda: _acked_all(consumer_state, EVENTS + 5), "the given-back events to be acked", timeout=10)
+    seen["after_restart"] = {**totals(), "acked_up_to": acked}
 
     await nc.close()
     admin.close()
