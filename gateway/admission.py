@@ -34,7 +34,7 @@ class LeaseEnd:
 
 
 def caller_limits(principal: Principal) -> list[Limit]:
-    """The rate limits of the request's key, user, team and its organization (those that set any)."""
+    """The rate limits of the request's key, user, team, its organization and end user (those that set any)."""
     holders: list[tuple[str, str, Limits | None]] = []
     if principal.key is not None:
         holders.append((f"key:{principal.key.token}", f"key {principal.key.key_name}", principal.key))
@@ -45,6 +45,12 @@ def caller_limits(principal: Principal) -> list[Limit]:
     org = principal.organization
     if org is not None:
         holders.append((f"org:{org.organization_id}", f"organization {org.organization_id}", org))
+    member, team, user = principal.member_budget, principal.team, principal.user
+    if member is not None and team is not None and user is not None:
+        holders.append((f"member:{team.team_id}:{user.user_id}", f"user {user.user_id} in team {team.team_id}", member))
+    if principal.end_user is not None:
+        end_user = principal.end_user.user_id
+        holders.append((f"enduser:{end_user}", f"end user {end_user}", principal.end_user))
     return [
         Limit(scope=scope, label=label, rpm=h.rpm_limit, tpm=h.tpm_limit, max_parallel=h.max_parallel_requests)
         for scope, label, h in holders

@@ -9,6 +9,8 @@ from litestar.config.cors import CORSConfig
 from litestar.types import Middleware
 
 from gateway import legacy_completions, media_routes, native_api, openai_api
+from gateway.admin.budget_objects import build_budget_routes
+from gateway.admin.end_users import build_end_user_routes
 from gateway.admin.keys import KeyService, build_key_routes
 from gateway.admin.model_groups import build_model_group_routes
 from gateway.admin.models import build_model_routes
@@ -59,6 +61,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
         *build_model_routes(edge),
         *build_model_group_routes(edge),
         *build_spend_routes(edge, keys),
+        *build_end_user_routes(edge),
+        *build_budget_routes(edge),
     ]
     app = Litestar(
         route_handlers=[

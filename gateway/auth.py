@@ -11,13 +11,16 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from gateway.budget_objects import bounded
 from gateway.errors import GatewayError
 from gateway.identity import IdentityView
 from llmgw.config import Secret
 from llmgw.contracts import (
     ROLE_PROXY_ADMIN,
     ROLE_PROXY_ADMIN_VIEWER,
+    BudgetRecord,
     Caller,
+    EndUserRecord,
     ErrorCode,
     ErrorType,
     KeyRecord,
@@ -36,6 +39,8 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     user: UserRecord | None = None
     team: TeamRecord | None = None
     organization: OrganizationRecord | None = None  # the team's organization
+    end_user: EndUserRecord | None = None  # whom the request is for (gateway/end_users.py)
+    member_budget: BudgetRecord | None = None  # bounds the key's user within the key's team
 
     @property
     def is_admin(self) -> bool:
@@ -114,6 +119,14 @@ class Authenticator:
         org = self.identity.organization(team.organization_id) if team is not None else None
         if org is not None and org.blocked:
             raise _unauthorized(f"The organization {org.organization_id} of this API key's team is blocked.")
+        # Budget objects named by the key, its user, its team or its organization bound them
+        # (gateway/budget_objects.py).
+        identity = self.identity
+        org = bounded(org, identity.budget(org.budget_id)) if org is not None else None
+        record = bounded(record, identity.budget(record.budget_id))
+        user = bounded(user, identity.budget(user.budget_id)) if user is not None else None
+        member = team.member(record.user_id) if team is not None else None
+        team = bounded(team, identity.budget(team.budget_id)) if team is not None else None
         return Principal(
             caller=Caller(key_hash=token, key_alias=record.key_alias, user_id=record.user_id, team_id=record.team_id),
             role=canonical_role(user.user_role if user is not None else None),
@@ -121,6 +134,7 @@ class Authenticator:
             user=user,
             team=team,
             organization=org,
+            member_budget=identity.budget(member.budget_id) if member is not None else None,
         )
 
     async def authenticate_fresh(self, authorization: str | None, api_key_header: str | None = None) -> Principal:

@@ -31,6 +31,7 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequen
 
 from gateway.auth import Principal
 from gateway.errors import GatewayError
+from gateway.gateway_budget import GATEWAY_ANCHOR, GATEWAY_LABEL, GATEWAY_LEDGER
 from llmgw.config import Deployment
 from llmgw.contracts import (
     BudgetLedger,
@@ -46,6 +47,7 @@ from llmgw.contracts import (
 )
 from llmgw.durations import budget_period, period_reset_at
 from llmgw.kv import WatchedMap, open_bucket
+from llmgw.money import decimal_text
 from llmgw.prices import Price, cost, price_for, units_cost
 
 log = structlog.get_logger()
@@ -92,7 +94,7 @@ def covering(principal: Principal, model: str, now: float) -> list[Budget]:
     if team is not None:
         out.append(_budget(ledger_key(LedgerKind.TEAM, team.team_id), f"team {team.team_id}", team, team.created_at, now))
     org = principal.organization
-    if org is not None:  # (the limits given on it; a `budget_id`'s budget object is not applied yet)
+    if org is not None:  # (bounded by the budget object its `budget_id` names, gateway/auth.py)
         ident = org.organization_id
         out.append(_budget(ledger_key(LedgerKind.ORG, ident), f"organization {ident}", org, org.created_at, now))
     return out
@@ -173,9 +175,58 @@ def price_unknown(model: str, deployment: Deployment, upstream_model: str, worst
     )
 
 
+def beyond(principal: Principal, gateway: Limits | None, now: float) -> list[Budget]:
+    """The ledgers a request counts against beyond its caller's own: its user's within its team
+    (a member's budget object), its end user's (gateway/end_users.py) and the whole gateway's
+    (gateway/gateway_budget.py)."""
+    out: list[Budget] = []
+    member, team, user = principal.member_budget, principal.team, principal.user
+    if member is not None and team is not None and user is not None:
+        key = ledger_key(LedgerKind.TEAM_MEMBER, team.team_id, user.user_id)
+        out.append(_budget(key, f"user {user.user_id} in team {team.team_id}", member, member.created_at, now))
+    end_user = principal.end_user
+    if end_user is not None:
+        key = ledger_key(LedgerKind.END_USER, end_user.user_id)
+        out.append(_budget(key, f"end user {end_user.user_id}", end_user, end_user.created_at, now))
+    if gateway is not None:
+        out.append(_budget(GATEWAY_LEDGER, GATEWAY_LABEL, gateway, GATEWAY_ANCHOR, now))
+    return out
+
+
+def usd(amount: float) -> str:
+    """An amount of USD readable at any size, without an exponent: 1e-7 is `$0.0000001`, not
+    `$0.000000` (12 decimals: a millionth of a cent still shows)."""
+    text = decimal_text(amount, 12)
+    return "-$" + text[1:] if text.startswith("-") else "$" + text
+
+
+def budget_exceeded(label: str, limit: float, ledger: BudgetLedger, room: float, needed: float, worst: float) -> GatewayError:
+    """429 naming the budget, its spend and what the request needs, which is its worst case."""
+    in_flight = held(ledger) - ledger.spent
+    if needed < worst:
+        need = (
+            f"this request needs at least {usd(needed)} to start (its worst case is {usd(worst)}: its prompt and "
+            "the completion length it allows at the model's price; its answer would be cut where the budget ends)"
+        )
+    else:
+        need = (
+            f"this request needs {usd(needed)}, its worst case (its prompt and the completion length it allows "
+            "at the model's price; it is refused unless the whole of it fits)"
+        )
+    return GatewayError(
+        429,
+        f"Budget exceeded for {label}: max_budget {usd(limit)}, spend {usd(ledger.spent)}"
+        + (f" + {usd(in_flight)} held by requests in flight" if in_flight > 0 else "")
+        + f", {usd(max(room, 0.0))} left; {need}.",
+        "budget_exceeded",
+        ErrorCode.BUDGET_EXCEEDED,
+    )
+
+
 class BudgetGuard:
-    def __init__(self, subjects: Subjects, allow_unpriced: bool = False) -> None:
+    def __init__(self, subjects: Subjects, allow_unpriced: bool = False, gateway: Limits | None = None) -> None:
         self.subjects = subjects
+        self.gateway = gateway  # the whole gateway's budget (litellm_settings.max_budget), if any
         self.allow_unpriced = allow_unpriced  # a budgeted caller may use a model with no price (at cost 0)
         self._unpriced_warned: set[str] = set()
         self.ledgers: WatchedMap[BudgetLedger] = None  # type: ignore[assignment]  # set in start()
@@ -210,7 +261,7 @@ class BudgetGuard:
         Raises 429 `budget_exceeded` naming the budget when one cannot pay for the request, 400
         `model_price_unknown` when the model has no price (unless unpriced models are allowed)."""
         now = time.time()
-        budgets = covering(principal, model, now)
+        budgets = covering(principal, model, now) + beyond(principal, self.gateway, now)
         refs = {b.key: b.ref for b in budgets}
         limited = [b for b in budgets if b.ref.max_budget is not None]
         if not limited or worst_case.free:
@@ -251,14 +302,7 @@ class BudgetGuard:
         limit = budget.ref.max_budget or 0.0
         room = limit - held(ledger)
         if room < least:
-            raise GatewayError(
-                429,
-                f"Budget exceeded for {budget.label}: spend {ledger.spent:.6f} + in flight "
-                f"{held(ledger) - ledger.spent:.6f} of max_budget {limit:.6f} leaves {max(room, 0):.6f}; "
-                f"this request needs at least {least:.6f}.",
-                "budget_exceeded",
-                ErrorCode.BUDGET_EXCEEDED,
-            )
+            raise budget_exceeded(budget.label, limit, ledger, room, least, worst)
         taken = min(worst, room)
         reservations = {**ledger.reservations, request_id: Reservation(taken, expires_at)}
         return msgspec.structs.replace(ledger, reservations=reservations, updated_at=time.time()), taken

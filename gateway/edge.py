@@ -10,6 +10,8 @@ from gateway.access import ModelAccess
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetGuard
 from gateway.dispatcher import Dispatcher
+from gateway.end_users import end_user_headers
+from gateway.gateway_budget import gateway_limits
 from gateway.identity import IdentityView, config_teams
 from gateway.models_list import ModelListing
 from gateway.presence import WorkerPresence
@@ -44,7 +46,10 @@ class Edge:
         # Deployments added at run time (/model/new): the tables above are rebuilt when they change.
         self.runtime_models = RuntimeModels(self.cipher)
         self.runtime_models.listeners.append(self._deployments_changed)
-        self.budgets = BudgetGuard(self.subjects, settings.allow_unpriced_models)
+        self.budgets = BudgetGuard(
+            self.subjects, settings.allow_unpriced_models, gateway_limits(settings.config.litellm_settings)
+        )
+        self.end_user_headers = end_user_headers(settings.config.general_settings)  # (gateway/end_users.py)
         self.responses = ResponseStore(self.subjects, settings.responses_retention_days)  # the Responses API's
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()

@@ -9,14 +9,20 @@ import msgspec
 from nats.js import JetStreamContext
 
 from llmgw.contracts import (
+    BUDGET_PREFIX,
+    END_USER_PREFIX,
     POLICY_KEY,
     POLICY_PREFIX,
+    BudgetRecord,
+    EndUserRecord,
     KeyRecord,
     OrganizationRecord,
     PolicyRecord,
     Subjects,
     TeamRecord,
     UserRecord,
+    budget_key,
+    end_user_key,
     kv_key,
 )
 from llmgw.kv import WatchedMap, open_bucket
@@ -41,6 +47,8 @@ class IdentityView:
         self.teams: WatchedMap[TeamRecord] = None  # type: ignore[assignment]
         self.policies: WatchedMap[PolicyRecord] = None  # type: ignore[assignment]
         self.orgs: WatchedMap[OrganizationRecord] = None  # type: ignore[assignment]
+        self.end_users: WatchedMap[EndUserRecord] = None  # type: ignore[assignment]
+        self.budgets: WatchedMap[BudgetRecord] = None  # type: ignore[assignment]
 
     async def start(self, js: JetStreamContext) -> None:
         s = self.subjects
@@ -53,11 +61,14 @@ class IdentityView:
         self.orgs = WatchedMap(
             await open_bucket(js, s.organizations_bucket), msgspec.json.Decoder(OrganizationRecord), "organizations"
         )
-        for m in (self.keys, self.users, self.teams, self.policies, self.orgs):
+        settings = await open_bucket(js, s.settings_bucket)
+        self.end_users = WatchedMap(settings, msgspec.json.Decoder(EndUserRecord), "end_users", END_USER_PREFIX)
+        self.budgets = WatchedMap(settings, msgspec.json.Decoder(BudgetRecord), "budgets", BUDGET_PREFIX)
+        for m in (self.keys, self.users, self.teams, self.policies, self.orgs, self.end_users, self.budgets):
             await m.start()
 
     async def stop(self) -> None:
-        for m in (self.keys, self.users, self.teams, self.policies, self.orgs):
+        for m in (self.keys, self.users, self.teams, self.policies, self.orgs, self.end_users, self.budgets):
             if m is not None:
                 await m.stop()
 
@@ -92,6 +103,13 @@ class IdentityView:
 
     def organization(self, organization_id: str | None) -> OrganizationRecord | None:
         return self.orgs.items.get(kv_key(organization_id)) if organization_id else None
+
+    def end_user(self, end_user_id: str | None) -> EndUserRecord | None:
+        return self.end_users.items.get(end_user_key(end_user_id)) if end_user_id else None
+
+    def budget(self, budget_id: str | None) -> BudgetRecord | None:
+        """The budget object `budget_id` names (None for none, or one deleted since)."""
+        return self.budgets.items.get(budget_key(budget_id)) if budget_id else None
 
     def global_system_prompt(self) -> str | None:
         policy = self.policies.items.get(POLICY_KEY)

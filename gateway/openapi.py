@@ -21,6 +21,7 @@ from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
 from gateway.anthropic_messages.request import CountTokensRequest, MessagesRequest
 from gateway.audio.openapi import AUDIO_OPERATIONS, audio_schemas
 from gateway.openapi_admin import ADMIN_REQUEST_TYPES, ADMIN_RESPONSE_SCHEMAS, admin_paths
+from gateway.openapi_budgets import BUDGET_REQUEST_TYPES, BUDGET_RESPONSE_SCHEMAS, budget_paths
 from gateway.openapi_media import MEDIA_REQUEST_TYPES, MEDIA_RESPONSE_SCHEMAS, media_checks, media_paths
 from gateway.openapi_ops import (
     ADMIN_ERRORS,
@@ -63,6 +64,7 @@ REQUEST_TYPES = (
     *MEDIA_REQUEST_TYPES,
     *ADMIN_REQUEST_TYPES,
     *ORG_REQUEST_TYPES,
+    *BUDGET_REQUEST_TYPES,
 )
 
 
@@ -217,6 +219,7 @@ def paths() -> dict[str, Any]:
         "/team/delete": admin_post("Delete teams and their keys.", "DeleteTeams", "DeletedTeams"),
         **admin_paths(),
         **org_paths(),
+        **budget_paths(),
     }
 
 
@@ -335,6 +338,7 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                 RESPONSES_SCHEMAS,
                 ADMIN_RESPONSE_SCHEMAS,
                 ORG_RESPONSE_SCHEMAS,
+                BUDGET_RESPONSE_SCHEMAS,
             ),
         },
     }

@@ -90,7 +90,9 @@ def _user_team_paths() -> dict[str, Any]:
             "UserList",
         ),
         "/team/list": admin_get("The teams this key may read.", [query("user_id", STRING)], "TeamList"),
-        "/team/member_update": admin_post("Change a member's role in a team.", "MemberUpdate", "UpdatedMember"),
+        "/team/member_update": admin_post(
+            "Change a member's role or budget (`max_budget_in_team`, `budget_id`) in a team.", "MemberUpdate", "UpdatedMember"
+        ),
         "/team/member_delete": admin_post("Remove a member from a team.", "MemberRef", "Team"),
         "/team/model/add": admin_post("Add models to a team's list.", "TeamModels", team_change),
         "/team/model/delete": admin_post("Remove models from a team's list.", "TeamModels", team_change),
@@ -122,6 +124,7 @@ def _settings_paths() -> dict[str, Any]:
                 query("api_key", STRING),
                 query("user_id", STRING),
                 query("team_id", STRING),
+                query("end_user", STRING),
                 query("request_id", STRING),
                 *dates,
                 query("limit", {**INTEGER, "minimum": 1, "maximum": 10000}),
@@ -129,8 +132,8 @@ def _settings_paths() -> dict[str, Any]:
             "SpendLogs",
         ),
         "/global/spend/report": admin_get(
-            "Spend per team, user, key, model or request tag, and per model within each.",
-            [*dates, query("group_by", {"enum": ["team", "user", "api_key", "model", "tag"]})],
+            "Spend per team, user, key, model, end user (`customer`) or request tag, and per model within each.",
+            [*dates, query("group_by", {"enum": ["team", "user", "api_key", "model", "customer", "tag"]})],
             "SpendReport",
         ),
     }

@@ -35,6 +35,7 @@ from gateway.auth import Principal
 from gateway.budgets import WorstCase
 from gateway.client_upstream import client_upstream
 from gateway.edge import Edge
+from gateway.end_users import attribute, end_user_id, refuse_blocked
 from gateway.errors import GatewayError, note_key_guess
 from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
@@ -146,6 +147,8 @@ class Pipeline:
         body = await read_body(receive, incoming.content_length, route.max_body_bytes or edge.settings.max_body_bytes)
         call = ex.call = route.parse(scope, incoming, body, edge)
         principal = ex.principal = tagged(principal, scope["headers"], body)
+        principal = ex.principal = attribute(principal, edge.identity, end_user_id(scope, body, edge.end_user_headers))
+        refuse_blocked(principal)
         await route.resolve(edge, principal, call)
         ex.log.model, ex.log.stream = call.model, call.stream
         target = route.target(edge, principal, call)

@@ -42,6 +42,7 @@ def refused_event(
         user_id=caller.user_id,
         team_id=caller.team_id,
         tags=caller.tags,
+        end_user=caller.end_user,
         operation=operation,
         model_group=model,
         deployment_id="",

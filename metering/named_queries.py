@@ -20,7 +20,7 @@ class NamedQueryError(ValueError):
 
 
 LOG_COLUMNS = """
-    request_id, response_id, operation, key_hash, key_alias, user_id, team_id, model_group, upstream_model, deployment_id,
+    request_id, response_id, operation, key_hash, key_alias, user_id, team_id, end_user, model_group, upstream_model, deployment_id,
     provider, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost, cost_known,
     toUnixTimestamp64Milli(ts) AS ts_ms, latency_ms, ttft_ms, status, http_status, error_code, usage_source,
     stream, attempt, tags
@@ -30,6 +30,7 @@ FILTERS = {
     "key_hash": "key_hash = {key_hash:String}",
     "user_id": "user_id = {user_id:String}",
     "team_id": "team_id = {team_id:String}",
+    "end_user": "end_user = {end_user:String}",
     # llmgw's request id (`x-request-id`) or the `id` of the answer the client got (`chatcmpl-...`)
     "request_id": "(request_id = {request_id:String} OR response_id = {request_id:String})",
     "start_date": "toDate(ts) >= {start_date:Date}",
@@ -38,7 +39,14 @@ FILTERS = {
 DATE_FILTERS = ("start_date", "end_date")
 # spend report group_by (the contract's SPEND_REPORT_GROUPS) -> column of `usage`
 # (a row with several tags counts once for each of them)
-GROUP_COLUMNS = {"team": "team_id", "user": "user_id", "api_key": "key_hash", "model": "model_group", "tag": "arrayJoin(tags)"}
+GROUP_COLUMNS = {
+    "team": "team_id",
+    "user": "user_id",
+    "api_key": "key_hash",
+    "model": "model_group",
+    "customer": "end_user",
+    "tag": "arrayJoin(tags)",
+}
 
 
 def _filters(parameters: Mapping[str, object], allowed: tuple[str, ...]) -> tuple[str, dict[str, object]]:

@@ -79,6 +79,7 @@ def usage_event(
         user_id=request.caller.user_id,
         team_id=request.caller.team_id,
         tags=request.caller.tags,
+        end_user=request.caller.end_user,
         operation=request.operation,
         model_group=request.model_group,
         deployment_id=deployment.id,

@@ -11,6 +11,8 @@ from litestar import Request, Response
 from gateway.admin.money import with_money
 from gateway.auth import Principal
 from gateway.edge import Edge
+from gateway.errors import GatewayError
+from llmgw.contracts import ErrorCode, ErrorType
 
 _encoder = msgspec.json.Encoder()
 
@@ -56,3 +58,16 @@ def with_spend(edge: Edge, out: dict[str, Any], kind: str, ident: str, record: A
     out["spend"] = record.spend + spend
     out["budget_reset_at"] = iso(reset_at)
     return out
+
+
+def known_budget(edge: Edge, values: dict[str, Any]) -> None:
+    """400 when `budget_id` names no budget object (a typo must not leave a key unbounded)."""
+    budget_id = values.get("budget_id")
+    if budget_id is not None and edge.identity.budget(budget_id) is None:
+        raise GatewayError(
+            400,
+            f"no budget with budget_id {budget_id!r}; create it with /budget/new",
+            ErrorType.INVALID_REQUEST,
+            ErrorCode.INVALID_REQUEST,
+            "budget_id",
+        )

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import admin, caller, iso, json_response, render, viewer, with_spend
+from gateway.admin.common import admin, caller, iso, json_response, known_budget, render, viewer, with_spend
 from gateway.admin.params import (
     LimitParams,
     apply_defaults,
@@ -115,8 +115,13 @@ class KeyService:
         return self.edge.identity.keys
 
     def info(self, record: KeyRecord) -> dict[str, Any]:
-        """A key as /key/info shows it: spend of the current budget period, from its ledger."""
-        return with_spend(self.edge, render(record), LedgerKind.KEY, record.token, record)
+        """A key as /key/info shows it: spend of the current budget period, from its ledger, and
+        the budget object that bounds it (`litellm_budget_table`, LiteLLM's name)."""
+        out = with_spend(self.edge, render(record), LedgerKind.KEY, record.token, record)
+        budget = self.edge.identity.budget(record.budget_id)
+        if budget is not None:
+            out["litellm_budget_table"] = render(budget)
+        return out
 
     def token_of(self, key: str) -> str:
         """Admin calls name a key by its plaintext (sk-...) or by its token (the stored hash)."""
@@ -174,6 +179,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
     async def generate(request: Request) -> Response:
         admin(edge, request)
         params = decode_body(await request.body(), KeyParams)
+        known_budget(edge, given(params))
         key, record, duration = await service.generate(fold_enforced_params(given(params), {}))
         return json_response(generated_response(key, record, duration))
 
@@ -196,6 +202,7 @@ def build_key_routes(edge: Edge, service: KeyService) -> list:
         params = decode_body(await request.body(), UpdateKeyParams)
         values = given(params)
         values.pop("key")
+        known_budget(edge, values)
         current = service.find(params.key)
         record = await service.update(current.token, fold_enforced_params(values, current.metadata))
         return json_response({"key": params.key, **service.info(record)})

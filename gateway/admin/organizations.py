@@ -3,11 +3,10 @@
 
 An organization's `models` bound its teams': a team may not be given a model its organization
 lacks, and its keys may call only what the organization allows. Its budget (`max_budget`,
-`budget_duration`, ... given on the organization as LiteLLM's `/organization/new` takes them) is
-a ledger of its own that every request of its teams' keys reserves against, next to the key's,
-the user's and the team's. `budget_id` (a budget object) is kept on the record; when the budget
-objects' limits are known to the edge, `org_limits` is where they take the place of the ones given
-here.
+`budget_duration`, ... given on the organization as LiteLLM's `/organization/new` takes them, or
+those of the budget object its `budget_id` names, gateway/budget_objects.py) is a ledger of its own
+that every request of its teams' keys reserves against, next to the key's, the user's and the
+team's.
 
 Proxy admins create, change and delete organizations; an organization's admins (`org_admin`)
 manage its members and create teams in it; its members, and keys of its teams, may read it.
@@ -23,13 +22,14 @@ import msgspec
 from litestar import Request, Response, delete, get, patch, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import admin, caller, json_response, render, with_spend
+from gateway.admin.common import admin, caller, json_response, known_budget, render, with_spend
 from gateway.admin.keys import KeyService, given
 from gateway.admin.params import LimitParams, bad_param, decode_body, record_values
 from gateway.admin.store import RecordStore, not_found
 from gateway.auth import Principal, forbidden
+from gateway.budget_objects import bounded
 from gateway.edge import Edge
-from llmgw.contracts import ORG_ROLE_ADMIN, LedgerKind, Limits, OrganizationRecord, TeamRecord, kv_key
+from llmgw.contracts import ORG_ROLE_ADMIN, LedgerKind, OrganizationRecord, TeamRecord, kv_key
 
 BUDGET_FIELDS = ("max_budget", "soft_budget", "budget_duration", "tpm_limit", "rpm_limit", "max_parallel_requests")
 
@@ -37,7 +37,6 @@ BUDGET_FIELDS = ("max_budget", "soft_budget", "budget_duration", "tpm_limit", "r
 class OrgParams(LimitParams, kw_only=True):
     organization_alias: str | UnsetType | None = UNSET
     models: list[str] | UnsetType | None = UNSET
-    budget_id: str | UnsetType | None = UNSET
     metadata: dict | UnsetType | None = UNSET
     blocked: bool | UnsetType | None = UNSET
 
@@ -56,12 +55,6 @@ class DeleteOrgs(msgspec.Struct, kw_only=True):
 
 class OrgsInfo(msgspec.Struct, kw_only=True):
     organizations: list[str]
-
-
-def org_limits(org: OrganizationRecord) -> Limits:
-    """The limits that bound an organization: the ones given on it (a `budget_id`'s budget object
-    is the hook for limits kept apart)."""
-    return org
 
 
 def org_admin_of(principal: Principal, org: OrganizationRecord) -> bool:
@@ -112,7 +105,7 @@ class OrgService:
                     f"organization {org.organization_id!r} does not have model(s) {', '.join(map(repr, lacking))};"
                     f" its models: {', '.join(org.models)}",
                 )
-        limit = org_limits(org).max_budget
+        limit = bounded(org, self.edge.identity.budget(org.budget_id)).max_budget
         if limit is not None and team.max_budget is not None and team.max_budget > limit:
             raise bad_param(
                 "max_budget",
@@ -138,17 +131,19 @@ class OrgService:
             )
 
     def info(self, record: OrganizationRecord, with_teams: bool = True) -> dict[str, Any]:
-        out = with_spend(self.edge, render(record), LedgerKind.ORG, record.organization_id, record)
-        out["litellm_budget_table"] = {f: getattr(record, f) for f in BUDGET_FIELDS} | {
+        limits = bounded(record, self.edge.identity.budget(record.budget_id))  # its budget object's, if named
+        out = with_spend(self.edge, render(record), LedgerKind.ORG, record.organization_id, limits)
+        out["litellm_budget_table"] = {f: getattr(limits, f) for f in BUDGET_FIELDS} | {
             "budget_id": record.budget_id,
-            "model_max_budget": record.model_max_budget,
+            "model_max_budget": limits.model_max_budget,
         }
         if with_teams:
             out["teams"] = [render(t) for t in self.teams_of(record.organization_id)]
         return out
 
 
-def org_fields(values: dict[str, Any]) -> dict[str, Any]:
+def org_fields(edge: Edge, values: dict[str, Any]) -> dict[str, Any]:
+    known_budget(edge, values)
     if values.get("model_max_budget"):
         raise bad_param(
             "model_max_budget", "budgets per model are a key's (`model_max_budget` on /key/generate), not an organization's"
@@ -175,7 +170,7 @@ def build_org_routes(edge: Edge, keys: KeyService, service: OrgService) -> list:
             created_by=principal.caller.user_id or principal.caller.key_alias,
             created_at=now,
             updated_at=now,
-            **org_fields(values),
+            **org_fields(edge, values),
         )
         await store.create(orgs(), kv_key(organization_id), record, f"organization {organization_id!r}")
         return json_response(service.info(record, with_teams=False))
@@ -217,7 +212,7 @@ def build_org_routes(edge: Edge, keys: KeyService, service: OrgService) -> list:
         params = decode_body(await request.body(), UpdateOrgParams)
         values = given(params)
         values.pop("organization_id")
-        fields = org_fields(values)
+        fields = org_fields(edge, values)
         ident = params.organization_id
         service.find(ident)
 

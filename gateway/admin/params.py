@@ -33,6 +33,7 @@ class LimitParams(msgspec.Struct, kw_only=True):
     tpm_limit: int | UnsetType | None = UNSET
     rpm_limit: int | UnsetType | None = UNSET
     budget_duration: str | UnsetType | None = UNSET
+    budget_id: str | UnsetType | None = UNSET  # a budget object (/budget/new) bounding the holder
 
 
 def bad_param(param: str | None, message: str) -> GatewayError:

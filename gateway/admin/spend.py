@@ -32,7 +32,14 @@ QUERY_TIMEOUT = 15.0
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # group_by value -> the field naming the group in the answer
-GROUP_FIELDS = {"team": "team_id", "user": "user_id", "api_key": "api_key", "model": "model", "tag": "tag"}
+GROUP_FIELDS = {
+    "team": "team_id",
+    "user": "user_id",
+    "api_key": "api_key",
+    "model": "model",
+    "customer": "customer",
+    "tag": "tag",
+}
 
 
 def parse_date(value: str | None, param: str) -> date | None:
@@ -88,6 +95,7 @@ def spend_log(row: dict[str, Any]) -> dict[str, Any]:
         "user": row["user_id"],
         "team_id": row["team_id"],
         "request_tags": row["tags"],
+        "end_user": row["end_user"],
         "model": row["upstream_model"],
         "model_group": row["model_group"],
         "model_id": row["deployment_id"],
@@ -165,6 +173,7 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
         api_key: str | None = None,
         user_id: str | None = None,
         team_id: str | None = None,
+        end_user: str | None = None,
         request_id: str | None = None,
         start_date: str | None = None,
         end_date: str | None = None,
@@ -176,6 +185,7 @@ def build_spend_routes(edge: Edge, keys: KeyService) -> list:
             ("key_hash", keys.token_of(api_key) if api_key else None),
             ("user_id", user_id),
             ("team_id", team_id),
+            ("end_user", end_user),
             ("request_id", request_id),
         ):
             if value:

@@ -6,24 +6,27 @@ call created the same new user first."""
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import caller, json_response, render
+from gateway.admin.common import caller, json_response, known_budget, render
 from gateway.admin.params import bad_param, decode_body
 from gateway.admin.store import not_found
 from gateway.admin.teams import TeamService
 from gateway.auth import Principal, forbidden
 from gateway.edge import Edge
-from llmgw.contracts import TEAM_ROLE_ADMIN, TEAM_ROLES, TeamMember, TeamRecord
+from llmgw.contracts import TEAM_ROLE_ADMIN, TEAM_ROLES, BudgetRecord, TeamMember, TeamRecord, budget_key
 
 
 class MemberAdd(msgspec.Struct, kw_only=True):
     team_id: str
     member: TeamMember | list[TeamMember]
+    max_budget_in_team: float | None = None  # LiteLLM's: each added member's budget within the team
 
 
 class MemberRef(msgspec.Struct, kw_only=True):
@@ -34,7 +37,8 @@ class MemberRef(msgspec.Struct, kw_only=True):
 
 class MemberUpdate(MemberRef, kw_only=True):
     role: str | None = None
-    max_budget_in_team: float | UnsetType | None = UNSET
+    budget_id: str | UnsetType | None = UNSET  # a budget object bounding the member within the team
+    max_budget_in_team: float | UnsetType | None = UNSET  # LiteLLM's: the member's own budget object
 
 
 def team_manager(principal: Principal, team: TeamRecord, service: TeamService) -> None:
@@ -44,6 +48,30 @@ def team_manager(principal: Principal, team: TeamRecord, service: TeamService) -
     member = team.member(principal.user.user_id) if principal.user is not None else None
     if member is None or member.role != TEAM_ROLE_ADMIN:
         raise forbidden(f"only a proxy admin or an admin of team {team.team_id!r} may change its members", "team_id")
+
+
+def member_budget_id(team_id: str, user_id: str) -> str:
+    """The id of the budget object `max_budget_in_team` keeps for one member of one team."""
+    return f"team-{team_id}-member-{user_id}"
+
+
+async def member_budget(edge: Edge, service: TeamService, team: TeamRecord, user_id: str, amount: float | None) -> str | None:
+    """`max_budget_in_team`, as LiteLLM keeps it: a budget object of the member's own (None: no
+    budget within the team)."""
+    if amount is None:
+        return None
+    if not math.isfinite(amount) or amount < 0:
+        raise bad_param("max_budget_in_team", f"`max_budget_in_team` must be a number, 0 or more; got {amount}")
+    budget_id = member_budget_id(team.team_id, user_id)
+
+    def change(r: BudgetRecord | None) -> BudgetRecord:
+        now = time.time()
+        if r is None:
+            return BudgetRecord(budget_id=budget_id, max_budget=amount, created_at=now, updated_at=now)
+        return r if r.max_budget == amount else msgspec.structs.replace(r, max_budget=amount, updated_at=now)
+
+    await service.store.upsert(edge.identity.budgets, budget_key(budget_id), change, f"budget {budget_id!r}")
+    return budget_id
 
 
 def build_member_routes(edge: Edge, service: TeamService) -> list:
@@ -82,7 +110,16 @@ def build_member_routes(edge: Edge, service: TeamService) -> list:
         for m in given:
             if m.role not in TEAM_ROLES:
                 raise bad_param("member", f"a member's role must be `admin` or `user`; got {m.role!r}")
+            known_budget(edge, {"budget_id": m.budget_id})
         members = [msgspec.structs.replace(m, user_id=member_id(m.user_id, m.user_email)) for m in given]
+        if params.max_budget_in_team is not None:
+            team = service.find(params.team_id)
+            members = [
+                msgspec.structs.replace(
+                    m, budget_id=await member_budget(edge, service, team, m.user_id or "", params.max_budget_in_team)
+                )
+                for m in members
+            ]
         # The users first (created if new), so a team never lists a member with no user.
         users = [await service.join(m.user_id or "", params.team_id, m.user_email) for m in members]
         members = [
@@ -122,19 +159,22 @@ def build_member_routes(edge: Edge, service: TeamService) -> list:
     async def member_update(request: Request) -> Response:
         principal = caller(edge, request)
         params = decode_body(await request.body(), MemberUpdate)
-        if params.max_budget_in_team is not UNSET:
-            raise bad_param("max_budget_in_team", "budgets of a member within a team are not supported; set the user's budget")
         if params.role is not None and params.role not in TEAM_ROLES:
             raise bad_param("role", f"`role` must be `admin` or `user`; got {params.role!r}")
         team = service.find(params.team_id)
         team_manager(principal, team, service)
         user_id = named(team, params)
-        role = params.role
+        changes: dict[str, Any] = {} if params.role is None else {"role": params.role}
+        if params.budget_id is not UNSET:
+            known_budget(edge, {"budget_id": params.budget_id})
+            changes["budget_id"] = params.budget_id
+        if params.max_budget_in_team is not UNSET:
+            changes["budget_id"] = await member_budget(edge, service, team, user_id, params.max_budget_in_team)
 
         def change(r: TeamRecord) -> TeamRecord:
-            if role is None:
+            if not changes:
                 return r
-            members = [msgspec.structs.replace(m, role=role) if m.user_id == user_id else m for m in r.members_with_roles]
+            members = [msgspec.structs.replace(m, **changes) if m.user_id == user_id else m for m in r.members_with_roles]
             return (
                 msgspec.structs.replace(r, members_with_roles=members, updated_at=time.time())
                 if members != r.members_with_roles
@@ -143,8 +183,16 @@ def build_member_routes(edge: Edge, service: TeamService) -> list:
 
         record = await service.change(params.team_id, change)
         member = record.member(user_id)
+        budget = edge.identity.budget(member.budget_id) if member is not None else None
         return json_response(
-            {"team_id": params.team_id, "user_id": user_id, "role": member.role if member else None, "data": render(record)}
+            {
+                "team_id": params.team_id,
+                "user_id": user_id,
+                "role": member.role if member else None,
+                "budget_id": member.budget_id if member else None,
+                "max_budget_in_team": budget.max_budget if budget is not None else None,
+                "data": render(record),
+            }
         )
 
     return [member_add, member_delete, member_update]

@@ -12,7 +12,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from msgspec import UNSET, UnsetType
 
-from gateway.admin.common import admin, caller, json_response, render, with_spend
+from gateway.admin.common import admin, caller, json_response, known_budget, render, with_spend
 from gateway.admin.keys import KeyService, given
 from gateway.admin.organizations import OrgService
 from gateway.admin.params import LimitParams, bad_param, decode_body, record_values
@@ -158,6 +158,7 @@ def build_team_routes(edge: Edge, keys: KeyService, service: TeamService) -> lis
         now = time.time()
         values = fold_enforced_params(given(params), {})
         values.pop("team_id", None)
+        known_budget(edge, values)
         record = TeamRecord(team_id=team_id, created_at=now, updated_at=now, **team_fields(values))
         creator = principal.user
         if creator is not None and record.member(creator.user_id) is None:
@@ -203,6 +204,7 @@ def build_team_routes(edge: Edge, keys: KeyService, service: TeamService) -> lis
         params = decode_body(await request.body(), UpdateTeamParams)
         values = fold_enforced_params(given(params), find(params.team_id).metadata)
         values.pop("team_id")
+        known_budget(edge, values)
         record = await service.set_fields(params.team_id, team_fields(values))
         return json_response({"team_id": params.team_id, "data": render(record)})
 

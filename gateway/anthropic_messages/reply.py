@@ -7,39 +7,11 @@ from typing import Any
 
 import msgspec
 
-from gateway.anthropic_messages.wire import OpenAIUsage, parse_arguments, stop_reason, usage_to_anthropic
+from gateway.anthropic_messages.wire import parse_arguments, stop_reason, usage_to_anthropic
+from gateway.chat_answers import Choice, Completion, Function, Message, completion_decoder
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType
 
-
-class _Function(msgspec.Struct):
-    name: str | None = None
-    arguments: str | None = None
-
-
-class _ToolCall(msgspec.Struct):
-    id: str | None = None
-    function: _Function | None = None
-
-
-class _Message(msgspec.Struct):
-    content: str | list[dict[str, Any]] | None = None
-    refusal: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-
-
-class _Choice(msgspec.Struct):
-    message: _Message | None = None
-    finish_reason: str | None = None
-
-
-class _Completion(msgspec.Struct):
-    id: str | None = None
-    choices: list[_Choice] | None = None
-    usage: OpenAIUsage | None = None
-
-
-_decoder = msgspec.json.Decoder(_Completion)
 _encoder = msgspec.json.Encoder()
 
 
@@ -61,23 +33,23 @@ def tool_use_id() -> str:
     return "toolu_" + os.urandom(12).hex()
 
 
-def _text_of(message: _Message) -> str:
+def _text_of(message: Message) -> str:
     if isinstance(message.content, list):  # a few OpenAI-compatible upstreams answer with parts
         return "".join(str(part.get("text", "")) for part in message.content if part.get("type") == "text")
     return message.content or message.refusal or ""
 
 
-def completion_to_message(completion: _Completion, model: str, message_id: str | None = None) -> dict[str, Any]:
+def completion_to_message(completion: Completion, model: str, message_id: str | None = None) -> dict[str, Any]:
     """The Anthropic message dict for a decoded completion (see `chat_completion_to_message`);
     its id is `message_id`, else one derived from the completion's."""
-    choice = completion.choices[0] if completion.choices else _Choice()
-    message = choice.message or _Message()
+    choice = completion.choices[0] if completion.choices else Choice()
+    message = choice.message or Message()
     content: list[dict[str, Any]] = []
     text = _text_of(message)
     if text:
         content.append({"type": "text", "text": text})
     for call in message.tool_calls or ():
-        function = call.function or _Function()
+        function = call.function or Function()
         content.append(
             {
                 "type": "tool_use",
@@ -103,7 +75,7 @@ def chat_completion_to_message(body: bytes, model: str, message_id: str | None =
     client asked for (not the upstream's), `message_id` the answer's id (see `completion_to_message`).
     An unreadable body is the upstream's fault: 502."""
     try:
-        completion = _decoder.decode(body)
+        completion = completion_decoder.decode(body)
     except msgspec.MsgspecError:
         raise GatewayError(502, "the upstream answer could not be read", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
     return _encoder.encode(completion_to_message(completion, model, message_id))

@@ -15,38 +15,8 @@ from typing import Any
 import msgspec
 
 from gateway.anthropic_messages.reply import tool_use_id
-from gateway.anthropic_messages.wire import PING, OpenAIUsage, error_event, sse_event, stop_reason, usage_to_anthropic
-
-
-class _FunctionDelta(msgspec.Struct):
-    name: str | None = None
-    arguments: str | None = None
-
-
-class _ToolCallDelta(msgspec.Struct):
-    index: int | None = None
-    id: str | None = None
-    function: _FunctionDelta | None = None
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-    refusal: str | None = None
-    tool_calls: list[_ToolCallDelta] | None = None
-
-
-class _ChunkChoice(msgspec.Struct):
-    index: int = 0
-    delta: _Delta | None = None
-    finish_reason: str | None = None
-
-
-class _Chunk(msgspec.Struct):
-    choices: list[_ChunkChoice] | None = None
-    usage: OpenAIUsage | None = None
-
-
-_decoder = msgspec.json.Decoder(_Chunk)
+from gateway.anthropic_messages.wire import PING, error_event, sse_event, stop_reason, usage_to_anthropic
+from gateway.chat_answers import ChatUsage, Delta, FunctionDelta, ToolCallDelta, chunk_decoder
 
 
 class _ToolCall:
@@ -80,7 +50,7 @@ class StreamTranslator:
         self._tools: dict[int, _ToolCall] = {}
         self._finish_reason: str | None = None
         self._finished = False
-        self._usage: OpenAIUsage | None = None
+        self._usage: ChatUsage | None = None
         self._usage_final = False
 
     def start(self) -> bytes:
@@ -105,7 +75,7 @@ class StreamTranslator:
         if self.done:
             return b""
         try:
-            chunk = _decoder.decode(chunk_json)
+            chunk = chunk_decoder.decode(chunk_json)
         except msgspec.MsgspecError:
             return b""
         out = [self.start()]
@@ -147,7 +117,7 @@ class StreamTranslator:
 
     # -- blocks ---------------------------------------------------------------------------------
 
-    def _delta(self, delta: _Delta, out: list[bytes]) -> None:
+    def _delta(self, delta: Delta, out: list[bytes]) -> None:
         text = delta.content or delta.refusal
         if text:
             index = self._open
@@ -158,13 +128,13 @@ class StreamTranslator:
         for call in delta.tool_calls or ():
             self._tool_delta(call, out)
 
-    def _tool_delta(self, delta: _ToolCallDelta, out: list[bytes]) -> None:
+    def _tool_delta(self, delta: ToolCallDelta, out: list[bytes]) -> None:
         key = delta.index
         if key is None:  # not per spec, but some upstreams omit it: a new id is a new call
             known = {call.id for call in self._tools.values()}
             key = len(self._tools) if (delta.id and delta.id not in known) or not self._tools else max(self._tools)
         call = self._tools.setdefault(key, _ToolCall())
-        function = delta.function or _FunctionDelta()
+        function = delta.function or FunctionDelta()
         call.id = call.id or delta.id
         call.name = call.name or function.name
         if call.block is None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from gateway.chat_answers import ChatUsage
+
 _encoder = msgspec.json.Encoder()
 
 # https://docs.anthropic.com/en/api/errors: the error `type` for each HTTP status. Other 4xx are
@@ -74,17 +76,7 @@ def stop_reason(finish_reason: str | None, has_tool_use: bool) -> str:
     return reason
 
 
-class PromptTokensDetails(msgspec.Struct):
-    cached_tokens: int | None = None
-
-
-class OpenAIUsage(msgspec.Struct):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    prompt_tokens_details: PromptTokensDetails | None = None
-
-
-def usage_to_anthropic(usage: OpenAIUsage | None) -> dict[str, int]:
+def usage_to_anthropic(usage: ChatUsage | None) -> dict[str, int]:
     """OpenAI usage as Anthropic counts it: input_tokens excludes the cache reads, which Anthropic
     reports apart (OpenAI's prompt_tokens includes them). OpenAI has no cache-write count."""
     if usage is None:

@@ -7,42 +7,14 @@ from typing import Any
 
 import msgspec
 
+from gateway.chat_answers import Choice, Function, Message, completion_decoder
 from gateway.errors import GatewayError
 from gateway.responses.request import ResponsesRequest
-from gateway.responses.wire import ChatUsage, chat_usage_to_responses, function_call_item, message_item, new_id, response_object
+from gateway.responses.wire import chat_usage_to_responses, function_call_item, message_item, new_id, response_object
 from llmgw.contracts import ErrorCode, ErrorType
 
 
-class _Function(msgspec.Struct):
-    name: str | None = None
-    arguments: str | None = None
-
-
-class _ToolCall(msgspec.Struct):
-    id: str | None = None
-    function: _Function | None = None
-
-
-class _Message(msgspec.Struct):
-    content: str | list[dict[str, Any]] | None = None
-    refusal: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-
-
-class _Choice(msgspec.Struct):
-    message: _Message | None = None
-    finish_reason: str | None = None
-
-
-class _Completion(msgspec.Struct):
-    choices: list[_Choice] | None = None
-    usage: ChatUsage | None = None
-
-
-_decoder = msgspec.json.Decoder(_Completion)
-
-
-def _text_of(message: _Message) -> str:
+def _text_of(message: Message) -> str:
     if isinstance(message.content, list):  # a few OpenAI-compatible upstreams answer with parts
         return "".join(str(part.get("text", "")) for part in message.content if part.get("type") == "text")
     return message.content or message.refusal or ""
@@ -52,17 +24,17 @@ def chat_completion_to_response(body: bytes, request: ResponsesRequest, model: s
     """The `response` object for a chat.completion body; `model` is the name the client asked for.
     An unreadable body is the upstream's fault: 502."""
     try:
-        completion = _decoder.decode(body)
+        completion = completion_decoder.decode(body)
     except msgspec.MsgspecError:
         raise GatewayError(502, "the upstream answer could not be read", ErrorType.API, ErrorCode.UPSTREAM_ERROR) from None
-    choice = completion.choices[0] if completion.choices else _Choice()
-    message = choice.message or _Message()
+    choice = completion.choices[0] if completion.choices else Choice()
+    message = choice.message or Message()
     output: list[dict[str, Any]] = []
     text = _text_of(message)
     if text:
         output.append(message_item(new_id("msg"), text))
     for call in message.tool_calls or ():
-        function = call.function or _Function()
+        function = call.function or Function()
         output.append(function_call_item(new_id("fc"), call.id or new_id("call"), function.name or "", function.arguments or ""))
     return response_object(
         request,

@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
+from gateway.chat_answers import ChatUsage, Delta, FunctionDelta, ToolCallDelta, chunk_decoder
 from gateway.responses.request import ResponsesRequest
 from gateway.responses.wire import (
-    ChatUsage,
     chat_usage_to_responses,
     function_call_item,
     message_item,
@@ -29,37 +29,6 @@ from gateway.responses.wire import (
     sse_event,
 )
 from llmgw.contracts import ErrorCode
-
-
-class _FunctionDelta(msgspec.Struct):
-    name: str | None = None
-    arguments: str | None = None
-
-
-class _ToolCallDelta(msgspec.Struct):
-    index: int | None = None
-    id: str | None = None
-    function: _FunctionDelta | None = None
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-    refusal: str | None = None
-    tool_calls: list[_ToolCallDelta] | None = None
-
-
-class _ChunkChoice(msgspec.Struct):
-    index: int = 0
-    delta: _Delta | None = None
-    finish_reason: str | None = None
-
-
-class _Chunk(msgspec.Struct):
-    choices: list[_ChunkChoice] | None = None
-    usage: ChatUsage | None = None
-
-
-_decoder = msgspec.json.Decoder(_Chunk)
 
 
 class _Message:
@@ -127,7 +96,7 @@ class ResponsesStreamTranslator:
         if self.done:
             return b""
         try:
-            chunk = _decoder.decode(chunk_json)
+            chunk = chunk_decoder.decode(chunk_json)
         except msgspec.MsgspecError:
             return b""
         out: list[bytes] = []
@@ -172,7 +141,7 @@ class ResponsesStreamTranslator:
 
     # ---- items -----------------------------------------------------------------------------------
 
-    def _delta(self, delta: _Delta, out: list[bytes]) -> None:
+    def _delta(self, delta: Delta, out: list[bytes]) -> None:
         text = delta.content or delta.refusal
         if text:
             if self._message is None:
@@ -215,7 +184,7 @@ class ResponsesStreamTranslator:
         item = self._output[message.index] = message_item(message.id, message.text)
         out.append(self._event("response.output_item.done", output_index=message.index, item=item))
 
-    def _tool_delta(self, delta: _ToolCallDelta, out: list[bytes]) -> None:
+    def _tool_delta(self, delta: ToolCallDelta, out: list[bytes]) -> None:
         key = delta.index
         if key is None:  # not per spec, but some upstreams omit it: a new id is a new call
             known = {call.call_id for call in self._calls.values()}
@@ -223,7 +192,7 @@ class ResponsesStreamTranslator:
         call = self._calls.get(key)
         if call is None:
             call = self._calls[key] = _Call()
-        function = delta.function or _FunctionDelta()
+        function = delta.function or FunctionDelta()
         call.call_id = call.call_id or delta.id
         call.name = call.name or function.name
         fragment = function.arguments or ""

@@ -12,27 +12,13 @@ from typing import Any
 
 import msgspec
 
+from gateway.chat_answers import ChatUsage
 from gateway.responses.request import ResponsesRequest
 
 _encoder = msgspec.json.Encoder()
 
 # OpenAI finish_reason -> why a response is incomplete (other reasons complete it).
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
-
-
-class PromptDetails(msgspec.Struct):
-    cached_tokens: int | None = None
-
-
-class CompletionDetails(msgspec.Struct):
-    reasoning_tokens: int | None = None
-
-
-class ChatUsage(msgspec.Struct):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    prompt_tokens_details: PromptDetails | None = None
-    completion_tokens_details: CompletionDetails | None = None
 
 
 def new_id(prefix: str) -> str:

@@ -25,6 +25,7 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # The request's tags (`metadata.tags`, the `x-litellm-tags` header, the key's and team's
     # `metadata.tags`), for spend by tag.
     tags: list[str] = []
+    end_user: str | None = None  # whom the request is for: its `user` field (LiteLLM's end user)
 
 
 class LedgerRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -217,7 +218,7 @@ class NamedQuery:
     SPEND_TAGS = "spend_tags"
 
 
-SPEND_REPORT_GROUPS = ("team", "user", "api_key", "model", "tag")
+SPEND_REPORT_GROUPS = ("team", "user", "api_key", "model", "customer", "tag")
 
 
 class QueryRequest(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -30,6 +30,8 @@ class ErrorCode:
     PREVIOUS_RESPONSE_NOT_FOUND = "previous_response_not_found"
     # A caller with a budget asked for a model that has no price (nothing to reserve against).
     MODEL_PRICE_UNKNOWN = "model_price_unknown"
+    # The request's end user (its `user` field) was blocked with /end_user/block.
+    END_USER_BLOCKED = "end_user_blocked"
 
 
 class ErrorType:

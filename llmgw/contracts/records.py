@@ -66,6 +66,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     rpm_limit: int | None = None
     budget_duration: str | None = None
     budget_reset_at: float | None = None
+    # A budget object (`/budget/new`, records.BudgetRecord) whose limits bound the holder instead.
+    budget_id: str | None = None
 
     @property
     def rate_limited(self) -> bool:
@@ -112,6 +114,9 @@ class TeamMember(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str | None = None
     user_email: str | None = None
     role: str = TEAM_ROLE_USER  # TEAM_ROLES
+    # A budget object (BudgetRecord) bounding what the member spends within the team
+    # (`max_budget_in_team`), in a ledger of its own.
+    budget_id: str | None = None
 
 
 class TeamRecord(Limits, frozen=True, kw_only=True):
@@ -151,12 +156,11 @@ class OrgMember(msgspec.Struct, frozen=True, kw_only=True):
 class OrganizationRecord(Limits, frozen=True, kw_only=True):
     """An organization (LiteLLM's `/organization/*`): it owns teams, and its `models` and budget
     bound theirs; requests of its teams' keys count against its ledger (LedgerKind.ORG).
-    `budget_id` names a budget object whose limits apply instead of the ones given here."""
+    A `budget_id` (Limits) names a budget object whose limits apply instead of the ones given here."""
 
     organization_id: str
     organization_alias: str | None = None
     models: list[str] = []  # empty: every model
-    budget_id: str | None = None
     members: list[OrgMember] = []
     metadata: dict = {}
     spend: float = 0.0
@@ -170,6 +174,29 @@ class OrganizationRecord(Limits, frozen=True, kw_only=True):
         if not user_id:
             return None
         return next((m for m in self.members if m.user_id == user_id), None)
+
+
+class EndUserRecord(Limits, frozen=True, kw_only=True):
+    """An end user (LiteLLM's customer): whom a request is for, by its `user` field (or the
+    `x-litellm-end-user-id` header), in the settings bucket under `enduser.<id>`."""
+
+    user_id: str
+    alias: str | None = None
+    blocked: bool = False
+    allowed_model_region: str | None = None
+    default_model: str | None = None
+    metadata: dict = {}
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class BudgetRecord(Limits, frozen=True, kw_only=True):
+    """A budget object (`/budget/new`): limits that keys, users, teams and end users naming its
+    `budget_id` are bound by (each holder keeps its own spend), under `budget.<id>`."""
+
+    created_by: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 class RateWindow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -243,6 +270,9 @@ class LedgerKind:
     TEAM = "team"
     ORG = "org"  # an organization's, covering every key of its teams
     KEY_MODEL = "keymodel"  # a key's model_max_budget
+    TEAM_MEMBER = "member"  # a member's spend within a team (ledger_key(TEAM_MEMBER, team, user))
+    END_USER = "enduser"  # an end user (a request's `user` field): records.EndUserRecord
+    GATEWAY = "gateway"  # all spend of the gateway (`litellm_settings.max_budget`)
 
 
 def ledger_key(kind: str, identifier: str, model: str | None = None) -> str:
@@ -293,6 +323,8 @@ POLICY_PREFIX = "policy."
 POLICY_KEY = "policy.global"
 CREDENTIAL_PREFIX = "credential."
 MODEL_PREFIX = "model."  # deployments added at run time (ModelRecord)
+END_USER_PREFIX = "enduser."  # end users (EndUserRecord)
+BUDGET_PREFIX = "budget."  # budget objects (BudgetRecord)
 # The fingerprint of the secret keys are hashed under (llmgw.secrets.secret_fingerprint, hex text):
 # written at the first start, compared by every edge at start-up.
 SECRET_FINGERPRINT_KEY = "secret.fingerprint"
@@ -306,8 +338,18 @@ def model_key(model_id: str) -> str:
     return MODEL_PREFIX + kv_key(model_id)
 
 
+def end_user_key(end_user_id: str) -> str:
+    return END_USER_PREFIX + kv_key(end_user_id)
+
+
+def budget_key(budget_id: str) -> str:
+    return BUDGET_PREFIX + kv_key(budget_id)
+
+
 __all__ = [
+    "BUDGET_PREFIX",
     "CREDENTIAL_PREFIX",
+    "END_USER_PREFIX",
     "MODEL_PREFIX",
     "ORG_ROLES",
     "ORG_ROLE_ADMIN",
@@ -329,7 +371,9 @@ __all__ = [
     "USER_ROLES",
     "BudgetAlert",
     "BudgetLedger",
+    "BudgetRecord",
     "CredentialRecord",
+    "EndUserRecord",
     "KeyRecord",
     "LedgerKind",
     "Limits",
@@ -343,8 +387,10 @@ __all__ = [
     "TeamMember",
     "TeamRecord",
     "UserRecord",
+    "budget_key",
     "canonical_role",
     "credential_key",
+    "end_user_key",
     "kv_key",
     "ledger_key",
     "model_key",

@@ -39,6 +39,7 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str | None = None
     team_id: str | None = None
     tags: list[str] = []  # the request's tags (Caller.tags)
+    end_user: str | None = None  # the request's `user` field (or `x-litellm-end-user-id` header)
     operation: str
     model_group: str
     deployment_id: str
