@@ -348,6 +348,15 @@ def test_requests_of_a_teams_keys_count_against_its_organization_budget(http, st
     error = error_of(resp, 429, "budget_exceeded")
     assert f"organization {org_id}" in error["message"]
 
+    # A budget object named by `budget_id` binds the organization in place of its own limits.
+    budget_id = uid("tier")
+    assert admin(http, stack, "/budget/new", {"budget_id": budget_id, "max_budget": 50.0}).status_code == 200
+    resp = admin(http, stack, "/organization/update", {"organization_id": org_id, "budget_id": budget_id})
+    assert resp.status_code == 200 and resp.json()["litellm_budget_table"]["max_budget"] == 50.0, resp.text
+    assert chat(http, stack.base_url, keys[1]).status_code == 200
+    unknown = admin(http, stack, "/organization/update", {"organization_id": org_id, "budget_id": uid("no-budget")})
+    assert error_of(unknown, 400, "invalid_request_error")["param"] == "budget_id"
+
 
 def test_an_organization_rate_limit_holds_across_its_teams(http, stack):
     org_id = new_org(http, stack, rpm_limit=3)["organization_id"]
