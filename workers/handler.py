@@ -344,6 +344,8 @@ class RequestHandler:
                     if head is not None and head.stream:
                         if outcome.ttft is None:
                             outcome.ttft = time.time() - started
+                            if head.status < 400:
+                                outcome.saw(item)
                         await relay.add(item)
                     else:
                         parts.append(item)

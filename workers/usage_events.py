@@ -39,12 +39,22 @@ class Outcome(msgspec.Struct):
     response_id: str = ""  # the `id` of the answer sent to the edge
 
     def saw(self, answer: bytes) -> None:
-        """Note the `id` of an answer (a whole JSON body, or a stream's first chunk) if it has one."""
-        if not self.response_id and answer[:1] == b"{":
-            try:
-                self.response_id = _answer_id(answer).id
-            except msgspec.DecodeError:
-                pass
+        """Note the `id` of an answer if it has one: a whole JSON body, a stream's first chunk, or
+        the first event of a stream relayed as the provider sent it (`data: {...}`; the Responses
+        API's `response.created` has it in its `response`)."""
+        if self.response_id:
+            return
+        if answer[:1] != b"{":
+            start = answer.find(b"data:")
+            if start < 0:
+                return
+            end = answer.find(b"\n", start)
+            answer = answer[start + 5 : end if end >= 0 else len(answer)].strip()
+        try:
+            found = _answer_id(answer)
+        except msgspec.DecodeError:
+            return
+        self.response_id = found.id or (found.response.id if found.response is not None else "")
 
     def took(self, usage: Usage) -> None:
         """The provider (or an adapter's estimate) said what the request used."""
@@ -57,8 +67,13 @@ class Outcome(msgspec.Struct):
         return cost_of(self.usage or Usage(), deployment, self.upstream_model)[0]
 
 
+class _ResponseId(msgspec.Struct):
+    id: str = ""
+
+
 class _AnswerId(msgspec.Struct):
     id: str = ""
+    response: _ResponseId | None = None  # a Responses API stream event's response object
 
 
 _answer_id = msgspec.json.Decoder(_AnswerId).decode

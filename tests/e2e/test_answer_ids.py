@@ -55,13 +55,13 @@ def rows_for(stack, answer_id: str) -> list[dict]:
     return eventually_sync(found, f"the spend log of {answer_id}", timeout=30)
 
 
-def assert_one_row(stack, answer_id: str, request_id: str, prefix: str) -> None:
+def assert_one_row(stack, answer_id: str, request_id: str, prefix: str, call_type: str = "chat") -> None:
     assert answer_id.startswith(prefix), answer_id
     rows = rows_for(stack, answer_id)
     assert len(rows) == 1, rows
     assert rows[0]["request_id"] == request_id and rows[0]["response_id"] == answer_id
     assert rows_for(stack, request_id) == rows  # llmgw's own id finds the same row
-    assert rows[0]["call_type"] == "chat"  # (served by a chat model: the edge wrote the answer)
+    assert rows[0]["call_type"] == call_type  # chat: served by a chat model, the edge wrote the answer
 
 
 def test_a_translated_message_is_found_by_its_msg_id(stack, key):
@@ -99,3 +99,19 @@ def test_a_translated_response_stream_is_found_by_its_resp_id(stack, key):
     ids = {e.response.id for e in events if hasattr(e, "response")}
     assert ids == {completed[0].response.id}  # every lifecycle event names the same response
     assert_one_row(stack, completed[0].response.id, request_id, "resp_")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_native_response_is_found_by_the_upstreams_resp_id(stack, key, stream: bool):
+    client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key, max_retries=0)
+    if not stream:
+        raw = client.responses.with_raw_response.create(model="gpt-4", input="Hello there")
+        response = raw.parse()
+        assert_one_row(stack, response.id, raw.headers["x-request-id"], "resp_", "responses")
+        return
+    with client.responses.with_streaming_response.create(model="gpt-4", input="Hello there", stream=True) as relayed:
+        request_id = relayed.headers["x-request-id"]
+        events = list(relayed.parse())
+    completed = [e for e in events if e.type == "response.completed"]
+    assert len(completed) == 1
+    assert_one_row(stack, completed[0].response.id, request_id, "resp_", "responses")
