@@ -13,6 +13,7 @@ import structlog
 from litestar.exceptions import MethodNotAllowedException
 
 from gateway.errors import GatewayError
+from gateway.request_ids import matched_route
 from llmgw.contracts import ErrorCode, ErrorType, Failed, ReplyMessage
 
 log = structlog.get_logger()
@@ -33,13 +34,34 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
 
 
 class RequestLog:
-    """The one canonical log line of a request, written when it is over."""
+    """The one canonical log line of a request, written when it is over: what was asked (method,
+    path, route, model, stream), by whom (the key's alias and user, never the key), how it ended."""
 
-    __slots__ = ("code", "lease", "model", "request_id", "started", "status", "stream")
+    __slots__ = (
+        "caller",
+        "client_request_id",
+        "code",
+        "lease",
+        "method",
+        "model",
+        "path",
+        "request_id",
+        "route",
+        "started",
+        "status",
+        "stream",
+        "user",
+    )
 
-    def __init__(self, request_id: str, started: float) -> None:
+    def __init__(self, request_id: str, started: float, scope: Scope, client_request_id: str | None) -> None:
         self.request_id = request_id
+        self.client_request_id = client_request_id
         self.started = started
+        self.method: str = scope.get("method", "")
+        self.path: str = scope.get("path", "")
+        self.route = matched_route(scope)
+        self.caller: str | None = None  # the key's alias (or hash prefix), once the key was checked
+        self.user: str | None = None
         self.model: str | None = None
         self.stream = False
         self.status = 200
@@ -50,8 +72,14 @@ class RequestLog:
         log.info(
             "request",
             request_id=self.request_id,
+            client_request_id=self.client_request_id,
+            method=self.method,
+            path=self.path,
+            route=self.route,
             model=self.model,
             stream=self.stream,
+            caller=self.caller,
+            user=self.user,
             status=self.status,
             code=self.code,
             lease=self.lease,

@@ -19,6 +19,7 @@ from gateway.errors import GatewayError
 from llmgw.bus import AckedPublisher
 from llmgw.contracts import (
     MSG_ID_HEADER,
+    TRACEPARENT_HEADER,
     Cancel,
     ErrorCode,
     ErrorType,
@@ -85,7 +86,9 @@ class Dispatcher:
             return False
         return True
 
-    async def submit(self, provider: str, request: UpstreamRequest, priority: str = Priority.INTERACTIVE) -> None:
+    async def submit(
+        self, provider: str, request: UpstreamRequest, priority: str = Priority.INTERACTIVE, traceparent: str | None = None
+    ) -> None:
         """Store the request in JetStream; it then waits there until a worker takes it (batch
         requests only when no interactive one is waiting).
 
@@ -98,7 +101,9 @@ class Dispatcher:
             await self.publisher.publish(
                 self.subjects.request(provider, priority),
                 encode_internal(request),
-                headers={MSG_ID_HEADER: request.request_id},
+                headers={MSG_ID_HEADER: request.request_id, TRACEPARENT_HEADER: traceparent}
+                if traceparent is not None
+                else {MSG_ID_HEADER: request.request_id},
                 timeout=self.publish_timeout,
             )
         except Exception as exc:

@@ -27,6 +27,7 @@ from llmgw.routing import CooldownBoard, router_settings
 from llmgw.runtime_models import RuntimeModels
 from llmgw.secret_check import check_secret_fingerprint
 from llmgw.secrets import CredentialCipher, KeyHasher
+from llmgw.tracing import stop_tracing
 
 log = structlog.get_logger()
 
@@ -111,6 +112,7 @@ class Edge:
             await self.dispatcher.stop()
             await self.nc.drain()
             self.nc = None
+        stop_tracing()  # what spans are still queued are sent (see llmgw/tracing.py)
 
     async def readiness(self) -> tuple[bool, dict]:
         nats_ok = bool(self.nc and self.nc.is_connected)

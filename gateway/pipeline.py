@@ -10,7 +10,6 @@ what differs: how its body is read and how its answers and errors are written.
 
 from __future__ import annotations
 
-import os
 import time
 from asyncio import Queue
 from typing import Any
@@ -39,6 +38,8 @@ from gateway.end_users import attribute, end_user_id, refuse_blocked
 from gateway.errors import GatewayError, note_key_guess
 from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
+from gateway.request_ids import LOGGED, client_request_id, new_request_id
+from gateway.request_span import RequestSpan, phase
 from gateway.routes import Call, Route, StreamEncoder, Target
 from gateway.tags import tagged
 from llmgw.contracts import (
@@ -54,6 +55,7 @@ from llmgw.contracts import (
 )
 from llmgw.handoff import offer_core
 from llmgw.routing import RouterSettings
+from llmgw.tracing import start_tracing
 
 
 def pipeline_of(scope: Scope) -> Pipeline:
@@ -66,16 +68,13 @@ def policy_bytes(system_prompts: list[str]) -> int:
     return sum(len(p.encode()) for p in system_prompts)
 
 
-def new_request_id() -> str:
-    return f"req-{os.urandom(16).hex()}"
-
-
 class Exchange:
     """One request in the pipeline: what is known of it so far, for its end and its log line."""
 
     __slots__ = (
         "answered_by",
         "call",
+        "client_request_id",
         "first_reply_after",
         "lease",
         "log",
@@ -83,13 +82,15 @@ class Exchange:
         "provider",
         "published",
         "request_id",
+        "span",
         "started",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, scope: Scope) -> None:
         self.started = time.time()
         self.request_id = new_request_id()
-        self.log = RequestLog(self.request_id, self.started)
+        self.client_request_id = client_request_id(scope)
+        self.log = RequestLog(self.request_id, self.started, scope, self.client_request_id)
         self.principal: Principal | None = None  # once the key was checked
         self.call: Call | None = None  # once the body was read
         self.provider: str | None = None  # of the deployment first in line, once the model is known
@@ -97,25 +98,35 @@ class Exchange:
         self.published = False  # a worker has (or will have) the request: it meters it
         self.answered_by: str | None = None
         self.first_reply_after: float | None = None
+        self.span: RequestSpan | None = None  # when tracing is on
+
+    @property
+    def answer_id(self) -> bytes:
+        """The answer's `x-request-id`: the client's own id when it sent a valid one."""
+        return (self.client_request_id or self.request_id).encode()
 
 
 class Pipeline:
     def __init__(self, edge: Edge, router_settings: RouterSettings) -> None:
         self.edge = edge
         self.num_retries = router_settings.num_retries
+        self.tracer = start_tracing("edge")
 
     async def run(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         if route.post_only and scope["method"] != "POST":
             await not_post(scope, send)
             return
-        ex = Exchange()
+        scope[LOGGED] = True  # this request's log line and x-request-id are written here
+        ex = Exchange(scope)
+        if self.tracer is not None:
+            ex.span = RequestSpan(self.tracer, scope, ex.request_id, ex.client_request_id)
         try:
             await self._serve(ex, scope, receive, send, route)
         except GatewayError as exc:
             note_key_guess(scope, exc)
             ex.log.status, ex.log.code = exc.status, exc.code
             headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
-            headers.append((b"x-request-id", ex.request_id.encode()))
+            headers.append((b"x-request-id", ex.answer_id))
             await send_json(send, exc.status, route.error_body(exc, ex.request_id), headers)
             if ex.principal is not None and not ex.published and exc.status in REFUSED_STATUSES:
                 await self._refused(ex, route, exc)
@@ -124,6 +135,8 @@ class Pipeline:
                 await ex.lease.abandon()  # (a no-op when the lease already ended)
                 ex.log.lease = ex.lease.end
             ex.log.emit()
+            if ex.span is not None:
+                ex.span.end(ex.log)
 
     async def _refused(self, ex: Exchange, route: Route, exc: GatewayError) -> None:
         call = ex.call
@@ -137,13 +150,17 @@ class Pipeline:
             exc.status,
             exc.code,
             (time.time() - ex.started) * 1000.0,
+            ex.client_request_id or "",
         )
         await publish_refusal(self.edge.dispatcher.publisher, self.edge.subjects, event)
 
     async def _serve(self, ex: Exchange, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         edge = self.edge
         incoming = route.incoming(scope)
-        principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
+        with phase(ex.span, "auth"):
+            principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
+        ex.log.caller = principal.caller.key_alias or f"key:{principal.caller.key_hash[:12]}"
+        ex.log.user = principal.caller.user_id
         body = await read_body(receive, incoming.content_length, route.max_body_bytes or edge.settings.max_body_bytes)
         call = ex.call = route.parse(scope, incoming, body, edge)
         principal = ex.principal = tagged(principal, scope["headers"], body)
@@ -165,9 +182,10 @@ class Pipeline:
             capped=(call.operation or route.operation) in CAPPED_OPERATIONS,
             free=(call.operation or route.operation) in FREE_OPERATIONS,
         )
-        lease = ex.lease = await admission.admit(
-            edge.ratelimits, edge.budgets, principal, target.model_group, target.candidates, worst, ex.request_id, deadline
-        )
+        with phase(ex.span, "admission"):
+            lease = ex.lease = await admission.admit(
+                edge.ratelimits, edge.budgets, principal, target.model_group, target.candidates, worst, ex.request_id, deadline
+            )
         route.prepare(edge, call, lease.deployment)
         request = self._upstream_request(ex, route, principal, call, target, deadline, system_prompts)
         queue = edge.dispatcher.open(ex.request_id)
@@ -177,7 +195,9 @@ class Pipeline:
                 if len(request.body) > edge.blobs.threshold:  # too large for one bus message
                     await edge.blobs.put(ex.request_id, request.body)
                     request = msgspec.structs.replace(request, body=b"", body_blob=ex.request_id)
-                await edge.dispatcher.submit(lease.deployment.provider, request, principal.priority)
+                with phase(ex.span, "publish"):
+                    traceparent = ex.span.publishing(request) if ex.span is not None else None
+                    await edge.dispatcher.submit(lease.deployment.provider, request, principal.priority, traceparent)
             except GatewayError:
                 await lease.release()  # it never reached a worker
                 if request.body_blob is not None:
@@ -195,7 +215,7 @@ class Pipeline:
                 await lease.settle(first.cost, first.tokens)
                 status, headers, answer = route.whole(first, call, ex.request_id)
                 ex.log.status = status
-                headers.append((b"x-request-id", ex.request_id.encode()))
+                headers.append((b"x-request-id", ex.answer_id))
                 headers.extend(lease.headers())
                 headers.extend(litellm_headers(ex.request_id, target.model_group, lease.deployment.id, first))
                 headers.append((b"content-length", str(len(answer)).encode()))
@@ -236,6 +256,7 @@ class Pipeline:
             extra["num_retries"] = self.num_retries
         return UpstreamRequest(
             request_id=ex.request_id,
+            client_request_id=ex.client_request_id or "",
             reply_to=edge.dispatcher.reply_subject,
             operation=call.operation or route.operation,
             model_group=target.model_group,
@@ -279,7 +300,7 @@ class Pipeline:
         try:
             status, headers = encoder.head(first)
             rlog.status = status
-            headers.append((b"x-request-id", ex.request_id.encode()))
+            headers.append((b"x-request-id", ex.answer_id))
             headers.extend(lease.headers())
             headers.extend(extra_headers)
             await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -32,10 +32,12 @@ def refused_event(
     status: int,
     code: str | None,
     latency_ms: float,
+    client_request_id: str = "",
 ) -> UsageEvent:
     caller = principal.caller
     return UsageEvent(
         request_id=request_id,
+        client_request_id=client_request_id,
         ts=received_at,
         key_hash=caller.key_hash,
         key_alias=caller.key_alias,

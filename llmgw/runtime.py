@@ -6,6 +6,8 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 
+from llmgw.tracing import stop_tracing
+
 
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     async def serve() -> None:
@@ -13,7 +15,10 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await main(stop)
+        try:
+            await main(stop)
+        finally:
+            stop_tracing()  # what spans are still queued are sent (see llmgw/tracing.py)
 
     try:
         import uvloop

@@ -28,6 +28,8 @@ from nats.js import JetStreamContext
 
 from llmgw.bus import ensure_pull_consumer, ensure_usage_stream
 from llmgw.contracts import Subjects, UsageEvent, decode_usage
+from llmgw.tracing import start_tracing
+from metering.insert_spans import record_insert_spans
 from metering.ledgers import LedgerSettler
 from metering.recovery import unacked_events
 from metering.rows import usage_problem
@@ -68,6 +70,7 @@ class UsageConsumer:
         self._needs_setup = False
         self._msgs: list[Msg] = []
         self._events: list[UsageEvent] = []
+        self._tracer = start_tracing("metering")
 
     def request_setup(self) -> None:
         """Declare the stream and consumer again before the next fetch (after a reconnect the
@@ -162,6 +165,7 @@ class UsageConsumer:
         attempt = 0
         while True:
             started = time.perf_counter()
+            started_ns = time.time_ns()
             try:
                 inserted, ledgers = await self._keeping_alive(self._store_batch(self._batch()))
             except Exception as exc:
@@ -176,6 +180,8 @@ class UsageConsumer:
                 await self._hold(stop, delay)
                 continue
             rows = len(self._events)
+            if self._tracer is not None:
+                record_insert_spans(self._tracer, self._msgs, self._events, started_ns, inserted)
             await self._settle(ack=True)
             log.info(
                 "usage_batch_flushed",

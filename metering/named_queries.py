@@ -32,7 +32,9 @@ FILTERS = {
     "team_id": "team_id = {team_id:String}",
     "end_user": "end_user = {end_user:String}",
     # llmgw's request id (`x-request-id`) or the `id` of the answer the client got (`chatcmpl-...`)
-    "request_id": "(request_id = {request_id:String} OR response_id = {request_id:String})",
+    "request_id": (
+        "(request_id = {request_id:String} OR response_id = {request_id:String} OR client_request_id = {request_id:String})"
+    ),
     "start_date": "toDate(ts) >= {start_date:Date}",
     "end_date": "toDate(ts) <= {end_date:Date}",
 }

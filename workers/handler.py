@@ -28,6 +28,7 @@ from llmgw.contracts import (
 )
 from llmgw.handoff import let_writes_out
 from llmgw.routing import CONTEXT_WINDOW_CODES, RETRYABLE_STATUSES, CooldownBoard
+from llmgw.tracing import start_tracing
 from workers.budget_cap import apply_cost_cap
 from workers.credentials import DeploymentTable
 from workers.keepalive import KeepAlive
@@ -37,6 +38,7 @@ from workers.providers.base import Provider, StallGuard
 from workers.providers.errors import UpstreamError
 from workers.providers.request_body import RequestBody, estimate_prompt_tokens
 from workers.relay import ChunkRelay
+from workers.request_span import WorkerSpan
 from workers.settings import WorkerSettings
 from workers.usage import Usage
 from workers.usage_events import Outcome, UsageRecorder
@@ -71,6 +73,7 @@ class RequestHandler:
         self.settings = settings
         self.providers = providers
         self.usage = UsageRecorder(publisher, subjects, settings)
+        self.tracer = start_tracing("worker")
 
     async def handle(self, msg: Msg) -> None:
         try:
@@ -98,15 +101,19 @@ class RequestHandler:
         if deployment is None:  # added at run time a moment ago: its record may still be on its way
             deployment = await self.deployments.wait_for(request.deployment_id)
         outcome = Outcome(deployment=deployment, response_id=request.response_id or "")
+        span = WorkerSpan(self.tracer, msg.headers, request, attempt) if self.tracer is not None else None
         try:
-            await self._serve(request, attempt, outcome, started)
+            await self._serve(request, attempt, outcome, started, span)
             if request.request_id in self.client_gone:
                 self.client_gone.discard(request.request_id)
                 if outcome.status == UsageStatus.SUCCESS:  # read to the end, but the client did not get it all
                     outcome.status, outcome.http_status, outcome.error_code = UsageStatus.CANCELLED, 499, "client_closed"
             latency_ms = (time.time() - started) * 1000.0
+            if span is not None:
+                span.end(outcome)
             if outcome.deployment is not None:
-                await self.usage.record(request, attempt, outcome.deployment, outcome, latency_ms)
+                traced = span.traceparent() if span is not None else None
+                await self.usage.record(request, attempt, outcome.deployment, outcome, latency_ms, traced)
         finally:
             heartbeat.cancel()
         await msg.ack()
@@ -136,7 +143,9 @@ class RequestHandler:
         warm = [d for d in usable if not self.cooldowns.cooling(d.id)] or usable[:1]
         return [d for d in warm for _ in range(1 + max(request.num_retries, 0))]
 
-    async def _serve(self, request: UpstreamRequest, attempt: int, outcome: Outcome, started: float) -> None:
+    async def _serve(
+        self, request: UpstreamRequest, attempt: int, outcome: Outcome, started: float, span: WorkerSpan | None
+    ) -> None:
         relay: ChunkRelay | None = None
         body = RequestBody(request.body)  # decoded (at most) once, whatever the number of tries
         try:
@@ -168,11 +177,16 @@ class RequestHandler:
                 if relay is not None:
                     relay.deployment_id = deployment.id
                 outcome.tries += 1 if index else 0
+                call_span = span.upstream_call(request, deployment, outcome.tries) if span is not None else None
                 try:
                     await self._call(request, body, attempt, deployment, outcome, started, relay)
+                    if span is not None and call_span is not None:
+                        span.call_ended(call_span, outcome, 200)
                     self.cooldowns.succeeded(deployment.id)
                     return
                 except UpstreamError as exc:
+                    if span is not None and call_span is not None:
+                        span.call_ended(call_span, outcome, exc.status, exc.code or str(exc.status))
                     if exc.status in RETRYABLE_STATUSES:
                         await self.cooldowns.failed(deployment.id, f"{exc.status} {exc.code or ''}".strip())
                     if exc.code in CONTEXT_WINDOW_CODES and request.context_fallbacks:
@@ -192,6 +206,10 @@ class RequestHandler:
                         status=exc.status,
                         next=plan[index].id,
                     )
+                except BaseException:  # (cancelled: the client went away; or a bug, answered as a 500 below)
+                    if span is not None and call_span is not None:
+                        span.call_ended(call_span, outcome, 499, "cancelled")
+                    raise
         except UpstreamError as exc:
             outcome.status = (
                 UsageStatus.BUDGET_STOPPED

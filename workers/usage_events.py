@@ -9,7 +9,17 @@ import structlog
 
 from llmgw.bus import AckedPublisher
 from llmgw.config import Deployment
-from llmgw.contracts import MSG_ID_HEADER, Subjects, Units, UpstreamRequest, UsageEvent, UsageSource, UsageStatus, encode_json
+from llmgw.contracts import (
+    MSG_ID_HEADER,
+    TRACEPARENT_HEADER,
+    Subjects,
+    Units,
+    UpstreamRequest,
+    UsageEvent,
+    UsageSource,
+    UsageStatus,
+    encode_json,
+)
 from workers.settings import WorkerSettings
 from workers.usage import Usage, cost_of
 
@@ -88,6 +98,7 @@ def usage_event(
     return UsageEvent(
         request_id=request.request_id,
         response_id=outcome.response_id,
+        client_request_id=request.client_request_id,
         ts=request.received_at,
         key_hash=request.caller.key_hash,
         key_alias=request.caller.key_alias,
@@ -135,15 +146,24 @@ class UsageRecorder:
         self.settings = settings
 
     async def record(
-        self, request: UpstreamRequest, attempt: int, deployment: Deployment, outcome: Outcome, latency_ms: float
+        self,
+        request: UpstreamRequest,
+        attempt: int,
+        deployment: Deployment,
+        outcome: Outcome,
+        latency_ms: float,
+        traceparent: str | None = None,
     ) -> None:
         event = usage_event(request, attempt, deployment, outcome, latency_ms, self.settings.worker_id)
         subject = self.subjects.usage(deployment.provider, outcome.status)
         payload = encode_json(event)
+        headers = {MSG_ID_HEADER: request.request_id}
+        if traceparent is not None:
+            headers[TRACEPARENT_HEADER] = traceparent
         delay = 0.1
         while True:
             try:
-                await self.publisher.publish(subject, payload, {MSG_ID_HEADER: request.request_id}, USAGE_PUBLISH_TIMEOUT)
+                await self.publisher.publish(subject, payload, headers, USAGE_PUBLISH_TIMEOUT)
                 return
             except Exception as exc:
                 log.warning("usage_publish_retry", request_id=request.request_id, error=str(exc) or type(exc).__name__)

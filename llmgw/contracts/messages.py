@@ -93,6 +93,7 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     received_at: float  # epoch seconds the edge received the request
     caller: Caller
     system_prompts: list[str] = []  # policy prompts put before the client's messages, in order
+    client_request_id: str = ""  # the client's own valid `x-request-id` (empty: it sent none)
     cost_cap: float | None = None  # USD this request may cost at most (what its budgets could hold)
     answers: int = 1  # completions asked for (`n`, `best_of`, prompts): a capped answer shares the cap
     ledgers: dict[str, LedgerRef] = {}  # budget ledger key -> ref; metering settles the cost there

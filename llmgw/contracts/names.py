@@ -196,5 +196,8 @@ class Subjects:
 
 # Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
 MSG_ID_HEADER = "Nats-Msg-Id"
+# Header carrying the request's W3C trace context (`00-<trace id>-<span id>-<flags>`) from the edge
+# to the worker and from the worker to metering, when tracing is on.
+TRACEPARENT_HEADER = "traceparent"
 
-__all__ = ["MSG_ID_HEADER", "ErrorCode", "ErrorType", "Priority", "Subjects"]
+__all__ = ["MSG_ID_HEADER", "TRACEPARENT_HEADER", "ErrorCode", "ErrorType", "Priority", "Subjects"]

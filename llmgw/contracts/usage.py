@@ -33,6 +33,9 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     # The `id` of the answer the client got (`chatcmpl-...`, the provider's or the adapter's), so
     # the request is found by it as well; empty when the answer had none (errors, raw streams).
     response_id: str = ""
+    # The client's own `x-request-id` (validated at the edge), so it finds its request by it; empty
+    # when it sent none. Not unique: `request_id` is what each record is counted once by.
+    client_request_id: str = ""
     ts: float  # epoch seconds the edge received the request
     key_hash: str
     key_alias: str | None = None

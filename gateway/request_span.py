@@ -1,0 +1,85 @@
+"""A request's span at the edge (when tracing is on, see llmgw/tracing.py): the root of its trace,
+or a child of the client's own `traceparent`; a child span for each phase (auth, admission,
+publish); the context the worker continues, sent with the request on the bus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+from llmgw.contracts import UpstreamRequest
+from llmgw.tracing import child_context, parent_context, traceparent
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+
+    from gateway.asgi_io import RequestLog
+
+_OFF: AbstractContextManager[None] = nullcontext()
+
+
+def _client_traceparent(scope: dict[str, Any]) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            return value.decode("latin-1")
+    return None
+
+
+class RequestSpan:
+    __slots__ = ("span", "tracer")
+
+    def __init__(self, tracer: Tracer, scope: dict[str, Any], request_id: str, client_request_id: str | None) -> None:
+        from opentelemetry.trace import SpanKind
+
+        self.tracer = tracer
+        attributes: dict[str, str] = {
+            "http.request.method": scope.get("method", ""),
+            "url.path": scope.get("path", ""),
+            "llmgw.request_id": request_id,
+        }
+        if client_request_id is not None:
+            attributes["llmgw.client_request_id"] = client_request_id
+        self.span: Span = tracer.start_span(
+            f"{scope.get('method', '')} {scope.get('path', '')}",
+            context=parent_context(_client_traceparent(scope)),
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        span = self.tracer.start_span(name, context=child_context(self.span))
+        try:
+            yield
+        finally:
+            span.end()
+
+    def publishing(self, request: UpstreamRequest) -> str:
+        """Note what is sent to the worker; the `traceparent` it continues the trace from."""
+        self.span.set_attributes(
+            {
+                "gen_ai.operation.name": request.operation,
+                "gen_ai.request.model": request.model_group,
+                "llmgw.deployment_id": request.deployment_id,
+                "llmgw.stream": request.stream,
+            }
+        )
+        return traceparent(self.span)
+
+    def end(self, log: RequestLog) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        self.span.set_attribute("http.response.status_code", log.status)
+        if log.route is not None:
+            self.span.set_attribute("http.route", log.route)
+        if log.caller is not None:
+            self.span.set_attribute("llmgw.caller", log.caller)
+        if log.status >= 500:
+            self.span.set_status(Status(StatusCode.ERROR, log.code or ""))
+        self.span.end()
+
+
+def phase(span: RequestSpan | None, name: str) -> AbstractContextManager[None]:
+    """A child span of the request's for `name` (nothing when tracing is off)."""
+    return _OFF if span is None else span.phase(name)

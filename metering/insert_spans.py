@@ -1,0 +1,43 @@
+"""The metering span of each request (when tracing is on, see llmgw/tracing.py): the insert of the
+batch that stored its usage row, a child of the worker's span named by the usage message's
+`traceparent` header. A batch's spans are made after its insert returned, with its start and end."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from nats.aio.msg import Msg
+
+from llmgw.contracts import TRACEPARENT_HEADER, UsageEvent
+from llmgw.tracing import parent_context
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
+
+def record_insert_spans(tracer: Tracer, msgs: list[Msg], events: list[UsageEvent], started_ns: int, inserted: int) -> None:
+    """One span per traced event of the batch just stored (events with no trace context: none)."""
+    ended_ns = time.time_ns()
+    for msg, event in zip(msgs, events, strict=True):
+        value = (msg.headers or {}).get(TRACEPARENT_HEADER)
+        parent = parent_context(value)
+        if parent is None:
+            continue
+        span = tracer.start_span(
+            "INSERT usage",
+            context=parent,
+            start_time=started_ns,
+            attributes={
+                "db.system.name": "clickhouse",
+                "db.operation.name": "INSERT",
+                "db.collection.name": "usage",
+                "db.operation.batch.size": len(events),
+                "llmgw.request_id": event.request_id,
+                "llmgw.batch_inserted": inserted,
+                "gen_ai.request.model": event.model_group,
+                "gen_ai.usage.input_tokens": event.prompt_tokens,
+                "gen_ai.usage.output_tokens": event.completion_tokens,
+            },
+        )
+        span.end(end_time=ended_ns)
