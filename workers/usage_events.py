@@ -10,6 +10,7 @@ import structlog
 from llmgw.bus import AckedPublisher
 from llmgw.config import Deployment
 from llmgw.contracts import MSG_ID_HEADER, Subjects, Units, UpstreamRequest, UsageEvent, UsageSource, UsageStatus, encode_json
+from workers import metrics
 from workers.settings import WorkerSettings
 from workers.usage import Usage, cost_of
 
@@ -133,11 +134,13 @@ class UsageRecorder:
         self.publisher = publisher
         self.subjects = subjects
         self.settings = settings
+        self.metrics = metrics.usage_metrics(settings.metrics_team_label)
 
     async def record(
         self, request: UpstreamRequest, attempt: int, deployment: Deployment, outcome: Outcome, latency_ms: float
     ) -> None:
         event = usage_event(request, attempt, deployment, outcome, latency_ms, self.settings.worker_id)
+        self.metrics.observe(event)
         subject = self.subjects.usage(deployment.provider, outcome.status)
         payload = encode_json(event)
         delay = 0.1
