@@ -6,12 +6,16 @@ the ones its usage row carries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from llmgw.contracts import UsageEvent, UsageStatus
 from llmgw.metrics import LATENCY_BUCKETS, Children, status_class
+from llmgw.routing import CooldownBoard
 
 UPSTREAM_DURATION = Children(
     Histogram(
@@ -29,7 +33,6 @@ UPSTREAM_ERRORS = Children(
     )
 )
 IN_FLIGHT = Gauge("llmgw_worker_in_flight_requests", "Requests this worker is serving now.")
-COOLDOWNS = Gauge("llmgw_cooldowns_active", "Deployments in cooldown now, as this worker sees them.")
 
 ERROR_STATUSES = frozenset({UsageStatus.UPSTREAM_ERROR, UsageStatus.ERROR})
 
@@ -83,7 +86,26 @@ def observe_upstream(event: UsageEvent) -> None:
         UPSTREAM_ERRORS.get(event.deployment_id, status_class(event.http_status)).inc()
 
 
-def watch(in_flight: Callable[[], int], cooling: Callable[[], int]) -> None:
-    """Gauges read on each scrape: requests in flight, deployments cooling down."""
+def watch(in_flight: Callable[[], int]) -> None:
+    """Read on each scrape: the requests in flight."""
     IN_FLIGHT.set_function(in_flight)
-    COOLDOWNS.set_function(cooling)
+
+
+class Cooldowns(Collector):
+    """`llmgw_cooldown_active{deployment}`: 1 for each deployment in cooldown now, as this
+    worker's cooldown board has it (read on the scrape, from a copy of the table)."""
+
+    def __init__(self, board: CooldownBoard) -> None:
+        self.board = board
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "llmgw_cooldown_active", "1 while a deployment is in cooldown (skipped by routing).", labels=["deployment"]
+        )
+        now = time.time()
+        for deployment, until in list(self.board.until.items()):
+            family.add_metric([deployment], 1.0 if until > now else 0.0)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 from collections.abc import Callable
 
 import structlog
@@ -29,12 +28,6 @@ from workers.puller import BatchPuller, ContinuousPuller
 from workers.settings import WorkerSettings
 
 log = structlog.get_logger()
-
-
-def cooling_now(cooldowns: CooldownBoard) -> int:
-    """Deployments in cooldown now (read from the metrics thread: a copy of the table)."""
-    now = time.time()
-    return sum(1 for until in list(cooldowns.until.values()) if until > now)
 
 
 async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
@@ -62,10 +55,11 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     finishing = settings.on_client_disconnect == "finish"
     blobs = Blobs(await open_blobs(js, subjects.blobs_bucket), nc.max_payload)
     handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments, cooldowns, blobs)
-    worker_metrics.watch(lambda: len(in_flight), lambda: cooling_now(cooldowns))
+    worker_metrics.watch(lambda: len(in_flight))
     depth = ConsumerDepth(js, asyncio.get_running_loop(), [])  # (the request consumers, as they are made)
     if settings.metrics_port is not None:
         REGISTRY.register(depth)
+        REGISTRY.register(worker_metrics.Cooldowns(cooldowns))
         port = serve_metrics(settings.metrics_host, settings.metrics_port)
         log.info("metrics_serving", url=f"http://{settings.metrics_host}:{port}/metrics")
 

@@ -22,6 +22,7 @@ from tests.waiting import eventually_sync
 pytestmark = pytest.mark.e2e
 
 WHOLE, STREAMED = 4, 3
+FAILED = 4  # past the router's allowed_fails (3 a minute): its deployment is cooled down
 HELLO = [{"role": "user", "content": "hello"}]
 
 
@@ -78,10 +79,11 @@ def mix(stack: Stack) -> dict[str, list[str]]:
         chunks = list(raw.parse())
         assert chunks and chunks[-1].usage is not None
         ids["streamed"].append(raw.headers["x-request-id"])
-    with pytest.raises(openai.APIStatusError) as failed:
-        client.chat.completions.create(model="err-500", messages=HELLO)
-    assert failed.value.status_code >= 500
-    ids["failed"].append(failed.value.response.headers["x-request-id"])
+    for _ in range(FAILED):
+        with pytest.raises(openai.APIStatusError) as failed:
+            client.chat.completions.create(model="err-500", messages=HELLO)
+        assert failed.value.status_code >= 500
+        ids["failed"].append(failed.value.response.headers["x-request-id"])
     bad_key = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="sk-not-a-key-0000", max_retries=0)
     for _ in range(2):
         with pytest.raises(openai.AuthenticationError):
@@ -105,11 +107,12 @@ def test_the_edge_counts_every_request_once_over_its_workers(stack: Stack, mix: 
             == answered
         )
         assert (
-            value(page, "llmgw_requests_total", route="chat", model_group="err-500", provider="openai", status_class="5xx") == 1
+            value(page, "llmgw_requests_total", route="chat", model_group="err-500", provider="openai", status_class="5xx")
+            == FAILED
         )
         # refused before a model was known: no model group, no provider
         assert value(page, "llmgw_requests_total", route="chat", model_group="", provider="", status_class="4xx") == 4
-        assert value(page, "llmgw_request_duration_seconds_count", route="chat") == answered + 1 + 4
+        assert value(page, "llmgw_request_duration_seconds_count", route="chat") == answered + FAILED + 4
         assert value(page, "llmgw_time_to_first_token_seconds_count", route="chat") == STREAMED
         assert value(page, "llmgw_refusals_total", reason="auth") == 2
         assert value(page, "llmgw_refusals_total", reason="model_access") == 1
@@ -118,7 +121,7 @@ def test_the_edge_counts_every_request_once_over_its_workers(stack: Stack, mix: 
         assert value(page, "llmgw_edge_in_flight_requests") == 0
         assert value(page, "llmgw_key_map_last_update_timestamp_seconds") > 0
         # the +Inf bucket holds every observation
-        assert value(page, "llmgw_request_duration_seconds_bucket", route="chat", le="+Inf") == answered + 5
+        assert value(page, "llmgw_request_duration_seconds_bucket", route="chat", le="+Inf") == answered + FAILED + 4
     # no caller, key or request id among the labels
     labels = {name for page in pages for _, ls in page for name, _ in ls}
     assert not labels & {"key", "key_hash", "user", "user_id", "request_id", "team", "team_id"}
@@ -139,11 +142,15 @@ def test_worker_tokens_spend_and_upstream_match_the_usage_rows(stack: Stack, mix
     (deployment,) = {r["deployment_id"] for r in ok}
     assert value(page, "llmgw_upstream_duration_seconds_count", deployment=deployment) == WHOLE + STREAMED
     assert total(page, "llmgw_upstream_errors_total", deployment=deployment) == 0
-    failed = rows[mix["failed"][0]]
-    assert failed["status"] == "upstream_error"
-    assert value(page, "llmgw_upstream_errors_total", deployment=failed["deployment_id"], status_class="5xx") == 1
+    failed = [rows[i] for i in mix["failed"]]
+    assert {r["status"] for r in failed} == {"upstream_error"}
+    (broken,) = {r["deployment_id"] for r in failed}
+    assert value(page, "llmgw_upstream_errors_total", deployment=broken, status_class="5xx") == FAILED
+    assert value(page, "llmgw_upstream_duration_seconds_count", deployment=broken) == FAILED
     assert value(page, "llmgw_worker_in_flight_requests") == 0
-    assert ("llmgw_cooldowns_active", ()) in page
+    # err-500's deployment failed past allowed_fails: in cooldown; the one that answered is not
+    assert value(page, "llmgw_cooldown_active", deployment=broken) == 1
+    assert value(page, "llmgw_cooldown_active", deployment=deployment) == 0
     # the request consumers' depth, asked of JetStream on the scrape: nothing waits now
     depth = {ls: v for (n, ls), v in page.items() if n == "llmgw_jetstream_pending_messages"}
     assert depth and all(v == 0 for v in depth.values())
