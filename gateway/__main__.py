@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import shutil
 import sys
 from typing import TYPE_CHECKING
 
@@ -59,21 +60,31 @@ def main() -> None:
     except ConfigError as exc:
         print(f"llmgw edge: {exc}", file=sys.stderr)
         sys.exit(2)
-    Granian(
-        "gateway.asgi:app_from_env",
-        factory=True,
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        workers=settings.http_workers,
-        loop=Loops.uvloop,
-        http=HTTPModes.http1,
-        log_enabled=False,
-        # SIGTERM: Granian stops listening, closes idle keep-alive connections, lets responses in
-        # flight (streams) finish, then runs the app's shutdown (the edge leaves the bus). A worker
-        # process still busy after the grace and a margin for that shutdown is killed.
-        workers_kill_timeout=math.ceil(settings.shutdown_grace + SHUTDOWN_MARGIN),
-    ).serve()
+    from llmgw.metrics import prepare_multiprocess_dir
+
+    # Before Granian forks its workers (and before they import prometheus_client): /metrics
+    # answers for all of them.
+    made = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = prepare_multiprocess_dir(os.environ)
+    try:
+        Granian(
+            "gateway.asgi:app_from_env",
+            factory=True,
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.ASGI,
+            workers=settings.http_workers,
+            loop=Loops.uvloop,
+            http=HTTPModes.http1,
+            log_enabled=False,
+            # SIGTERM: Granian stops listening, closes idle keep-alive connections, lets responses in
+            # flight (streams) finish, then runs the app's shutdown (the edge leaves the bus). A worker
+            # process still busy after the grace and a margin for that shutdown is killed.
+            workers_kill_timeout=math.ceil(settings.shutdown_grace + SHUTDOWN_MARGIN),
+        ).serve()
+    finally:
+        if made:  # (a directory of the operator's is left for them)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

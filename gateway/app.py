@@ -28,6 +28,7 @@ from gateway.deployment_health import build_deployment_health_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
+from gateway.metrics import metrics
 from gateway.openapi import build_openapi_routes
 from gateway.pipeline import Pipeline
 from gateway.request_ids import add_request_id
@@ -76,6 +77,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *audio_routes.ROUTES,
             *native_api.ROUTES,
             *build_health_routes(edge),
+            metrics,
             *build_deployment_health_routes(edge),
             *admin_routes,
             *build_openapi_routes(settings),

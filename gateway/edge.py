@@ -6,6 +6,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from gateway import metrics
 from gateway.access import ModelAccess
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetGuard
@@ -68,6 +69,8 @@ class Edge:
         self.blobs = Blobs(await open_blobs(js, self.subjects.blobs_bucket), self.nc.max_payload)
         await self.responses.start(js, self.nc.max_payload)
         await self.identity.start(js)
+        metrics.key_map_updated()  # (its initial values were read)
+        self.identity.keys.listeners.append(metrics.key_map_seen)
         await self.runtime_models.start(js, self.subjects)
         await self.budgets.start(js)
         await self.cooldowns.start(self.nc)

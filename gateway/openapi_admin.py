@@ -167,6 +167,10 @@ def _health_paths() -> dict[str, Any]:
         ),
         "/health/readiness": probe("LiteLLM's readiness probe (as /health/ready, in LiteLLM's shape).", readiness),
         "/routes": probe("Every route this edge serves (LiteLLM's `/routes`).", json_ok("RouteList")),
+        "/metrics": probe(
+            "Prometheus metrics of the whole edge (all its HTTP workers), in Prometheus' text format.",
+            {"200": {"description": "The metrics.", "content": {"text/plain": {"schema": STRING}}}},
+        ),
         "/openapi.json": probe(
             "This document.", {"200": {"description": "The OpenAPI document.", "content": {JSON: {"schema": ANY_OBJECT}}}}
         ),

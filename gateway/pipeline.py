@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from gateway import admission
+from gateway import admission, metrics
 from gateway.admission import Lease
 from gateway.asgi_io import (
     Receive,
@@ -78,6 +78,7 @@ class Exchange:
         "first_reply_after",
         "lease",
         "log",
+        "model_group",
         "principal",
         "provider",
         "published",
@@ -94,6 +95,7 @@ class Exchange:
         self.principal: Principal | None = None  # once the key was checked
         self.call: Call | None = None  # once the body was read
         self.provider: str | None = None  # of the deployment first in line, once the model is known
+        self.model_group = ""  # once the model is known
         self.lease: Lease | None = None
         self.published = False  # a worker has (or will have) the request: it meters it
         self.answered_by: str | None = None
@@ -120,6 +122,7 @@ class Pipeline:
         ex = Exchange(scope)
         if self.tracer is not None:
             ex.span = RequestSpan(self.tracer, scope, ex.request_id, ex.client_request_id)
+        metrics.IN_FLIGHT.inc()
         try:
             await self._serve(ex, scope, receive, send, route)
         except GatewayError as exc:
@@ -128,9 +131,21 @@ class Pipeline:
             headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
             headers.append((b"x-request-id", ex.answer_id))
             await send_json(send, exc.status, route.error_body(exc, ex.request_id), headers)
+            if not ex.published:
+                metrics.refused(exc.status, exc.code)
             if ex.principal is not None and not ex.published and exc.status in REFUSED_STATUSES:
                 await self._refused(ex, route, exc)
         finally:
+            metrics.IN_FLIGHT.dec()
+            metrics.observe(
+                route.operation,
+                ex.model_group,
+                ex.lease.deployment.provider if ex.lease is not None else (ex.provider or ""),
+                ex.log.status,
+                time.time() - ex.started,
+                ex.first_reply_after,
+                ex.log.stream,
+            )
             if ex.lease is not None:
                 await ex.lease.abandon()  # (a no-op when the lease already ended)
                 ex.log.lease = ex.lease.end
@@ -170,6 +185,7 @@ class Pipeline:
         ex.log.model, ex.log.stream = call.model, call.stream
         target = route.target(edge, principal, call)
         ex.provider = target.candidates[0].provider if target.candidates else None
+        ex.model_group = target.model_group
         timeout = edge.settings.request_timeout if call.timeout is None else min(edge.settings.request_timeout, call.timeout)
         deadline = ex.started + timeout
         system_prompts = edge.access.system_prompts(principal, edge.identity.global_system_prompt()) if route.policies else []

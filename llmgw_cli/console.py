@@ -45,7 +45,14 @@ class Console:
     def ready(self, plan: Plan) -> None:
         models = models_served(plan.config)
         if self.json_logs:
-            log.info("llmgw_ready", url=plan.url, models=models, state_dir=str(self.state_root), nats=plan.nats_url)
+            log.info(
+                "llmgw_ready",
+                url=plan.url,
+                models=models,
+                state_dir=str(self.state_root),
+                nats=plan.nats_url,
+                metrics=dict(plan.metrics),
+            )
             return
         lines = [
             f"llmgw is ready at {plan.url}  (OpenAI-compatible: {plan.url}/v1; health: /health/ready; API: /openapi.json)",
@@ -53,6 +60,7 @@ class Console:
             f"  state   {self.state_root}  (--state-dir)",
             f"  logs    {self.logs_dir}/<component>.log",
         ]
+        lines.append("  metrics " + "; ".join(f"{name} {url}" for name, url in plan.metrics))
         if plan.nats_note:
             lines.append(f"  nats    {plan.nats_url}: {plan.nats_note}")
         lines.append(f"  stop    Ctrl-C, or kill {os.getpid()}")

@@ -60,6 +60,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     config: GatewayConfig
     url: str  # where clients reach the edge
     probe_url: str  # where `up` asks whether it is ready
+    metrics: list[tuple[str, str]] = []  # (component, its Prometheus /metrics URL)
 
 
 def nats_server_binary() -> str:
@@ -169,6 +170,9 @@ def plan(settings: UpSettings, state: StateDir, environ: Mapping[str, str] | Non
         if secret is not None:
             env["LLMGW_SECRET_KEY"] = secret
     py = sys.executable
+    url = f"http://{_client_host(settings.host)}:{settings.port}"
+    metrics_host = env.get("LLMGW_METRICS_HOST") or "127.0.0.1"
+    metrics = [("edge", f"{url}/metrics")]
     for name, module, nice in (
         ("metering", "metering", METERING_NICE),
         *((f"worker-{i}", "workers", 0) for i in range(settings.workers)),
@@ -177,6 +181,12 @@ def plan(settings: UpSettings, state: StateDir, environ: Mapping[str, str] | Non
         child_env = dict(env)
         if module != "gateway":
             child_env["LLMGW_HEARTBEAT_FILE"] = str(state.heartbeat_path(name))
+            port_env = "LLMGW_METERING_METRICS_PORT" if module == "metering" else "LLMGW_WORKER_METRICS_PORT"
+            # the operator's port for metering and a single worker; a free one otherwise
+            given = env.get(port_env, "").strip()
+            port = int(given) if given.isdigit() and (module == "metering" or settings.workers == 1) else free_port()
+            child_env[port_env] = str(port)
+            metrics.append((name, f"http://{_client_host(metrics_host)}:{port}/metrics"))
         children.append(ChildSpec(name=name, args=[py, "-m", module], env=child_env, nice=nice))
     return Plan(
         children=children,
@@ -184,6 +194,7 @@ def plan(settings: UpSettings, state: StateDir, environ: Mapping[str, str] | Non
         nats_port=nats_port,
         nats_note=nats_note,
         config=config,
-        url=f"http://{_client_host(settings.host)}:{settings.port}",
+        url=url,
+        metrics=metrics,
         probe_url=f"http://{_probe_host(settings.host)}:{settings.port}/health/ready",
     )

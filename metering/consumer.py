@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 from llmgw.bus import ensure_pull_consumer, ensure_usage_stream
 from llmgw.contracts import Subjects, UsageEvent, decode_usage
 from llmgw.tracing import start_tracing
+from metering import metrics
 from metering.insert_spans import record_insert_spans
 from metering.ledgers import LedgerSettler
 from metering.recovery import unacked_events
@@ -71,6 +72,8 @@ class UsageConsumer:
         self._msgs: list[Msg] = []
         self._events: list[UsageEvent] = []
         self._tracer = start_tracing("metering")
+        self._oldest: float | None = None  # when the oldest held event was published
+        metrics.LAG.set_function(self.lag)
 
     def request_setup(self) -> None:
         """Declare the stream and consumer again before the next fetch (after a reconnect the
@@ -151,6 +154,8 @@ class UsageConsumer:
         else:
             problem = usage_problem(event)
         if problem is None:
+            if self._oldest is None:
+                self._oldest = msg.metadata.timestamp.timestamp() if msg.metadata.timestamp else time.time()
             self._msgs.append(msg)
             self._events.append(event)
             return
@@ -206,7 +211,11 @@ class UsageConsumer:
         if self._ledgers is not None:
             stored = {id(event) for event in fresh}  # the first copy of each new request_id
             written = await self._ledgers.settle([(seq, event, id(event) in stored) for seq, event in batch])
-        return await asyncio.to_thread(self._store.insert_fresh, fresh), written
+        started = time.perf_counter()
+        inserted = await asyncio.to_thread(self._store.insert_fresh, fresh)
+        metrics.INSERT_DURATION.observe(time.perf_counter() - started)
+        metrics.ROWS.inc(inserted)
+        return inserted, written
 
     async def _keeping_alive(self, work: Awaitable[T]) -> T:
         """Run `work`, telling JetStream we are on the held messages while it runs."""
@@ -256,6 +265,12 @@ class UsageConsumer:
             log.warning("usage_ack_failed", error=str(exc) or type(exc).__name__)
         self._msgs.clear()
         self._events.clear()
+        self._oldest = None
+
+    def lag(self) -> float:
+        """Seconds the oldest held event has waited since it was published (0: none held)."""
+        oldest = self._oldest
+        return 0.0 if oldest is None else max(time.time() - oldest, 0.0)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

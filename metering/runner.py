@@ -7,9 +7,12 @@ import gc
 
 import structlog
 from nats.aio.client import Client
+from prometheus_client import REGISTRY
 
 from llmgw.bus import connect
 from llmgw.contracts import Subjects
+from llmgw.metrics import serve_metrics
+from llmgw.metrics_jetstream import ConsumerDepth
 from metering.consumer import UsageConsumer
 from metering.ledgers import LedgerSettler
 from metering.query_service import QueryService
@@ -50,6 +53,13 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
             await consumer.setup()
             await ledgers.setup()
             await QueryService(nc, subjects, store).start()
+            if settings.metrics_port is not None:
+                depth = ConsumerDepth(
+                    nc.jetstream(), asyncio.get_running_loop(), [(subjects.usage_stream, subjects.metering_consumer)]
+                )
+                REGISTRY.register(depth)
+                port = serve_metrics(settings.metrics_host, settings.metrics_port)
+                log.info("metrics_serving", url=f"http://{settings.metrics_host}:{port}/metrics")
             log.info(
                 "metering_ready",
                 clickhouse=redact_dsn(settings.clickhouse_url),

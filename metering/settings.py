@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from llmgw.config import ConfigError
+from llmgw.metrics import metrics_port_from_env
 from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
 
 CLICKHOUSE_SCHEMES = ("chdb", "http", "https")
@@ -27,6 +28,9 @@ class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
     usage_retention_days: int = 30  # max age of the usage and alerts *streams* (0 = keep forever)
     usage_ttl_days: int = 0  # TTL of the raw `usage` table rows (0 = keep forever)
     log_level: str = "info"
+    # /metrics (Prometheus) on this port of `metrics_host`; None: not served, 0: a free port
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if urlsplit(self.clickhouse_url).scheme not in CLICKHOUSE_SCHEMES:
@@ -64,6 +68,8 @@ def metering_settings_from_env(env: Mapping[str, str] | None = None) -> Metering
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
         usage_ttl_days=env_int(env, "LLMGW_USAGE_TTL_DAYS", 0),
         log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),
+        metrics_port=metrics_port_from_env(env, "LLMGW_METERING_METRICS_PORT"),
+        metrics_host=env_str(env, "LLMGW_METRICS_HOST", "127.0.0.1"),
     )
 
 

@@ -9,13 +9,17 @@ from collections.abc import Callable
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from prometheus_client import REGISTRY
 
 from llmgw import bus
 from llmgw.blobs import Blobs, open_blobs
 from llmgw.catalog import PROVIDERS
 from llmgw.contracts import Priority, Subjects, WorkerHeartbeat, decode_cancel, encode_internal
+from llmgw.metrics import serve_metrics
+from llmgw.metrics_jetstream import ConsumerDepth
 from llmgw.routing import CooldownBoard, router_settings
 from llmgw.secrets import CredentialCipher
+from workers import metrics as worker_metrics
 from workers.credentials import DeploymentTable
 from workers.handler import RequestHandler
 from workers.http_client import UpstreamClient
@@ -51,6 +55,13 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     finishing = settings.on_client_disconnect == "finish"
     blobs = Blobs(await open_blobs(js, subjects.blobs_bucket), nc.max_payload)
     handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments, cooldowns, blobs)
+    worker_metrics.watch(lambda: len(in_flight))
+    depth = ConsumerDepth(js, asyncio.get_running_loop(), [])  # (the request consumers, as they are made)
+    if settings.metrics_port is not None:
+        REGISTRY.register(depth)
+        REGISTRY.register(worker_metrics.Cooldowns(cooldowns))
+        port = serve_metrics(settings.metrics_host, settings.metrics_port)
+        log.info("metrics_serving", url=f"http://{settings.metrics_host}:{port}/metrics")
 
     def on_message(msg: Msg) -> None:
         task = asyncio.create_task(handler.handle(msg))
@@ -108,6 +119,8 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
             ack_wait=settings.ack_wait,
             max_ack_pending=max(1024, settings.concurrency * 8),
         )
+
+        depth.consumers.extend([(subjects.requests_stream, durable), (subjects.requests_stream, batch_durable)])
 
         async def interactive_waiting(durable: str = durable) -> bool:
             return (await js.consumer_info(subjects.requests_stream, durable)).num_pending > 0

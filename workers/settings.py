@@ -11,6 +11,7 @@ from typing import Literal
 import msgspec
 
 from llmgw.config import ConfigError, GatewayConfig, load_config
+from llmgw.metrics import metrics_port_from_env
 from llmgw.secrets import server_secret
 from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
 
@@ -34,6 +35,10 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     # tokens sent) or read the stream to its end ("finish": the provider's exact count is metered).
     on_client_disconnect: Literal["cancel", "finish"] = "cancel"
     log_level: str = "info"
+    # /metrics (Prometheus) on this port of `metrics_host`; None: not served, 0: a free port
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_team_label: bool = False  # tokens and spend by team as well
 
 
 ON_CLIENT_DISCONNECT = ("cancel", "finish")
@@ -64,4 +69,7 @@ def worker_settings_from_env(env: Mapping[str, str] | None = None) -> WorkerSett
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
         on_client_disconnect=on_client_disconnect_from_env(env),
         log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),
+        metrics_port=metrics_port_from_env(env, "LLMGW_WORKER_METRICS_PORT"),
+        metrics_host=env_str(env, "LLMGW_METRICS_HOST", "127.0.0.1"),
+        metrics_team_label=env_str(env, "LLMGW_METRICS_TEAM_LABEL", "false").strip().lower() in ("1", "true", "yes", "on"),
     )

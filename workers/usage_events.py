@@ -20,6 +20,7 @@ from llmgw.contracts import (
     UsageStatus,
     encode_json,
 )
+from workers import metrics
 from workers.settings import WorkerSettings
 from workers.usage import Usage, cost_of
 
@@ -144,6 +145,7 @@ class UsageRecorder:
         self.publisher = publisher
         self.subjects = subjects
         self.settings = settings
+        self.metrics = metrics.usage_metrics(settings.metrics_team_label)
 
     async def record(
         self,
@@ -155,6 +157,7 @@ class UsageRecorder:
         traceparent: str | None = None,
     ) -> None:
         event = usage_event(request, attempt, deployment, outcome, latency_ms, self.settings.worker_id)
+        self.metrics.observe(event)
         subject = self.subjects.usage(deployment.provider, outcome.status)
         payload = encode_json(event)
         headers = {MSG_ID_HEADER: request.request_id}

@@ -134,6 +134,7 @@ OPERATIONS = [
     "GET /health/liveliness",
     "GET /health/readiness",
     "GET /routes",
+    "GET /metrics",
     "GET /openapi.json",
 ]
 
@@ -193,6 +194,7 @@ def fuzz(strategy, session, key: str = MASTER_KEY) -> list[int]:
 # Operations that take no input have no invalid input to send.
 WITHOUT_INPUT = (
     "GET /v1/models",
+    "GET /metrics",
     "GET /health/live",
     "GET /health/ready",
     "GET /health/liveliness",

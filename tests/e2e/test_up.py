@@ -44,6 +44,14 @@ def test_up_serves_meters_and_stops_cleanly(upstream, tmp_path: Path):
         assert f"{READY_LINE}http://127.0.0.1:{port}" in console
         assert "models  gpt-4" in console and f"state   {up.state_dir}" in console and "stop    Ctrl-C" in console
         assert "logs    " in console and str(up.state_dir / "logs") in console
+        # ... and where each process serves its Prometheus metrics: every one of them answers.
+        (metrics_line,) = [line for line in console.splitlines() if line.startswith("  metrics ")]
+        scraped = dict(part.split(" ", 1) for part in metrics_line.removeprefix("  metrics ").split("; "))
+        assert set(scraped) == {"edge", "metering", "worker-0"} and scraped["edge"] == f"{up.base_url}/metrics"
+        for name, url in scraped.items():
+            page = httpx.get(url, timeout=10)
+            assert page.status_code == 200 and "llmgw_" in page.text, name
+        assert "llmgw_requests_total{" in httpx.get(scraped["edge"], timeout=10).text
         # The components' logs are files of JSON lines; nats-server's banner is in its own.
         assert "Starting nats-server" in up.log("nats-server") and "[INF]" not in console
         assert '"event":"edge_started"' in up.log("edge")
