@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
@@ -101,7 +102,9 @@ def test_the_worker_plan_retries_each_deployment_then_moves_on_and_skips_cooled_
             return self.table.get(dep_id)
 
     board = CooldownBoard(Subjects("t"), RouterSettings())
-    handler = RequestHandler(None, None, Subjects("t"), None, {"openai": object()}, Table(), board, None)  # type: ignore[arg-type]
+    handler = RequestHandler(
+        None, None, Subjects("t"), SimpleNamespace(metrics_team_label=False), {"openai": object()}, Table(), board, None
+    )  # type: ignore[arg-type]
     request = UpstreamRequest(
         request_id="r",
         reply_to="x",
