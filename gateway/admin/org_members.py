@@ -14,6 +14,7 @@ import msgspec
 from litestar import Request, Response, delete, patch, post
 from msgspec import UNSET, UnsetType
 
+from gateway.admin import member_refs
 from gateway.admin.common import caller, json_response, render
 from gateway.admin.organizations import OrgService, org_admin_of
 from gateway.admin.params import bad_param, decode_body
@@ -68,24 +69,11 @@ def build_org_member_routes(edge: Edge, service: OrgService) -> list:
     orgs = lambda: edge.identity.orgs  # noqa: E731 - the view exists once the edge started
 
     def member_id(user_id: str | None, user_email: str | None) -> str:
-        if user_id:
-            return user_id
-        if not user_email:
-            raise bad_param("member", "each member needs a `user_id` or a `user_email`")
-        existing = edge.identity.user_by_email(user_email)
-        return existing.user_id if existing is not None else user_email.strip()
+        return member_refs.member_id(edge.identity, user_id, user_email)
 
     def named(org: OrganizationRecord, ref: OrgMemberRef) -> str:
         """The user id of the member `ref` names; 404 when it is no member of the organization."""
-        if ref.user_id:
-            user_id: str | None = ref.user_id
-        elif ref.user_email:
-            wanted = ref.user_email.strip().lower()
-            listed = next((m for m in org.members if (m.user_email or "").strip().lower() == wanted), None)
-            user = edge.identity.user_by_email(ref.user_email)
-            user_id = listed.user_id if listed is not None else (user.user_id if user is not None else None)
-        else:
-            raise bad_param("user_id", "give the member's `user_id` or `user_email`")
+        user_id = member_refs.listed_member_id(edge.identity, org.members, ref.user_id, ref.user_email)
         if not user_id or org.member(user_id) is None:
             raise not_found(f"member {ref.user_id or ref.user_email!r} of organization {org.organization_id!r}")
         return user_id

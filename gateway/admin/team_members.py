@@ -14,6 +14,7 @@ import msgspec
 from litestar import Request, Response, post
 from msgspec import UNSET, UnsetType
 
+from gateway.admin import member_refs
 from gateway.admin.common import caller, json_response, known_budget, render
 from gateway.admin.params import bad_param, decode_body
 from gateway.admin.store import not_found
@@ -76,27 +77,12 @@ async def member_budget(edge: Edge, service: TeamService, team: TeamRecord, user
 
 def build_member_routes(edge: Edge, service: TeamService) -> list:
     def member_id(user_id: str | None, user_email: str | None) -> str:
-        """The user a member names: its `user_id`, else the user with that e-mail address, else a
-        new user whose id is the address (so concurrent calls naming one new address make one user)."""
-        if user_id:
-            return user_id
-        if not user_email:
-            raise bad_param("member", "each member needs a `user_id` or a `user_email`")
-        existing = edge.identity.user_by_email(user_email)
-        return existing.user_id if existing is not None else user_email.strip()
+        return member_refs.member_id(edge.identity, user_id, user_email)
 
     def named(team: TeamRecord, ref: MemberRef) -> str:
         """The user id of the member `ref` names (by id, or by e-mail address); 404 when it is no
         member of the team."""
-        if ref.user_id:
-            user_id: str | None = ref.user_id
-        elif ref.user_email:
-            wanted = ref.user_email.strip().lower()
-            listed = next((m for m in team.members_with_roles if (m.user_email or "").strip().lower() == wanted), None)
-            user = edge.identity.user_by_email(ref.user_email)
-            user_id = listed.user_id if listed is not None else (user.user_id if user is not None else None)
-        else:
-            raise bad_param("user_id", "give the member's `user_id` or `user_email`")
+        user_id = member_refs.listed_member_id(edge.identity, team.members_with_roles, ref.user_id, ref.user_email)
         if not user_id or team.member(user_id) is None:
             raise not_found(f"member {ref.user_id or ref.user_email!r} of team {team.team_id!r}")
         return user_id

@@ -3,13 +3,14 @@ three edges, the calls they make and the keys they were given."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import yaml
 
-from tests.e2e.stack import MASTER_KEY, write_config
+from tests.e2e.stack import MASTER_KEY, Stack, write_config
 from tests.waiting import eventually_sync
 
 PREFIX = "e2ekeys"
@@ -125,3 +126,25 @@ def when(iso: str | None) -> float | None:
 
 
 # --- /key/generate and /key/info -------------------------------------------------------------
+
+
+def start_spend_stack(root: Path, nats_url: str, prefix: str, upstream, config: Path) -> Stack:
+    """A one-edge stack on `config`, returned once metering answers spend queries (the admin
+    modules that read spend wait for that); stopped again if it does not come up."""
+    stack = Stack(root, nats_url, prefix, upstream, {"LLMGW_CONFIG": str(config)})
+    try:
+        stack.start()
+        eventually_sync(
+            lambda: httpx.get(f"{stack.base_url}/spend/logs", headers=auth(MASTER_KEY), timeout=15).status_code == 200,
+            "metering to answer spend queries",
+            timeout=60,
+        )
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def uid(prefix: str) -> str:
+    """A name no other test of the run uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

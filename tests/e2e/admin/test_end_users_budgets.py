@@ -6,16 +6,14 @@ refusal. One edge, a worker and metering on a real nats-server (this module's ow
 
 from __future__ import annotations
 
-import uuid
-
 import anthropic
 import httpx
 import openai
 import pytest
 import yaml
 
-from tests.e2e.admin.support import HELLO, PREFIX, admin, auth, error_of, generate, write_keys_config
-from tests.e2e.stack import MASTER_KEY, Stack
+from tests.e2e.admin.support import HELLO, PREFIX, admin, auth, error_of, generate, start_spend_stack, uid, write_keys_config
+from tests.e2e.stack import MASTER_KEY
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -28,23 +26,9 @@ def stack(nats_server, upstream, tmp_path_factory):
     settings = yaml.safe_load(config.read_text())
     settings["general_settings"]["user_header_name"] = "X-OpenWebUI-User-Id"  # as Open WebUI sends it
     config.write_text(yaml.safe_dump(settings, sort_keys=False))
-    s = Stack(root, nats_server.url, PREFIX + "eu", upstream, {"LLMGW_CONFIG": str(config)})
-    try:
-        s.start()
-        eventually_sync(
-            lambda: httpx.get(f"{s.base_url}/spend/logs", headers=auth(MASTER_KEY), timeout=15).status_code == 200,
-            "metering to answer spend queries",
-            timeout=60,
-        )
-    except BaseException:
-        s.stop()
-        raise
+    s = start_spend_stack(root, nats_server.url, PREFIX + "eu", upstream, config)
     yield s
     s.stop()
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def get(http, stack, path: str, caller: str | None = MASTER_KEY, **params) -> httpx.Response:

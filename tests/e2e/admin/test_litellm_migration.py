@@ -7,7 +7,6 @@ blocked teams. One edge, a worker and metering on a real nats-server (this modul
 from __future__ import annotations
 
 import json
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -15,8 +14,20 @@ import openai
 import pytest
 
 import llmgw
-from tests.e2e.admin.support import HELLO, PLAINTEXTS, PREFIX, admin, auth, chat, error_of, generate, write_keys_config
-from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY, Stack
+from tests.e2e.admin.support import (
+    HELLO,
+    PLAINTEXTS,
+    PREFIX,
+    admin,
+    auth,
+    chat,
+    error_of,
+    generate,
+    start_spend_stack,
+    uid,
+    write_keys_config,
+)
+from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -26,24 +37,9 @@ pytestmark = pytest.mark.e2e
 def stack(nats_server, upstream, tmp_path_factory):
     root = tmp_path_factory.mktemp("litellm-stack")
     config = write_keys_config(root / "keys.yaml", upstream.base_url, {})
-    s = Stack(root, nats_server.url, PREFIX + "mig", upstream, {"LLMGW_CONFIG": str(config)})
-    try:
-        s.start()
-        # Spend is read through metering's query service: wait until it answers.
-        eventually_sync(
-            lambda: httpx.get(f"{s.base_url}/spend/logs", headers=auth(MASTER_KEY), timeout=15).status_code == 200,
-            "metering to answer spend queries",
-            timeout=60,
-        )
-    except BaseException:
-        s.stop()
-        raise
+    s = start_spend_stack(root, nats_server.url, PREFIX + "mig", upstream, config)
     yield s
     s.stop()
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def new_user(http, stack, **params) -> dict:
