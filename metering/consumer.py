@@ -12,6 +12,10 @@ after JetStream's de-duplication window) adds nothing, and a redelivery of a set
 inserted message is skipped by the ledgers' `applied_seq`. That rule needs each ledger to see
 events in stream order, so at start the messages a crashed predecessor left unacked are read from
 the stream and settled first (metering/recovery.py), before anything newer.
+
+A message holds one event or a worker's batch of them (metering/usage_messages.py); each event is
+placed by (stream sequence, index in its message), and a message is always held, settled and acked
+whole.
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from llmgw.bus import ensure_pull_consumer, ensure_usage_stream
-from llmgw.contracts import Subjects, UsageEvent, decode_usage
+from llmgw.contracts import Subjects
 from llmgw.tracing import start_tracing
 from metering import metrics
 from metering.insert_spans import record_insert_spans
 from metering.ledgers import LedgerSettler
 from metering.recovery import unacked_events
-from metering.rows import usage_problem
 from metering.store import UsageStore
+from metering.usage_messages import HeldEvent, message_events
 
 log = structlog.get_logger()
 
@@ -71,7 +75,7 @@ class UsageConsumer:
         self._sub: JetStreamContext.PullSubscription | None = None
         self._needs_setup = False
         self._msgs: list[Msg] = []
-        self._events: list[UsageEvent] = []
+        self._events: list[HeldEvent] = []  # the events of the held messages
         self._tracer = start_tracing("metering", tracing)
         self._oldest: float | None = None  # when the oldest held event was published
         metrics.LAG.set_function(self.lag)
@@ -147,20 +151,19 @@ class UsageConsumer:
         return True
 
     async def _take(self, msg: Msg) -> None:
-        problem: str | None
+        seq = msg.metadata.sequence.stream
         try:
-            event = decode_usage(msg.data)
+            held, problems = message_events(self._subjects, msg.subject, seq, msg.data, msg.headers)
         except msgspec.DecodeError as exc:
-            problem = str(exc)
-        else:
-            problem = usage_problem(event)
-        if problem is None:
+            held, problems = [], [str(exc)]
+        for problem in problems:  # (the valid events of a batch are kept)
+            log.warning("usage_event_rejected", subject=msg.subject, seq=seq, error=problem)
+        if held:
             if self._oldest is None:
                 self._oldest = msg.metadata.timestamp.timestamp() if msg.metadata.timestamp else time.time()
             self._msgs.append(msg)
-            self._events.append(event)
+            self._events.extend(held)
             return
-        log.warning("usage_event_rejected", subject=msg.subject, seq=msg.metadata.sequence.stream, error=problem)
         try:
             await msg.term()
         except Exception as exc:
@@ -173,7 +176,7 @@ class UsageConsumer:
             started = time.perf_counter()
             started_ns = time.time_ns()
             try:
-                inserted, ledgers = await self._keeping_alive(self._store_batch(self._batch()))
+                inserted, ledgers = await self._keeping_alive(self._store_batch(self._events))
             except Exception as exc:
                 attempt += 1
                 error = str(exc) or type(exc).__name__
@@ -187,7 +190,7 @@ class UsageConsumer:
                 continue
             rows = len(self._events)
             if self._tracer is not None:
-                record_insert_spans(self._tracer, self._msgs, self._events, started_ns, inserted)
+                record_insert_spans(self._tracer, self._events, started_ns, inserted)
             await self._settle(ack=True)
             log.info(
                 "usage_batch_flushed",
@@ -198,20 +201,18 @@ class UsageConsumer:
             )
             return
 
-    def _batch(self) -> list[tuple[int, UsageEvent]]:
-        return [(msg.metadata.sequence.stream, event) for msg, event in zip(self._msgs, self._events, strict=True)]
-
-    async def _store_batch(self, batch: list[tuple[int, UsageEvent]]) -> tuple[int, int]:
+    async def _store_batch(self, batch: list[HeldEvent]) -> tuple[int, int]:
         """Settle the ledgers, then insert the new rows; (rows inserted, ledgers written).
 
-        Idempotent: running it again on the same batch (a retry, a redelivery) changes nothing.
+        `batch` holds whole messages. Idempotent: running it again on the same batch (a retry, a
+        redelivery) changes nothing.
         """
-        batch = sorted(batch, key=lambda b: b[0])
-        fresh = await asyncio.to_thread(self._store.fresh_events, [event for _, event in batch])
+        batch = sorted(batch, key=lambda b: (b.seq, b.position))
+        fresh = await asyncio.to_thread(self._store.fresh_events, [held.event for held in batch])
         written = 0
         if self._ledgers is not None:
             stored = {id(event) for event in fresh}  # the first copy of each new request_id
-            written = await self._ledgers.settle([(seq, event, id(event) in stored) for seq, event in batch])
+            written = await self._ledgers.settle([(h.seq, h.position, h.event, id(h.event) in stored) for h in batch])
         started = time.perf_counter()
         inserted = await asyncio.to_thread(self._store.insert_fresh, fresh)
         metrics.INSERT_DURATION.observe(time.perf_counter() - started)

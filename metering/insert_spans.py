@@ -1,27 +1,24 @@
 """The metering span of each request (when tracing is on, see llmgw/tracing.py): the insert of the
-batch that stored its usage row, a child of the worker's span named by the usage message's
-`traceparent` header. A batch's spans are made after its insert returned, with its start and end."""
+batch that stored its usage row, a child of the worker's span named by the event's `traceparent`
+(the header of a single-event message, the batch's own list for a worker's batch). A batch's spans are made after its insert returned, with its start and end."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
 
-from nats.aio.msg import Msg
-
-from llmgw.contracts import TRACEPARENT_HEADER, UsageEvent
 from llmgw.tracing import parent_context
+from metering.usage_messages import HeldEvent
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
 
-def record_insert_spans(tracer: Tracer, msgs: list[Msg], events: list[UsageEvent], started_ns: int, inserted: int) -> None:
+def record_insert_spans(tracer: Tracer, events: list[HeldEvent], started_ns: int, inserted: int) -> None:
     """One span per traced event of the batch just stored (events with no trace context: none)."""
     ended_ns = time.time_ns()
-    for msg, event in zip(msgs, events, strict=True):
-        value = (msg.headers or {}).get(TRACEPARENT_HEADER)
-        parent = parent_context(value)
+    for _, _, event, traceparent in events:
+        parent = parent_context(traceparent)
         if parent is None:
             continue
         span = tracer.start_span(

@@ -2,10 +2,16 @@
 
 For every ledger a batch of usage events names, one compare-and-set: events at or below the
 ledger's `applied_seq` (their usage-stream sequence) were settled before and are skipped; the others
-release their reservation and, if they are the copy of their request that ClickHouse stores
+(in order of stream sequence, then index in their message: a worker's message holds a batch of
+events) release their reservation and, if they are the copy of their request that ClickHouse stores
 (`counts`), add their cost to the ledger's period. A crossed soft budget is published as a
 `BudgetAlert` once per period (JetStream, de-duplicated by ledger and period) before the CAS that
 records it, so a crash in between cannot lose it.
+
+`applied_seq` names a whole message: every batch handed to `settle` holds whole messages, so the
+events of one message that touch a ledger are settled in the same write, and a ledger written
+before messages held several events reads the same. The same message twice in one batch (a
+redelivery while it was held) is settled once.
 
 The consumer calls `settle` before inserting the batch into ClickHouse, and acks only after both;
 see metering/consumer.py for why that order makes settling exact.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sys
 import time
 from collections.abc import Iterable, Sequence
 
@@ -46,6 +53,7 @@ class LedgerItem(msgspec.Struct, frozen=True):
     model_group: str
     ref: LedgerRef
     counts: bool  # this message is the copy of its request that ClickHouse stores: its cost counts
+    index: int = 0  # the event's place in its message (a worker's batch)
 
 
 class Pending(msgspec.Struct, frozen=True):
@@ -68,12 +76,13 @@ def _kv_id(encoded: str) -> str:
     return base64.urlsafe_b64decode(encoded[1:].encode()).decode()
 
 
-def ledger_items(batch: Iterable[tuple[int, UsageEvent, bool]]) -> dict[str, list[LedgerItem]]:
-    """Group a batch of (seq, event, counts) by the ledgers the events name, in sequence order."""
+def ledger_items(batch: Iterable[tuple[int, int, UsageEvent, bool]]) -> dict[str, list[LedgerItem]]:
+    """Group a batch of (seq, index, event, counts) by the ledgers the events name, in (seq, index)
+    order."""
     grouped: dict[str, list[LedgerItem]] = {}
-    for seq, event, counts in sorted(batch, key=lambda b: b[0]):
+    for seq, index, event, counts in sorted(batch, key=lambda b: (b[0], b[1])):
         for key, ref in event.ledgers.items():
-            item = LedgerItem(seq, event.request_id, event.cost, event.model_group, ref, counts)
+            item = LedgerItem(seq, event.request_id, event.cost, event.model_group, ref, counts, index)
             grouped.setdefault(key, []).append(item)
     return grouped
 
@@ -81,16 +90,19 @@ def ledger_items(batch: Iterable[tuple[int, UsageEvent, bool]]) -> dict[str, lis
 def apply_items(
     ledger: BudgetLedger | None, items: Sequence[LedgerItem], now: float, key: str
 ) -> tuple[BudgetLedger | None, Pending | None]:
-    """The ledger after `items` (None if nothing changes) and the soft alert to publish, if any."""
+    """The ledger after `items` (in (seq, index) order; None if nothing changes) and the soft alert
+    to publish, if any."""
     current = ledger or BudgetLedger()
-    spent, period, applied = current.spent, current.period, current.applied_seq
+    spent, period = current.spent, current.period
+    last = (current.applied_seq, sys.maxsize)  # every event of the message at applied_seq is settled
     model_spend = dict(current.model_spend)
     reservations = dict(current.reservations)
     changed = ledger is None
     last_ref: LedgerRef | None = None
     for item in items:
-        if item.seq <= applied:
-            continue  # settled before (a redelivery, a restart)
+        if (item.seq, item.index) <= last:
+            continue  # settled before (a redelivery, a restart), or a second copy in this batch
+        last = (item.seq, item.index)
         changed = True
         reservations.pop(item.request_id, None)
         if item.ref.period > period:
@@ -100,7 +112,6 @@ def apply_items(
             if item.counts:
                 spent += item.cost
                 model_spend[item.model_group] = model_spend.get(item.model_group, 0.0) + item.cost
-        applied = item.seq
     expired = [rid for rid, r in reservations.items() if r.expires_at <= now]
     for rid in expired:
         del reservations[rid]
@@ -126,7 +137,7 @@ def apply_items(
         period=period,
         reservations=reservations,
         model_spend=model_spend,
-        applied_seq=applied,
+        applied_seq=last[0],
         soft_alerted_period=alerted,
         updated_at=now,
     )
@@ -148,8 +159,9 @@ class LedgerSettler:
         self._kv = await open_bucket(self._js, self._subjects.budgets_bucket)
         await ensure_alerts_stream(self._js, self._subjects, self._alerts_max_age)
 
-    async def settle(self, batch: Sequence[tuple[int, UsageEvent, bool]]) -> int:
-        """Settle a batch of (stream seq, event, counts); return how many ledgers were written."""
+    async def settle(self, batch: Sequence[tuple[int, int, UsageEvent, bool]]) -> int:
+        """Settle a batch of (stream seq, index in message, event, counts) holding whole messages;
+        return how many ledgers were written."""
         grouped = ledger_items(batch)
         if not grouped:
             return 0

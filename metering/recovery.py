@@ -16,16 +16,17 @@ import structlog
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from llmgw.contracts import Subjects, UsageEvent, decode_usage
-from metering.rows import usage_problem
+from llmgw.contracts import Subjects
+from metering.usage_messages import HeldEvent, message_events
 
 log = structlog.get_logger()
 
 READ_CONCURRENCY = 64
 
 
-async def unacked_events(js: JetStreamContext, subjects: Subjects, batch_size: int) -> list[list[tuple[int, UsageEvent]]]:
-    """Batches of (stream seq, event) above the ack floor, up to the last delivered; [] if none."""
+async def unacked_events(js: JetStreamContext, subjects: Subjects, batch_size: int) -> list[list[HeldEvent]]:
+    """Batches of the events above the ack floor, up to the last delivered, in stream order; [] if
+    none. A message's events stay in one batch (a ledger settles a message in one write)."""
     info = await js.consumer_info(subjects.usage_stream, subjects.metering_consumer)
     if not info.num_ack_pending or info.delivered is None:
         return []
@@ -36,17 +37,25 @@ async def unacked_events(js: JetStreamContext, subjects: Subjects, batch_size: i
     log.info("usage_unacked_found", pending=info.num_ack_pending, from_seq=low + 1, to_seq=high)
     limit = asyncio.Semaphore(READ_CONCURRENCY)
 
-    async def read(seq: int) -> tuple[int, UsageEvent] | None:
+    async def read(seq: int) -> list[HeldEvent]:
         async with limit:
             try:
                 raw = await js.get_msg(subjects.usage_stream, seq=seq)
             except NotFoundError:  # deleted, or aged out of the stream
-                return None
+                return []
         try:
-            event = decode_usage(raw.data or b"")
+            held, _ = message_events(subjects, raw.subject or "", seq, raw.data or b"", raw.headers)
         except msgspec.DecodeError:
-            return None  # the consumer terminates it when it comes again
-        return None if usage_problem(event) else (seq, event)
+            return []  # the consumer terminates it when it comes again
+        return held
 
-    found = [item for item in await asyncio.gather(*(read(s) for s in range(low + 1, high + 1))) if item]
-    return [found[i : i + batch_size] for i in range(0, len(found), batch_size)]
+    batches: list[list[HeldEvent]] = []
+    batch: list[HeldEvent] = []
+    for held in await asyncio.gather(*(read(s) for s in range(low + 1, high + 1))):
+        if batch and len(batch) + len(held) > batch_size:
+            batches.append(batch)
+            batch = []
+        batch.extend(held)
+    if batch:
+        batches.append(batch)
+    return batches

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
-import structlog
 
 from llmgw.bus import AckedPublisher
 from llmgw.config import Deployment
 from llmgw.contracts import (
-    MSG_ID_HEADER,
-    TRACEPARENT_HEADER,
     Subjects,
     Units,
     UpstreamRequest,
     UsageEvent,
     UsageSource,
     UsageStatus,
-    encode_json,
 )
 from workers import metrics
 from workers.settings import WorkerSettings
 from workers.usage import Usage, cost_of
-
-log = structlog.get_logger()
+from workers.usage_batches import UsageBatcher
 
 NO_UNITS = Units()
-
-USAGE_PUBLISH_TIMEOUT = 5.0  # seconds to wait for JetStream to store a usage event (then retry)
 
 
 def source_of(usage: Usage) -> str:
@@ -138,14 +129,14 @@ def usage_event(
 
 
 class UsageRecorder:
-    """Publishes each request's usage event to JetStream, retrying until it is stored (the
-    request's message is acked only after that, so usage is never lost with a worker)."""
+    """Publishes each request's usage event to JetStream (in a batch with those of the requests
+    that finish close to it), retrying until it is stored: the request's message is acked only
+    after that, so usage is never lost with a worker."""
 
     def __init__(self, publisher: AckedPublisher, subjects: Subjects, settings: WorkerSettings) -> None:
-        self.publisher = publisher
-        self.subjects = subjects
         self.settings = settings
         self.metrics = metrics.usage_metrics(settings.metrics_team_label)
+        self.batcher = UsageBatcher(publisher, subjects.usage_batch)
 
     async def record(
         self,
@@ -158,17 +149,4 @@ class UsageRecorder:
     ) -> None:
         event = usage_event(request, attempt, deployment, outcome, latency_ms, self.settings.worker_id)
         self.metrics.observe(event)
-        subject = self.subjects.usage(deployment.provider, outcome.status)
-        payload = encode_json(event)
-        headers = {MSG_ID_HEADER: request.request_id}
-        if traceparent is not None:
-            headers[TRACEPARENT_HEADER] = traceparent
-        delay = 0.1
-        while True:
-            try:
-                await self.publisher.publish(subject, payload, headers, USAGE_PUBLISH_TIMEOUT)
-                return
-            except Exception as exc:
-                log.warning("usage_publish_retry", request_id=request.request_id, error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        await self.batcher.add(event, traceparent)

@@ -110,7 +110,8 @@ class Subjects:
         return f"{self.prefix}.worker.heartbeat.*"
 
     # Usage events: a JetStream stream with limits retention (many readers).
-    # Subject: <prefix>.usage.<provider>.<status>
+    # Subjects: <prefix>.usage.<provider>.<status> (one UsageEvent: the edge's refusals, and what
+    # older workers published) and <prefix>.usage.batch (a UsageBatch: what a worker publishes).
     @property
     def usage_stream(self) -> str:
         return f"{self._stream_prefix}_USAGE"
@@ -121,6 +122,11 @@ class Subjects:
 
     def usage(self, provider: str, status: str) -> str:
         return f"{self.prefix}.usage.{provider}.{status}"
+
+    @property
+    def usage_batch(self) -> str:
+        """One token after `usage`, so no `<provider>.<status>` subject is ever taken for it."""
+        return f"{self.prefix}.usage.batch"
 
     @property
     def metering_consumer(self) -> str:

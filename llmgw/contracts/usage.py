@@ -1,5 +1,8 @@
-"""Usage events: one per request, JSON on `<prefix>.usage.<provider>.<status>` (a public contract:
-any program may subscribe to them)."""
+"""Usage events: one per request, JSON (a public contract: any program may subscribe to them).
+
+A worker publishes the events of the requests it finished close together as one `UsageBatch` on
+`<prefix>.usage.batch`; the edge publishes each refusal as one `UsageEvent` on
+`<prefix>.usage.<provider>.refused` (and older workers published every event that way)."""
 
 from __future__ import annotations
 
@@ -73,6 +76,38 @@ class UsageEvent(msgspec.Struct, frozen=True, kw_only=True):
     ledgers: dict[str, LedgerRef] = {}  # copied from the request: where metering settles the cost
 
 
-decode_usage = msgspec.json.Decoder(UsageEvent).decode
+class UsageBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Usage events in one message, in the order the worker took them (each still counted once by
+    its `request_id`)."""
 
-__all__ = ["UsageEvent", "UsageSource", "UsageStatus", "decode_usage"]
+    events: list[UsageEvent]
+    # The `traceparent` of each event's request, by index; empty when no event of the batch is traced.
+    traceparents: list[str | None] = []
+
+    def traceparent(self, index: int) -> str | None:
+        return self.traceparents[index] if index < len(self.traceparents) else None
+
+
+decode_usage = msgspec.json.Decoder(UsageEvent).decode
+decode_usage_batch = msgspec.json.Decoder(UsageBatch).decode
+
+
+def decode_usage_message(batched: bool, data: bytes, traceparent: str | None) -> list[tuple[UsageEvent, str | None]]:
+    """(event, traceparent) of each event of a usage-stream message: a `UsageBatch` when `batched`
+    (it came on `Subjects.usage_batch`), else one `UsageEvent` traced by the message's header.
+    Raises msgspec.DecodeError."""
+    if not batched:
+        return [(decode_usage(data), traceparent)]
+    batch = decode_usage_batch(data)
+    return [(event, batch.traceparent(i)) for i, event in enumerate(batch.events)]
+
+
+__all__ = [
+    "UsageBatch",
+    "UsageEvent",
+    "UsageSource",
+    "UsageStatus",
+    "decode_usage",
+    "decode_usage_batch",
+    "decode_usage_message",
+]

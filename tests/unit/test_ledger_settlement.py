@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmgw.contracts import BudgetLedger, LedgerKind, LedgerRef, Reservation, ledger_key
-from metering.ledgers import LedgerItem, apply_items, parse_ledger_key
+from llmgw.contracts import BudgetLedger, LedgerKind, LedgerRef, Reservation, UsageEvent, ledger_key
+from metering.ledgers import LedgerItem, apply_items, ledger_items, parse_ledger_key
 
 pytestmark = pytest.mark.unit
 
@@ -64,3 +64,53 @@ def test_a_soft_budget_alerts_once_per_period() -> None:
     assert pending is None and again.spent == pytest.approx(0.9)
     _, pending = apply_items(again, [item(4, 0.6, period=1, soft=0.5)], NOW, KEY)
     assert pending.alert.period == 1 and pending.msg_id.endswith(".1")
+
+
+# A worker's message holds a batch of events: each is placed by (stream seq, index in its message).
+
+
+def in_batch(seq: int, index: int, cost: float, counts: bool = True) -> LedgerItem:
+    return LedgerItem(seq, f"r{seq}.{index}", cost, "gpt-4", LedgerRef(period=0), counts, index)
+
+
+def test_every_event_of_one_message_is_settled_and_the_message_is_applied() -> None:
+    reserved = {f"r8.{i}": Reservation(1.0, NOW + 60) for i in range(3)}
+    updated, _ = apply_items(
+        BudgetLedger(applied_seq=7, reservations=reserved), [in_batch(8, i, 0.25) for i in range(3)], NOW, KEY
+    )
+    assert (updated.spent, updated.model_spend, updated.reservations, updated.applied_seq) == (0.75, {"gpt-4": 0.75}, {}, 8)
+
+
+def test_a_redelivered_batch_changes_nothing() -> None:
+    once, _ = apply_items(None, [in_batch(8, 0, 0.5), in_batch(8, 1, 0.25)], NOW, KEY)
+    assert apply_items(once, [in_batch(8, 0, 0.5), in_batch(8, 1, 0.25)], NOW, KEY) == (None, None)
+
+
+def test_a_message_held_twice_in_one_batch_is_settled_once() -> None:
+    items = [in_batch(8, 0, 0.5), in_batch(8, 0, 0.5), in_batch(8, 1, 0.25), in_batch(8, 1, 0.25, counts=False)]
+    updated, _ = apply_items(None, items, NOW, KEY)
+    assert (updated.spent, updated.applied_seq) == (0.75, 8)
+
+
+def test_a_ledger_written_from_single_events_reads_the_same() -> None:
+    # applied_seq 10 was written when every message held one event: message 10 is not applied
+    # again, the batch of message 11 is applied whole.
+    old = BudgetLedger(spent=1.0, applied_seq=10)
+    updated, _ = apply_items(old, [item(10, 5.0), in_batch(11, 0, 0.5), in_batch(11, 1, 0.25)], NOW, KEY)
+    assert (updated.spent, updated.applied_seq) == (1.75, 11)
+
+
+def usage(request_id: str) -> UsageEvent:
+    fields = dict(
+        request_id=request_id, ts=NOW, key_hash="k", operation="chat", model_group="gpt-4", deployment_id="d",
+        provider="openai", upstream_model="gpt-4o", latency_ms=1.0, status="success", http_status=200,
+        usage_source="provider", stream=False, cost=0.1, ledgers={KEY: LedgerRef(period=0)},
+    )  # fmt: skip
+    return UsageEvent(**fields)
+
+
+def test_ledger_items_order_by_sequence_then_index() -> None:
+    places = ((9, 1), (8, 2), (9, 0), (8, 0), (8, 1))
+    grouped = ledger_items([(seq, index, usage(f"r{seq}.{index}"), True) for seq, index in places])
+    assert [(i.seq, i.index) for i in grouped[KEY]] == [(8, 0), (8, 1), (8, 2), (9, 0), (9, 1)]
+    assert [i.request_id for i in grouped[KEY]] == ["r8.0", "r8.1", "r8.2", "r9.0", "r9.1"]
