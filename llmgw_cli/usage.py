@@ -20,7 +20,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from llmgw.contracts import QueryResult, Subjects
+from llmgw.contracts import QueryResult, Subjects, decode_usage_batch, encode_json
 from llmgw.metering_query import query_metering
 from llmgw_cli.output import format_table, json_text
 from llmgw_cli.sql_files import describe_missing, missing
@@ -82,9 +82,11 @@ async def _tail(args: argparse.Namespace) -> int:
     try:
         js = nc.jetstream()
         # An ephemeral consumer of new events only, gone when we are (ordered: no acks, no gaps).
+        # Every usage subject: a worker's batches travel on one subject, whatever their events'
+        # provider and status.
         try:
             sub = await js.subscribe(
-                subjects.usage(args.provider, args.status),
+                subjects.usage_wildcard,
                 stream=subjects.usage_stream,
                 ordered_consumer=True,
                 config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.NONE),
@@ -106,12 +108,29 @@ async def _tail(args: argparse.Namespace) -> int:
                     print("llmgw: lost the connection to NATS", file=sys.stderr)
                     return 1
                 continue
-            sys.stdout.write(event_line(msg.data) + "\n")
+            for line in event_lines(subjects, msg.subject, msg.data, args.provider, args.status):
+                if args.count and seen >= args.count:
+                    break
+                sys.stdout.write(line + "\n")
+                seen += 1
             sys.stdout.flush()
-            seen += 1
         return 0
     finally:
         await nc.close()
+
+
+def event_lines(subjects: Subjects, subject: str, data: bytes, provider: str, status: str) -> list[str]:
+    """The lines of one usage message's events (a worker's batch holds several) of `provider` and
+    `status` ("*": any)."""
+    if subject != subjects.usage_batch:
+        _, _, rest = subject.partition(f"{subjects.prefix}.usage.")
+        on_provider, _, on_status = rest.partition(".")
+        return [event_line(data)] if provider in ("*", on_provider) and status in ("*", on_status) else []
+    try:
+        events = decode_usage_batch(data).events
+    except msgspec.DecodeError:
+        return [data.decode("utf-8", errors="replace")]
+    return [event_line(encode_json(e)) for e in events if provider in ("*", e.provider) and status in ("*", e.status)]
 
 
 def event_line(data: bytes) -> str:
