@@ -111,10 +111,10 @@ def outside_groups(fake_pid: int, profilers: list[int]) -> dict[str, list[int]]:
     return groups
 
 
-def pin_all(stack: Stack, fake_pid: int) -> int:
-    """--pin: every thread of llmgw's processes on STACK_CPUS, of the rest on LOAD_CPUS; threads pinned."""
-    count = pin([pid for pids in stack.groups().values() for pid in pids], STACK_CPUS)
-    return count + pin([os.getpid(), *tree(fake_pid)], LOAD_CPUS)
+def pin_all(stack: Stack, fake_pid: int) -> tuple[int, int]:
+    """--pin: every thread of the stack's processes on STACK_CPUS, of the rest on LOAD_CPUS; threads pinned."""
+    inside = pin([pid for pids in stack.groups().values() for pid in pids], STACK_CPUS)
+    return inside, pin([os.getpid(), *tree(fake_pid)], LOAD_CPUS)
 
 
 async def measure(stack: Stack, fake_pid: int, args: argparse.Namespace, phase: Phase | None, run: Run) -> Window:
@@ -193,14 +193,15 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             async with stack_cm as stack:
                 if args.pin:
-                    run.notes.append(f"pinned {pin_all(stack, fake_proc.pid)} threads")
+                    inside, outside = pin_all(stack, fake_proc.pid)
+                    run.notes.append(f"pinned {inside} threads of {stack.name} on CPU 0 and {outside} others on CPU 1")
                 phases = [None] if args.idle else list(PHASES)
                 for phase in phases:
                     run.windows.append(await measure(stack, fake_proc.pid, args, phase, run))
                 if args.pin:
                     stray = off_core([pid for pids in stack.groups().values() for pid in pids], STACK_CPUS)
                     threads = sum(len(task_ids(pid)) for pids in stack.groups().values() for pid in pids)
-                    run.notes.append(f"at the end {threads - stray} of llmgw's {threads} threads were on CPU 0 only")
+                    run.notes.append(f"at the end {threads - stray} of {stack.name}'s {threads} threads were on CPU 0 only")
         except (RuntimeError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

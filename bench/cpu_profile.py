@@ -4,9 +4,10 @@ py-spy records with `--format raw --nolineno`: collapsed stacks, one sample grou
 `frame;frame;...;leaf COUNT`, each frame `function (file)`; with `--subprocesses` (the edge's
 Granian processes) the first frame is `process PID:"command line"`. Such a file loads as is in
 speedscope (https://www.speedscope.app) or flamegraph.pl. A function's own time is the samples in
-which it is the leaf. py-spy sees Python frames only: time in Rust (Granian), C (chdb, uvloop)
-or the kernel shows under the Python function that called it, or not at all for threads that
-run no Python.
+which it is the leaf. Samples are taken only from the thread holding the GIL (`--gil`): waiting
+threads are left out (py-spy's own idle detection misses some of them when the core is busy),
+and so is native code that released the GIL (chdb's queries, Granian's Rust threads between
+calls into Python); native code that keeps the GIL shows under the Python function calling it.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def format_summary(name: str, summary: Summary, window_s: float, rate: int) -> s
     covered = summary.samples / rate
     lines = [
         f"#### {name}: top {len(summary.top)} functions by own time",
-        f"{summary.samples} samples = {covered:.1f} s of Python running in {window_s:.1f} s "
-        f"(threads that run no Python, and native code py-spy cannot see, are not in it)",
+        f"{summary.samples} samples = {covered:.1f} s holding the GIL in {window_s:.1f} s "
+        f"(native code that released the GIL, such as chdb's threads, is not in it)",
         "",
         "| own % | own s | function (file) |",
         "|---:|---:|---|",
@@ -102,9 +103,10 @@ class Recording:
 async def start_recording(
     binary: str, name: str, pid: int, subprocesses: bool, seconds: float, path: Path, rate: int
 ) -> Recording:
-    """Start `py-spy record` on `pid` for `seconds` (rounded up: py-spy counts whole seconds)."""
+    """Start `py-spy record` on `pid` for the window: `seconds` rounded up to whole seconds (py-spy's
+    unit), and one more, so that the recorder outlives the window it profiles."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    args = [binary, "record", "--pid", str(pid), "--duration", str(math.ceil(seconds)), "--rate", str(rate)]
+    args = [binary, "record", "--pid", str(pid), "--duration", str(math.ceil(seconds) + 1), "--rate", str(rate)]
     args += ["--format", "raw", "--nolineno", "--gil", "--output", str(path)]
     if subprocesses:
         args.append("--subprocesses")
@@ -116,7 +118,7 @@ async def start_recording(
 
 async def finish(recording: Recording, seconds: float) -> str | None:
     """Wait for py-spy to write its file; the collapsed stacks, or None (py-spy's output is kept beside)."""
-    deadline = time.monotonic() + seconds + PYSPY_GRACE_S
+    deadline = time.monotonic() + seconds + 1 + PYSPY_GRACE_S
     try:
         await asyncio.wait_for(recording.proc.wait(), max(1.0, deadline - time.monotonic()))
     except TimeoutError:
