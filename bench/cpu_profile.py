@@ -51,20 +51,23 @@ def own_time(collapsed: str, most: int = 15) -> Summary:
     return Summary(total, own.most_common(most))
 
 
-def format_summary(name: str, summary: Summary, window_s: float, rate: int) -> str:
-    """Markdown lines: the top functions by own time, as a share of the samples and in CPU seconds."""
-    covered = summary.samples / rate
+def format_summary(name: str, summary: Summary, window_s: float, rate: int, cpu_s: float) -> str:
+    """Markdown lines: the top functions by own time, as a share of the samples.
+
+    A thread holds the GIL also while the scheduler has it wait for a core, so the samples add up
+    to wall time holding the GIL, not to CPU time: compare shares, not seconds.
+    """
     lines = [
         f"#### {name}: top {len(summary.top)} functions by own time",
-        f"{summary.samples} samples = {covered:.1f} s holding the GIL in {window_s:.1f} s "
-        f"(native code that released the GIL, such as chdb's threads, is not in it)",
+        f"{summary.samples} samples at {rate}/s (the GIL held {summary.samples / rate:.1f} s of the {window_s:.1f} s window; "
+        f"the process used {cpu_s:.2f} CPU s); native code that released the GIL, such as chdb's threads, is not in it",
         "",
-        "| own % | own s | function (file) |",
+        "| own % | samples | function (file) |",
         "|---:|---:|---|",
     ]
     for function, count in summary.top:
         share = count * 100.0 / summary.samples if summary.samples else 0.0
-        lines.append(f"| {share:.1f} | {count / rate:.2f} | `{function}` |")
+        lines.append(f"| {share:.1f} | {count} | `{function}` |")
     return "\n".join(lines)
 
 

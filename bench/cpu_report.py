@@ -73,11 +73,12 @@ def markdown(run: Run) -> str:
     ]
     for window in run.windows:
         parts += ["", window_table(window, run.connections, run.target)]
+        cpu_of = {row.name: row.cpu_s for row in window.rows}
         for name, profile in window.profiles.items():
             summary = Summary(profile["samples"], [tuple(t) for t in profile["top"]])
             parts += [
                 "",
-                format_summary(f"{window.phase} / {name}", summary, window.seconds, run.profile_rate),
+                format_summary(f"{window.phase} / {name}", summary, window.seconds, run.profile_rate, cpu_of.get(name, 0.0)),
                 "",
                 f"profile: `{profile['path']}`",
             ]

@@ -21,7 +21,7 @@ from bench.cpu_proc import (
     tree,
     usage,
 )
-from bench.cpu_profile import NO_PYTHON_FRAME, own_time, profile_path
+from bench.cpu_profile import NO_PYTHON_FRAME, format_summary, own_time, profile_path
 from bench.soak import rss_kb
 from tests.waiting import eventually_sync
 
@@ -147,3 +147,15 @@ def test_profile_files_are_named_by_time_commit_target_phase_and_process():
     assert path.name == "20261202T180000Z-47d5575+-llmgw-stream-worker-0.txt"
     assert path.parent.name == "results"
     assert profile_path("t", "c", "floor", "idle", "load generator").name == "t-c-floor-idle-load_generator.txt"
+
+
+def test_the_summary_table_gives_each_function_its_share_of_the_samples():
+    text = format_summary("whole / edge", own_time(COLLAPSED, most=3), window_s=10.0, rate=100, cpu_s=2.5)
+    lines = text.splitlines()
+    assert lines[0] == "#### whole / edge: top 3 functions by own time"
+    assert "59 samples at 100/s" in lines[1] and "2.50 CPU s" in lines[1]
+    assert lines[-3:] == [
+        "| 71.2 | 42 | `read_body (gateway/asgi_io.py)` |",
+        "| 13.6 | 8 | `run (x.py)` |",
+        f"| 8.5 | 5 | `{NO_PYTHON_FRAME}` |",
+    ]
