@@ -11,6 +11,7 @@ assert: the exit status is 0 whenever it could measure, 1 if the gateway did not
 
 Run: .venv/bin/python -m bench.overhead [--seconds 10] [--connections 64] [--rate 200]
          [--stream-rate 50] [--llmgw-cmd PATH] [--gateway-url http://127.0.0.1:4000]
+         [--observe off|metrics|traced]
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ def _log_tail(path: Path, lines: int) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-async def start_gateway(llmgw_cmd: str, fake_port: int, workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
-    """Run `llmgw up` with a config pointing at the fake upstream; returns (process, base URL) once ready."""
+async def start_gateway(
+    llmgw_cmd: str, fake_port: int, workdir: Path, env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Run `llmgw up` with a config pointing at the fake upstream (and `env` added to its
+    environment); returns (process, base URL) once ready."""
     config = workdir / "config.yaml"
     config.write_text(CONFIG_TEMPLATE.format(model=MODEL, fake_port=fake_port, upstream_key=UPSTREAM_KEY, master_key=MASTER_KEY))
     port = free_port()
@@ -80,7 +84,7 @@ async def start_gateway(llmgw_cmd: str, fake_port: int, workdir: Path) -> tuple[
     args += ["--log-format", "json"]
     log_path = workdir / "llmgw.log"
     print(f"starting: {shlex.join(args)}  (log: {log_path})", flush=True)
-    proc = await start_logged_process(args, log_path, env={"LLMGW_MASTER_KEY": MASTER_KEY})
+    proc = await start_logged_process(args, log_path, env={"LLMGW_MASTER_KEY": MASTER_KEY, **(env or {})})
     base_url = f"http://127.0.0.1:{port}"
     if not await wait_ready(f"{base_url}/health/ready", READY_TIMEOUT_S, proc):
         await stop_process(proc)
@@ -167,17 +171,37 @@ def report(args, closed_pair, open_pair, stream_pair) -> str:
     return "\n".join([*rows, "", *notes])
 
 
+# --observe: what llmgw observes of itself while it is measured
+OBSERVE_ENV = {
+    "off": {"LLMGW_METRICS": "false", "LLMGW_TRACING": "false"},
+    "metrics": {"LLMGW_TRACING": "false"},  # the default: metrics on, tracing off
+    "traced": {},  # metrics on, and every process tracing to the OTLP sink
+}
+
+
+async def sink_exports(port: int) -> str:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/_sink/stats") as answer:
+        stats = await answer.json()
+    return f"{stats['exports']} OTLP exports, {stats['bytes']} bytes"
+
+
 async def main_async(args: argparse.Namespace) -> int:
     fake_proc, fake_port = await start_fake_process(api_key=UPSTREAM_KEY)
     workdir = Path(tempfile.mkdtemp(prefix="llmgw-bench-"))
-    gateway_proc = None
+    gateway_proc = sink_proc = None
+    env = dict(OBSERVE_ENV[args.observe])
+    if args.observe == "traced":
+        sink_proc, sink_port = await start_fake_process(module="bench.otlp_sink")
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink_port}"
     try:
         direct = Endpoint("direct", f"http://127.0.0.1:{fake_port}{CHAT_PATH}", UPSTREAM_KEY)
         if args.gateway_url:
             gateway_url = args.gateway_url.rstrip("/")
         else:
             try:
-                gateway_proc, gateway_url = await start_gateway(args.llmgw_cmd, fake_port, workdir)
+                gateway_proc, gateway_url = await start_gateway(args.llmgw_cmd, fake_port, workdir, env)
             except (RuntimeError, OSError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
@@ -190,8 +214,11 @@ async def main_async(args: argparse.Namespace) -> int:
             if not graceful:
                 print(_log_tail(workdir / "llmgw.log", 15))
         await stop_process(fake_proc)
+        if sink_proc is not None:
+            print(f"traces: {await sink_exports(sink_port)}", flush=True)
+            await stop_process(sink_proc)
         shutil.rmtree(workdir, ignore_errors=True)
-    print()
+    print(f"\nobserving: {args.observe} ({' '.join(f'{k}={v}' for k, v in env.items()) or 'defaults'})")
     print(table)
     return 0
 
@@ -205,6 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llmgw-cmd", default=str(Path(sys.executable).parent / "llmgw"), help="command for llmgw")
     parser.add_argument("--gateway-url", default=None, help="bench this running gateway instead of starting one")
     parser.add_argument("--gateway-key", default=MASTER_KEY, help="bearer key sent to the gateway")
+    parser.add_argument(
+        "--observe",
+        choices=tuple(OBSERVE_ENV),
+        default="metrics",
+        help="off: no metrics, no traces; metrics: the default; traced: metrics and OTLP traces to a local sink",
+    )
     return loadgen.run(main_async(parser.parse_args(argv)))
 
 

@@ -21,9 +21,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def start_fake_process(api_key: str | None = None, timeout_s: float = 15) -> tuple[asyncio.subprocess.Process, int]:
-    """Run `python -m bench.fake_openai` on a free port; returns (process, port) once it printed READY."""
-    args = [sys.executable, "-m", "bench.fake_openai", "--host", "127.0.0.1", "--port", "0"]
+async def start_fake_process(
+    api_key: str | None = None, timeout_s: float = 15, module: str = "bench.fake_openai"
+) -> tuple[asyncio.subprocess.Process, int]:
+    """Run `python -m <module>` (a fake upstream, or another server with the fakes' command line)
+    on a free port; returns (process, port) once it printed READY."""
+    args = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0"]
     if api_key:
         args += ["--api-key", api_key]
     proc = await asyncio.create_subprocess_exec(*args, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, start_new_session=True)

@@ -64,8 +64,8 @@ def main() -> None:
 
     # Before Granian forks its workers (and before they import prometheus_client): /metrics
     # answers for all of them.
-    made = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    metrics_dir = prepare_multiprocess_dir(os.environ)
+    made = settings.metrics and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = prepare_multiprocess_dir(os.environ) if settings.metrics else None
     try:
         Granian(
             "gateway.asgi:app_from_env",
@@ -83,7 +83,7 @@ def main() -> None:
             workers_kill_timeout=math.ceil(settings.shutdown_grace + SHUTDOWN_MARGIN),
         ).serve()
     finally:
-        if made:  # (a directory of the operator's is left for them)
+        if made and metrics_dir is not None:  # (a directory of the operator's is left for them)
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

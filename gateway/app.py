@@ -31,7 +31,7 @@ from gateway.health import build_health_routes
 from gateway.metrics import metrics
 from gateway.openapi import build_openapi_routes
 from gateway.pipeline import Pipeline
-from gateway.request_ids import add_request_id
+from gateway.request_ids import request_id_hook
 from gateway.responses import retrieval
 from gateway.responses.route import responses
 from gateway.settings import EdgeSettings
@@ -77,7 +77,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *audio_routes.ROUTES,
             *native_api.ROUTES,
             *build_health_routes(edge),
-            metrics,
+            *([metrics] if settings.metrics else []),
             *build_deployment_health_routes(edge),
             *admin_routes,
             *build_openapi_routes(settings),
@@ -89,7 +89,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         logging_config=None,
         openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead
         cors_config=cors_config(settings),
-        before_send=[add_request_id],
+        before_send=[request_id_hook(settings.metrics)],
         middleware=[cast("Middleware", failed_auth_middleware(guard))],  # (plain-dict ASGI, see gateway/asgi_io)
         debug=False,
     )

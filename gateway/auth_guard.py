@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from gateway import metrics
 from gateway.asgi_io import Message, Receive, Scope, Send
 from gateway.errors import KEY_GUESS, error_json
 from llmgw.contracts import ErrorCode, ErrorType
@@ -92,6 +93,7 @@ def failed_auth_middleware(guard: FailedAuthGuard) -> Callable[[ASGIApp], ASGIAp
             retry_after = guard.refused_for(address)
             if retry_after is not None:
                 log.warning("auth_refused", address=address, retry_after_s=round(retry_after, 1))
+                scope[metrics.REFUSAL] = "auth"
                 body = error_json(
                     "Too many failed authentication attempts from this address; try again later.",
                     ErrorType.RATE_LIMIT,

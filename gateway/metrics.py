@@ -100,6 +100,22 @@ def refused(status: int, code: str | None) -> None:
         REFUSALS.get(reason).inc()
 
 
+# Set in the ASGI scope by whatever refuses a request outside the pipeline, naming the reason.
+REFUSAL = "llmgw.refusal"
+UNMATCHED = "unmatched"  # the route label of a request no route took
+
+
+def answered_outside(route: str | None, status: int, reason: str | None) -> None:
+    """One answer the pipeline did not give (admin, health, a 404 of no route, a refusal made
+    before any route ran): counted by its path template. A 4xx is a refusal, except a matched
+    route's 404 (a record that is not there is an answer)."""
+    REQUESTS.get(route or UNMATCHED, "", "", status_class(status)).inc()
+    if reason is None and 400 <= status < 500 and not (status == 404 and route is not None):
+        reason = refusal_reason(status, None)
+    if reason is not None:
+        REFUSALS.get(reason).inc()
+
+
 def key_map_updated() -> None:
     KEY_MAP_UPDATED.set(time.time())
 

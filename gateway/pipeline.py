@@ -112,7 +112,8 @@ class Pipeline:
     def __init__(self, edge: Edge, router_settings: RouterSettings) -> None:
         self.edge = edge
         self.num_retries = router_settings.num_retries
-        self.tracer = start_tracing("edge")
+        self.tracer = start_tracing("edge", edge.settings.tracing)
+        self.counted = edge.settings.metrics
 
     async def run(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         if route.post_only and scope["method"] != "POST":
@@ -122,7 +123,9 @@ class Pipeline:
         ex = Exchange(scope)
         if self.tracer is not None:
             ex.span = RequestSpan(self.tracer, scope, ex.request_id, ex.client_request_id)
-        metrics.IN_FLIGHT.inc()
+        counted = self.counted
+        if counted:
+            metrics.IN_FLIGHT.inc()
         try:
             await self._serve(ex, scope, receive, send, route)
         except GatewayError as exc:
@@ -131,21 +134,22 @@ class Pipeline:
             headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
             headers.append((b"x-request-id", ex.answer_id))
             await send_json(send, exc.status, route.error_body(exc, ex.request_id), headers)
-            if not ex.published:
+            if counted and not ex.published:
                 metrics.refused(exc.status, exc.code)
             if ex.principal is not None and not ex.published and exc.status in REFUSED_STATUSES:
                 await self._refused(ex, route, exc)
         finally:
-            metrics.IN_FLIGHT.dec()
-            metrics.observe(
-                route.operation,
-                ex.model_group,
-                ex.lease.deployment.provider if ex.lease is not None else (ex.provider or ""),
-                ex.log.status,
-                time.time() - ex.started,
-                ex.first_reply_after,
-                ex.log.stream,
-            )
+            if counted:
+                metrics.IN_FLIGHT.dec()
+                metrics.observe(
+                    route.operation,
+                    ex.model_group,
+                    ex.lease.deployment.provider if ex.lease is not None else (ex.provider or ""),
+                    ex.log.status,
+                    time.time() - ex.started,
+                    ex.first_reply_after,
+                    ex.log.stream,
+                )
             if ex.lease is not None:
                 await ex.lease.abandon()  # (a no-op when the lease already ended)
                 ex.log.lease = ex.lease.end

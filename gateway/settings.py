@@ -10,7 +10,8 @@ import msgspec
 
 from llmgw.config import ConfigError, GatewayConfig, load_config
 from llmgw.secrets import server_secret
-from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
+from llmgw.settings import BusSettings, bus_settings_from_env, env_bool, env_float, env_int, env_str
+from llmgw.tracing import tracing_wanted
 
 
 class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,6 +43,8 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # A caller with a budget may use a model with no known price (served at cost 0, its usage
     # rows `cost_known: false`); otherwise such a request is refused with 400 model_price_unknown.
     allow_unpriced_models: bool = False
+    metrics: bool = True  # count requests and serve /metrics (LLMGW_METRICS)
+    tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py: the environment, or the config's callbacks)
 
 
 MAX_TOKENS_POLICIES = ("refuse", "clip")
@@ -115,4 +118,6 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         auth_failures_slow_after=env_int(env, "LLMGW_AUTH_FAILURES_SLOW_AFTER", 20),
         auth_failures_refuse_after=env_int(env, "LLMGW_AUTH_FAILURES_REFUSE_AFTER", 100),
         allow_unpriced_models=allow_unpriced_models(config, env),
+        metrics=env_bool(env, "LLMGW_METRICS", True),
+        tracing=tracing_wanted(env, config.litellm_settings),
     )

@@ -385,21 +385,27 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
 
 
+def read_config_file(path: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The config file's top-level mapping, its sections checked (empty without a file)."""
+    if not path:
+        return {}
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {yaml_problem(exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    check_sections(raw, path)
+    return raw
+
+
 def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> GatewayConfig:
     env = os.environ if env is None else env
-    raw: dict[str, Any] = {}
-    if path:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {yaml_problem(exc)}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config file {path}: expected a mapping at the top level")
-        check_sections(raw, path)
+    raw = read_config_file(path)
     model_list = raw.get("model_list")
     if model_list is None:
         deployments = deployments_from_env(env)

@@ -1,8 +1,10 @@
 """OpenTelemetry traces of requests, exported over OTLP/HTTP (protobuf) in batches.
 
-Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set or
-`LLMGW_TRACING` is true; `OTEL_SDK_DISABLED=true` turns it off whatever else is set. Off, `tracer()`
-is None and the request path creates no span at all. On, each process (edge, worker, metering)
+Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set,
+`LLMGW_TRACING` is true, or the config file names `otel` among `litellm_settings.callbacks` (as
+LiteLLM's config does); `LLMGW_TRACING=false` or `OTEL_SDK_DISABLED=true` turns it off whatever
+else says so. Each process decides once, in its settings (`tracing_wanted`). Off, the tracer is
+None and the request path creates no span at all. On, each process (edge, worker, metering)
 has its own provider named after it (`service.name` = `llmgw-edge`, ...), and the spans of one
 request share its trace: the edge's context goes to the worker and the worker's to metering in the
 `traceparent` header of the bus messages (contracts.TRACEPARENT_HEADER).
@@ -14,9 +16,8 @@ the request that made the span."""
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -29,18 +30,32 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 _provider: TracerProvider | None = None
 _counter: ExportCounter | None = None
 
 
-def tracing_enabled() -> bool:
-    if os.environ.get("OTEL_SDK_DISABLED", "").lower() in _TRUE:
+def _callbacks(litellm_settings: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    for name in ("callbacks", "success_callback"):
+        value = litellm_settings.get(name)
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, list):
+            found.extend(str(v) for v in value)
+    return [v.strip().lower() for v in found]
+
+
+def tracing_wanted(env: Mapping[str, str], litellm_settings: Mapping[str, Any] | None = None) -> bool:
+    """Whether this process traces: the environment first, then the config file's callbacks."""
+    if env.get("OTEL_SDK_DISABLED", "").lower() in _TRUE:
         return False
-    return bool(
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or os.environ.get("LLMGW_TRACING", "").lower() in _TRUE
-    )
+    switch = env.get("LLMGW_TRACING", "").strip().lower()
+    if switch in _FALSE:
+        return False
+    if switch in _TRUE or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return True
+    return "otel" in _callbacks(litellm_settings or {})
 
 
 class ExportCounter:
@@ -71,10 +86,10 @@ class ExportCounter:
         return self.exporter.force_flush(timeout_millis)
 
 
-def start_tracing(service: str) -> Tracer | None:
+def start_tracing(service: str, enabled: bool) -> Tracer | None:
     """This process's tracer (None when tracing is off); call once at start-up."""
     global _provider, _counter
-    if not tracing_enabled():
+    if not enabled:
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource

@@ -16,6 +16,7 @@ from typing import Literal
 import msgspec
 
 from llmgw.config import ConfigError, GatewayConfig, load_config
+from llmgw.settings import FALSE_WORDS
 from llmgw_cli.state import StateDir
 
 DEFAULT_NATS_PORT = 4222
@@ -172,7 +173,8 @@ def plan(settings: UpSettings, state: StateDir, environ: Mapping[str, str] | Non
     py = sys.executable
     url = f"http://{_client_host(settings.host)}:{settings.port}"
     metrics_host = env.get("LLMGW_METRICS_HOST") or "127.0.0.1"
-    metrics = [("edge", f"{url}/metrics")]
+    metrics_on = env.get("LLMGW_METRICS", "").strip().lower() not in FALSE_WORDS
+    metrics = [("edge", f"{url}/metrics")] if metrics_on else []
     for name, module, nice in (
         ("metering", "metering", METERING_NICE),
         *((f"worker-{i}", "workers", 0) for i in range(settings.workers)),
@@ -181,6 +183,7 @@ def plan(settings: UpSettings, state: StateDir, environ: Mapping[str, str] | Non
         child_env = dict(env)
         if module != "gateway":
             child_env["LLMGW_HEARTBEAT_FILE"] = str(state.heartbeat_path(name))
+        if module != "gateway" and metrics_on:
             port_env = "LLMGW_METERING_METRICS_PORT" if module == "metering" else "LLMGW_WORKER_METRICS_PORT"
             # the operator's port for metering and a single worker; a free one otherwise
             given = env.get(port_env, "").strip()

@@ -58,6 +58,7 @@ class UsageConsumer:
         stream_max_age: float,
         ack_wait: float = ACK_WAIT,
         ledgers: LedgerSettler | None = None,
+        tracing: bool = False,
     ) -> None:
         self._js = js
         self._subjects = subjects
@@ -71,7 +72,7 @@ class UsageConsumer:
         self._needs_setup = False
         self._msgs: list[Msg] = []
         self._events: list[UsageEvent] = []
-        self._tracer = start_tracing("metering")
+        self._tracer = start_tracing("metering", tracing)
         self._oldest: float | None = None  # when the oldest held event was published
         metrics.LAG.set_function(self.lag)
 

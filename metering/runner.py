@@ -48,6 +48,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
             stream_max_age=retention,
             ack_wait=settings.ack_wait,
             ledgers=ledgers,
+            tracing=settings.tracing,
         )
         try:
             await consumer.setup()

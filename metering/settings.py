@@ -9,9 +9,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from llmgw.config import ConfigError
+from llmgw.config import ConfigError, read_config_file
 from llmgw.metrics import metrics_port_from_env
-from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
+from llmgw.settings import BusSettings, bus_settings_from_env, env_bool, env_float, env_int, env_str
+from llmgw.tracing import tracing_wanted
 
 CLICKHOUSE_SCHEMES = ("chdb", "http", "https")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -31,6 +32,7 @@ class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
     # /metrics (Prometheus) on this port of `metrics_host`; None: not served, 0: a free port
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py)
 
     def __post_init__(self) -> None:
         if urlsplit(self.clickhouse_url).scheme not in CLICKHOUSE_SCHEMES:
@@ -68,8 +70,9 @@ def metering_settings_from_env(env: Mapping[str, str] | None = None) -> Metering
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
         usage_ttl_days=env_int(env, "LLMGW_USAGE_TTL_DAYS", 0),
         log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),
-        metrics_port=metrics_port_from_env(env, "LLMGW_METERING_METRICS_PORT"),
+        metrics_port=metrics_port_from_env(env, "LLMGW_METERING_METRICS_PORT") if env_bool(env, "LLMGW_METRICS", True) else None,
         metrics_host=env_str(env, "LLMGW_METRICS_HOST", "127.0.0.1"),
+        tracing=tracing_wanted(env, read_config_file(env.get("LLMGW_CONFIG")).get("litellm_settings") or {}),
     )
 
 

@@ -73,7 +73,7 @@ class RequestHandler:
         self.settings = settings
         self.providers = providers
         self.usage = UsageRecorder(publisher, subjects, settings)
-        self.tracer = start_tracing("worker")
+        self.tracer = start_tracing("worker", settings.tracing)
 
     async def handle(self, msg: Msg) -> None:
         try:

@@ -13,7 +13,8 @@ import msgspec
 from llmgw.config import ConfigError, GatewayConfig, load_config
 from llmgw.metrics import metrics_port_from_env
 from llmgw.secrets import server_secret
-from llmgw.settings import BusSettings, bus_settings_from_env, env_float, env_int, env_str
+from llmgw.settings import BusSettings, bus_settings_from_env, env_bool, env_float, env_int, env_str
+from llmgw.tracing import tracing_wanted
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +40,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     metrics_team_label: bool = False  # tokens and spend by team as well
+    tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py)
 
 
 ON_CLIENT_DISCONNECT = ("cancel", "finish")
@@ -69,7 +71,8 @@ def worker_settings_from_env(env: Mapping[str, str] | None = None) -> WorkerSett
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
         on_client_disconnect=on_client_disconnect_from_env(env),
         log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),
-        metrics_port=metrics_port_from_env(env, "LLMGW_WORKER_METRICS_PORT"),
+        metrics_port=metrics_port_from_env(env, "LLMGW_WORKER_METRICS_PORT") if env_bool(env, "LLMGW_METRICS", True) else None,
         metrics_host=env_str(env, "LLMGW_METRICS_HOST", "127.0.0.1"),
         metrics_team_label=env_str(env, "LLMGW_METRICS_TEAM_LABEL", "false").strip().lower() in ("1", "true", "yes", "on"),
+        tracing=tracing_wanted(env, config.litellm_settings),
     )

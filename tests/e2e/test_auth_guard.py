@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.stack import MASTER_KEY, Stack
 from tests.procs import log_events
@@ -62,6 +63,17 @@ def test_repeated_failures_are_slowed_then_refused_per_address(stack):
     assert delays[:SLOW_AFTER] == [0.0] * SLOW_AFTER
     assert all(d > 0 for d in delays[SLOW_AFTER:]) and delays[SLOW_AFTER:] == sorted(delays[SLOW_AFTER:])
     assert len(log_events(stack.edge.output(), "auth_refused", address="127.0.0.2")) == 2
+    # Counted as auth refusals: the 6 failures (chat, through the pipeline) and the 2 the guard
+    # refused before the route's handler ran (counted under their path).
+    page = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(httpx.get(f"{stack.base_url}/metrics", timeout=10).text)
+        for s in family.samples
+    }
+    assert page[("llmgw_refusals_total", (("reason", "auth"),))] == REFUSE_AFTER + 2
+    for route in ("/v1/chat/completions", "/key/list"):
+        labels = (("model_group", ""), ("provider", ""), ("route", route), ("status_class", "4xx"))
+        assert page[("llmgw_requests_total", labels)] == 1
     assert not log_events(stack.edge.output(), "auth_failed", address="127.0.0.3")
 
 

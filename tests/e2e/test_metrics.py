@@ -94,6 +94,12 @@ def mix(stack: Stack) -> dict[str, list[str]]:
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model="gpt-4", messages=[{"role": "nobody", "content": "hi"}])  # type: ignore[list-item]
     ids["refused"].append(bad.value.response.headers["x-request-id"])
+    # answered outside the pipeline: a route that does not exist, an admin route with a bad key,
+    # and an admin route's answer
+    assert httpx.get(f"{stack.base_url}/v1/no-such-route", timeout=10).status_code == 404
+    bad_admin = httpx.get(f"{stack.base_url}/key/info", headers={"Authorization": "Bearer sk-not-a-key-0000"}, timeout=10)
+    assert bad_admin.status_code == 401
+    assert httpx.get(f"{stack.base_url}/health/live", timeout=10).status_code == 200
     return ids
 
 
@@ -114,10 +120,15 @@ def test_the_edge_counts_every_request_once_over_its_workers(stack: Stack, mix: 
         assert value(page, "llmgw_requests_total", route="chat", model_group="", provider="", status_class="4xx") == 4
         assert value(page, "llmgw_request_duration_seconds_count", route="chat") == answered + FAILED + 4
         assert value(page, "llmgw_time_to_first_token_seconds_count", route="chat") == STREAMED
-        assert value(page, "llmgw_refusals_total", reason="auth") == 2
+        # outside the pipeline: counted by path template (`unmatched`: no route took it)
+        assert value(page, "llmgw_requests_total", route="unmatched", model_group="", provider="", status_class="4xx") == 1
+        assert value(page, "llmgw_requests_total", route="/key/info", model_group="", provider="", status_class="4xx") == 1
+        assert value(page, "llmgw_requests_total", route="/health/live", model_group="", provider="", status_class="2xx") == 1
+        assert total(page, "llmgw_requests_total", route="/metrics") == 0  # a scrape is not traffic
+        assert value(page, "llmgw_refusals_total", reason="auth") == 3
         assert value(page, "llmgw_refusals_total", reason="model_access") == 1
-        assert value(page, "llmgw_refusals_total", reason="bad_input") == 1
-        assert total(page, "llmgw_refusals_total") == 4
+        assert value(page, "llmgw_refusals_total", reason="bad_input") == 2
+        assert total(page, "llmgw_refusals_total") == 6
         assert value(page, "llmgw_edge_in_flight_requests") == 0
         assert value(page, "llmgw_key_map_last_update_timestamp_seconds") > 0
         # the +Inf bucket holds every observation
@@ -172,3 +183,18 @@ def test_metering_counts_the_rows_it_stored(stack: Stack, mix: dict[str, list[st
     depth = {ls: v for (n, ls), v in page.items() if n == "llmgw_jetstream_pending_messages"}
     assert len(depth) == 1 and list(depth.values()) == [0]
     assert ("llmgw_metering_lag_seconds", ()) in page
+
+
+def test_metrics_turned_off_are_neither_counted_nor_served(nats_server, upstream, tmp_path, bus_prefix) -> None:
+    worker_port = free_port()
+    env = {"LLMGW_METRICS": "false", "LLMGW_WORKER_METRICS_PORT": str(worker_port)}
+    stack = Stack(tmp_path, nats_server.url, bus_prefix, upstream, env).start()
+    try:
+        answer = stack.client().chat.completions.create(model="gpt-4", messages=HELLO)
+        assert answer.choices[0].message.content
+        page = httpx.get(f"{stack.base_url}/metrics", timeout=10)
+        assert page.status_code == 404 and page.json()["error"]["type"] == "not_found_error"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=5)
+    finally:
+        stack.stop()

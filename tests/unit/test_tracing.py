@@ -9,29 +9,49 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import get_current_span
 
-from llmgw.tracing import ExportCounter, parent_context, start_tracing, traceparent, tracing_enabled
+from gateway.settings import edge_settings_from_env
+from llmgw.tracing import ExportCounter, parent_context, start_tracing, traceparent, tracing_wanted
+from metering.settings import metering_settings_from_env
 from tests.procs import free_port
+from workers.settings import worker_settings_from_env
+
+OTEL = {"callbacks": ["otel"]}
 
 
 @pytest.mark.parametrize(
-    ("env", "on"),
+    ("env", "litellm_settings", "on"),
     [
-        ({}, False),
-        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
-        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
-        ({"LLMGW_TRACING": "true"}, True),
-        ({"LLMGW_TRACING": "false"}, False),
-        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"}, False),
+        ({}, {}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, {}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, {}, True),
+        ({"LLMGW_TRACING": "true"}, {}, True),
+        ({"LLMGW_TRACING": "false"}, {}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"}, {}, False),
+        ({}, OTEL, True),
+        ({}, {"callbacks": "otel"}, True),
+        ({}, {"success_callback": ["langfuse", "otel"]}, True),
+        ({}, {"callbacks": ["langfuse"]}, False),
+        ({"LLMGW_TRACING": "false"}, OTEL, False),
+        ({"OTEL_SDK_DISABLED": "true"}, OTEL, False),
     ],
 )
-def test_tracing_is_off_unless_an_endpoint_or_the_setting_turns_it_on(monkeypatch, env, on):
-    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "LLMGW_TRACING", "OTEL_SDK_DISABLED"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    assert tracing_enabled() is on
+def test_tracing_is_off_unless_an_endpoint_the_setting_or_the_config_turns_it_on(env, litellm_settings, on):
+    assert tracing_wanted(env, litellm_settings) is on
     if not on:
-        assert start_tracing("edge") is None
+        assert start_tracing("edge", tracing_wanted(env, litellm_settings)) is None
+
+
+def test_the_config_files_callbacks_reach_each_process_settings(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("litellm_settings:\n  callbacks: [otel]\n")
+    env = {"LLMGW_CONFIG": str(config), "LLMGW_MASTER_KEY": "sk-master-tracing"}
+    assert edge_settings_from_env(env).tracing is True
+    assert worker_settings_from_env(env).tracing is True
+    assert metering_settings_from_env(env).tracing is True
+    off = {**env, "LLMGW_TRACING": "off"}
+    assert (edge_settings_from_env(off).tracing, worker_settings_from_env(off).tracing) == (False, False)
+    assert metering_settings_from_env(off).tracing is False
+    assert metering_settings_from_env({}).tracing is False
 
 
 @pytest.mark.parametrize(
