@@ -39,7 +39,7 @@ from bench.cpu_proc import Footprint, footprint, is_python, off_core, pin, snaps
 from bench.cpu_report import markdown
 from bench.cpu_stacks import Stack, floor_stack, llmgw_stack
 from bench.loadgen import LoadResult, chat_body
-from bench.overhead import MODEL, UPSTREAM_KEY
+from bench.overhead import MODEL, OBSERVE_ENV, UPSTREAM_KEY, start_observing
 from bench.procs import start_fake_process, stop_process
 
 STACK_CPUS = {0}  # --pin: llmgw's processes
@@ -188,8 +188,10 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.pin:
         pin([os.getpid()], LOAD_CPUS)  # the fake and the stack start from here: they inherit it until pinned
     fake_proc, fake_port = await start_fake_process(api_key=UPSTREAM_KEY)
+    env, sink_proc, _ = await start_observing(args.observe)
+    run.notes.append(f"observing: {args.observe} ({' '.join(f'{k}={v}' for k, v in env.items()) or 'defaults'})")
     try:
-        stack_cm = floor_stack(fake_port) if args.target == "floor" else llmgw_stack(args.llmgw_cmd, fake_port)
+        stack_cm = floor_stack(fake_port) if args.target == "floor" else llmgw_stack(args.llmgw_cmd, fake_port, env)
         try:
             async with stack_cm as stack:
                 if args.pin:
@@ -207,6 +209,8 @@ async def main_async(args: argparse.Namespace) -> int:
             return 1
     finally:
         await stop_process(fake_proc)
+        if sink_proc is not None:
+            await stop_process(sink_proc)
     run.loadavg_after = loadavg()
     print()
     print(markdown(run))
@@ -227,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy each Python process during each window")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the numbers as JSON")
+    parser.add_argument(
+        "--observe", choices=tuple(OBSERVE_ENV), default="metrics", help="as bench.overhead's: off, metrics (default), traced"
+    )
     parser.add_argument("--llmgw-cmd", default=str(Path(sys.executable).parent / "llmgw"), help="command for llmgw")
     args = parser.parse_args(argv)
     if args.pin and not {*STACK_CPUS, *LOAD_CPUS} <= os.sched_getaffinity(0):

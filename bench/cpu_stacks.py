@@ -43,12 +43,13 @@ def _ordered(groups: dict[str, list[int]]) -> dict[str, list[int]]:
 
 
 @contextlib.asynccontextmanager
-async def llmgw_stack(llmgw_cmd: str, fake_port: int) -> AsyncIterator[Stack]:
-    """`llmgw up` against the fake upstream: nats-server, edge, worker(s), metering and their supervisor."""
+async def llmgw_stack(llmgw_cmd: str, fake_port: int, env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+    """`llmgw up` against the fake upstream (`env` added to its environment): nats-server, edge,
+    worker(s), metering and their supervisor."""
     workdir = Path(tempfile.mkdtemp(prefix="llmgw-cpu-"))
     proc = None
     try:
-        proc, base_url = await start_gateway(llmgw_cmd, fake_port, workdir)
+        proc, base_url = await start_gateway(llmgw_cmd, fake_port, workdir, env)
         supervisor = proc.pid
         processes = Processes(workdir / "llmgw.log")
 
