@@ -27,7 +27,7 @@ SECONDS_PER_DAY = 86400.0
 async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
     """Run until `stop` is set, then flush the held batch, drain the bus and close the store."""
     subjects = Subjects(settings.bus.prefix)
-    store = await asyncio.to_thread(UsageStore.open, settings.clickhouse_url)
+    store = await asyncio.to_thread(UsageStore.open, settings.clickhouse_url, settings.engine_options)
     try:
         applied = await asyncio.to_thread(store.migrate, settings.usage_ttl_days)
         consumer: UsageConsumer | None = None
