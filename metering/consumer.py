@@ -148,6 +148,7 @@ class UsageConsumer:
             woken.cancel()
             if not task.done():
                 task.cancel()
+                await asyncio.wait({task})  # (a fetch that finished meanwhile keeps its messages)
         self._wake.clear()
         if task.cancelled():
             return []

@@ -36,6 +36,8 @@ class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
     tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py)
     # The embedded engine's start-up options (metering/engine_options.py); empty for a server.
     engine_options: dict[str, str] = {}
+    # Once the embedded engine is up, page out what its start alone touched (metering/resident.py).
+    page_out_engine: bool = True
 
     def __post_init__(self) -> None:
         if urlsplit(self.clickhouse_url).scheme not in CLICKHOUSE_SCHEMES:
@@ -79,6 +81,7 @@ def metering_settings_from_env(env: Mapping[str, str] | None = None) -> Metering
         metrics_host=env_str(env, "LLMGW_METRICS_HOST", "127.0.0.1"),
         tracing=tracing_wanted(env, read_config_file(env.get("LLMGW_CONFIG")).get("litellm_settings") or {}),
         engine_options=engine_sizing_from_env(env).options() if embedded else {},
+        page_out_engine=embedded and env_bool(env, "LLMGW_CHDB_PAGE_OUT", True),
     )
 
 
