@@ -168,7 +168,9 @@ class BatchPuller(ContinuousPuller):
         self._quiet_for = 0.0  # seconds until the next look; doubles while the queue stays empty
 
     async def _on_inbox(self, msg: Msg) -> None:
-        if msg.headers and msg.headers.get("Status") == "404" and not msg.data:
+        # 404: the no-wait pull found the queue empty; 408: it expired (the server lets a no-wait
+        # pull that names an expiry linger until then) without finding more.
+        if msg.headers and msg.headers.get("Status") in ("404", "408") and not msg.data:
             self._quiet_for = min(max(2 * self._quiet_for, BATCH_POLL), BATCH_IDLE_POLL)
             self._quiet_until = time.monotonic() + self._quiet_for
         elif not (msg.headers and msg.headers.get("Status")):
