@@ -29,6 +29,7 @@ FLOOR_PREFIX = "floor"
 REPLY_HEADER = "Floor-Reply"
 ID_HEADER = "Floor-Id"
 DONE_HEADER = "Floor-Done"
+FLOOR_PROCESSES = ("nats-server", "worker", "edge")  # what start_floor starts, in its order
 
 
 def _subjects():
@@ -203,6 +204,8 @@ async def start_floor(fake_port: int, workdir: Path) -> tuple[list[asyncio.subpr
     )
     base = f"http://127.0.0.1:{http_port}"
     if not await wait_ready(f"{base}/health", 30, procs[-1]):
+        for proc in reversed(procs):
+            await stop_process(proc, 5)
         raise RuntimeError("the floor edge did not start; see " + str(workdir))
     return procs, base
 

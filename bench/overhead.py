@@ -179,6 +179,16 @@ OBSERVE_ENV = {
 }
 
 
+async def start_observing(mode: str) -> tuple[dict[str, str], asyncio.subprocess.Process | None, int]:
+    """The environment of `--observe mode`, and the OTLP sink it sends traces to (if any, and its port)."""
+    env = dict(OBSERVE_ENV[mode])
+    if mode != "traced":
+        return env, None, 0
+    sink_proc, sink_port = await start_fake_process(module="bench.otlp_sink")
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink_port}"
+    return env, sink_proc, sink_port
+
+
 async def sink_exports(port: int) -> str:
     import aiohttp
 
@@ -190,11 +200,8 @@ async def sink_exports(port: int) -> str:
 async def main_async(args: argparse.Namespace) -> int:
     fake_proc, fake_port = await start_fake_process(api_key=UPSTREAM_KEY)
     workdir = Path(tempfile.mkdtemp(prefix="llmgw-bench-"))
-    gateway_proc = sink_proc = None
-    env = dict(OBSERVE_ENV[args.observe])
-    if args.observe == "traced":
-        sink_proc, sink_port = await start_fake_process(module="bench.otlp_sink")
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink_port}"
+    gateway_proc = None
+    env, sink_proc, sink_port = await start_observing(args.observe)
     try:
         direct = Endpoint("direct", f"http://127.0.0.1:{fake_port}{CHAT_PATH}", UPSTREAM_KEY)
         if args.gateway_url:

@@ -1,9 +1,11 @@
 """A request's span at the edge (when tracing is on, see llmgw/tracing.py): the root of its trace,
 or a child of the client's own `traceparent`; a child span for each phase (auth, admission,
-publish); the context the worker continues, sent with the request on the bus."""
+publish: timed as it runs, made once the answer was sent); the context the worker continues,
+sent with the request on the bus."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -27,12 +29,13 @@ def _client_traceparent(scope: dict[str, Any]) -> str | None:
 
 
 class RequestSpan:
-    __slots__ = ("span", "tracer")
+    __slots__ = ("phases", "span", "tracer")
 
     def __init__(self, tracer: Tracer, scope: dict[str, Any], request_id: str, client_request_id: str | None) -> None:
         from opentelemetry.trace import SpanKind
 
         self.tracer = tracer
+        self.phases: list[tuple[str, int, int]] = []
         attributes: dict[str, str] = {
             "http.request.method": scope.get("method", ""),
             "url.path": scope.get("path", ""),
@@ -49,11 +52,12 @@ class RequestSpan:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        span = self.tracer.start_span(name, context=child_context(self.span))
+        """Time a phase; its child span is made when the request ends, after its answer was sent."""
+        started = time.time_ns()
         try:
             yield
         finally:
-            span.end()
+            self.phases.append((name, started, time.time_ns()))
 
     def publishing(self, request: UpstreamRequest) -> str:
         """Note what is sent to the worker; the `traceparent` it continues the trace from."""
@@ -77,6 +81,10 @@ class RequestSpan:
             self.span.set_attribute("llmgw.caller", log.caller)
         if log.status >= 500:
             self.span.set_status(Status(StatusCode.ERROR, log.code or ""))
+        if self.phases:
+            parent = child_context(self.span)
+            for name, started, ended in self.phases:
+                self.tracer.start_span(name, context=parent, start_time=started).end(end_time=ended)
         self.span.end()
 
 

@@ -103,7 +103,14 @@ def test_the_worker_plan_retries_each_deployment_then_moves_on_and_skips_cooled_
 
     board = CooldownBoard(Subjects("t"), RouterSettings())
     handler = RequestHandler(
-        None, None, Subjects("t"), SimpleNamespace(metrics_team_label=False, tracing=False), {"openai": object()}, Table(), board, None
+        None,
+        None,
+        Subjects("t"),
+        SimpleNamespace(metrics_team_label=False, tracing=False),
+        {"openai": object()},
+        Table(),
+        board,
+        None,
     )  # type: ignore[arg-type]
     request = UpstreamRequest(
         request_id="r",

@@ -1,0 +1,1 @@
+"""What compose.yaml mounts into Prometheus and Grafana, and the generator of the dashboards."""

@@ -1,0 +1,1 @@
+"""Grafana provisioning and the shipped dashboards (`python -m deploy.grafana.build_dashboards`)."""
