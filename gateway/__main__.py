@@ -46,6 +46,31 @@ async def check_secret(settings: EdgeSettings) -> None:
         await nc.close()
 
 
+def check_secret_main() -> None:
+    """The secret check in a process of its own (the edge's settings read again from the same
+    environment): exit 0 when the secret is the stored keys' one, 2 with the reason when not."""
+    from gateway.settings import edge_settings_from_env
+    from llmgw.logs import configure_logging
+
+    try:
+        settings = edge_settings_from_env(os.environ)
+        configure_logging("edge", settings.log_level)
+        asyncio.run(check_secret(settings))
+    except ConfigError as exc:
+        print(f"llmgw edge: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def check_secret_in_child() -> int:
+    """Run the secret check in a short-lived child; return its exit code. Granian's main process
+    lives as long as the edge and serves nothing: it keeps none of the NATS client's modules."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-c", "from gateway.__main__ import check_secret_main; check_secret_main()"]
+    ).returncode
+
+
 def main() -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
@@ -56,10 +81,12 @@ def main() -> None:
     try:
         settings = edge_settings_from_env(os.environ)  # checked here so a bad setting fails fast
         configure_logging("edge", settings.log_level)
-        asyncio.run(check_secret(settings))
     except ConfigError as exc:
         print(f"llmgw edge: {exc}", file=sys.stderr)
         sys.exit(2)
+    checked = check_secret_in_child()
+    if checked != 0:
+        sys.exit(checked)
     from llmgw.metrics import prepare_multiprocess_dir
 
     # Before Granian forks its workers (and before they import prometheus_client): /metrics

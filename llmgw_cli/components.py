@@ -69,7 +69,7 @@ def run_migrate(args: argparse.Namespace) -> int:
         print(f"llmgw migrate: {exc}", file=sys.stderr)
         return 2
     configure_logging("migrate", settings.log_level)
-    store = UsageStore.open(settings.clickhouse_url)
+    store = UsageStore.open(settings.clickhouse_url, settings.engine_options)
     try:
         applied = store.migrate(settings.usage_ttl_days)
     finally:

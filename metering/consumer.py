@@ -45,7 +45,7 @@ log = structlog.get_logger()
 T = TypeVar("T")
 
 ACK_WAIT = 30.0  # seconds JetStream waits for an ack (or an in_progress) before redelivering
-MAX_POLL = 0.25  # a fetch waits at most this long, so a stop is noticed within it
+IDLE_FETCH = 30.0  # seconds a fetch waits for the first event while none is held (a stop cuts it short)
 FETCH_RETRY = 0.5  # seconds between attempts when the bus is unreachable
 MAX_BACKOFF = 10.0  # insert retries back off up to this
 
@@ -74,6 +74,7 @@ class UsageConsumer:
         self._ledgers = ledgers
         self._sub: JetStreamContext.PullSubscription | None = None
         self._needs_setup = False
+        self._wake = asyncio.Event()  # set by request_setup(): a waiting fetch gives way
         self._msgs: list[Msg] = []
         self._events: list[HeldEvent] = []  # the events of the held messages
         self._tracer = start_tracing("metering", tracing)
@@ -84,6 +85,7 @@ class UsageConsumer:
         """Declare the stream and consumer again before the next fetch (after a reconnect the
         server may have lost them)."""
         self._needs_setup = True
+        self._wake.set()
 
     async def setup(self) -> None:
         """Declare the stream and the durable consumer (idempotent) and bind to it."""
@@ -111,11 +113,10 @@ class UsageConsumer:
                 continue
             if self._needs_setup and not await self._setup_again(stop):
                 continue
-            wait = min(deadline - now, MAX_POLL) if self._events else MAX_POLL
             if self._sub is None:  # (setup() binds it before run())
                 raise RuntimeError("the usage consumer is not set up")
             try:
-                msgs = await self._sub.fetch(self._batch_size - len(self._events), timeout=max(wait, 0.01))
+                msgs = await self._fetch(stop, deadline - now if self._events else None)
             except TimeoutError:
                 continue
             except Exception as exc:
@@ -129,6 +130,33 @@ class UsageConsumer:
                 await self._take(msg)
         if self._events:
             await self._flush(stop)
+
+    async def _fetch(self, stop: asyncio.Event, wait: float | None) -> list[Msg]:
+        """The next events: with none held (`wait` None) one long pull for the first event, which
+        returns the moment it arrives; with some held, the rest of a batch until `wait` runs out.
+
+        A stop or a request_setup() ends the wait at once; what the server still delivers to the
+        dropped pull stays unacked and comes back (ack_wait, or the next start's recovery)."""
+        assert self._sub is not None
+        if wait is None:
+            fetch = self._sub.fetch(1, timeout=IDLE_FETCH)
+        else:
+            fetch = self._sub.fetch(self._batch_size - len(self._events), timeout=max(wait, 0.01))
+        task = asyncio.ensure_future(fetch)
+        stopped = asyncio.ensure_future(stop.wait())
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({task, stopped, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            woken.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})  # (a fetch that finished meanwhile keeps its messages)
+        self._wake.clear()
+        if task.cancelled():
+            return []
+        return task.result()
 
     async def close(self) -> None:
         """Drop the pull subscription. Call it before `nc.drain()`: the subscription's queue may

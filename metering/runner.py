@@ -16,6 +16,7 @@ from llmgw.metrics_jetstream import ConsumerDepth
 from metering.consumer import UsageConsumer
 from metering.ledgers import LedgerSettler
 from metering.query_service import QueryService
+from metering.resident import page_out_engine
 from metering.settings import MeteringSettings, redact_dsn
 from metering.store import UsageStore
 
@@ -27,7 +28,7 @@ SECONDS_PER_DAY = 86400.0
 async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
     """Run until `stop` is set, then flush the held batch, drain the bus and close the store."""
     subjects = Subjects(settings.bus.prefix)
-    store = await asyncio.to_thread(UsageStore.open, settings.clickhouse_url)
+    store = await asyncio.to_thread(UsageStore.open, settings.clickhouse_url, settings.engine_options)
     try:
         applied = await asyncio.to_thread(store.migrate, settings.usage_ttl_days)
         consumer: UsageConsumer | None = None
@@ -67,6 +68,9 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
                 migrations_applied=applied,
                 prefix=subjects.prefix,
             )
+            if settings.page_out_engine:
+                paged_out = await asyncio.to_thread(page_out_engine)
+                log.info("engine_paged_out", mib=paged_out // (1024 * 1024))
             gc.freeze()  # what exists now lives as long as the process: collections only walk newer objects
             await consumer.run(stop)
         finally:

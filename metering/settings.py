@@ -13,6 +13,7 @@ from llmgw.config import ConfigError, read_config_file
 from llmgw.metrics import metrics_port_from_env
 from llmgw.settings import BusSettings, bus_settings_from_env, env_bool, env_float, env_int, env_str
 from llmgw.tracing import tracing_wanted
+from metering.engine_options import engine_sizing_from_env
 
 CLICKHOUSE_SCHEMES = ("chdb", "http", "https")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -33,6 +34,10 @@ class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py)
+    # The embedded engine's start-up options (metering/engine_options.py); empty for a server.
+    engine_options: dict[str, str] = {}
+    # Once the embedded engine is up, page out what its start alone touched (metering/resident.py).
+    page_out_engine: bool = True
 
     def __post_init__(self) -> None:
         if urlsplit(self.clickhouse_url).scheme not in CLICKHOUSE_SCHEMES:
@@ -61,9 +66,11 @@ def default_clickhouse_url(env: Mapping[str, str]) -> str:
 
 def metering_settings_from_env(env: Mapping[str, str] | None = None) -> MeteringSettings:
     env = os.environ if env is None else env
+    clickhouse_url = env_str(env, "LLMGW_CLICKHOUSE_URL", default_clickhouse_url(env))
+    embedded = urlsplit(clickhouse_url).scheme == "chdb"
     return MeteringSettings(
         bus=bus_settings_from_env(env),
-        clickhouse_url=env_str(env, "LLMGW_CLICKHOUSE_URL", default_clickhouse_url(env)),
+        clickhouse_url=clickhouse_url,
         batch_size=env_int(env, "LLMGW_METERING_BATCH_SIZE", 1000),
         flush_interval=env_float(env, "LLMGW_METERING_FLUSH_INTERVAL", 1.0),
         ack_wait=env_float(env, "LLMGW_METERING_ACK_WAIT", 30.0),
@@ -73,6 +80,8 @@ def metering_settings_from_env(env: Mapping[str, str] | None = None) -> Metering
         metrics_port=metrics_port_from_env(env, "LLMGW_METERING_METRICS_PORT") if env_bool(env, "LLMGW_METRICS", True) else None,
         metrics_host=env_str(env, "LLMGW_METRICS_HOST", "127.0.0.1"),
         tracing=tracing_wanted(env, read_config_file(env.get("LLMGW_CONFIG")).get("litellm_settings") or {}),
+        engine_options=engine_sizing_from_env(env).options() if embedded else {},
+        page_out_engine=embedded and env_bool(env, "LLMGW_CHDB_PAGE_OUT", True),
     )
 
 

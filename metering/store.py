@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -42,11 +43,16 @@ class UsageStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, dsn: str) -> UsageStore:
-        writer = clickhouse_connect.get_client(dsn=dsn, settings=SESSION_SETTINGS)
+    def open(cls, dsn: str, engine_options: Mapping[str, str] | None = None) -> UsageStore:
+        """`engine_options`: start-up options of an embedded (chdb) engine, ignored for a server."""
+        extra: dict[str, Any] = {}
+        if engine_options and dsn.startswith("chdb:"):
+            # The first connection starts the engine with them; `max_threads` is per connection.
+            extra["chdb_options"] = dict(engine_options)
+        writer = clickhouse_connect.get_client(dsn=dsn, settings=SESSION_SETTINGS, **extra)
         try:
             # tz_mode="aware": every datetime read carries its zone, so it converts to UTC exactly.
-            reader = clickhouse_connect.get_client(dsn=dsn, settings=READER_SETTINGS, tz_mode="aware")
+            reader = clickhouse_connect.get_client(dsn=dsn, settings=READER_SETTINGS, tz_mode="aware", **extra)
         except BaseException:
             writer.close()
             raise

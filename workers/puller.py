@@ -23,9 +23,10 @@ from nats.aio.subscription import Subscription
 
 log = structlog.get_logger()
 
-PULL_EXPIRES = 5.0  # seconds a pull request stays open on the server
+PULL_EXPIRES = 15.0  # seconds a pull request stays open on the server (its expiry wakes the loop)
 NO_WAIT_EXPIRES = 1.0  # a no-wait pull (batch queue) is over at once, or after this at the latest
-BATCH_POLL = 0.5  # seconds between looks at the batch queue while it is idle
+BATCH_POLL = 0.5  # seconds between looks at the batch queue just after it was found empty (at least)
+BATCH_IDLE_POLL = 4.0  # ... doubling up to this while it stays empty (a look costs two API calls)
 
 
 class _Pull:
@@ -109,7 +110,7 @@ class ContinuousPuller:
                 await self._pull(free)
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=PULL_EXPIRES / 2)
+                await asyncio.wait_for(self._wake.wait(), timeout=PULL_EXPIRES)
             except TimeoutError:
                 pass
 
@@ -163,11 +164,17 @@ class BatchPuller(ContinuousPuller):
     ) -> None:
         super().__init__(nc, stream, consumer, capacity, in_use, on_message)
         self.interactive_waiting = interactive_waiting
-        self._quiet_until = 0.0  # the batch queue was empty: look again (at most) every BATCH_POLL s
+        self._quiet_until = 0.0  # the batch queue was empty: look again at this time
+        self._quiet_for = 0.0  # seconds until the next look; doubles while the queue stays empty
 
     async def _on_inbox(self, msg: Msg) -> None:
-        if msg.headers and msg.headers.get("Status") == "404" and not msg.data:
-            self._quiet_until = time.monotonic() + BATCH_POLL
+        # 404: the no-wait pull found the queue empty; 408: it expired (the server lets a no-wait
+        # pull that names an expiry linger until then) without finding more.
+        if msg.headers and msg.headers.get("Status") in ("404", "408") and not msg.data:
+            self._quiet_for = min(max(2 * self._quiet_for, BATCH_POLL), BATCH_IDLE_POLL)
+            self._quiet_until = time.monotonic() + self._quiet_for
+        elif not (msg.headers and msg.headers.get("Status")):
+            self._quiet_for = 0.0  # batch work: the next look after an empty one comes soon again
         await super()._on_inbox(msg)
 
     async def _loop(self) -> None:
@@ -187,6 +194,6 @@ class BatchPuller(ContinuousPuller):
                     self._quiet_until = time.monotonic() + BATCH_POLL / 5
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=BATCH_POLL)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(self._quiet_until - time.monotonic(), BATCH_POLL))
             except TimeoutError:
                 pass

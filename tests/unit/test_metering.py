@@ -14,6 +14,7 @@ import pytest
 
 from llmgw.config import ConfigError
 from llmgw.contracts import UsageEvent
+from metering.engine_options import EngineSizing
 from metering.migrate import load_migrations, split_statements
 from metering.query_service import json_value
 from metering.rows import NOT_STORED, USAGE_COLUMNS, ts_datetime, usage_problem, usage_row
@@ -90,6 +91,41 @@ def test_settings_read_every_variable() -> None:
 )
 def test_bad_settings_say_which_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
+        metering_settings_from_env({name: value})
+
+
+def test_the_embedded_engine_is_sized_for_the_cores_and_a_server_is_left_alone(tmp_path: Path) -> None:
+    embedded = metering_settings_from_env({"LLMGW_STATE_DIR": str(tmp_path), "LLMGW_CHDB_CORES": "4"}).engine_options
+    assert (embedded["max_threads"], embedded["background_pool_size"], embedded["threadpool_writer_pool_size"]) == ("4", "4", "8")
+    assert embedded["uncompressed_cache_size"] == "0" and embedded["memory_worker_period_ms"] == "1000"
+    assert metering_settings_from_env({"LLMGW_CLICKHOUSE_URL": "http://u:p@ch:8123/db"}).engine_options == {}
+
+
+def test_one_core_still_gets_two_threads_for_merges() -> None:
+    options = EngineSizing(cores=1, cache_mib=32, memory_mib=512).options()
+    assert (options["max_threads"], options["background_pool_size"], options["max_thread_pool_free_size"]) == ("1", "2", "1")
+
+
+def test_the_cache_budget_is_shared_and_the_memory_limit_taken_as_given() -> None:
+    options = EngineSizing(cores=2, cache_mib=100, memory_mib=1000).options()
+    caches = ("mark_cache_size", "primary_index_cache_size", "index_mark_cache_size", "query_condition_cache_size",
+              "compiled_expression_cache_size")  # fmt: skip
+    assert sum(int(options[c]) for c in caches) <= 100 * 1024 * 1024
+    assert int(options["mark_cache_size"]) > int(options["primary_index_cache_size"]) > 0
+    assert options["max_server_memory_usage"] == str(1000 * 1024 * 1024)
+
+
+def test_named_engine_options_override_the_derived_ones() -> None:
+    options = metering_settings_from_env({"LLMGW_CHDB_OPTIONS": "max_threads=7&mark_cache_size=1048576"}).engine_options
+    assert (options["max_threads"], options["mark_cache_size"]) == ("7", "1048576")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("LLMGW_CHDB_CORES", "0"), ("LLMGW_CHDB_CACHE_MB", "1"), ("LLMGW_CHDB_MAX_MEMORY_MB", "10"), ("LLMGW_CHDB_OPTIONS", "a")],
+)
+def test_bad_engine_sizing_says_which_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
         metering_settings_from_env({name: value})
 
 
