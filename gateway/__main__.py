@@ -46,12 +46,29 @@ async def check_secret(settings: EdgeSettings) -> None:
         await nc.close()
 
 
+def _exit_with_parent() -> None:
+    """The check waits as long as NATS does not answer: an edge stopped meanwhile (SIGTERM while
+    it starts) must not leave it behind."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def check_secret_main() -> None:
     """The secret check in a process of its own (the edge's settings read again from the same
     environment): exit 0 when the secret is the stored keys' one, 2 with the reason when not."""
     from gateway.settings import edge_settings_from_env
     from llmgw.logs import configure_logging
 
+    _exit_with_parent()
     try:
         settings = edge_settings_from_env(os.environ)
         configure_logging("edge", settings.log_level)
