@@ -141,9 +141,11 @@ OPERATIONS = [
 
 @pytest.fixture(scope="module")
 def budgeted_key(stack, session) -> str:
-    """A key with a budget: its requests go through the budget reservation (the master key's skip it)."""
+    """A key with a budget: its requests go through the budget reservation (the master key's skip it).
+    The budget is far past any worst case the fuzz draws (a `max_tokens` in the billions, held until
+    metering settles it), so whether a request is served does not depend on the ones before it."""
     resp = session.post(
-        f"{stack.base_url}/key/generate", headers=AUTH, json={"max_budget": 1000, "key_alias": "fuzz"}, timeout=10
+        f"{stack.base_url}/key/generate", headers=AUTH, json={"max_budget": 1e12, "key_alias": "fuzz"}, timeout=10
     )
     assert resp.status_code == 200, resp.text
     return resp.json()["key"]
