@@ -114,7 +114,11 @@ def request_headers(scope: Scope) -> tuple[str | None, str | None, int | None]:
 
 
 def too_large() -> GatewayError:
-    return GatewayError(413, "Request Entity Too Large", ErrorType.INVALID_REQUEST, ErrorCode.PAYLOAD_TOO_LARGE)
+    """413; the connection is closed after it (what is left of the body is not read), so a client
+    does not send its next request on a connection the server is done with."""
+    return GatewayError(
+        413, "Request Entity Too Large", ErrorType.INVALID_REQUEST, ErrorCode.PAYLOAD_TOO_LARGE, headers={"connection": "close"}
+    )
 
 
 # How much more of a body that is already over its limit the edge reads and drops, so that a

@@ -83,6 +83,9 @@ def test_body_over_the_limit_announced_by_content_length_is_413(http, stack):
     resp = post(http, stack, body)
     error_of(resp, 413, "payload_too_large", None)
     assert resp.headers["x-request-id"].startswith("req-")
+    # The body was not read: the connection ends with the answer, and the next request is served.
+    assert resp.headers["connection"] == "close"
+    assert post(http, stack, big_body(MAX_BODY // 2)).status_code == 200
 
 
 def test_body_over_the_limit_sent_chunked_is_413(http, stack):
