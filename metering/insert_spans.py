@@ -1,6 +1,7 @@
 """The metering span of each request (when tracing is on, see llmgw/tracing.py): the insert of the
 batch that stored its usage row, a child of the worker's span named by the event's `traceparent`
-(the header of a single-event message, the batch's own list for a worker's batch). A batch's spans are made after its insert returned, with its start and end."""
+(the header of a single-event message, the batch's own list for a worker's batch). A batch's spans
+are made after its insert returned, with its start and end."""
 
 from __future__ import annotations
 

@@ -8,10 +8,8 @@ import concurrent.futures
 import json
 
 import httpx
-import nats
 import pytest
 
-from llmgw.contracts import Subjects
 from tests.e2e.stack import Stack
 from tests.e2e.test_faults_support import (
     HELLO_PROMPT_TOKENS,
@@ -19,6 +17,7 @@ from tests.e2e.test_faults_support import (
     content_of,
     fault_config,
     open_stream,
+    queues_empty,
     row_count,
     sse_events,
     terminate,
@@ -55,19 +54,6 @@ def own_nats(tmp_path):
     yield servers[0], restart
     for server in servers:
         server.stop()
-
-
-async def _queues_empty(nats_url: str, prefix: str) -> bool:
-    """Every request that reached JetStream has been served, and every usage event stored."""
-    subjects = Subjects(prefix)
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        work = await js.consumer_info(subjects.requests_stream, subjects.worker_consumer("openai"))
-        meter = await js.consumer_info(subjects.usage_stream, subjects.metering_consumer)
-    finally:
-        await nc.close()
-    return not (work.num_pending or work.num_ack_pending or meter.num_pending or meter.num_ack_pending)
 
 
 def test_a_nats_server_restart_heals_without_restarting_llmgw(own_nats, upstream, tmp_path):
@@ -134,7 +120,7 @@ def test_a_nats_server_restart_heals_without_restarting_llmgw(own_nats, upstream
             assert row_count(stack, request_id) == 1
         # The refused requests were not run after all once the bus came back (no answer to nobody):
         # their only row is the refusal's.
-        eventually_sync(lambda: asyncio.run(_queues_empty(server.url, "faultsnats")), "the queues to drain", timeout=30)
+        eventually_sync(lambda: asyncio.run(queues_empty(server.url, "faultsnats")), "the queues to drain", timeout=30)
         for response in refused:
             request_id = response.headers["x-request-id"]
             statuses = stack.query("SELECT status FROM usage WHERE request_id = {id:String}", {"id": request_id})

@@ -13,7 +13,9 @@ import signal
 from collections.abc import Iterator
 
 import httpx
+import nats
 
+from llmgw.contracts import Subjects
 from tests.e2e.stack import MASTER_KEY, Stack
 from tests.procs import FakeUpstream, Proc, log_events
 from tests.waiting import eventually_sync
@@ -121,3 +123,17 @@ def row_count(stack: Stack, request_id: str) -> int:
     """Rows stored for one request, counted before ReplacingMergeTree merges (a double would show)."""
     rows = stack.query("SELECT count() AS n FROM usage WHERE request_id = {id:String}", {"id": request_id})
     return int(rows[0]["n"])
+
+
+async def queues_empty(nats_url: str, prefix: str) -> bool:
+    """Every request that reached JetStream has been served and acked, and every usage message
+    stored and acked."""
+    subjects = Subjects(prefix)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        work = await js.consumer_info(subjects.requests_stream, subjects.worker_consumer("openai"))
+        meter = await js.consumer_info(subjects.usage_stream, subjects.metering_consumer)
+    finally:
+        await nc.close()
+    return not (work.num_pending or work.num_ack_pending or meter.num_pending or meter.num_ack_pending)

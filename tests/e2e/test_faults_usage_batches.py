@@ -14,13 +14,11 @@ import concurrent.futures
 import threading
 
 import httpx
-import nats
 import openai
 import pytest
 
-from llmgw.contracts import Subjects
 from tests.e2e.stack import MASTER_KEY, Stack
-from tests.e2e.test_faults_support import HELLO, start_named_worker
+from tests.e2e.test_faults_support import HELLO, queues_empty, start_named_worker
 from tests.procs import FakeUpstream, log_events
 from tests.waiting import eventually_sync
 
@@ -71,19 +69,6 @@ def admin(stack: Stack, method: str, path: str, **kwargs) -> dict:
     return response.json()
 
 
-async def _drained(stack: Stack) -> bool:
-    """Every request delivery has been served and acked, every usage message stored and acked."""
-    subjects = Subjects(stack.prefix)
-    nc = await nats.connect(stack.nats_url)
-    try:
-        js = nc.jetstream()
-        work = await js.consumer_info(subjects.requests_stream, subjects.worker_consumer("openai"))
-        meter = await js.consumer_info(subjects.usage_stream, subjects.metering_consumer)
-    finally:
-        await nc.close()
-    return not (work.num_pending or work.num_ack_pending or meter.num_pending or meter.num_ack_pending)
-
-
 def rows_by_request(stack: Stack, token: str) -> dict[str, tuple[int, float, int]]:
     """request_id -> (rows, cost, highest attempt) of the key's requests, counted before
     ReplacingMergeTree merges (a double would show)."""
@@ -118,7 +103,9 @@ def test_a_worker_killed_at_concurrency_leaves_one_row_per_request_and_exact_spe
 
     assert len(answered) == len(set(answered)) == CONCURRENCY * PER_CLIENT
     # w0's unacked requests are served again by w1 (their answers go nowhere: the clients have one).
-    eventually_sync(lambda: asyncio.run(_drained(stack)), "every redelivery served and metered", timeout=60)
+    eventually_sync(
+        lambda: asyncio.run(queues_empty(stack.nats_url, stack.prefix)), "every redelivery served and metered", timeout=60
+    )
     rows = rows_by_request(stack, token)
     assert set(rows) == set(answered)
     assert {n for n, _, _ in rows.values()} == {1}  # exactly one row each
