@@ -232,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument(
-        "--observe", choices=tuple(OBSERVE_ENV), default="metrics", help="as bench.overhead's: off, metrics (default), traced"
+        "--observe",
+        choices=tuple(OBSERVE_ENV),
+        default="metrics",
+        help="as bench.overhead's: off, metrics (default), traced, sampled",
     )
     parser.add_argument("--llmgw-cmd", default=str(Path(sys.executable).parent / "llmgw"), help="command for llmgw")
     args = parser.parse_args(argv)

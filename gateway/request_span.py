@@ -11,11 +11,10 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from llmgw.contracts import UpstreamRequest
-from llmgw.tracing import child_context, parent_context, traceparent
+from llmgw.otlp_wire import AttributeValue
+from llmgw.tracing import Span, SpanKind, Tracer, parent_context
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span, Tracer
-
     from gateway.asgi_io import RequestLog
 
 _OFF: AbstractContextManager[None] = nullcontext()
@@ -32,11 +31,9 @@ class RequestSpan:
     __slots__ = ("phases", "span", "tracer")
 
     def __init__(self, tracer: Tracer, scope: dict[str, Any], request_id: str, client_request_id: str | None) -> None:
-        from opentelemetry.trace import SpanKind
-
         self.tracer = tracer
         self.phases: list[tuple[str, int, int]] = []
-        attributes: dict[str, str] = {
+        attributes: dict[str, AttributeValue] = {
             "http.request.method": scope.get("method", ""),
             "url.path": scope.get("path", ""),
             "llmgw.request_id": request_id,
@@ -45,8 +42,8 @@ class RequestSpan:
             attributes["llmgw.client_request_id"] = client_request_id
         self.span: Span = tracer.start_span(
             f"{scope.get('method', '')} {scope.get('path', '')}",
-            context=parent_context(_client_traceparent(scope)),
-            kind=SpanKind.SERVER,
+            parent_context(_client_traceparent(scope)),
+            SpanKind.SERVER,
             attributes=attributes,
         )
 
@@ -69,22 +66,18 @@ class RequestSpan:
                 "llmgw.stream": request.stream,
             }
         )
-        return traceparent(self.span)
+        return self.span.traceparent()
 
     def end(self, log: RequestLog) -> None:
-        from opentelemetry.trace import Status, StatusCode
-
         self.span.set_attribute("http.response.status_code", log.status)
         if log.route is not None:
             self.span.set_attribute("http.route", log.route)
         if log.caller is not None:
             self.span.set_attribute("llmgw.caller", log.caller)
         if log.status >= 500:
-            self.span.set_status(Status(StatusCode.ERROR, log.code or ""))
-        if self.phases:
-            parent = child_context(self.span)
-            for name, started, ended in self.phases:
-                self.tracer.start_span(name, context=parent, start_time=started).end(end_time=ended)
+            self.span.set_error(log.code or "")
+        for name, started, ended in self.phases:
+            self.tracer.start_span(name, self.span, start_ns=started).end(ended)
         self.span.end()
 
 

@@ -6,13 +6,9 @@ are made after its insert returned, with its start and end."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from llmgw.tracing import parent_context
+from llmgw.tracing import Tracer, parent_context
 from metering.usage_messages import HeldEvent
-
-if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer
 
 
 def record_insert_spans(tracer: Tracer, events: list[HeldEvent], started_ns: int, inserted: int) -> None:
@@ -24,8 +20,8 @@ def record_insert_spans(tracer: Tracer, events: list[HeldEvent], started_ns: int
             continue
         span = tracer.start_span(
             "INSERT usage",
-            context=parent,
-            start_time=started_ns,
+            parent,
+            start_ns=started_ns,
             attributes={
                 "db.system.name": "clickhouse",
                 "db.operation.name": "INSERT",
@@ -38,4 +34,4 @@ def record_insert_spans(tracer: Tracer, events: list[HeldEvent], started_ns: int
                 "gen_ai.usage.output_tokens": event.completion_tokens,
             },
         )
-        span.end(end_time=ended_ns)
+        span.end(ended_ns)

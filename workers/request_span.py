@@ -5,15 +5,10 @@ gen_ai.usage.input_tokens, ...); its own `traceparent` goes with the usage event
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from llmgw.config import Deployment
 from llmgw.contracts import TRACEPARENT_HEADER, UpstreamRequest
-from llmgw.tracing import child_context, parent_context, traceparent
+from llmgw.tracing import Span, SpanKind, Tracer, parent_context
 from workers.usage_events import Outcome
-
-if TYPE_CHECKING:
-    from opentelemetry.trace import Span, Tracer
 
 
 def _usage_attributes(span: Span, outcome: Outcome) -> None:
@@ -28,13 +23,11 @@ class WorkerSpan:
     __slots__ = ("span", "tracer")
 
     def __init__(self, tracer: Tracer, headers: dict[str, str] | None, request: UpstreamRequest, attempt: int) -> None:
-        from opentelemetry.trace import SpanKind
-
         self.tracer = tracer
         self.span: Span = tracer.start_span(
             f"{request.operation} {request.model_group}",
-            context=parent_context((headers or {}).get(TRACEPARENT_HEADER)),
-            kind=SpanKind.CONSUMER,
+            parent_context((headers or {}).get(TRACEPARENT_HEADER)),
+            SpanKind.CONSUMER,
             attributes={
                 "gen_ai.operation.name": request.operation,
                 "gen_ai.request.model": request.model_group,
@@ -46,12 +39,10 @@ class WorkerSpan:
 
     def upstream_call(self, request: UpstreamRequest, deployment: Deployment, tries: int) -> Span:
         """The span of one call to the upstream (ended by `call_ended`)."""
-        from opentelemetry.trace import SpanKind
-
         return self.tracer.start_span(
             f"{request.operation} {deployment.upstream_model}",
-            context=child_context(self.span),
-            kind=SpanKind.CLIENT,
+            self.span,
+            SpanKind.CLIENT,
             attributes={
                 "gen_ai.operation.name": request.operation,
                 "gen_ai.provider.name": deployment.provider,
@@ -62,18 +53,16 @@ class WorkerSpan:
         )
 
     def call_ended(self, span: Span, outcome: Outcome, status: int, error: str | None = None) -> None:
-        from opentelemetry.trace import Status, StatusCode
-
         span.set_attribute("http.response.status_code", status)
         if error is not None:
             span.set_attribute("error.type", error)
-            span.set_status(Status(StatusCode.ERROR, error))
+            span.set_error(error)
         else:
             _usage_attributes(span, outcome)
         span.end()
 
     def traceparent(self) -> str:
-        return traceparent(self.span)
+        return self.span.traceparent()
 
     def end(self, outcome: Outcome) -> None:
         self.span.set_attribute("llmgw.outcome", outcome.status)

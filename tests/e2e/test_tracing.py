@@ -1,9 +1,7 @@
 """Request ids, log lines and OpenTelemetry traces, end to end.
 
 The stack (edge, worker, metering as separate processes) exports its spans to an OTLP/HTTP
-receiver run by this module: a small HTTP server that decodes each `POST /v1/traces` body as the
-real `ExportTraceServiceRequest` protobuf (opentelemetry-proto), as a collector would
-(https://opentelemetry.io/docs/specs/otlp/#otlphttp). Each request must make one trace whose spans
+receiver (tests/otlp_receiver.py) that decodes them as a collector would. Each request must make one trace whose spans
 link the edge's, the worker's and metering's; a client's `traceparent` is continued; a client's
 `x-request-id` comes back in the answer's header and is stored in the usage row; every request,
 an unknown route's 404 and a refusal before the body was read among them, has its log line."""
@@ -11,16 +9,13 @@ an unknown route's 404 and a refusal before the body was read among them, has it
 from __future__ import annotations
 
 import os
-import threading
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from tests.e2e.stack import MASTER_KEY, Stack
-from tests.procs import free_port, log_events
+from tests.otlp_receiver import ReceivedSpan, Receiver
+from tests.procs import log_events
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -29,79 +24,11 @@ AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 HELLO = {"model": "gpt-4", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
 
 
-@dataclass(frozen=True)
-class ReceivedSpan:
-    service: str
-    name: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str
-    attributes: dict[str, object]
-
-
-def _value(any_value) -> object:
-    kind = any_value.WhichOneof("value")
-    return getattr(any_value, kind) if kind is not None else None
-
-
-class Receiver:
-    """An OTLP/HTTP trace receiver: every span it was sent, decoded."""
-
-    def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                receiver.take(request)
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200 if self.path == "/v1/traces" else 404)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def take(self, request: ExportTraceServiceRequest) -> None:
-        for resource_spans in request.resource_spans:
-            resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    received = ReceivedSpan(
-                        service=str(resource.get("service.name")),
-                        name=span.name,
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex(),
-                        attributes={a.key: _value(a.value) for a in span.attributes},
-                    )
-                    with self.lock:
-                        self.spans.append(received)
-
-    def trace(self, trace_id: str) -> list[ReceivedSpan]:
-        with self.lock:
-            return [s for s in self.spans if s.trace_id == trace_id]
-
-
 @pytest.fixture(scope="module")
 def receiver():
-    r = Receiver()
-    r.thread.start()
+    r = Receiver().start()
     yield r
-    r.server.shutdown()
+    r.stop()
 
 
 @pytest.fixture(scope="module")
@@ -147,15 +74,19 @@ def _check_linked(spans: list[ReceivedSpan]) -> ReceivedSpan:
     edge = [s for s in spans if s.service == "llmgw-edge" and s.name.startswith("POST ")]
     assert len(edge) == 1, spans
     root = edge[0]
+    assert root.kind == 2  # SERVER
     phases = {s.name: s for s in spans if s.parent_span_id == root.span_id and s.service == "llmgw-edge"}
     assert set(phases) == {"auth", "admission", "publish"}, phases
     workers = [s for s in spans if s.service == "llmgw-worker" and s.parent_span_id == root.span_id]
     assert len(workers) == 1, spans
     worker = workers[0]
+    assert worker.kind == 5  # CONSUMER
     assert worker.attributes["gen_ai.request.model"] == "gpt-4"
     calls = [s for s in spans if s.service == "llmgw-worker" and s.parent_span_id == worker.span_id]
     assert len(calls) == 1, spans
     call = calls[0]
+    assert call.kind == 3  # CLIENT
+    assert call.start_ns >= worker.start_ns and call.end_ns <= worker.end_ns
     assert call.attributes["gen_ai.provider.name"] == "openai"
     assert call.attributes["http.response.status_code"] == 200
     assert call.attributes["gen_ai.usage.input_tokens"] > 0
@@ -210,6 +141,21 @@ def test_a_clients_traceparent_is_continued(stack, receiver):
     assert {s.trace_id for s in spans} == {trace_id}
     root = _check_linked(spans)
     assert root.parent_span_id == parent_id
+
+
+def test_a_clients_unsampled_traceparent_is_not_traced_by_any_process(stack, receiver):
+    unsampled = os.urandom(16).hex()
+    dropped_id, kept_id = f"trace-unsampled-{os.urandom(4).hex()}", f"trace-after-{os.urandom(4).hex()}"
+    client = stack.client()
+    client.chat.completions.create(
+        **HELLO, extra_headers={"traceparent": f"00-{unsampled}-{os.urandom(8).hex()}-00", "x-request-id": dropped_id}
+    )
+    client.chat.completions.create(**HELLO, extra_headers={"x-request-id": kept_id})
+    dropped, kept = _row_of(stack, dropped_id), _row_of(stack, kept_id)
+    _check_linked(_whole_trace(receiver, kept["request_id"]))  # each process sends its spans in order
+    assert receiver.trace(unsampled) == []
+    with receiver.lock:
+        assert not [s for s in receiver.spans if s.attributes.get("llmgw.request_id") == dropped["request_id"]]
 
 
 @pytest.mark.parametrize("sent", ["x" * 129, "has space", "semi;colon", "ünï".encode(), ""])
