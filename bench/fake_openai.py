@@ -30,7 +30,8 @@ those that passed auth and named a model.
 
 Behaviour by the request's model name: fake-error-{400,401,404,429,500,503} answer that error;
 fake-slow-<ms> waits before answering; fake-hang never answers; fake-stream-fail streams three
-words then drops the connection; fake-chunk-delay-<ms> streams with that delay between chunks;
+words then drops the connection; fake-chunk-delay-<ms> streams with that delay between chunks (on
+the Responses API: before each text delta);
 fake-agent is a scripted coding agent (one tool call, then a text: fake_openai_chat_agent.py on
 chat completions, fake_openai_responses.py on the Responses API).
 Token accounting is described in fake_openai_payloads.py.
@@ -306,7 +307,11 @@ class FakeOpenAI:
 
     async def _response_events(self, writer: responses_payloads.ResponseWriter, model: str):
         fail = model == "fake-stream-fail"
+        delay_ms = suffix_ms(model, "fake-chunk-delay-")
+        delay_s = self.chunk_delay_s if delay_ms is None else delay_ms / 1000
         for event in writer.events(responses_payloads.STREAM_FAIL_AFTER_WORDS if fail else None):
+            if delay_s and b"response.output_text.delta" in event:
+                await asyncio.sleep(delay_s)
             yield event
         if fail:
             raise DropConnection  # no response.completed, no end of the chunked body

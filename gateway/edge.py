@@ -9,6 +9,7 @@ from nats.js import JetStreamContext
 from gateway import metrics
 from gateway.access import ModelAccess
 from gateway.auth import Authenticator
+from gateway.background import BackgroundJobs
 from gateway.budgets import BudgetGuard
 from gateway.dispatcher import Dispatcher
 from gateway.end_users import end_user_headers
@@ -17,6 +18,7 @@ from gateway.identity import IdentityView, config_teams
 from gateway.models_list import ModelListing
 from gateway.presence import WorkerPresence
 from gateway.ratelimits import RateLimiter
+from gateway.responses.events import ResponseEvents
 from gateway.responses.store import ResponseStore
 from gateway.router import ModelRouter
 from gateway.settings import EdgeSettings
@@ -53,6 +55,9 @@ class Edge:
         )
         self.end_user_headers = end_user_headers(settings.config.general_settings)  # (gateway/end_users.py)
         self.responses = ResponseStore(self.subjects, settings.responses_retention_days)  # the Responses API's
+        # Background responses: the jobs this edge runs, and the events of streamed ones.
+        self.jobs = BackgroundJobs(self.subjects)
+        self.response_events = ResponseEvents(self.subjects, settings.response_events_retention, settings.request_timeout)
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
@@ -68,6 +73,7 @@ class Edge:
         await bus.ensure_usage_stream(js, self.subjects, self.settings.usage_retention_days * 86400.0)  # refusals
         self.blobs = Blobs(await open_blobs(js, self.subjects.blobs_bucket), self.nc.max_payload)
         await self.responses.start(js, self.nc.max_payload)
+        await self.response_events.start(js)
         await self.identity.start(js)
         metrics.key_map_updated()  # (its initial values were read)
         self.identity.keys.listeners.append(metrics.key_map_seen)
@@ -80,6 +86,7 @@ class Edge:
         await self.dispatcher.start()
         self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
         await self.presence.start()
+        await self.jobs.start(self.nc)
         log.info("edge_started", edge_id=self.dispatcher.edge_id, models=len(self.router.groups) + len(self.router.wildcards))
 
     def deployments(self) -> tuple[Deployment, ...]:
@@ -105,6 +112,7 @@ class Edge:
         runs; what may still be in flight is a request whose client already went away (its worker
         is told to stop through the bus) or, past the grace, nothing: Granian kills the process."""
         if self.nc is not None:
+            await self.jobs.stop(self.settings.shutdown_grace)  # background responses: the grace, then failed
             if self.dispatcher is not None and not await self.dispatcher.settled(self.settings.shutdown_grace):
                 log.warning("edge_stopped_with_requests_in_flight", in_flight=self.dispatcher.in_flight)
             await self.identity.stop()

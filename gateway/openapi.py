@@ -38,7 +38,7 @@ from gateway.openapi_ops import (
 )
 from gateway.openapi_orgs import ORG_REQUEST_TYPES, ORG_RESPONSE_SCHEMAS, org_paths
 from gateway.openapi_schemas import REF, RESPONSE_SCHEMAS, obj, ref
-from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks
+from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks, stored_response_paths
 from gateway.responses.request import ResponsesRequest
 from gateway.schemas import ChatCompletionRequest, EmbeddingsRequest
 from gateway.settings import EdgeSettings
@@ -102,9 +102,6 @@ def upload_call(summary: str, request_body: dict[str, Any], ok_content: dict[str
     }
 
 
-RESPONSE_ID = {"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
 def paths() -> dict[str, Any]:
     string, integer, boolean = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
     return {
@@ -142,29 +139,7 @@ def paths() -> dict[str, Any]:
             "Response",
             "ResponseStreamEvent",
         ),
-        "/v1/responses/{response_id}": {
-            "parameters": [RESPONSE_ID],
-            "get": {
-                "summary": "A stored response (only the key, user or team that made it finds it).",
-                "responses": {**json_ok("Response"), **errors(("401", "404"))},
-            },
-            "delete": {
-                "summary": "Delete a stored response.",
-                "responses": {**json_ok("DeletedResponse"), **errors(("401", "404"))},
-            },
-        },
-        "/v1/responses/{response_id}/input_items": {
-            "parameters": [RESPONSE_ID],
-            "get": {
-                "summary": "The items a stored response was generated from, a page at a time.",
-                "parameters": [
-                    query("after", string),
-                    query("limit", {**integer, "minimum": 1, "maximum": 100}),
-                    query("order", {"enum": ["asc", "desc"]}),
-                ],
-                "responses": {**json_ok("ResponseInputItemList"), **errors(("400", "401", "404"))},
-            },
-        },
+        **stored_response_paths(),
         **{path: upload_call(*operation) for path, operation in AUDIO_OPERATIONS.items()},
         **media_paths(model_call),
         "/v1/models": {

@@ -10,11 +10,13 @@ what differs: how its body is read and how its answers and errors are written.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from asyncio import Queue
 from typing import Any
 
 import msgspec
+import structlog
 
 from gateway import admission, metrics
 from gateway.admission import Lease
@@ -40,7 +42,7 @@ from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
 from gateway.request_ids import LOGGED, client_request_id, new_request_id
 from gateway.request_span import RequestSpan, phase
-from gateway.routes import Call, Route, StreamEncoder, Target
+from gateway.routes import Background, Call, Route, StreamEncoder, Target
 from gateway.tags import tagged
 from llmgw.contracts import (
     CAPPED_OPERATIONS,
@@ -56,6 +58,8 @@ from llmgw.contracts import (
 from llmgw.handoff import offer_core
 from llmgw.routing import RouterSettings
 from llmgw.tracing import start_tracing
+
+log = structlog.get_logger()
 
 
 def pipeline_of(scope: Scope) -> Pipeline:
@@ -75,6 +79,7 @@ class Exchange:
         "answered_by",
         "call",
         "client_request_id",
+        "detached",
         "first_reply_after",
         "lease",
         "log",
@@ -101,6 +106,7 @@ class Exchange:
         self.answered_by: str | None = None
         self.first_reply_after: float | None = None
         self.span: RequestSpan | None = None  # when tracing is on
+        self.detached = False  # a background job ends it, not its HTTP request
 
     @property
     def answer_id(self) -> bytes:
@@ -139,23 +145,28 @@ class Pipeline:
             if ex.principal is not None and not ex.published and exc.status in REFUSED_STATUSES:
                 await self._refused(ex, route, exc)
         finally:
-            if counted:
-                metrics.IN_FLIGHT.dec()
-                metrics.observe(
-                    route.operation,
-                    ex.model_group,
-                    ex.lease.deployment.provider if ex.lease is not None else (ex.provider or ""),
-                    ex.log.status,
-                    time.time() - ex.started,
-                    ex.first_reply_after,
-                    ex.log.stream,
-                )
-            if ex.lease is not None:
-                await ex.lease.abandon()  # (a no-op when the lease already ended)
-                ex.log.lease = ex.lease.end
-            ex.log.emit()
-            if ex.span is not None:
-                ex.span.end(ex.log)
+            if not ex.detached:
+                await self._end(ex, route)
+
+    async def _end(self, ex: Exchange, route: Route) -> None:
+        """The request is over: its metrics, the end of its lease (if nothing ended it), its log line."""
+        if self.counted:
+            metrics.IN_FLIGHT.dec()
+            metrics.observe(
+                route.operation,
+                ex.model_group,
+                ex.lease.deployment.provider if ex.lease is not None else (ex.provider or ""),
+                ex.log.status,
+                time.time() - ex.started,
+                ex.first_reply_after,
+                ex.log.stream,
+            )
+        if ex.lease is not None:
+            await ex.lease.abandon()  # (a no-op when the lease already ended)
+            ex.log.lease = ex.lease.end
+        ex.log.emit()
+        if ex.span is not None:
+            ex.span.end(ex.log)
 
     async def _refused(self, ex: Exchange, route: Route, exc: GatewayError) -> None:
         call = ex.call
@@ -224,35 +235,109 @@ class Pipeline:
                     await edge.blobs.delete(request.body_blob)
                 raise
             ex.published = True
-            first = await next_reply(queue, deadline)
-            ex.answered_by, ex.first_reply_after = first.deployment_id, time.time() - ex.started
-            if isinstance(first, Failed):
-                await lease.settle(first.cost, first.tokens)
-                raise failure_error(first)
-            if isinstance(first, Completed):
-                # Before the client has its answer, the budget holds only what the request cost:
-                # its next request cannot find the budget taken by this one.
-                await lease.settle(first.cost, first.tokens)
-                status, headers, answer = route.whole(first, call, ex.request_id)
-                ex.log.status = status
-                headers.append((b"x-request-id", ex.answer_id))
-                headers.extend(lease.headers())
-                headers.extend(litellm_headers(ex.request_id, target.model_group, lease.deployment.id, first))
-                headers.append((b"content-length", str(len(answer)).encode()))
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": answer})
-                offer_core()  # Granian's thread writes the answer before the log line is made
-                if status < 400:
-                    await route.answered(edge, principal, call, ex.request_id, answer)
+            background = route.background(edge, call, ex.request_id)
+            if background is not None:
+                # The client does not wait: the rest of the request is a task of the edge's own.
+                background.queued(ex.request_id, deadline)
+                job = self._background(ex, route, principal, call, target, queue, deadline, background)
+                edge.jobs.run(background.key, job)
+                ex.detached = True
+                headers = [(b"x-request-id", ex.answer_id), *lease.headers()]
+                await background.accepted(send, receive, headers)
                 return
-            encoder = route.stream(call, ex.request_id)
-            extra = litellm_headers(ex.request_id, target.model_group, lease.deployment.id, first)
-            if await cancel_on_disconnect(self._relay(ex, first, queue, deadline, encoder, send, extra), receive):
-                await route.answered(edge, principal, call, ex.request_id, None)
+            await self._deliver(ex, route, principal, call, target, queue, deadline, send, receive)
         finally:
-            edge.dispatcher.close(ex.request_id)
-            latency = ex.first_reply_after if ex.first_reply_after is not None else time.time() - ex.started
-            edge.router.finished(lease.deployment.id, ex.answered_by, latency)
+            if not ex.detached:
+                self._finished(ex)
+
+    def _finished(self, ex: Exchange) -> None:
+        """No reply is awaited any more: the reply queue closes, the router learns how it went."""
+        lease = ex.lease
+        assert lease is not None
+        self.edge.dispatcher.close(ex.request_id)
+        latency = ex.first_reply_after if ex.first_reply_after is not None else time.time() - ex.started
+        self.edge.router.finished(lease.deployment.id, ex.answered_by, latency)
+
+    async def _background(
+        self,
+        ex: Exchange,
+        route: Route,
+        principal: Principal,
+        call: Call,
+        target: Target,
+        queue: Queue[ReplyMessage],
+        deadline: float,
+        background: Background,
+    ) -> None:
+        """A background request from its first reply to its end, in a task the edge owns: the
+        answer goes to the route's job instead of a client, the lease ends exactly once."""
+        error: GatewayError | None = None
+        cancelled = False
+        try:
+            await self._deliver(ex, route, principal, call, target, queue, deadline, background.send, background.receive)
+        except GatewayError as exc:
+            error = exc
+            ex.log.status, ex.log.code = exc.status, exc.code
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # (the job was cancelled on purpose: it ends as it should below)
+            cancelled = True
+            ex.log.status, ex.log.code = 499, "cancelled"
+            await self.edge.dispatcher.cancel(ex.request_id)  # (also before the worker's first reply)
+        except Exception:
+            log.exception("background_request_failed", request_id=ex.request_id)
+            error = GatewayError(500, "internal error in the gateway", ErrorType.API, ErrorCode.INTERNAL)
+            ex.log.status, ex.log.code = 500, ErrorCode.INTERNAL
+        finally:
+            self._finished(ex)
+        try:
+            await background.ended(error, self.edge.jobs.reason(background.key) if cancelled else None)
+        except Exception:
+            log.exception("background_end_failed", request_id=ex.request_id)
+        finally:
+            await self._end(ex, route)
+
+    async def _deliver(
+        self,
+        ex: Exchange,
+        route: Route,
+        principal: Principal,
+        call: Call,
+        target: Target,
+        queue: Queue[ReplyMessage],
+        deadline: float,
+        send: Send,
+        receive: Receive,
+    ) -> None:
+        """From the worker's first reply to the end of the answer (whole, or relayed)."""
+        edge, lease = self.edge, ex.lease
+        assert lease is not None
+        first = await next_reply(queue, deadline)
+        ex.answered_by, ex.first_reply_after = first.deployment_id, time.time() - ex.started
+        if isinstance(first, Failed):
+            await lease.settle(first.cost, first.tokens)
+            raise failure_error(first)
+        if isinstance(first, Completed):
+            # Before the client has its answer, the budget holds only what the request cost:
+            # its next request cannot find the budget taken by this one.
+            await lease.settle(first.cost, first.tokens)
+            status, headers, answer = route.whole(first, call, ex.request_id)
+            ex.log.status = status
+            headers.append((b"x-request-id", ex.answer_id))
+            headers.extend(lease.headers())
+            headers.extend(litellm_headers(ex.request_id, target.model_group, lease.deployment.id, first))
+            headers.append((b"content-length", str(len(answer)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": answer})
+            offer_core()  # Granian's thread writes the answer before the log line is made
+            if status < 400:
+                await route.answered(edge, principal, call, ex.request_id, answer)
+            return
+        encoder = route.stream(call, ex.request_id)
+        extra = litellm_headers(ex.request_id, target.model_group, lease.deployment.id, first)
+        if await cancel_on_disconnect(self._relay(ex, first, queue, deadline, encoder, send, extra), receive):
+            await route.answered(edge, principal, call, ex.request_id, None)
 
     def _upstream_request(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.asgi_io import Scope, request_headers
+from gateway.asgi_io import Message, Receive, Scope, Send, request_headers
 from gateway.auth import Principal
 from gateway.errors import GatewayError, error_json
 from llmgw.config import Deployment
@@ -120,6 +120,31 @@ class StreamEncoder(Protocol):
     def error(self, status: int, message: str, type: str, code: str | None) -> bytes: ...
 
 
+class Background(Protocol):
+    """A request its client does not wait for (the Responses API's `background: true`): the
+    client is answered once the request is on the work queue (`accepted`), and the rest of its
+    life runs in a task the edge owns, the answer written to `send` as it would be to a client
+    that never goes away; `ended` closes it, whatever happened."""
+
+    key: str  # the id the client knows it by (and cancels it by)
+
+    def queued(self, request_id: str, deadline: float) -> None:
+        """It is on the work queue: record it (before its first reply can be handled)."""
+
+    async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
+        """Answer the client (the job runs already)."""
+
+    async def send(self, message: Message) -> None:
+        """An ASGI message of the answer, as the pipeline writes it."""
+
+    async def receive(self) -> Message:
+        """What a client would say: nothing, ever (cancelling the job is what stops it)."""
+
+    async def ended(self, error: GatewayError | None, reason: str | None) -> None:
+        """The job is over: `error` when it failed before its answer started, `reason` when it
+        was cancelled (gateway.background: CANCELLED, SHUTDOWN)."""
+
+
 class Route(ABC):
     """What one kind of route does differently; everything else is the pipeline's."""
 
@@ -163,6 +188,11 @@ class Route(ABC):
 
     @abstractmethod
     def stream(self, call: Call, request_id: str) -> StreamEncoder: ...
+
+    def background(self, edge: Edge, call: Call, request_id: str) -> Background | None:
+        """The call's background job when its client does not wait for it; None (the default):
+        the client waits for its answer."""
+        return None
 
     def error_body(self, exc: GatewayError, request_id: str) -> bytes:
         """An error answered before anything else was sent; the default: OpenAI's shape."""

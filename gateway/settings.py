@@ -38,6 +38,9 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # slowed, at the second the address is refused (429) until the minute ends; 0 turns it off.
     usage_retention_days: int = 30  # max age of the usage stream (the edge writes refusals to it)
     responses_retention_days: int = 30  # how long stored responses (the Responses API) are kept; 0 = forever
+    # How long a background stream's events stay readable (resumed with `starting_after`) after
+    # its response ended (LLMGW_RESPONSE_EVENTS_RETENTION, seconds).
+    response_events_retention: float = 3600.0
     auth_failures_slow_after: int = 20
     auth_failures_refuse_after: int = 100
     # A caller with a budget may use a model with no known price (served at cost 0, its usage
@@ -115,6 +118,7 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         cors_origins=cors_origins_from_env(env),
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
         responses_retention_days=responses_retention_days_from_env(env),
+        response_events_retention=env_float(env, "LLMGW_RESPONSE_EVENTS_RETENTION", 3600.0),
         auth_failures_slow_after=env_int(env, "LLMGW_AUTH_FAILURES_SLOW_AFTER", 20),
         auth_failures_refuse_after=env_int(env, "LLMGW_AUTH_FAILURES_REFUSE_AFTER", 100),
         allow_unpriced_models=allow_unpriced_models(config, env),

@@ -41,10 +41,16 @@ class Echo(msgspec.Struct, frozen=True):
 
     store: bool
     previous_response_id: str | None
+    response_id: str | None = None  # a background response's: the gateway's, known before the upstream's
+    background: bool = False
 
     def apply(self, response: dict[str, Any]) -> None:
         response["store"] = self.store
         response["previous_response_id"] = self.previous_response_id
+        if self.response_id is not None:
+            response["id"] = self.response_id
+        if self.background:
+            response["background"] = True
 
 
 def latin1_headers(pairs: list[tuple[str, str]]) -> Headers:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.openapi_ops import JSON, SSE, errors, json_ok, query
 from gateway.openapi_schemas import ANY_OBJECT, NULLABLE_STRING, obj, ref
 
 STRING = {"type": "string"}
+RESPONSE_ID = {"name": "response_id", "in": "path", "required": True, "schema": STRING}
 
 RESPONSES_SCHEMAS: dict[str, dict[str, Any]] = {
     "Response": obj(
@@ -76,4 +78,61 @@ def responses_checks(components: dict[str, Any]) -> None:
     request = components["ResponsesRequest"]
     request["properties"]["input"] = {"anyOf": [STRING, {"type": "array", "items": item}]}
     request["required"] = sorted({*request.get("required", []), "input"})
-    request["properties"]["background"] = {"enum": [False, None]}
+    request["properties"]["background"] = {
+        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+        "description": "Answer at once with the response `queued` and run it on the gateway (it needs `store`); "
+        "with `stream`, the answer is the event stream, resumable with `GET /v1/responses/{id}?stream=true`.",
+    }
+
+
+def stored_response_paths() -> dict[str, Any]:
+    """The routes of stored responses (gateway/responses/retrieval.py), background ones included."""
+    integer = {"type": "integer"}
+    return {
+        "/v1/responses/{response_id}": {
+            "parameters": [RESPONSE_ID],
+            "get": {
+                "summary": "A stored response (only the key, user or team that made it finds it); a background "
+                "one as it is now (queued, in_progress, completed, failed, cancelled or incomplete). With "
+                "`stream=true` (a background response created with `stream`): its events numbered after "
+                "`starting_after`, then the live rest until it ends.",
+                "parameters": [
+                    query("stream", {"type": "boolean"}),
+                    query("starting_after", integer),
+                    query("include", STRING),
+                    query("include_obfuscation", {"type": "boolean"}),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The response, or (stream=true) its events.",
+                        "content": {JSON: {"schema": ref("Response")}, SSE: {"schema": ref("ResponseStreamEvent")}},
+                    },
+                    **errors(("400", "401", "404")),
+                },
+            },
+            "delete": {
+                "summary": "Delete a stored response.",
+                "responses": {**json_ok("DeletedResponse"), **errors(("401", "404"))},
+            },
+        },
+        "/v1/responses/{response_id}/cancel": {
+            "parameters": [RESPONSE_ID],
+            "post": {
+                "summary": "Cancel a background response: its upstream call is stopped (its usage so far "
+                "metered) and it is answered with status cancelled; one already over is answered as it is.",
+                "responses": {**json_ok("Response"), **errors(("400", "401", "404"))},
+            },
+        },
+        "/v1/responses/{response_id}/input_items": {
+            "parameters": [RESPONSE_ID],
+            "get": {
+                "summary": "The items a stored response was generated from, a page at a time.",
+                "parameters": [
+                    query("after", STRING),
+                    query("limit", {**integer, "minimum": 1, "maximum": 100}),
+                    query("order", {"enum": ["asc", "desc"]}),
+                ],
+                "responses": {**json_ok("ResponseInputItemList"), **errors(("400", "401", "404"))},
+            },
+        },
+    }

@@ -84,8 +84,8 @@ def parse_responses_request(body: bytes) -> tuple[ResponsesRequest, dict[str, ms
         raise _invalid(exc) from None
     if request.input is None:
         raise bad_request("Missing required parameter: 'input'.", "input")
-    if request.background:
-        raise bad_request("Background responses are not supported by this gateway: send `background: false`.", "background")
+    if request.background and not request.stored:
+        raise bad_request("Background responses are stored: `background: true` needs `store: true` (the default).", "store")
     if "conversation" in fields and bytes(fields["conversation"]).strip() != b"null":
         raise bad_request(
             "The Conversations API is not supported by this gateway: continue with `previous_response_id`.", "conversation"

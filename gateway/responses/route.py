@@ -21,6 +21,7 @@ from gateway.auth import Principal
 from gateway.edge import Edge
 from gateway.openai_api import openai_paths
 from gateway.pipeline import pipeline_of
+from gateway.responses.background import BackgroundResponse
 from gateway.responses.items import Item, conversation_items, input_items
 from gateway.responses.native import Echo, NativeResponsesStream, whole_native_answer
 from gateway.responses.reply import chat_completion_to_response
@@ -39,6 +40,7 @@ _encoder = msgspec.json.Encoder()
 RESPONSES_PROVIDERS = ("openai", "azure")  # deployments of these speak the Responses API unless told otherwise
 _FAMILIES = ("openai", "azure")  # the adapters that can forward it
 _TRUE = ("1", "true", "yes", "on")
+_TRUE_JSON = msgspec.Raw(b"true")
 
 
 def speaks_responses(deployment: Deployment) -> bool:
@@ -55,7 +57,19 @@ def speaks_responses(deployment: Deployment) -> bool:
 class ResponsesCall:
     """What the route knows of one request, from `parse` to `answered` (the call's `state`)."""
 
-    __slots__ = ("caller", "chat_body", "fields", "history", "input", "kept", "native", "previous", "request", "store")
+    __slots__ = (
+        "background",
+        "caller",
+        "chat_body",
+        "fields",
+        "history",
+        "input",
+        "kept",
+        "native",
+        "previous",
+        "request",
+        "store",
+    )
 
     def __init__(
         self, request: ResponsesRequest, fields: dict[str, msgspec.Raw], items: list[Item], store: ResponseStore
@@ -70,6 +84,7 @@ class ResponsesCall:
         self.native = False
         self.chat_body = b""
         self.kept: str | None = None  # the id of the response being stored
+        self.background: BackgroundResponse | None = None  # `background: true`: its job
 
     def native_body(self) -> bytes:
         """The body a Responses deployment gets: the conversation before the input, nothing stored
@@ -79,10 +94,16 @@ class ResponsesCall:
             fields["input"] = [*self.history, *self.input]
         fields.pop("previous_response_id", None)
         fields["store"] = False
+        if self.request.background:  # the gateway runs it in the background; the upstream streams it
+            del fields["background"]
+            fields["stream"] = _TRUE_JSON
         return _encoder.encode(fields)
 
     def echo(self) -> Echo:
-        return Echo(self.request.stored, self.request.previous_response_id)
+        background = self.background
+        if background is None:
+            return Echo(self.request.stored, self.request.previous_response_id)
+        return Echo(self.request.stored, self.request.previous_response_id, background.key, True)
 
     def located(self) -> list[Located]:
         return [(item, "previous_response_id") for item in self.history] + [
@@ -91,6 +112,10 @@ class ResponsesCall:
 
     def keep(self, response: dict[str, Any] | None) -> None:
         """Store the answered response (when the client asked to): the write starts now."""
+        if self.background is not None:  # its job keeps its records
+            if response is not None and self.background.final is None:
+                self.background.final = response
+            return
         if response is None or not self.request.stored or self.caller is None or self.kept is not None:
             return
         record = new_record(response, self.caller, self.previous, self.input)
@@ -149,7 +174,7 @@ class ResponsesRoute(Route):
         call = Call(
             request.model,
             body,
-            stream=bool(request.stream),
+            stream=bool(request.stream or request.background),  # (a background response is streamed upstream)
             max_tokens=request.max_output_tokens,
             timeout=request.timeout,
         )
@@ -198,7 +223,8 @@ class ResponsesRoute(Route):
             call.body, call.operation = state.chat_body, Operation.CHAT
 
     def answer_id(self, call: Call, request_id: str) -> str | None:
-        return None if call.state.native else response_id_for(request_id)
+        state: ResponsesCall = call.state
+        return None if state.native and not state.request.background else response_id_for(request_id)
 
     def whole(self, reply: Completed, call: Call, request_id: str) -> tuple[int, Headers, bytes]:
         state: ResponsesCall = call.state
@@ -213,6 +239,13 @@ class ResponsesRoute(Route):
     def stream(self, call: Call, request_id: str) -> TranslatedStream | NativeStream:
         state: ResponsesCall = call.state
         return NativeStream(state) if state.native else TranslatedStream(state, call.model, request_id)
+
+    def background(self, edge: Edge, call: Call, request_id: str) -> BackgroundResponse | None:
+        state: ResponsesCall = call.state
+        if not state.request.background:
+            return None
+        state.background = BackgroundResponse(state, edge, response_id_for(request_id), call.model)
+        return state.background
 
     async def answered(self, edge: Edge, principal: Principal, call: Call, request_id: str, body: bytes | None) -> None:
         state: ResponsesCall = call.state

@@ -104,15 +104,27 @@ class ResponseStore:
 
     # ---- writes ----------------------------------------------------------------------------------
 
-    def keep(self, record: StoredResponse) -> None:
-        """Start writing `record` (a read of its id on this edge waits for the write to end)."""
-        if record.id in self._writes or not _ID.match(record.id):
+    def keep(self, record: StoredResponse, replace: bool = False) -> None:
+        """Start writing `record` (a read of its id on this edge waits for the write to end);
+        `replace`: after the writes of that id already under way (a background response's
+        states, in order), otherwise a record whose write is under way is not written again."""
+        if not _ID.match(record.id):
             return
-        task = asyncio.ensure_future(self._write(record))
+        earlier = self._writes.get(record.id)
+        if earlier is not None and not replace:
+            return
+        task = asyncio.ensure_future(self._write(record, earlier))
         self._writes[record.id] = task
-        task.add_done_callback(lambda _: self._writes.pop(record.id, None))
 
-    async def _write(self, record: StoredResponse) -> None:
+        def done(_: asyncio.Task[None]) -> None:
+            if self._writes.get(record.id) is task:
+                del self._writes[record.id]
+
+        task.add_done_callback(done)
+
+    async def _write(self, record: StoredResponse, earlier: asyncio.Task[None] | None = None) -> None:
+        if earlier is not None:
+            await asyncio.wait([earlier])  # (it logs its own failure)
         value = _encoder.encode(record)
         try:
             if len(value) > self.max_record:
@@ -194,8 +206,14 @@ def _pointer(record: StoredResponse) -> StoredResponse:
 
 
 def new_record(
-    response: dict, caller: Caller, previous: list[str], input_items: list[dict], created_at: float | None = None
+    response: dict,
+    caller: Caller,
+    previous: list[str],
+    input_items: list[dict],
+    created_at: float | None = None,
+    **background: object,
 ) -> StoredResponse:
+    """The record of an answered response (`background`: StoredResponse's background fields)."""
     return StoredResponse(
         id=str(response.get("id", "")),
         key_hash=caller.key_hash,
@@ -205,4 +223,5 @@ def new_record(
         previous=previous,
         input=input_items,
         response=response,
+        **background,  # type: ignore[arg-type]
     )

@@ -223,7 +223,7 @@ def responses_to_chat(request: ResponsesRequest, items: list[Located], model: st
     response_format = _response_format(request, model)
     if response_format is not None:
         body["response_format"] = response_format
-    if request.stream:
+    if request.stream or request.background:  # (a background response is always streamed upstream)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body

@@ -69,7 +69,7 @@ def response_object(
         "object": "response",
         "created_at": created_at,
         "status": status,
-        "background": False,
+        "background": request.background is True,
         "error": error,
         "incomplete_details": {"reason": incomplete} if status == "incomplete" else None,
         "instructions": request.instructions,

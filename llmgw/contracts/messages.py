@@ -181,6 +181,29 @@ class Cancel(msgspec.Struct, frozen=True):
     request_id: str
 
 
+class CancelResponse(msgspec.Struct, frozen=True):
+    """Edge -> edges (core NATS request on `Subjects.response_cancel`): stop the background response
+    of that id; the edge running it answers once it is over, with the response's final status."""
+
+    response_id: str
+
+
+class ResponseEvent(msgspec.Struct, frozen=True, tag="event"):
+    """One event of a background stream as kept in the response events stream: its
+    `sequence_number` and the server-sent event as the client reads it."""
+
+    sequence_number: int
+    data: bytes
+
+
+class ResponseStreamEnd(msgspec.Struct, frozen=True, tag="end"):
+    """The last entry of a background stream: no event comes after it (`status`: the response's)."""
+
+    status: str
+
+
+ResponseStreamEntry = ResponseEvent | ResponseStreamEnd
+
 ReplyMessage = Chunks | Completed | Failed
 
 
@@ -246,6 +269,8 @@ _json_encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.msgpack.Decoder(UpstreamRequest)
 _reply_decoder = msgspec.msgpack.Decoder(ReplyMessage)
 _cancel_decoder = msgspec.msgpack.Decoder(Cancel)
+_cancel_response_decoder = msgspec.msgpack.Decoder(CancelResponse)
+_stream_entry_decoder = msgspec.msgpack.Decoder(ResponseStreamEntry)
 _cooldown_decoder = msgspec.msgpack.Decoder(DeploymentCooldown)
 _heartbeat_decoder = msgspec.msgpack.Decoder(WorkerHeartbeat)
 _query_request_decoder = msgspec.json.Decoder(QueryRequest)
@@ -257,6 +282,8 @@ encode_json = _json_encoder.encode  # usage events, query service
 decode_request = _request_decoder.decode
 decode_reply = _reply_decoder.decode
 decode_cancel = _cancel_decoder.decode
+decode_cancel_response = _cancel_response_decoder.decode
+decode_stream_entry = _stream_entry_decoder.decode
 decode_cooldown = _cooldown_decoder.decode
 decode_heartbeat = _heartbeat_decoder.decode
 decode_query_request = _query_request_decoder.decode
@@ -268,6 +295,7 @@ __all__ = [
     "SPEND_REPORT_GROUPS",
     "Caller",
     "Cancel",
+    "CancelResponse",
     "Chunks",
     "Completed",
     "DeploymentCooldown",
@@ -280,16 +308,21 @@ __all__ = [
     "QueryResult",
     "Reply",
     "ReplyMessage",
+    "ResponseEvent",
+    "ResponseStreamEnd",
+    "ResponseStreamEntry",
     "Units",
     "UpstreamRequest",
     "WorkerHeartbeat",
     "decode_cancel",
+    "decode_cancel_response",
     "decode_cooldown",
     "decode_heartbeat",
     "decode_query_request",
     "decode_query_result",
     "decode_reply",
     "decode_request",
+    "decode_stream_entry",
     "encode_internal",
     "encode_json",
 ]

@@ -199,6 +199,27 @@ class Subjects:
         says so with `StoredResponse.stored_apart`), kept as long as the KV records."""
         return f"{self._stream_prefix}_responses_large"
 
+    # Background responses (the Responses API's `background: true`).
+    @property
+    def response_events_stream(self) -> str:
+        """JetStream stream (limits retention) of background streams' events, so a client that
+        lost its connection resumes with `starting_after` (messages.ResponseStreamEntry)."""
+        return f"{self._stream_prefix}_RESPONSE_EVENTS"
+
+    @property
+    def response_events_wildcard(self) -> str:
+        return f"{self.prefix}.response.events.*"
+
+    def response_events(self, response_id: str) -> str:
+        """The events of one background response, in order (a response id is one subject token)."""
+        return f"{self.prefix}.response.events.{response_id}"
+
+    @property
+    def response_cancel(self) -> str:
+        """Core NATS request to every edge: cancel a background response (messages.CancelResponse);
+        only the edge running it answers."""
+        return f"{self.prefix}.response.cancel"
+
 
 # Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
 MSG_ID_HEADER = "Nats-Msg-Id"

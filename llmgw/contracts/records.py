@@ -316,6 +316,12 @@ class StoredResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     # The whole record is in the responses object store (larger than a KV message); this one in
     # the KV bucket keeps only the id and the owners.
     stored_apart: bool = False
+    # A background response (`background: true`): the request running it (its usage row's id),
+    # the time past which a response still queued or in progress is one its edge stopped serving
+    # (it went away), and whether its events are kept for a resumed stream.
+    request_id: str | None = None
+    deadline: float | None = None
+    streamed: bool = False
 
 
 # Keys of the settings bucket.

@@ -28,6 +28,8 @@ def config_text(openai_base: str, openai_root: str, anthropic_root: str) -> str:
         ("compat", "hosted_vllm/gpt-4o", openai_base, ("      responses_api: true",)),  # opted in
         ("no-native", "openai/gpt-4o", openai_base, ("      responses_api: false",)),  # opted out: chat
         ("chat-only", "hosted_vllm/gpt-4o", openai_base, ()),  # translated to chat (OpenAI-compatible server)
+        ("slow-native", "openai/fake-chunk-delay-100", openai_base, ()),  # native, 100 ms before each text delta
+        ("slow-chat", "hosted_vllm/fake-chunk-delay-100", openai_base, ()),  # translated, 100 ms between chunks
     ]
     lines = ["model_list:"]
     for name, model, base, extra in groups:

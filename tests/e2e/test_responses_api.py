@@ -322,7 +322,7 @@ def test_bad_bodies_are_openai_errors(stack: Stack) -> None:
         ({"model": NATIVE, "input": [{"role": "robot", "content": "hi"}]}, "input[0].role"),
         ({"model": NATIVE, "input": [{"type": "function_call", "name": "f"}]}, "input[0].call_id"),
         ({"model": NATIVE, "input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
-        ({"model": NATIVE, "input": "hi", "background": True}, "background"),
+        ({"model": NATIVE, "input": "hi", "background": True, "store": False}, "store"),  # (background is stored)
     ):
         response = httpx.post(
             f"{stack.base_url}/v1/responses", headers={"authorization": f"Bearer {MASTER_KEY}"}, json=body, timeout=10

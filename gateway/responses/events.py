@@ -1,0 +1,95 @@
+"""The events of background streams (`background: true, stream: true`), kept in JetStream so a
+client that lost its connection reads them again: `GET /v1/responses/{id}?stream=true&starting_after=N`.
+
+Each response's events are one subject of the response events stream (`Subjects.response_events`),
+appended in order as the edge relays them (`ResponseEvent`: the event's `sequence_number` and the
+server-sent event as sent), closed by a `ResponseStreamEnd`. A reader reads the subject from its
+start with an ordered consumer, skips the events up to N and relays the rest as they come (the
+ones stored, then the live ones, through the same consumer: no gap, no duplicate) until the end.
+The stream's max age is the longest a response may run (`LLMGW_REQUEST_TIMEOUT`) plus how long
+the events stay readable after it ended (`LLMGW_RESPONSE_EVENTS_RETENTION`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from llmgw.contracts import ResponseEvent, ResponseStreamEnd, ResponseStreamEntry, Subjects, decode_stream_entry, encode_internal
+
+log = structlog.get_logger()
+
+IDLE_WAIT = 1.0  # seconds between looks at whether a reader should go on waiting
+
+
+class ResponseEvents:
+    def __init__(self, subjects: Subjects, retention: float, request_timeout: float) -> None:
+        self.subjects = subjects
+        self.max_age = retention + request_timeout
+        self.js: JetStreamContext | None = None
+
+    async def start(self, js: JetStreamContext) -> None:
+        self.js = js
+        config = StreamConfig(
+            name=self.subjects.response_events_stream,
+            subjects=[self.subjects.response_events_wildcard],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=self.max_age,
+        )
+        try:
+            info = await js.stream_info(self.subjects.response_events_stream)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+            except BadRequestError:  # another edge made it first
+                pass
+            return
+        if float(info.config.max_age or 0) != float(self.max_age):
+            await js.update_stream(config)
+
+    def _js(self) -> JetStreamContext:
+        if self.js is None:
+            raise RuntimeError("the response events stream is not started")
+        return self.js
+
+    async def append(self, response_id: str, entry: ResponseStreamEntry) -> None:
+        """Store one entry (awaited: the entries of a response are stored in order)."""
+        await self._js().publish(self.subjects.response_events(response_id), encode_internal(entry))
+
+    async def read(self, response_id: str, after: int, until: float) -> AsyncIterator[ResponseEvent]:
+        """The response's events numbered above `after`, stored ones then live ones, until its end
+        (or, when no end comes, `until`: the time past which the job that wrote them is gone)."""
+        sub = await self._js().subscribe(
+            self.subjects.response_events(response_id),
+            stream=self.subjects.response_events_stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=IDLE_WAIT)
+                except TimeoutError:  # (nats-py's is one too)
+                    if time.time() > until:
+                        return
+                    continue
+                try:
+                    entry = decode_stream_entry(msg.data)
+                except Exception as exc:
+                    log.error("response_event_undecodable", response_id=response_id, error=str(exc))
+                    continue
+                if isinstance(entry, ResponseStreamEnd):
+                    return
+                if entry.sequence_number > after:
+                    yield entry
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # (the connection went away)
+                pass
