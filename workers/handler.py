@@ -33,7 +33,7 @@ from workers.budget_cap import apply_cost_cap
 from workers.credentials import DeploymentTable
 from workers.keepalive import KeepAlive
 from workers.operations import AnswerKind, answer_kind
-from workers.providers.answers import NativeHead
+from workers.providers.answers import NativeHead, StreamProgress
 from workers.providers.base import Provider, StallGuard
 from workers.providers.errors import UpstreamError
 from workers.providers.request_body import RequestBody, estimate_prompt_tokens
@@ -349,26 +349,34 @@ class RequestHandler:
         assert relay is not None
         head: NativeHead | None = None
         parts: list[bytes] = []
-        async with StallGuard(stall, deployment) as guard:
-            async for item in getattr(provider, method)(deployment, request, outcome.upstream_model, body):
-                guard.touch()
-                if isinstance(item, NativeHead):
-                    head = item
-                    if head.status >= 400:
-                        outcome.status, outcome.http_status = UsageStatus.UPSTREAM_ERROR, head.status
-                    if head.stream:
-                        await relay.start_raw(head.status, head.headers)
-                elif type(item) is bytes:
-                    if head is not None and head.stream:
-                        if outcome.ttft is None:
-                            outcome.ttft = time.time() - started
-                            if head.status < 400:
-                                outcome.saw(item)
-                        await relay.add(item)
-                    else:
-                        parts.append(item)
-                elif isinstance(item, Usage):
-                    outcome.took(item)
+        progress: StreamProgress | None = None
+        try:
+            async with StallGuard(stall, deployment) as guard:
+                async for item in getattr(provider, method)(deployment, request, outcome.upstream_model, body):
+                    guard.touch()
+                    if isinstance(item, NativeHead):
+                        head = item
+                        if head.status >= 400:
+                            outcome.status, outcome.http_status = UsageStatus.UPSTREAM_ERROR, head.status
+                        if head.stream:
+                            await relay.start_raw(head.status, head.headers)
+                    elif type(item) is bytes:
+                        if head is not None and head.stream:
+                            if outcome.ttft is None:
+                                outcome.ttft = time.time() - started
+                                if head.status < 400:
+                                    outcome.saw(item)
+                            await relay.add(item)
+                        else:
+                            parts.append(item)
+                    elif isinstance(item, Usage):
+                        outcome.took(item)
+                    elif isinstance(item, StreamProgress):
+                        progress = item
+        except asyncio.CancelledError:
+            if progress is not None and outcome.usage is None:  # stopped mid-stream: what it used so far
+                outcome.took(progress.estimate())
+            raise
         if head is None:
             raise UpstreamError(502, "the upstream sent no answer", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
         cost = outcome.cost(deployment)

@@ -94,10 +94,32 @@ def test_a_background_response_is_cancelled_and_metered(stack: Stack, model: str
     assert sdk.responses.cancel(created.id).status == "cancelled"  # (again: as it is)
     request_id = request_id_of(created.id)
     row = stack.usage_rows([request_id])[request_id]
-    assert row["status"] == "cancelled"
-    assert row["completion_tokens"] < 200  # stopped well before its end
-    if model == SLOW_CHAT:  # (a translated stream: the tokens streamed so far, estimated)
-        assert row["completion_tokens"] > 0
+    assert (row["status"], row["usage_source"]) == ("cancelled", "estimated"), row
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] < 200  # stopped well before its end
+
+
+@pytest.mark.parametrize("model", [SLOW_CHAT, SLOW_NATIVE])
+def test_a_cancelled_background_stream_meters_what_it_streamed(stack: Stack, model: str) -> None:
+    """Cancelled while its stream is read: the stream ends, the tokens streamed so far are metered."""
+    sdk = client(stack)
+    events: list = []
+    with sdk.responses.with_streaming_response.create(
+        model=model, input="tell me a long story", background=True, stream=True, max_output_tokens=200
+    ) as raw:
+        request_id = raw.headers["x-request-id"]
+        for event in raw.parse():
+            events.append(event)
+            if sum(e.type == "response.output_text.delta" for e in events) == 6:
+                assert sdk.responses.cancel(events[0].response.id).status == "cancelled"
+        # (the stream ends once the cancel went through)
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert 6 <= len(deltas) < 200
+    numbers = [e.sequence_number for e in events]
+    assert numbers == list(range(len(numbers)))
+    row = stack.usage_rows([request_id])[request_id]
+    assert (row["status"], row["usage_source"]) == ("cancelled", "estimated"), row
+    # the words streamed (about a token each: "w12 " is four characters), give or take those in flight
+    assert len("".join(deltas)) // 4 <= row["completion_tokens"] < 200
 
 
 def test_a_background_stream_resumes_after_a_cut(stack: Stack, upstream: FakeUpstream) -> None:

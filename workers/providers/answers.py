@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import msgspec
 
-from workers.usage import Usage
+from workers.usage import Usage, estimate_tokens
 
 
 class Completion(msgspec.Struct, frozen=True):
@@ -26,9 +26,28 @@ class NativeHead(msgspec.Struct, frozen=True):
     stream: bool  # an event stream: its bytes are relayed as they come
 
 
+class StreamProgress:
+    """How far a relayed stream got, kept up to date by its adapter as it reads: what the call
+    used so far when it is stopped (cancelled) before the provider said."""
+
+    __slots__ = ("completion_chars", "prompt_bytes")
+
+    def __init__(self, prompt_bytes: int) -> None:
+        self.prompt_bytes = prompt_bytes
+        self.completion_chars = 0
+
+    def estimate(self) -> Usage:
+        return Usage(
+            prompt_tokens=estimate_tokens(self.prompt_bytes),
+            completion_tokens=estimate_tokens(self.completion_chars),
+            estimated=True,
+        )
+
+
 # A native call yields its NativeHead, then the body's bytes as they arrive, and a Usage (last)
-# when the provider's own usage fields said what the call used.
-NativeItem = NativeHead | bytes | Usage
+# when the provider's own usage fields said what the call used; a stream may yield its
+# StreamProgress first.
+NativeItem = NativeHead | bytes | Usage | StreamProgress
 
 
 class NativeUsage(ABC):

@@ -29,7 +29,7 @@ from llmgw.prices import price_for
 from llmgw.tokens import count_tokens
 from workers.budget_cap import completion_allowance, prompt_bytes_of
 from workers.http_client import UpstreamClient
-from workers.providers.answers import NativeHead, NativeItem, NativeUsage
+from workers.providers.answers import NativeHead, NativeItem, NativeUsage, StreamProgress
 from workers.providers.errors import ErrorReader, UpstreamError, invalid_answer
 from workers.providers.native import kept_headers
 from workers.providers.request_body import RequestBody, drop_metadata_tags, json_value
@@ -120,11 +120,15 @@ def output_cap(request: UpstreamRequest, deployment: Deployment, upstream_model:
 class _StreamWatch:
     """What a relayed stream said so far: whether its last event came, the text it streamed."""
 
-    __slots__ = ("ended", "streamed_chars")
+    __slots__ = ("ended", "progress")
 
-    def __init__(self) -> None:
+    def __init__(self, progress: StreamProgress) -> None:
         self.ended = False
-        self.streamed_chars = 0
+        self.progress = progress
+
+    @property
+    def streamed_chars(self) -> int:
+        return self.progress.completion_chars
 
     def event(self, data: bytes) -> None:
         if not (b'"delta"' in data or any(m in data for m in _TERMINAL_MARKERS)):
@@ -136,7 +140,7 @@ class _StreamWatch:
         if probe.type in TERMINAL_EVENTS:
             self.ended = True
         elif isinstance(probe.delta, str):
-            self.streamed_chars += len(probe.delta)
+            self.progress.completion_chars += len(probe.delta)
 
 
 async def forward_responses(
@@ -168,7 +172,9 @@ async def forward_responses(
                 usage.body(content)
             yield content
         else:
-            parser, watch = SseData(), _StreamWatch()
+            progress = StreamProgress(len(sent))
+            yield progress  # (what it used so far, should the call be cancelled)
+            parser, watch = SseData(), _StreamWatch(progress)
             broken: httpx.HTTPError | None = None
             try:
                 async for chunk in target.client.chunks(resp):
