@@ -7,13 +7,16 @@ it (404)."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 import httpx
 import openai
 import pytest
 
 from tests.e2e.responses_stack import ANTHROPIC_KEY, new_key, start_stack
 from tests.e2e.stack import MASTER_KEY, Stack
-from tests.procs import FakeUpstream
+from tests.procs import FakeUpstream, wait_ready
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -167,3 +170,34 @@ def test_other_keys_find_no_background_response(stack: Stack) -> None:
     )
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     assert settled(sdk, created.id).status == "incomplete"  # and it went on, untouched (to max_output_tokens)
+
+
+# ---- faults (last: it restarts the module's edge) ---------------------------------------------------
+
+
+def test_an_edge_killed_mid_background_response(stack: Stack) -> None:
+    """The edge running a background response dies: its worker still finishes and meters it (one
+    row), and the response, stuck in progress, reads as failed once its deadline is past."""
+    sdk = client(stack)
+    created = sdk.responses.create(
+        model=SLOW_NATIVE, input="hello there friend", background=True, max_output_tokens=30, extra_body={"timeout": 6}
+    )
+    eventually_sync(lambda: sdk.responses.retrieve(created.id).status == "in_progress", "in progress", timeout=20)
+    assert stack.edge is not None and stack.edge.popen is not None
+    os.killpg(stack.edge.popen.pid, signal.SIGKILL)  # (Granian's main process and its worker)
+    stack.edge.popen.wait(10)
+    stack.procs.remove(stack.edge)
+    stack.edge = stack._start("edge", "gateway")
+    wait_ready(stack.base_url, 45)
+    request_id = request_id_of(created.id)
+    row = stack.usage_rows([request_id], timeout=30)[request_id]
+    assert (row["status"], row["completion_tokens"]) == ("success", 30)
+    rows = stack.query("SELECT count() AS n FROM usage WHERE request_id = {id:String}", {"id": request_id})
+    assert rows[0]["n"] == 1
+    failed = settled(sdk, created.id, timeout=40)
+    assert failed.status == "failed" and "stopped" in failed.error.message
+    other = client(stack, new_key(stack))
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(created.id)
+    # a cancel now finds no edge running it: it is cancelled as it is stored
+    assert sdk.responses.cancel(created.id).status == "failed"
