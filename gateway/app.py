@@ -8,7 +8,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.types import Middleware
 
-from gateway import legacy_completions, media_routes, native_api, openai_api
+from gateway import chat_resume, legacy_completions, media_routes, native_api, openai_api
 from gateway.admin.budget_objects import build_budget_routes
 from gateway.admin.end_users import build_end_user_routes
 from gateway.admin.keys import KeyService, build_key_routes
@@ -68,6 +68,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
     app = Litestar(
         route_handlers=[
             *openai_api.ROUTES,
+            *chat_resume.ROUTES,
             *legacy_completions.ROUTES,
             *media_routes.ROUTES,
             messages,

@@ -16,20 +16,19 @@ from litestar import Request, Response, get
 from litestar.handlers import asgi
 
 from gateway.asgi_io import SSE_HEADERS, Receive, Scope, Send
+from gateway.auth import Principal
+from gateway.chat_resume import ResumableChatStream, wants_resumable
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response, note_key_guess
 from gateway.limits_policy import apply_max_tokens
 from gateway.pipeline import pipeline_of
-from gateway.routes import Call, Headers, Incoming, Route
+from gateway.routes import Call, Headers, Incoming, Route, openai_paths
 from gateway.schemas import parse_chat, parse_embeddings
-from llmgw.contracts import Chunks, Operation
+from llmgw.contracts import Caller, Chunks, Operation
+
+__all__ = ["CHAT", "EMBEDDINGS", "ROUTES", "OpenAIStream", "openai_paths"]
 
 _encoder = msgspec.json.Encoder()
-
-
-def openai_paths(suffix: str) -> list[str]:
-    """Served at /v1/..., at /... (seed 001), and under /openai (seed 000's OPENAI_BASE_URL)."""
-    return [f"/v1/{suffix}", f"/{suffix}", f"/openai/v1/{suffix}", f"/openai/{suffix}"]
 
 
 class OpenAIStream:
@@ -60,7 +59,7 @@ class ChatRoute(Route):
         parsed = parse_chat(body)
         body = apply_max_tokens(body, parsed, edge.settings)
         stream = bool(parsed.stream)
-        return Call(
+        call = Call(
             parsed.model,
             body,
             stream=stream,
@@ -69,9 +68,18 @@ class ChatRoute(Route):
             n=parsed.n or 1,
             timeout=parsed.timeout,
         )
+        call.state = stream and wants_resumable(scope)  # (a resumable stream: gateway/chat_resume.py)
+        return call
+
+    async def resolve(self, edge: Edge, principal: Principal, call: Call) -> None:
+        if call.state is True:
+            call.state = principal.caller  # (who may resume it)
 
     def stream(self, call: Call, request_id: str) -> OpenAIStream:
         return OPENAI_STREAM
+
+    def background(self, edge: Edge, call: Call, request_id: str) -> ResumableChatStream | None:
+        return ResumableChatStream(edge, call.state, request_id) if isinstance(call.state, Caller) else None
 
 
 class EmbeddingsRoute(Route):

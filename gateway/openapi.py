@@ -102,12 +102,42 @@ def upload_call(summary: str, request_body: dict[str, Any], ok_content: dict[str
     }
 
 
+RESUMABLE_HEADER = {
+    "name": "x-llmgw-resumable",
+    "in": "header",
+    "required": False,
+    "schema": {"enum": ["true", "false"]},
+    "description": "`true` on a streamed request: the stream's events carry `id:` lines and are kept, the "
+    "generation goes on when the client goes away, and GET /v1/chat/completions/{x-request-id}/stream resumes it.",
+}
+
+
 def paths() -> dict[str, Any]:
     string, integer, boolean = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
     return {
-        "/v1/chat/completions": model_call(
-            "Create a chat completion (OpenAI format).", "ChatCompletionRequest", "ChatCompletion", "ChatStreamEvent"
-        ),
+        "/v1/chat/completions": {
+            "post": {
+                **model_call(
+                    "Create a chat completion (OpenAI format).", "ChatCompletionRequest", "ChatCompletion", "ChatStreamEvent"
+                )["post"],
+                "parameters": [RESUMABLE_HEADER],
+            }
+        },
+        "/v1/chat/completions/{request_id}/stream": {
+            "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": string}],
+            "get": {
+                "summary": "Resume a resumable chat stream (sent with `x-llmgw-resumable: true`; its id is the "
+                "answer's `x-request-id`): every event after `Last-Event-ID`, then the live rest until it ends.",
+                "parameters": [
+                    {"name": "Last-Event-ID", "in": "header", "required": False, "schema": integer},
+                    query("last_event_id", integer),
+                ],
+                "responses": {
+                    "200": {"description": "The stream's events.", "content": {SSE: {"schema": ref("ChatStreamEvent")}}},
+                    **errors(("400", "401", "404")),
+                },
+            },
+        },
         "/v1/embeddings": model_call("Create embeddings (OpenAI format).", "EmbeddingsRequest", "EmbeddingList", None),
         "/v1/messages": {
             "post": {

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 Headers = list[tuple[bytes, bytes]]
 
 
+def openai_paths(suffix: str) -> list[str]:
+    """Served at /v1/..., at /... (seed 001), and under /openai (seed 000's OPENAI_BASE_URL)."""
+    return [f"/v1/{suffix}", f"/{suffix}", f"/openai/v1/{suffix}", f"/openai/{suffix}"]
+
+
 class Incoming:
     """The request line and the headers the pipeline reads (a route may add what it needs)."""
 

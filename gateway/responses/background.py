@@ -13,7 +13,6 @@ streamed, appends each event to the response's subject, then its end.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ import msgspec
 from gateway.asgi_io import SSE_HEADERS, Message, Receive, Send, cancel_on_disconnect, send_json
 from gateway.background import CANCELLED, SHUTDOWN
 from gateway.errors import GatewayError
+from gateway.responses.events import EventSplitter
 from gateway.responses.store import new_record
 from gateway.responses.wire import response_object
 from gateway.routes import Headers
@@ -36,7 +36,6 @@ FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response
 # A response still queued or in progress this long past its deadline was left by an edge that
 # went away (its job ends at the deadline at the latest).
 ORPHANED_AFTER = 10.0
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
 
 
 class _Event(msgspec.Struct):
@@ -88,7 +87,7 @@ class BackgroundResponse:
         self.final: dict[str, Any] | None = None  # the whole response, once the answer ended (ResponsesCall.keep)
         self.status = 200  # of the answer as the pipeline wrote it
         self.error_body = b""
-        self._pending = b""  # the start of an event whose end has not come yet
+        self._events = EventSplitter()
         self._started = False
         self._evented_end = False  # a final event went out
         self.last_sequence = -1
@@ -145,14 +144,8 @@ class BackgroundResponse:
         if self.status >= 400:  # a whole error answer (the upstream refused the request)
             self.error_body += data
             return
-        self._pending += data
-        *events, self._pending = _EVENT_END.split(self._pending)
-        if not message.get("more_body", False) and self._pending.strip():
-            events.append(self._pending)
-            self._pending = b""
-        for event in events:
-            if event.strip():
-                await self._event(event)
+        for event in self._events.feed(data, message.get("more_body", False)):
+            await self._event(event)
 
     async def _event(self, block: bytes) -> None:
         data = b"".join(line[5:].strip() for line in block.splitlines() if line.startswith(b"data:"))

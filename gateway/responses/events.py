@@ -12,6 +12,7 @@ the events stay readable after it ended (`LLMGW_RESPONSE_EVENTS_RETENTION`).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -25,6 +26,25 @@ from llmgw.contracts import ResponseEvent, ResponseStreamEnd, ResponseStreamEntr
 log = structlog.get_logger()
 
 IDLE_WAIT = 1.0  # seconds between looks at whether a reader should go on waiting
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+
+
+class EventSplitter:
+    """A server-sent event stream fed in arbitrary chunks, given back an event at a time (each
+    without the blank line that ended it)."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes, more: bool) -> list[bytes]:
+        """The events complete so far (`more` false: the stream ended, what is left is one too)."""
+        *events, self._pending = _EVENT_END.split(self._pending + data)
+        if not more and self._pending.strip():
+            events.append(self._pending)
+            self._pending = b""
+        return [event for event in events if event.strip()]
 
 
 class ResponseEvents:

@@ -39,7 +39,7 @@ async def _stored(request: Request, response_id: str) -> tuple[Edge, StoredRespo
     edge: Edge = request.app.state.edge
     principal = await edge.auth.authenticate_fresh(request.headers.get("authorization"), request.headers.get("api-key"))
     record = await edge.responses.find(response_id, principal.caller)
-    if record is None:
+    if record is None or record.response.get("object", "response") != "response":  # (a resumable chat stream's)
         raise GatewayError(404, f"Response with id '{response_id}' not found.", ErrorType.INVALID_REQUEST, ErrorCode.NOT_FOUND)
     return edge, record
 

@@ -306,6 +306,7 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
         ("/v1/responses/{response_id}", "delete"),
         ("/v1/responses/{response_id}/input_items", "get"),
         ("/v1/responses/{response_id}/cancel", "post"),
+        ("/v1/chat/completions/{request_id}/stream", "get"),
         ("/v1/audio/transcriptions", "post"),
         ("/v1/audio/translations", "post"),
         ("/v1/audio/speech", "post"),

@@ -1,0 +1,155 @@
+"""Resumable chat completion streams: a streamed `POST /v1/chat/completions` sent with
+`x-llmgw-resumable: true` is run by the edge (gateway.background) rather than by its connection.
+
+Its events are numbered (`id: N` on each), kept in the response events stream as they are
+produced (gateway.responses.events) and relayed to the client from there; the client dropping the
+connection stops only its reading, and the generation goes on to its end (and is metered so).
+`GET /v1/chat/completions/{request id}/stream` with `Last-Event-ID: N` (the `x-request-id` the
+answer carried; `last_event_id` in the query works too) sends every event after N, then the
+live rest, then ends. Only the key, user or team that made it can resume it. Without the header a
+stream is what it always was: a client that goes away cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from litestar import Request, get
+from litestar.response import Stream
+
+from gateway.asgi_io import SSE_HEADERS, Message, Receive, Scope, Send, cancel_on_disconnect
+from gateway.errors import GatewayError, error_json
+from gateway.responses.background import ORPHANED_AFTER
+from gateway.responses.events import EventSplitter, ResponseEvents
+from gateway.responses.request import bad_request
+from gateway.responses.store import ResponseStore
+from gateway.routes import Headers, openai_paths
+from llmgw.contracts import Caller, ErrorCode, ErrorType, ResponseEvent, ResponseStreamEnd, StoredResponse
+
+if TYPE_CHECKING:
+    from gateway.edge import Edge
+
+RESUMABLE_HEADER = b"x-llmgw-resumable"
+STREAM_OBJECT = "chat.completion.stream"  # (what its record's `response` says it is)
+_TRUE = (b"1", b"true", b"yes", b"on")
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def wants_resumable(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == RESUMABLE_HEADER:
+            return value.strip().lower() in _TRUE
+    return False
+
+
+def record_id(request_id: str) -> str:
+    """Its record's key in the responses bucket (apart from the Responses API's `resp_` ids)."""
+    return f"chat-{request_id}"
+
+
+class ResumableChatStream:
+    """One resumable chat stream's job (gateway.routes.Background)."""
+
+    def __init__(self, edge: Edge, caller: Caller, request_id: str) -> None:
+        self.key = request_id
+        self.caller = caller
+        self.store: ResponseStore = edge.responses
+        self.events: ResponseEvents = edge.response_events
+        self.deadline = 0.0
+        self.created_at = time.time()
+        self.status = 200
+        self._events = EventSplitter()
+        self._next = 0
+
+    def _keep(self, status: str) -> None:
+        caller = self.caller
+        record = StoredResponse(
+            id=record_id(self.key),
+            key_hash=caller.key_hash,
+            user_id=caller.user_id,
+            team_id=caller.team_id,
+            created_at=self.created_at,
+            response={"object": STREAM_OBJECT, "status": status},
+            request_id=self.key,
+            deadline=self.deadline,
+            streamed=True,
+        )
+        self.store.keep(record, replace=True)
+
+    def queued(self, request_id: str, deadline: float) -> None:
+        self.deadline = deadline
+        self._keep("in_progress")
+
+    async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
+        await self.store.written(record_id(self.key))
+        await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
+
+        async def relay() -> bool:
+            async for event in self.events.read(self.key, -1, self.deadline + ORPHANED_AFTER):
+                await send({"type": "http.response.body", "body": event.data, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return True
+
+        await cancel_on_disconnect(relay(), receive)  # (the client gone: only its reading stops)
+
+    async def receive(self) -> Message:
+        await asyncio.Future()  # no client to go away
+        raise AssertionError("unreachable")
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            return
+        for event in self._events.feed(message.get("body", b""), message.get("more_body", False)):
+            await self._append(event)
+
+    async def _append(self, event: bytes) -> None:
+        number, self._next = self._next, self._next + 1
+        await self.events.append(self.key, ResponseEvent(number, b"id: %d\n" % number + event + b"\n\n"))
+
+    async def ended(self, error: GatewayError | None, reason: str | None) -> None:
+        status = "completed" if error is None and reason is None and self.status < 400 else "failed"
+        try:
+            if error is not None:
+                await self._append(b"data: " + error_json(error.message, error.type, error.code))
+            elif reason is not None:
+                message = "the gateway stopped before this stream was complete"
+                await self._append(b"data: " + error_json(message, ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE))
+            await self.events.append(self.key, ResponseStreamEnd(status))
+        finally:
+            self._keep(status)
+            await self.store.written(record_id(self.key))
+
+
+def _after(request: Request) -> int:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if raw is None or raw == "":
+        return -1
+    if not raw.strip().isdigit():
+        raise bad_request(f"Invalid 'Last-Event-ID': expected an event's id (a whole number), got {raw!r}.", "Last-Event-ID")
+    return int(raw)
+
+
+@get(openai_paths("chat/completions/{request_id:str}/stream"))
+async def resume_chat_stream(request: Request, request_id: str) -> Stream:
+    """The events of a resumable chat stream after `Last-Event-ID`, then the live rest."""
+    after = _after(request)
+    edge: Edge = request.app.state.edge
+    principal = await edge.auth.authenticate_fresh(request.headers.get("authorization"), request.headers.get("api-key"))
+    record = await edge.responses.find(record_id(request_id), principal.caller)
+    if record is None or record.response.get("object") != STREAM_OBJECT:
+        raise GatewayError(404, f"No resumable stream with id '{request_id}'.", ErrorType.INVALID_REQUEST, ErrorCode.NOT_FOUND)
+    over = record.response.get("status") != "in_progress" or record.deadline is None
+    until = 0.0 if over else (record.deadline or 0.0) + ORPHANED_AFTER
+
+    async def events() -> AsyncIterator[bytes]:
+        async for event in edge.response_events.read(request_id, after, until):
+            yield event.data
+
+    return Stream(events(), media_type="text/event-stream; charset=utf-8", headers=STREAM_HEADERS)
+
+
+ROUTES = [resume_chat_stream]

@@ -1,0 +1,108 @@
+"""Resumable chat completion streams (`x-llmgw-resumable: true`) with the official `openai` SDK:
+each event carries `id: N`; the connection is closed mid-answer, the generation goes on, and
+`GET /v1/chat/completions/{x-request-id}/stream` with `Last-Event-ID` sends exactly the events
+after it, each once, to the end (the upstream called once, one usage row of the whole answer);
+other keys cannot resume it (404); without the header a stream is what it always was."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.responses_stack import new_key
+from tests.e2e.stack import MASTER_KEY, Stack
+from tests.procs import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+
+CHUNKY = "chunky"  # 60 ms between chunks
+RESUMABLE = {"x-llmgw-resumable": "true"}
+
+
+def events_of(lines) -> Iterator[tuple[int | None, str]]:
+    """(id, data) of each server-sent event, as read line by line."""
+    event_id: int | None = None
+    for line in lines:
+        if line.startswith("id:"):
+            event_id = int(line[3:].strip())
+        elif line.startswith("data:"):
+            yield event_id, line[5:].strip()
+            event_id = None
+
+
+def content(events: list[tuple[int | None, str]]) -> str:
+    text = ""
+    for _, data in events:
+        if data != "[DONE]":
+            for choice in json.loads(data).get("choices") or ():
+                text += (choice.get("delta") or {}).get("content") or ""
+    return text
+
+
+def test_a_resumable_chat_stream_resumes_after_a_cut(stack: Stack, upstream: FakeUpstream) -> None:
+    sdk = stack.client()
+    calls = upstream.stats()["by_model"].get("fake-chunk-delay-60", 0)
+    first: list[tuple[int | None, str]] = []
+    with sdk.chat.completions.with_streaming_response.create(
+        model=CHUNKY,
+        messages=[{"role": "user", "content": "hello"}],
+        stream=True,
+        max_tokens=30,
+        stream_options={"include_usage": True},
+        extra_headers=RESUMABLE,
+    ) as raw:
+        request_id = raw.headers["x-request-id"]
+        for event in events_of(raw.iter_lines()):
+            first.append(event)
+            if len(first) == 6:
+                break
+    # the connection is closed here, mid-answer
+    last = first[-1][0]
+    assert [i for i, _ in first] == list(range(6))
+    with httpx.stream(
+        "GET",
+        f"{stack.base_url}/v1/chat/completions/{request_id}/stream",
+        headers={"authorization": f"Bearer {MASTER_KEY}", "last-event-id": str(last)},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        rest = list(events_of(response.iter_lines()))
+    ids = [i for i, _ in first + rest]
+    assert ids == list(range(len(ids)))  # no gap, no duplicate
+    assert rest[-1][1] == "[DONE]"
+    assert content(first + rest) == " ".join(f"w{i}" for i in range(30))
+    assert upstream.stats()["by_model"]["fake-chunk-delay-60"] == calls + 1
+    row = stack.usage_rows([request_id])[request_id]
+    assert (row["status"], row["completion_tokens"]) == ("success", 30)
+    # another key finds nothing to resume
+    other = httpx.get(
+        f"{stack.base_url}/v1/chat/completions/{request_id}/stream",
+        headers={"authorization": f"Bearer {new_key(stack)}"},
+        timeout=10,
+    )
+    assert other.status_code == 404 and other.json()["error"]["code"] == "not_found"
+    # nor is it a stored response
+    assert (
+        httpx.get(
+            f"{stack.base_url}/v1/responses/chat-{request_id}", headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=10
+        ).status_code
+        == 404
+    )
+
+
+def test_a_plain_stream_has_no_ids_and_is_not_resumable(stack: Stack) -> None:
+    with stack.client().chat.completions.with_streaming_response.create(
+        model=CHUNKY, messages=[{"role": "user", "content": "hello"}], stream=True, max_tokens=3
+    ) as raw:
+        request_id = raw.headers["x-request-id"]
+        lines = list(raw.iter_lines())
+    assert "data: [DONE]" in lines and not any(line.startswith("id:") for line in lines)
+    response = httpx.get(
+        f"{stack.base_url}/v1/chat/completions/{request_id}/stream",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        timeout=10,
+    )
+    assert response.status_code == 404
