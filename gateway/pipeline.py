@@ -19,10 +19,8 @@ import msgspec
 import structlog
 
 from gateway import admission, metrics
-from gateway.admission import Lease
 from gateway.asgi_io import (
     Receive,
-    RequestLog,
     Scope,
     Send,
     cancel_on_disconnect,
@@ -38,9 +36,10 @@ from gateway.client_upstream import client_upstream
 from gateway.edge import Edge
 from gateway.end_users import attribute, end_user_id, refuse_blocked
 from gateway.errors import GatewayError, note_key_guess
+from gateway.exchange import Exchange, policy_bytes
 from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
-from gateway.request_ids import LOGGED, client_request_id, new_request_id
+from gateway.request_ids import LOGGED
 from gateway.request_span import RequestSpan, phase
 from gateway.routes import Background, Call, Route, StreamEncoder, Target
 from gateway.tags import tagged
@@ -65,53 +64,6 @@ log = structlog.get_logger()
 def pipeline_of(scope: Scope) -> Pipeline:
     """The edge's pipeline, from the application serving the request (see gateway/app.py)."""
     return scope["app"].state.pipeline
-
-
-def policy_bytes(system_prompts: list[str]) -> int:
-    """The prompt bytes the policy's system prompts add to a request."""
-    return sum(len(p.encode()) for p in system_prompts)
-
-
-class Exchange:
-    """One request in the pipeline: what is known of it so far, for its end and its log line."""
-
-    __slots__ = (
-        "answered_by",
-        "call",
-        "client_request_id",
-        "detached",
-        "first_reply_after",
-        "lease",
-        "log",
-        "model_group",
-        "principal",
-        "provider",
-        "published",
-        "request_id",
-        "span",
-        "started",
-    )
-
-    def __init__(self, scope: Scope) -> None:
-        self.started = time.time()
-        self.request_id = new_request_id()
-        self.client_request_id = client_request_id(scope)
-        self.log = RequestLog(self.request_id, self.started, scope, self.client_request_id)
-        self.principal: Principal | None = None  # once the key was checked
-        self.call: Call | None = None  # once the body was read
-        self.provider: str | None = None  # of the deployment first in line, once the model is known
-        self.model_group = ""  # once the model is known
-        self.lease: Lease | None = None
-        self.published = False  # a worker has (or will have) the request: it meters it
-        self.answered_by: str | None = None
-        self.first_reply_after: float | None = None
-        self.span: RequestSpan | None = None  # when tracing is on
-        self.detached = False  # a background job ends it, not its HTTP request
-
-    @property
-    def answer_id(self) -> bytes:
-        """The answer's `x-request-id`: the client's own id when it sent a valid one."""
-        return (self.client_request_id or self.request_id).encode()
 
 
 class Pipeline:
