@@ -98,9 +98,7 @@ def test_the_list_pages_orders_and_filters(stack: Stack) -> None:
         sdk.chat.completions.create(model=MODEL, messages=ASKED, store=True, metadata={"run": "r1", "i": str(i)}, max_tokens=2)
         for i in range(3)
     ]
-    other = sdk.chat.completions.create(
-        model="gpt-3.5-turbo", messages=ASKED, store=True, metadata={"run": "r2"}, max_tokens=2
-    )
+    other = sdk.chat.completions.create(model="gpt-3.5-turbo", messages=ASKED, store=True, metadata={"run": "r2"}, max_tokens=2)
     sdk.chat.completions.create(model=MODEL, messages=ASKED, max_tokens=2)  # not stored
     ids = [c.id for c in made] + [other.id]
 
@@ -189,14 +187,15 @@ def test_only_its_key_user_and_team_read_it(stack: Stack) -> None:
     _, stranger = owner(stack, user_id="chat-stranger")
     master = client(stack, MASTER_KEY)
     for other in (stranger, master):  # the master key too, as with stored responses
-        for attempt in (
-            lambda: other.chat.completions.retrieve(made.id),
-            lambda: other.chat.completions.update(made.id, metadata={"x": "y"}),
-            lambda: other.chat.completions.messages.list(made.id),
-            lambda: other.chat.completions.delete(made.id),
+        calls = other.chat.completions
+        for method, args in (
+            (calls.retrieve, {}),
+            (calls.update, {"metadata": {"x": "y"}}),
+            (calls.messages.list, {}),
+            (calls.delete, {}),
         ):
             with pytest.raises(openai.NotFoundError) as err:
-                attempt()
+                method(made.id, **args)
             assert err.value.body["message"] == f"Chat completion with id '{made.id}' not found."
         assert made.id not in [c.id for c in other.chat.completions.list().data]
     assert maker.chat.completions.retrieve(made.id).metadata == {}  # untouched for its owners
