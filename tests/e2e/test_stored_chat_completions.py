@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.responses_stack import new_key
 from tests.e2e.stack import MASTER_KEY, Stack
-from tests.procs import FakeUpstream
+from tests.procs import FakeUpstream, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -203,6 +203,25 @@ def test_only_its_key_user_and_team_read_it(stack: Stack) -> None:
     assert missing.status_code == 401
 
 
+def test_a_completion_larger_than_a_bus_message_is_stored_apart_and_still_its_owners(stack: Stack) -> None:
+    _, sdk = owner(stack)
+    big = "word " * 300_000  # 1.5 MB of messages: more than one NATS message (1 MiB) holds
+    made = sdk.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": big}], store=True, metadata={"size": "big"}, max_tokens=2
+    )
+    assert sdk.chat.completions.retrieve(made.id).choices[0].message.content == made.choices[0].message.content
+    assert sdk.chat.completions.messages.list(made.id).data[0].content == big
+    assert [c.id for c in sdk.chat.completions.list(metadata={"size": "big"}).data] == [made.id]
+    assert sdk.chat.completions.update(made.id, metadata={"size": "still big"}).metadata == {"size": "still big"}
+    assert sdk.chat.completions.messages.list(made.id).data[0].content == big
+    _, stranger = owner(stack)
+    with pytest.raises(openai.NotFoundError):
+        stranger.chat.completions.retrieve(made.id)
+    sdk.chat.completions.delete(made.id)
+    with pytest.raises(openai.NotFoundError):
+        sdk.chat.completions.messages.list(made.id)
+
+
 def test_bad_updates_are_openai_errors(stack: Stack) -> None:
     key, sdk = owner(stack)
     made = sdk.chat.completions.create(model=MODEL, messages=ASKED, store=True, max_tokens=2)
@@ -220,3 +239,18 @@ def test_bad_updates_are_openai_errors(stack: Stack) -> None:
     assert cleared.metadata == {}
     with pytest.raises(openai.BadRequestError):
         sdk.chat.completions.create(model=MODEL, messages=ASKED, store="yes")  # type: ignore[arg-type]
+
+
+def test_stored_completions_outlive_an_edge_killed_and_started_again(stack: Stack) -> None:
+    """Kept in JetStream, not in the edge: a crashed edge's replacement serves them (last here:
+    the module's other tests run before the edge is killed)."""
+    _, sdk = owner(stack)
+    whole = sdk.chat.completions.create(model=MODEL, messages=ASKED, store=True, max_tokens=3)
+    streamed = list(sdk.chat.completions.create(model=MODEL, messages=ASKED, store=True, stream=True, max_tokens=3))
+    stack.edge.kill()
+    stack.edge.start()
+    wait_ready(stack.base_url, 45)
+    assert [c.id for c in sdk.chat.completions.list().data] == [whole.id, streamed[0].id]
+    assert sdk.chat.completions.retrieve(streamed[0].id).choices[0].message.content == "".join(
+        c.choices[0].delta.content or "" for c in streamed if c.choices
+    )
