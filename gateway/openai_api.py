@@ -23,7 +23,7 @@ from gateway.limits_policy import apply_max_tokens
 from gateway.pipeline import pipeline_of
 from gateway.routes import Call, Headers, Incoming, Route
 from gateway.schemas import parse_chat, parse_embeddings
-from gateway.stored_chat.keeping import Keeping, StoringStream, keeping
+from gateway.stored_chat.keeping import Keeping, StoringStream, keeping, stored_id
 from gateway.stored_chat.listing import list_stored
 from llmgw.contracts import Chunks, Completed, Operation
 
@@ -86,13 +86,15 @@ class ChatRoute(Route):
         if call.state is not None:
             call.state.caller = principal.caller
 
+    def answer_id(self, call: Call, request_id: str) -> str | None:
+        return None if call.state is None else stored_id(request_id)
+
     def whole(self, reply: Completed, call: Call, request_id: str) -> tuple[int, Headers, bytes]:
-        if call.state is not None:
-            call.state.keep_whole(reply.body)
-        return 200, [(b"content-type", b"application/json")], reply.body
+        body = reply.body if call.state is None else call.state.keep_whole(reply.body, stored_id(request_id))
+        return 200, [(b"content-type", b"application/json")], body
 
     def stream(self, call: Call, request_id: str) -> OpenAIStream | StoringStream:
-        return OPENAI_STREAM if call.state is None else StoringStream(call.state, OPENAI_STREAM)
+        return OPENAI_STREAM if call.state is None else StoringStream(call.state, OPENAI_STREAM, stored_id(request_id))
 
     async def answered(self, edge: Edge, principal: Principal, call: Call, request_id: str, body: bytes | None) -> None:
         if call.state is not None and call.state.kept is not None:

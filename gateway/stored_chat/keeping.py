@@ -4,6 +4,10 @@ stream asks the worker for usage (the usage-only chunk is dropped again when the
 ask for it), and the completion, whole or streamed, is stored once it is complete: before its
 last bytes go out, so a client that asks for it at once finds it. A stream that did not end (the
 client went away, the upstream or the worker failed) is not stored: there is no completion.
+
+A stored completion's id is the gateway's (`chatcmpl-` and its request id, `stored_id`), in the
+whole answer and in every chunk, not the upstream's: upstream ids are not all unique (some
+adapters' streams carry a fixed one), and a stored id must be.
 """
 
 from __future__ import annotations
@@ -44,11 +48,23 @@ class Keeping:
         self.kept = record.id
         self.store.keep(record)
 
-    def keep_whole(self, body: bytes) -> None:
+    def keep_whole(self, body: bytes, completion_id: str) -> bytes:
+        """The whole answer with the stored id, which is stored; an answer that is not a JSON
+        object goes on as it came, not stored."""
         try:
-            self.keep(_decoder.decode(body))
+            completion = _decoder.decode(body)
         except msgspec.DecodeError:
-            return
+            return body
+        if not isinstance(completion, dict):
+            return body
+        completion["id"] = completion_id
+        self.keep(completion)
+        return _encoder.encode(completion)
+
+
+def stored_id(request_id: str) -> str:
+    """The id of a stored completion: its request id's, so the two are found together."""
+    return "chatcmpl-" + request_id.removeprefix("req-")
 
 
 def keeping(store: ChatCompletionStore, model: str, body: bytes) -> tuple[Keeping, bytes]:
@@ -65,11 +81,12 @@ class StoringStream:
     """The route's stream encoder, seeing each chunk on its way: the completion is put together and
     stored when the stream ends as the worker finished it (`end`)."""
 
-    __slots__ = ("assembler", "inner", "state")
+    __slots__ = ("assembler", "completion_id", "inner", "state")
 
-    def __init__(self, state: Keeping, inner: StreamEncoder) -> None:
+    def __init__(self, state: Keeping, inner: StreamEncoder, completion_id: str) -> None:
         self.state = state
         self.inner = inner
+        self.completion_id = completion_id
         self.assembler = ChunkAssembler()
 
     def head(self, first: Chunks) -> tuple[int, Headers]:
@@ -79,13 +96,17 @@ class StoringStream:
         out = []
         for data in chunks:
             chunk = self.assembler.feed(data)
-            if chunk is not None and not self.state.client_usage and chunk.get("usage") is not None and not chunk.get("choices"):
+            if chunk is None:
+                out.append(data)
+                continue
+            if not self.state.client_usage and chunk.get("usage") is not None and not chunk.get("choices"):
                 continue  # the usage-only chunk asked for the record, not by the client
-            out.append(data)
+            chunk["id"] = self.completion_id
+            out.append(_encoder.encode(chunk))
         return self.inner.data(out)
 
     def end(self) -> bytes:
-        self.state.keep(self.assembler.completion())
+        self.state.keep({**self.assembler.completion(), "id": self.completion_id})
         return self.inner.end()
 
     def error(self, status: int, message: str, type: str, code: str | None) -> bytes:

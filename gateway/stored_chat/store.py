@@ -3,7 +3,8 @@ kept for the retention period of stored responses (`LLMGW_RESPONSES_RETENTION_DA
 
 Writing, reading, storing large records apart and keeping records to their owners are shared with
 stored responses (gateway/kept_records.py). What is chat's own: an id is never written over (a
-record is created, so a completion that came back with an id already kept is not stored), each
+record is created: the gateway's ids are unique, gateway/stored_chat/keeping.py, so this only
+guards against a bug), each
 record has an index key per owner next to it (its key, its user, its team: `chat_owner_keys`),
 so a listing reads the caller's own and no one else's, and the metadata can be changed.
 """

@@ -88,8 +88,11 @@ def test_a_stored_completion_is_retrieved_updated_listed_and_deleted(stack: Stac
     assert sdk.chat.completions.list().data == []
     with pytest.raises(openai.NotFoundError):
         sdk.chat.completions.delete(made.id)
-    row = one_usage_row(stack, raw.headers["x-request-id"])
+    request_id = raw.headers["x-request-id"]
+    assert made.id == "chatcmpl-" + request_id.removeprefix("req-")  # the gateway's id: unique, whatever the upstream's
+    row = one_usage_row(stack, request_id)
     assert row["status"] == "success" and row["completion_tokens"] == made.usage.completion_tokens
+    assert row["response_id"] == made.id  # /spend/logs?request_id=<completion id> finds it
 
 
 def test_the_list_pages_orders_and_filters(stack: Stack) -> None:
@@ -139,8 +142,10 @@ def test_a_streamed_completion_is_stored_whole(stack: Stack, include_usage: bool
     assert stored.usage is not None and stored.usage.completion_tokens == 5  # kept, asked for or not
     if include_usage:
         assert stored.usage == usage_chunks[0].usage
-    row = one_usage_row(stack, raw.headers["x-request-id"])
-    assert row["status"] == "success" and row["completion_tokens"] == 5
+    request_id = raw.headers["x-request-id"]
+    assert {c.id for c in chunks} == {"chatcmpl-" + request_id.removeprefix("req-")}  # every chunk: the stored id
+    row = one_usage_row(stack, request_id)
+    assert row["status"] == "success" and row["completion_tokens"] == 5 and row["response_id"] == stored.id
     assert [m.content for m in sdk.chat.completions.messages.list(stored.id).data] == ["be brief", "hello there"]
 
 

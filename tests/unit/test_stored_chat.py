@@ -15,7 +15,7 @@ from gateway.kept_records import owned_by
 from gateway.openai_api import OPENAI_STREAM
 from gateway.paging import paged
 from gateway.stored_chat.assemble import ChunkAssembler
-from gateway.stored_chat.keeping import StoringStream, keeping
+from gateway.stored_chat.keeping import StoringStream, keeping, stored_id
 from gateway.stored_chat.listing import listing_of
 from gateway.stored_chat.routes import metadata_of, stored_message
 from gateway.stored_chat.store import (
@@ -185,13 +185,18 @@ class _Stored:
 @pytest.mark.parametrize("client_usage", [False, True])
 def test_a_stored_stream_drops_the_usage_chunk_only_the_record_asked_for(client_usage: bool) -> None:
     state = _Stored(client_usage)
-    stream = StoringStream(state, OPENAI_STREAM)  # type: ignore[arg-type]
+    stream = StoringStream(state, OPENAI_STREAM, "chatcmpl-mine")  # type: ignore[arg-type]
     usage = chunk(choices=[], usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
     out = stream.data([chunk(choices=[delta(content="hi", finish="stop")]), usage])
     assert out.count(b"data: ") == (2 if client_usage else 1)
+    assert out.count(b'"id":"chatcmpl-mine"') == out.count(b"data: ") and b"chatcmpl-1" not in out  # the stored id
     assert state.kept == []  # nothing until the stream ends as the worker finished it
     assert stream.end() == b"data: [DONE]\n\n"
-    assert state.kept[0]["usage"]["total_tokens"] == 3 and state.kept[0]["choices"][0]["message"]["content"] == "hi"
+    assert (
+        state.kept[0]["id"] == "chatcmpl-mine"
+        and state.kept[0]["usage"]["total_tokens"] == 3
+        and state.kept[0]["choices"][0]["message"]["content"] == "hi"
+    )
 
 
 def test_an_update_takes_openais_metadata_only() -> None:
@@ -231,3 +236,15 @@ def test_messages_are_listed_with_ids_text_and_parts() -> None:
     assert paged(items, 2, "asc", None, "message")["data"] == [{"id": "0"}, {"id": "1"}]
     with pytest.raises(GatewayError):
         paged(items, 2, "asc", "9", "message")
+
+
+def test_a_whole_answer_gets_the_stored_id_and_is_kept() -> None:
+    store = ChatCompletionStore(Subjects("t"), 30)
+    kept: list[StoredChatCompletion] = []
+    store.keep = kept.append  # type: ignore[method-assign]  # (the write itself needs the bus)
+    state, _ = keeping(store, "m", b'{"model":"m","messages":[],"store":true}')
+    state.caller = Caller(key_hash="k1")
+    body = state.keep_whole(b'{"id":"chatcmpl-upstream","object":"chat.completion","choices":[]}', stored_id("req-ab12"))
+    assert json.loads(body) == {"id": "chatcmpl-ab12", "object": "chat.completion", "choices": []}
+    assert [r.id for r in kept] == ["chatcmpl-ab12"] and kept[0].completion == {**json.loads(body), "metadata": {}}
+    assert state.keep_whole(b"[1]", "chatcmpl-x") == b"[1]" and len(kept) == 1  # not a completion: as it came
