@@ -166,6 +166,18 @@ def test_a_stream_the_client_cut_is_not_stored(stack: Stack) -> None:
     assert sdk.chat.completions.list().data == []
 
 
+def test_a_stream_the_upstream_broke_is_not_stored(stack: Stack) -> None:
+    _, sdk = owner(stack)
+    seen: list[str] = []
+    with pytest.raises(openai.APIError):
+        for c in sdk.chat.completions.create(model="stream-fail", messages=ASKED, store=True, stream=True, max_tokens=10):
+            seen.append(c.id)
+    assert seen  # part of an answer came, then the error
+    with pytest.raises(openai.NotFoundError):
+        sdk.chat.completions.retrieve(seen[0])
+    assert sdk.chat.completions.list().data == []
+
+
 def test_nothing_is_stored_without_store_true(stack: Stack) -> None:
     _, sdk = owner(stack)
     absent = sdk.chat.completions.create(model=MODEL, messages=ASKED, max_tokens=2)
