@@ -35,6 +35,7 @@ from gateway.request_ids import request_id_hook
 from gateway.responses import retrieval
 from gateway.responses.route import responses
 from gateway.settings import EdgeSettings
+from gateway.stored_chat import routes as stored_chat_routes
 
 
 def cors_config(settings: EdgeSettings) -> CORSConfig | None:
@@ -75,6 +76,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             count_tokens,
             responses,
             *retrieval.ROUTES,
+            *stored_chat_routes.ROUTES,
             *audio_routes.ROUTES,
             *native_api.ROUTES,
             *build_health_routes(edge),

@@ -133,9 +133,10 @@ def _after(request: Request) -> int:
     return int(raw)
 
 
-@get(openai_paths("chat/completions/{request_id:str}/stream"))
-async def resume_chat_stream(request: Request, request_id: str) -> Stream:
+@get(openai_paths("chat/completions/{completion_id:str}/stream"))  # (the parameter named as stored_chat's)
+async def resume_chat_stream(request: Request, completion_id: str) -> Stream:
     """The events of a resumable chat stream after `Last-Event-ID`, then the live rest."""
+    request_id = completion_id  # (the stream's id is its request id: the answer's x-request-id)
     after = _after(request)
     edge: Edge = request.app.state.edge
     principal = await edge.auth.authenticate_fresh(request.headers.get("authorization"), request.headers.get("api-key"))

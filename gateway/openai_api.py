@@ -24,9 +24,11 @@ from gateway.limits_policy import apply_max_tokens
 from gateway.pipeline import pipeline_of
 from gateway.routes import Call, Headers, Incoming, Route, openai_paths
 from gateway.schemas import parse_chat, parse_embeddings
-from llmgw.contracts import Caller, Chunks, Operation
+from gateway.stored_chat.keeping import Keeping, StoringStream, keeping, stored_id
+from gateway.stored_chat.listing import list_stored
+from llmgw.contracts import Chunks, Completed, Operation
 
-__all__ = ["CHAT", "EMBEDDINGS", "ROUTES", "OpenAIStream", "openai_paths"]
+__all__ = ["CHAT", "EMBEDDINGS", "OPENAI_STREAM", "RESUMABLE_CHAT", "ROUTES", "OpenAIStream", "openai_paths"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -53,33 +55,48 @@ OPENAI_STREAM = OpenAIStream()
 
 
 class ChatRoute(Route):
+    """Chat completions; one with `store: true` is kept (gateway/stored_chat) once it is complete."""
+
     operation = Operation.CHAT
 
     def parse(self, scope: Scope, incoming: Incoming, body: bytes, edge: Edge) -> Call:
         parsed = parse_chat(body)
         body = apply_max_tokens(body, parsed, edge.settings)
         stream = bool(parsed.stream)
+        include_usage = bool(stream and parsed.stream_options and parsed.stream_options.include_usage)
+        state: Keeping | None = None
+        if parsed.store:
+            state, body = keeping(edge.chat_completions, parsed.model, body)
+            state.client_usage = include_usage
         call = Call(
             parsed.model,
             body,
             stream=stream,
-            include_usage=bool(stream and parsed.stream_options and parsed.stream_options.include_usage),
+            include_usage=include_usage or (stream and state is not None),  # (a stored stream keeps its usage)
             max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
             n=parsed.n or 1,
             timeout=parsed.timeout,
         )
-        call.state = stream and wants_resumable(scope)  # (a resumable stream: gateway/chat_resume.py)
+        call.state = state
         return call
 
     async def resolve(self, edge: Edge, principal: Principal, call: Call) -> None:
-        if call.state is True:
-            call.state = principal.caller  # (who may resume it)
+        if call.state is not None:
+            call.state.caller = principal.caller
 
-    def stream(self, call: Call, request_id: str) -> OpenAIStream:
-        return OPENAI_STREAM
+    def answer_id(self, call: Call, request_id: str) -> str | None:
+        return None if call.state is None else stored_id(request_id)
 
-    def background(self, edge: Edge, call: Call, request_id: str) -> ResumableChatStream | None:
-        return ResumableChatStream(edge, call.state, request_id) if isinstance(call.state, Caller) else None
+    def whole(self, reply: Completed, call: Call, request_id: str) -> tuple[int, Headers, bytes]:
+        body = reply.body if call.state is None else call.state.keep_whole(reply.body, stored_id(request_id))
+        return 200, [(b"content-type", b"application/json")], body
+
+    def stream(self, call: Call, request_id: str) -> OpenAIStream | StoringStream:
+        return OPENAI_STREAM if call.state is None else StoringStream(call.state, OPENAI_STREAM, stored_id(request_id))
+
+    async def answered(self, edge: Edge, principal: Principal, call: Call, request_id: str, body: bytes | None) -> None:
+        if call.state is not None and call.state.kept is not None:
+            await edge.chat_completions.written(call.state.kept)
 
 
 class EmbeddingsRoute(Route):
@@ -93,13 +110,25 @@ class EmbeddingsRoute(Route):
         return OPENAI_STREAM
 
 
+class ResumableChatRoute(ChatRoute):
+    """A streamed chat request sent with `x-llmgw-resumable: true`: run by the edge, resumable
+    (gateway/chat_resume.py)."""
+
+    def background(self, edge: Edge, principal: Principal, call: Call, request_id: str) -> ResumableChatStream | None:
+        return ResumableChatStream(edge, principal.caller, request_id) if call.stream else None
+
+
 CHAT = ChatRoute()
+RESUMABLE_CHAT = ResumableChatRoute()
 EMBEDDINGS = EmbeddingsRoute()
 
 
 @asgi(openai_paths("chat/completions"), copy_scope=False)
 async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
-    await pipeline_of(scope).run(scope, receive, send, CHAT)
+    if scope["method"] == "GET":  # the stored chat completions (`store: true`)
+        await list_stored(scope, send)
+        return
+    await pipeline_of(scope).run(scope, receive, send, RESUMABLE_CHAT if wants_resumable(scope) else CHAT)
 
 
 @asgi(openai_paths("embeddings"), copy_scope=False)

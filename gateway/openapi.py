@@ -42,6 +42,7 @@ from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks, store
 from gateway.responses.request import ResponsesRequest
 from gateway.schemas import ChatCompletionRequest, EmbeddingsRequest
 from gateway.settings import EdgeSettings
+from gateway.stored_chat.openapi import STORED_CHAT_SCHEMAS, stored_chat_list, stored_chat_paths
 from llmgw.contracts import USER_ROLES
 
 REQUEST_TYPES = (
@@ -118,13 +119,18 @@ def paths() -> dict[str, Any]:
         "/v1/chat/completions": {
             "post": {
                 **model_call(
-                    "Create a chat completion (OpenAI format).", "ChatCompletionRequest", "ChatCompletion", "ChatStreamEvent"
+                    "Create a chat completion (OpenAI format); `store: true` keeps it.",
+                    "ChatCompletionRequest",
+                    "ChatCompletion",
+                    "ChatStreamEvent",
                 )["post"],
                 "parameters": [RESUMABLE_HEADER],
-            }
+            },
+            "get": stored_chat_list(),
         },
-        "/v1/chat/completions/{request_id}/stream": {
-            "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": string}],
+        **stored_chat_paths(),
+        "/v1/chat/completions/{completion_id}/stream": {
+            "parameters": [{"name": "completion_id", "in": "path", "required": True, "schema": string}],
             "get": {
                 "summary": "Resume a resumable chat stream (sent with `x-llmgw-resumable: true`; its id is the "
                 "answer's `x-request-id`): every event after `Last-Event-ID`, then the live rest until it ends.",
@@ -341,6 +347,7 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                 RESPONSE_SCHEMAS,
                 MEDIA_RESPONSE_SCHEMAS,
                 RESPONSES_SCHEMAS,
+                STORED_CHAT_SCHEMAS,
                 ADMIN_RESPONSE_SCHEMAS,
                 ORG_RESPONSE_SCHEMAS,
                 BUDGET_RESPONSE_SCHEMAS,

@@ -187,7 +187,7 @@ class Pipeline:
                     await edge.blobs.delete(request.body_blob)
                 raise
             ex.published = True
-            background = route.background(edge, call, ex.request_id)
+            background = route.background(edge, principal, call, ex.request_id)
             if background is not None:
                 # The client does not wait: the rest of the request is a task of the edge's own.
                 background.queued(ex.request_id, deadline)

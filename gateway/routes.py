@@ -194,7 +194,7 @@ class Route(ABC):
     @abstractmethod
     def stream(self, call: Call, request_id: str) -> StreamEncoder: ...
 
-    def background(self, edge: Edge, call: Call, request_id: str) -> Background | None:
+    def background(self, edge: Edge, principal: Principal, call: Call, request_id: str) -> Background | None:
         """The call's background job when its client does not wait for it; None (the default):
         the client waits for its answer."""
         return None

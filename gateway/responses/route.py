@@ -240,7 +240,7 @@ class ResponsesRoute(Route):
         state: ResponsesCall = call.state
         return NativeStream(state) if state.native else TranslatedStream(state, call.model, request_id)
 
-    def background(self, edge: Edge, call: Call, request_id: str) -> BackgroundResponse | None:
+    def background(self, edge: Edge, principal: Principal, call: Call, request_id: str) -> BackgroundResponse | None:
         state: ResponsesCall = call.state
         if not state.request.background:
             return None

@@ -72,6 +72,11 @@ def session():
 # driven by the operation's Hypothesis strategy.)
 OPERATIONS = [
     "POST /v1/chat/completions",
+    "GET /v1/chat/completions",
+    "GET /v1/chat/completions/{completion_id}",
+    "POST /v1/chat/completions/{completion_id}",
+    "DELETE /v1/chat/completions/{completion_id}",
+    "GET /v1/chat/completions/{completion_id}/messages",
     "POST /v1/embeddings",
     "POST /v1/messages",
     "POST /v1/messages/count_tokens",
@@ -297,6 +302,11 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
     }
     for path, method in [
         ("/v1/chat/completions", "post"),
+        ("/v1/chat/completions", "get"),
+        ("/v1/chat/completions/{completion_id}", "get"),
+        ("/v1/chat/completions/{completion_id}", "post"),
+        ("/v1/chat/completions/{completion_id}", "delete"),
+        ("/v1/chat/completions/{completion_id}/messages", "get"),
         ("/v1/embeddings", "post"),
         ("/v1/models", "get"),
         ("/v1/messages", "post"),
@@ -306,7 +316,7 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
         ("/v1/responses/{response_id}", "delete"),
         ("/v1/responses/{response_id}/input_items", "get"),
         ("/v1/responses/{response_id}/cancel", "post"),
-        ("/v1/chat/completions/{request_id}/stream", "get"),
+        ("/v1/chat/completions/{completion_id}/stream", "get"),
         ("/v1/audio/transcriptions", "post"),
         ("/v1/audio/translations", "post"),
         ("/v1/audio/speech", "post"),
