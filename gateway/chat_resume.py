@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 from litestar import Request, get
@@ -88,8 +89,9 @@ class ResumableChatStream:
         await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
 
         async def relay() -> bool:
-            async for event in self.events.read(self.key, -1, self.deadline + ORPHANED_AFTER):
-                await send({"type": "http.response.body", "body": event.data, "more_body": True})
+            async with aclosing(self.events.read(self.key, -1, self.deadline + ORPHANED_AFTER)) as events:
+                async for event in events:
+                    await send({"type": "http.response.body", "body": event.data, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return True
 
@@ -147,8 +149,9 @@ async def resume_chat_stream(request: Request, completion_id: str) -> Stream:
     until = 0.0 if over else (record.deadline or 0.0) + ORPHANED_AFTER
 
     async def events() -> AsyncIterator[bytes]:
-        async for event in edge.response_events.read(request_id, after, until):
-            yield event.data
+        async with aclosing(edge.response_events.read(request_id, after, until)) as entries:
+            async for event in entries:
+                yield event.data
 
     return Stream(events(), media_type="text/event-stream; charset=utf-8", headers=STREAM_HEADERS)
 

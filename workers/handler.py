@@ -31,6 +31,7 @@ from llmgw.routing import CONTEXT_WINDOW_CODES, RETRYABLE_STATUSES, CooldownBoar
 from llmgw.tracing import start_tracing
 from workers.budget_cap import apply_cost_cap
 from workers.credentials import DeploymentTable
+from workers.early_cancels import EarlyCancels
 from workers.keepalive import KeepAlive
 from workers.operations import AnswerKind, answer_kind
 from workers.providers.answers import NativeHead, StreamProgress
@@ -66,6 +67,7 @@ class RequestHandler:
         # Requests in flight whose client went away, served to their end anyway
         # (LLMGW_ON_CLIENT_DISCONNECT=finish): their usage is the provider's exact count.
         self.client_gone: set[str] = set()
+        self.cancelled_early = EarlyCancels()  # (workers/early_cancels.py)
         self.router_settings = cooldowns.settings
         self.nc = nc
         self.publisher = publisher
@@ -103,7 +105,10 @@ class RequestHandler:
         outcome = Outcome(deployment=deployment, response_id=request.response_id or "")
         span = WorkerSpan(self.tracer, msg.headers, request, attempt) if self.tracer is not None else None
         try:
-            await self._serve(request, attempt, outcome, started, span)
+            if self.cancelled_early.take(request.request_id):  # its client gave up on it while it waited
+                outcome.status, outcome.http_status, outcome.error_code = UsageStatus.CANCELLED, 499, "client_closed"
+            else:
+                await self._serve(request, attempt, outcome, started, span)
             if request.request_id in self.client_gone:
                 self.client_gone.discard(request.request_id)
                 if outcome.status == UsageStatus.SUCCESS:  # read to the end, but the client did not get it all

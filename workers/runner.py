@@ -81,12 +81,16 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         """The edge says the client of a stream went away: stop its upstream call, or (finish)
         let it run to its end, to be metered with the provider's count and recorded as cancelled."""
         request_id = decode_cancel(msg.data).request_id
+        serving = False
         for task in list(in_flight.values()):
             if task.get_name() == request_id:
+                serving = True
                 if finishing:
                     handler.client_gone.add(request_id)
                 else:
                     task.cancel()
+        if not serving:  # still in the queue (a background response cancelled before it started)
+            handler.cancelled_early.add(request_id)
 
     served: list[str] = []
 

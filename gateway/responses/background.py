@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -123,8 +124,9 @@ class BackgroundResponse:
         await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
 
         async def relay() -> bool:
-            async for event in self.events.read(self.key, -1, self.deadline + ORPHANED_AFTER):
-                await send({"type": "http.response.body", "body": event.data, "more_body": True})
+            async with aclosing(self.events.read(self.key, -1, self.deadline + ORPHANED_AFTER)) as events:
+                async for event in events:
+                    await send({"type": "http.response.body", "body": event.data, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return True
 

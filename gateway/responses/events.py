@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import structlog
 from nats.js import JetStreamContext
@@ -82,7 +82,7 @@ class ResponseEvents:
         """Store one entry (awaited: the entries of a response are stored in order)."""
         await self._js().publish(self.subjects.response_events(response_id), encode_internal(entry))
 
-    async def read(self, response_id: str, after: int, until: float) -> AsyncIterator[ResponseEvent]:
+    async def read(self, response_id: str, after: int, until: float) -> AsyncGenerator[ResponseEvent, None]:
         """The response's events numbered above `after`, stored ones then live ones, until its end
         (or, when no end comes, `until`: the time past which the job that wrote them is gone)."""
         sub = await self._js().subscribe(

@@ -10,6 +10,7 @@ it expired or was deleted) it is a 404, as OpenAI answers for an unknown id.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import msgspec
 from litestar import Request, Response, delete, get, post
@@ -77,8 +78,9 @@ async def retrieve_response(request: Request, response_id: str) -> Response | St
     until = record.deadline + ORPHANED_AFTER if record.deadline is not None and response.get("status") not in TERMINAL else 0.0
 
     async def events() -> AsyncIterator[bytes]:
-        async for event in edge.response_events.read(record.id, after, until):
-            yield event.data
+        async with aclosing(edge.response_events.read(record.id, after, until)) as entries:
+            async for event in entries:
+                yield event.data
 
     return Stream(events(), media_type="text/event-stream; charset=utf-8", headers=STREAM_HEADERS)
 

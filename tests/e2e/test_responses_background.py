@@ -172,6 +172,30 @@ def test_other_keys_find_no_background_response(stack: Stack) -> None:
     assert settled(sdk, created.id).status == "incomplete"  # and it went on, untouched (to max_output_tokens)
 
 
+def test_a_background_response_cancelled_while_queued_is_never_served(stack: Stack, upstream: FakeUpstream) -> None:
+    """Its worker busy, a response waits in the queue; cancelled there, it is not served when the
+    worker gets to it: one usage row (cancelled, nothing used), the upstream not called for it."""
+    for worker in stack.workers:
+        worker.stop()
+    one_at_a_time = stack.start_worker(LLMGW_WORKER_CONCURRENCY="1")
+    sdk = client(stack)
+    assert sdk.responses.create(model=NATIVE, input="ready").status == "completed"  # (served by the new worker)
+    calls = upstream.stats()["by_model"].get("fake-chunk-delay-100", 0)
+    busy = sdk.responses.create(model=SLOW_NATIVE, input="hello there", background=True, max_output_tokens=30)
+    eventually_sync(lambda: sdk.responses.retrieve(busy.id).status == "in_progress", "in progress", timeout=20)
+    waiting = sdk.responses.create(model=SLOW_NATIVE, input="hello there", background=True, max_output_tokens=30)
+    assert sdk.responses.retrieve(waiting.id).status == "queued"
+    assert sdk.responses.cancel(waiting.id).status == "cancelled"
+    assert settled(sdk, busy.id).status == "incomplete"
+    request_id = request_id_of(waiting.id)
+    row = stack.usage_rows([request_id])[request_id]
+    assert (row["status"], row["prompt_tokens"], row["completion_tokens"]) == ("cancelled", 0, 0)
+    assert upstream.stats()["by_model"]["fake-chunk-delay-100"] == calls + 1  # only the busy one went upstream
+    assert sdk.responses.retrieve(waiting.id).status == "cancelled"
+    one_at_a_time.stop()
+    stack.start_worker()
+
+
 # ---- faults (last: it restarts the module's edge) ---------------------------------------------------
 
 
