@@ -90,13 +90,17 @@ class BackgroundJobs:
         return True
 
     async def stop(self, grace: float) -> None:
-        """Give the jobs `grace` seconds to end, then cancel what is left and wait for it."""
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
+        """Give the jobs `grace` seconds to end (a client may still cancel one), then cancel what
+        is left and wait for it."""
         running = list(self.tasks.values())
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
             if late:
                 log.warning("background_jobs_cancelled_at_shutdown", jobs=len(late))
                 await asyncio.gather(*(self.cancel_here(job_id, SHUTDOWN) for job_id in list(self.tasks)))
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:  # (the connection is gone already)
+                pass
+            self._sub = None

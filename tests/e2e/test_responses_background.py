@@ -199,6 +199,30 @@ def test_a_background_response_cancelled_while_queued_is_never_served(stack: Sta
 # ---- faults (last: it restarts the module's edge) ---------------------------------------------------
 
 
+def restart_edge(stack: Stack) -> None:
+    assert stack.edge is not None
+    stack.procs.remove(stack.edge)
+    stack.edge = stack._start("edge", "gateway")
+    wait_ready(stack.base_url, 45)
+
+
+def test_a_stopping_edge_lets_its_background_response_finish(stack: Stack) -> None:
+    """SIGTERM: the edge stops taking requests but runs its background responses to their end
+    (within the shutdown grace) before it leaves."""
+    sdk = client(stack)
+    created = sdk.responses.create(model=SLOW_NATIVE, input="hello there friend", background=True, max_output_tokens=30)
+    eventually_sync(lambda: sdk.responses.retrieve(created.id).status == "in_progress", "in progress", timeout=20)
+    assert stack.edge is not None and stack.edge.popen is not None
+    stack.edge.popen.send_signal(signal.SIGTERM)
+    assert stack.edge.popen.wait(30) == 0
+    restart_edge(stack)
+    done = sdk.responses.retrieve(created.id)
+    assert done.status == "incomplete" and done.output_text == " ".join(f"w{i}" for i in range(30))
+    request_id = request_id_of(created.id)
+    row = stack.usage_rows([request_id])[request_id]
+    assert (row["status"], row["completion_tokens"]) == ("success", 30)
+
+
 def test_an_edge_killed_mid_background_response(stack: Stack) -> None:
     """The edge running a background response dies: its worker still finishes and meters it (one
     row), and the response, stuck in progress, reads as failed once its deadline is past."""
@@ -210,9 +234,7 @@ def test_an_edge_killed_mid_background_response(stack: Stack) -> None:
     assert stack.edge is not None and stack.edge.popen is not None
     os.killpg(stack.edge.popen.pid, signal.SIGKILL)  # (Granian's main process and its worker)
     stack.edge.popen.wait(10)
-    stack.procs.remove(stack.edge)
-    stack.edge = stack._start("edge", "gateway")
-    wait_ready(stack.base_url, 45)
+    restart_edge(stack)
     request_id = request_id_of(created.id)
     row = stack.usage_rows([request_id], timeout=30)[request_id]
     assert (row["status"], row["completion_tokens"]) == ("success", 30)
