@@ -50,12 +50,17 @@ from llmgw.contracts import (
     ErrorCode,
     ErrorType,
     Failed,
+    Priority,
     ReplyMessage,
     UpstreamRequest,
 )
 from llmgw.handoff import offer_core
 from llmgw.routing import RouterSettings
 from llmgw.tracing import start_tracing
+
+# A batch line's scope (gateway/batches/line_call.py, never an HTTP request's) names the caller by
+# its key's token here: the line runs as that key, at batch priority.
+BATCH_CALLER = "llmgw.batch_caller"
 
 
 def pipeline_of(scope: Scope) -> Pipeline:
@@ -176,8 +181,12 @@ class Pipeline:
     async def _serve(self, ex: Exchange, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         edge = self.edge
         incoming = route.incoming(scope)
+        batch_caller: str | None = scope.get(BATCH_CALLER)
         with phase(ex.span, "auth"):
-            principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
+            if batch_caller is not None:
+                principal = ex.principal = await edge.auth.by_token_fresh(batch_caller)
+            else:
+                principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
         ex.log.caller = principal.caller.key_alias or f"key:{principal.caller.key_hash[:12]}"
         ex.log.user = principal.caller.user_id
         body = await read_body(receive, incoming.content_length, route.max_body_bytes or edge.settings.max_body_bytes)
@@ -217,7 +226,8 @@ class Pipeline:
                     request = msgspec.structs.replace(request, body=b"", body_blob=ex.request_id)
                 with phase(ex.span, "publish"):
                     traceparent = ex.span.publishing(request) if ex.span is not None else None
-                    await edge.dispatcher.submit(lease.deployment.provider, request, principal.priority, traceparent)
+                    priority = Priority.BATCH if batch_caller is not None else principal.priority
+                    await edge.dispatcher.submit(lease.deployment.provider, request, priority, traceparent)
             except GatewayError:
                 await lease.release()  # it never reached a worker
                 if request.body_blob is not None:

@@ -1,0 +1,171 @@
+"""Batches in KV: the batch records (`batch.<id>`), the runners' leases (`lease.<id>`) and each
+line's record (`<batch id>.<index>` in the lines bucket). Every change of a batch record is a
+compare-and-set on its revision, so a cancel and a runner's progress never overwrite each other."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError, NotFoundError
+from nats.js.kv import KeyValue
+
+from llmgw.contracts import (
+    BatchLease,
+    BatchLine,
+    BatchRecord,
+    BatchStatus,
+    Subjects,
+    batch_key,
+    decode_batch_lease,
+    decode_batch_line,
+    decode_batch_record,
+    encode_record,
+    lease_key,
+    line_key,
+)
+from llmgw.kv import open_bucket
+
+CAS_ATTEMPTS = 20
+
+
+class BatchStore:
+    def __init__(self, subjects: Subjects) -> None:
+        self.subjects = subjects
+        self._kv: KeyValue | None = None
+        self._lines: KeyValue | None = None
+
+    async def start(self, js: JetStreamContext) -> None:
+        self._kv = await open_bucket(js, self.subjects.batches_bucket)
+        self._lines = await open_bucket(js, self.subjects.batch_lines_bucket)
+
+    @property
+    def kv(self) -> KeyValue:
+        if self._kv is None:
+            raise RuntimeError("the batch store is not started")
+        return self._kv
+
+    @property
+    def lines(self) -> KeyValue:
+        if self._lines is None:
+            raise RuntimeError("the batch store is not started")
+        return self._lines
+
+    # ---- batch records ------------------------------------------------------------------------
+
+    async def create(self, record: BatchRecord) -> None:
+        await self.kv.create(batch_key(record.id), encode_record(record))
+
+    async def get(self, batch_id: str) -> tuple[BatchRecord, int] | None:
+        """The record and its revision, or None."""
+        if not batch_id or not all(c.isalnum() or c in "-_" for c in batch_id):
+            return None
+        try:
+            entry = await self.kv.get(batch_key(batch_id))
+        except (KeyNotFoundError, NotFoundError):
+            return None
+        if not entry.value:
+            return None
+        return decode_batch_record(entry.value), entry.revision or 0
+
+    async def change(self, batch_id: str, change: Callable[[BatchRecord], BatchRecord | None]) -> BatchRecord | None:
+        """Apply `change` to the current record by compare-and-set (retried on a concurrent write);
+        `change` returning None leaves the record as it is. The record as it is after."""
+        for _ in range(CAS_ATTEMPTS):
+            current = await self.get(batch_id)
+            if current is None:
+                return None
+            record, revision = current
+            changed = change(record)
+            if changed is None:
+                return record
+            try:
+                await self.kv.update(batch_key(batch_id), encode_record(changed), last=revision)
+            except KeyWrongLastSequenceError:
+                continue
+            return changed
+        raise RuntimeError(f"batch {batch_id}: too many concurrent changes")
+
+    async def all(self) -> list[BatchRecord]:
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return []
+        records = []
+        for key in keys:
+            if not key.startswith("batch."):
+                continue
+            found = await self.get(key.removeprefix("batch."))
+            if found is not None:
+                records.append(found[0])
+        return records
+
+    async def open_ids(self) -> list[str]:
+        return [r.id for r in await self.all() if r.status in BatchStatus.OPEN]
+
+    # ---- leases -------------------------------------------------------------------------------
+
+    async def take_lease(self, batch_id: str, owner: str, seconds: float, held: int | None) -> int | None:
+        """Take (or, with `held`, the revision of our lease, renew) the batch's lease for
+        `seconds`; the lease's new revision, or None when another owner holds it."""
+        lease = encode_record(BatchLease(owner=owner, expires_at=time.time() + seconds))
+        key = lease_key(batch_id)
+        try:
+            if held is not None:
+                return await self.kv.update(key, lease, last=held)
+            try:
+                entry = await self.kv.get(key)
+            except (KeyNotFoundError, NotFoundError):
+                return await self.kv.create(key, lease)
+            if entry.value:
+                current = decode_batch_lease(entry.value)
+                if current.owner != owner and current.expires_at > time.time():
+                    return None
+            return await self.kv.update(key, lease, last=entry.revision)
+        except (KeyWrongLastSequenceError, msgspec.DecodeError):
+            return None
+        except Exception as exc:  # (a create that lost the race raises the server's error)
+            if "wrong last sequence" in str(exc):
+                return None
+            raise
+
+    async def drop_lease(self, batch_id: str) -> None:
+        try:
+            await self.kv.delete(lease_key(batch_id))
+        except (KeyNotFoundError, NotFoundError):
+            pass
+
+    # ---- lines --------------------------------------------------------------------------------
+
+    async def claim_line(self, batch_id: str, index: int, line: BatchLine) -> int | None:
+        """Record that a line is being sent; None when it was claimed before (never send it again)."""
+        try:
+            return await self.lines.create(line_key(batch_id, index), encode_record(line))
+        except KeyWrongLastSequenceError:
+            return None
+        except Exception as exc:
+            if "wrong last sequence" in str(exc):
+                return None
+            raise
+
+    async def finish_line(self, batch_id: str, index: int, line: BatchLine, revision: int) -> None:
+        await self.lines.update(line_key(batch_id, index), encode_record(line), last=revision)
+
+    async def line(self, batch_id: str, index: int) -> tuple[BatchLine, int] | None:
+        """The line's record and its revision, or None (never claimed)."""
+        try:
+            entry = await self.lines.get(line_key(batch_id, index))
+        except (KeyNotFoundError, NotFoundError):
+            return None
+        return (decode_batch_line(entry.value), entry.revision or 0) if entry.value else None
+
+    async def line_records(self, batch_id: str, total: int) -> dict[int, BatchLine]:
+        """The lines claimed so far, by index."""
+        out = {}
+        for index in range(total):
+            found = await self.line(batch_id, index)
+            if found is not None:
+                out[index] = found[0]
+        return out
