@@ -5,13 +5,16 @@ see."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
 import httpx
+import nats
 import openai
 import pytest
 
+from llmgw.contracts import Subjects
 from tests.e2e.stack import MASTER_KEY, Stack
 from tests.waiting import eventually_sync
 
@@ -165,3 +168,115 @@ def test_a_line_for_another_endpoint_fails_the_batch_in_validation(stack: Stack)
     done = until_ended(client, batch.id)
     assert done.status == "failed" and done.errors is not None
     assert done.errors.data[0].line == 2 and done.errors.data[0].code == "invalid_url"
+
+
+def key_info(stack: Stack, key: str) -> dict:
+    response = httpx.get(
+        f"{stack.base_url}/key/info", params={"key": key}, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=10
+    )
+    return response.json()["info"]
+
+
+def test_lines_past_the_keys_budget_land_in_the_error_file_and_spend_stays_within_it(stack: Stack) -> None:
+    budget = 3 * (3 * 2.5e-6 + 10 * 1e-5)  # about three of these lines (gpt-4o's prices)
+    key = new_key(stack, max_budget=budget)
+    client = client_for(stack, key)
+    file = upload(client, [chat_line(f"b{i}", max_tokens=10) for i in range(10)])
+    batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
+    done = until_ended(client, batch.id)
+    assert done.status == "completed"
+    counts = done.request_counts
+    assert counts.total == 10 and counts.completed + counts.failed == 10
+    assert counts.completed >= 1 and counts.failed >= 1
+    errors = file_lines(client, done.error_file_id)
+    assert len(errors) == counts.failed
+    for e in errors:
+        assert e["response"]["status_code"] == 429
+        assert e["response"]["body"]["error"]["code"] == "budget_exceeded"
+    assert len(file_lines(client, done.output_file_id)) == counts.completed
+    # Every line metered once (a refused line is the edge's refusal row), the batch's spend is
+    # its usage rows' cost, and it never passed the budget.
+    assert usage_by_line(stack, batch.id, 10) == {f"{batch.id}-{i}": 1 for i in range(10)}
+    spend = batch_spend(stack, batch.id)
+    assert spend <= budget + 1e-12
+    assert done.model_extra["spend"] == pytest.approx(spend, abs=1e-12)
+    ledger = eventually_sync(lambda: (s := key_info(stack, key)["spend"]) >= spend - 1e-12 and s, "the key's spend", timeout=20)
+    assert ledger == pytest.approx(spend, abs=1e-12) and ledger <= budget + 1e-12
+
+
+def upstream_calls(stack: Stack, model: str) -> int:
+    return stack.upstream.stats()["by_model"].get(model, 0)
+
+
+def test_cancel_stops_the_remaining_lines_and_keeps_the_finished_ones(stack: Stack) -> None:
+    client = stack.client()
+    before = upstream_calls(stack, "fake-slow-400")
+    file = upload(client, [chat_line(f"c{i}", model="slow") for i in range(30)])
+    batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
+    eventually_sync(
+        lambda: client.batches.retrieve(batch.id).request_counts.completed >= 2, "two lines done", timeout=30, interval=0.1
+    )
+    cancelling = client.batches.cancel(batch.id)
+    assert cancelling.status in ("cancelling", "cancelled") and cancelling.cancelling_at
+    done = until_ended(client, batch.id)
+    assert done.status == "cancelled" and done.cancelled_at
+    ran = done.request_counts.completed + done.request_counts.failed
+    assert 2 <= ran < 30 and done.request_counts.failed == 0
+    output = file_lines(client, done.output_file_id)
+    assert len(output) == ran and all(o["response"]["status_code"] == 200 for o in output)
+    # Only the lines that ran reached the upstream and were metered, each once.
+    assert upstream_calls(stack, "fake-slow-400") - before == ran
+    assert usage_by_line(stack, batch.id, ran) == {f"{batch.id}-{o['custom_id'][1:]}": 1 for o in output}
+    with pytest.raises(openai.ConflictError):
+        client.batches.cancel(until_ended(client, upload_and_run(client, [chat_line("x")])).id)
+
+
+def upload_and_run(client: openai.OpenAI, lines: list[dict]) -> str:
+    file = upload(client, lines)
+    return client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h").id
+
+
+def test_files_and_batches_are_seen_only_by_their_owners(stack: Stack) -> None:
+    owner = client_for(stack, new_key(stack, user_id="ana"))
+    same_user = client_for(stack, new_key(stack, user_id="ana"))
+    stranger = client_for(stack, new_key(stack, user_id="bob"))
+    file = upload(owner, [chat_line("mine")])
+    batch_id = owner.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h").id
+    for call in (
+        lambda: stranger.files.retrieve(file.id),
+        lambda: stranger.files.content(file.id),
+        lambda: stranger.files.delete(file.id),
+        lambda: stranger.batches.retrieve(batch_id),
+        lambda: stranger.batches.cancel(batch_id),
+        lambda: stranger.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"),
+    ):
+        with pytest.raises(openai.NotFoundError):
+            call()
+    assert file.id not in {f.id for f in stranger.files.list()}
+    assert batch_id not in {b.id for b in stranger.batches.list()}
+    done = until_ended(owner, batch_id)
+    assert done.status == "completed"
+    # Another key of the same user sees them (records are the key's, its user's and its team's).
+    assert same_user.batches.retrieve(batch_id).output_file_id == done.output_file_id
+    assert json.loads(same_user.files.content(done.output_file_id).content)["custom_id"] == "mine"
+    with pytest.raises(openai.NotFoundError):
+        stranger.files.content(done.output_file_id)
+    with pytest.raises(openai.AuthenticationError):
+        client_for(stack, "sk-not-a-key").files.list()
+
+
+def test_batch_lines_go_to_the_batch_priority_queue(stack: Stack) -> None:
+    async def delivered() -> int:
+        nc = await nats.connect(stack.nats_url)
+        try:
+            subjects = Subjects(stack.prefix)
+            info = await nc.jetstream().consumer_info(subjects.requests_stream, subjects.worker_consumer("openai", "batch"))
+            return info.delivered.consumer_seq
+        finally:
+            await nc.close()
+
+    before = asyncio.run(delivered())
+    client = stack.client()
+    done = until_ended(client, upload_and_run(client, [chat_line(f"p{i}") for i in range(3)]))
+    assert done.request_counts.completed == 3
+    assert asyncio.run(delivered()) - before == 3
