@@ -31,12 +31,13 @@ import structlog
 from nats.js.errors import KeyWrongLastSequenceError
 
 from gateway.batches.file_store import FileStore, now
+from gateway.batches.finish import BatchRun, finish, write_counts
 from gateway.batches.jsonl import BatchInputLine, parse_line, split_lines
 from gateway.batches.line_call import LineAnswer, line_request_id, run_line
 from gateway.batches.store import BatchStore
 from gateway.batches.wire import error_line, response_line
 from gateway.errors import error_json
-from llmgw.contracts import BatchLine, BatchRecord, BatchStatus, ErrorCode, ErrorType, FilePurpose, FileRecord, LineState
+from llmgw.contracts import BatchLine, BatchRecord, BatchStatus, ErrorCode, ErrorType, LineState
 
 if TYPE_CHECKING:
     from gateway.edge import Edge
@@ -46,35 +47,10 @@ log = structlog.get_logger()
 
 PROGRESS_EVERY = 0.5  # seconds between writes of a running batch's counts and spend
 FINISH_ATTEMPTS = 8  # writes of a line's result tried while NATS is away (about half a minute)
-RETRY_AFTER = 1.0  # seconds before a batch whose run failed (NATS away) is looked at again
+RETRY_AFTER = 1.0
+BUS_WAIT = 0.2  # seconds between looks at the bus while it is away  # seconds before a batch whose run failed (NATS away) is looked at again
 
 _encoder = msgspec.json.Encoder()
-
-
-def output_file_id(batch_id: str, kind: str) -> str:
-    return f"file-{batch_id.removeprefix('batch_')}-{kind}"
-
-
-class _Run:
-    """One batch as this runner runs it: its lines' outcomes so far."""
-
-    def __init__(self, record: BatchRecord, lines: list[BatchInputLine], done: dict[int, BatchLine]) -> None:
-        self.id = record.id
-        self.record = record
-        self.lines = lines
-        self.done = done
-        self.lost = False  # the lease went to another edge: claim nothing more
-        self.dirty = True
-
-    def counts(self) -> dict[str, float | int]:
-        finished = [line for line in self.done.values() if line.state == LineState.DONE]
-        return {
-            "completed": sum(1 for line in finished if line.ok),
-            "failed": sum(1 for line in finished if not line.ok),
-            "spend": sum(line.cost for line in finished),
-            "input_tokens": sum(line.input_tokens for line in finished),
-            "output_tokens": sum(line.output_tokens for line in finished),
-        }
 
 
 class BatchRunner:
@@ -140,7 +116,7 @@ class BatchRunner:
 
     async def _hold(self, batch_id: str, revision: int) -> None:
         """Run the batch while renewing its lease; give the lease up when done or stopping."""
-        state: dict[str, _Run] = {}
+        state: dict[str, BatchRun] = {}
         renewing = asyncio.create_task(self._renew(batch_id, revision, state))
         try:
             await self._run(batch_id, state)
@@ -155,7 +131,7 @@ class BatchRunner:
         with contextlib.suppress(Exception):
             await self.store.drop_lease(batch_id)
 
-    async def _renew(self, batch_id: str, revision: int, state: dict[str, _Run]) -> None:
+    async def _renew(self, batch_id: str, revision: int, state: dict[str, BatchRun]) -> None:
         held: int | None = revision
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
@@ -172,7 +148,7 @@ class BatchRunner:
 
     # ---- a batch's run ------------------------------------------------------------------------
 
-    async def _run(self, batch_id: str, state: dict[str, _Run]) -> None:
+    async def _run(self, batch_id: str, state: dict[str, BatchRun]) -> None:
         found = await self.store.get(batch_id)
         if found is None or found[0].status not in BatchStatus.OPEN:
             return
@@ -187,7 +163,7 @@ class BatchRunner:
             if validated is None or validated.status not in BatchStatus.OPEN:
                 return
             record = validated
-        run = state["run"] = _Run(record, lines, await self.store.line_records(batch_id, len(lines)))
+        run = state["run"] = BatchRun(record, lines, await self.store.line_records(batch_id, len(lines)))
         for index, line in list(run.done.items()):
             if line.state == LineState.SENT:  # its edge died while it ran: it is never sent again
                 await self._interrupted(run, index, line)
@@ -198,7 +174,7 @@ class BatchRunner:
             progress.cancel()
         if run.lost or self._stopping:
             return
-        await self._finish(run)
+        await finish(self.store, self.files, run)
 
     async def _input_gone(self, record: BatchRecord) -> None:
         error = {"code": "invalid_file", "message": f"The input file {record.input_file_id} no longer exists."}
@@ -235,7 +211,7 @@ class BatchRunner:
             log.info("batch_started", batch_id=record.id, lines=len(lines), endpoint=record.endpoint)
         return changed
 
-    async def _lines(self, run: _Run) -> None:
+    async def _lines(self, run: BatchRun) -> None:
         slots = asyncio.Semaphore(self.concurrency)
         in_flight: set[asyncio.Task[None]] = set()
 
@@ -258,15 +234,20 @@ class BatchRunner:
             if in_flight:  # lines already sent finish, whatever stopped the others
                 await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def _go_on(self, run: _Run) -> bool:
-        """Whether more lines may be sent: the batch is neither cancelled nor past its window."""
+    async def _go_on(self, run: BatchRun) -> bool:
+        """Whether more lines may be sent: the batch is neither cancelled nor past its window. While
+        the bus is away no line is claimed (it would only be refused as unavailable)."""
+        while not (self.edge.nc is not None and self.edge.nc.is_connected):
+            if self._stopping or run.lost:
+                return False
+            await asyncio.sleep(BUS_WAIT)
         found = await self.store.get(run.id)
         if found is None:
             return False
         run.record = found[0]
         return run.record.status == BatchStatus.IN_PROGRESS and time.time() < run.record.expires_at
 
-    async def _line(self, run: _Run, index: int) -> None:
+    async def _line(self, run: BatchRun, index: int) -> None:
         line = run.lines[index]
         request_id = line_request_id(run.id, index)
         claim = BatchLine(state=LineState.SENT, request_id=request_id)
@@ -315,7 +296,7 @@ class BatchRunner:
         run.done[index] = result
         run.dirty = True
 
-    async def _interrupted(self, run: _Run, index: int, line: BatchLine) -> None:
+    async def _interrupted(self, run: BatchRun, index: int, line: BatchLine) -> None:
         custom_id = run.lines[index].custom_id if index < len(run.lines) else ""
         message = "The gateway restarted while this request ran; it was not sent again (it may have been served and metered)."
         result = BatchLine(
@@ -337,81 +318,10 @@ class BatchRunner:
             return
         run.done[index] = result
 
-    async def _progress(self, run: _Run) -> None:
+    async def _progress(self, run: BatchRun) -> None:
         while True:
             await asyncio.sleep(PROGRESS_EVERY)
             if run.dirty:
                 run.dirty = False
                 with contextlib.suppress(Exception):
-                    await self._write_counts(run)
-
-    async def _write_counts(self, run: _Run, **fields: object) -> BatchRecord | None:
-        counts = run.counts()
-
-        def counted(r: BatchRecord) -> BatchRecord:
-            return msgspec.structs.replace(r, **counts, **fields)
-
-        return await self.store.change(run.id, counted)
-
-    # ---- the end of a batch -------------------------------------------------------------------
-
-    async def _finish(self, run: _Run) -> None:
-        found = await self.store.get(run.id)
-        if found is None:
-            return
-        record = found[0]
-        if record.status == BatchStatus.IN_PROGRESS:
-            all_done = len(run.done) == len(run.lines)
-            if not all_done and time.time() < record.expires_at:
-                return  # (stopped early: the next look goes on)
-            expired = not all_done
-            record = await self._write_counts(run, status=BatchStatus.FINALIZING, finalizing_at=now()) or record
-        else:
-            expired = False
-        output: list[str] = []
-        errors: list[str] = []
-        for index in sorted(run.done):
-            line = run.done[index]
-            if line.state != LineState.DONE:
-                continue
-            (output if line.ok else errors).append(line.result)
-        if expired:
-            for index, line_in in enumerate(run.lines):
-                if index not in run.done:
-                    errors.append(
-                        error_line(
-                            f"batch_req_{secrets.token_hex(12)}",
-                            line_in.custom_id,
-                            "batch_expired",
-                            "This request could not be executed before the completion window expired.",
-                        )
-                    )
-        output_id = await self._write_file(record, "output", output)
-        error_id = await self._write_file(record, "errors", errors)
-        at = now()
-        if record.status == BatchStatus.CANCELLING:
-            end = {"status": BatchStatus.CANCELLED, "cancelled_at": at}
-        elif expired:
-            end = {"status": BatchStatus.EXPIRED, "expired_at": at}
-        else:
-            end = {"status": BatchStatus.COMPLETED, "completed_at": at}
-        await self._write_counts(run, output_file_id=output_id, error_file_id=error_id, **end)
-        log.info("batch_finished", batch_id=run.id, status=end["status"], **run.counts())
-
-    async def _write_file(self, record: BatchRecord, kind: str, lines: list[str]) -> str | None:
-        if not lines:
-            return None
-        data = ("\n".join(lines) + "\n").encode()
-        file_id = output_file_id(record.id, kind)
-        file = FileRecord(
-            id=file_id,
-            bytes=len(data),
-            created_at=now(),
-            filename=f"batch_{record.id}_{kind}.jsonl",
-            purpose=FilePurpose.BATCH_OUTPUT,
-            key_hash=record.key_hash,
-            user_id=record.user_id,
-            team_id=record.team_id,
-        )
-        await self.files.put(file, data)
-        return file_id
+                    await write_counts(self.store, run)
