@@ -5,6 +5,7 @@ team that made it: to anyone else it does not exist (404)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -19,6 +20,7 @@ from llmgw.contracts import Caller, FileRecord, Subjects, decode_file_record, en
 from llmgw.kv import open_bucket
 
 log = structlog.get_logger()
+ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # ids as the gateway makes them (and KV keys may hold)
 
 
 def new_file_id() -> str:
@@ -72,7 +74,7 @@ class FileStore:
         await self.kv.put(record.id, encode_record(record))
 
     async def record(self, file_id: str) -> FileRecord | None:
-        if not file_id or not all(c.isalnum() or c in "-_" for c in file_id):
+        if not ID.fullmatch(file_id):
             return None
         try:
             entry = await self.kv.get(file_id)

@@ -4,6 +4,7 @@ compare-and-set on its revision, so a cancel and a runner's progress never overw
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ from llmgw.contracts import (
 from llmgw.kv import open_bucket
 
 CAS_ATTEMPTS = 20
+ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # ids as the gateway makes them (and KV keys may hold)
 
 
 class BatchStore:
@@ -60,7 +62,7 @@ class BatchStore:
 
     async def get(self, batch_id: str) -> tuple[BatchRecord, int] | None:
         """The record and its revision, or None."""
-        if not batch_id or not all(c.isalnum() or c in "-_" for c in batch_id):
+        if not ID.fullmatch(batch_id):
             return None
         try:
             entry = await self.kv.get(batch_key(batch_id))
