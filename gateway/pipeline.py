@@ -61,6 +61,18 @@ from llmgw.tracing import start_tracing
 # A batch line's scope (gateway/batches/line_call.py, never an HTTP request's) names the caller by
 # its key's token here: the line runs as that key, at batch priority.
 BATCH_CALLER = "llmgw.batch_caller"
+# Set in a batch line's scope when the line was refused before it reached a worker by a rate limit
+# or an unavailable bus: the seconds to wait (`retry-after`) before the runner sends it again. Such
+# a refusal writes no usage row (the line's one row is that of the attempt that is answered).
+BATCH_RETRY = "llmgw.batch_retry"
+RETRIED_CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE})
+
+
+def retry_after(exc: GatewayError) -> float:
+    try:
+        return max(float(exc.headers.get("retry-after", "1")), 0.1)
+    except ValueError:
+        return 1.0
 
 
 def pipeline_of(scope: Scope) -> Pipeline:
@@ -141,7 +153,10 @@ class Pipeline:
             await send_json(send, exc.status, route.error_body(exc, ex.request_id), headers)
             if counted and not ex.published:
                 metrics.refused(exc.status, exc.code)
-            if ex.principal is not None and not ex.published and exc.status in REFUSED_STATUSES:
+            retry = BATCH_CALLER in scope and not ex.published and exc.code in RETRIED_CODES
+            if retry:
+                scope[BATCH_RETRY] = retry_after(exc)
+            elif ex.principal is not None and not ex.published and exc.status in REFUSED_STATUSES:
                 await self._refused(ex, route, exc)
         finally:
             if counted:

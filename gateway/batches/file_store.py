@@ -12,7 +12,7 @@ import time
 import structlog
 from nats.js import JetStreamContext
 from nats.js.api import ObjectStoreConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NotFoundError, ObjectNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError, ObjectNotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -78,7 +78,7 @@ class FileStore:
             return None
         try:
             entry = await self.kv.get(file_id)
-        except (KeyNotFoundError, NotFoundError):
+        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
             return None
         return decode_file_record(entry.value) if entry.value else None
 

@@ -14,7 +14,7 @@ import msgspec
 
 from gateway.legacy_completions import COMPLETIONS
 from gateway.openai_api import CHAT, EMBEDDINGS
-from gateway.pipeline import BATCH_CALLER, Pipeline
+from gateway.pipeline import BATCH_CALLER, BATCH_RETRY, Pipeline
 from gateway.responses.route import RESPONSES
 from gateway.routes import Route
 
@@ -31,9 +31,10 @@ _decoder = msgspec.json.Decoder()
 class LineAnswer:
     """What the pipeline answered a line: its status, the gateway's request id, its body, cost and tokens."""
 
-    __slots__ = ("body", "cost", "input_tokens", "output_tokens", "request_id", "status")
+    __slots__ = ("body", "cost", "input_tokens", "output_tokens", "request_id", "retry_after", "status")
 
     def __init__(self, status: int, request_id: str, body: bytes, cost: float) -> None:
+        self.retry_after: float | None = None  # refused before a worker had it: send again after this
         self.status = status
         self.request_id = request_id
         self.body = body
@@ -104,6 +105,7 @@ async def run_line(pipeline: Pipeline, endpoint: str, body: bytes, caller_token:
     except ValueError:
         cost = 0.0
     answer = LineAnswer(status, gateway_id, b"".join(chunks), cost)
+    answer.retry_after = scope.get(BATCH_RETRY)
     if status < 400:
         usage = answer.json_body()
         usage = usage.get("usage") if isinstance(usage, dict) else None

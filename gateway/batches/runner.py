@@ -48,7 +48,8 @@ log = structlog.get_logger()
 PROGRESS_EVERY = 0.5  # seconds between writes of a running batch's counts and spend
 FINISH_ATTEMPTS = 8  # writes of a line's result tried while NATS is away (about half a minute)
 RETRY_AFTER = 1.0
-BUS_WAIT = 0.2  # seconds between looks at the bus while it is away  # seconds before a batch whose run failed (NATS away) is looked at again
+BUS_WAIT = 0.2
+MAX_RETRY_WAIT = 5.0  # seconds a line refused by a rate limit waits at most before it is sent again  # seconds between looks at the bus while it is away  # seconds before a batch whose run failed (NATS away) is looked at again
 
 _encoder = msgspec.json.Encoder()
 
@@ -265,13 +266,11 @@ class BatchRunner:
                 state=LineState.DONE, request_id=request_id, result=response_line(line_id, line.custom_id, 400, request_id, error)
             )
         else:
-            try:
-                answer = await run_line(
-                    self.pipeline, run.record.endpoint, _encoder.encode(line.body), run.record.key_hash, request_id
-                )
-            except Exception:  # (the pipeline answers every failure itself: this is a bug)
-                log.exception("batch_line_failed", batch_id=run.id, line=index)
-                answer = LineAnswer(500, request_id, error_json("internal error", ErrorType.API, ErrorCode.INTERNAL), 0.0)
+            answer = await self._send(run, index, request_id)
+            if answer is None:  # it never reached a worker, and the batch stopped meanwhile
+                await self.store.release_line(run.id, index, revision)
+                run.done.pop(index, None)
+                return
             result = BatchLine(
                 state=LineState.DONE,
                 request_id=answer.request_id,
@@ -295,6 +294,23 @@ class BatchRunner:
             return  # (never recorded: it stays `sent`, an interrupted line to the runner after)
         run.done[index] = result
         run.dirty = True
+
+    async def _send(self, run: BatchRun, index: int, request_id: str) -> LineAnswer | None:
+        """The line's answer from the pipeline. A line refused before it reached a worker by a rate
+        limit or an unavailable bus is sent again after its `retry-after`; None when the batch
+        stopped (cancelled, expired, its lease lost, the edge stopping) while it waited."""
+        body = _encoder.encode(run.lines[index].body)
+        while True:
+            try:
+                answer = await run_line(self.pipeline, run.record.endpoint, body, run.record.key_hash, request_id)
+            except Exception:  # (the pipeline answers every failure itself: this is a bug)
+                log.exception("batch_line_failed", batch_id=run.id, line=index)
+                return LineAnswer(500, request_id, error_json("internal error", ErrorType.API, ErrorCode.INTERNAL), 0.0)
+            if answer.retry_after is None:
+                return answer
+            await asyncio.sleep(min(answer.retry_after, MAX_RETRY_WAIT))
+            if run.lost or self._stopping or not await self._go_on(run):
+                return None
 
     async def _interrupted(self, run: BatchRun, index: int, line: BatchLine) -> None:
         custom_id = run.lines[index].custom_id if index < len(run.lines) else ""

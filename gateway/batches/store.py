@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError, NotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from llmgw.contracts import (
@@ -66,7 +66,7 @@ class BatchStore:
             return None
         try:
             entry = await self.kv.get(batch_key(batch_id))
-        except (KeyNotFoundError, NotFoundError):
+        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
             return None
         if not entry.value:
             return None
@@ -119,7 +119,7 @@ class BatchStore:
                 return await self.kv.update(key, lease, last=held)
             try:
                 entry = await self.kv.get(key)
-            except (KeyNotFoundError, NotFoundError):
+            except (KeyNotFoundError, KeyDeletedError, NotFoundError):
                 return await self.kv.create(key, lease)
             if entry.value:
                 current = decode_batch_lease(entry.value)
@@ -136,7 +136,7 @@ class BatchStore:
     async def drop_lease(self, batch_id: str) -> None:
         try:
             await self.kv.delete(lease_key(batch_id))
-        except (KeyNotFoundError, NotFoundError):
+        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
             pass
 
     # ---- lines --------------------------------------------------------------------------------
@@ -155,11 +155,15 @@ class BatchStore:
     async def finish_line(self, batch_id: str, index: int, line: BatchLine, revision: int) -> None:
         await self.lines.update(line_key(batch_id, index), encode_record(line), last=revision)
 
+    async def release_line(self, batch_id: str, index: int, revision: int) -> None:
+        """Give a claimed line up (it never reached a worker): the next runner sends it."""
+        await self.lines.delete(line_key(batch_id, index), last=revision)
+
     async def line(self, batch_id: str, index: int) -> tuple[BatchLine, int] | None:
         """The line's record and its revision, or None (never claimed)."""
         try:
             entry = await self.lines.get(line_key(batch_id, index))
-        except (KeyNotFoundError, NotFoundError):
+        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
             return None
         return (decode_batch_line(entry.value), entry.revision or 0) if entry.value else None
 

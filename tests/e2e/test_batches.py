@@ -280,3 +280,27 @@ def test_batch_lines_go_to_the_batch_priority_queue(stack: Stack) -> None:
     done = until_ended(client, upload_and_run(client, [chat_line(f"p{i}") for i in range(3)]))
     assert done.request_counts.completed == 3
     assert asyncio.run(delivered()) - before == 3
+
+
+def test_lines_refused_by_a_rate_limit_wait_and_run_once_each(stack: Stack) -> None:
+    # One request at a time for this key, two lines at a time from the runner: every other line is
+    # refused by the parallel limit before it reaches a worker, waits its retry-after and goes again.
+    key = new_key(stack, max_parallel_requests=1)
+    client = client_for(stack, key)
+    done = until_ended(client, upload_and_run(client, [chat_line(f"r{i}", model="slow", max_tokens=2) for i in range(4)]))
+    assert done.status == "completed"
+    assert (done.request_counts.completed, done.request_counts.failed) == (4, 0)
+    # One usage row per line, the served one: the refusals that were sent again wrote none.
+    assert usage_statuses(stack, done.id, 4) == {f"{done.id}-{i}": ["success"] for i in range(4)}
+
+
+def usage_statuses(stack: Stack, batch_id: str, n: int) -> dict[str, list[str]]:
+    sql = "SELECT client_request_id, status FROM usage WHERE startsWith(client_request_id, {p:String})"
+
+    def landed() -> dict[str, list[str]] | None:
+        out: dict[str, list[str]] = {}
+        for row in stack.query(sql, {"p": f"{batch_id}-"}):
+            out.setdefault(row["client_request_id"], []).append(row["status"])
+        return out if sum(map(len, out.values())) >= n else None
+
+    return eventually_sync(landed, f"{n} usage rows", timeout=30, interval=0.3)
