@@ -1,5 +1,5 @@
 """Batches across faults: a worker SIGKILLed mid-batch, the edge running the batch SIGKILLed and
-started again, nats-server restarted under a running batch. Every line ends once in the output or
+started again (and stopped with SIGTERM), nats-server restarted under a running batch. Every line ends once in the output or
 error file, no line is sent twice, and each line has at most one usage row (exactly one when it
 was answered)."""
 
@@ -131,6 +131,21 @@ def test_the_edge_killed_mid_batch_is_taken_over_and_no_line_runs_twice(stack: S
     rows = eventually_sync(calls_match_rows, "one upstream call per metered line", timeout=30, interval=0.3)
     assert all(n == 1 for n in rows.values()), rows
     assert len(rows) >= len(output)
+
+
+def test_a_stopping_edge_finishes_its_running_lines_and_hands_the_batch_over(stack: Stack) -> None:
+    before = stack.upstream.stats()["by_model"].get(SLOW, 0)
+    client, batch_id = start_batch(stack)
+    progress(client, batch_id, 2)
+    stack.edge.stop()  # SIGTERM: it claims no more lines, lets those running finish, gives its lease up
+    stack.edge = stack._start("edge", "gateway")
+    wait_ready(stack.base_url, 45)
+    done = ended(client, batch_id)
+    assert done.status == "completed", done
+    assert (done.request_counts.completed, done.request_counts.failed) == (LINES, 0)
+    assert sorted(o["custom_id"] for o in lines_of(client, done.output_file_id)) == sorted(f"f{i}" for i in range(LINES))
+    assert rows_per_line(stack, batch_id, LINES) == {i: 1 for i in range(LINES)}
+    assert stack.upstream.stats()["by_model"].get(SLOW, 0) - before == LINES
 
 
 @pytest.fixture
