@@ -15,7 +15,7 @@ from gateway.batches.service import batches_of, caller_of, limit_of, not_found, 
 from gateway.errors import GatewayError
 from gateway.openai_api import openai_paths
 from gateway.responses.request import bad_request
-from llmgw.contracts import BatchStatus, ErrorType, FilePurpose, FileRecord
+from llmgw.contracts import ErrorType, FilePurpose, FileRecord
 
 _encoder = msgspec.json.Encoder()
 FORM_MARGIN = 64 * 1024  # bytes of a multipart upload that are not the file (boundaries, fields)
@@ -102,7 +102,11 @@ async def file_content(request: Request, file_id: str) -> Response:
 async def delete_file(request: Request, file_id: str) -> Response:
     record = await _owned(request, file_id)
     batches = batches_of(request)
-    running = [b.id for b in await batches.store.all() if b.input_file_id == record.id and b.status in BatchStatus.OPEN]
+    running = [
+        found[0].id
+        for batch_id in await batches.store.open_ids()
+        if (found := await batches.store.get(batch_id)) is not None and found[0].input_file_id == record.id
+    ]
     if running:
         raise GatewayError(
             409,

@@ -3,8 +3,9 @@ their lines through the pipeline, at most `batch_concurrency` lines of a batch a
 
 What survives a restart, and why no line runs twice:
 - the batch (its record in KV, its input file in the object store) outlives every process;
-- a runner holds the batch's lease (`lease.<id>`, renewed every third of its length); a lease that
-  lapsed (its edge was killed, or lost NATS) is taken by the next edge that looks;
+- a runner holds the batch's lease (its record in the batch runs bucket, renewed every third of
+  its length); a lease that lapsed (its edge was killed, or lost NATS) is taken by the next edge
+  that looks;
 - before a line is sent, its record is *created* in the lines bucket (`<id>.<index>`, state
   `sent`): a create fails when the record exists, so a line is claimed once, ever; its result is
   written into that record (compare-and-set on the claim's revision) when its answer is in;
@@ -118,9 +119,15 @@ class BatchRunner:
     async def _hold(self, batch_id: str, revision: int) -> None:
         """Run the batch while renewing its lease; give the lease up when done or stopping."""
         state: dict[str, BatchRun] = {}
-        renewing = asyncio.create_task(self._renew(batch_id, revision, state))
+        held = [revision]
+        renewing = asyncio.create_task(self._renew(batch_id, held, state))
         try:
             await self._run(batch_id, state)
+            found = await self.store.get(batch_id)
+            if found is not None and found[0].status not in BatchStatus.OPEN:
+                await self.store.ended(batch_id)
+                return
+            # (no record: a batch being created this moment, or whose creation was cut short)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -130,18 +137,20 @@ class BatchRunner:
         finally:
             renewing.cancel()
         with contextlib.suppress(Exception):
-            await self.store.drop_lease(batch_id)
+            await self.store.drop_lease(batch_id, held[0])
 
-    async def _renew(self, batch_id: str, revision: int, state: dict[str, BatchRun]) -> None:
-        held: int | None = revision
+    async def _renew(self, batch_id: str, held: list[int], state: dict[str, BatchRun]) -> None:
+        """Renew the lease every third of its length (`held[0]`: its revision now)."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                held = await self.store.take_lease(batch_id, self.owner, self.lease_seconds, held)
+                renewed = await self.store.take_lease(batch_id, self.owner, self.lease_seconds, held[0])
             except Exception as exc:
                 log.warning("batch_lease_renewal_failed", batch_id=batch_id, error=str(exc) or type(exc).__name__)
                 continue
-            if held is None:
+            if renewed is not None:
+                held[0] = renewed
+            else:
                 log.warning("batch_lease_lost", batch_id=batch_id)
                 if "run" in state:
                     state["run"].lost = True

@@ -1,9 +1,11 @@
-"""Batches in KV: the batch records (`batch.<id>`), the runners' leases (`lease.<id>`) and each
+"""Batches in KV: the batch records (`batch.<id>`), the lease of each batch not yet ended (its id in
+the batch runs bucket: runners list that bucket, as small as the open batches are few) and each
 line's record (`<batch id>.<index>` in the lines bucket). Every change of a batch record is a
 compare-and-set on its revision, so a cancel and a runner's progress never overwrite each other."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -17,19 +19,18 @@ from llmgw.contracts import (
     BatchLease,
     BatchLine,
     BatchRecord,
-    BatchStatus,
     Subjects,
     batch_key,
     decode_batch_lease,
     decode_batch_line,
     decode_batch_record,
     encode_record,
-    lease_key,
     line_key,
 )
 from llmgw.kv import open_bucket
 
 CAS_ATTEMPTS = 20
+FREE_LEASE = encode_record(BatchLease(owner="", expires_at=0.0))
 ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # ids as the gateway makes them (and KV keys may hold)
 
 
@@ -38,16 +39,24 @@ class BatchStore:
         self.subjects = subjects
         self._kv: KeyValue | None = None
         self._lines: KeyValue | None = None
+        self._runs: KeyValue | None = None
 
     async def start(self, js: JetStreamContext) -> None:
         self._kv = await open_bucket(js, self.subjects.batches_bucket)
         self._lines = await open_bucket(js, self.subjects.batch_lines_bucket)
+        self._runs = await open_bucket(js, self.subjects.batch_runs_bucket)
 
     @property
     def kv(self) -> KeyValue:
         if self._kv is None:
             raise RuntimeError("the batch store is not started")
         return self._kv
+
+    @property
+    def runs(self) -> KeyValue:
+        if self._runs is None:
+            raise RuntimeError("the batch store is not started")
+        return self._runs
 
     @property
     def lines(self) -> KeyValue:
@@ -58,6 +67,8 @@ class BatchStore:
     # ---- batch records ------------------------------------------------------------------------
 
     async def create(self, record: BatchRecord) -> None:
+        """The batch's lease record first (a runner finding it without a batch ends it), then the batch."""
+        await self.runs.put(record.id, FREE_LEASE)
         await self.kv.create(batch_key(record.id), encode_record(record))
 
     async def get(self, batch_id: str) -> tuple[BatchRecord, int] | None:
@@ -105,39 +116,42 @@ class BatchStore:
         return records
 
     async def open_ids(self) -> list[str]:
-        return [r.id for r in await self.all() if r.status in BatchStatus.OPEN]
+        """The batches not yet ended (each has its lease record until it ends)."""
+        try:
+            return list(await self.runs.keys())
+        except NoKeysError:
+            return []
 
     # ---- leases -------------------------------------------------------------------------------
 
     async def take_lease(self, batch_id: str, owner: str, seconds: float, held: int | None) -> int | None:
         """Take (or, with `held`, the revision of our lease, renew) the batch's lease for
-        `seconds`; the lease's new revision, or None when another owner holds it."""
+        `seconds`; the lease's new revision, or None when another owner holds it (or the batch ended)."""
         lease = encode_record(BatchLease(owner=owner, expires_at=time.time() + seconds))
-        key = lease_key(batch_id)
         try:
             if held is not None:
-                return await self.kv.update(key, lease, last=held)
+                return await self.runs.update(batch_id, lease, last=held)
             try:
-                entry = await self.kv.get(key)
+                entry = await self.runs.get(batch_id)
             except (KeyNotFoundError, KeyDeletedError, NotFoundError):
-                return await self.kv.create(key, lease)
+                return None  # ended
             if entry.value:
                 current = decode_batch_lease(entry.value)
                 if current.owner != owner and current.expires_at > time.time():
                     return None
-            return await self.kv.update(key, lease, last=entry.revision)
+            return await self.runs.update(batch_id, lease, last=entry.revision)
         except (KeyWrongLastSequenceError, msgspec.DecodeError):
             return None
-        except Exception as exc:  # (a create that lost the race raises the server's error)
-            if "wrong last sequence" in str(exc):
-                return None
-            raise
 
-    async def drop_lease(self, batch_id: str) -> None:
-        try:
-            await self.kv.delete(lease_key(batch_id))
-        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
-            pass
+    async def drop_lease(self, batch_id: str, held: int) -> None:
+        """Give the lease up (a stopping edge): the next edge that looks takes the batch at once."""
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self.runs.update(batch_id, FREE_LEASE, last=held)
+
+    async def ended(self, batch_id: str) -> None:
+        """The batch ended (its files and final status are written): no runner looks at it again."""
+        with contextlib.suppress(KeyNotFoundError, KeyDeletedError, NotFoundError):
+            await self.runs.delete(batch_id)
 
     # ---- lines --------------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 A file's bytes are an object of the files object store under the file's id; its `FileRecord` (who
 owns it, its size, purpose and line count) is in the files KV bucket under the same id. A batch is
-a `BatchRecord` in the batches bucket under `batch.<id>`; the edge running it holds a `BatchLease`
-under `lease.<id>`; each line it ran is a `BatchLine` in the batch lines bucket under
+a `BatchRecord` in the batches bucket under `batch.<id>`; until it ends, its `BatchLease` (which
+edge runs it, until when) is in the batch runs bucket under its id; each line it ran is a `BatchLine` in the batch lines bucket under
 `<batch id>.<line index>`, created (never overwritten) before the line is sent, so a line is sent
 at most once whoever runs the batch after a restart.
 """
@@ -122,10 +122,6 @@ def batch_key(batch_id: str) -> str:
     return f"batch.{batch_id}"
 
 
-def lease_key(batch_id: str) -> str:
-    return f"lease.{batch_id}"
-
-
 def line_key(batch_id: str, index: int) -> str:
     return f"{batch_id}.{index}"
 
@@ -145,6 +141,5 @@ __all__ = [
     "decode_batch_record",
     "decode_file_record",
     "encode_record",
-    "lease_key",
     "line_key",
 ]

@@ -212,8 +212,13 @@ class Subjects:
 
     @property
     def batches_bucket(self) -> str:
-        """Batches (batches.BatchRecord, `batch.<id>`) and their runners' leases (`lease.<id>`)."""
+        """Batches (batches.BatchRecord, `batch.<id>`)."""
         return f"{self._stream_prefix}_batches"
+
+    @property
+    def batch_runs_bucket(self) -> str:
+        """The batches not yet ended: their leases (batches.BatchLease, under the batch's id)."""
+        return f"{self._stream_prefix}_batch_runs"
 
     @property
     def batch_lines_bucket(self) -> str:

@@ -60,6 +60,9 @@ async def test_a_lease_is_one_edges_until_it_lapses(store: BatchStore) -> None:
     assert time.monotonic() - started >= 0.3  # (not before it lapsed)
     assert await store.take_lease("batch_1", "edge-a", 5, renewed) is None  # edge-a learns it lost it
     assert await store.open_ids() == ["batch_1"]
+    await store.ended("batch_1")
+    assert await store.open_ids() == []
+    assert await store.take_lease("batch_1", "edge-b", 5, None) is None  # an ended batch is run by no one
 
 
 async def test_concurrent_changes_of_a_batch_all_land(store: BatchStore) -> None:
