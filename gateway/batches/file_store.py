@@ -102,6 +102,15 @@ class FileStore:
         except (ObjectNotFoundError, NotFoundError):
             pass
 
+    async def put_object(self, name: str, data: bytes) -> None:
+        await self.objects.put(name, data)
+
+    async def delete_object(self, name: str) -> None:
+        try:
+            await self.objects.delete(name)
+        except (ObjectNotFoundError, NotFoundError):
+            pass
+
     async def owned_by(self, caller: Caller) -> list[FileRecord]:
         """The caller's files, newest first."""
         try:

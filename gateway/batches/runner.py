@@ -32,13 +32,22 @@ import structlog
 from nats.js.errors import KeyWrongLastSequenceError
 
 from gateway.batches.file_store import FileStore, now
-from gateway.batches.finish import BatchRun, finish, write_counts
+from gateway.batches.finish import INTERRUPTED, BatchRun, finish, forget_lines, write_counts
 from gateway.batches.jsonl import BatchInputLine, parse_line, split_lines
 from gateway.batches.line_call import LineAnswer, line_request_id, run_line
 from gateway.batches.store import BatchStore
 from gateway.batches.wire import error_line, response_line
 from gateway.errors import error_json
-from llmgw.contracts import BatchLine, BatchRecord, BatchStatus, ErrorCode, ErrorType, LineState
+from llmgw.contracts import (
+    BatchLine,
+    BatchRecord,
+    BatchStatus,
+    ErrorCode,
+    ErrorType,
+    LineState,
+    encode_record,
+    result_object,
+)
 
 if TYPE_CHECKING:
     from gateway.edge import Edge
@@ -50,6 +59,7 @@ PROGRESS_EVERY = 0.5  # seconds between writes of a running batch's counts and s
 FINISH_ATTEMPTS = 8  # writes of a line's result tried while NATS is away (about half a minute)
 RETRY_AFTER = 1.0
 BUS_WAIT = 0.2
+RECORD_MARGIN = 4096  # bytes of a KV message that are not the record (subject, headers)
 MAX_RETRY_WAIT = 5.0  # seconds a line refused by a rate limit waits at most before it is sent again  # seconds between looks at the bus while it is away  # seconds before a batch whose run failed (NATS away) is looked at again
 
 _encoder = msgspec.json.Encoder()
@@ -184,7 +194,9 @@ class BatchRunner:
             progress.cancel()
         if run.lost or self._stopping:
             return
-        await finish(self.store, self.files, run)
+        if await finish(self.store, self.files, run):
+            await self.store.ended(run.id)
+            await forget_lines(self.store, self.files, run)
 
     async def _input_gone(self, record: BatchRecord) -> None:
         error = {"code": "invalid_file", "message": f"The input file {record.input_file_id} no longer exists."}
@@ -289,6 +301,7 @@ class BatchRunner:
                 input_tokens=answer.input_tokens,
                 output_tokens=answer.output_tokens,
             )
+        result = await self._kept_apart(run.id, index, result)
         for attempt in range(FINISH_ATTEMPTS):
             try:
                 await self.store.finish_line(run.id, index, result, revision)
@@ -303,6 +316,15 @@ class BatchRunner:
             return  # (never recorded: it stays `sent`, an interrupted line to the runner after)
         run.done[index] = result
         run.dirty = True
+
+    async def _kept_apart(self, batch_id: str, index: int, line: BatchLine) -> BatchLine:
+        """The line as its KV record holds it: a result too large for a KV message goes to the
+        files object store first (a big embeddings answer)."""
+        nc = self.edge.nc
+        if nc is None or len(encode_record(line)) + RECORD_MARGIN <= nc.max_payload:
+            return line
+        await self.files.put_object(result_object(batch_id, index), line.result.encode())
+        return msgspec.structs.replace(line, result="", apart=True)
 
     async def _send(self, run: BatchRun, index: int, request_id: str) -> LineAnswer | None:
         """The line's answer from the pipeline. A line refused before it reached a worker by a rate
@@ -323,7 +345,7 @@ class BatchRunner:
 
     async def _interrupted(self, run: BatchRun, index: int, line: BatchLine) -> None:
         custom_id = run.lines[index].custom_id if index < len(run.lines) else ""
-        message = "The gateway restarted while this request ran; it was not sent again (it may have been served and metered)."
+        message = INTERRUPTED
         result = BatchLine(
             state=LineState.DONE,
             request_id=line.request_id,

@@ -173,6 +173,9 @@ class BatchStore:
         """Give a claimed line up (it never reached a worker): the next runner sends it."""
         await self.lines.delete(line_key(batch_id, index), last=revision)
 
+    async def forget_line(self, batch_id: str, index: int) -> None:
+        await self.lines.purge(line_key(batch_id, index))
+
     async def line(self, batch_id: str, index: int) -> tuple[BatchLine, int] | None:
         """The line's record and its revision, or None (never claimed)."""
         try:

@@ -105,6 +105,8 @@ class BatchLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     request_id: str = ""  # the x-request-id it was sent with (also its usage row's client_request_id)
     ok: bool = False  # its result goes to the output file (else to the error file)
     result: str = ""  # the output or error file's line (JSON, without its newline)
+    # The result is larger than a KV message: it is in the files object store, as `result_object`.
+    apart: bool = False
     cost: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -126,6 +128,11 @@ def line_key(batch_id: str, index: int) -> str:
     return f"{batch_id}.{index}"
 
 
+def result_object(batch_id: str, index: int) -> str:
+    """The object (files object store) holding a line's result too large for its KV record."""
+    return f"{batch_id}.{index}.result"
+
+
 __all__ = [
     "BATCH_ENDPOINTS",
     "BatchLease",
@@ -142,4 +149,5 @@ __all__ = [
     "decode_file_record",
     "encode_record",
     "line_key",
+    "result_object",
 ]

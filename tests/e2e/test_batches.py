@@ -304,3 +304,22 @@ def usage_statuses(stack: Stack, batch_id: str, n: int) -> dict[str, list[str]]:
         return out if sum(map(len, out.values())) >= n else None
 
     return eventually_sync(landed, f"{n} usage rows", timeout=30, interval=0.3)
+
+
+def test_an_answer_larger_than_a_kv_message_is_kept_whole(stack: Stack) -> None:
+    client = stack.client()
+    # ~990 kB of embeddings: an answer that fits a NATS message (1 MB), whose result line (the body
+    # escaped in JSON) does not fit the line's KV record.
+    many = [f"w{i}" for i in range(7_900)]
+    lines = [
+        {"custom_id": "small", "method": "POST", "url": "/v1/embeddings", "body": {"model": "gpt-4", "input": "hello"}},
+        {"custom_id": "large", "method": "POST", "url": "/v1/embeddings", "body": {"model": "gpt-4", "input": many}},
+    ]
+    file = upload(client, lines)
+    batch = client.batches.create(input_file_id=file.id, endpoint="/v1/embeddings", completion_window="24h")
+    done = until_ended(client, batch.id)
+    assert done.status == "completed" and done.request_counts.completed == 2, done
+    output = {o["custom_id"]: o for o in file_lines(client, done.output_file_id)}
+    assert len(output["small"]["response"]["body"]["data"]) == 1
+    assert len(output["large"]["response"]["body"]["data"]) == len(many)
+    assert usage_by_line(stack, batch.id, 2) == {f"{batch.id}-0": 1, f"{batch.id}-1": 1}
