@@ -323,3 +323,14 @@ def test_an_answer_larger_than_a_kv_message_is_kept_whole(stack: Stack) -> None:
     assert len(output["small"]["response"]["body"]["data"]) == 1
     assert len(output["large"]["response"]["body"]["data"]) == len(many)
     assert usage_by_line(stack, batch.id, 2) == {f"{batch.id}-0": 1, f"{batch.id}-1": 1}
+
+
+def test_an_upload_larger_than_the_edges_body_limit_is_taken(stack: Stack) -> None:
+    # The edge refuses bodies over LLMGW_MAX_BODY_BYTES (10 MB); a batch input file may be 200 MB.
+    padding = "x" * 11_000
+    lines = [chat_line(f"big{i}") | {"body": {**chat_line(f"big{i}")["body"], "user": padding}} for i in range(1_000)]
+    client = stack.client(timeout=60)
+    file = upload(client, lines)
+    assert file.bytes == len(jsonl(lines)) > 10 * 1024 * 1024
+    assert client.files.content(file.id).content == jsonl(lines)
+    client.files.delete(file.id)
