@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -63,6 +63,14 @@ RECORD_MARGIN = 4096  # bytes of a KV message that are not the record (subject, 
 MAX_RETRY_WAIT = 5.0  # seconds a line refused by a rate limit waits at most before it is sent again  # seconds between looks at the bus while it is away  # seconds before a batch whose run failed (NATS away) is looked at again
 
 _encoder = msgspec.json.Encoder()
+
+
+def whole(body: dict[str, Any]) -> dict[str, Any]:
+    """A line's body asking for a whole answer: a batch's answers are whole lines of a file, so
+    `stream` (and `stream_options`) are dropped."""
+    if "stream" not in body and "stream_options" not in body:
+        return body
+    return {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
 
 
 class BatchRunner:
@@ -281,26 +289,20 @@ class BatchRunner:
             return
         run.done[index] = claim
         line_id = f"batch_req_{secrets.token_hex(12)}"
-        if line.body.get("stream"):
-            error = {"error": {"message": "Streaming is not supported in a batch.", "type": "invalid_request_error"}}
-            result = BatchLine(
-                state=LineState.DONE, request_id=request_id, result=response_line(line_id, line.custom_id, 400, request_id, error)
-            )
-        else:
-            answer = await self._send(run, index, request_id)
-            if answer is None:  # it never reached a worker, and the batch stopped meanwhile
-                await self.store.release_line(run.id, index, revision)
-                run.done.pop(index, None)
-                return
-            result = BatchLine(
-                state=LineState.DONE,
-                request_id=answer.request_id,
-                ok=answer.status < 400,
-                result=response_line(line_id, line.custom_id, answer.status, answer.request_id, answer.json_body()),
-                cost=answer.cost,
-                input_tokens=answer.input_tokens,
-                output_tokens=answer.output_tokens,
-            )
+        answer = await self._send(run, index, request_id)
+        if answer is None:  # it never reached a worker, and the batch stopped meanwhile
+            await self.store.release_line(run.id, index, revision)
+            run.done.pop(index, None)
+            return
+        result = BatchLine(
+            state=LineState.DONE,
+            request_id=answer.request_id,
+            ok=answer.status < 400,
+            result=response_line(line_id, line.custom_id, answer.status, answer.request_id, answer.json_body()),
+            cost=answer.cost,
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+        )
         result = await self._kept_apart(run.id, index, result)
         for attempt in range(FINISH_ATTEMPTS):
             try:
@@ -330,7 +332,7 @@ class BatchRunner:
         """The line's answer from the pipeline. A line refused before it reached a worker by a rate
         limit or an unavailable bus is sent again after its `retry-after`; None when the batch
         stopped (cancelled, expired, its lease lost, the edge stopping) while it waited."""
-        body = _encoder.encode(run.lines[index].body)
+        body = _encoder.encode(whole(run.lines[index].body))
         while True:
             try:
                 answer = await run_line(self.pipeline, run.record.endpoint, body, run.record.key_hash, request_id)

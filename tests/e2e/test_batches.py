@@ -93,7 +93,9 @@ def batch_spend(stack: Stack, batch_id: str) -> float:
 
 def test_a_batch_runs_every_line_once_with_one_usage_row_each(stack: Stack) -> None:
     client = stack.client()
-    lines = [chat_line(f"line-{i}") for i in range(6)] + [chat_line("bad-model", model="no-such-model")]
+    lines = [chat_line(f"line-{i}") for i in range(5)] + [chat_line("bad-model", model="no-such-model")]
+    streamed = chat_line("line-5")
+    lines.insert(5, {**streamed, "body": {**streamed["body"], "stream": True, "stream_options": {"include_usage": True}}})
     file = upload(client, lines)
     assert file.purpose == "batch" and file.status == "processed" and file.bytes == len(jsonl(lines))
     assert client.files.retrieve(file.id).filename == "requests.jsonl"
