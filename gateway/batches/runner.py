@@ -57,10 +57,10 @@ log = structlog.get_logger()
 
 PROGRESS_EVERY = 0.5  # seconds between writes of a running batch's counts and spend
 FINISH_ATTEMPTS = 8  # writes of a line's result tried while NATS is away (about half a minute)
-RETRY_AFTER = 1.0
-BUS_WAIT = 0.2
+RETRY_AFTER = 1.0  # seconds before a batch whose run failed (NATS away) is looked at again
+BUS_WAIT = 0.2  # seconds between looks at the bus while it is away
 RECORD_MARGIN = 4096  # bytes of a KV message that are not the record (subject, headers)
-MAX_RETRY_WAIT = 5.0  # seconds a line refused by a rate limit waits at most before it is sent again  # seconds between looks at the bus while it is away  # seconds before a batch whose run failed (NATS away) is looked at again
+MAX_RETRY_WAIT = 5.0  # seconds a line refused by a rate limit waits at most before it is sent again
 
 _encoder = msgspec.json.Encoder()
 
