@@ -37,6 +37,7 @@ from gateway.request_ids import request_id_hook
 from gateway.responses import retrieval
 from gateway.responses.route import responses
 from gateway.settings import EdgeSettings
+from gateway.stored_chat import routes as stored_chat_routes
 
 
 def cors_config(settings: EdgeSettings) -> CORSConfig | None:
@@ -78,6 +79,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             count_tokens,
             responses,
             *retrieval.ROUTES,
+            *stored_chat_routes.ROUTES,
             *files_routes.ROUTES,
             *batch_routes.ROUTES,
             *audio_routes.ROUTES,

@@ -20,6 +20,7 @@ from gateway.ratelimits import RateLimiter
 from gateway.responses.store import ResponseStore
 from gateway.router import ModelRouter
 from gateway.settings import EdgeSettings
+from gateway.stored_chat.store import ChatCompletionStore
 from llmgw import bus
 from llmgw.blobs import Blobs, open_blobs
 from llmgw.config import Deployment
@@ -53,6 +54,8 @@ class Edge:
         )
         self.end_user_headers = end_user_headers(settings.config.general_settings)  # (gateway/end_users.py)
         self.responses = ResponseStore(self.subjects, settings.responses_retention_days)  # the Responses API's
+        # Chat completions asked to be stored (`store: true`), kept as long as stored responses.
+        self.chat_completions = ChatCompletionStore(self.subjects, settings.responses_retention_days)
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
@@ -68,6 +71,7 @@ class Edge:
         await bus.ensure_usage_stream(js, self.subjects, self.settings.usage_retention_days * 86400.0)  # refusals
         self.blobs = Blobs(await open_blobs(js, self.subjects.blobs_bucket), self.nc.max_payload)
         await self.responses.start(js, self.nc.max_payload)
+        await self.chat_completions.start(js, self.nc.max_payload)
         await self.identity.start(js)
         metrics.key_map_updated()  # (its initial values were read)
         self.identity.keys.listeners.append(metrics.key_map_seen)

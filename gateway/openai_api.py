@@ -16,13 +16,16 @@ from litestar import Request, Response, get
 from litestar.handlers import asgi
 
 from gateway.asgi_io import SSE_HEADERS, Receive, Scope, Send
+from gateway.auth import Principal
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response, note_key_guess
 from gateway.limits_policy import apply_max_tokens
 from gateway.pipeline import pipeline_of
 from gateway.routes import Call, Headers, Incoming, Route
 from gateway.schemas import parse_chat, parse_embeddings
-from llmgw.contracts import Chunks, Operation
+from gateway.stored_chat.keeping import Keeping, StoringStream, keeping, stored_id
+from gateway.stored_chat.listing import list_stored
+from llmgw.contracts import Chunks, Completed, Operation
 
 _encoder = msgspec.json.Encoder()
 
@@ -54,24 +57,48 @@ OPENAI_STREAM = OpenAIStream()
 
 
 class ChatRoute(Route):
+    """Chat completions; one with `store: true` is kept (gateway/stored_chat) once it is complete."""
+
     operation = Operation.CHAT
 
     def parse(self, scope: Scope, incoming: Incoming, body: bytes, edge: Edge) -> Call:
         parsed = parse_chat(body)
         body = apply_max_tokens(body, parsed, edge.settings)
         stream = bool(parsed.stream)
-        return Call(
+        include_usage = bool(stream and parsed.stream_options and parsed.stream_options.include_usage)
+        state: Keeping | None = None
+        if parsed.store:
+            state, body = keeping(edge.chat_completions, parsed.model, body)
+            state.client_usage = include_usage
+        call = Call(
             parsed.model,
             body,
             stream=stream,
-            include_usage=bool(stream and parsed.stream_options and parsed.stream_options.include_usage),
+            include_usage=include_usage or (stream and state is not None),  # (a stored stream keeps its usage)
             max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
             n=parsed.n or 1,
             timeout=parsed.timeout,
         )
+        call.state = state
+        return call
 
-    def stream(self, call: Call, request_id: str) -> OpenAIStream:
-        return OPENAI_STREAM
+    async def resolve(self, edge: Edge, principal: Principal, call: Call) -> None:
+        if call.state is not None:
+            call.state.caller = principal.caller
+
+    def answer_id(self, call: Call, request_id: str) -> str | None:
+        return None if call.state is None else stored_id(request_id)
+
+    def whole(self, reply: Completed, call: Call, request_id: str) -> tuple[int, Headers, bytes]:
+        body = reply.body if call.state is None else call.state.keep_whole(reply.body, stored_id(request_id))
+        return 200, [(b"content-type", b"application/json")], body
+
+    def stream(self, call: Call, request_id: str) -> OpenAIStream | StoringStream:
+        return OPENAI_STREAM if call.state is None else StoringStream(call.state, OPENAI_STREAM, stored_id(request_id))
+
+    async def answered(self, edge: Edge, principal: Principal, call: Call, request_id: str, body: bytes | None) -> None:
+        if call.state is not None and call.state.kept is not None:
+            await edge.chat_completions.written(call.state.kept)
 
 
 class EmbeddingsRoute(Route):
@@ -91,6 +118,9 @@ EMBEDDINGS = EmbeddingsRoute()
 
 @asgi(openai_paths("chat/completions"), copy_scope=False)
 async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["method"] == "GET":  # the stored chat completions (`store: true`)
+        await list_stored(scope, send)
+        return
     await pipeline_of(scope).run(scope, receive, send, CHAT)
 
 

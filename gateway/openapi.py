@@ -43,6 +43,7 @@ from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks
 from gateway.responses.request import ResponsesRequest
 from gateway.schemas import ChatCompletionRequest, EmbeddingsRequest
 from gateway.settings import EdgeSettings
+from gateway.stored_chat.openapi import STORED_CHAT_SCHEMAS, stored_chat_list, stored_chat_paths
 from llmgw.contracts import USER_ROLES
 
 REQUEST_TYPES = (
@@ -109,9 +110,16 @@ RESPONSE_ID = {"name": "response_id", "in": "path", "required": True, "schema": 
 def paths() -> dict[str, Any]:
     string, integer, boolean = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
     return {
-        "/v1/chat/completions": model_call(
-            "Create a chat completion (OpenAI format).", "ChatCompletionRequest", "ChatCompletion", "ChatStreamEvent"
-        ),
+        "/v1/chat/completions": {
+            **model_call(
+                "Create a chat completion (OpenAI format); `store: true` keeps it.",
+                "ChatCompletionRequest",
+                "ChatCompletion",
+                "ChatStreamEvent",
+            ),
+            "get": stored_chat_list(),
+        },
+        **stored_chat_paths(),
         "/v1/embeddings": model_call("Create embeddings (OpenAI format).", "EmbeddingsRequest", "EmbeddingList", None),
         "/v1/messages": {
             "post": {
@@ -338,6 +346,7 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                 RESPONSE_SCHEMAS,
                 MEDIA_RESPONSE_SCHEMAS,
                 RESPONSES_SCHEMAS,
+                STORED_CHAT_SCHEMAS,
                 ADMIN_RESPONSE_SCHEMAS,
                 ORG_RESPONSE_SCHEMAS,
                 BUDGET_RESPONSE_SCHEMAS,

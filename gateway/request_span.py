@@ -6,8 +6,8 @@ sent with the request on the bus."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from llmgw.contracts import UpstreamRequest
@@ -25,6 +25,23 @@ def _client_traceparent(scope: dict[str, Any]) -> str | None:
         if name == b"traceparent":
             return value.decode("latin-1")
     return None
+
+
+class _Phase:
+    """Times one phase of a request (a class, not a generator: a third of the cost)."""
+
+    __slots__ = ("name", "phases", "started")
+
+    def __init__(self, phases: list[tuple[str, int, int]], name: str) -> None:
+        self.phases = phases
+        self.name = name
+        self.started = 0
+
+    def __enter__(self) -> None:
+        self.started = time.time_ns()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.phases.append((self.name, self.started, time.time_ns()))
 
 
 class RequestSpan:
@@ -47,14 +64,9 @@ class RequestSpan:
             attributes=attributes,
         )
 
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
+    def phase(self, name: str) -> AbstractContextManager[None]:
         """Time a phase; its child span is made when the request ends, after its answer was sent."""
-        started = time.time_ns()
-        try:
-            yield
-        finally:
-            self.phases.append((name, started, time.time_ns()))
+        return _Phase(self.phases, name)
 
     def publishing(self, request: UpstreamRequest) -> str:
         """Note what is sent to the worker; the `traceparent` it continues the trace from."""

@@ -46,6 +46,7 @@ class ChatCompletionRequest(msgspec.Struct):
     top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     user: str | None = None
     timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None  # seconds (the gateway's; not sent upstream)
+    store: bool | None = None  # kept by the gateway (gateway/stored_chat); not sent upstream
 
 
 class EmbeddingsRequest(msgspec.Struct):

@@ -66,25 +66,60 @@ def key_value(key: str, value: AttributeValue) -> bytes:
     return _key(key) + _length_delimited(b"\x12", _any_value(value))
 
 
+def _key_value(tag: bytes, key: str, value: AttributeValue) -> bytes:
+    """One KeyValue field under `tag`: its tag, length, key (1) and value (2)."""
+    kind = type(value)
+    if kind is str:
+        encoded = value.encode()  # type: ignore[union-attr]  # (a str)
+        size = len(encoded)
+        any_value = b"\x0a" + (_BYTE[size] if size < 0x80 else _varint(size)) + encoded
+    elif kind is int and 0 <= value < 0x80:  # type: ignore[operator]  # (an int)
+        any_value = b"\x18" + _BYTE[value]  # type: ignore[index]
+    else:
+        any_value = _any_value(value)
+    key_bytes = _keys.get(key) or _key(key)
+    size = len(key_bytes) + len(any_value) + 2
+    if size < 0x80 and len(any_value) < 0x80:
+        return tag + _BYTE[size] + key_bytes + b"\x12" + _BYTE[len(any_value)] + any_value
+    return _length_delimited(tag, key_bytes + _length_delimited(b"\x12", any_value))
+
+
+# Most attributes repeat from request to request (method, path, model, deployment, status, small
+# counts): their encoded KeyValue is kept, by tag, for a dict lookup instead of an encoding. The
+# values that do not repeat (request ids) fill it up; it starts again empty past this size.
+_KEPT_MAX = 8192
+_kept: dict[bytes, dict[tuple[str, str | int], bytes]] = {}
+
+
 def _attributes(tag: bytes, attributes: Mapping[str, AttributeValue]) -> bytes:
+    kept = _kept.get(tag)
+    if kept is None:
+        kept = _kept[tag] = {}
     parts = []
     for key, value in attributes.items():
         kind = type(value)
-        if kind is str:
-            encoded = value.encode()  # type: ignore[union-attr]  # (a str)
-            size = len(encoded)
-            any_value = b"\x0a" + (_BYTE[size] if size < 0x80 else _varint(size)) + encoded
-        elif kind is int and 0 <= value < 0x80:  # type: ignore[operator]  # (an int)
-            any_value = b"\x18" + _BYTE[value]  # type: ignore[index]
+        if kind is str or kind is int:  # (never bool: True == 1 would find 1's bytes)
+            pair = (key, value)
+            encoded = kept.get(pair)  # type: ignore[arg-type]
+            if encoded is None:
+                if len(kept) >= _KEPT_MAX:
+                    kept.clear()
+                encoded = kept[pair] = _key_value(tag, key, value)  # type: ignore[index]
+            parts.append(encoded)
         else:
-            any_value = _any_value(value)
-        key_bytes = _keys.get(key) or _key(key)
-        size = len(key_bytes) + len(any_value) + 2
-        if size < 0x80 and len(any_value) < 0x80:
-            parts.append(tag + _BYTE[size] + key_bytes + b"\x12" + _BYTE[len(any_value)] + any_value)
-        else:
-            parts.append(_length_delimited(tag, key_bytes + _length_delimited(b"\x12", any_value)))
+            parts.append(_key_value(tag, key, value))
     return b"".join(parts)
+
+
+_names: dict[str, bytes] = {}
+
+
+def _name(name: str) -> bytes:
+    """Span.name (5), encoded once per name (names are a route's or a model's: bounded)."""
+    if len(_names) >= _KEPT_MAX:
+        _names.clear()
+    encoded = _names[name] = _length_delimited(b"\x2a", name.encode())
+    return encoded
 
 
 def encode_span(span: Span) -> bytes:
@@ -94,7 +129,7 @@ def encode_span(span: Span) -> bytes:
     if span.parent_id:
         parts += (b"\x22\x08", span.parent_id.to_bytes(8, "big"))
     parts += (
-        _length_delimited(b"\x2a", span.name.encode()),
+        _names.get(span.name) or _name(span.name),
         b"\x30",
         bytes((span.kind,)),
         b"\x39",

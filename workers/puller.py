@@ -27,6 +27,10 @@ PULL_EXPIRES = 15.0  # seconds a pull request stays open on the server (its expi
 NO_WAIT_EXPIRES = 1.0  # a no-wait pull (batch queue) is over at once, or after this at the latest
 BATCH_POLL = 0.5  # seconds between looks at the batch queue just after it was found empty (at least)
 BATCH_IDLE_POLL = 4.0  # ... doubling up to this while it stays empty (a look costs two API calls)
+# A pull is counted open this long past its expiry, so that the server's 408 for it comes first:
+# counted over at its expiry on our clock, it would be asked again at once, and the 408 arriving
+# then would close the new pull's count instead of its own.
+PULL_GRACE = 1.0
 
 
 class _Pull:
@@ -118,7 +122,7 @@ class ContinuousPuller:
         if not self.nc.is_connected:
             return
         expires = NO_WAIT_EXPIRES if no_wait else PULL_EXPIRES
-        expires_at = time.monotonic() + expires
+        expires_at = time.monotonic() + expires + PULL_GRACE
         ask: dict = {"batch": batch, "expires": int(expires * 1e9)}
         if no_wait:
             ask["no_wait"] = True

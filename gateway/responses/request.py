@@ -14,9 +14,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from gateway.errors import GatewayError
+from gateway.paging import bad_request as bad_request  # (re-exported: the Responses modules raise it)
 from gateway.schemas import PositiveInt, _invalid
-from llmgw.contracts import ErrorCode, ErrorType
 
 
 class ResponsesTextFormat(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -67,11 +66,6 @@ class ResponsesRequest(msgspec.Struct, kw_only=True):
 
 _decoder = msgspec.json.Decoder(ResponsesRequest)
 _fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
-
-
-def bad_request(message: str, param: str | None, code: str = ErrorCode.INVALID_REQUEST) -> GatewayError:
-    """A 400 invalid_request_error naming the field (`param`) as OpenAI does."""
-    return GatewayError(400, message, ErrorType.INVALID_REQUEST, code, param)
 
 
 def parse_responses_request(body: bytes) -> tuple[ResponsesRequest, dict[str, msgspec.Raw]]:

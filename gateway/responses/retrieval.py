@@ -13,13 +13,11 @@ from litestar import Request, Response, delete, get
 from gateway.edge import Edge
 from gateway.errors import GatewayError
 from gateway.openai_api import openai_paths
+from gateway.paging import limit_param, order_param, paged
 from gateway.responses.items import listed_conversation, listed_item
-from gateway.responses.request import bad_request
 from llmgw.contracts import ErrorCode, ErrorType, StoredResponse
 
 _encoder = msgspec.json.Encoder()
-MAX_LIMIT = 100
-DEFAULT_LIMIT = 20
 
 
 def _json(value: object) -> Response:
@@ -36,22 +34,6 @@ async def _stored(request: Request, response_id: str) -> tuple[Edge, StoredRespo
     return edge, record
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise bad_request(f"Invalid 'limit': expected a whole number from 1 to {MAX_LIMIT}, got {raw!r}.", "limit")
-    return int(raw)
-
-
-def _order(raw: str | None) -> str:
-    if raw is None:
-        return "desc"
-    if raw not in ("asc", "desc"):
-        raise bad_request(f"Invalid 'order': expected 'asc' or 'desc', got {raw!r}.", "order")
-    return raw
-
-
 @get(openai_paths("responses/{response_id:str}"))
 async def retrieve_response(request: Request, response_id: str) -> Response:
     _, record = await _stored(request, response_id)
@@ -63,30 +45,14 @@ async def list_input_items(request: Request, response_id: str) -> Response:
     """The items the response was generated from (the conversation it continued, then its own
     input), a page at a time: `limit`, `order` (newest first by default) and `after` an item id."""
     params = request.query_params
-    limit, order, after = _limit(params.get("limit")), _order(params.get("order")), params.get("after")
+    limit, order, after = limit_param(params.get("limit")), order_param(params.get("order"), "desc"), params.get("after")
     edge, record = await _stored(request, response_id)
     records = await edge.responses.conversation(record)
     if records is not None:
         items = listed_conversation(records)
     else:  # the responses before it expired: what it was given itself
         items = [listed_item(item, record.id, i) for i, item in enumerate(record.input)]
-    if order == "desc":
-        items.reverse()
-    if after is not None:
-        position = next((i for i, item in enumerate(items) if item["id"] == after), None)
-        if position is None:
-            raise bad_request(f"Invalid 'after': no input item with id '{after}' in this response.", "after")
-        items = items[position + 1 :]
-    page = items[:limit]
-    return _json(
-        {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(items) > limit,
-        }
-    )
+    return _json(paged(items, limit, order, after, "input item"))
 
 
 @delete(openai_paths("responses/{response_id:str}"), status_code=200)

@@ -199,6 +199,17 @@ class Subjects:
         says so with `StoredResponse.stored_apart`), kept as long as the KV records."""
         return f"{self._stream_prefix}_responses_large"
 
+    @property
+    def chat_completions_bucket(self) -> str:
+        """Stored chat completions (`store: true`; records.StoredChatCompletion and their owners'
+        index keys), kept as long as stored responses."""
+        return f"{self._stream_prefix}_chat_completions"
+
+    @property
+    def chat_completions_objects_bucket(self) -> str:
+        """JetStream object store of stored chat completions too large for one KV message."""
+        return f"{self._stream_prefix}_chat_completions_large"
+
     # The Files and Batch APIs (records in llmgw.contracts.batches).
     @property
     def files_bucket(self) -> str:

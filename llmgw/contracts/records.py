@@ -293,31 +293,6 @@ class BudgetAlert(msgspec.Struct, frozen=True, kw_only=True):
     ts: float = 0.0
 
 
-# --------------------------------------------------------------------------------------------
-# Stored responses of the Responses API (bucket Subjects.responses_bucket)
-# --------------------------------------------------------------------------------------------
-
-
-class StoredResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A response of the Responses API as the edge keeps it for the retention period, under its id.
-
-    Only its own input items are kept (each with an id); the responses it continued are named in
-    `previous` (oldest first), so a conversation is rebuilt from its records, each one small. Only
-    the key, the user or the team that made it may read it (`key_hash`, `user_id`, `team_id`)."""
-
-    id: str  # the response's id (`resp_...`), its key in the bucket
-    key_hash: str
-    user_id: str | None = None
-    team_id: str | None = None
-    created_at: float = 0.0
-    previous: list[str] = []  # ids of the responses before it in its conversation, oldest first
-    input: list[dict[str, Any]] = []  # the input items of this request (not those of `previous`)
-    response: dict[str, Any] = {}  # the response object as the client received it
-    # The whole record is in the responses object store (larger than a KV message); this one in
-    # the KV bucket keeps only the id and the owners.
-    stored_apart: bool = False
-
-
 # Keys of the settings bucket.
 POLICY_PREFIX = "policy."
 POLICY_KEY = "policy.global"
@@ -383,7 +358,6 @@ __all__ = [
     "PolicyRecord",
     "RateWindow",
     "Reservation",
-    "StoredResponse",
     "TeamMember",
     "TeamRecord",
     "UserRecord",

@@ -72,6 +72,11 @@ def session():
 # driven by the operation's Hypothesis strategy.)
 OPERATIONS = [
     "POST /v1/chat/completions",
+    "GET /v1/chat/completions",
+    "GET /v1/chat/completions/{completion_id}",
+    "POST /v1/chat/completions/{completion_id}",
+    "DELETE /v1/chat/completions/{completion_id}",
+    "GET /v1/chat/completions/{completion_id}/messages",
     "POST /v1/embeddings",
     "POST /v1/messages",
     "POST /v1/messages/count_tokens",
@@ -306,6 +311,11 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
     }
     for path, method in [
         ("/v1/chat/completions", "post"),
+        ("/v1/chat/completions", "get"),
+        ("/v1/chat/completions/{completion_id}", "get"),
+        ("/v1/chat/completions/{completion_id}", "post"),
+        ("/v1/chat/completions/{completion_id}", "delete"),
+        ("/v1/chat/completions/{completion_id}/messages", "get"),
         ("/v1/embeddings", "post"),
         ("/v1/models", "get"),
         ("/v1/messages", "post"),

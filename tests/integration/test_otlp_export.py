@@ -41,7 +41,8 @@ def test_full_batches_go_at_once_and_the_rest_on_the_schedule(receiver):
     exporter, tracer = _exporter(OtlpSettings(endpoint=f"{receiver.url}/v1/traces", schedule_delay_s=0.3, max_batch_size=4))
     try:
         names = _spans(tracer, 10)
-        eventually_sync(lambda: len(receiver.spans) == 10, "all ten spans", timeout=10)
+        # (the receiver has them before the exporter has read its answer and counted them)
+        eventually_sync(lambda: len(receiver.spans) == 10 and exporter.exported_spans == 10, "all ten spans", timeout=10)
         assert sorted(s.name for s in receiver.spans) == sorted(names)
         assert all(s.service == "llmgw-test" and s.attributes == {"n": s.name} for s in receiver.spans)
         assert 3 <= len(receiver.posts) <= 4  # 4 + 4 + 2 (the last two may come in two schedules)
@@ -73,8 +74,8 @@ def test_a_503_is_retried_and_a_400_is_not(receiver):
     try:
         receiver.answer_next(503)
         _spans(tracer, 2, "retried")
-        eventually_sync(lambda: len(receiver.spans) == 2, "the spans, on the second try", timeout=10)
-        assert len(receiver.posts) == 2 and exporter.exported_spans == 2
+        eventually_sync(lambda: exporter.exported_spans == 2, "the spans, on the second try", timeout=10)
+        assert len(receiver.posts) == 2 and len(receiver.spans) == 2
         receiver.answer_next(400)
         _spans(tracer, 3, "refused")
         eventually_sync(lambda: exporter.failed_spans == 3, "the refused batch counted", timeout=10)

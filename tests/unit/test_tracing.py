@@ -160,6 +160,43 @@ def test_spans_read_back_from_the_wire_as_they_were_made():
     assert (insert.trace_id, insert.parent_span_id, insert.kind, insert.flags) == (first.trace_id, first.span_id, 5, 0x301)
 
 
+def _decoded_attributes(spans: list[Span]) -> list[dict]:
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(encode_request(encode_resource({}), encode_scope("llmgw", "1"), spans))
+    by_id = {s.span_id: s.attributes for s in received_spans(request)}
+    return [by_id[f"{span.span_id:016x}"] for span in spans]
+
+
+def test_attributes_kept_encoded_read_back_as_each_span_set_them():
+    tracer, kept = _tracer()
+    values: list[dict] = [
+        {"flag": True, "count": 1, "model": "gpt-4o"},
+        {"flag": 1, "count": True, "model": "gpt-4o"},  # (True == 1: never each other's bytes)
+        {"flag": False, "count": 0, "model": "1"},
+        {"flag": 0, "count": 1, "model": "gpt-4o"},
+    ]
+    for attributes in values:
+        tracer.start_span("request", None, SpanKind.SERVER, dict(attributes)).end()
+    assert _decoded_attributes(kept.spans) == values
+    assert [type(v) for d in _decoded_attributes(kept.spans) for v in d.values()] == [type(v) for d in values for v in d.values()]
+
+
+def test_request_ids_that_never_repeat_do_not_grow_what_is_kept():
+    from llmgw import otlp_wire
+
+    tracer, kept = _tracer()
+    for i in range(otlp_wire._KEPT_MAX + 50):
+        tracer.start_span(f"request {i % 3}", None, SpanKind.SERVER, {"llmgw.request_id": f"req-{i}", "n": i}).end()
+    everything = _decoded_attributes(kept.spans)  # (every span encoded: past the size kept)
+    assert everything == [{"llmgw.request_id": f"req-{i}", "n": i} for i in range(len(kept.spans))]
+    assert all(len(found) <= otlp_wire._KEPT_MAX for found in otlp_wire._kept.values())
+    assert len(otlp_wire._names) <= otlp_wire._KEPT_MAX
+    last = kept.spans[-60:]
+    assert _decoded_attributes(last) == [
+        {"llmgw.request_id": f"req-{i}", "n": i} for i in range(len(kept.spans) - 60, len(kept.spans))
+    ]
+
+
 def test_attributes_of_a_span_not_sampled_are_not_kept():
     tracer, kept = _tracer(Sampler(ratio=0.0))
     span = tracer.start_span("request", None, SpanKind.SERVER, {"a": 1})
