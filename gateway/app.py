@@ -24,6 +24,8 @@ from gateway.admin.users import build_user_routes
 from gateway.anthropic_messages.route import count_tokens, messages
 from gateway.audio import routes as audio_routes
 from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
+from gateway.batches import batch_routes, files_routes
+from gateway.batches.service import Batches
 from gateway.deployment_health import build_deployment_health_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
@@ -49,6 +51,8 @@ def cors_config(settings: EdgeSettings) -> CORSConfig | None:
 
 def create_app(settings: EdgeSettings) -> Litestar:
     edge = Edge(settings)
+    pipeline = Pipeline(edge, edge.router.settings)
+    batches = Batches(edge, pipeline)
     guard = FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after)
     keys = KeyService(edge)
     teams = TeamService(edge, keys)
@@ -77,6 +81,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
             responses,
             *retrieval.ROUTES,
             *stored_chat_routes.ROUTES,
+            *files_routes.ROUTES,
+            *batch_routes.ROUTES,
             *audio_routes.ROUTES,
             *native_api.ROUTES,
             *build_health_routes(edge),
@@ -86,8 +92,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *build_openapi_routes(settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        on_startup=[edge.start],
-        on_shutdown=[edge.stop],
+        on_startup=[edge.start, batches.start],
+        on_shutdown=[batches.stop, edge.stop],
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
         openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead
@@ -97,5 +103,6 @@ def create_app(settings: EdgeSettings) -> Litestar:
         debug=False,
     )
     app.state.edge = edge
-    app.state.pipeline = Pipeline(edge, edge.router.settings)
+    app.state.pipeline = pipeline
+    app.state.batches = batches
     return app

@@ -20,6 +20,7 @@ from gateway.admin.teams import DeleteTeams, NewTeamParams, UpdateTeamParams
 from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
 from gateway.anthropic_messages.request import CountTokensRequest, MessagesRequest
 from gateway.audio.openapi import AUDIO_OPERATIONS, audio_schemas
+from gateway.batches.openapi import BATCH_SCHEMAS, batch_paths
 from gateway.openapi_admin import ADMIN_REQUEST_TYPES, ADMIN_RESPONSE_SCHEMAS, admin_paths
 from gateway.openapi_budgets import BUDGET_REQUEST_TYPES, BUDGET_RESPONSE_SCHEMAS, budget_paths
 from gateway.openapi_media import MEDIA_REQUEST_TYPES, MEDIA_RESPONSE_SCHEMAS, media_checks, media_paths
@@ -177,6 +178,7 @@ def paths() -> dict[str, Any]:
         ),
         **stored_response_paths(),
         **{path: upload_call(*operation) for path, operation in AUDIO_OPERATIONS.items()},
+        **batch_paths(),
         **media_paths(model_call),
         "/v1/models": {
             "get": {
@@ -351,6 +353,7 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                 ADMIN_RESPONSE_SCHEMAS,
                 ORG_RESPONSE_SCHEMAS,
                 BUDGET_RESPONSE_SCHEMAS,
+                BATCH_SCHEMAS,
             ),
         },
     }

@@ -51,6 +51,7 @@ from llmgw.contracts import (
     ErrorCode,
     ErrorType,
     Failed,
+    Priority,
     ReplyMessage,
     UpstreamRequest,
 )
@@ -59,6 +60,22 @@ from llmgw.routing import RouterSettings
 from llmgw.tracing import start_tracing
 
 log = structlog.get_logger()
+
+# A batch line's scope (gateway/batches/line_call.py, never an HTTP request's) names the caller by
+# its key's token here: the line runs as that key, at batch priority.
+BATCH_CALLER = "llmgw.batch_caller"
+# Set in a batch line's scope when the line was refused before it reached a worker by a rate limit
+# or an unavailable bus: the seconds to wait (`retry-after`) before the runner sends it again. Such
+# a refusal writes no usage row (the line's one row is that of the attempt that is answered).
+BATCH_RETRY = "llmgw.batch_retry"
+RETRIED_CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE})
+
+
+def retry_after(exc: GatewayError) -> float:
+    try:
+        return max(float(exc.headers.get("retry-after", "1")), 0.1)
+    except ValueError:
+        return 1.0
 
 
 def pipeline_of(scope: Scope) -> Pipeline:
@@ -94,7 +111,10 @@ class Pipeline:
             await send_json(send, exc.status, route.error_body(exc, ex.request_id), headers)
             if counted and not ex.published:
                 metrics.refused(exc.status, exc.code)
-            if ex.principal is not None and not ex.published and exc.status in REFUSED_STATUSES:
+            retry = BATCH_CALLER in scope and not ex.published and exc.code in RETRIED_CODES
+            if retry:
+                scope[BATCH_RETRY] = retry_after(exc)
+            elif ex.principal is not None and not ex.published and exc.status in REFUSED_STATUSES:
                 await self._refused(ex, route, exc)
         finally:
             if not ex.detached:
@@ -139,8 +159,12 @@ class Pipeline:
     async def _serve(self, ex: Exchange, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         edge = self.edge
         incoming = route.incoming(scope)
+        batch_caller: str | None = scope.get(BATCH_CALLER)
         with phase(ex.span, "auth"):
-            principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
+            if batch_caller is not None:
+                principal = ex.principal = await edge.auth.by_token_fresh(batch_caller)
+            else:
+                principal = ex.principal = await edge.auth.authenticate_fresh(incoming.authorization, incoming.api_key)
         ex.log.caller = principal.caller.key_alias or f"key:{principal.caller.key_hash[:12]}"
         ex.log.user = principal.caller.user_id
         body = await read_body(receive, incoming.content_length, route.max_body_bytes or edge.settings.max_body_bytes)
@@ -180,7 +204,8 @@ class Pipeline:
                     request = msgspec.structs.replace(request, body=b"", body_blob=ex.request_id)
                 with phase(ex.span, "publish"):
                     traceparent = ex.span.publishing(request) if ex.span is not None else None
-                    await edge.dispatcher.submit(lease.deployment.provider, request, principal.priority, traceparent)
+                    priority = Priority.BATCH if batch_caller is not None else principal.priority
+                    await edge.dispatcher.submit(lease.deployment.provider, request, priority, traceparent)
             except GatewayError:
                 await lease.release()  # it never reached a worker
                 if request.body_blob is not None:

@@ -47,6 +47,12 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # rows `cost_known: false`); otherwise such a request is refused with 400 model_price_unknown.
     allow_unpriced_models: bool = False
     metrics: bool = True  # count requests and serve /metrics (LLMGW_METRICS)
+    # The Batch API (gateway/batches/runner.py): lines of one batch in flight at once, seconds a
+    # runner's lease on a batch lasts unrenewed (another edge takes a lapsed one over), seconds
+    # between looks for batches to run.
+    batch_concurrency: int = 8
+    batch_lease_seconds: float = 15.0
+    batch_poll_seconds: float = 2.0
     tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py: the environment, or the config's callbacks)
 
 
@@ -124,4 +130,7 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         allow_unpriced_models=allow_unpriced_models(config, env),
         metrics=env_bool(env, "LLMGW_METRICS", True),
         tracing=tracing_wanted(env, config.litellm_settings),
+        batch_concurrency=max(env_int(env, "LLMGW_BATCH_CONCURRENCY", 8), 1),
+        batch_lease_seconds=max(env_float(env, "LLMGW_BATCH_LEASE_SECONDS", 15.0), 1.0),
+        batch_poll_seconds=max(env_float(env, "LLMGW_BATCH_POLL_SECONDS", 2.0), 0.1),
     )

@@ -231,6 +231,32 @@ class Subjects:
         only the edge running it answers."""
         return f"{self.prefix}.response.cancel"
 
+    # The Files and Batch APIs (records in llmgw.contracts.batches).
+    @property
+    def files_bucket(self) -> str:
+        """File records (batches.FileRecord) under the file's id."""
+        return f"{self._stream_prefix}_files"
+
+    @property
+    def files_objects_bucket(self) -> str:
+        """JetStream object store of the files' bytes, under the file's id."""
+        return f"{self._stream_prefix}_file_objects"
+
+    @property
+    def batches_bucket(self) -> str:
+        """Batches (batches.BatchRecord, `batch.<id>`)."""
+        return f"{self._stream_prefix}_batches"
+
+    @property
+    def batch_runs_bucket(self) -> str:
+        """The batches not yet ended: their leases (batches.BatchLease, under the batch's id)."""
+        return f"{self._stream_prefix}_batch_runs"
+
+    @property
+    def batch_lines_bucket(self) -> str:
+        """Each batch line sent, then its result (batches.BatchLine, `<batch id>.<line index>`)."""
+        return f"{self._stream_prefix}_batch_lines"
+
 
 # Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
 MSG_ID_HEADER = "Nats-Msg-Id"
