@@ -78,9 +78,13 @@ class Proc:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
-        """SIGKILL: the process gets no chance to clean up (a crash)."""
+        """SIGKILL to its whole process group (it runs in a session of its own): the process and
+        its children (an edge's Granian workers) get no chance to clean up, as in a crash."""
         if self.popen is not None and self.running:
-            self.popen.kill()
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.popen.wait(10)
 
     def stop(self, timeout: float = 15) -> int | None:

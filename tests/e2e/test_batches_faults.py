@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 
 import openai
 import pytest
@@ -105,8 +103,7 @@ def test_the_edge_killed_mid_batch_is_taken_over_and_no_line_runs_twice(stack: S
     progress(client, batch_id, 2)
     # SIGKILL to the edge's whole process group: Granian's main process and its worker (which
     # runs the batch) die at once, nothing is cleaned up.
-    os.killpg(stack.edge.popen.pid, signal.SIGKILL)
-    stack.edge.popen.wait(10)
+    stack.edge.kill()
     stack.edge = stack._start("edge", "gateway")
     wait_ready(stack.base_url, 45)
     done = ended(client, batch_id)
