@@ -170,14 +170,21 @@ class BatchPuller(ContinuousPuller):
         self.interactive_waiting = interactive_waiting
         self._quiet_until = 0.0  # the batch queue was empty: look again at this time
         self._quiet_for = 0.0  # seconds until the next look; doubles while the queue stays empty
+        self._found = False  # the open pull brought batch work
 
     async def _on_inbox(self, msg: Msg) -> None:
         # 404: the no-wait pull found the queue empty; 408: it expired (the server lets a no-wait
         # pull that names an expiry linger until then) without finding more.
         if msg.headers and msg.headers.get("Status") in ("404", "408") and not msg.data:
-            self._quiet_for = min(max(2 * self._quiet_for, BATCH_POLL), BATCH_IDLE_POLL)
-            self._quiet_until = time.monotonic() + self._quiet_for
+            if self._found:  # the pull that ended brought work: more may be queued, look again now
+                self._found = False
+                self._quiet_for = 0.0
+                self._quiet_until = 0.0
+            else:
+                self._quiet_for = min(max(2 * self._quiet_for, BATCH_POLL), BATCH_IDLE_POLL)
+                self._quiet_until = time.monotonic() + self._quiet_for
         elif not (msg.headers and msg.headers.get("Status")):
+            self._found = True
             self._quiet_for = 0.0  # batch work: the next look after an empty one comes soon again
         await super()._on_inbox(msg)
 

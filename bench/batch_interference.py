@@ -1,0 +1,140 @@
+"""Does a running batch slow interactive requests down?
+
+Starts the fake OpenAI upstream and `llmgw up`, then sends interactive chat requests at a steady
+rate (open loop, non-streaming) twice: alone, and while a batch of `--lines` chat lines runs (the
+Batch API: the JSONL uploaded with `POST /v1/files`, the batch made with `POST /v1/batches`). Batch
+lines go on the batch-priority queue, which workers read only when no interactive request waits,
+so the interactive p99 should stay within 20% of what it is alone. Prints a table of p50 and p99
+alone and during the batch, the batch lines done meanwhile, and, once the batch is over (or at
+`--batch-timeout`), its status and counts. It reports, it does not assert.
+
+Run: .venv/bin/python -m bench.batch_interference [--rate 50] [--seconds 20] [--lines 10000]
+         [--batch-timeout 600] [--llmgw-cmd PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from bench import loadgen
+from bench.loadgen import LoadResult, chat_body
+from bench.overhead import CHAT_PATH, MASTER_KEY, MODEL, UPSTREAM_KEY, start_gateway
+from bench.procs import start_fake_process, stop_process
+
+TARGET_P99_RATIO = 1.2
+DONE = {"completed", "failed", "cancelled", "expired"}
+
+
+def batch_file(lines: int) -> bytes:
+    """`lines` chat requests in the Batch API's JSONL."""
+    out = io.BytesIO()
+    for i in range(lines):
+        line = {"custom_id": f"line-{i}", "method": "POST", "url": CHAT_PATH, "body": chat_body(MODEL, 16)}
+        out.write(msgspec.json.encode(line) + b"\n")
+    return out.getvalue()
+
+
+async def start_batch(client: httpx.AsyncClient, lines: int) -> str:
+    upload = await client.post("/v1/files", data={"purpose": "batch"}, files={"file": ("lines.jsonl", batch_file(lines))})
+    upload.raise_for_status()
+    made = await client.post(
+        "/v1/batches",
+        json={"input_file_id": upload.json()["id"], "endpoint": CHAT_PATH, "completion_window": "24h"},
+    )
+    made.raise_for_status()
+    return str(made.json()["id"])
+
+
+async def batch_state(client: httpx.AsyncClient, batch_id: str) -> dict:
+    answer = await client.get(f"/v1/batches/{batch_id}")
+    answer.raise_for_status()
+    return answer.json()
+
+
+async def wait_running(client: httpx.AsyncClient, batch_id: str, timeout_s: float) -> dict:
+    """The batch once lines are being done (or it ended, or the timeout passed)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = await batch_state(client, batch_id)
+        if state["status"] in DONE or state["request_counts"]["completed"] > 0 or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(0.2)  # (polling the API the way a client does)
+
+
+def row(label: str, result: LoadResult) -> str:
+    return f"| {label} | {result.ok} | {result.errors} | {result.latency(50):.2f} | {result.latency(99):.2f} |"
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    fake_proc, fake_port = await start_fake_process(api_key=UPSTREAM_KEY)
+    workdir = Path(tempfile.mkdtemp(prefix="llmgw-bench-batch-"))
+    gateway_proc = None
+    try:
+        try:
+            gateway_proc, base_url = await start_gateway(args.llmgw_cmd, fake_port, workdir)
+        except (RuntimeError, OSError) as exc:
+            print(f"llmgw did not start: {exc}", file=sys.stderr)
+            return 1
+        url, headers = base_url + CHAT_PATH, {"Authorization": f"Bearer {MASTER_KEY}"}
+        body = chat_body(MODEL, 16)
+        await loadgen.open_loop(url, body, rate=args.rate, seconds=3, headers=headers, label="warm-up")
+        alone = await loadgen.open_loop(url, body, rate=args.rate, seconds=args.seconds, headers=headers, label="alone")
+        print(alone.summary(), flush=True)
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+            batch_id = await start_batch(client, args.lines)
+            before = await wait_running(client, batch_id, 60)
+            during = await loadgen.open_loop(
+                url, body, rate=args.rate, seconds=args.seconds, headers=headers, label="during the batch"
+            )
+            after = await batch_state(client, batch_id)
+            print(during.summary(), flush=True)
+            done_meanwhile = after["request_counts"]["completed"] - before["request_counts"]["completed"]
+            ended_by = time.monotonic() + args.batch_timeout
+            final = after
+            while final["status"] not in DONE and time.monotonic() < ended_by:
+                await asyncio.sleep(1)  # (polling the API the way a client does)
+                final = await batch_state(client, batch_id)
+        ratio = during.latency(99) / alone.latency(99) if alone.latency(99) > 0 else float("nan")
+        print(f"\n### interactive chat at {args.rate:g}/s, alone and while a {args.lines}-line batch runs\n")
+        print("| interactive | ok | errors | p50 ms | p99 ms |")
+        print("|---|---:|---:|---:|---:|")
+        print(row("alone", alone))
+        print(row("during the batch", during))
+        verdict = "within" if ratio <= TARGET_P99_RATIO else "NOT within"
+        print(f"\np99 during / alone: {ratio:.2f} ({verdict} {TARGET_P99_RATIO:.1f})")
+        print(f"batch lines done during the measured run: {done_meanwhile} ({done_meanwhile / args.seconds:.0f}/s)")
+        counts = final["request_counts"]
+        print(
+            f"batch {batch_id}: {final['status']}, {counts['completed']} completed, {counts['failed']} failed "
+            f"of {counts['total']}"
+        )
+        return 0
+    finally:
+        if gateway_proc is not None:
+            await stop_process(gateway_proc)
+        await stop_process(fake_proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.batch_interference", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=50, help="interactive requests/s (open loop)")
+    parser.add_argument("--seconds", type=float, default=20, help="measured time of each interactive run")
+    parser.add_argument("--lines", type=int, default=10000, help="lines of the batch")
+    parser.add_argument("--batch-timeout", type=float, default=600, help="seconds to wait for the batch to end")
+    parser.add_argument("--llmgw-cmd", default=str(Path(sys.executable).parent / "llmgw"), help="command for llmgw")
+    return loadgen.run(main_async(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
