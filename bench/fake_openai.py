@@ -31,7 +31,9 @@ those that passed auth and named a model.
 Behaviour by the request's model name: fake-error-{400,401,404,429,500,503} answer that error;
 fake-slow-<ms> waits before answering; fake-hang never answers; fake-stream-fail streams three
 words then drops the connection; fake-chunk-delay-<ms> streams with that delay between chunks (on
-the Responses API: before each text delta);
+the Responses API: before each text delta); fake-long... answers as many words as `max_tokens`
+asks, without the 2000 cap (answers of megabytes), streamed as one content delta (one chunk of
+megabytes, as a huge tool call's arguments can come);
 fake-agent is a scripted coding agent (one tool call, then a text: fake_openai_chat_agent.py on
 chat completions, fake_openai_responses.py on the Responses API).
 Token accounting is described in fake_openai_payloads.py.
@@ -366,6 +368,9 @@ class FakeOpenAI:
         fail = model == "fake-stream-fail"
         chunks = ChunkWriter(model, include_usage)
         yield chunks.delta({"role": "assistant", "content": ""})
+        if model.startswith(payloads.LONG_MODEL_PREFIX):  # the whole answer in one delta: one chunk of megabytes
+            yield chunks.delta({"content": payloads.reply_text(n)})
+            n = 0
         for i in range(STREAM_FAIL_AFTER_WORDS if fail else n):
             if delay_s:
                 await asyncio.sleep(delay_s)

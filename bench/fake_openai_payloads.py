@@ -3,9 +3,11 @@
 Token accounting (tests compare usage rows against it):
   prompt_tokens     = whitespace-separated words in every message text + number of messages
   completion_tokens = n, the reply being "w0 w1 ... w{n-1}", n = max_tokens
-                      (or max_completion_tokens) if given else 8, capped at 2000
+                      (or max_completion_tokens) if given else 8, capped at 2000 (not capped
+                      for a model named fake-long...: answers of megabytes, "w0 ... w399999")
   cached_tokens     = K when a message text contains "cached:K", else 0
-Embeddings: words per string input (or tokens per token-array input), one 8-dim vector each.
+Embeddings: words per string input (or tokens per token-array input), one vector each, of 8
+dimensions or the request's `dimensions` (as text-embedding-3 models take it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ EMBEDDING_DIM = 8
 SYSTEM_FINGERPRINT = "fp_fake0001"
 
 WORDS = [f"w{i}" for i in range(MAX_COMPLETION_TOKENS)]
+LONG_MODEL_PREFIX = "fake-long"  # no cap on the completion's length
 _CACHED_RE = re.compile(r"cached:(\d+)")
 
 encode_json = msgspec.json.Encoder().encode
@@ -85,8 +88,17 @@ def completion_length(body: dict) -> tuple[int, str]:
         return DEFAULT_COMPLETION_TOKENS, "stop"
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
         raise BadRequest("max_tokens must be a non-negative integer", "max_tokens")
-    n = min(limit, MAX_COMPLETION_TOKENS)
+    n = limit if str(body.get("model", "")).startswith(LONG_MODEL_PREFIX) else min(limit, MAX_COMPLETION_TOKENS)
     return n, "length" if n == limit else "stop"
+
+
+def word(i: int) -> str:
+    return WORDS[i] if i < MAX_COMPLETION_TOKENS else f"w{i}"
+
+
+def reply_text(n: int) -> str:
+    """The answer of n tokens: "w0 w1 ... w{n-1}"."""
+    return " ".join(WORDS[:n]) if n <= MAX_COMPLETION_TOKENS else " ".join(word(i) for i in range(n))
 
 
 def chat_usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
@@ -125,7 +137,7 @@ def chat_completion(model: str, n: int, finish_reason: str, usage: dict) -> byte
                     "index": 0,
                     "message": {
                         "role": "assistant",
-                        "content": " ".join(WORDS[:n]),
+                        "content": reply_text(n),
                         "refusal": None,
                         "annotations": [],
                     },
@@ -164,7 +176,7 @@ class ChunkWriter:
         return self._event([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}], None)
 
     def word(self, i: int) -> bytes:
-        return self.delta({"content": WORDS[i] if i == 0 else " " + WORDS[i]})
+        return self.delta({"content": word(i) if i == 0 else " " + word(i)})
 
     def usage(self, usage: dict) -> bytes:
         return self._event([], usage)
@@ -187,20 +199,23 @@ def _embedding_input(value: Any) -> list[tuple[int, bytes]]:
     raise BadRequest("'input' must be a string, an array of strings, or token arrays", "input")
 
 
-def embedding_vector(identity: bytes) -> list[float]:
+def embedding_vector(identity: bytes, dimensions: int = EMBEDDING_DIM) -> list[float]:
     seed = zlib.crc32(identity)
-    return [round(math.sin(seed + k), 6) for k in range(EMBEDDING_DIM)]
+    return [round(math.sin(seed + k), 6) for k in range(dimensions)]
 
 
 def embeddings(body: dict) -> bytes:
     model = body.get("model")
     items = _embedding_input(body.get("input"))
     as_base64 = body.get("encoding_format") == "base64"
+    dimensions = body.get("dimensions", EMBEDDING_DIM)
+    if not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1:
+        raise BadRequest("Invalid 'dimensions': integer below minimum value (1).", "dimensions")
     data = []
     for index, (_, identity) in enumerate(items):
-        vector: Any = embedding_vector(identity)
+        vector: Any = embedding_vector(identity, dimensions)
         if as_base64:
-            vector = base64.b64encode(struct.pack(f"<{EMBEDDING_DIM}f", *vector)).decode()
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
     words = sum(count for count, _ in items)
     return encode_json({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": words, "total_tokens": words}})

@@ -29,7 +29,6 @@ from litestar import Request, Response, get
 from gateway.admin.common import iso, json_response
 from gateway.admin.models import admin_only
 from gateway.admin.params import bad_param
-from gateway.asgi_io import next_reply
 from gateway.auth import Principal
 from gateway.edge import Edge
 from gateway.errors import GatewayError
@@ -103,7 +102,7 @@ async def active_check(edge: Edge, principal: Principal, d: Deployment) -> tuple
     queue = edge.dispatcher.open(request_id)
     try:
         await edge.dispatcher.submit(d.provider, request)
-        reply = await next_reply(queue, deadline)
+        reply = await edge.dispatcher.next_reply(queue, deadline)
     except GatewayError as exc:
         return False, exc.message, time.time() - started
     finally:

@@ -1,13 +1,16 @@
 """Putting requests on the bus and routing the workers' replies back to the waiting request.
 
 Each edge process subscribes once to its own reply subject; replies are matched to requests by
-request id and queued for the handler that waits on them. The requests waiting on replies are the
-edge's requests in flight: a stopping edge waits for them (`settled`) before it leaves the bus.
+request id and queued for the handler that waits on them; a reply too large for one bus message
+names the blob that holds it, read (then deleted) when its handler takes it (`next_reply`), and
+deleted at once when nobody waits for it. The requests waiting on replies are the edge's requests
+in flight: a stopping edge waits for them (`settled`) before it leaves the bus.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import structlog
@@ -15,7 +18,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from gateway.asgi_io import next_reply
 from gateway.errors import GatewayError
+from llmgw.blobs import Blobs, reply_blob
 from llmgw.bus import AckedPublisher
 from llmgw.contracts import (
     MSG_ID_HEADER,
@@ -35,8 +40,10 @@ log = structlog.get_logger()
 
 
 class Dispatcher:
-    def __init__(self, nc: Client, subjects: Subjects, publish_timeout: float) -> None:
+    def __init__(self, nc: Client, subjects: Subjects, publish_timeout: float, blobs: Blobs) -> None:
         self.nc = nc
+        self.blobs = blobs
+        self._discarding: set[asyncio.Task[None]] = set()  # deletions of blobs no request will read
         self.publisher = AckedPublisher(nc)  # JetStream, cheaper than `js.publish`
         self.subjects = subjects
         self.publish_timeout = publish_timeout
@@ -60,6 +67,40 @@ class Dispatcher:
         queue = self.pending.get(reply.request_id)
         if queue is not None:
             queue.put_nowait(reply)
+        else:
+            self._discard(reply)
+
+    def _discard(self, reply: ReplyMessage) -> None:
+        """A reply no request waits for any more: the blob it names (if any) goes now, not at its TTL."""
+        if reply_blob(reply) is not None:
+            task = asyncio.create_task(self._delete_blob(reply))
+            self._discarding.add(task)
+            task.add_done_callback(self._discarding.discard)
+
+    async def _delete_blob(self, reply: ReplyMessage) -> None:
+        try:
+            await self.blobs.discard(reply)
+        except Exception as exc:  # (it expires with the store's TTL)
+            log.warning("reply_blob_delete_failed", request_id=reply.request_id, error=str(exc) or type(exc).__name__)
+
+    async def next_reply(self, queue: asyncio.Queue[ReplyMessage], deadline: float) -> ReplyMessage:
+        """The request's next reply by `deadline` (504 otherwise), whole: one that came apart is
+        read back from the blobs store, and its blob deleted."""
+        reply = await next_reply(queue, deadline)
+        if reply_blob(reply) is None:
+            return reply
+        try:
+            async with asyncio.timeout(max(deadline - time.time(), 1.0)):
+                return await self.blobs.unpack(reply)
+        except Exception as exc:
+            log.warning("reply_blob_read_failed", request_id=reply.request_id, error=str(exc) or type(exc).__name__)
+            raise GatewayError(
+                503,
+                "the gateway's message bus is unavailable; retry shortly",
+                ErrorType.UNAVAILABLE,
+                ErrorCode.UNAVAILABLE,
+                headers={"retry-after": "1"},
+            ) from None
 
     def open(self, request_id: str) -> asyncio.Queue[ReplyMessage]:
         queue: asyncio.Queue[ReplyMessage] = asyncio.Queue()
@@ -68,7 +109,9 @@ class Dispatcher:
         return queue
 
     def close(self, request_id: str) -> None:
-        self.pending.pop(request_id, None)
+        queue = self.pending.pop(request_id, None)
+        while queue is not None and not queue.empty():  # replies never read: their blobs go too
+            self._discard(queue.get_nowait())
         if not self.pending:
             self._idle.set()
 

@@ -86,7 +86,7 @@ class Edge:
         await self.cooldowns.start(self.nc)
         self.ratelimits = RateLimiter(js, self.subjects, fail_open=self.settings.ratelimit_fail_open)
         await self.ratelimits.start()
-        self.dispatcher = Dispatcher(self.nc, self.subjects, self.settings.publish_timeout)
+        self.dispatcher = Dispatcher(self.nc, self.subjects, self.settings.publish_timeout, self.blobs)
         await self.dispatcher.start()
         self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
         await self.presence.start()

@@ -25,7 +25,6 @@ from gateway.asgi_io import (
     Send,
     cancel_on_disconnect,
     failure_error,
-    next_reply,
     not_post,
     read_body,
     send_json,
@@ -290,7 +289,7 @@ class Pipeline:
         """From the worker's first reply to the end of the answer (whole, or relayed)."""
         edge, lease = self.edge, ex.lease
         assert lease is not None
-        first = await next_reply(queue, deadline)
+        first = await edge.dispatcher.next_reply(queue, deadline)
         ex.answered_by, ex.first_reply_after = first.deployment_id, time.time() - ex.started
         if isinstance(first, Failed):
             await lease.settle(first.cost, first.tokens)
@@ -409,7 +408,7 @@ class Pipeline:
                     await last(encoder.error(reply.status, reply.message, reply.type, reply.code))
                     return False
                 try:
-                    reply = await next_reply(queue, deadline)
+                    reply = await self.edge.dispatcher.next_reply(queue, deadline)
                 except GatewayError as exc:
                     rlog.status, rlog.code = exc.status, exc.code
                     await last(encoder.error(exc.status, exc.message, exc.type, exc.code))

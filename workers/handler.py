@@ -175,6 +175,7 @@ class RequestHandler:
                     attempt,
                     self.settings.coalesce_interval,
                     self.settings.coalesce_max,
+                    self.blobs,
                 )
             index = 0
             while True:
@@ -333,7 +334,7 @@ class RequestHandler:
             tries=outcome.tries,
             tokens=outcome.tokens(),
         )
-        await self.nc.publish(request.reply_to, encode_internal(reply))
+        await self._publish_whole(request, reply)
         await let_writes_out()  # the answer leaves before the usage event is built
 
     async def _call_raw(
@@ -401,7 +402,11 @@ class RequestHandler:
             tries=outcome.tries,
             tokens=outcome.tokens(),
         )
-        await self.nc.publish(request.reply_to, encode_internal(reply))
+        await self._publish_whole(request, reply)
+
+    async def _publish_whole(self, request: UpstreamRequest, reply: Completed) -> None:
+        """A whole answer to the edge; one too large for a bus message goes by the blobs store."""
+        await self.nc.publish(request.reply_to, encode_internal(await self.blobs.pack_completed(reply)))
 
     async def _reply_error(
         self,

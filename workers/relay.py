@@ -2,7 +2,9 @@
 
 Every NATS message costs about 10 us of CPU on each side (see the design measurements), so after
 the first chunks (which go out immediately, for time-to-first-token) chunks are sent in batches:
-when `max_batch` are waiting or `interval` has passed since the last send.
+when `max_batch` are waiting or `interval` has passed since the last send. A message whose chunks
+would not fit in one bus message (a huge tool call's arguments, a Responses `response.completed`
+event carrying the whole output) sends them by the blobs store (`Blobs.pack_chunks`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 import msgspec
 from nats.aio.client import Client
 
+from llmgw.blobs import Blobs
 from llmgw.contracts import Chunks, Failed, encode_internal
 from llmgw.handoff import let_writes_out
 
@@ -24,8 +27,11 @@ IMMEDIATE_MESSAGES = 2
 
 
 class ChunkRelay:
-    def __init__(self, nc: Client, subject: str, request_id: str, attempt: int, interval: float, max_batch: int) -> None:
+    def __init__(
+        self, nc: Client, subject: str, request_id: str, attempt: int, interval: float, max_batch: int, blobs: Blobs
+    ) -> None:
         self.nc = nc
+        self.blobs = blobs
         self.subject = subject
         self.request_id = request_id
         self.attempt = attempt
@@ -96,7 +102,7 @@ class ChunkRelay:
             self.seq += 1
             self.sent += len(data)
             self.last_send = time.monotonic()
-            await self.nc.publish(self.subject, encode_internal(msg))
+            await self.nc.publish(self.subject, encode_internal(await self.blobs.pack_chunks(msg)))
         if self.seq <= IMMEDIATE_MESSAGES:
             await let_writes_out()  # the first chunks leave before the rest of the stream is read
 

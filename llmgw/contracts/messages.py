@@ -141,6 +141,11 @@ class Chunks(Reply, frozen=True, tag="c"):
     seq: int
     data: list[bytes]
     done: bool = False
+    # Chunks too large for one bus message (a huge tool call's arguments, a Responses
+    # `response.completed` event carrying the whole output) wait in the blobs object store under
+    # this name, as `encode_chunk_data(data)` (`data` is then empty): the edge reads the blob,
+    # then deletes it; one the edge never reads expires with the store's TTL.
+    data_blob: str | None = None
     # Native streams: `data` is the provider's bytes as they came (not chunk JSON), and the first
     # message carries the upstream's status and headers.
     raw: bool = False
@@ -154,6 +159,10 @@ class Completed(Reply, frozen=True, tag="r"):
     body: bytes
     status: int = 200
     headers: list[tuple[str, str]] = []  # native answers: the upstream's content-type and the like
+    # An answer too large for one bus message (embeddings of many inputs, a long answer) waits in
+    # the blobs object store under this name (`body` is then empty): the edge reads it before
+    # answering, then deletes it; one the edge never reads expires with the store's TTL.
+    body_blob: str | None = None
 
 
 class Failed(Reply, frozen=True, tag="e"):
@@ -273,6 +282,7 @@ _cancel_response_decoder = msgspec.msgpack.Decoder(CancelResponse)
 _stream_entry_decoder = msgspec.msgpack.Decoder(ResponseStreamEntry)
 _cooldown_decoder = msgspec.msgpack.Decoder(DeploymentCooldown)
 _heartbeat_decoder = msgspec.msgpack.Decoder(WorkerHeartbeat)
+_chunk_data_decoder = msgspec.msgpack.Decoder(list[bytes])
 _query_request_decoder = msgspec.json.Decoder(QueryRequest)
 _query_result_decoder = msgspec.json.Decoder(QueryResult)
 
@@ -286,6 +296,8 @@ decode_cancel_response = _cancel_response_decoder.decode
 decode_stream_entry = _stream_entry_decoder.decode
 decode_cooldown = _cooldown_decoder.decode
 decode_heartbeat = _heartbeat_decoder.decode
+encode_chunk_data = _msgpack_encoder.encode  # `Chunks.data` kept as a blob (`Chunks.data_blob`)
+decode_chunk_data = _chunk_data_decoder.decode
 decode_query_request = _query_request_decoder.decode
 decode_query_result = _query_result_decoder.decode
 
@@ -316,6 +328,7 @@ __all__ = [
     "WorkerHeartbeat",
     "decode_cancel",
     "decode_cancel_response",
+    "decode_chunk_data",
     "decode_cooldown",
     "decode_heartbeat",
     "decode_query_request",
@@ -323,6 +336,7 @@ __all__ = [
     "decode_reply",
     "decode_request",
     "decode_stream_entry",
+    "encode_chunk_data",
     "encode_internal",
     "encode_json",
 ]

@@ -185,7 +185,8 @@ class Subjects:
 
     @property
     def blobs_bucket(self) -> str:
-        """JetStream object store of request bodies too large for one bus message (uploads)."""
+        """JetStream object store of request bodies and replies too large for one bus message
+        (uploads; big answers and stream chunks, under `reply_blob_name`), kept `BLOB_TTL` at most."""
         return f"{self._stream_prefix}_blobs"
 
     @property
@@ -264,4 +265,12 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 # to the worker and from the worker to metering, when tracing is on.
 TRACEPARENT_HEADER = "traceparent"
 
-__all__ = ["MSG_ID_HEADER", "TRACEPARENT_HEADER", "ErrorCode", "ErrorType", "Priority", "Subjects"]
+
+def reply_blob_name(request_id: str, attempt: int, seq: int | None = None) -> str:
+    """The blobs-store name of a reply too large for one bus message: a whole answer's
+    (`seq` None), or a stream message's. Distinct from the request body's (the request id) and
+    between deliveries of one request (`attempt`), so no reply overwrites another's."""
+    return f"{request_id}.reply.{attempt}" if seq is None else f"{request_id}.reply.{attempt}.{seq}"
+
+
+__all__ = ["MSG_ID_HEADER", "TRACEPARENT_HEADER", "ErrorCode", "ErrorType", "Priority", "Subjects", "reply_blob_name"]

@@ -15,7 +15,8 @@ import threading
 import nats
 import pytest
 
-from llmgw.contracts import Chunks, decode_reply
+from llmgw.blobs import Blobs, open_blobs
+from llmgw.contracts import Chunks, Subjects, decode_reply
 from workers.relay import IMMEDIATE_MESSAGES, ChunkRelay
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,8 @@ async def test_first_chunks_leave_while_the_worker_is_still_busy(nats_server, na
     subject = f"{bus_prefix}.reply.edge"
     subscriber = ThreadSubscriber(nats_server.url, subject).start()
     try:
-        relay = ChunkRelay(publisher, subject, "req-relay", 1, interval=10.0, max_batch=1000)
+        blobs = Blobs(await open_blobs(nats_client.jetstream(), Subjects(bus_prefix).blobs_bucket), nats_client.max_payload)
+        relay = ChunkRelay(publisher, subject, "req-relay", 1, interval=10.0, max_batch=1000, blobs=blobs)
         await relay.add(b'{"choices":[{"delta":{"role":"assistant"}}]}')
         # No await from here on: this loop is blocked, as it is while a burst of chunks is parsed.
         assert subscriber.wait_for(1, timeout=3), "the first chunk did not leave while the loop was busy"
