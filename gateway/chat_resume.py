@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 from litestar import Request, get
 from litestar.response import Stream
 
-from gateway.asgi_io import SSE_HEADERS, Message, Receive, Scope, Send, cancel_on_disconnect
+from gateway.asgi_io import SSE_HEADERS, Message, Receive, Scope, Send
 from gateway.errors import GatewayError, error_json
 from gateway.responses.background import ORPHANED_AFTER
-from gateway.responses.events import EventSplitter, ResponseEvents
+from gateway.responses.events import EventSplitter, ResponseEvents, relay_events
 from gateway.responses.request import bad_request
 from gateway.responses.store import ResponseStore
 from gateway.routes import Headers, openai_paths
@@ -88,14 +88,7 @@ class ResumableChatStream:
         await self.store.written(record_id(self.key))
         await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
 
-        async def relay() -> bool:
-            async with aclosing(self.events.read(self.key, -1, self.deadline + ORPHANED_AFTER)) as events:
-                async for event in events:
-                    await send({"type": "http.response.body", "body": event.data, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return True
-
-        await cancel_on_disconnect(relay(), receive)  # (the client gone: only its reading stops)
+        await relay_events(self.events, self.key, self.deadline + ORPHANED_AFTER, send, receive)
 
     async def receive(self) -> Message:
         await asyncio.Future()  # no client to go away

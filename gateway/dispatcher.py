@@ -39,6 +39,17 @@ from llmgw.contracts import (
 log = structlog.get_logger()
 
 
+def bus_unavailable() -> GatewayError:
+    """What a client is told when the bus cannot take or give its request: retry in a second."""
+    return GatewayError(
+        503,
+        "the gateway's message bus is unavailable; retry shortly",
+        ErrorType.UNAVAILABLE,
+        ErrorCode.UNAVAILABLE,
+        headers={"retry-after": "1"},
+    )
+
+
 class Dispatcher:
     def __init__(self, nc: Client, subjects: Subjects, publish_timeout: float, blobs: Blobs) -> None:
         self.nc = nc
@@ -94,13 +105,7 @@ class Dispatcher:
                 return await self.blobs.unpack(reply)
         except Exception as exc:
             log.warning("reply_blob_read_failed", request_id=reply.request_id, error=str(exc) or type(exc).__name__)
-            raise GatewayError(
-                503,
-                "the gateway's message bus is unavailable; retry shortly",
-                ErrorType.UNAVAILABLE,
-                ErrorCode.UNAVAILABLE,
-                headers={"retry-after": "1"},
-            ) from None
+            raise bus_unavailable() from None
 
     def open(self, request_id: str) -> asyncio.Queue[ReplyMessage]:
         queue: asyncio.Queue[ReplyMessage] = asyncio.Queue()
@@ -151,13 +156,7 @@ class Dispatcher:
             )
         except Exception as exc:
             log.warning("request_publish_failed", request_id=request.request_id, error=str(exc) or type(exc).__name__)
-            raise GatewayError(
-                503,
-                "the gateway's message bus is unavailable; retry shortly",
-                ErrorType.UNAVAILABLE,
-                ErrorCode.UNAVAILABLE,
-                headers={"retry-after": "1"},
-            ) from None
+            raise bus_unavailable() from None
 
     async def cancel(self, request_id: str) -> None:
         """The client went away: tell the worker serving it to stop."""

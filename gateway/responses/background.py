@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gateway.asgi_io import SSE_HEADERS, Message, Receive, Send, cancel_on_disconnect, send_json
+from gateway.asgi_io import SSE_HEADERS, Message, Receive, Send, send_json
 from gateway.background import CANCELLED, SHUTDOWN
 from gateway.errors import GatewayError
-from gateway.responses.events import EventSplitter
+from gateway.responses.events import EventSplitter, relay_events
 from gateway.responses.store import new_record
 from gateway.responses.wire import response_object
 from gateway.routes import Headers
@@ -123,14 +122,7 @@ class BackgroundResponse:
             return
         await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
 
-        async def relay() -> bool:
-            async with aclosing(self.events.read(self.key, -1, self.deadline + ORPHANED_AFTER)) as events:
-                async for event in events:
-                    await send({"type": "http.response.body", "body": event.data, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return True
-
-        await cancel_on_disconnect(relay(), receive)  # (the client gone: only its reading stops)
+        await relay_events(self.events, self.key, self.deadline + ORPHANED_AFTER, send, receive)
 
     # ---- the answer, as the pipeline writes it -----------------------------------------------------
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import structlog
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from gateway.asgi_io import Receive, Send, cancel_on_disconnect
 from llmgw.contracts import ResponseEvent, ResponseStreamEnd, ResponseStreamEntry, Subjects, decode_stream_entry, encode_internal
 
 log = structlog.get_logger()
@@ -113,3 +115,17 @@ class ResponseEvents:
                 await sub.unsubscribe()
             except Exception:  # (the connection went away)
                 pass
+
+
+async def relay_events(events: ResponseEvents, key: str, until: float, send: Send, receive: Receive) -> None:
+    """Send a job's kept events from its first, then the live rest, as an SSE body already begun;
+    the client going away stops only its reading (the job goes on)."""
+
+    async def relay() -> bool:
+        async with aclosing(events.read(key, -1, until)) as read:
+            async for event in read:
+                await send({"type": "http.response.body", "body": event.data, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return True
+
+    await cancel_on_disconnect(relay(), receive)
