@@ -37,10 +37,9 @@ from llmgw.contracts import (
 )
 from llmgw.prices import batch_price_factor
 from workers.credentials import DeploymentTable
-from workers.providers import openai_batches
+from workers.provider_batch_apis import BATCH_APIS, LineOutcome
 from workers.providers.base import Provider
 from workers.providers.errors import UpstreamError, scrub
-from workers.providers.openai_family import OpenAIFamily
 from workers.usage import cost_of
 from workers.usage_batches import UsageBatcher
 
@@ -132,26 +131,25 @@ class ProviderBatches:
         deployment = self.deployments.get(call.deployment_id) or await self.deployments.wait_for(call.deployment_id)
         if deployment is None:
             return ProviderBatchAnswer(ok=False, status=404, message=f"no deployment {call.deployment_id}")
-        adapter = self.providers.get(PROVIDERS[deployment.provider].family)
-        if not isinstance(adapter, OpenAIFamily):
+        family = PROVIDERS[deployment.provider].family
+        adapter = self.providers.get(family)
+        if adapter is None or family not in BATCH_APIS:
             return ProviderBatchAnswer(ok=False, status=400, message=f"{deployment.provider} has no batch API here")
+        api = BATCH_APIS[family]
         if call.op == ProviderBatchOp.SUBMIT:
-            provider_id = await openai_batches.submit(
-                adapter, deployment, call.batch_id, call.endpoint, call.lines, call.upstream_model
-            )
+            provider_id = await api.submit(adapter, deployment, call)
             return ProviderBatchAnswer(ok=True, provider_batch_id=provider_id)
         if call.op == ProviderBatchOp.POLL:
-            state, _ = await openai_batches.poll(adapter, deployment, call.provider_batch_id)
+            state = await api.poll(adapter, deployment, call)
             return ProviderBatchAnswer(ok=True, provider_batch_id=call.provider_batch_id, state=state)
         if call.op == ProviderBatchOp.RESULTS:
-            lines = await openai_batches.results(adapter, deployment, call.provider_batch_id)
-            return ProviderBatchAnswer(
-                ok=True, provider_batch_id=call.provider_batch_id, results=await self._metered(call, deployment, lines)
-            )
+            lines = await api.results(adapter, deployment, call)
+            metered = await self._metered(call, deployment, lines)
+            return ProviderBatchAnswer(ok=True, provider_batch_id=call.provider_batch_id, results=metered)
         return ProviderBatchAnswer(ok=False, status=400, message=f"unknown operation {call.op!r}")
 
     async def _metered(
-        self, call: ProviderBatchCall, deployment: Deployment, lines: list[openai_batches.LineOutcome]
+        self, call: ProviderBatchCall, deployment: Deployment, lines: list[LineOutcome]
     ) -> list[ProviderLineResult]:
         """Each line's usage event stored, then the lines as the edge writes them."""
         factor = batch_price_factor(deployment.provider)

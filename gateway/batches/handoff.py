@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 OPT_IN = ("batch_api", "provider")  # litellm_params.batch_api: provider
-FAMILIES = ("openai",)  # the adapter families whose batch API the workers speak
+FAMILIES = ("openai", "anthropic")  # the adapter families whose batch API the workers speak
 CALL_TIMEOUT = 120.0  # seconds a worker has for a submit (the upload) or a read of the results
 POLL_TIMEOUT = 30.0
 NO_WORKER_WAIT = 1.0  # seconds before asking again when no worker of the provider listens

@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.stack import Stack, write_config
 from tests.e2e.test_batches import ENDED, chat_line, file_lines, upload
-from tests.procs import wait_ready
+from tests.procs import FakeUpstream, wait_ready
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -80,7 +80,9 @@ def test_an_opted_in_batch_is_submitted_once_to_the_provider_and_metered_at_half
     client = stack.client()
     before = stack.upstream.stats()
     lines = [chat_line(f"job-{i}", model="batched", max_tokens=3 + i) for i in range(4)]
-    batch = client.batches.create(input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions", completion_window="24h")
+    batch = client.batches.create(
+        input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
     done = ended(client, batch.id)
     assert done.status == "completed", done
     assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (4, 4, 0)
@@ -120,7 +122,9 @@ def test_a_batch_on_a_deployment_not_opted_in_runs_line_by_line(stack: Stack) ->
     client = stack.client()
     before = stack.upstream.stats()["batches_created"]
     lines = [chat_line(f"plain-{i}") for i in range(2)]
-    batch = client.batches.create(input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions", completion_window="24h")
+    batch = client.batches.create(
+        input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
     done = ended(client, batch.id)
     assert done.status == "completed" and done.request_counts.completed == 2
     assert stack.upstream.stats()["batches_created"] == before
@@ -133,7 +137,9 @@ def test_the_edge_restarted_mid_provider_batch_polls_it_again_and_never_submits_
     set_delay(stack.upstream, 8.0)
     before = stack.upstream.stats()
     lines = [chat_line(f"r{i}", model="batched", max_tokens=2) for i in range(3)]
-    batch = client.batches.create(input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions", completion_window="24h")
+    batch = client.batches.create(
+        input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
     # Submitted and polled (its provider id is recorded before the first poll).
     eventually_sync(
         lambda: stack.upstream.stats()["batch_polls"] > before["batch_polls"],
@@ -156,3 +162,61 @@ def test_the_edge_restarted_mid_provider_batch_polls_it_again_and_never_submits_
     assert sorted(o["custom_id"] for o in output) == ["r0", "r1", "r2"]
     rows = rows_of(stack, batch.id, 3)
     assert sorted(r["client_request_id"] for r in rows) == [f"{batch.id}-{i}" for i in range(3)]
+
+
+ANTHROPIC_KEY = "sk-ant-e2e-batches-000222"
+
+
+@pytest.fixture
+def anthropic_stack(nats_server, tmp_path, bus_prefix):
+    (tmp_path / "anthropic").mkdir()
+    fake = FakeUpstream(tmp_path / "anthropic", ANTHROPIC_KEY, module="bench.fake_anthropic").start()
+    lines = ["model_list:"]
+    for name, batch_api in (("claude-batched", True), ("claude", False)):
+        lines += [
+            f"  - model_name: {name}",
+            "    litellm_params:",
+            "      model: anthropic/claude-x",
+            f"      api_base: {fake.root_url}",
+            "      api_key: os.environ/E2E_UPSTREAM_KEY",
+            "      input_cost_per_token: 3.0e-06",
+            "      output_cost_per_token: 1.5e-05",
+        ]
+        if batch_api:
+            lines.append("      batch_api: provider")
+    lines += ["general_settings:", "  master_key: os.environ/E2E_MASTER_KEY", ""]
+    (tmp_path / "stack").mkdir()
+    s = Stack(tmp_path / "stack", nats_server.url, bus_prefix, fake, dict(ENV), config="\n".join(lines)).start()
+    yield s
+    s.stop()
+    fake.stop()
+
+
+def test_an_anthropic_batch_goes_to_message_batches_and_comes_back_in_openai_format(anthropic_stack: Stack) -> None:
+    stack = anthropic_stack
+    client = stack.client()
+    lines = [chat_line(f"a{i}", model="claude-batched", max_tokens=2 + i) for i in range(3)]
+    batch = client.batches.create(
+        input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    done = ended(client, batch.id)
+    assert done.status == "completed", done
+    assert (done.request_counts.completed, done.request_counts.failed) == (3, 0)
+    stats = stack.upstream.stats()
+    assert stats["batches_created"] == 1 and stats["batch_polls"] >= 1
+    assert stats["by_model"].get("claude-x", 0) == 0  # no line went to /v1/messages one by one
+    output = file_lines(client, done.output_file_id)
+    assert [o["custom_id"] for o in output] == ["a0", "a1", "a2"]
+    for i, o in enumerate(output):
+        body = o["response"]["body"]
+        assert o["response"]["status_code"] == 200 and body["object"] == "chat.completion"
+        assert body["choices"][0]["message"]["content"] == " ".join(f"w{k}" for k in range(2 + i))
+        assert body["usage"]["completion_tokens"] == 2 + i
+    rows = rows_of(stack, batch.id, 3)
+    assert sorted(r["client_request_id"] for r in rows) == [f"{batch.id}-{i}" for i in range(3)]
+    by_line = {r["client_request_id"]: r for r in rows}
+    for i, o in enumerate(output):
+        row = by_line[f"{batch.id}-{i}"]
+        assert row["completion_tokens"] == 2 + i and row["prompt_tokens"] == o["response"]["body"]["usage"]["prompt_tokens"]
+        plain = {**lines[i], "body": {**lines[i]["body"], "model": "claude"}}
+        assert row["cost"] == pytest.approx(normal_cost(stack, plain) / 2, rel=1e-9) and row["cost"] > 0

@@ -14,6 +14,7 @@ import msgspec
 
 from llmgw.config import Deployment
 from llmgw.contracts import ProviderBatchState, provider_line_id
+from workers.provider_batch_apis import LineOutcome
 from workers.providers.base import fetch_body
 from workers.providers.errors import invalid_answer
 from workers.providers.openai_family import OpenAIFamily, openai_error_to_upstream_error
@@ -25,15 +26,6 @@ TIMEOUT = 60.0  # seconds for each call (an upload of a large batch file include
 
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
 ENDED = ("completed", "expired", "cancelled")
-
-
-class LineOutcome(msgspec.Struct, frozen=True):
-    """One line of the provider's output or error file."""
-
-    index: int
-    status: int
-    body: bytes
-    usage: Usage | None
 
 
 def _call(

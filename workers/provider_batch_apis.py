@@ -1,0 +1,67 @@
+"""Which adapter family speaks which provider batch API (the modules are imported on first use,
+so a worker loads only the adapters its deployments need)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from llmgw.config import Deployment
+from llmgw.contracts import ProviderBatchCall
+from workers.usage import Usage
+
+
+class LineOutcome(msgspec.Struct, frozen=True):
+    """One line of the provider's results: its index in the gateway's batch, its status, its
+    answer in OpenAI's format (JSON), and the tokens the provider reported for it."""
+
+    index: int
+    status: int
+    body: bytes
+    usage: Usage | None
+
+
+class _OpenAI:
+    @staticmethod
+    async def submit(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> str:
+        from workers.providers import openai_batches
+
+        return await openai_batches.submit(adapter, deployment, call.batch_id, call.endpoint, call.lines, call.upstream_model)
+
+    @staticmethod
+    async def poll(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> str:
+        from workers.providers import openai_batches
+
+        return (await openai_batches.poll(adapter, deployment, call.provider_batch_id))[0]
+
+    @staticmethod
+    async def results(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> list[LineOutcome]:
+        from workers.providers import openai_batches
+
+        return await openai_batches.results(adapter, deployment, call.provider_batch_id)
+
+
+class _Anthropic:
+    @staticmethod
+    async def submit(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> str:
+        from workers.providers.anthropic import batches
+
+        return await batches.submit(adapter, deployment, call.batch_id, call.lines, call.upstream_model)
+
+    @staticmethod
+    async def poll(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> str:
+        from workers.providers.anthropic import batches
+
+        return (await batches.poll(adapter, deployment, call.provider_batch_id, call.upstream_model))[0]
+
+    @staticmethod
+    async def results(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> list[LineOutcome]:
+        from workers.providers.anthropic import batches
+
+        return await batches.results(adapter, deployment, call.provider_batch_id, call.upstream_model)
+
+
+BATCH_APIS: dict[str, Any] = {"openai": _OpenAI, "anthropic": _Anthropic}
+
+__all__ = ["BATCH_APIS", "LineOutcome"]
