@@ -35,13 +35,15 @@ from nats.errors import TimeoutError as NatsTimeout
 from gateway.batches.finish import BatchRun
 from gateway.batches.store import BatchStore
 from gateway.batches.wire import error_line, response_line
-from gateway.budgets import beyond, covering
+from gateway.budgets import beyond, covering, held
 from llmgw.catalog import PROVIDERS
 from llmgw.config import Deployment
 from llmgw.contracts import (
     BatchLine,
     BatchRecord,
     BatchStatus,
+    Caller,
+    LedgerRef,
     LineState,
     ProviderBatchAnswer,
     ProviderBatchCall,
@@ -102,8 +104,8 @@ class Handoff:
             if run.done:  # (lines already ran here: it stays line by line)
                 return False
             deployment = opted_in(self.edge, record, run)
-            if deployment is None:
-                return False
+            if deployment is None or await self._out_of_budget(run):
+                return False  # (line by line: each line then meets the budget's refusal)
             claim = f"{self.owner}@{time.time():.3f}"
             claimed = await self._claim(run, deployment, claim)
             if claimed is None or claimed.handoff_claim != claim:
@@ -212,14 +214,12 @@ class Handoff:
 
     async def _results(self, run: BatchRun, deployment: Deployment, base: ProviderBatchCall, stopping: asyncio.Event) -> None:
         model = str(run.lines[0].body.get("model"))
-        principal = await self.edge.auth.by_token_fresh(run.record.key_hash)
-        now = time.time()
-        ledgers = {b.key: b.ref for b in covering(principal, model, now) + beyond(principal, self.edge.budgets.gateway, now)}
+        caller, ledgers = await self._meter_for(run, model)
         call = msgspec.structs.replace(
             base,
             op=ProviderBatchOp.RESULTS,
             upstream_model=deployment.upstream_model_for(model),
-            caller=principal.caller,
+            caller=caller,
             ledgers=ledgers,
             model_group=model,
             received_at=float(run.record.in_progress_at or run.record.created_at),
@@ -260,6 +260,37 @@ class Handoff:
             if index not in run.done:
                 await self._record(run, index, self._failed_line(run, index, "batch_line_missing", missing))
         run.dirty = True
+
+    async def _meter_for(self, run: BatchRun, model: str) -> tuple[Caller, dict[str, LedgerRef]]:
+        """Whom the lines' usage rows are for and the budget ledgers they settle into, as the edge's
+        admission computes them; a key deleted meanwhile still gets its rows (the provider ran
+        the lines), with the batch's owners and no ledgers."""
+        record = run.record
+        try:
+            principal = await self.edge.auth.by_token_fresh(record.key_hash)
+        except Exception as exc:
+            log.warning("batch_handoff_caller_unknown", batch_id=run.id, error=str(exc) or type(exc).__name__)
+            return Caller(key_hash=record.key_hash, user_id=record.user_id, team_id=record.team_id), {}
+        now = time.time()
+        budgets = covering(principal, model, now) + beyond(principal, self.edge.budgets.gateway, now)
+        return principal.caller, {b.key: b.ref for b in budgets}
+
+    async def _out_of_budget(self, run: BatchRun) -> bool:
+        """Whether a budget of the caller is spent already (no reservation can be held for a
+        batch the provider runs: a caller with nothing left runs line by line, and is refused)."""
+        model = str(run.lines[0].body.get("model"))
+        _, ledgers = await self._meter_for(run, model)
+        for key, ref in ledgers.items():
+            ledger = self.edge.budgets.ledgers.items.get(key)
+            if (
+                ref.max_budget is not None
+                and ledger is not None
+                and ledger.period == ref.period
+                and held(ledger) >= ref.max_budget
+            ):
+                log.info("batch_not_handed_off", batch_id=run.id, reason="budget_spent", ledger=key)
+                return True
+        return False
 
     async def _record(self, run: BatchRun, index: int, line: BatchLine) -> None:
         """The line's record, created once (a line recorded before stays as it was)."""
