@@ -22,6 +22,23 @@ class LineOutcome(msgspec.Struct, frozen=True):
     usage: Usage | None
 
 
+LINE_OVERHEAD = 128  # bytes a line's result takes on the bus besides its body
+
+
+def results_page(lines: list[LineOutcome], start: int, max_bytes: int) -> tuple[list[LineOutcome], int]:
+    """The lines from index `start` (in index order) whose bodies fit `max_bytes` (at least one),
+    and the index the next page starts at (-1: none left)."""
+    ordered = sorted((line for line in lines if line.index >= start), key=lambda line: line.index)
+    page: list[LineOutcome] = []
+    size = 0
+    for line in ordered:
+        size += len(line.body) + LINE_OVERHEAD
+        if page and max_bytes and size > max_bytes:
+            return page, line.index
+        page.append(line)
+    return page, -1
+
+
 class _OpenAI:
     @staticmethod
     async def submit(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> str:
@@ -64,4 +81,4 @@ class _Anthropic:
 
 BATCH_APIS: dict[str, Any] = {"openai": _OpenAI, "anthropic": _Anthropic}
 
-__all__ = ["BATCH_APIS", "LineOutcome"]
+__all__ = ["BATCH_APIS", "LineOutcome", "results_page"]

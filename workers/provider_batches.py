@@ -37,7 +37,7 @@ from llmgw.contracts import (
 )
 from llmgw.prices import batch_price_factor
 from workers.credentials import DeploymentTable
-from workers.provider_batch_apis import BATCH_APIS, LineOutcome
+from workers.provider_batch_apis import BATCH_APIS, LineOutcome, results_page
 from workers.providers.base import Provider
 from workers.providers.errors import UpstreamError, scrub
 from workers.usage import cost_of
@@ -143,9 +143,9 @@ class ProviderBatches:
             state = await api.poll(adapter, deployment, call)
             return ProviderBatchAnswer(ok=True, provider_batch_id=call.provider_batch_id, state=state)
         if call.op == ProviderBatchOp.RESULTS:
-            lines = await api.results(adapter, deployment, call)
-            metered = await self._metered(call, deployment, lines)
-            return ProviderBatchAnswer(ok=True, provider_batch_id=call.provider_batch_id, results=metered)
+            page, after = results_page(await api.results(adapter, deployment, call), call.results_from, call.results_max_bytes)
+            metered = await self._metered(call, deployment, page)
+            return ProviderBatchAnswer(ok=True, provider_batch_id=call.provider_batch_id, results=metered, results_next=after)
         return ProviderBatchAnswer(ok=False, status=400, message=f"unknown operation {call.op!r}")
 
     async def _metered(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -49,6 +50,7 @@ from llmgw.contracts import (
     ProviderBatchCall,
     ProviderBatchOp,
     ProviderBatchState,
+    ProviderLineResult,
     decode_provider_batch_answer,
     encode_provider_batch,
 )
@@ -58,10 +60,13 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
+KeptApart = Callable[[str, int, BatchLine], Awaitable[BatchLine]]
+
 OPT_IN = ("batch_api", "provider")  # litellm_params.batch_api: provider
 FAMILIES = ("openai", "anthropic")  # the adapter families whose batch API the workers speak
 CALL_TIMEOUT = 120.0  # seconds a worker has for a submit (the upload) or a read of the results
 POLL_TIMEOUT = 30.0
+PAGE_MARGIN = 64 * 1024  # bytes of a results page's NATS message kept for what is not the lines' answers
 NO_WORKER_WAIT = 1.0  # seconds before asking again when no worker of the provider listens
 INTERRUPTED = (
     "The gateway restarted while it handed this batch to the provider; it was not submitted again (the provider may have run it)."
@@ -90,10 +95,11 @@ def opted_in(edge: Edge, record: BatchRecord, run: BatchRun) -> Deployment | Non
 
 
 class Handoff:
-    def __init__(self, edge: Edge, store: BatchStore, owner: str) -> None:
+    def __init__(self, edge: Edge, store: BatchStore, owner: str, kept_apart: KeptApart) -> None:
         self.edge = edge
         self.store = store
         self.owner = owner
+        self.kept_apart = kept_apart  # a result too large for a KV record goes to the files object store
         self.poll_seconds = edge.settings.provider_batch_poll_seconds
 
     async def run(self, run: BatchRun, stopping: asyncio.Event) -> bool:
@@ -224,42 +230,50 @@ class Handoff:
             model_group=model,
             received_at=float(run.record.in_progress_at or run.record.created_at),
         )
-        while True:
+        nc = self.edge.nc
+        page_bytes = max((nc.max_payload if nc is not None else 1 << 20) - PAGE_MARGIN, 1 << 16)
+        start = next((i for i in range(len(run.lines)) if i not in run.done), -1)
+        while start >= 0:
+            paged = msgspec.structs.replace(call, results_from=start, results_max_bytes=page_bytes)
             try:
-                answer = await self._ask(deployment.provider, call, CALL_TIMEOUT)
-                break
+                answer = await self._ask(deployment.provider, paged, CALL_TIMEOUT)
             except (NoRespondersError, NatsTimeout):  # asked again: the worker meters each line once
                 if stopping.is_set() or run.lost:
                     return
                 await asyncio.sleep(NO_WORKER_WAIT)
-        if not answer.ok:
-            await self._all_failed(run, answer.error_code or "batch_handoff_failed", answer.message, answer.status)
-            return
-        for result in answer.results:
-            if not 0 <= result.index < len(run.lines) or result.index in run.done:
                 continue
-            line_in = run.lines[result.index]
-            try:
-                body = _decoder.decode(result.body)
-            except msgspec.DecodeError:
-                body = result.body.decode("utf-8", "replace")
-            line = BatchLine(
-                state=LineState.DONE,
-                request_id=result.request_id,
-                ok=result.status < 400,
-                result=response_line(
-                    f"batch_req_{secrets.token_hex(12)}", line_in.custom_id, result.status, result.request_id, body
-                ),
-                cost=result.cost,
-                input_tokens=result.prompt_tokens,
-                output_tokens=result.completion_tokens,
-            )
-            await self._record(run, result.index, line)
+            if not answer.ok:
+                await self._all_failed(run, answer.error_code or "batch_handoff_failed", answer.message, answer.status)
+                return
+            for result in answer.results:
+                await self._take(run, result)
+            run.dirty = True
+            start = answer.results_next if answer.results_next > start else -1
         missing = "The provider's batch ended without an answer to this request."
         for index in range(len(run.lines)):
             if index not in run.done:
                 await self._record(run, index, self._failed_line(run, index, "batch_line_missing", missing))
         run.dirty = True
+
+    async def _take(self, run: BatchRun, result: ProviderLineResult) -> None:
+        """One line of the provider's results as the line's record (with the gateway's custom id)."""
+        if not 0 <= result.index < len(run.lines) or result.index in run.done:
+            return
+        line_in = run.lines[result.index]
+        try:
+            body = _decoder.decode(result.body)
+        except msgspec.DecodeError:
+            body = result.body.decode("utf-8", "replace")
+        line = BatchLine(
+            state=LineState.DONE,
+            request_id=result.request_id,
+            ok=result.status < 400,
+            result=response_line(f"batch_req_{secrets.token_hex(12)}", line_in.custom_id, result.status, result.request_id, body),
+            cost=result.cost,
+            input_tokens=result.prompt_tokens,
+            output_tokens=result.completion_tokens,
+        )
+        await self._record(run, result.index, line)
 
     async def _meter_for(self, run: BatchRun, model: str) -> tuple[Caller, dict[str, LedgerRef]]:
         """Whom the lines' usage rows are for and the budget ledgers they settle into, as the edge's
@@ -294,6 +308,7 @@ class Handoff:
 
     async def _record(self, run: BatchRun, index: int, line: BatchLine) -> None:
         """The line's record, created once (a line recorded before stays as it was)."""
+        line = await self.kept_apart(run.id, index, line)
         if await self.store.claim_line(run.id, index, line) is None:
             found = await self.store.line(run.id, index)
             if found is not None:

@@ -91,7 +91,7 @@ class BatchRunner:
         self._stopping = False
         self._stopped = asyncio.Event()  # (set with `_stopping`: what a hand-off's poll waits on)
         self._task: asyncio.Task[None] | None = None
-        self.handoff = Handoff(edge, store, self.owner)
+        self.handoff = Handoff(edge, store, self.owner, self._kept_apart)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="batch-runner")

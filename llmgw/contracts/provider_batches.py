@@ -6,7 +6,7 @@ one worker of a queue group, msgpack.
   and a provider batch created; the answer names its id. Each line's custom id upstream is its
   index in the gateway's batch (`line-<index>`), the gateway's own custom ids stay in its record.
 - `poll`: the provider batch's state (`ProviderBatchState`).
-- `results`: an ended provider batch's lines, each metered by the worker (one usage event per line,
+- `results`: an ended provider batch's lines, a page at a time (each fits one NATS message), each metered by the worker (one usage event per line,
   the provider's tokens at the provider's batch price, `request_id` `<batch id>-<index>-provider`:
   fetched twice, still one row) before it answers with them.
 """
@@ -43,6 +43,10 @@ class ProviderBatchCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
     ledgers: dict[str, LedgerRef] = {}
     model_group: str = ""
     received_at: float = 0.0
+    # results come in pages that fit a NATS message: the lines from index `results_from`, at most
+    # `results_max_bytes` of answers
+    results_from: int = 0
+    results_max_bytes: int = 0
 
 
 class ProviderLineResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -63,6 +67,7 @@ class ProviderBatchAnswer(msgspec.Struct, frozen=True, kw_only=True, omit_defaul
     provider_batch_id: str = ""
     state: str = ""  # ProviderBatchState (poll)
     results: list[ProviderLineResult] = []
+    results_next: int = -1  # the index the next page starts at; -1: this was the last
 
 
 def provider_line_id(batch_id: str, index: int) -> str:

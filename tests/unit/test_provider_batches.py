@@ -23,6 +23,7 @@ from llmgw.contracts import (
     provider_request_id,
 )
 from llmgw.prices import batch_price_factor
+from workers.provider_batch_apis import LineOutcome, results_page
 from workers.providers.anthropic.batches import _outcome as anthropic_outcome
 from workers.providers.openai_batches import _outcome as openai_outcome
 
@@ -121,3 +122,13 @@ def test_the_fake_message_batch_ends_with_a_results_url() -> None:
     assert batch["processing_status"] == "ended" and batch["results_url"].endswith(f"/{created['id']}/results")
     result = msgspec.json.decode(fake.results(created["id"])[1].splitlines()[0])
     assert result["result"]["type"] == "succeeded" and result["result"]["message"]["usage"]["output_tokens"] == 3
+
+
+def test_results_come_in_pages_that_fit_a_message() -> None:
+    lines = [LineOutcome(i, 200, b"x" * 1000, None) for i in (3, 0, 2, 1)]
+    page, after = results_page(lines, 0, 2500)
+    assert [line.index for line in page] == [0, 1] and after == 2
+    page, after = results_page(lines, 2, 2500)
+    assert [line.index for line in page] == [2, 3] and after == -1
+    page, after = results_page(lines, 0, 10)  # one line however large
+    assert [line.index for line in page] == [0] and after == 1
