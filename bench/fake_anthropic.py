@@ -192,6 +192,8 @@ class FakeAnthropic:
                 return error_response(400, "invalid_request_error", "There was an error parsing the body of your request.")
         elif request.method == "GET" and len(parts) == 1:
             status, body = self.batches.retrieve(parts[0], f"http://{request.headers.get('host', '127.0.0.1')}")
+        elif request.method == "POST" and len(parts) == 2 and parts[1] == "cancel":
+            status, body = self.batches.cancel(parts[0], f"http://{request.headers.get('host', '127.0.0.1')}")
         elif request.method == "GET" and len(parts) == 2 and parts[1] == "results":
             status, data = self.batches.results(parts[0])
             if status == 200:

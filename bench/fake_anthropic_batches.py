@@ -2,13 +2,15 @@
 API reference:
   https://docs.anthropic.com/en/api/creating-message-batches   (POST /v1/messages/batches, `requests: [{custom_id, params}]`)
   https://docs.anthropic.com/en/api/retrieving-message-batches (GET /v1/messages/batches/{id}: the message_batch object)
+  https://docs.anthropic.com/en/api/canceling-message-batches  (POST /v1/messages/batches/{id}/cancel)
   https://docs.anthropic.com/en/api/retrieving-message-batch-results (GET `results_url`: JSONL of
                                                                    {custom_id, result: {type: succeeded|errored|canceled|expired, ...}})
 
 A batch is `in_progress` once created and `ended` `delay` seconds later (1 s, or what
 `POST /_fake/batch_delay {"seconds": x}` set); each request is answered as POST /v1/messages would
 answer it (same checks, same token accounting: fake_anthropic_payloads.py), a refused one or one
-naming a fault model as `errored`. Stats: `batches_created`, `batch_polls`.
+naming a fault model as `errored`. A cancelled batch is `canceling`, then `ended` at the next
+look, each request `canceled`. Stats: `batches_created`, `batch_polls`.
 """
 
 from __future__ import annotations
@@ -34,12 +36,22 @@ class FakeMessageBatches:
         self.delay = 1.0
         self.created = 0
         self.polls = 0
+        self.cancels = 0
 
     def stats(self) -> dict[str, int]:
-        return {"batches_created": self.created, "batch_polls": self.polls}
+        return {"batches_created": self.created, "batch_polls": self.polls, "batch_cancels": self.cancels}
 
     def reset(self) -> None:
-        self.created = self.polls = 0
+        self.created = self.polls = self.cancels = 0
+
+    def cancel(self, batch_id: str, root: str) -> tuple[int, dict[str, Any]]:
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            return 404, {"type": "not_found_error", "message": f"Message batch {batch_id} not found"}
+        if batch["_ended"] is None and not batch.get("_canceling"):
+            self.cancels += 1
+            batch["_canceling"] = time.time()
+        return 200, self._public(batch, root)
 
     def create(self, body: Any) -> tuple[int, dict[str, Any]]:
         requests = body.get("requests") if isinstance(body, dict) else None
@@ -63,7 +75,7 @@ class FakeMessageBatches:
         if batch is None:
             return 404, {"type": "not_found_error", "message": f"Message batch {batch_id} not found"}
         self.polls += 1
-        if batch["_ended"] is None and time.time() >= batch["_due"]:
+        if batch["_ended"] is None and (batch.get("_canceling") or time.time() >= batch["_due"]):
             batch["_ended"] = time.time()
         return 200, self._public(batch, root)
 
@@ -71,7 +83,11 @@ class FakeMessageBatches:
         batch = self.batches.get(batch_id)
         if batch is None or batch["_ended"] is None:
             return 404, b""
-        return 200, b"".join(encode_json(self._result(item)) + b"\n" for item in batch["_requests"])
+        if batch.get("_canceling"):
+            lines = [{"custom_id": item["custom_id"], "result": {"type": "canceled"}} for item in batch["_requests"]]
+        else:
+            lines = [self._result(item) for item in batch["_requests"]]
+        return 200, b"".join(encode_json(line) + b"\n" for line in lines)
 
     def _result(self, item: dict[str, Any]) -> dict[str, Any]:
         params = item["params"]
@@ -95,18 +111,18 @@ class FakeMessageBatches:
         return {
             "id": batch["id"],
             "type": "message_batch",
-            "processing_status": "ended" if ended is not None else "in_progress",
+            "processing_status": "ended" if ended is not None else "canceling" if batch.get("_canceling") else "in_progress",
             "request_counts": {
                 "processing": 0 if ended is not None else total,
-                "succeeded": total if ended is not None else 0,
+                "succeeded": total if ended is not None and not batch.get("_canceling") else 0,
                 "errored": 0,
-                "canceled": 0,
+                "canceled": total if ended is not None and batch.get("_canceling") else 0,
                 "expired": 0,
             },
             "ended_at": _rfc3339(ended),
             "created_at": _rfc3339(batch["_created"]),
             "expires_at": _rfc3339(batch["_created"] + 86400),
             "archived_at": None,
-            "cancel_initiated_at": None,
+            "cancel_initiated_at": _rfc3339(batch.get("_canceling")),
             "results_url": f"{root}/v1/messages/batches/{batch['id']}/results" if ended is not None else None,
         }

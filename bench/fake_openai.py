@@ -15,7 +15,8 @@ GET /v1/models, POST /v1/completions, POST /v1/images/generations, POST /v1/mode
 POST /v1/rerank (vLLM's; payloads in fake_openai_media.py), POST /v1/responses (whole or
 streamed; payloads in fake_openai_responses.py), POST /v1/audio/transcriptions,
 /v1/audio/translations and /v1/audio/speech (see fake_openai_audio.py); POST /v1/files, GET
-/v1/files/{id}/content, POST /v1/batches, GET /v1/batches/{id} (fake_openai_batches.py; its delay:
+/v1/files/{id}/content, POST /v1/batches, GET /v1/batches/{id},
+POST /v1/batches/{id}/cancel (fake_openai_batches.py; its delay:
 POST /_fake/batch_delay {"seconds": x}); GET /_fake/stats ->
 {"requests", "by_model", "auth_failures", "by_path", "last_request", "last_responses" (the last
 Responses request body), "responses_usage" (the Responses usage it reported, summed), "agent" (the
@@ -256,6 +257,8 @@ class FakeOpenAI:
                 return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
         elif request.method == "GET" and len(parts) == 2 and parts[0] == "batches":
             status, body = self.batches.retrieve(parts[1])
+        elif request.method == "POST" and len(parts) == 3 and parts[0] == "batches" and parts[2] == "cancel":
+            status, body = self.batches.cancel(parts[1])
         else:
             return _error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
         return _json_response(body, status)

@@ -4,12 +4,14 @@ reference:
   https://platform.openai.com/docs/api-reference/files/retrieve-contents (GET /v1/files/{id}/content)
   https://platform.openai.com/docs/api-reference/batch/create          (POST /v1/batches)
   https://platform.openai.com/docs/api-reference/batch/retrieve        (GET /v1/batches/{id})
+  https://platform.openai.com/docs/api-reference/batch/cancel          (POST /v1/batches/{id}/cancel)
   https://platform.openai.com/docs/api-reference/batch/request-output  (the output / error file lines)
 
 A batch is `in_progress` once created and `completed` `delay` seconds later (1 s, or what
 `POST /_fake/batch_delay {"seconds": x}` set), its lines answered as the fake's chat completions
 would be (same token accounting: fake_openai_payloads.py); a line naming a `fake-error-<status>`
-model gets that status in the error file. Stats: `batches_created`, `batch_polls`, `batch_files`.
+model gets that status in the error file. A cancelled batch is `cancelling`, then `cancelled` (no line run) at the next look.
+Stats: `batches_created`, `batch_polls`, `batch_cancels`, `batch_files`.
 """
 
 from __future__ import annotations
@@ -52,12 +54,18 @@ class FakeBatches:
         self.delay = 1.0
         self.created = 0
         self.polls = 0
+        self.cancels = 0
 
     def stats(self) -> dict[str, int]:
-        return {"batches_created": self.created, "batch_polls": self.polls, "batch_files": len(self.files)}
+        return {
+            "batches_created": self.created,
+            "batch_polls": self.polls,
+            "batch_cancels": self.cancels,
+            "batch_files": len(self.files),
+        }
 
     def reset(self) -> None:
-        self.created = self.polls = 0
+        self.created = self.polls = self.cancels = 0
 
     def _file(self, data: bytes, filename: str, purpose: str) -> dict[str, Any]:
         file_id = f"file-{secrets.token_hex(12)}"
@@ -121,8 +129,20 @@ class FakeBatches:
         if batch is None:
             return 404, payloads.error_body(f"No such batch: {batch_id}", "invalid_request_error", "batch_id")
         self.polls += 1
+        if batch["status"] == "cancelling":
+            batch.update(status="cancelled", cancelled_at=int(time.time()))
         if batch["status"] == "in_progress" and time.time() >= batch["_due"]:
             self._complete(batch)
+        return 200, self._public(batch)
+
+    def cancel(self, batch_id: str) -> tuple[int, bytes]:
+        """`cancelling`, then (at the next look) `cancelled` with no line run."""
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            return 404, payloads.error_body(f"No such batch: {batch_id}", "invalid_request_error", "batch_id")
+        if batch["status"] == "in_progress":
+            self.cancels += 1
+            batch.update(status="cancelling", cancelling_at=int(time.time()))
         return 200, self._public(batch)
 
     @staticmethod

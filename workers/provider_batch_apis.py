@@ -20,6 +20,7 @@ class LineOutcome(msgspec.Struct, frozen=True):
     status: int
     body: bytes
     usage: Usage | None
+    ran: bool = True  # False: the provider never ran it (cancelled, expired): no usage row
 
 
 LINE_OVERHEAD = 128  # bytes a line's result takes on the bus besides its body
@@ -58,6 +59,12 @@ class _OpenAI:
 
         return await openai_batches.results(adapter, deployment, call.provider_batch_id)
 
+    @staticmethod
+    async def cancel(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> None:
+        from workers.providers import openai_batches
+
+        await openai_batches.cancel(adapter, deployment, call.provider_batch_id)
+
 
 class _Anthropic:
     @staticmethod
@@ -77,6 +84,12 @@ class _Anthropic:
         from workers.providers.anthropic import batches
 
         return await batches.results(adapter, deployment, call.provider_batch_id, call.upstream_model)
+
+    @staticmethod
+    async def cancel(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> None:
+        from workers.providers.anthropic import batches
+
+        await batches.cancel(adapter, deployment, call.provider_batch_id, call.upstream_model)
 
 
 BATCH_APIS: dict[str, Any] = {"openai": _OpenAI, "anthropic": _Anthropic}

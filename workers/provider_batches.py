@@ -146,6 +146,9 @@ class ProviderBatches:
             page, after = results_page(await api.results(adapter, deployment, call), call.results_from, call.results_max_bytes)
             metered = await self._metered(call, deployment, page)
             return ProviderBatchAnswer(ok=True, provider_batch_id=call.provider_batch_id, results=metered, results_next=after)
+        if call.op == ProviderBatchOp.CANCEL:
+            await api.cancel(adapter, deployment, call)
+            return ProviderBatchAnswer(ok=True, provider_batch_id=call.provider_batch_id)
         return ProviderBatchAnswer(ok=False, status=400, message=f"unknown operation {call.op!r}")
 
     async def _metered(
@@ -172,7 +175,7 @@ class ProviderBatches:
                     completion_tokens=usage.completion_tokens if usage else 0,
                 )
             )
-            if caller is None:
+            if caller is None or not line.ran:
                 continue
             events.append(
                 UsageEvent(

@@ -197,9 +197,12 @@ class Handoff:
         base = ProviderBatchCall(
             op=ProviderBatchOp.POLL, deployment_id=deployment.id, batch_id=run.id, provider_batch_id=provider_id
         )
+        cancel_asked = False
         while True:
             if stopping.is_set() or run.lost:
                 return
+            if not cancel_asked:
+                cancel_asked = await self._cancel_if_asked(run, deployment, base)
             try:
                 answer = await self._ask(deployment.provider, base, POLL_TIMEOUT)
             except (NoRespondersError, NatsTimeout):
@@ -217,6 +220,20 @@ class Handoff:
             except TimeoutError:
                 pass
         await self._results(run, deployment, base, stopping)
+
+    async def _cancel_if_asked(self, run: BatchRun, deployment: Deployment, base: ProviderBatchCall) -> bool:
+        """The gateway's batch is being cancelled: ask the provider to stop it (True once asked;
+        the provider's batch then ends with the lines it ran, the others `batch_cancelled`)."""
+        found = await self.store.get(run.id)
+        if found is None or found[0].status != BatchStatus.CANCELLING:
+            return False
+        run.record = found[0]
+        try:
+            answer = await self._ask(deployment.provider, msgspec.structs.replace(base, op=ProviderBatchOp.CANCEL), POLL_TIMEOUT)
+        except (NoRespondersError, NatsTimeout):
+            return False
+        log.info("batch_handoff_cancel", batch_id=run.id, ok=answer.ok, status=answer.status)
+        return answer.ok or answer.status < 500
 
     async def _results(self, run: BatchRun, deployment: Deployment, base: ProviderBatchCall, stopping: asyncio.Event) -> None:
         model = str(run.lines[0].body.get("model"))
@@ -250,9 +267,12 @@ class Handoff:
             run.dirty = True
             start = answer.results_next if answer.results_next > start else -1
         missing = "The provider's batch ended without an answer to this request."
+        code = "batch_line_missing"
+        if run.record.status == BatchStatus.CANCELLING:
+            code, missing = "batch_cancelled", "This request was not run: the batch was cancelled."
         for index in range(len(run.lines)):
             if index not in run.done:
-                await self._record(run, index, self._failed_line(run, index, "batch_line_missing", missing))
+                await self._record(run, index, self._failed_line(run, index, code, missing))
         run.dirty = True
 
     async def _take(self, run: BatchRun, result: ProviderLineResult) -> None:

@@ -5,7 +5,8 @@ one worker of a queue group, msgpack.
 - `submit`: the batch's lines (their bodies, the upstream model filled in by the worker) uploaded
   and a provider batch created; the answer names its id. Each line's custom id upstream is its
   index in the gateway's batch (`line-<index>`), the gateway's own custom ids stay in its record.
-- `poll`: the provider batch's state (`ProviderBatchState`).
+- `poll`: the provider batch's state (`ProviderBatchState`); `cancel`: ask the provider to stop it
+  (it then ends with the lines it ran).
 - `results`: an ended provider batch's lines, a page at a time (each fits one NATS message), each metered by the worker (one usage event per line,
   the provider's tokens at the provider's batch price, `request_id` `<batch id>-<index>-provider`:
   fetched twice, still one row) before it answers with them.
@@ -22,6 +23,7 @@ class ProviderBatchOp:
     SUBMIT = "submit"
     POLL = "poll"
     RESULTS = "results"
+    CANCEL = "cancel"  # the gateway's batch is being cancelled: the provider stops what has not run
 
 
 class ProviderBatchState:

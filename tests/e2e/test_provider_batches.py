@@ -220,3 +220,26 @@ def test_an_anthropic_batch_goes_to_message_batches_and_comes_back_in_openai_for
         assert row["completion_tokens"] == 2 + i and row["prompt_tokens"] == o["response"]["body"]["usage"]["prompt_tokens"]
         plain = {**lines[i], "body": {**lines[i]["body"], "model": "claude"}}
         assert row["cost"] == pytest.approx(normal_cost(stack, plain) / 2, rel=1e-9) and row["cost"] > 0
+
+
+def test_cancelling_a_handed_off_batch_cancels_the_providers(stack: Stack) -> None:
+    client = stack.client()
+    set_delay(stack.upstream, 60.0)
+    before = stack.upstream.stats()
+    lines = [chat_line(f"c{i}", model="batched") for i in range(2)]
+    batch = client.batches.create(
+        input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    eventually_sync(
+        lambda: stack.upstream.stats()["batch_polls"] > before["batch_polls"], "the provider batch to be polled", timeout=30
+    )
+    assert client.batches.cancel(batch.id).status == "cancelling"
+    done = ended(client, batch.id, timeout=30)
+    assert done.status == "cancelled", done
+    after = stack.upstream.stats()
+    assert after["batch_cancels"] == before["batch_cancels"] + 1
+    assert after["batches_created"] == before["batches_created"] + 1
+    errors = file_lines(client, done.error_file_id)
+    assert sorted(e["custom_id"] for e in errors) == ["c0", "c1"]
+    assert all(e["error"]["code"] == "batch_cancelled" for e in errors)
+    assert done.output_file_id is None

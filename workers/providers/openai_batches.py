@@ -96,6 +96,11 @@ async def poll(adapter: OpenAIFamily, deployment: Deployment, provider_batch_id:
     return ProviderBatchState.FAILED, batch
 
 
+async def cancel(adapter: OpenAIFamily, deployment: Deployment, provider_batch_id: str) -> None:
+    """Ask the provider to stop the batch (it ends `cancelled`, with the lines it ran)."""
+    await _json(adapter, deployment, _call(adapter, deployment, "POST", f"batches/{provider_batch_id}/cancel"))
+
+
 def _usage(body: Any) -> Usage | None:
     usage = body.get("usage") if isinstance(body, dict) else None
     if not isinstance(usage, dict):

@@ -92,6 +92,12 @@ async def poll(
     return ProviderBatchState.FAILED, batch
 
 
+async def cancel(adapter: Anthropic, deployment: Deployment, provider_batch_id: str, upstream_model: str) -> None:
+    """Ask Anthropic to stop the batch (it ends with the requests not run `canceled`)."""
+    url = f"{_root(deployment, upstream_model)}/{provider_batch_id}/cancel"
+    await _json(adapter, deployment, _call(adapter, deployment, "POST", url))
+
+
 async def results(adapter: Anthropic, deployment: Deployment, provider_batch_id: str, upstream_model: str) -> list[LineOutcome]:
     """The lines of an ended message batch, by the gateway's index, as chat completions."""
     _, batch = await poll(adapter, deployment, provider_batch_id, upstream_model)
@@ -131,7 +137,8 @@ def _outcome(raw: bytes, deployment: Deployment) -> LineOutcome | None:
         error = error if isinstance(error, dict) else {}
         return _error_outcome(index, ERROR_STATUS.get(str(error.get("type")), 500), error, deployment)
     text = "the message batch expired before this request ran" if kind == "expired" else "the message batch was canceled"
-    return _error_outcome(index, 500, {"type": f"batch_{kind}", "message": text}, deployment)
+    never_ran = _error_outcome(index, 500, {"type": f"batch_{kind}", "message": text}, deployment)
+    return msgspec.structs.replace(never_ran, ran=False)
 
 
 def _error_outcome(index: int, status: int, error: dict[str, Any], deployment: Deployment) -> LineOutcome:
