@@ -17,7 +17,7 @@ streamed; payloads in fake_openai_responses.py), POST /v1/audio/transcriptions,
 /v1/audio/translations and /v1/audio/speech (see fake_openai_audio.py); POST /v1/files, GET
 /v1/files/{id}/content, POST /v1/batches, GET /v1/batches/{id},
 POST /v1/batches/{id}/cancel (fake_openai_batches.py; its delay:
-POST /_fake/batch_delay {"seconds": x}); GET /_fake/stats ->
+POST /_fake/batch_delay {"seconds": x, "create_seconds": y}); GET /_fake/stats ->
 {"requests", "by_model", "auth_failures", "by_path", "last_request", "last_responses" (the last
 Responses request body), "responses_usage" (the Responses usage it reported, summed), "agent" (the
 chat `fake-agent`'s tool calls by name, its answers to tool results, and each turn's usage)};
@@ -225,9 +225,11 @@ class FakeOpenAI:
             if deployment and route is not None:
                 return await self._azure_call(request, deployment, route)
         if path.startswith(("/files", "/batches")):
-            return self._batch_api(request, path)
+            return await self._batch_api(request, path)
         if path == "/_fake/batch_delay" and request.method == "POST":
-            self.batches.delay = float(payloads.decode_json(request.body)["seconds"])
+            delays = payloads.decode_json(request.body)
+            self.batches.delay = float(delays["seconds"])
+            self.batches.create_delay = float(delays.get("create_seconds", 0.0))
             return _json_response(b'{"ok":true}')
         if path == "/_fake/stats" and request.method == "GET":
             stats = {**self.stats.as_dict(), **self.batches.stats(), "last_request": self.last_request}
@@ -238,7 +240,7 @@ class FakeOpenAI:
             return _json_response(b'{"ok":true}')
         return _error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
 
-    def _batch_api(self, request: Request, path: str) -> Response:
+    async def _batch_api(self, request: Request, path: str) -> Response:
         """The Files and Batch APIs (fake_openai_batches.py), behind the same bearer auth."""
         refusal = self._bearer_refusal(request)
         if refusal is not None:
@@ -251,10 +253,14 @@ class FakeOpenAI:
             if status == 200:
                 return Response(200, body, {"Content-Type": "application/octet-stream"})
         elif request.method == "POST" and parts == ["batches"]:
+            if self.batches.create_delay:
+                await asyncio.sleep(self.batches.create_delay)
             try:
                 status, body = self.batches.create(payloads.decode_json(request.body))
             except (ValueError, AttributeError):
                 return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+        elif request.method == "GET" and parts == ["batches"]:
+            status, body = self.batches.listed()
         elif request.method == "GET" and len(parts) == 2 and parts[0] == "batches":
             status, body = self.batches.retrieve(parts[1])
         elif request.method == "POST" and len(parts) == 3 and parts[0] == "batches" and parts[2] == "cancel":

@@ -5,6 +5,7 @@ reference:
   https://platform.openai.com/docs/api-reference/batch/create          (POST /v1/batches)
   https://platform.openai.com/docs/api-reference/batch/retrieve        (GET /v1/batches/{id})
   https://platform.openai.com/docs/api-reference/batch/cancel          (POST /v1/batches/{id}/cancel)
+  https://platform.openai.com/docs/api-reference/batch/list            (GET /v1/batches)
   https://platform.openai.com/docs/api-reference/batch/request-output  (the output / error file lines)
 
 A batch is `in_progress` once created and `completed` `delay` seconds later (1 s, or what
@@ -52,6 +53,7 @@ class FakeBatches:
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.delay = 1.0
+        self.create_delay = 0.0  # seconds POST /v1/batches takes (a submit an edge can die during)
         self.created = 0
         self.polls = 0
         self.cancels = 0
@@ -123,6 +125,19 @@ class FakeBatches:
         self.batches[batch["id"]] = batch
         self.created += 1
         return 200, self._public(batch)
+
+    def listed(self) -> tuple[int, bytes]:
+        """GET /v1/batches: the newest first (the first page of up to 100)."""
+        data = sorted(self.batches.values(), key=lambda b: b["_due"], reverse=True)[:100]
+        public = [payloads.decode_json(self._public(b)) for b in data]
+        page = {
+            "object": "list",
+            "data": public,
+            "first_id": public[0]["id"] if public else None,
+            "last_id": public[-1]["id"] if public else None,
+            "has_more": len(self.batches) > 100,
+        }
+        return 200, payloads.encode_json(page)
 
     def retrieve(self, batch_id: str) -> tuple[int, bytes]:
         batch = self.batches.get(batch_id)

@@ -65,6 +65,12 @@ class _OpenAI:
 
         await openai_batches.cancel(adapter, deployment, call.provider_batch_id)
 
+    @staticmethod
+    async def find(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> str:
+        from workers.providers import openai_batches
+
+        return await openai_batches.find(adapter, deployment, call.batch_id)
+
 
 class _Anthropic:
     @staticmethod
@@ -90,6 +96,11 @@ class _Anthropic:
         from workers.providers.anthropic import batches
 
         await batches.cancel(adapter, deployment, call.provider_batch_id, call.upstream_model)
+
+    @staticmethod
+    async def find(adapter: Any, deployment: Deployment, call: ProviderBatchCall) -> str | None:
+        """Message batches carry no metadata: a submit cut short cannot be found (None)."""
+        return None
 
 
 BATCH_APIS: dict[str, Any] = {"openai": _OpenAI, "anthropic": _Anthropic}

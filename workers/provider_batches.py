@@ -146,6 +146,11 @@ class ProviderBatches:
             page, after = results_page(await api.results(adapter, deployment, call), call.results_from, call.results_max_bytes)
             metered = await self._metered(call, deployment, page)
             return ProviderBatchAnswer(ok=True, provider_batch_id=call.provider_batch_id, results=metered, results_next=after)
+        if call.op == ProviderBatchOp.FIND:
+            found = await api.find(adapter, deployment, call)
+            if found is None:
+                return ProviderBatchAnswer(ok=False, status=501, message=f"{deployment.provider}'s batches cannot be found")
+            return ProviderBatchAnswer(ok=True, provider_batch_id=found)
         if call.op == ProviderBatchOp.CANCEL:
             await api.cancel(adapter, deployment, call)
             return ProviderBatchAnswer(ok=True, provider_batch_id=call.provider_batch_id)

@@ -11,8 +11,11 @@ What survives a restart (the runner holds the batch's lease as for any batch):
 - before the submit, a claim is written into the batch's record (`handoff_deployment`,
   `handoff_claim`) by compare-and-set; the provider's batch id is recorded right after the submit,
   before the first poll. An edge that takes the batch over and finds the id polls it; finding a
-  claim without an id (the edge died during the submit: the provider may have the batch) it does
-  not submit again: the lines end in the error file as `batch_handoff_interrupted`;
+  claim without an id (the edge died during the submit: the provider may have the batch) it never
+  submits again: it looks for the provider's batch made for it (OpenAI's carries the gateway's
+  batch id in its metadata) and follows it; not found once the submit cannot be on its way any
+  more (or on Anthropic, whose batches have no metadata), the lines end in the error file as
+  `batch_handoff_interrupted`;
 - the results are metered by the worker (one usage row per line, ids derived from the line, so
   a second read is still one row), then written as the lines' records; the runner's `finish`
   writes the output and error files from them, with the gateway's custom ids and line ids.
@@ -66,6 +69,7 @@ OPT_IN = ("batch_api", "provider")  # litellm_params.batch_api: provider
 FAMILIES = ("openai", "anthropic")  # the adapter families whose batch API the workers speak
 CALL_TIMEOUT = 120.0  # seconds a worker has for a submit (the upload) or a read of the results
 POLL_TIMEOUT = 30.0
+SUBMIT_GRACE = 30.0  # seconds past CALL_TIMEOUT a submit cut short may still reach the provider
 PAGE_MARGIN = 64 * 1024  # bytes of a results page's NATS message kept for what is not the lines' answers
 NO_WORKER_WAIT = 1.0  # seconds before asking again when no worker of the provider listens
 INTERRUPTED = (
@@ -118,15 +122,47 @@ class Handoff:
                 return claimed is not None and claimed.handoff_deployment is not None
             if not await self._submit(run, deployment, stopping):
                 return True
-        elif record.provider_batch_id is None:  # claimed, never recorded: never submitted again
-            await self._all_failed(run, "batch_handoff_interrupted", INTERRUPTED)
-            return True
+        elif record.provider_batch_id is None and not await self._recover(run):
+            return True  # (claimed, never recorded: never submitted again; looked for at the next look)
         deployment = self.edge.deployment(run.record.handoff_deployment or "")
         if deployment is None:
             await self._all_failed(run, "batch_handoff_failed", "The batch's deployment no longer exists.")
             return True
         await self._follow(run, deployment, stopping)
         return True
+
+    async def _recover(self, run: BatchRun) -> bool:
+        """A claim without a provider id (its edge died during the submit): the provider's batch
+        made for it is looked for (OpenAI: by its metadata) and recorded, True; while the submit may
+        still be on its way it is looked for again later; past that (or where batches cannot be
+        found) the lines end as `batch_handoff_interrupted`. Never submitted a second time."""
+        record = run.record
+        deployment = self.edge.deployment(record.handoff_deployment or "")
+        if deployment is None:
+            await self._all_failed(run, "batch_handoff_failed", "The batch's deployment no longer exists.")
+            return False
+        find = ProviderBatchCall(op=ProviderBatchOp.FIND, deployment_id=deployment.id, batch_id=run.id)
+        try:
+            answer = await self._ask(deployment.provider, find, POLL_TIMEOUT)
+        except (NoRespondersError, NatsTimeout):
+            return False
+        if answer.ok and answer.provider_batch_id:
+            provider_id = answer.provider_batch_id
+
+            def recorded(r: BatchRecord) -> BatchRecord:
+                return r if r.provider_batch_id else msgspec.structs.replace(r, provider_batch_id=provider_id)
+
+            run.record = await self.store.change(run.id, recorded) or run.record
+            log.info("batch_handoff_found", batch_id=run.id, provider_batch_id=run.record.provider_batch_id)
+            return run.record.provider_batch_id is not None
+        try:
+            claimed_at = float((record.handoff_claim or "").rpartition("@")[2])
+        except ValueError:
+            claimed_at = 0.0
+        if answer.ok and time.time() - claimed_at < CALL_TIMEOUT + SUBMIT_GRACE:
+            return False
+        await self._all_failed(run, "batch_handoff_interrupted", INTERRUPTED)
+        return False
 
     async def _claim(self, run: BatchRun, deployment: Deployment, claim: str) -> BatchRecord | None:
         def claimed(r: BatchRecord) -> BatchRecord | None:

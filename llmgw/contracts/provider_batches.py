@@ -23,6 +23,7 @@ class ProviderBatchOp:
     SUBMIT = "submit"
     POLL = "poll"
     RESULTS = "results"
+    FIND = "find"  # the provider's batch made for this gateway batch, if any (a submit cut short)
     CANCEL = "cancel"  # the gateway's batch is being cancelled: the provider stops what has not run
 
 

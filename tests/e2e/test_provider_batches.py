@@ -283,3 +283,34 @@ def test_a_key_whose_budget_is_spent_is_not_handed_off_and_its_lines_are_refused
     errors = file_lines(client, done.error_file_id)
     assert errors[0]["response"]["status_code"] == 429
     assert errors[0]["response"]["body"]["error"]["code"] == "budget_exceeded"
+
+
+def test_the_edge_killed_during_the_submit_finds_the_providers_batch_instead_of_submitting_again(stack: Stack) -> None:
+    client = stack.client(timeout=30)
+    before = stack.upstream.stats()
+    httpx.post(
+        f"http://127.0.0.1:{stack.upstream.port}/_fake/batch_delay", json={"seconds": 1.0, "create_seconds": 4.0}, timeout=5
+    ).raise_for_status()
+    lines = [chat_line(f"s{i}", model="batched", max_tokens=2) for i in range(2)]
+    batch = client.batches.create(
+        input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    # The worker uploaded the lines and is creating the provider's batch (4 s): the edge dies now,
+    # its claim written, the provider's id never recorded.
+    eventually_sync(
+        lambda: stack.upstream.stats()["batch_files"] > before["batch_files"],
+        "the lines to be uploaded",
+        timeout=30,
+        interval=0.05,
+    )
+    stack.edge.kill()
+    stack.edge = stack._start("edge", "gateway")
+    wait_ready(stack.base_url, 45)
+    done = ended(client, batch.id)
+    assert done.status == "completed", done
+    assert stack.upstream.stats()["batches_created"] == before["batches_created"] + 1  # found, not submitted again
+    assert "batch_handoff_found" in stack.logs()
+    output = file_lines(client, done.output_file_id)
+    assert sorted(o["custom_id"] for o in output) == ["s0", "s1"]
+    rows = rows_of(stack, batch.id, 2)
+    assert sorted(r["client_request_id"] for r in rows) == [f"{batch.id}-{i}" for i in range(2)]

@@ -85,6 +85,17 @@ async def submit(
     return provider_id
 
 
+async def find(adapter: OpenAIFamily, deployment: Deployment, batch_id: str) -> str:
+    """The id of the provider's batch submitted for the gateway's `batch_id` (its metadata names
+    it), among the newest 100; empty when there is none."""
+    listed = await _json(adapter, deployment, _call(adapter, deployment, "GET", "batches?limit=100"))
+    for batch in listed.get("data") or ():
+        metadata = batch.get("metadata") if isinstance(batch, dict) else None
+        if isinstance(metadata, dict) and metadata.get("llmgw_batch_id") == batch_id and isinstance(batch.get("id"), str):
+            return str(batch["id"])
+    return ""
+
+
 async def poll(adapter: OpenAIFamily, deployment: Deployment, provider_batch_id: str) -> tuple[str, dict[str, Any]]:
     """(ProviderBatchState, the provider's batch object)."""
     batch = await _json(adapter, deployment, _call(adapter, deployment, "GET", f"batches/{provider_batch_id}"))
