@@ -15,7 +15,9 @@ than user, assistant and system (the newer system message between turns, text on
 no part in the alternation) in `messages`, two turns of one role in a row, empty text blocks, tool_result blocks
 that answer no tool_use of the turn before (or come after text), tool_use left unanswered.
 
-Endpoints: POST /v1/messages, POST /v1/messages/count_tokens (the body of a Messages request without
+Endpoints: POST /v1/messages, the Message Batches API (POST /v1/messages/batches, GET
+/v1/messages/batches/{id} and its results_url: fake_anthropic_batches.py; its delay: POST
+/_fake/batch_delay {"seconds": x}), POST /v1/messages/count_tokens (the body of a Messages request without
 `max_tokens`, checked alike; answers {"input_tokens": W}, W below); GET /_fake/stats -> {"requests",
 "by_model", "auth_failures", "last_request", "last_headers", "counted"}; POST /_fake/reset.
 
@@ -48,6 +50,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from bench.fake_anthropic_batches import FakeMessageBatches
 from bench.fake_anthropic_payloads import Invalid, Reply, check_request, count_usage, message_json, new_id, plan_reply, sse
 from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai_payloads import decode_json, encode_json
@@ -145,19 +148,26 @@ class FakeAnthropic:
         self.api_key = api_key
         self.chunk_delay_s = chunk_delay_ms / 1000
         self.stats = FakeStats()
+        self.batches = FakeMessageBatches(FAULTS)
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         if request.method == "POST" and request.path in ("/v1/messages", "/v1/messages/count_tokens"):
             return await self._api_call(request)
+        if request.path.startswith("/v1/messages/batches"):
+            return self._batches(request)
+        if request.path == "/_fake/batch_delay" and request.method == "POST":
+            self.batches.delay = float(decode_json(request.body)["seconds"])
+            return Response(200, b'{"ok":true}', JSON_HEADERS)
         if request.path == "/_fake/stats" and request.method == "GET":
-            return Response(200, encode_json(self.stats.as_dict()), JSON_HEADERS)
+            return Response(200, encode_json({**self.stats.as_dict(), **self.batches.stats()}), JSON_HEADERS)
         if request.path == "/_fake/reset" and request.method == "POST":
             self.stats.reset()
+            self.batches.reset()
             return Response(200, b'{"ok":true}', JSON_HEADERS)
         return error_response(404, "not_found_error", f"Not Found: {request.method} {request.path}")
 
-    async def _api_call(self, request: Request) -> Response | StreamResponse:
-        self.stats.requests += 1
+    def _refusal(self, request: Request) -> Response | None:
+        """401 without the key, 400 without anthropic-version."""
         key = request.headers.get("x-api-key")
         bearer = request.headers.get("authorization", "")
         if key is None and bearer.startswith("Bearer "):
@@ -167,6 +177,39 @@ class FakeAnthropic:
             return error_response(401, "authentication_error", "x-api-key header is required" if not key else "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return error_response(400, "invalid_request_error", "anthropic-version: header is required")
+        return None
+
+    def _batches(self, request: Request) -> Response:
+        """The Message Batches API (fake_anthropic_batches.py)."""
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        parts = request.path.strip("/").split("/")[3:]  # after v1/messages/batches
+        if request.method == "POST" and not parts:
+            try:
+                status, body = self.batches.create(decode_json(request.body))
+            except ValueError:
+                return error_response(400, "invalid_request_error", "There was an error parsing the body of your request.")
+        elif request.method == "GET" and len(parts) == 1:
+            status, body = self.batches.retrieve(parts[0], f"http://{request.headers.get('host', '127.0.0.1')}")
+        elif request.method == "POST" and len(parts) == 2 and parts[1] == "cancel":
+            status, body = self.batches.cancel(parts[0], f"http://{request.headers.get('host', '127.0.0.1')}")
+        elif request.method == "GET" and len(parts) == 2 and parts[1] == "results":
+            status, data = self.batches.results(parts[0])
+            if status == 200:
+                return Response(200, data, {"Content-Type": "application/binary"})
+            return error_response(404, "not_found_error", f"Results of {parts[0]} not found")
+        else:
+            return error_response(404, "not_found_error", f"Not Found: {request.method} {request.path}")
+        if status >= 400:
+            return error_response(status, body["type"], body["message"])
+        return Response(200, encode_json(body), JSON_HEADERS)
+
+    async def _api_call(self, request: Request) -> Response | StreamResponse:
+        self.stats.requests += 1
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
         try:
             body = decode_json(request.body)
         except ValueError:

@@ -6,6 +6,7 @@ The wire format follows the public OpenAI API reference:
   https://platform.openai.com/docs/api-reference/embeddings/create
   https://platform.openai.com/docs/api-reference/models/list
   https://platform.openai.com/docs/api-reference/responses         (the Responses API: fake_openai_responses.py)
+  https://platform.openai.com/docs/api-reference/batch             (the Files and Batch APIs: fake_openai_batches.py)
   (and those fake_openai_media.py names)
   and the error object format {"error": {"message", "type", "param", "code"}}.
 
@@ -13,7 +14,10 @@ Endpoints (with or without the /v1 prefix): POST /v1/chat/completions, POST /v1/
 GET /v1/models, POST /v1/completions, POST /v1/images/generations, POST /v1/moderations,
 POST /v1/rerank (vLLM's; payloads in fake_openai_media.py), POST /v1/responses (whole or
 streamed; payloads in fake_openai_responses.py), POST /v1/audio/transcriptions,
-/v1/audio/translations and /v1/audio/speech (see fake_openai_audio.py); GET /_fake/stats ->
+/v1/audio/translations and /v1/audio/speech (see fake_openai_audio.py); POST /v1/files, GET
+/v1/files/{id}/content, POST /v1/batches, GET /v1/batches/{id},
+POST /v1/batches/{id}/cancel (fake_openai_batches.py; its delay:
+POST /_fake/batch_delay {"seconds": x, "create_seconds": y}); GET /_fake/stats ->
 {"requests", "by_model", "auth_failures", "by_path", "last_request", "last_responses" (the last
 Responses request body), "responses_usage" (the Responses usage it reported, summed), "agent" (the
 chat `fake-agent`'s tool calls by name, its answers to tool results, and each turn's usage)};
@@ -57,6 +61,7 @@ from bench import fake_openai_payloads as payloads
 from bench import fake_openai_responses as responses_payloads
 from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai_audio import FakeAudio
+from bench.fake_openai_batches import FakeBatches
 from bench.fake_openai_payloads import BadRequest, ChunkWriter, error_body
 
 _SERVER_PATH = re.compile(r"^/([A-Za-z0-9._-]+)/v1/")
@@ -195,6 +200,7 @@ class FakeOpenAI:
             ("POST", "/rerank"): self._rerank,
         }
         self.last_request: dict | None = None  # the last body that passed auth
+        self.batches = FakeBatches()  # the Files and Batch APIs (fake_openai_batches.py)
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         path = request.path
@@ -220,12 +226,50 @@ class FakeOpenAI:
             route = self._api_routes.get(("POST", "/" + operation))
             if deployment and route is not None:
                 return await self._azure_call(request, deployment, route)
+        if path.startswith(("/files", "/batches")):
+            return await self._batch_api(request, path)
+        if path == "/_fake/batch_delay" and request.method == "POST":
+            delays = payloads.decode_json(request.body)
+            self.batches.delay = float(delays["seconds"])
+            self.batches.create_delay = float(delays.get("create_seconds", 0.0))
+            return _json_response(b'{"ok":true}')
         if path == "/_fake/stats" and request.method == "GET":
-            return _json_response(payloads.encode_json({**self.stats.as_dict(), "last_request": self.last_request}))
+            stats = {**self.stats.as_dict(), **self.batches.stats(), "last_request": self.last_request}
+            return _json_response(payloads.encode_json(stats))
         if path == "/_fake/reset" and request.method == "POST":
             self.stats.reset()
+            self.batches.reset()
             return _json_response(b'{"ok":true}')
         return _error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
+
+    async def _batch_api(self, request: Request, path: str) -> Response:
+        """The Files and Batch APIs (fake_openai_batches.py), behind the same bearer auth."""
+        refusal = self._bearer_refusal(request)
+        if refusal is not None:
+            return refusal
+        parts = path.strip("/").split("/")
+        if request.method == "POST" and parts == ["files"]:
+            status, body = self.batches.upload(request.headers.get("content-type", ""), request.body)
+        elif request.method == "GET" and len(parts) == 3 and parts[0] == "files" and parts[2] == "content":
+            status, body = self.batches.content(parts[1])
+            if status == 200:
+                return Response(200, body, {"Content-Type": "application/octet-stream"})
+        elif request.method == "POST" and parts == ["batches"]:
+            if self.batches.create_delay:
+                await asyncio.sleep(self.batches.create_delay)
+            try:
+                status, body = self.batches.create(payloads.decode_json(request.body))
+            except (ValueError, AttributeError):
+                return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+        elif request.method == "GET" and parts == ["batches"]:
+            status, body = self.batches.listed()
+        elif request.method == "GET" and len(parts) == 2 and parts[0] == "batches":
+            status, body = self.batches.retrieve(parts[1])
+        elif request.method == "POST" and len(parts) == 3 and parts[0] == "batches" and parts[2] == "cancel":
+            status, body = self.batches.cancel(parts[1])
+        else:
+            return _error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
+        return _json_response(body, status)
 
     def _bearer_refusal(self, request: Request) -> Response | None:
         if self.expected_auth and request.headers.get("authorization") != self.expected_auth:

@@ -53,6 +53,8 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_concurrency: int = 8
     batch_lease_seconds: float = 15.0
     batch_poll_seconds: float = 2.0
+    # Seconds between looks at a batch handed to a provider's own batch API (gateway/batches/handoff.py).
+    provider_batch_poll_seconds: float = 30.0
     tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py: the environment, or the config's callbacks)
 
 
@@ -133,4 +135,5 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         batch_concurrency=max(env_int(env, "LLMGW_BATCH_CONCURRENCY", 8), 1),
         batch_lease_seconds=max(env_float(env, "LLMGW_BATCH_LEASE_SECONDS", 15.0), 1.0),
         batch_poll_seconds=max(env_float(env, "LLMGW_BATCH_POLL_SECONDS", 2.0), 0.1),
+        provider_batch_poll_seconds=max(env_float(env, "LLMGW_PROVIDER_BATCH_POLL_SECONDS", 30.0), 0.1),
     )

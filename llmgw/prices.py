@@ -205,3 +205,13 @@ def units_cost(price: Price, units: Units | None) -> tuple[float, bool]:
         if used:
             total, known = total + used * (each or 0.0), known and each is not None
     return total, known
+
+
+# What a provider's own batch API charges, as a share of its normal price (prices.json has no batch
+# prices): OpenAI's Batch API and Anthropic's Message Batches both bill 50% of the standard rates.
+BATCH_PRICE_FACTOR: dict[str, float] = {"openai": 0.5, "anthropic": 0.5}
+
+
+def batch_price_factor(provider: str) -> float:
+    """The share of the normal price a batch handed to `provider`'s own batch API costs."""
+    return BATCH_PRICE_FACTOR.get(provider, 1.0)

@@ -23,6 +23,7 @@ from workers import metrics as worker_metrics
 from workers.credentials import DeploymentTable
 from workers.handler import RequestHandler
 from workers.http_client import UpstreamClient
+from workers.provider_batches import ProviderBatches
 from workers.providers import build_providers, family_class
 from workers.puller import BatchPuller, ContinuousPuller
 from workers.settings import WorkerSettings
@@ -55,6 +56,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     finishing = settings.on_client_disconnect == "finish"
     blobs = Blobs(await open_blobs(js, subjects.blobs_bucket), nc.max_payload)
     handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments, cooldowns, blobs)
+    handoffs = ProviderBatches(nc, subjects, deployments, providers, handler.usage.batcher, settings.worker_id)
     worker_metrics.watch(lambda: len(in_flight))
     depth = ConsumerDepth(js, asyncio.get_running_loop(), [])  # (the request consumers, as they are made)
     if settings.metrics_port is not None:
@@ -141,6 +143,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         for p in (interactive, batch):
             pullers.append(p)
             await p.start()
+        await handoffs.serve(provider)  # batches handed to the provider's own batch API
 
     serving: set[asyncio.Task] = set()
 
@@ -181,6 +184,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     presence.cancel()
     if in_flight:
         await asyncio.wait(list(in_flight.values()))
+    await handoffs.stop()
     await cancel_sub.unsubscribe()
     await publisher.stop()
     await deployments.stop()

@@ -33,6 +33,7 @@ from nats.js.errors import KeyWrongLastSequenceError
 
 from gateway.batches.file_store import FileStore, now
 from gateway.batches.finish import INTERRUPTED, BatchRun, finish, forget_lines, write_counts
+from gateway.batches.handoff import Handoff
 from gateway.batches.jsonl import BatchInputLine, parse_line, split_lines
 from gateway.batches.line_call import LineAnswer, line_request_id, run_line
 from gateway.batches.store import BatchStore
@@ -88,7 +89,9 @@ class BatchRunner:
         self.running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()  # (set with `_stopping`: what a hand-off's poll waits on)
         self._task: asyncio.Task[None] | None = None
+        self.handoff = Handoff(edge, store, self.owner, self._kept_apart)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="batch-runner")
@@ -99,6 +102,7 @@ class BatchRunner:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         if self._task is not None:
             self._task.cancel()
@@ -192,14 +196,15 @@ class BatchRunner:
                 return
             record = validated
         run = state["run"] = BatchRun(record, lines, await self.store.line_records(batch_id, len(lines)))
-        for index, line in list(run.done.items()):
-            if line.state == LineState.SENT:  # its edge died while it ran: it is never sent again
-                await self._interrupted(run, index, line)
-        progress = asyncio.create_task(self._progress(run))
-        try:
-            await self._lines(run)
-        finally:
-            progress.cancel()
+        if not await self.handoff.run(run, self._stopped):  # (else the provider's batch API ran it)
+            for index, line in list(run.done.items()):
+                if line.state == LineState.SENT:  # its edge died while it ran: it is never sent again
+                    await self._interrupted(run, index, line)
+            progress = asyncio.create_task(self._progress(run))
+            try:
+                await self._lines(run)
+            finally:
+                progress.cancel()
         if run.lost or self._stopping:
             return
         if await finish(self.store, self.files, run):

@@ -89,6 +89,12 @@ class BatchRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     expired_at: int | None = None
     cancelling_at: int | None = None
     cancelled_at: int | None = None
+    # Handed to the provider's own batch API (gateway/batches/handoff.py): the deployment it went
+    # to, the claim written before the submit (the edge that submits, when), then the provider's
+    # batch id, recorded before the first poll, so a restarted edge polls it and never submits again.
+    handoff_deployment: str | None = None
+    handoff_claim: str | None = None
+    provider_batch_id: str | None = None
 
 
 class BatchLease(msgspec.Struct, frozen=True, kw_only=True):

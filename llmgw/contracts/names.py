@@ -232,6 +232,12 @@ class Subjects:
         only the edge running it answers."""
         return f"{self.prefix}.response.cancel"
 
+    def provider_batch(self, provider: str) -> str:
+        """Core NATS request/reply, edge -> one worker of `provider` (queue group): submit, poll or
+        read the results of a batch handed to the provider's own batch API
+        (provider_batches.ProviderBatchCall -> ProviderBatchAnswer)."""
+        return f"{self.prefix}.pbatch.{provider}"
+
     # The Files and Batch APIs (records in llmgw.contracts.batches).
     @property
     def files_bucket(self) -> str:
