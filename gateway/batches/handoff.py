@@ -39,7 +39,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from gateway.batches.finish import BatchRun
 from gateway.batches.store import BatchStore
 from gateway.batches.wire import error_line, response_line
-from gateway.budgets import beyond, covering, held
+from gateway.budgets import beyond, covering
 from llmgw.catalog import PROVIDERS
 from llmgw.config import Deployment
 from llmgw.contracts import (
@@ -114,8 +114,8 @@ class Handoff:
             if run.done:  # (lines already ran here: it stays line by line)
                 return False
             deployment = opted_in(self.edge, record, run)
-            if deployment is None or await self._out_of_budget(run):
-                return False  # (line by line: each line then meets the budget's refusal)
+            if deployment is None or await self._budgeted(run):
+                return False  # (line by line: each line reserves against the budget)
             claim = f"{self.owner}@{time.time():.3f}"
             claimed = await self._claim(run, deployment, claim)
             if claimed is None or claimed.handoff_claim != claim:
@@ -345,20 +345,15 @@ class Handoff:
         budgets = covering(principal, model, now) + beyond(principal, self.edge.budgets.gateway, now)
         return principal.caller, {b.key: b.ref for b in budgets}
 
-    async def _out_of_budget(self, run: BatchRun) -> bool:
-        """Whether a budget of the caller is spent already (no reservation can be held for a
-        batch the provider runs: a caller with nothing left runs line by line, and is refused)."""
+    async def _budgeted(self, run: BatchRun) -> bool:
+        """Whether a budget limits the caller: a provider runs a batch whole, with no reservation
+        per line held against the budget, so such a batch runs line by line, each line reserving
+        its worst case as any request does (the budget then holds whatever the provider answers)."""
         model = str(run.lines[0].body.get("model"))
         _, ledgers = await self._meter_for(run, model)
         for key, ref in ledgers.items():
-            ledger = self.edge.budgets.ledgers.items.get(key)
-            if (
-                ref.max_budget is not None
-                and ledger is not None
-                and ledger.period == ref.period
-                and held(ledger) >= ref.max_budget
-            ):
-                log.info("batch_not_handed_off", batch_id=run.id, reason="budget_spent", ledger=key)
+            if ref.max_budget is not None:
+                log.info("batch_not_handed_off", batch_id=run.id, reason="budgeted", ledger=key)
                 return True
         return False
 
