@@ -199,6 +199,9 @@ def _embedding_input(value: Any) -> list[tuple[int, bytes]]:
     raise BadRequest("'input' must be a string, an array of strings, or token arrays", "input")
 
 
+MAX_EMBEDDING_DIM = 3072  # the largest text-embedding-3 model's dimensions
+
+
 def embedding_vector(identity: bytes, dimensions: int = EMBEDDING_DIM) -> list[float]:
     seed = zlib.crc32(identity)
     return [round(math.sin(seed + k), 6) for k in range(dimensions)]
@@ -211,6 +214,8 @@ def embeddings(body: dict) -> bytes:
     dimensions = body.get("dimensions", EMBEDDING_DIM)
     if not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1:
         raise BadRequest("Invalid 'dimensions': integer below minimum value (1).", "dimensions")
+    if dimensions > MAX_EMBEDDING_DIM:  # (as text-embedding-3-large's own size bounds it)
+        raise BadRequest(f"Invalid 'dimensions': integer above maximum value ({MAX_EMBEDDING_DIM}).", "dimensions")
     data = []
     for index, (_, identity) in enumerate(items):
         vector: Any = embedding_vector(identity, dimensions)
