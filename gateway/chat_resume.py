@@ -31,6 +31,7 @@ from gateway.routes import Headers, openai_paths
 from llmgw.contracts import Caller, ErrorCode, ErrorType, ResponseEvent, ResponseStreamEnd, StoredResponse
 
 if TYPE_CHECKING:
+    from gateway.auth import Principal
     from gateway.edge import Edge
 
 RESUMABLE_HEADER = b"x-llmgw-resumable"
@@ -39,10 +40,24 @@ _TRUE = (b"1", b"true", b"yes", b"on")
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def wants_resumable(scope: Scope) -> bool:
+RESUMABLE_METADATA = "resumable_streams"  # a key's (or its team's) metadata: its streams resumable by default
+
+
+def wants_resumable(scope: Scope) -> bool | None:
+    """What the request's `x-llmgw-resumable` header asks (None: it has none, its key decides)."""
     for name, value in scope["headers"]:
         if name == RESUMABLE_HEADER:
             return value.strip().lower() in _TRUE
+    return None
+
+
+def resumable_by_default(principal: Principal) -> bool:
+    """A key whose metadata (or its team's) has `resumable_streams: true` makes every chat stream
+    it sends without the header resumable (`x-llmgw-resumable: false` still asks for today's
+    cancel when the client goes)."""
+    for record in (principal.key, principal.team):
+        if record is not None and RESUMABLE_METADATA in record.metadata:
+            return record.metadata[RESUMABLE_METADATA] is True
     return False
 
 

@@ -17,7 +17,7 @@ from litestar.handlers import asgi
 
 from gateway.asgi_io import SSE_HEADERS, Receive, Scope, Send
 from gateway.auth import Principal
-from gateway.chat_resume import ResumableChatStream, wants_resumable
+from gateway.chat_resume import ResumableChatStream, resumable_by_default, wants_resumable
 from gateway.edge import Edge
 from gateway.errors import GatewayError, error_json, error_response, note_key_guess
 from gateway.limits_policy import apply_max_tokens
@@ -118,8 +118,19 @@ class ResumableChatRoute(ChatRoute):
         return ResumableChatStream(edge, principal.caller, request_id) if call.stream else None
 
 
+class KeyChoiceChatRoute(ChatRoute):
+    """A chat request with no `x-llmgw-resumable` header: resumable when its key (or team) says so."""
+
+    def background(self, edge: Edge, principal: Principal, call: Call, request_id: str) -> ResumableChatStream | None:
+        if call.stream and resumable_by_default(principal):
+            return ResumableChatStream(edge, principal.caller, request_id)
+        return None
+
+
 CHAT = ChatRoute()
 RESUMABLE_CHAT = ResumableChatRoute()
+KEY_CHOICE_CHAT = KeyChoiceChatRoute()
+_CHAT_BY_HEADER = {True: RESUMABLE_CHAT, False: CHAT, None: KEY_CHOICE_CHAT}
 EMBEDDINGS = EmbeddingsRoute()
 
 
@@ -128,7 +139,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["method"] == "GET":  # the stored chat completions (`store: true`)
         await list_stored(scope, send)
         return
-    await pipeline_of(scope).run(scope, receive, send, RESUMABLE_CHAT if wants_resumable(scope) else CHAT)
+    await pipeline_of(scope).run(scope, receive, send, _CHAT_BY_HEADER[wants_resumable(scope)])
 
 
 @asgi(openai_paths("embeddings"), copy_scope=False)

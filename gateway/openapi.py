@@ -110,7 +110,9 @@ RESUMABLE_HEADER = {
     "required": False,
     "schema": {"enum": ["true", "false"]},
     "description": "`true` on a streamed request: the stream's events carry `id:` lines and are kept, the "
-    "generation goes on when the client goes away, and GET /v1/chat/completions/{x-request-id}/stream resumes it.",
+    "generation goes on when the client goes away, and GET /v1/chat/completions/{x-request-id}/stream resumes it. "
+    "Without the header, the key's (or team's) metadata `resumable_streams: true` asks the same; `false` asks for "
+    "the stream to be cancelled when its client goes.",
 }
 
 

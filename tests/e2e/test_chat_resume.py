@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 
 import httpx
+import openai
 import pytest
 
 from tests.e2e.responses_stack import new_key
@@ -106,3 +107,44 @@ def test_a_plain_stream_has_no_ids_and_is_not_resumable(stack: Stack) -> None:
         timeout=10,
     )
     assert response.status_code == 404
+
+
+def test_a_key_can_make_its_streams_resumable_and_a_request_can_still_ask_for_cancel(stack: Stack) -> None:
+    key = new_key(stack, metadata={"resumable_streams": True})
+    sdk = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key, max_retries=0)
+    first: list[tuple[int | None, str]] = []
+    with sdk.chat.completions.with_streaming_response.create(
+        model=CHUNKY, messages=[{"role": "user", "content": "hello"}], stream=True, max_tokens=12
+    ) as raw:
+        request_id = raw.headers["x-request-id"]
+        for event in events_of(raw.iter_lines()):
+            first.append(event)
+            if len(first) == 3:
+                break
+    with httpx.stream(
+        "GET",
+        f"{stack.base_url}/v1/chat/completions/{request_id}/stream",
+        headers={"authorization": f"Bearer {key}", "last-event-id": str(first[-1][0])},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        rest = list(events_of(response.iter_lines()))
+    assert [i for i, _ in first + rest] == list(range(len(first) + len(rest)))
+    assert content(first + rest) == " ".join(f"w{i}" for i in range(12))
+    assert stack.usage_rows([request_id])[request_id]["completion_tokens"] == 12
+
+    # `x-llmgw-resumable: false` on one request: today's stream, cancelled when its client goes.
+    with sdk.chat.completions.with_streaming_response.create(
+        model=CHUNKY,
+        messages=[{"role": "user", "content": "hello"}],
+        stream=True,
+        max_tokens=3,
+        extra_headers={"x-llmgw-resumable": "false"},
+    ) as raw:
+        plain_id = raw.headers["x-request-id"]
+        lines = list(raw.iter_lines())
+    assert "data: [DONE]" in lines and not any(line.startswith("id:") for line in lines)
+    missing = httpx.get(
+        f"{stack.base_url}/v1/chat/completions/{plain_id}/stream", headers={"authorization": f"Bearer {key}"}, timeout=10
+    )
+    assert missing.status_code == 404
