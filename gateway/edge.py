@@ -77,7 +77,7 @@ class Edge:
         self.blobs = Blobs(await open_blobs(js, self.subjects.blobs_bucket), self.nc.max_payload)
         await self.responses.start(js, self.nc.max_payload)
         await self.chat_completions.start(js, self.nc.max_payload)
-        await self.response_events.start(js)
+        await self.response_events.start(js, self.nc.max_payload)
         await self.identity.start(js)
         metrics.key_map_updated()  # (its initial values were read)
         self.identity.keys.listeners.append(metrics.key_map_seen)

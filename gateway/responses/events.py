@@ -28,6 +28,7 @@ from llmgw.contracts import ResponseEvent, ResponseStreamEnd, ResponseStreamEntr
 log = structlog.get_logger()
 
 IDLE_WAIT = 1.0  # seconds between looks at whether a reader should go on waiting
+PIECE_MARGIN = 64 * 1024  # room in a bus message for the entry's framing and headers
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -54,9 +55,11 @@ class ResponseEvents:
         self.subjects = subjects
         self.max_age = retention + request_timeout
         self.js: JetStreamContext | None = None
+        self.max_piece = 1 << 20
 
-    async def start(self, js: JetStreamContext) -> None:
+    async def start(self, js: JetStreamContext, max_payload: int) -> None:
         self.js = js
+        self.max_piece = max(max_payload - PIECE_MARGIN, 1024)
         config = StreamConfig(
             name=self.subjects.response_events_stream,
             subjects=[self.subjects.response_events_wildcard],
@@ -81,8 +84,17 @@ class ResponseEvents:
         return self.js
 
     async def append(self, response_id: str, entry: ResponseStreamEntry) -> None:
-        """Store one entry (awaited: the entries of a response are stored in order)."""
-        await self._js().publish(self.subjects.response_events(response_id), encode_internal(entry))
+        """Store one entry (awaited: the entries of a response are stored in order). An event larger
+        than a bus message is stored as several entries of its number, each a piece of its bytes:
+        a reader relays them one after the other, so the client reads the event whole."""
+        subject = self.subjects.response_events(response_id)
+        if isinstance(entry, ResponseEvent) and len(entry.data) > self.max_piece:
+            data = entry.data
+            for start in range(0, len(data), self.max_piece):
+                piece = ResponseEvent(entry.sequence_number, data[start : start + self.max_piece])
+                await self._js().publish(subject, encode_internal(piece))
+            return
+        await self._js().publish(subject, encode_internal(entry))
 
     async def read(self, response_id: str, after: int, until: float) -> AsyncGenerator[ResponseEvent, None]:
         """The response's events numbered above `after`, stored ones then live ones, until its end
