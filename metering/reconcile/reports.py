@@ -85,7 +85,7 @@ def _parse_rfc3339(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-async def _pages(client: httpx.AsyncClient, url: str, params: Params, headers: dict[str, str]) -> list[dict[str, Any]]:
+async def read_pages(client: httpx.AsyncClient, url: str, params: Params, headers: dict[str, str]) -> list[dict[str, Any]]:
     """Every bucket of a paginated report (`data`, `has_more`, `next_page`)."""
     buckets: list[dict[str, Any]] = []
     page: str | None = None
@@ -166,11 +166,11 @@ async def read_openai(
     for path in OPENAI_USAGE_PATHS:
         params: Params = [*span, ("bucket_width", "1h"), ("limit", 168)]
         params += [("group_by", g) for g in ("model", "api_key_id", "project_id")]
-        usage += openai_usage_records(await _pages(client, api_base + path, params, headers))
+        usage += openai_usage_records(await read_pages(client, api_base + path, params, headers))
     day_start = start.replace(hour=0, minute=0, second=0, microsecond=0)
     cost_params: Params = [("start_time", int(day_start.timestamp())), ("end_time", int(end.timestamp())), ("bucket_width", "1d")]
     cost_params += [("limit", 31), ("group_by", "line_item"), ("group_by", "project_id")]
-    costs = openai_cost_records(await _pages(client, api_base + OPENAI_COSTS_PATH, cost_params, headers))
+    costs = openai_cost_records(await read_pages(client, api_base + OPENAI_COSTS_PATH, cost_params, headers))
     return usage, costs
 
 
@@ -233,11 +233,11 @@ async def read_anthropic(
     span: Params = [("starting_at", _rfc3339(start)), ("ending_at", _rfc3339(end))]
     params: Params = [*span, ("bucket_width", "1h"), ("limit", 168)]
     params += [("group_by[]", g) for g in ("model", "api_key_id", "workspace_id")]
-    usage = anthropic_usage_records(await _pages(client, api_base + ANTHROPIC_USAGE_PATH, params, headers))
+    usage = anthropic_usage_records(await read_pages(client, api_base + ANTHROPIC_USAGE_PATH, params, headers))
     day_start = start.replace(hour=0, minute=0, second=0, microsecond=0)
     cost_params: Params = [("starting_at", _rfc3339(day_start)), ("ending_at", _rfc3339(end))]
     cost_params += [("limit", 31), ("group_by[]", "description"), ("group_by[]", "workspace_id")]
-    costs = anthropic_cost_records(await _pages(client, api_base + ANTHROPIC_COST_PATH, cost_params, headers))
+    costs = anthropic_cost_records(await read_pages(client, api_base + ANTHROPIC_COST_PATH, cost_params, headers))
     return usage, costs
 
 
