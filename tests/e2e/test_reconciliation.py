@@ -3,7 +3,8 @@ the stack (edge, worker, metering on nats-server and chdb), the provider's usage
 served by bench/fake_provider_reports.py, read by metering's reconciler with an admin key sealed
 through the admin API; then `GET /spend/reconciliation`, `llmgw reconcile` and the alerts stream
 show exact agreement (gpt-4o), a known drift (gpt-3.5-turbo billed 10 % more output), outside
-traffic on a provider key llmgw never sent with, and a stale price (gpt-3.5-turbo input)."""
+traffic on a provider key llmgw never sent with (OpenAI) and on a key of llmgw's for a model it never
+sent to (Anthropic), and a stale price (gpt-3.5-turbo input)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,10 @@ def reports(tmp_path_factory: pytest.TempPathFactory):
 def stack(nats_server, reports, tmp_path_factory: pytest.TempPathFactory):
     upstream = FakeUpstream(tmp_path_factory.mktemp("upstream"), UPSTREAM_KEY).start()
     env = {
-        "LLMGW_RECONCILE_PROVIDERS": "openai",
+        "LLMGW_RECONCILE_PROVIDERS": "openai,anthropic",
+        "LLMGW_RECONCILE_ANTHROPIC_API_BASE": reports.root_url,
+        "LLMGW_RECONCILE_ANTHROPIC_ADMIN_KEY": ADMIN_KEY,  # from the environment; OpenAI's is sealed by the API
+        "LLMGW_RECONCILE_ANTHROPIC_KEY_IDS": "apikey_ours",
         "LLMGW_RECONCILE_OPENAI_API_BASE": reports.root_url,
         "LLMGW_RECONCILE_OPENAI_KEY_IDS": OURS,
         "LLMGW_RECONCILE_INTERVAL": "1",
@@ -148,11 +152,18 @@ def test_reconciliation_shows_agreement_drift_outside_traffic_and_a_stale_price(
             "requests": 7, "input_tokens": 7000, "cached_tokens": 0, "output_tokens": 700,
             "prices": {"input": 2.5, "cached_input": 1.25, "output": 10.0},
         })  # fmt: skip
+        # on a key llmgw holds, a model llmgw never sent to: outside traffic all the same
+        records.append({
+            "provider": "anthropic", "hour": hour, "model": "claude-sonnet-4-5-20250929", "api_key_id": "apikey_ours",
+            "project_id": "wrkspc_e2e", "requests": 2, "input_tokens": 1200, "cached_tokens": 200, "cache_write_tokens": 0,
+            "output_tokens": 90, "prices": {"input": 3.0, "cached_input": 0.3, "output": 15.0},
+        })  # fmt: skip
         assert http.post(f"{reports.root_url}/_fake/billing", json={"records": records}).status_code == 200
 
         def report() -> dict | None:
             body = http.get(f"{stack.base_url}/spend/reconciliation", headers=ADMIN).json()
-            return body if body.get("outside_traffic") and body.get("stale_prices") and len(body["lines"]) >= 2 else None
+            ready = len(body.get("outside_traffic") or []) == 2 and body.get("stale_prices") and len(body["lines"]) >= 2
+            return body if ready else None
 
         body = eventually_sync(report, "the reconciliation of the billed records", timeout=30)
 
@@ -173,7 +184,11 @@ def test_reconciliation_shows_agreement_drift_outside_traffic_and_a_stale_price(
     assert billed_out == sum(round(r["output_tokens"]) for r in records if r["model"] == "gpt-3.5-turbo")
     assert sum(line["token_drift"] for line in drift) == metered_out - billed_out < 0
 
-    (outside,) = body["outside_traffic"]
+    leaked, unsent = sorted(body["outside_traffic"], key=lambda line: line["provider"], reverse=True)
+    assert (unsent["provider"], unsent["model"], unsent["account"]) == ("anthropic", "claude-sonnet-4-5", "")
+    assert unsent["billed_requests"] is None and unsent["billed_input_tokens"] == 1200 and unsent["billed_output_tokens"] == 90
+    assert unsent["billed_cost"] == pytest.approx(1000 * 3e-6 + 200 * 0.3e-6 + 90 * 15e-6)
+    outside = leaked
     assert outside["account"] == LEAKED and outside["model"] == "gpt-4o" and outside["billed_requests"] == 7
     assert outside["billed_input_tokens"] == 7000 and outside["billed_cost"] == pytest.approx(7000 * 2.5e-6 + 700 * 1e-5)
 
@@ -182,7 +197,7 @@ def test_reconciliation_shows_agreement_drift_outside_traffic_and_a_stale_price(
     assert stale["provider_price"] == pytest.approx(stale_input, rel=1e-6)
     assert stale["llmgw_price"] == pytest.approx(0.5)
     assert stale["difference_relative"] == pytest.approx(-1 / 3, rel=1e-3)
-    assert body["summary"]["outside"] == 1 and body["summary"]["stale_prices"] == 1 and body["summary"]["drift"] >= 1
+    assert body["summary"]["outside"] == 2 and body["summary"]["stale_prices"] == 1 and body["summary"]["drift"] >= 1
 
     env = {"PATH": "/usr/bin:/bin", "LLMGW_URL": stack.base_url, "LLMGW_MASTER_KEY": MASTER_KEY}
     done = subprocess.run(
@@ -190,7 +205,7 @@ def test_reconciliation_shows_agreement_drift_outside_traffic_and_a_stale_price(
     )
     assert done.returncode == 0, done.stderr
     text = done.stdout
-    assert "1 outside traffic" in text and "1 stale prices" in text
+    assert "2 outside traffic" in text and "1 stale prices" in text
     assert LEAKED in text and "gpt-3.5-turbo" in text and "drift" in text
     assert "lines that do not agree" in text and "gpt-4o " not in text.split("outside traffic (")[0].split("agree:")[1]
     as_json = subprocess.run(
@@ -205,5 +220,5 @@ def test_reconciliation_shows_agreement_drift_outside_traffic_and_a_stale_price(
 
     found = eventually_sync(alerted, "the reconciliation alerts", timeout=30)
     assert not [a for a in found if a.model == "gpt-4o" and a.kind != "outside"]
-    assert [a.account for a in found if a.kind == "outside"] == [LEAKED]
+    assert sorted((a.provider, a.account) for a in found if a.kind == "outside") == [("anthropic", ""), ("openai", LEAKED)]
     assert ADMIN_KEY not in stack.logs()
