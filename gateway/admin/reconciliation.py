@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -35,6 +35,7 @@ from llmgw.secrets import mask
 
 DEFAULT_DAYS = 2  # yesterday and today
 MAX_DAYS = 31
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2105, 12, 31)  # what ClickHouse's DateTime holds
 _encoder = msgspec.json.Encoder()
 _record_decoder = msgspec.json.Decoder(AdminCredentialRecord)
 
@@ -63,6 +64,9 @@ def reconciliation_window(start_date: str | None, end_date: str | None) -> tuple
     start = parse_date(start_date, "start_date") or end - timedelta(days=DEFAULT_DAYS - 1)
     if end < start:
         raise bad_param("end_date", f"`end_date` ({end}) is before `start_date` ({start})")
+    for day, param in ((start, "start_date"), (end, "end_date")):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise bad_param(param, f"`{param}` must be a day from {FIRST_DAY} to {LAST_DAY}; got {day}")
     if (end - start).days >= MAX_DAYS:
         raise bad_param("start_date", f"a reconciliation covers at most {MAX_DAYS} days")
     begin = datetime(start.year, start.month, start.day, tzinfo=UTC)
