@@ -76,6 +76,7 @@ def _row(entry: dict[str, Any], columns: tuple[tuple[str, str], ...]) -> list[An
         "token_drift_percent": _percent(entry.get("token_drift_relative")),
         "cost_drift_percent": _percent(entry.get("cost_drift_relative")),
         "difference_percent": _percent(entry.get("difference_relative")),
+        "account": entry.get("account") or "(llmgw's)",  # billed on llmgw's keys, for a model or hour it sent nothing
     }
     return [derived.get(name) for name, _ in columns]
 
