@@ -108,6 +108,9 @@ class Reconciler:
         except ReportError as exc:
             log.error("reconcile_report_failed", provider=reports.provider, error=str(exc).replace(key, "***"))
             return
+        except (KeyError, TypeError, ValueError) as exc:  # a page whose buckets are not what the reference says
+            log.error("reconcile_report_unreadable", provider=reports.provider, error=f"{type(exc).__name__}: {exc}")
+            return
         usage_rows, price_rows = build_rows(usage, costs, reports.key_ids, datetime.now(UTC).replace(tzinfo=None))
         await asyncio.to_thread(self._store.insert_rows, "provider_usage", PROVIDER_USAGE_COLUMNS, usage_rows)
         await asyncio.to_thread(self._store.insert_rows, "provider_prices", PROVIDER_PRICES_COLUMNS, price_rows)
