@@ -160,6 +160,7 @@ def openai_cost_records(buckets: list[dict[str, Any]]) -> list[CostRecord]:
 async def read_openai(
     client: httpx.AsyncClient, api_base: str, admin_key: str, start: datetime, end: datetime
 ) -> tuple[list[UsageRecord], list[CostRecord]]:
+    """Hourly usage and daily costs from `start` (the start of a UTC day) to `end`."""
     headers = {"Authorization": f"Bearer {admin_key}"}
     span: Params = [("start_time", int(start.timestamp())), ("end_time", int(end.timestamp()))]
     usage: list[UsageRecord] = []
@@ -167,8 +168,7 @@ async def read_openai(
         params: Params = [*span, ("bucket_width", "1h"), ("limit", 168)]
         params += [("group_by", g) for g in ("model", "api_key_id", "project_id")]
         usage += openai_usage_records(await read_pages(client, api_base + path, params, headers))
-    day_start = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    cost_params: Params = [("start_time", int(day_start.timestamp())), ("end_time", int(end.timestamp())), ("bucket_width", "1d")]
+    cost_params: Params = [("start_time", int(start.timestamp())), ("end_time", int(end.timestamp())), ("bucket_width", "1d")]
     cost_params += [("limit", 31), ("group_by", "line_item"), ("group_by", "project_id")]
     costs = openai_cost_records(await read_pages(client, api_base + OPENAI_COSTS_PATH, cost_params, headers))
     return usage, costs
@@ -229,13 +229,13 @@ def anthropic_cost_records(buckets: list[dict[str, Any]]) -> list[CostRecord]:
 async def read_anthropic(
     client: httpx.AsyncClient, api_base: str, admin_key: str, start: datetime, end: datetime
 ) -> tuple[list[UsageRecord], list[CostRecord]]:
+    """Hourly usage and daily costs from `start` (the start of a UTC day) to `end`."""
     headers = {"x-api-key": admin_key, "anthropic-version": ANTHROPIC_VERSION}
     span: Params = [("starting_at", _rfc3339(start)), ("ending_at", _rfc3339(end))]
     params: Params = [*span, ("bucket_width", "1h"), ("limit", 168)]
     params += [("group_by[]", g) for g in ("model", "api_key_id", "workspace_id")]
     usage = anthropic_usage_records(await read_pages(client, api_base + ANTHROPIC_USAGE_PATH, params, headers))
-    day_start = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    cost_params: Params = [("starting_at", _rfc3339(day_start)), ("ending_at", _rfc3339(end))]
+    cost_params: Params = [("starting_at", _rfc3339(start)), ("ending_at", _rfc3339(end))]
     cost_params += [("limit", 31), ("group_by[]", "description"), ("group_by[]", "workspace_id")]
     costs = anthropic_cost_records(await read_pages(client, api_base + ANTHROPIC_COST_PATH, cost_params, headers))
     return usage, costs

@@ -45,9 +45,10 @@ _record_decoder = msgspec.json.Decoder(AdminCredentialRecord)
 
 
 def window(now: datetime, lookback_hours: int) -> tuple[datetime, datetime]:
-    """From the start of the hour `lookback_hours` back to the end of the current hour."""
+    """From the start of the UTC day `lookback_hours` back to the end of the current hour: whole
+    days, as the cost reports count them, so a day's cost is shared over all of that day's tokens."""
     end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    return end - timedelta(hours=lookback_hours + 1), end
+    return (end - timedelta(hours=lookback_hours + 1)).replace(hour=0), end
 
 
 def rows_as_dicts(columns: list[str], rows: Any) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 LLMGW_RECONCILE_PROVIDERS                 openai,anthropic (empty: no reconciliation)
 LLMGW_RECONCILE_INTERVAL                  seconds between two readings of the reports (3600)
-LLMGW_RECONCILE_LOOKBACK_HOURS            how many hours back each reading goes (48)
+LLMGW_RECONCILE_LOOKBACK_HOURS            how many hours back each reading goes, from the start of
+                                          that UTC day (48)
 LLMGW_RECONCILE_DRIFT_THRESHOLD           relative drift that is alerted (0.02: 2 %)
 LLMGW_RECONCILE_ALERT_DELAY_MINUTES       an hour is alerted on once it ended this long ago (60:
                                           the providers' reports lag)

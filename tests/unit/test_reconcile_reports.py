@@ -141,7 +141,9 @@ def test_names_line_items_and_the_window() -> None:
     assert openai_line_item("gpt-4o-2024-08-06, cached input") == ("gpt-4o-2024-08-06", "cached_input")
     assert openai_line_item("Image models") == ("", "other")
     start, end = window(datetime(2026, 12, 3, 18, 20, tzinfo=UTC), 3)
-    assert (start, end) == (datetime(2026, 12, 3, 15, tzinfo=UTC), datetime(2026, 12, 3, 19, tzinfo=UTC))
+    assert (start, end) == (datetime(2026, 12, 3, tzinfo=UTC), datetime(2026, 12, 3, 19, tzinfo=UTC))  # whole days
+    start, _ = window(datetime(2026, 12, 3, 1, 5, tzinfo=UTC), 3)
+    assert start == datetime(2026, 12, 2, tzinfo=UTC)
 
 
 def test_the_named_queries_check_their_parameters() -> None:
