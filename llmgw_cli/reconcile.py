@@ -11,6 +11,8 @@ from typing import Any
 from llmgw_cli.admin_client import AdminClient
 from llmgw_cli.output import CommandError, format_table, pretty_json
 
+DISAGREES = 3  # the exit code of `--check` when something does not agree
+
 LINE_COLUMNS = (
     ("hour", "hour"),
     ("provider", "provider"),
@@ -61,6 +63,11 @@ def add_reconcile_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--provider", choices=("openai", "anthropic"), help="only this provider")
     p.add_argument("--all", action="store_true", help="list the lines that agree too (default: only those that do not)")
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help=f"exit {DISAGREES} when a line drifts, is unbilled, traffic came from outside or a price is stale (for cron and CI)",
+    )
     p.set_defaults(func=run_reconcile)
 
 
@@ -118,4 +125,9 @@ def run_reconcile(args: argparse.Namespace) -> int:
     }
     answer = AdminClient(args.url, args.master_key).call("GET", "/spend/reconciliation", fields)
     print(pretty_json(answer.raw) if args.json else render(answer.body, args.all))
-    return 0
+    return DISAGREES if args.check and disagrees(answer.body) else 0
+
+
+def disagrees(body: dict[str, Any]) -> bool:
+    s = body["summary"]
+    return bool(s["drift"] or s["unbilled"] or s["outside"] or s["stale_prices"])

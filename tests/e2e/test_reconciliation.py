@@ -208,6 +208,10 @@ def test_reconciliation_shows_agreement_drift_outside_traffic_and_a_stale_price(
     assert "2 outside traffic" in text and "1 stale prices" in text
     assert LEAKED in text and "gpt-3.5-turbo" in text and "drift" in text
     assert "lines that do not agree" in text and "gpt-4o " not in text.split("outside traffic (")[0].split("agree:")[1]
+    checked = subprocess.run(
+        [sys.executable, "-m", "llmgw_cli", "reconcile", "--check"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 3 and checked.stdout == text
     as_json = subprocess.run(
         [sys.executable, "-m", "llmgw_cli", "reconcile", "--json"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmgw_cli.reconcile import render
+from llmgw_cli.reconcile import disagrees, render
 
 pytestmark = pytest.mark.unit
 
@@ -43,3 +43,9 @@ def test_drift_outside_traffic_and_stale_prices_have_their_tables() -> None:
     assert " gpt-4o " not in tables[1]  # the line that agrees is left out
     assert tables[2].startswith("outside traffic") and "key_leaked" in tables[2] and "(llmgw's)" in tables[2]
     assert tables[3].startswith("stale prices") and "-25" in tables[3] and "0.15" in tables[3]
+
+
+def test_check_tells_agreement_from_the_rest() -> None:
+    assert not disagrees(body())
+    for kind in ("drift", "unbilled", "outside", "stale_prices"):
+        assert disagrees(body(summary={**SUMMARY, kind: 1}))
