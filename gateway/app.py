@@ -16,6 +16,7 @@ from gateway.admin.model_groups import build_model_group_routes
 from gateway.admin.models import build_model_routes
 from gateway.admin.org_members import build_org_member_routes
 from gateway.admin.organizations import build_org_routes
+from gateway.admin.reconciliation import build_reconciliation_routes
 from gateway.admin.runtime_settings import build_settings_routes
 from gateway.admin.spend import build_spend_routes
 from gateway.admin.team_members import build_member_routes
@@ -67,6 +68,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         *build_model_routes(edge),
         *build_model_group_routes(edge),
         *build_spend_routes(edge, keys),
+        *build_reconciliation_routes(edge),
         *build_end_user_routes(edge),
         *build_budget_routes(edge),
     ]

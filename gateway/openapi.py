@@ -38,6 +38,7 @@ from gateway.openapi_ops import (
     query,
 )
 from gateway.openapi_orgs import ORG_REQUEST_TYPES, ORG_RESPONSE_SCHEMAS, org_paths
+from gateway.openapi_reconcile import RECONCILE_REQUEST_TYPES, RECONCILE_RESPONSE_SCHEMAS, reconcile_paths
 from gateway.openapi_schemas import REF, RESPONSE_SCHEMAS, obj, ref
 from gateway.responses.openapi import RESPONSES_SCHEMAS, responses_checks, stored_response_paths
 from gateway.responses.request import ResponsesRequest
@@ -67,6 +68,7 @@ REQUEST_TYPES = (
     *ADMIN_REQUEST_TYPES,
     *ORG_REQUEST_TYPES,
     *BUDGET_REQUEST_TYPES,
+    *RECONCILE_REQUEST_TYPES,
 )
 
 
@@ -235,6 +237,7 @@ def paths() -> dict[str, Any]:
         **admin_paths(),
         **org_paths(),
         **budget_paths(),
+        **reconcile_paths(),
     }
 
 
@@ -355,6 +358,7 @@ def build_openapi(settings: EdgeSettings) -> dict[str, Any]:
                 ADMIN_RESPONSE_SCHEMAS,
                 ORG_RESPONSE_SCHEMAS,
                 BUDGET_RESPONSE_SCHEMAS,
+                RECONCILE_RESPONSE_SCHEMAS,
                 BATCH_SCHEMAS,
             ),
         },

@@ -1,5 +1,5 @@
 """The `llmgw` command: `up` (everything on this machine), each component on its own, the admin
-API (`keys`, `users`, `teams`), usage (`usage tail`, `sql`), `migrate` and `healthcheck`."""
+API (`keys`, `users`, `teams`), usage (`usage tail`, `sql`, `reconcile`), `migrate` and `healthcheck`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from llmgw_cli.admin import add_admin_commands
 from llmgw_cli.components import add_component_commands
 from llmgw_cli.output import CommandError
+from llmgw_cli.reconcile import add_reconcile_command
 from llmgw_cli.up import add_up_command
 from llmgw_cli.usage import add_usage_commands
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_up_command(sub)
     add_admin_commands(sub)
     add_usage_commands(sub)
+    add_reconcile_command(sub)
     add_component_commands(sub)
     return parser
 

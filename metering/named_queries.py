@@ -11,12 +11,12 @@ from collections.abc import Callable, Mapping
 from datetime import date
 
 from llmgw.contracts import NamedQuery
+from metering.query_errors import NamedQueryError
+from metering.reconcile.queries import reconciliation, stale_prices
+
+__all__ = ["NAMED_QUERIES", "NamedQueryError", "named_query"]
 
 MAX_LOG_LIMIT = 1000  # an answer travels as one NATS message
-
-
-class NamedQueryError(ValueError):
-    """The named query does not exist, or its parameters are not what it takes."""
 
 
 LOG_COLUMNS = """
@@ -145,6 +145,8 @@ NAMED_QUERIES: dict[str, Callable[[Mapping[str, object]], tuple[str, dict[str, o
     NamedQuery.SPEND_REPORT: spend_report,
     NamedQuery.DEPLOYMENT_HEALTH: deployment_health,
     NamedQuery.SPEND_TAGS: spend_tags,
+    NamedQuery.RECONCILIATION: reconciliation,
+    NamedQuery.STALE_PRICES: stale_prices,
 }
 
 

@@ -1,4 +1,5 @@
-"""The metering process: usage events from JetStream into ClickHouse, and the SQL read service."""
+"""The metering process: usage events from JetStream into ClickHouse, the SQL read service, and the
+reconciler (the providers' own usage and cost reports against what was metered) when it is set."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from llmgw.metrics_jetstream import ConsumerDepth
 from metering.consumer import UsageConsumer
 from metering.ledgers import LedgerSettler
 from metering.query_service import QueryService
+from metering.reconcile.service import Reconciler
 from metering.resident import page_out_engine
 from metering.settings import MeteringSettings, redact_dsn
 from metering.store import UsageStore
@@ -71,8 +73,18 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
             if settings.page_out_engine:
                 paged_out = await asyncio.to_thread(page_out_engine)
                 log.info("engine_paged_out", mib=paged_out // (1024 * 1024))
+            reconciling: asyncio.Task[None] | None = None
+            if settings.reconcile is not None:
+                reconciler = Reconciler(settings.reconcile, nc.jetstream(), subjects, store)
+                reconciling = asyncio.create_task(reconciler.run(stop), name="reconciler")
+                log.info("reconciler_started", providers=[p.provider for p in settings.reconcile.providers])
             gc.freeze()  # what exists now lives as long as the process: collections only walk newer objects
-            await consumer.run(stop)
+            try:
+                await consumer.run(stop)
+            finally:
+                if reconciling is not None:
+                    reconciling.cancel()
+                    await asyncio.gather(reconciling, return_exceptions=True)
         finally:
             await consumer.close()
             await _close_bus(nc)

@@ -14,6 +14,7 @@ from llmgw.metrics import metrics_port_from_env
 from llmgw.settings import BusSettings, bus_settings_from_env, env_bool, env_float, env_int, env_str
 from llmgw.tracing import tracing_wanted
 from metering.engine_options import engine_sizing_from_env
+from metering.reconcile.settings import ReconcileSettings, reconcile_settings_from_env
 
 CLICKHOUSE_SCHEMES = ("chdb", "http", "https")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -38,6 +39,8 @@ class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
     engine_options: dict[str, str] = {}
     # Once the embedded engine is up, page out what its start alone touched (metering/resident.py).
     page_out_engine: bool = True
+    # The providers' own usage and cost reports read on a schedule (metering/reconcile/); None: off.
+    reconcile: ReconcileSettings | None = None
 
     def __post_init__(self) -> None:
         if urlsplit(self.clickhouse_url).scheme not in CLICKHOUSE_SCHEMES:
@@ -82,6 +85,7 @@ def metering_settings_from_env(env: Mapping[str, str] | None = None) -> Metering
         tracing=tracing_wanted(env, read_config_file(env.get("LLMGW_CONFIG")).get("litellm_settings") or {}),
         engine_options=engine_sizing_from_env(env).options() if embedded else {},
         page_out_engine=embedded and env_bool(env, "LLMGW_CHDB_PAGE_OUT", True),
+        reconcile=reconcile_settings_from_env(env),
     )
 
 

@@ -92,6 +92,14 @@ class UsageStore:
             self._writer.insert("usage", [usage_row(e) for e in events], column_names=list(USAGE_COLUMNS))
         return len(events)
 
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> int:
+        """Insert rows of one of metering's other tables (the reconciler's `provider_usage`, ...)."""
+        if not rows:
+            return 0
+        with self._lock:
+            self._writer.insert(table, [list(r) for r in rows], column_names=list(columns))
+        return len(rows)
+
     def _existing_ids(self, events: list[UsageEvent]) -> set[str]:
         times = [ts_datetime(e.ts) for e in events]
         result = self._writer.query(

@@ -33,6 +33,7 @@ VARIABLES = [
     custom_variable("days", "Days", [1, 7, 30, 90], 30),
     custom_variable("hours", "Hours", [6, 24, 72, 168], 24),
     custom_variable("limit", "Top", [5, 10, 20, 50], 10),
+    custom_variable("drift_percent", "Drift %", [1, 2, 5, 10], 2),
 ]
 
 
@@ -144,6 +145,18 @@ def panels() -> list[tuple[int, int, Json]]:
                 "spend_by_tag_per_day.sql",
             ),
         ),
+        (
+            24,
+            10,
+            query_panel(
+                "table",
+                "Reconciliation with the providers' reports (last $days days, drift over $drift_percent %)",
+                "What llmgw metered against what each provider billed (its usage and cost reports, read by metering's"
+                " reconciler), per provider, model and hour: ok, drift, unbilled, or outside (billed, never sent"
+                " through llmgw).",
+                "reconciliation_by_hour.sql",
+            ),
+        ),
     ]
 
 
@@ -152,7 +165,8 @@ def build() -> Json:
     return dashboard(
         UID,
         "llmgw / Spend",
-        "Spend by team, key, model group, tag and day, top spenders and budget burn, from the usage rows in ClickHouse.",
+        "Spend by team, key, model group, tag and day, top spenders, budget burn and the reconciliation with the"
+        " providers' reports, from the usage rows in ClickHouse.",
         panels(),
         VARIABLES,
         time_from="now-30d",

@@ -5,7 +5,8 @@ every record kept in KV and every error code lives in this package; no other mod
 subject or a wire shape. `names` holds the names on the bus and the error codes, `messages` the bus
 messages, `usage` the usage events, `records` the KV records, `stored` the records kept for clients
 (stored responses and chat completions), `audio` the uploads of the audio routes, `batches` the Files
-and Batch APIs' records, `provider_batches` the hand-off of a batch to a provider's own batch API.
+and Batch APIs' records, `provider_batches` the hand-off of a batch to a provider's own batch API,
+`reconciliation` spend checked against the providers' own usage and cost reports.
 """
 
 from llmgw.contracts.audio import *  # noqa: F403
@@ -18,6 +19,8 @@ from llmgw.contracts.names import *  # noqa: F403
 from llmgw.contracts.names import __all__ as _names_all
 from llmgw.contracts.provider_batches import *  # noqa: F403
 from llmgw.contracts.provider_batches import __all__ as _provider_batches_all
+from llmgw.contracts.reconciliation import *  # noqa: F403
+from llmgw.contracts.reconciliation import __all__ as _reconciliation_all
 from llmgw.contracts.records import *  # noqa: F403
 from llmgw.contracts.records import __all__ as _records_all
 from llmgw.contracts.stored import *  # noqa: F403
@@ -34,4 +37,5 @@ __all__ = [  # noqa: PLE0604 - the modules' own lists of names
     *_audio_all,
     *_batches_all,
     *_provider_batches_all,
+    *_reconciliation_all,
 ]

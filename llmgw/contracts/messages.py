@@ -249,6 +249,15 @@ class NamedQuery:
     # Spend per request tag (a request with several tags counts for each): columns tag,
     # log_count, total_spend. Parameters: the date filters.
     SPEND_TAGS = "spend_tags"
+    # llmgw's metering against the providers' own records, per (provider, model, hour): columns of
+    # reconciliation.RECONCILIATION_COLUMNS, one row a line (kind: ok, drift, outside, unbilled).
+    # Parameters: `start` / `end` (ISO 8601 UTC hours, end excluded), `threshold` (relative drift
+    # above which a line is `drift`), `provider` (optional).
+    RECONCILIATION = "reconciliation"
+    # Prices in llmgw's table that differ from what the provider charged, per (provider, model,
+    # token type, day): columns of reconciliation.STALE_PRICE_COLUMNS. Parameters: `start`, `end`,
+    # `threshold`, `provider` as above.
+    STALE_PRICES = "stale_prices"
 
 
 SPEND_REPORT_GROUPS = ("team", "user", "api_key", "model", "customer", "tag")

@@ -164,6 +164,11 @@ class Subjects:
         """Soft-budget alerts (records.BudgetAlert, JSON): <prefix>.alerts.budget.<kind>."""
         return f"{self.prefix}.alerts.budget.{kind}"
 
+    def reconciliation_alert(self, kind: str) -> str:
+        """Spend that does not match the provider's own records (reconciliation.ReconciliationAlert,
+        JSON): <prefix>.alerts.reconciliation.<kind> (ReconcileLineKind: drift, outside, stale_price)."""
+        return f"{self.prefix}.alerts.reconciliation.{kind}"
+
     @property
     def alerts_wildcard(self) -> str:
         return f"{self.prefix}.alerts.>"

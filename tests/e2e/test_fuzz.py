@@ -142,6 +142,9 @@ OPERATIONS = [
     "POST /policy/system_prompt",
     "GET /spend/logs",
     "GET /global/spend/report",
+    "GET /spend/reconciliation",
+    "GET /spend/reconciliation/credentials",
+    "POST /spend/reconciliation/credentials",
     "GET /health",
     "GET /health/live",
     "GET /health/ready",
@@ -219,6 +222,7 @@ WITHOUT_INPUT = (
     "GET /openapi.json",
     "GET /credentials",
     "GET /policy/system_prompt",
+    "GET /spend/reconciliation/credentials",
 )
 RUNS = [
     pytest.param(label, mode, id=f"{label}-{mode.value}")
