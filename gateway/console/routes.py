@@ -19,6 +19,7 @@ from gateway.auth import forbidden
 from gateway.console.pages import PAGES, SECURITY_HEADERS, login_page, page
 from gateway.console.sessions import CSRF_FIELD, cookie_session_id, csrf_ok
 from gateway.edge import Edge
+from gateway.errors import KEY_GUESS
 from llmgw.contracts import CONSOLE_ROLE_PROXY_ADMIN
 
 log = structlog.get_logger()
@@ -71,6 +72,7 @@ def build_console_routes(edge: Edge) -> list:
         next_path = _next_path(form.get("next"))
         if not key or not edge.auth.check_master(key):
             log.warning("console_login_refused", via="master_key")
+            request.scope["state"][KEY_GUESS] = True  # counted as a failed authentication (gateway/auth_guard)
             return _html(login_page("That is not the master key.", next_path), status=401)
         session_id = await sessions.start(user_id="master", email=None, role=CONSOLE_ROLE_PROXY_ADMIN, teams=[], via="master_key")
         response = Redirect(next_path, status_code=303)
