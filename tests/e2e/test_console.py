@@ -9,6 +9,7 @@ Each page's screenshot is saved under the pytest basetemp, in the folder the run
 
 from __future__ import annotations
 
+import asyncio
 import re
 from contextlib import closing
 from pathlib import Path
@@ -17,6 +18,11 @@ import httpx
 import openai
 import pytest
 
+from gateway.console.sessions import COOKIE, ConsoleSessions
+from gateway.settings import CONSOLE_SESSION_MAX_AGE
+from llmgw.config import Secret
+from llmgw.contracts import Subjects
+from llmgw.secrets import KeyHasher, server_secret
 from tests.browser import chromium
 from tests.e2e.stack import MASTER_KEY
 from tests.procs import component, free_port
@@ -113,6 +119,34 @@ def login_session(base: str) -> tuple[httpx.Client, str]:
 
 def admin_headers() -> dict[str, str]:
     return {"authorization": f"Bearer {MASTER_KEY}"}
+
+
+def signed_in_as(stack, **who) -> str:
+    """A session started as the single sign-on code starts one (ConsoleSessions.start, the interface
+    it calls), into the stack's sessions bucket; its id, the cookie's value."""
+
+    async def start() -> str:
+        import nats
+
+        nc = await nats.connect(stack.nats_url)
+        try:
+            secret = server_secret(stack.env, Secret(MASTER_KEY))
+            sessions = ConsoleSessions(Subjects(stack.prefix), KeyHasher(secret), CONSOLE_SESSION_MAX_AGE)
+            await sessions.open(nc.jetstream())
+            try:
+                return await sessions.start(**who)
+            finally:
+                await sessions.close()
+        finally:
+            await nc.close()
+
+    return asyncio.run(start())
+
+
+def with_cookie(driver, base: str, session_id: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{base}/ui/login")
+    driver.add_cookie({"name": COOKIE, "value": session_id, "path": "/", "httpOnly": True, "sameSite": "Lax"})
 
 
 def test_console_admin_journey(stack, browser, shots: Path) -> None:
@@ -289,3 +323,49 @@ def test_expired_session_goes_back_to_login(stack, browser, tmp_path: Path) -> N
         )
     finally:
         edge.stop()
+
+
+def test_team_admins_manage_their_team_and_users_see_their_own(stack, browser, shots: Path) -> None:
+    base = stack.base_url
+    post = lambda path, body: httpx.post(f"{base}{path}", json=body, headers=admin_headers(), timeout=10)  # noqa: E731
+    assert post("/team/new", {"team_id": "team-roles", "team_alias": "Roles"}).status_code == 200
+    for user in ("tina", "uli"):
+        made = post("/user/new", {"user_id": user, "team_id": "team-roles", "key_alias": f"{user}-key"})
+        assert made.status_code == 200, made.text
+    added = post("/team/member_add", {"team_id": "team-roles", "member": {"user_id": "tina", "role": "admin"}})
+    assert added.status_code == 200, added.text
+    other = post("/key/generate", {"key_alias": "someone-elses"})
+    assert other.status_code == 200
+
+    # An ordinary user sees their own keys and spend, not the admin's pages.
+    uli = signed_in_as(stack, user_id="uli", email="uli@example.com", role="internal_user", teams=["team-roles"], via="oidc")
+    with_cookie(browser, base, uli)
+    open_page(browser, base, "keys")
+    aliases = [r.get_attribute("data-alias") for r in css(browser, "#keys-table tr[data-alias]")]
+    assert aliases == ["uli-key"], aliases
+    assert not css(browser, "#nav-usage") and not css(browser, "#nav-users") and not css(browser, "#key-create")
+    open_page(browser, base, "overview")
+    assert "1 keys" in one(browser, "#tile-my-keys").text
+    open_page(browser, base, "teams")
+    assert css(browser, 'tr[data-team="team-roles"]') and not css(browser, 'tr[data-team="team-roles"] button.add-member')
+    browser.get(f"{base}/ui/usage")  # (a page the navigation does not offer: its calls are refused)
+    one(browser, 'main[data-ready="error"]')
+    csrf = one(browser, 'meta[name="csrf-token"]').get_attribute("content")
+    with httpx.Client(base_url=base, cookies={COOKIE: uli}, headers={"x-llmgw-csrf": csrf}, timeout=10) as client:
+        # The same role checks as for the user's key: the admin reads and writes are 403.
+        assert client.get("/spend/logs").status_code == 403
+        assert client.post("/key/block", json={"key": other.json()["key"]}).status_code == 403
+        assert client.get("/user/info").json()["user_id"] == "uli"
+
+    # A team admin adds a member to their team in the page.
+    tina = signed_in_as(stack, user_id="tina", email="tina@example.com", role="team_admin", teams=["team-roles"], via="oidc")
+    with_cookie(browser, base, tina)
+    open_page(browser, base, "teams")
+    one(browser, 'tr[data-team="team-roles"] button.add-member').click()
+    fill(browser, "member-add", {"user_id": "uma", "role": "user"})
+    eventually_sync(lambda: "uma (user)" in one(browser, 'tr[data-team="team-roles"]').text, "the new member in the team's row")
+    browser.save_screenshot(str(shots / "teams-team-admin.png"))
+    team = httpx.get(f"{base}/team/info", params={"team_id": "team-roles"}, headers=admin_headers(), timeout=10).json()
+    assert {"user_id": "uma", "role": "user"}.items() <= next(
+        m for m in team["team_info"]["members_with_roles"] if m["user_id"] == "uma"
+    ).items()

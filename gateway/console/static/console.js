@@ -9,6 +9,7 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : '';
   const isAdmin = main.dataset.role === 'proxy_admin';
+  const me = main.dataset.user;
   const PAGE_SIZE = 25;
 
   // ---- the admin API ----
@@ -212,7 +213,15 @@
 
   pages.overview = async function () {
     if (!isAdmin) {
-      content.replaceChildren(h('p', null, 'Your keys are on the ', h('a', { href: '/ui/keys', text: 'Keys' }), ' page.'));
+      const mine = await api('GET', '/user/info');
+      const u = mine.user_info;
+      content.replaceChildren(
+        h('div', { class: 'tiles' },
+          tile('tile-my-spend', 'Your spend', usd(u.spend)),
+          tile('tile-my-budget', 'Your budget', u.max_budget == null ? 'none' : usd(u.max_budget)),
+          tile('tile-my-keys', 'Your keys', count(mine.keys.length, 'keys')),
+          tile('tile-my-teams', 'Your teams', (mine.teams || []).map((t) => t.team_alias || t.team_id).join(', ') || '—')),
+        h('p', null, 'Your keys are on the ', h('a', { href: '/ui/keys', text: 'Keys' }), ' page.'));
       return;
     }
     const [rows, period] = await Promise.all([
@@ -254,6 +263,7 @@
   }
 
   pages.keys = async function () {
+    if (!isAdmin) return ownKeys();
     const filters = form('key-filter', [['key_alias', 'Alias'], ['team_id', 'Team id'], ['user_id', 'User id'], ['q', 'Search']], 'Filter', async () => load());
     const holder = h('div');
     const parts = [h('section', null, h('h2', { text: 'Find keys' }), filters), holder];
@@ -288,6 +298,21 @@
     }
     await load();
   };
+
+  // A user's own keys (and spend), as /user/info shows them to the key's or session's user.
+  async function ownKeys() {
+    const mine = await api('GET', '/user/info');
+    const keys = mine.keys;
+    keys.forEach((k) => { k._data = { token: k.token, alias: k.key_alias || '' }; });
+    content.replaceChildren(
+      h('p', { class: 'muted', text: `Your spend: ${usd(mine.user_info.spend)} · ask a proxy admin or your team's admin for a new key.` }),
+      h('h2', { text: `Your keys (${keys.length})` }),
+      table('keys-table', [
+        ['Alias', (k) => k.key_alias], ['Key', (k) => k.key_name], ['Team', (k) => k.team_id], ['Models', (k) => list(k.models)],
+        ['Spend', (k) => usd(k.spend), 'num'], ['Budget', (k) => (k.max_budget == null ? 'none' : usd(k.max_budget)), 'num'],
+        ['Expires', (k) => (k.expires ? when(k.expires) : 'never')], ['State', (k) => (k.blocked ? 'blocked' : 'active')],
+      ], keys, 'You have no keys yet.'));
+  }
 
   function keyActions(k, reload) {
     const box = h('div', { class: 'buttons' });
@@ -335,9 +360,25 @@
         ['Models', (t) => list(t.models)], ['Spend', (t) => usd(t.spend), 'num'], ['Budget', (t) => (t.max_budget == null ? 'none' : usd(t.max_budget)), 'num'],
         ['State', (t) => (t.blocked ? 'blocked' : 'active')],
       ];
-      if (isAdmin) cols.push(['', (t) => t.blocked
-        ? button('Unblock', 'unblock', async () => { await api('POST', '/team/unblock', { team_id: t.team_id }); await load(); })
-        : button('Block', 'block', async () => { await api('POST', '/team/block', { team_id: t.team_id }); await load(); }, 'Confirm block'), 'actions']);
+      const manages = (t) => isAdmin || (t.members_with_roles || []).some((m) => m.user_id === me && m.role === 'admin');
+      cols.push(['', (t) => {
+        const box = h('div', { class: 'buttons' });
+        if (manages(t)) {
+          box.append(button('Add member', 'add-member', async () => {
+            box.replaceChildren(form('member-add', [['user_id', 'User id'], ['role', 'Role', 'select', [['user', 'user'], ['admin', 'admin']]]], 'Add', async (values) => {
+              await api('POST', '/team/member_add', { team_id: t.team_id, member: { user_id: values.user_id, role: values.role || 'user' } });
+              say(`${values.user_id} added to ${t.team_alias || t.team_id}.`);
+              await load();
+            }));
+          }));
+        }
+        if (isAdmin) {
+          box.append(t.blocked
+            ? button('Unblock', 'unblock', async () => { await api('POST', '/team/unblock', { team_id: t.team_id }); await load(); })
+            : button('Block', 'block', async () => { await api('POST', '/team/block', { team_id: t.team_id }); await load(); }, 'Confirm block'));
+        }
+        return box;
+      }, 'actions']);
       holder.replaceChildren(h('h2', { text: `Teams (${teams.length})` }), table('teams-table', cols, teams, 'No teams yet.'));
     }
     await load();
