@@ -233,12 +233,27 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
         client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "still there?"}])
     assert refused.value.status_code == 401 and "blocked" in str(refused.value)
 
-    for page in ("models", "sessions"):
-        open_page(browser, base, page)
-        browser.save_screenshot(str(shots / f"{page}.png"))
-    assert "sk-upstream" not in one(browser, "body").text  # (no provider key on any page)
+    # A provider credential rotated in the page: the deployment that had a stale one answers.
+    open_page(browser, base, "models")
+    assert stack.upstream.api_key not in browser.page_source  # credentials are shown masked
+    browser.save_screenshot(str(shots / "models.png"))
+    admin_client = stack.client()
+    with pytest.raises(openai.APIStatusError):
+        admin_client.chat.completions.create(model="rotating", messages=[{"role": "user", "content": "hi"}])
+    one(browser, 'tr[data-model="rotating"] button.rotate').click()
+    fill(browser, "rotate-form", {"api_key": stack.upstream.api_key})
+    assert "rotated" in one(browser, "#notice").text
+    eventually_sync(
+        lambda: admin_client.chat.completions.create(model="rotating", messages=[{"role": "user", "content": "hi"}]).choices,
+        "the rotated credential to be used",
+        retrying=(openai.APIStatusError,),
+    )
     open_page(browser, base, "models")
     assert stack.upstream.api_key not in browser.page_source
+
+    open_page(browser, base, "sessions")
+    assert css(browser, "#sessions-table tr[data-session]")
+    browser.save_screenshot(str(shots / "sessions.png"))
 
     one(browser, "#logout").click()
     eventually_sync(lambda: browser.current_url.endswith("/ui/login"), "sign-out to land on the login page")

@@ -464,11 +464,13 @@
     if (isAdmin) cols.push(['', (m) => {
       const id = (m.model_info || {}).id;
       return button('Rotate credential', 'rotate', async () => {
-        const box = h('form', { class: 'inline rotate' }, h('label', null, 'New API key', h('input', { type: 'password', name: 'api_key', required: true })), h('button', { type: 'submit' }, 'Save'));
+        const box = h('form', { class: 'inline rotate', id: 'rotate-form' }, h('label', null, 'New API key', h('input', { type: 'password', name: 'api_key', id: 'rotate-form-api_key', required: true })), h('button', { type: 'submit', id: 'rotate-form-submit' }, 'Save'));
         box.addEventListener('submit', async (ev) => {
           ev.preventDefault();
           try {
-            await api('POST', '/model/update', { id: id, litellm_params: { api_key: box.elements.api_key.value } });
+            const apiKey = box.elements.api_key.value;
+            if ((m.model_info || {}).db_model) await api('POST', '/model/update', { model_info: { id: id }, litellm_params: { api_key: apiKey } });
+            else await api('POST', '/credentials/set', { deployment_id: id, api_key: apiKey });
             say(`Credential of ${m.model_name} rotated.`);
             await pages.models();
           } catch (err) { fail(err); }
