@@ -16,6 +16,8 @@ PAGES: dict[str, tuple[str, bool]] = {
     "users": ("Users", True),
     "usage": ("Usage log", True),
     "models": ("Models", False),
+    "policies": ("Policies", True),
+    "budgets": ("Budgets", True),
     "sessions": ("Sessions", True),
 }
 

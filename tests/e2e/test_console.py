@@ -250,6 +250,28 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
     )
     open_page(browser, base, "models")
     assert stack.upstream.api_key not in browser.page_source
+    shown = one(browser, 'tr[data-model="rotating"] td.credential').text
+    assert "rotated" in shown and stack.upstream.api_key[-4:] in shown, shown  # the new one, masked
+
+    # Budgets: the key's and the team's burn against their budgets; a budget object made in the page.
+    open_page(browser, base, "budgets")
+    bar = one(browser, 'tr[data-holder="key:ui-key"] svg.bar')
+    assert float(bar.get_attribute("data-budget")) == 5.0
+    assert float(bar.get_attribute("data-spend")) == pytest.approx(spent, rel=1e-6)
+    assert float(one(browser, 'tr[data-holder="team:Platform"] svg.bar').get_attribute("data-budget")) == 50.0
+    fill(browser, "budget-create", {"budget_id": "bo-console", "max_budget": "12.5", "budget_duration": "30d"})
+    one(browser, 'tr[data-budget="bo-console"]', "the new budget object")
+    browser.save_screenshot(str(shots / "budgets.png"))
+
+    # Policies: the gateway's system prompt set in the page, as the API reads it; then removed.
+    open_page(browser, base, "policies")
+    fill(browser, "policy-gateway", {"system_prompt": "Answer briefly."})
+    policy = lambda: httpx.get(f"{base}/policy/system_prompt", headers=admin_headers(), timeout=10).json()["system_prompt"]  # noqa: E731
+    eventually_sync(lambda: policy() == "Answer briefly.", "the system prompt saved")
+    ready(browser, "policies")
+    browser.save_screenshot(str(shots / "policies.png"))
+    fill(browser, "policy-gateway", {"system_prompt": ""})
+    eventually_sync(lambda: policy() is None, "the system prompt removed")
 
     open_page(browser, base, "sessions")
     assert css(browser, "#sessions-table tr[data-session]")
