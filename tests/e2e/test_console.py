@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import openai
@@ -181,6 +183,9 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
     open_page(browser, base, "keys")
     assert not css(browser, "#new-key-value")  # shown once only
     assert key not in browser.page_source
+    fill(browser, "key-filter", {"q": "ui-k"})  # search
+    eventually_sync(lambda: len(css(browser, "#keys-table tr[data-alias]")) == 1, "the search to leave one key")
+    assert css(browser, 'tr[data-alias="ui-key"]')
 
     # Requests with the key, through the official SDK.
     client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
@@ -200,7 +205,17 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
         shown = {e.get_attribute("data-request") for e in css(browser, "#usage-table tr[data-request]")}
         return set(request_ids) <= shown
 
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})  # a viewer in Tokyo
     eventually_sync(usage_listed, "the requests in the usage log")
+    assert "times in Asia/Tokyo" in one(browser, "#content").text
+    logged = httpx.get(f"{base}/spend/logs", params={"request_id": request_ids[0]}, headers=admin_headers(), timeout=10).json()
+    started = datetime.fromisoformat(logged[0]["startTime"].replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Tokyo"))
+    shown_time = one(browser, f'tr[data-request="{request_ids[0]}"] td').text
+    assert f"{started.hour % 12 or 12}:{started.minute:02d}:" in shown_time, shown_time  # the viewer's hour, not UTC's
+    fill(browser, "usage-filter", {"model": "gpt-3.5-turbo"})
+    eventually_sync(lambda: "No requests match." in one(browser, "#usage-table").text, "the model filter to match nothing")
+    fill(browser, "usage-filter", {"model": "gpt-4", "status": "success"})
+    eventually_sync(lambda: len(css(browser, "#usage-table tr[data-request]")) == 3, "the filters to match the three")
     browser.save_screenshot(str(shots / "usage.png"))
     one(browser, f'tr[data-request="{request_ids[0]}"] a').click()
     ready(browser, "request")
@@ -406,3 +421,25 @@ def test_team_admins_manage_their_team_and_users_see_their_own(stack, browser, s
     assert {"user_id": "uma", "role": "user"}.items() <= next(
         m for m in team["team_info"]["members_with_roles"] if m["user_id"] == "uma"
     ).items()
+
+
+def test_long_lists_page_by_25(stack, browser) -> None:
+    base = stack.base_url
+    for i in range(27):
+        made = httpx.post(
+            f"{base}/key/generate",
+            json={"key_alias": f"bulk-{i:02d}", "team_id": "team-bulk"},
+            headers=admin_headers(),
+            timeout=10,
+        )
+        assert made.status_code == 200, made.text
+    browser.delete_all_cookies()
+    sign_in(browser, base)
+    ready(browser, "overview")
+    open_page(browser, base, "keys")
+    fill(browser, "key-filter", {"team_id": "team-bulk"})
+    eventually_sync(lambda: "page 1 of 2 · 27 rows" in one(browser, "#keys-table .pager").text, "a pager over two pages")
+    assert len(css(browser, "#keys-table tr[data-alias]")) == 25
+    one(browser, "#keys-table .pager button.next").click()
+    eventually_sync(lambda: len(css(browser, "#keys-table tr[data-alias]")) == 2, "the second page's two keys")
+    assert "page 2 of 2" in one(browser, "#keys-table .pager").text
