@@ -10,9 +10,12 @@ Each page's screenshot is saved under the pytest basetemp, in the folder the run
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import threading
 from contextlib import closing
 from datetime import datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -443,3 +446,34 @@ def test_long_lists_page_by_25(stack, browser) -> None:
     one(browser, "#keys-table .pager button.next").click()
     eventually_sync(lambda: len(css(browser, "#keys-table tr[data-alias]")) == 2, "the second page's two keys")
     assert "page 2 of 2" in one(browser, "#keys-table .pager").text
+
+
+def test_a_forged_post_from_another_page_is_refused(stack, browser, tmp_path: Path) -> None:
+    """A page of another origin on the same site (127.0.0.1, another port: the session's Lax cookie
+    goes along) makes the signed-in browser post a form and a fetch to the admin API: both 403."""
+    base = stack.base_url
+    victim = httpx.post(f"{base}/key/generate", json={"key_alias": "victim-key"}, headers=admin_headers(), timeout=10).json()
+    (tmp_path / "forged.html").write_text(
+        "<!doctype html><html><body>"
+        f'<form method="post" action="{base}/key/block"><input name="key" value="{victim["token"]}"></form>'
+        "<script>"
+        f"fetch('{base}/key/block', {{method: 'POST', credentials: 'include', mode: 'no-cors',"
+        f" body: JSON.stringify({{key: '{victim['token']}'}})}}).finally(() => document.forms[0].submit());"
+        "</script></body></html>"
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        browser.delete_all_cookies()
+        sign_in(browser, base)
+        ready(browser, "overview")
+        browser.get(f"http://127.0.0.1:{server.server_address[1]}/forged.html")
+        eventually_sync(lambda: "CSRF token" in browser.page_source, "the forged form's answer")
+        assert "permission_denied" in browser.page_source
+    finally:
+        server.shutdown()
+        server.server_close()
+    info = httpx.get(f"{base}/key/info", params={"key": victim["token"]}, headers=admin_headers(), timeout=10).json()
+    assert info["info"]["blocked"] is False
+    refusals = [line for line in stack.edge.output().splitlines() if '"path":"/key/block"' in line and '"status":403' in line]
+    assert len(refusals) >= 2, refusals  # the fetch's and the form's
