@@ -477,3 +477,40 @@ def test_a_forged_post_from_another_page_is_refused(stack, browser, tmp_path: Pa
     assert info["info"]["blocked"] is False
     refusals = [line for line in stack.edge.output().splitlines() if '"path":"/key/block"' in line and '"status":403' in line]
     assert len(refusals) >= 2, refusals  # the fetch's and the form's
+
+
+def test_a_key_is_edited_regenerated_and_deleted_in_the_page(stack, browser) -> None:
+    base = stack.base_url
+    made = httpx.post(f"{base}/key/generate", json={"key_alias": "edit-me"}, headers=admin_headers(), timeout=10).json()
+    browser.delete_all_cookies()
+    sign_in(browser, base)
+    ready(browser, "overview")
+    open_page(browser, base, "keys")
+    fill(browser, "key-filter", {"key_alias": "edit-me"})
+    row = 'tr[data-alias="edit-me"]'
+    one(browser, f"{row} button.edit").click()
+    fill(browser, "key-edit", {"models": "gpt-4", "max_budget": "7"})
+    info = lambda key: httpx.get(f"{base}/key/info", params={"key": key}, headers=admin_headers(), timeout=10)  # noqa: E731
+    eventually_sync(lambda: info(made["key"]).json()["info"]["max_budget"] == 7.0, "the edit saved")
+    assert info(made["key"]).json()["info"]["models"] == ["gpt-4"]
+    eventually_sync(lambda: "$7.00" in one(browser, row).text, "the edited budget shown")
+
+    regenerate = one(browser, f"{row} button.regenerate")
+    regenerate.click()
+    assert regenerate.text == "Confirm regenerate"  # (a second click does it)
+    regenerate.click()
+    new_key = eventually_sync(lambda: one(browser, "#new-key-value").text, "the regenerated key, shown once")
+    assert new_key.startswith("sk-") and new_key != made["key"]
+    assert info(made["key"]).status_code == 404
+    chat = openai.OpenAI(base_url=f"{base}/v1", api_key=new_key, max_retries=0)
+    assert chat.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}]).choices
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{base}/v1", api_key=made["key"], max_retries=0).chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": "hi"}]
+        )
+
+    delete = one(browser, f"{row} button.delete")
+    delete.click()
+    delete.click()
+    eventually_sync(lambda: not css(browser, row), "the deleted key gone from the list")
+    assert info(new_key).status_code == 404
