@@ -190,6 +190,13 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
     eventually_sync(lambda: len(css(browser, "#keys-table tr[data-alias]")) == 1, "the search to leave one key")
     assert css(browser, 'tr[data-alias="ui-key"]')
 
+    # A user's keys, from the users page.
+    open_page(browser, base, "users")
+    one(browser, 'tr[data-user="alice"] a.keys-link').click()
+    ready(browser, "keys")
+    assert one(browser, "#key-filter-user_id").get_attribute("value") == "alice"
+    assert sorted(r.get_attribute("data-alias") for r in css(browser, "#keys-table tr[data-alias]")) == ["", "ui-key"]
+
     # Requests with the key, through the official SDK.
     client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
     request_ids = []
