@@ -262,6 +262,10 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
     open_page(browser, base, "models")
     assert stack.upstream.api_key not in browser.page_source  # credentials are shown masked
     browser.save_screenshot(str(shots / "models.png"))
+    gpt4 = 'tr[data-model="gpt-4"]'
+    assert one(browser, f"{gpt4} td.health").text == "healthy"
+    assert one(browser, f"{gpt4} td.requests").text == "3 req" and one(browser, f"{gpt4} td.errors").text == "0.0 %"
+    assert one(browser, f"{gpt4} td.latency").text.endswith(" ms")
     admin_client = stack.client()
     with pytest.raises(openai.APIStatusError):
         admin_client.chat.completions.create(model="rotating", messages=[{"role": "user", "content": "hi"}])
