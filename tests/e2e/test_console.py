@@ -42,9 +42,10 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 def shots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     folder = tmp_path_factory.getbasetemp() / "console-screenshots"
     folder.mkdir(exist_ok=True)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"console screenshots: {folder}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():  # (printed past pytest's capture, where the run's output is)
+            print(f"\nconsole screenshots: {folder}", flush=True)
     return folder
 
 
