@@ -27,6 +27,7 @@ from gateway.audio import routes as audio_routes
 from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
 from gateway.batches import batch_routes, files_routes
 from gateway.batches.service import Batches
+from gateway.console.routes import build_console_routes
 from gateway.deployment_health import build_deployment_health_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
@@ -92,6 +93,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *build_deployment_health_routes(edge),
             *admin_routes,
             *build_openapi_routes(settings),
+            *build_console_routes(edge),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[edge.start, batches.start],
@@ -101,7 +103,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
         openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead
         cors_config=cors_config(settings),
         before_send=[request_id_hook(settings.metrics)],
-        middleware=[cast("Middleware", failed_auth_middleware(guard))],  # (plain-dict ASGI, see gateway/asgi_io)
+        # (plain-dict ASGI, see gateway/asgi_io); a console session started on another edge is read first
+        middleware=[cast("Middleware", failed_auth_middleware(guard)), cast("Middleware", edge.console.middleware)],
         debug=False,
     )
     app.state.edge = edge
