@@ -17,6 +17,7 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.errors import APIError, NoStreamResponseError
 
 from gateway.asgi_io import next_reply
 from gateway.errors import GatewayError
@@ -37,6 +38,15 @@ from llmgw.contracts import (
 )
 
 log = structlog.get_logger()
+
+FIRST_PUBLISH_RETRY = 0.05  # seconds before a publish no stream answered is tried again (doubling)
+MAX_PUBLISH_RETRY = 0.5
+
+
+def leaderless(exc: Exception) -> bool:
+    """A publish refused because the stream has no leader right now: "no responders" or
+    JetStream's 503 (an election is under way). Worth trying again; anything else is not."""
+    return isinstance(exc, NoStreamResponseError) or (isinstance(exc, APIError) and exc.code == 503)
 
 
 def bus_unavailable() -> GatewayError:
@@ -142,21 +152,29 @@ class Dispatcher:
 
         While the connection to NATS is down the request is refused at once: nats-py would keep
         the publish in its reconnect buffer and send it once the server is back, so a request the
-        client was told to retry (503) would still be run, billed and metered, for nobody."""
-        try:
-            if not self.nc.is_connected:
-                raise ConnectionError("not connected to NATS")
-            await self.publisher.publish(
-                self.subjects.request(provider, priority),
-                encode_internal(request),
-                headers={MSG_ID_HEADER: request.request_id, TRACEPARENT_HEADER: traceparent}
-                if traceparent is not None
-                else {MSG_ID_HEADER: request.request_id},
-                timeout=self.publish_timeout,
-            )
-        except Exception as exc:
-            log.warning("request_publish_failed", request_id=request.request_id, error=str(exc) or type(exc).__name__)
-            raise bus_unavailable() from None
+        client was told to retry (503) would still be run, billed and metered, for nobody.
+
+        A stream that has no leader for a moment (a cluster node lost, its replicas electing
+        another) answers "no responders" at once: the publish is tried again, with the same
+        message id (JetStream stores it once), until `publish_timeout` is up."""
+        headers = {MSG_ID_HEADER: request.request_id}
+        if traceparent is not None:
+            headers[TRACEPARENT_HEADER] = traceparent
+        subject, payload = self.subjects.request(provider, priority), encode_internal(request)
+        deadline = time.monotonic() + self.publish_timeout
+        pause = FIRST_PUBLISH_RETRY
+        while True:
+            try:
+                if not self.nc.is_connected:
+                    raise ConnectionError("not connected to NATS")
+                await self.publisher.publish(subject, payload, headers=headers, timeout=max(deadline - time.monotonic(), 0.01))
+                return
+            except Exception as exc:
+                if not leaderless(exc) or time.monotonic() + pause >= deadline:
+                    log.warning("request_publish_failed", request_id=request.request_id, error=str(exc) or type(exc).__name__)
+                    raise bus_unavailable() from None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, MAX_PUBLISH_RETRY)
 
     async def cancel(self, request_id: str) -> None:
         """The client went away: tell the worker serving it to stop."""

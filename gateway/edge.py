@@ -70,7 +70,7 @@ class Edge:
 
     async def start(self) -> None:
         self.nc = await bus.connect(self.settings.bus, name="llmgw-edge")
-        js = self.js = self.nc.jetstream()
+        js = self.js = bus.jetstream(self.nc, self.settings.bus)
         await check_secret_fingerprint(js, self.subjects, self.settings.secret)
         await bus.ensure_request_stream(js, self.subjects)
         await bus.ensure_usage_stream(js, self.subjects, self.settings.usage_retention_days * 86400.0)  # refusals
@@ -134,7 +134,7 @@ class Edge:
         streams_ok = False
         if self.nc is not None and nats_ok:
             try:
-                await self.nc.jetstream().stream_info(self.subjects.requests_stream)
+                await self.js.stream_info(self.subjects.requests_stream)
                 streams_ok = True
             except Exception:
                 pass
