@@ -31,6 +31,7 @@ from llmgw.contracts import (
     ErrorType,
     Priority,
     ReplyMessage,
+    ResendReplies,
     Subjects,
     UpstreamRequest,
     decode_reply,
@@ -41,6 +42,7 @@ log = structlog.get_logger()
 
 FIRST_PUBLISH_RETRY = 0.05  # seconds before a publish no stream answered is tried again (doubling)
 MAX_PUBLISH_RETRY = 0.5
+RESEND_SETTLE = 0.25  # seconds after a reconnect before the workers are asked for the replies again
 
 
 def leaderless(exc: Exception) -> bool:
@@ -74,6 +76,7 @@ class Dispatcher:
         self._idle = asyncio.Event()  # set whenever no request is in flight
         self._idle.set()
         self._sub: Subscription | None = None
+        self._resend: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.publisher.start()
@@ -176,6 +179,23 @@ class Dispatcher:
             await asyncio.sleep(pause)
             pause = min(pause * 2, MAX_PUBLISH_RETRY)
 
+    def reconnected(self) -> None:
+        """Back on the bus after a reconnect: a reply sent while this edge's subscription was
+        gone (its node died) is lost, so the workers are asked for their latest ones again,
+        once the subscription has had a moment to reach every node. (Nothing to ask while no
+        request waits.)"""
+        if self.pending and (self._resend is None or self._resend.done()):
+            self._resend = asyncio.create_task(self._ask_resend(), name="replies-resend")
+
+    async def _ask_resend(self) -> None:
+        await asyncio.sleep(RESEND_SETTLE)
+        try:
+            await self.nc.publish(self.subjects.resend_replies, encode_internal(ResendReplies(self.reply_subject)))
+        except Exception as exc:
+            log.warning("replies_resend_ask_failed", error=str(exc) or type(exc).__name__)
+            return
+        log.info("replies_resend_asked", waiting=len(self.pending))
+
     async def cancel(self, request_id: str) -> None:
         """The client went away: tell the worker serving it to stop."""
         try:
@@ -184,6 +204,8 @@ class Dispatcher:
             log.warning("cancel_publish_failed", request_id=request_id, error=str(exc) or type(exc).__name__)
 
     async def stop(self) -> None:
+        if self._resend is not None:
+            self._resend.cancel()
         await self.publisher.stop()
         if self._sub is not None:
             await self._sub.unsubscribe()

@@ -69,7 +69,7 @@ class Edge:
         self.blobs: Blobs = None  # type: ignore[assignment]  # set in start()
 
     async def start(self) -> None:
-        self.nc = await bus.connect(self.settings.bus, name="llmgw-edge")
+        self.nc = await bus.connect(self.settings.bus, name="llmgw-edge", on_reconnect=self._reconnected)
         js = self.js = bus.jetstream(self.nc, self.settings.bus)
         await check_secret_fingerprint(js, self.subjects, self.settings.secret)
         await bus.ensure_request_stream(js, self.subjects)
@@ -92,6 +92,10 @@ class Edge:
         await self.presence.start()
         await self.jobs.start(self.nc)
         log.info("edge_started", edge_id=self.dispatcher.edge_id, models=len(self.router.groups) + len(self.router.wildcards))
+
+    async def _reconnected(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.reconnected()  # the replies that may have been lost meanwhile
 
     def deployments(self) -> tuple[Deployment, ...]:
         """Every deployment served now: the config file's, then those added at run time."""

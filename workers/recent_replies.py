@@ -5,7 +5,8 @@ A reply is a core NATS message: one written into the connection to a node that h
 would reach its edge's deadline (504). So every final reply a worker publishes is kept for a few
 seconds, and those published from shortly before a disconnect on are published again once the
 connection is back (and the edges' subscriptions have had a moment to reach the node it reconnected
-to). An edge takes the first copy; one for a request it no longer waits for is dropped (and a
+to). An edge whose own node died asks for its replies again once it is back (`ResendReplies`):
+those kept for its reply subject are published again. An edge takes the first copy; one for a request it no longer waits for is dropped (and a
 blob it names already read and deleted, or expiring with the store's TTL).
 
 Streamed chunks are not kept: the edge would take a copy of a chunk it already relayed.
@@ -63,6 +64,18 @@ class RecentReplies:
             return
         if suspect:
             log.info("replies_replayed", replies=len(suspect))
+
+    async def resend_to(self, subject: str) -> None:
+        """An edge reconnected: its replies kept here, published again."""
+        kept = [payload for _, to, payload in list(self._kept) if to == subject]
+        try:
+            for payload in kept:
+                await self.nc.publish(subject, payload)
+        except Exception as exc:
+            log.warning("replies_resend_failed", error=str(exc) or type(exc).__name__)
+            return
+        if kept:
+            log.info("replies_resent", replies=len(kept), to=subject)
 
     def stop(self) -> None:
         if self._replay is not None:

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from llmgw import bus
 from llmgw.blobs import Blobs, open_blobs
 from llmgw.catalog import PROVIDERS
-from llmgw.contracts import Priority, Subjects, WorkerHeartbeat, decode_cancel, encode_internal
+from llmgw.contracts import Priority, Subjects, WorkerHeartbeat, decode_cancel, decode_resend_replies, encode_internal
 from llmgw.metrics import serve_metrics
 from llmgw.metrics_jetstream import ConsumerDepth
 from llmgw.routing import CooldownBoard, router_settings
@@ -166,6 +166,11 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
             task.add_done_callback(serving.discard)
 
     cancel_sub = await nc.subscribe(subjects.cancel, cb=on_cancel)
+
+    async def on_resend(msg: Msg) -> None:
+        await handler.replies.resend_to(decode_resend_replies(msg.data).reply_subject)
+
+    resend_sub = await nc.subscribe(subjects.resend_replies, cb=on_resend)
     for provider in sorted(deployments.providers):
         await serve(provider)
     deployments.listeners.append(on_deployments_changed)
@@ -197,6 +202,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         await asyncio.wait(list(in_flight.values()))
     await handoffs.stop()
     await cancel_sub.unsubscribe()
+    await resend_sub.unsubscribe()
     handler.replies.stop()
     await publisher.stop()
     await deployments.stop()
