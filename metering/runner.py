@@ -32,7 +32,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
     subjects = Subjects(settings.bus.prefix)
     store = await asyncio.to_thread(UsageStore.open, settings.clickhouse_url, settings.engine_options)
     try:
-        applied = await asyncio.to_thread(store.migrate, settings.usage_ttl_days)
+        applied = await asyncio.to_thread(store.migrate, settings.usage_ttl_days, settings.clickhouse_cluster)
         consumer: UsageConsumer | None = None
 
         async def on_reconnect() -> None:
