@@ -4,8 +4,8 @@
 
 Runs on loopback: a 3-node NATS cluster (bench/nats_cluster.py; streams, KV buckets and object
 stores with 3 replicas), two edges, two workers and metering (chdb) as separate processes, every
-one given all three server URLs, in front of the fake OpenAI upstream. Clients send whole chat
-completions to both edges at a steady pace; the node leading the request stream
+one given all three server URLs, in front of the fake OpenAI upstream. Clients send chat
+completions (half of them streamed) to both edges at a steady pace; the node leading the request stream
 (`$JS.API.STREAM.INFO.<stream>` -> cluster.leader) is killed (SIGKILL), the load goes on until
 requests succeed again, the node is started again (it rejoins), the load goes on a little, then
 stops. Printed: requests sent / answered / 503s, the longest run of 503s, usage rows against
@@ -254,8 +254,10 @@ class ClusterRun:
 
 
 async def client_loop(edges: list[str], index: int, pause: float, stop: asyncio.Event, out: list[Answer]) -> None:
-    """One client: a whole chat completion, a pause, again, on edge `index % 2`, until `stop`."""
+    """One client: a chat completion (streamed for every other pair of clients), a pause, again,
+    on edge `index % 2`, until `stop`."""
     edge = index % len(edges)
+    stream = index // 2 % 2 == 1
     n = 0
     async with httpx.AsyncClient(base_url=edges[edge], timeout=40, headers={"Authorization": f"Bearer {MASTER_KEY}"}) as client:
         while not stop.is_set():
@@ -265,7 +267,12 @@ async def client_loop(edges: list[str], index: int, pause: float, stop: asyncio.
             try:
                 response = await client.post(
                     "/v1/chat/completions",
-                    json={"model": "gpt-4", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": tokens},
+                    json={
+                        "model": "gpt-4",
+                        "messages": [{"role": "user", "content": "Hello there"}],
+                        "max_tokens": tokens,
+                        "stream": stream,
+                    },
                 )
             except httpx.HTTPError:
                 out.append(Answer(began, time.monotonic(), 0, "", False, edge))
@@ -284,6 +291,8 @@ async def client_loop(edges: list[str], index: int, pause: float, stop: asyncio.
 
 
 def _whole(response: httpx.Response, tokens: int) -> bool:
+    if response.status_code == 200 and response.headers.get("content-type", "").startswith("text/event-stream"):
+        return _stream_whole(response.text, tokens)
     try:
         body = response.json()
     except ValueError:
@@ -293,6 +302,20 @@ def _whole(response: httpx.Response, tokens: int) -> bool:
     if response.status_code == 503:
         return body == {"error": UNAVAILABLE} and response.headers.get("retry-after") == "1"
     return False
+
+
+def _stream_whole(body: str, tokens: int) -> bool:
+    """A streamed answer with every word, in order, and its end."""
+    events = [line[len("data: ") :] for line in body.splitlines() if line.startswith("data: ")]
+    if not events or events[-1] != "[DONE]":
+        return False
+    text = []
+    for data in events[:-1]:
+        chunk = json.loads(data)
+        if "error" in chunk:
+            return False
+        text += [choice.get("delta", {}).get("content") or "" for choice in chunk.get("choices", [])]
+    return "".join(text) == words(tokens)
 
 
 async def run_scenario(root: Path, prefix: str, before: float, after: float, clients: int, pause: float = 0.05) -> Outcome:

@@ -21,6 +21,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 
 from gateway.asgi_io import next_reply
 from gateway.errors import GatewayError
+from gateway.reply_order import ReplyOrder
 from llmgw.blobs import Blobs, reply_blob
 from llmgw.bus import AckedPublisher
 from llmgw.contracts import (
@@ -73,6 +74,7 @@ class Dispatcher:
         self.edge_id = uuid.uuid4().hex[:12]
         self.reply_subject = subjects.reply(self.edge_id)
         self.pending: dict[str, asyncio.Queue[ReplyMessage]] = {}
+        self._order: dict[str, ReplyOrder] = {}  # each pending request's, feeding its queue
         self._idle = asyncio.Event()  # set whenever no request is in flight
         self._idle.set()
         self._sub: Subscription | None = None
@@ -88,10 +90,8 @@ class Dispatcher:
         except Exception as exc:
             log.error("reply_undecodable", error=str(exc))
             return
-        queue = self.pending.get(reply.request_id)
-        if queue is not None:
-            queue.put_nowait(reply)
-        else:
+        order = self._order.get(reply.request_id)
+        if order is None or not order.put(reply):  # (nobody waits for it, or a copy)
             self._discard(reply)
 
     def _discard(self, reply: ReplyMessage) -> None:
@@ -123,11 +123,13 @@ class Dispatcher:
     def open(self, request_id: str) -> asyncio.Queue[ReplyMessage]:
         queue: asyncio.Queue[ReplyMessage] = asyncio.Queue()
         self.pending[request_id] = queue
+        self._order[request_id] = ReplyOrder(queue)
         self._idle.clear()
         return queue
 
     def close(self, request_id: str) -> None:
         queue = self.pending.pop(request_id, None)
+        self._order.pop(request_id, None)
         while queue is not None and not queue.empty():  # replies never read: their blobs go too
             self._discard(queue.get_nowait())
         if not self.pending:

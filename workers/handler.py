@@ -171,7 +171,7 @@ class RequestHandler:
                 )
             if answer_kind(request)[0] != AnswerKind.WHOLE:
                 relay = ChunkRelay(
-                    self.nc,
+                    self.replies,
                     request.reply_to,
                     request.request_id,
                     attempt,

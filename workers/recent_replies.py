@@ -1,4 +1,4 @@
-"""The whole answers and failures a worker sent lately, sent again after it reconnects.
+"""The replies a worker sent lately (answers, stream chunks, failures), sent again after a reconnect.
 
 A reply is a core NATS message: one written into the connection to a node that has just died
 (the client learns of it a moment later) is lost, and its request, already acked and metered,
@@ -9,7 +9,8 @@ to). An edge whose own node died asks for its replies again once it is back (`Re
 those kept for its reply subject are published again. An edge takes the first copy; one for a request it no longer waits for is dropped (and a
 blob it names already read and deleted, or expiring with the store's TTL).
 
-Streamed chunks are not kept: the edge would take a copy of a chunk it already relayed.
+A stream's chunks are kept too: the edge puts them in order by `Chunks.seq` and drops a copy of
+one it already has (`gateway/reply_order.py`).
 """
 
 from __future__ import annotations
