@@ -129,7 +129,9 @@ class Dispatcher:
 
     def close(self, request_id: str) -> None:
         queue = self.pending.pop(request_id, None)
-        self._order.pop(request_id, None)
+        order = self._order.pop(request_id, None)
+        if order is not None:
+            order.close()
         while queue is not None and not queue.empty():  # replies never read: their blobs go too
             self._discard(queue.get_nowait())
         if not self.pending:

@@ -28,7 +28,7 @@ def seqs(replies: list) -> list:
     return [(r.attempt, r.seq) if isinstance(r, Chunks) else type(r).__name__ for r in replies]
 
 
-def test_copies_are_dropped_and_a_gap_waits_for_its_chunk():
+async def test_copies_are_dropped_and_a_gap_waits_for_its_chunk():
     queue: asyncio.Queue = asyncio.Queue()
     order = ReplyOrder(queue)
     taken = [order.put(c) for c in (chunk(0), chunk(1), chunk(0), chunk(3), chunk(1))]
@@ -40,7 +40,7 @@ def test_copies_are_dropped_and_a_gap_waits_for_its_chunk():
     assert seqs(handed(queue)) == [(1, 4)]
 
 
-def test_a_failure_waits_for_the_chunks_sent_before_it():
+async def test_a_failure_waits_for_the_chunks_sent_before_it():
     queue: asyncio.Queue = asyncio.Queue()
     order = ReplyOrder(queue)
     failed = Failed(request_id="r", status=502, message="upstream broke", type="api_error")
@@ -52,7 +52,7 @@ def test_a_failure_waits_for_the_chunks_sent_before_it():
     assert not order.put(failed)
 
 
-def test_a_whole_answer_is_handed_over_once():
+async def test_a_whole_answer_is_handed_over_once():
     queue: asyncio.Queue = asyncio.Queue()
     order = ReplyOrder(queue)
     answer = Completed(request_id="r", body=b"{}")
@@ -60,10 +60,25 @@ def test_a_whole_answer_is_handed_over_once():
     assert seqs(handed(queue)) == ["Completed"]
 
 
-def test_another_attempt_goes_through_and_an_older_ones_copies_do_not():
+async def test_another_attempt_goes_through_and_an_older_ones_copies_do_not():
     queue: asyncio.Queue = asyncio.Queue()
     order = ReplyOrder(queue)
     order.put(chunk(0))
     order.put(chunk(0, attempt=2))  # another worker took the request again: the pipeline decides
     assert not order.put(chunk(1))  # (the first worker's, late)
     assert seqs(handed(queue)) == [(1, 0), (2, 0)]
+
+
+async def test_a_chunk_lost_for_good_costs_its_part_only(monkeypatch):
+    from gateway import reply_order
+    from tests.waiting import eventually
+
+    monkeypatch.setattr(reply_order, "GAP_WAIT", 0.05)
+    queue: asyncio.Queue = asyncio.Queue()
+    order = ReplyOrder(queue)
+    for reply in (chunk(0), chunk(2), chunk(3, done=True)):
+        order.put(reply)
+    got = handed(queue)
+    got += await eventually(lambda: handed(queue), "the chunks past the gap", timeout=5)
+    assert seqs(got) == [(1, 0), (1, 2), (1, 3)]
+    assert not order.put(chunk(1))  # (too late: the stream has ended)
