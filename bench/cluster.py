@@ -80,6 +80,8 @@ class Outcome:
     leader_after: str = ""
     replicas_current: int = 0
     stream_replicas: dict[str, int] = field(default_factory=dict)  # every stream of the run's prefix
+    led_by_killed: list[str] = field(default_factory=list)  # the streams the killed node led
+    key_seen_s: float = float("inf")  # a key made on one edge after the kill, until the other took it
 
     @property
     def answered(self) -> list[Answer]:
@@ -141,6 +143,8 @@ class Outcome:
             f"time to heal      {self.heal_s():.2f} s after the kill",
             f"node rejoined     {self.rejoin_s:.2f} s after its restart; new leader {self.leader_after}, "
             f"{self.replicas_current} replicas current",
+            f"streams it led    {len(self.led_by_killed)} of {len(self.stream_replicas)}",
+            f"KV watches        a key made on edge 0 after the kill worked on edge 1 {self.key_seen_s:.2f} s later",
             f"llmgw processes   {'all alive, never restarted' if self.processes_alive else 'SOME DIED'}",
         ]
         return "\n".join(lines)
@@ -224,6 +228,34 @@ class ClusterRun:
         for request_id, status, n in result.rows:
             found.setdefault(request_id, Counter())[status] += int(n)
         return found
+
+    async def leaders(self) -> dict[str, str]:
+        """Each stream of the run's prefix and the node leading it."""
+        nc = await nats.connect(self.cluster.urls.split(","), connect_timeout=2)
+        try:
+            streams = await nc.jetstream().streams_info()
+        finally:
+            await nc.close()
+        ours = self.subjects.requests_stream.removesuffix("REQUESTS")
+        return {s.config.name: s.cluster.leader or "" for s in streams if s.config.name and ours in s.config.name and s.cluster}
+
+    async def key_travels(self) -> float:
+        """Seconds from a key made on edge 0 until edge 1 answers a request made with it (its
+        keys bucket's watch is alive)."""
+        admin = {"Authorization": f"Bearer {MASTER_KEY}"}
+        body = {"model": "gpt-4", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 3}
+        async with httpx.AsyncClient(timeout=10) as client:
+            made = await client.post(f"{self.edges[0]}/key/generate", json={"models": ["gpt-4"]}, headers=admin)
+            made.raise_for_status()
+            began, key = time.monotonic(), made.json()["key"]
+            for _ in range(200):  # (20 s at most)
+                used = await client.post(
+                    f"{self.edges[1]}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+                )
+                if used.status_code == 200:
+                    return time.monotonic() - began
+                await asyncio.sleep(0.1)
+        return float("inf")
 
     async def stream_replicas(self) -> dict[str, int]:
         """The replica count of every stream llmgw made (its streams, KV buckets and object stores)."""
@@ -329,6 +361,7 @@ async def run_scenario(root: Path, prefix: str, before: float, after: float, cli
         pids = [p.pid for p in run.procs]
         await asyncio.sleep(before)
         outcome.killed, _ = await run.stream_leader()
+        outcome.led_by_killed = sorted(name for name, leader in (await run.leaders()).items() if leader == outcome.killed)
         node = run.cluster.node(outcome.killed)
         outcome.killed_at = time.monotonic()
         node.kill()
@@ -336,6 +369,7 @@ async def run_scenario(root: Path, prefix: str, before: float, after: float, cli
             if outcome.heal_s() != float("inf"):
                 break
             await asyncio.sleep(0.2)
+        outcome.key_seen_s = await run.key_travels()
         await asyncio.sleep(after / 2)
         outcome.restarted_at = time.monotonic()
         await asyncio.to_thread(run.cluster.restart, node)

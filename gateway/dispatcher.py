@@ -20,7 +20,7 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import APIError, NoStreamResponseError
 
 from gateway.asgi_io import next_reply
-from gateway.errors import GatewayError
+from gateway.errors import bus_unavailable
 from gateway.reply_order import ReplyOrder
 from llmgw.blobs import Blobs, reply_blob
 from llmgw.bus import AckedPublisher
@@ -28,8 +28,6 @@ from llmgw.contracts import (
     MSG_ID_HEADER,
     TRACEPARENT_HEADER,
     Cancel,
-    ErrorCode,
-    ErrorType,
     Priority,
     ReplyMessage,
     ResendReplies,
@@ -50,17 +48,6 @@ def leaderless(exc: Exception) -> bool:
     """A publish refused because the stream has no leader right now: "no responders" or
     JetStream's 503 (an election is under way). Worth trying again; anything else is not."""
     return isinstance(exc, NoStreamResponseError) or (isinstance(exc, APIError) and exc.code == 503)
-
-
-def bus_unavailable() -> GatewayError:
-    """What a client is told when the bus cannot take or give its request: retry in a second."""
-    return GatewayError(
-        503,
-        "the gateway's message bus is unavailable; retry shortly",
-        ErrorType.UNAVAILABLE,
-        ErrorCode.UNAVAILABLE,
-        headers={"retry-after": "1"},
-    )
 
 
 class Dispatcher:
