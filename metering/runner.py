@@ -75,7 +75,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
                 log.info("engine_paged_out", mib=paged_out // (1024 * 1024))
             reconciling: asyncio.Task[None] | None = None
             if settings.reconcile is not None:
-                reconciler = Reconciler(settings.reconcile, nc.jetstream(), subjects, store)
+                reconciler = Reconciler(settings.reconcile, jetstream(nc, settings.bus), subjects, store)
                 reconciling = asyncio.create_task(reconciler.run(stop), name="reconciler")
                 log.info("reconciler_started", providers=[p.provider for p in settings.reconcile.providers])
             gc.freeze()  # what exists now lives as long as the process: collections only walk newer objects
