@@ -26,6 +26,7 @@ async def check_secret(settings: EdgeSettings) -> None:
     rather than failing each HTTP worker's startup."""
     import nats
 
+    from llmgw.bus import jetstream
     from llmgw.contracts import Subjects
     from llmgw.secret_check import check_secret_fingerprint
 
@@ -33,7 +34,7 @@ async def check_secret(settings: EdgeSettings) -> None:
         pass
 
     nc = await nats.connect(
-        settings.bus.nats_url,
+        settings.bus.servers,
         name="llmgw-edge-check",
         connect_timeout=settings.bus.connect_timeout,
         max_reconnect_attempts=-1,
@@ -41,7 +42,7 @@ async def check_secret(settings: EdgeSettings) -> None:
         error_cb=quiet,
     )
     try:
-        await check_secret_fingerprint(nc.jetstream(), Subjects(settings.bus.prefix), settings.secret)
+        await check_secret_fingerprint(jetstream(nc, settings.bus), Subjects(settings.bus.prefix), settings.secret)
     finally:
         await nc.close()
 

@@ -17,19 +17,20 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.errors import APIError, NoStreamResponseError
 
 from gateway.asgi_io import next_reply
-from gateway.errors import GatewayError
+from gateway.errors import bus_unavailable
+from gateway.reply_order import ReplyOrder
 from llmgw.blobs import Blobs, reply_blob
 from llmgw.bus import AckedPublisher
 from llmgw.contracts import (
     MSG_ID_HEADER,
     TRACEPARENT_HEADER,
     Cancel,
-    ErrorCode,
-    ErrorType,
     Priority,
     ReplyMessage,
+    ResendReplies,
     Subjects,
     UpstreamRequest,
     decode_reply,
@@ -38,16 +39,15 @@ from llmgw.contracts import (
 
 log = structlog.get_logger()
 
+FIRST_PUBLISH_RETRY = 0.05  # seconds before a publish no stream answered is tried again (doubling)
+MAX_PUBLISH_RETRY = 0.5
+RESEND_SETTLE = 0.25  # seconds after a reconnect before the workers are asked for the replies again
 
-def bus_unavailable() -> GatewayError:
-    """What a client is told when the bus cannot take or give its request: retry in a second."""
-    return GatewayError(
-        503,
-        "the gateway's message bus is unavailable; retry shortly",
-        ErrorType.UNAVAILABLE,
-        ErrorCode.UNAVAILABLE,
-        headers={"retry-after": "1"},
-    )
+
+def leaderless(exc: Exception) -> bool:
+    """A publish refused because the stream has no leader right now: "no responders" or
+    JetStream's 503 (an election is under way). Worth trying again; anything else is not."""
+    return isinstance(exc, NoStreamResponseError) or (isinstance(exc, APIError) and exc.code == 503)
 
 
 class Dispatcher:
@@ -61,9 +61,11 @@ class Dispatcher:
         self.edge_id = uuid.uuid4().hex[:12]
         self.reply_subject = subjects.reply(self.edge_id)
         self.pending: dict[str, asyncio.Queue[ReplyMessage]] = {}
+        self._order: dict[str, ReplyOrder] = {}  # each pending request's, feeding its queue
         self._idle = asyncio.Event()  # set whenever no request is in flight
         self._idle.set()
         self._sub: Subscription | None = None
+        self._resend: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.publisher.start()
@@ -75,10 +77,8 @@ class Dispatcher:
         except Exception as exc:
             log.error("reply_undecodable", error=str(exc))
             return
-        queue = self.pending.get(reply.request_id)
-        if queue is not None:
-            queue.put_nowait(reply)
-        else:
+        order = self._order.get(reply.request_id)
+        if order is None or not order.put(reply):  # (nobody waits for it, or a copy)
             self._discard(reply)
 
     def _discard(self, reply: ReplyMessage) -> None:
@@ -110,11 +110,15 @@ class Dispatcher:
     def open(self, request_id: str) -> asyncio.Queue[ReplyMessage]:
         queue: asyncio.Queue[ReplyMessage] = asyncio.Queue()
         self.pending[request_id] = queue
+        self._order[request_id] = ReplyOrder(queue)
         self._idle.clear()
         return queue
 
     def close(self, request_id: str) -> None:
         queue = self.pending.pop(request_id, None)
+        order = self._order.pop(request_id, None)
+        if order is not None:
+            order.close()
         while queue is not None and not queue.empty():  # replies never read: their blobs go too
             self._discard(queue.get_nowait())
         if not self.pending:
@@ -142,21 +146,46 @@ class Dispatcher:
 
         While the connection to NATS is down the request is refused at once: nats-py would keep
         the publish in its reconnect buffer and send it once the server is back, so a request the
-        client was told to retry (503) would still be run, billed and metered, for nobody."""
+        client was told to retry (503) would still be run, billed and metered, for nobody.
+
+        A stream that has no leader for a moment (a cluster node lost, its replicas electing
+        another) answers "no responders" at once: the publish is tried again, with the same
+        message id (JetStream stores it once), until `publish_timeout` is up."""
+        headers = {MSG_ID_HEADER: request.request_id}
+        if traceparent is not None:
+            headers[TRACEPARENT_HEADER] = traceparent
+        subject, payload = self.subjects.request(provider, priority), encode_internal(request)
+        deadline = time.monotonic() + self.publish_timeout
+        pause = FIRST_PUBLISH_RETRY
+        while True:
+            try:
+                if not self.nc.is_connected:
+                    raise ConnectionError("not connected to NATS")
+                await self.publisher.publish(subject, payload, headers=headers, timeout=max(deadline - time.monotonic(), 0.01))
+                return
+            except Exception as exc:
+                if not leaderless(exc) or time.monotonic() + pause >= deadline:
+                    log.warning("request_publish_failed", request_id=request.request_id, error=str(exc) or type(exc).__name__)
+                    raise bus_unavailable() from None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, MAX_PUBLISH_RETRY)
+
+    def reconnected(self) -> None:
+        """Back on the bus after a reconnect: a reply sent while this edge's subscription was
+        gone (its node died) is lost, so the workers are asked for their latest ones again,
+        once the subscription has had a moment to reach every node. (Nothing to ask while no
+        request waits.)"""
+        if self.pending and (self._resend is None or self._resend.done()):
+            self._resend = asyncio.create_task(self._ask_resend(), name="replies-resend")
+
+    async def _ask_resend(self) -> None:
+        await asyncio.sleep(RESEND_SETTLE)
         try:
-            if not self.nc.is_connected:
-                raise ConnectionError("not connected to NATS")
-            await self.publisher.publish(
-                self.subjects.request(provider, priority),
-                encode_internal(request),
-                headers={MSG_ID_HEADER: request.request_id, TRACEPARENT_HEADER: traceparent}
-                if traceparent is not None
-                else {MSG_ID_HEADER: request.request_id},
-                timeout=self.publish_timeout,
-            )
+            await self.nc.publish(self.subjects.resend_replies, encode_internal(ResendReplies(self.reply_subject)))
         except Exception as exc:
-            log.warning("request_publish_failed", request_id=request.request_id, error=str(exc) or type(exc).__name__)
-            raise bus_unavailable() from None
+            log.warning("replies_resend_ask_failed", error=str(exc) or type(exc).__name__)
+            return
+        log.info("replies_resend_asked", waiting=len(self.pending))
 
     async def cancel(self, request_id: str) -> None:
         """The client went away: tell the worker serving it to stop."""
@@ -166,6 +195,8 @@ class Dispatcher:
             log.warning("cancel_publish_failed", request_id=request_id, error=str(exc) or type(exc).__name__)
 
     async def stop(self) -> None:
+        if self._resend is not None:
+            self._resend.cancel()
         await self.publisher.stop()
         if self._sub is not None:
             await self._sub.unsubscribe()

@@ -72,8 +72,8 @@ class Edge:
         self.blobs: Blobs = None  # type: ignore[assignment]  # set in start()
 
     async def start(self) -> None:
-        self.nc = await bus.connect(self.settings.bus, name="llmgw-edge")
-        js = self.js = self.nc.jetstream()
+        self.nc = await bus.connect(self.settings.bus, name="llmgw-edge", on_reconnect=self._reconnected)
+        js = self.js = bus.jetstream(self.nc, self.settings.bus)
         await check_secret_fingerprint(js, self.subjects, self.settings.secret)
         await bus.ensure_request_stream(js, self.subjects)
         await bus.ensure_usage_stream(js, self.subjects, self.settings.usage_retention_days * 86400.0)  # refusals
@@ -96,6 +96,10 @@ class Edge:
         await self.presence.start()
         await self.jobs.start(self.nc)
         log.info("edge_started", edge_id=self.dispatcher.edge_id, models=len(self.router.groups) + len(self.router.wildcards))
+
+    async def _reconnected(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.reconnected()  # the replies that may have been lost meanwhile
 
     def deployments(self) -> tuple[Deployment, ...]:
         """Every deployment served now: the config file's, then those added at run time."""
@@ -139,7 +143,7 @@ class Edge:
         streams_ok = False
         if self.nc is not None and nats_ok:
             try:
-                await self.nc.jetstream().stream_info(self.subjects.requests_stream)
+                await self.js.stream_info(self.subjects.requests_stream)
                 streams_ok = True
             except Exception:
                 pass

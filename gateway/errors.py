@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import nats.errors
+import nats.js.errors
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
@@ -89,7 +91,38 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     return error_response(GatewayError(status, message, etype, code, headers=dict(exc.headers or {})))
 
 
+def bus_unavailable() -> GatewayError:
+    """What a client is told when the bus cannot take or give its request: retry in a second."""
+    return GatewayError(
+        503,
+        "the gateway's message bus is unavailable; retry shortly",
+        ErrorType.UNAVAILABLE,
+        ErrorCode.UNAVAILABLE,
+        headers={"retry-after": "1"},
+    )
+
+
+# What NATS raises when nobody answers for the moment: the connection is down, or a JetStream
+# stream or KV bucket has no leader (a cluster node lost, an election under way). A route that
+# meets one (an admin write, a stored record read) answers 503 with `retry-after`, not 500.
+BUS_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
+
+def handle_bus_error(request: Request, exc: Exception) -> Response:
+    log.warning("bus_unavailable", path=request.url.path, error=str(exc) or type(exc).__name__)
+    return error_response(bus_unavailable())
+
+
 def handle_unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, BUS_UNAVAILABLE_ERRORS):
+        return handle_bus_error(request, exc)
     log.exception("unhandled_error", path=request.url.path)
     return error_response(GatewayError(500, "internal error", ErrorType.API, ErrorCode.INTERNAL))
 
@@ -97,5 +130,6 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     GatewayError: handle_gateway_error,
     HTTPException: handle_http_exception,
+    **dict.fromkeys(BUS_UNAVAILABLE_ERRORS, handle_bus_error),
     Exception: handle_unexpected,
 }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 import nats
@@ -12,6 +14,8 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -21,13 +25,16 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamInfo,
 )
-from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from llmgw.contracts import Subjects
 from llmgw.settings import BusSettings
 
 log = structlog.get_logger()
+
+T = TypeVar("T")
 
 REQUESTS_MAX_AGE = 3600.0  # a queued request older than this has no one waiting for it
 DEDUP_WINDOW = 120.0
@@ -55,7 +62,7 @@ async def connect(
             await on_reconnect()
 
     return await nats.connect(
-        servers=[settings.nats_url],
+        servers=settings.servers,
         name=name,
         connect_timeout=settings.connect_timeout,
         allow_reconnect=True,
@@ -67,6 +74,31 @@ async def connect(
         disconnected_cb=disconnected_cb,
         reconnected_cb=reconnected_cb,
     )
+
+
+class ReplicatedJetStream(JetStreamContext):
+    """The JetStream context of an llmgw process: every stream it creates or updates has the
+    configured replica count (`LLMGW_NATS_REPLICAS`). KV buckets and object stores are streams
+    too (nats-py creates them through `add_stream`), so this is the one place the count is set."""
+
+    def __init__(self, nc: Client, replicas: int) -> None:
+        super().__init__(nc)
+        self.replicas = replicas
+
+    async def add_stream(self, config: StreamConfig | None = None, **params: object) -> StreamInfo:
+        return await super().add_stream(self._replicated(config, params))
+
+    async def update_stream(self, config: StreamConfig | None = None, **params: object) -> StreamInfo:
+        return await super().update_stream(self._replicated(config, params))
+
+    def _replicated(self, config: StreamConfig | None, params: dict[str, object]) -> StreamConfig:
+        config = (config or StreamConfig()).evolve(**params)
+        return dataclasses.replace(config, num_replicas=self.replicas)
+
+
+def jetstream(nc: Client, settings: BusSettings) -> JetStreamContext:
+    """The process's JetStream context (streams, buckets and stores replicated as configured)."""
+    return ReplicatedJetStream(nc, settings.replicas)
 
 
 class AckedPublisher:
@@ -116,12 +148,33 @@ class AckedPublisher:
             self._sub = None
 
 
+DECLARE_TRIES = 6  # a JetStream declaration tried while a cluster elects a leader for it (~5 s each)
+DECLARE_PAUSE = 0.5
+
+
+async def declaring(declare: Callable[[], Awaitable[T]], what: str) -> T:
+    """A JetStream API call that declares a stream or consumer, tried again while nobody answers
+    it (a cluster that lost a node elects new leaders for a few seconds: timeouts, 503s)."""
+    for attempt in range(1, DECLARE_TRIES + 1):
+        try:
+            return await declare()
+        except (NatsTimeoutError, ServiceUnavailableError, NoRespondersError) as exc:
+            if attempt == DECLARE_TRIES:
+                raise
+            log.warning("jetstream_declare_retry", what=what, attempt=attempt, error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(DECLARE_PAUSE)
+    raise AssertionError("unreachable")
+
+
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    try:
-        await js.add_stream(config)
-    except BadRequestError:
-        # It exists with another configuration: bring it to ours.
-        await js.update_stream(config)
+    async def declare() -> None:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            # It exists with another configuration: bring it to ours.
+            await js.update_stream(config)
+
+    await declaring(declare, f"stream {config.name}")
 
 
 async def ensure_request_stream(js: JetStreamContext, subjects: Subjects) -> None:
@@ -183,11 +236,15 @@ async def ensure_pull_consumer(
         max_ack_pending=max_ack_pending,
         max_deliver=max_deliver,
     )
-    try:
-        info = await js.consumer_info(stream, durable)
-    except NotFoundError:
-        await js.add_consumer(stream, config)
-        return
-    current = info.config
-    if (current.ack_wait, current.max_ack_pending, current.max_deliver) != (ack_wait, max_ack_pending, max_deliver):
-        await js.add_consumer(stream, config)  # an update of a durable's mutable fields
+
+    async def declare() -> None:
+        try:
+            info = await js.consumer_info(stream, durable)
+        except NotFoundError:
+            await js.add_consumer(stream, config)
+            return
+        current = info.config
+        if (current.ack_wait, current.max_ack_pending, current.max_deliver) != (ack_wait, max_ack_pending, max_deliver):
+            await js.add_consumer(stream, config)  # an update of a durable's mutable fields
+
+    await declaring(declare, f"consumer {stream} > {durable}")

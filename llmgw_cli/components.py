@@ -71,7 +71,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     configure_logging("migrate", settings.log_level)
     store = UsageStore.open(settings.clickhouse_url, settings.engine_options)
     try:
-        applied = store.migrate(settings.usage_ttl_days)
+        applied = store.migrate(settings.usage_ttl_days, settings.clickhouse_cluster)
     finally:
         store.close()
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))

@@ -22,6 +22,7 @@ from nats.js.errors import NotFoundError
 
 from llmgw.contracts import QueryResult, Subjects, decode_usage_batch, encode_json
 from llmgw.metering_query import query_metering
+from llmgw.settings import nats_servers
 from llmgw_cli.output import format_table, json_text
 from llmgw_cli.sql_files import describe_missing, missing
 
@@ -228,7 +229,12 @@ async def _connect(url: str) -> NatsClient | None:
     try:
         # max_reconnect_attempts > 0: with 0, nats-py retries a refused first connect forever.
         return await nats.connect(
-            url, connect_timeout=5, allow_reconnect=True, max_reconnect_attempts=3, reconnect_time_wait=0.5, error_cb=quiet
+            nats_servers(url),
+            connect_timeout=5,
+            allow_reconnect=True,
+            max_reconnect_attempts=3,
+            reconnect_time_wait=0.5,
+            error_cb=quiet,
         )
     except Exception as exc:
         print(f"llmgw: cannot connect to NATS at {url}: {str(exc) or type(exc).__name__}", file=sys.stderr)

@@ -19,6 +19,8 @@ import msgspec
 import structlog
 from clickhouse_connect.driver.client import Client
 
+from metering.on_cluster import on_cluster
+
 log = structlog.get_logger()
 
 MIGRATIONS_TABLE_DDL = """
@@ -67,16 +69,17 @@ def load_migrations(directory: Traversable | None = None) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def migrate(client: Client, migrations: list[Migration]) -> list[Migration]:
-    """Apply the migrations not yet recorded, in order; return the ones applied now."""
-    client.command(MIGRATIONS_TABLE_DDL)
+def migrate(client: Client, migrations: list[Migration], cluster: str = "") -> list[Migration]:
+    """Apply the migrations not yet recorded, in order; return the ones applied now. With a
+    `cluster`, on every replica of it, with replicated engines (`metering/on_cluster.py`)."""
+    client.command(on_cluster(MIGRATIONS_TABLE_DDL, cluster) if cluster else MIGRATIONS_TABLE_DDL)
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations FINAL").result_rows}
     done = []
     for migration in migrations:
         if migration.version in applied:
             continue
         for statement in migration.statements:
-            client.command(statement)
+            client.command(on_cluster(statement, cluster) if cluster else statement)
         client.command(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ({version:UInt32}, {name:String}, now64(3))",
             parameters={"version": migration.version, "name": migration.name},
@@ -93,13 +96,13 @@ def current_usage_ttl_days(client: Client) -> int:
     return int(match[1]) if match else 0
 
 
-def apply_usage_ttl(client: Client, days: int) -> bool:
+def apply_usage_ttl(client: Client, days: int, cluster: str = "") -> bool:
     """Make rows of `usage` expire `days` after their `ts` (0: never); True if it changed."""
     if current_usage_ttl_days(client) == days:
         return False
-    if days:
-        client.command(f"ALTER TABLE usage MODIFY TTL toDateTime(ts) + INTERVAL {int(days)} DAY")
-    else:
-        client.command("ALTER TABLE usage REMOVE TTL")
+    statement = (
+        f"ALTER TABLE usage MODIFY TTL toDateTime(ts) + INTERVAL {int(days)} DAY" if days else "ALTER TABLE usage REMOVE TTL"
+    )
+    client.command(on_cluster(statement, cluster) if cluster else statement)
     log.info("usage_ttl_changed", days=days)
     return True

@@ -10,7 +10,7 @@ import structlog
 from nats.aio.client import Client
 from prometheus_client import REGISTRY
 
-from llmgw.bus import connect
+from llmgw.bus import connect, jetstream
 from llmgw.contracts import Subjects
 from llmgw.metrics import serve_metrics
 from llmgw.metrics_jetstream import ConsumerDepth
@@ -32,7 +32,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
     subjects = Subjects(settings.bus.prefix)
     store = await asyncio.to_thread(UsageStore.open, settings.clickhouse_url, settings.engine_options)
     try:
-        applied = await asyncio.to_thread(store.migrate, settings.usage_ttl_days)
+        applied = await asyncio.to_thread(store.migrate, settings.usage_ttl_days, settings.clickhouse_cluster)
         consumer: UsageConsumer | None = None
 
         async def on_reconnect() -> None:
@@ -41,9 +41,9 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
 
         nc = await connect(settings.bus, name="llmgw-metering", on_reconnect=on_reconnect)
         retention = settings.usage_retention_days * SECONDS_PER_DAY
-        ledgers = LedgerSettler(nc.jetstream(), subjects, alerts_max_age=retention)
+        ledgers = LedgerSettler(jetstream(nc, settings.bus), subjects, alerts_max_age=retention)
         consumer = UsageConsumer(
-            nc.jetstream(),
+            jetstream(nc, settings.bus),
             subjects,
             store,
             batch_size=settings.batch_size,
@@ -59,7 +59,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
             await QueryService(nc, subjects, store).start()
             if settings.metrics_port is not None:
                 depth = ConsumerDepth(
-                    nc.jetstream(), asyncio.get_running_loop(), [(subjects.usage_stream, subjects.metering_consumer)]
+                    jetstream(nc, settings.bus), asyncio.get_running_loop(), [(subjects.usage_stream, subjects.metering_consumer)]
                 )
                 REGISTRY.register(depth)
                 port = serve_metrics(settings.metrics_host, settings.metrics_port)
@@ -75,7 +75,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event) -> None:
                 log.info("engine_paged_out", mib=paged_out // (1024 * 1024))
             reconciling: asyncio.Task[None] | None = None
             if settings.reconcile is not None:
-                reconciler = Reconciler(settings.reconcile, nc.jetstream(), subjects, store)
+                reconciler = Reconciler(settings.reconcile, jetstream(nc, settings.bus), subjects, store)
                 reconciling = asyncio.create_task(reconciler.run(stop), name="reconciler")
                 log.info("reconciler_started", providers=[p.provider for p in settings.reconcile.providers])
             gc.freeze()  # what exists now lives as long as the process: collections only walk newer objects

@@ -14,6 +14,7 @@ from llmgw.metrics import metrics_port_from_env
 from llmgw.settings import BusSettings, bus_settings_from_env, env_bool, env_float, env_int, env_str
 from llmgw.tracing import tracing_wanted
 from metering.engine_options import engine_sizing_from_env
+from metering.on_cluster import valid_cluster_name
 from metering.reconcile.settings import ReconcileSettings, reconcile_settings_from_env
 
 CLICKHOUSE_SCHEMES = ("chdb", "http", "https")
@@ -25,6 +26,9 @@ class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
     # A clickhouse-connect DSN: `chdb:///abs/path` (embedded, one process per directory),
     # `chdb://memory` (embedded, gone on exit) or `http(s)://user:pass@host:8123/db`.
     clickhouse_url: str
+    # A replicated ClickHouse: the cluster (one of its `remote_servers`) the migrations are
+    # applied ON, with Replicated engines (metering/on_cluster.py); empty: one server.
+    clickhouse_cluster: str = ""
     batch_size: int = 1000  # rows per insert at most
     flush_interval: float = 1.0  # seconds a usage event waits at most before it is inserted
     ack_wait: float = 30.0  # seconds before JetStream gives an unacked event to another consumer
@@ -48,6 +52,10 @@ class MeteringSettings(msgspec.Struct, frozen=True, kw_only=True):
                 f"LLMGW_CLICKHOUSE_URL: expected chdb:///path, chdb://memory or http(s)://host:8123/db,"
                 f" got {redact_dsn(self.clickhouse_url)!r}"
             )
+        if self.clickhouse_cluster and not valid_cluster_name(self.clickhouse_cluster):
+            raise ConfigError(f"LLMGW_CLICKHOUSE_CLUSTER: not a cluster name: {self.clickhouse_cluster!r}")
+        if self.clickhouse_cluster and urlsplit(self.clickhouse_url).scheme == "chdb":
+            raise ConfigError("LLMGW_CLICKHOUSE_CLUSTER: the embedded ClickHouse (chdb://) is one server, not a cluster")
         if self.batch_size < 1:
             raise ConfigError(f"LLMGW_METERING_BATCH_SIZE: must be at least 1, got {self.batch_size}")
         if self.flush_interval <= 0:
@@ -74,6 +82,7 @@ def metering_settings_from_env(env: Mapping[str, str] | None = None) -> Metering
     return MeteringSettings(
         bus=bus_settings_from_env(env),
         clickhouse_url=clickhouse_url,
+        clickhouse_cluster=env_str(env, "LLMGW_CLICKHOUSE_CLUSTER", "").strip(),
         batch_size=env_int(env, "LLMGW_METERING_BATCH_SIZE", 1000),
         flush_interval=env_float(env, "LLMGW_METERING_FLUSH_INTERVAL", 1.0),
         ack_wait=env_float(env, "LLMGW_METERING_ACK_WAIT", 30.0),

@@ -58,11 +58,12 @@ class UsageStore:
             raise
         return cls(writer, reader)
 
-    def migrate(self, usage_ttl_days: int) -> list[str]:
-        """Apply pending migrations and the usage TTL; return the names of the migrations applied."""
+    def migrate(self, usage_ttl_days: int, cluster: str = "") -> list[str]:
+        """Apply pending migrations and the usage TTL (on every replica of `cluster`, if given);
+        return the names of the migrations applied."""
         with self._lock:
-            applied = migrate(self._writer, load_migrations())
-            apply_usage_ttl(self._writer, usage_ttl_days)
+            applied = migrate(self._writer, load_migrations(), cluster)
+            apply_usage_ttl(self._writer, usage_ttl_days, cluster)
         return [f"{m.version:04d}_{m.name}" for m in applied]
 
     def insert_usage(self, events: Sequence[UsageEvent]) -> int:

@@ -38,6 +38,7 @@ from workers.providers.answers import NativeHead, StreamProgress
 from workers.providers.base import Provider, StallGuard
 from workers.providers.errors import UpstreamError
 from workers.providers.request_body import RequestBody, estimate_prompt_tokens
+from workers.recent_replies import RecentReplies
 from workers.relay import ChunkRelay
 from workers.request_span import WorkerSpan
 from workers.settings import WorkerSettings
@@ -70,6 +71,7 @@ class RequestHandler:
         self.cancelled_early = EarlyCancels()  # (workers/early_cancels.py)
         self.router_settings = cooldowns.settings
         self.nc = nc
+        self.replies = RecentReplies(nc)  # whole answers and failures, sent again after a reconnect
         self.publisher = publisher
         self.subjects = subjects
         self.settings = settings
@@ -169,7 +171,7 @@ class RequestHandler:
                 )
             if answer_kind(request)[0] != AnswerKind.WHOLE:
                 relay = ChunkRelay(
-                    self.nc,
+                    self.replies,
                     request.reply_to,
                     request.request_id,
                     attempt,
@@ -406,7 +408,7 @@ class RequestHandler:
 
     async def _publish_whole(self, request: UpstreamRequest, reply: Completed) -> None:
         """A whole answer to the edge; one too large for a bus message goes by the blobs store."""
-        await self.nc.publish(request.reply_to, encode_internal(await self.blobs.pack_completed(reply)))
+        await self.replies.publish(request.reply_to, encode_internal(await self.blobs.pack_completed(reply)))
 
     async def _reply_error(
         self,
@@ -432,4 +434,4 @@ class RequestHandler:
         if relay is not None and relay.started:
             await relay.fail(failure)
         else:
-            await self.nc.publish(request.reply_to, encode_internal(failure))
+            await self.replies.publish(request.reply_to, encode_internal(failure))

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
 
 import msgspec
-from nats.aio.client import Client
 
 from llmgw.blobs import Blobs
 from llmgw.contracts import Chunks, Failed, encode_internal
@@ -26,9 +26,16 @@ from llmgw.handoff import let_writes_out
 IMMEDIATE_MESSAGES = 2
 
 
+class Publishes(Protocol):
+    """Where the messages go: a NATS connection, or the worker's `RecentReplies` (which keeps
+    them a few seconds, to be sent again after a reconnect)."""
+
+    async def publish(self, subject: str, payload: bytes) -> None: ...
+
+
 class ChunkRelay:
     def __init__(
-        self, nc: Client, subject: str, request_id: str, attempt: int, interval: float, max_batch: int, blobs: Blobs
+        self, nc: Publishes, subject: str, request_id: str, attempt: int, interval: float, max_batch: int, blobs: Blobs
     ) -> None:
         self.nc = nc
         self.blobs = blobs

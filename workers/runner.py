@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from llmgw import bus
 from llmgw.blobs import Blobs, open_blobs
 from llmgw.catalog import PROVIDERS
-from llmgw.contracts import Priority, Subjects, WorkerHeartbeat, decode_cancel, encode_internal
+from llmgw.contracts import Priority, Subjects, WorkerHeartbeat, decode_cancel, decode_resend_replies, encode_internal
 from llmgw.metrics import serve_metrics
 from llmgw.metrics_jetstream import ConsumerDepth
 from llmgw.routing import CooldownBoard, router_settings
@@ -26,6 +26,7 @@ from workers.http_client import UpstreamClient
 from workers.provider_batches import ProviderBatches
 from workers.providers import build_providers, family_class
 from workers.puller import BatchPuller, ContinuousPuller
+from workers.recent_replies import RecentReplies
 from workers.settings import WorkerSettings
 
 log = structlog.get_logger()
@@ -35,13 +36,22 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     subjects = Subjects(settings.bus.prefix)
     in_flight: dict[str, asyncio.Task] = {}
     pullers: list[ContinuousPuller] = []
+    replies: list[RecentReplies] = []  # (the handler's, once it is made)
+
+    async def on_disconnect() -> None:
+        for r in replies:
+            r.disconnected()
 
     async def on_reconnect() -> None:
         for p in pullers:
             p.reset()
+        for r in replies:
+            r.reconnected()  # the answers that may have died with the node
 
-    nc = await bus.connect(settings.bus, name=f"llmgw-worker-{settings.worker_id}", on_reconnect=on_reconnect)
-    js = nc.jetstream()
+    nc = await bus.connect(
+        settings.bus, name=f"llmgw-worker-{settings.worker_id}", on_disconnect=on_disconnect, on_reconnect=on_reconnect
+    )
+    js = bus.jetstream(nc, settings.bus)
     await bus.ensure_request_stream(js, subjects)
     await bus.ensure_usage_stream(js, subjects, settings.usage_retention_days * 86400.0)
     deployments = DeploymentTable(settings.config, CredentialCipher(settings.secret))
@@ -56,6 +66,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     finishing = settings.on_client_disconnect == "finish"
     blobs = Blobs(await open_blobs(js, subjects.blobs_bucket), nc.max_payload)
     handler = RequestHandler(nc, publisher, subjects, settings, providers, deployments, cooldowns, blobs)
+    replies.append(handler.replies)
     handoffs = ProviderBatches(nc, subjects, deployments, providers, handler.usage.batcher, settings.worker_id)
     worker_metrics.watch(lambda: len(in_flight))
     depth = ConsumerDepth(js, asyncio.get_running_loop(), [])  # (the request consumers, as they are made)
@@ -155,6 +166,11 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
             task.add_done_callback(serving.discard)
 
     cancel_sub = await nc.subscribe(subjects.cancel, cb=on_cancel)
+
+    async def on_resend(msg: Msg) -> None:
+        await handler.replies.resend_to(decode_resend_replies(msg.data).reply_subject)
+
+    resend_sub = await nc.subscribe(subjects.resend_replies, cb=on_resend)
     for provider in sorted(deployments.providers):
         await serve(provider)
     deployments.listeners.append(on_deployments_changed)
@@ -186,6 +202,8 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         await asyncio.wait(list(in_flight.values()))
     await handoffs.stop()
     await cancel_sub.unsubscribe()
+    await resend_sub.unsubscribe()
+    handler.replies.stop()
     await publisher.stop()
     await deployments.stop()
     await nc.drain()

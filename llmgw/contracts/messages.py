@@ -190,6 +190,14 @@ class Cancel(msgspec.Struct, frozen=True):
     request_id: str
 
 
+class ResendReplies(msgspec.Struct, frozen=True):
+    """Edge -> workers (core NATS on `Subjects.resend_replies`): this edge reconnected; send again
+    the whole answers and failures published to `reply_subject` in the last few seconds (the edge
+    takes the first copy of each, and drops one for a request it no longer waits for)."""
+
+    reply_subject: str
+
+
 class CancelResponse(msgspec.Struct, frozen=True):
     """Edge -> edges (core NATS request on `Subjects.response_cancel`): stop the background response
     of that id; the edge running it answers once it is over, with the response's final status."""
@@ -288,6 +296,7 @@ _request_decoder = msgspec.msgpack.Decoder(UpstreamRequest)
 _reply_decoder = msgspec.msgpack.Decoder(ReplyMessage)
 _cancel_decoder = msgspec.msgpack.Decoder(Cancel)
 _cancel_response_decoder = msgspec.msgpack.Decoder(CancelResponse)
+_resend_replies_decoder = msgspec.msgpack.Decoder(ResendReplies)
 _stream_entry_decoder = msgspec.msgpack.Decoder(ResponseStreamEntry)
 _cooldown_decoder = msgspec.msgpack.Decoder(DeploymentCooldown)
 _heartbeat_decoder = msgspec.msgpack.Decoder(WorkerHeartbeat)
@@ -302,6 +311,7 @@ decode_request = _request_decoder.decode
 decode_reply = _reply_decoder.decode
 decode_cancel = _cancel_decoder.decode
 decode_cancel_response = _cancel_response_decoder.decode
+decode_resend_replies = _resend_replies_decoder.decode
 decode_stream_entry = _stream_entry_decoder.decode
 decode_cooldown = _cooldown_decoder.decode
 decode_heartbeat = _heartbeat_decoder.decode
@@ -329,6 +339,7 @@ __all__ = [
     "QueryResult",
     "Reply",
     "ReplyMessage",
+    "ResendReplies",
     "ResponseEvent",
     "ResponseStreamEnd",
     "ResponseStreamEntry",
@@ -344,6 +355,7 @@ __all__ = [
     "decode_query_result",
     "decode_reply",
     "decode_request",
+    "decode_resend_replies",
     "decode_stream_entry",
     "encode_chunk_data",
     "encode_internal",

@@ -96,6 +96,12 @@ class Subjects:
     def reply(self, edge_id: str) -> str:
         return f"{self.prefix}.reply.{edge_id}"
 
+    # An edge back on the bus after a reconnect asks every worker to send its latest whole
+    # answers again (`ResendReplies`): one sent while the edge's subscription was gone is lost.
+    @property
+    def resend_replies(self) -> str:
+        return f"{self.prefix}.replies.resend"
+
     # Cancellation of in-flight requests (client went away): core NATS broadcast to workers.
     @property
     def cancel(self) -> str:

@@ -226,3 +226,17 @@ def test_grafana_has_the_clickhouse_plugin_no_anonymous_viewing_and_a_password_f
     variable = re.fullmatch(r"\$\{(\w+)\}", clickhouse["secureJsonData"]["password"])
     assert variable and variable[1] in env
     assert env[variable[1]] == loaded()["services"]["clickhouse"]["environment"]["CLICKHOUSE_PASSWORD"]
+
+
+def test_the_cluster_profile_runs_three_nats_nodes_that_route_to_each_other():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    nodes = [name for name, service in services.items() if "nats" in str(service.get("image", ""))]
+    assert sorted(nodes) == ["nats", "nats-2", "nats-3"]
+    assert all(services[name].get("profiles") == ["cluster"] for name in ("nats-2", "nats-3"))
+    assert "profiles" not in services["nats"]  # the one server by default
+    routes = re.findall(r"nats-route://([\w-]+):6222", (ROOT / "deploy/nats/cluster.conf").read_text())
+    assert sorted(routes) == sorted(nodes)
+    names = {services[name]["environment"]["NATS_SERVER_NAME"] for name in nodes}
+    assert len(names) == 3  # JetStream's cluster needs a name per node
+    env = yaml.safe_load(COMPOSE.read_text())["x-llmgw"]["environment"]
+    assert env["LLMGW_NATS_URL"].startswith("${LLMGW_NATS_URL:-") and "LLMGW_NATS_REPLICAS" in env
