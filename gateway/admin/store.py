@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
+import structlog
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from gateway.errors import GatewayError
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from gateway.edge import Edge
 
 T = TypeVar("T")
+log = structlog.get_logger()
 
 _encoder = msgspec.json.Encoder()
 CAS_ATTEMPTS = 25  # many admin calls changing one record at once each get through
@@ -26,6 +28,17 @@ CAS_ATTEMPTS = 25  # many admin calls changing one record at once each get throu
 
 def not_found(what: str) -> GatewayError:
     return GatewayError(404, f"{what} not found", ErrorType.NOT_FOUND, ErrorCode.NOT_FOUND)
+
+
+async def _seen(view: WatchedMap[T], key: str, revision: int) -> None:
+    """Wait for this edge's copy to hold the write (read-your-writes). The write is stored
+    whatever happens here: a copy still behind after the wait (its watch resuming after a NATS
+    node was lost) is logged, and the call answers as written rather than as failed, which a
+    client would retry into a second record."""
+    try:
+        await view.caught_up(key, revision)
+    except TimeoutError:
+        log.warning("kv_copy_behind", bucket=view.bucket, key=key, revision=revision)
 
 
 class _Turns:
@@ -46,7 +59,7 @@ class RecordStore:
             revision = await view.kv.create(key, _encoder.encode(record))
         except KeyWrongLastSequenceError:
             raise GatewayError(400, f"{what} already exists", ErrorType.INVALID_REQUEST, ErrorCode.INVALID_REQUEST) from None
-        await view.caught_up(key, revision)
+        await _seen(view, key, revision)
         return record
 
     async def modify(self, view: WatchedMap[T], key: str, change: Callable[[T], T], what: str) -> T:
@@ -89,7 +102,7 @@ class RecordStore:
                 current, last = None, None
             record = change(current)
             if current is not None and record == current:
-                await view.caught_up(key, last or 0)
+                await _seen(view, key, last or 0)
                 return record
             try:
                 if last is None:
@@ -99,10 +112,10 @@ class RecordStore:
             except KeyWrongLastSequenceError:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
-            await view.caught_up(key, revision)
+            await _seen(view, key, revision)
             return record
         raise GatewayError(409, f"{what} is being changed concurrently; retry", ErrorType.INVALID_REQUEST, "conflict")
 
     async def delete(self, view: WatchedMap[T], key: str) -> None:
         revision = await delete_key(self.edge.js, view.bucket, key)
-        await view.caught_up(key, revision)
+        await _seen(view, key, revision)
