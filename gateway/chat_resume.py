@@ -28,7 +28,7 @@ from gateway.responses.events import EventSplitter, ResponseEvents, relay_events
 from gateway.responses.request import bad_request
 from gateway.responses.store import ResponseStore
 from gateway.routes import Headers, openai_paths
-from llmgw.contracts import Caller, ErrorCode, ErrorType, ResponseEvent, ResponseStreamEnd, StoredResponse
+from llmgw.contracts import Caller, ErrorCode, ErrorType, JobKind, ResponseEvent, ResponseStreamEnd, StoredResponse
 
 if TYPE_CHECKING:
     from gateway.auth import Principal
@@ -69,6 +69,8 @@ def record_id(request_id: str) -> str:
 class ResumableChatStream:
     """One resumable chat stream's job (gateway.routes.Background)."""
 
+    kind = JobKind.CHAT
+
     def __init__(self, edge: Edge, caller: Caller, request_id: str) -> None:
         self.key = request_id
         self.caller = caller
@@ -79,6 +81,8 @@ class ResumableChatStream:
         self.status = 200
         self._events = EventSplitter()
         self._next = 0
+        self.kept_through = -1  # events numbered up to this one are kept already (a takeover)
+        self.end_kept = False  # and its end too
 
     def _keep(self, status: str) -> None:
         caller = self.caller
@@ -99,6 +103,11 @@ class ResumableChatStream:
         self.deadline = deadline
         self._keep("in_progress")
 
+    def resumed(self, request_id: str, deadline: float, created_at: float, kept_through: int | None) -> None:
+        self.deadline, self.created_at = deadline, created_at
+        self.end_kept = kept_through is None
+        self.kept_through = (1 << 62) if kept_through is None else kept_through
+
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         await self.store.written(record_id(self.key))
         await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
@@ -118,11 +127,15 @@ class ResumableChatStream:
 
     async def _append(self, event: bytes) -> None:
         number, self._next = self._next, self._next + 1
+        if number <= self.kept_through:
+            return
         await self.events.append(self.key, ResponseEvent(number, b"id: %d\n" % number + event + b"\n\n"))
 
     async def ended(self, error: GatewayError | None, reason: str | None) -> None:
         status = "completed" if error is None and reason is None and self.status < 400 else "failed"
         try:
+            if self.end_kept:
+                return
             if error is not None:
                 await self._append(b"data: " + error_json(error.message, error.type, error.code))
             elif reason is not None:

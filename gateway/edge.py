@@ -15,6 +15,8 @@ from gateway.dispatcher import Dispatcher
 from gateway.end_users import end_user_headers
 from gateway.gateway_budget import gateway_limits
 from gateway.identity import IdentityView, config_teams
+from gateway.job_leases import JobLeases
+from gateway.job_replies import JobReplies
 from gateway.models_list import ModelListing
 from gateway.presence import WorkerPresence
 from gateway.ratelimits import RateLimiter
@@ -61,6 +63,9 @@ class Edge:
         # Background responses: the jobs this edge runs, and the events of streamed ones.
         self.jobs = BackgroundJobs(self.subjects)
         self.response_events = ResponseEvents(self.subjects, settings.response_events_retention, settings.request_timeout)
+        # Their leases (another edge carries on a job whose edge died) and the worker's replies to them.
+        self.job_leases = JobLeases(self.subjects, settings.job_lease_seconds)
+        self.job_replies = JobReplies(self.subjects, settings.request_timeout)
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
@@ -78,6 +83,8 @@ class Edge:
         await self.responses.start(js, self.nc.max_payload)
         await self.chat_completions.start(js, self.nc.max_payload)
         await self.response_events.start(js, self.nc.max_payload)
+        await self.job_leases.start(js, self.blobs, self.nc.max_payload)
+        await self.job_replies.start(js, self.blobs)
         await self.identity.start(js)
         metrics.key_map_updated()  # (its initial values were read)
         self.identity.keys.listeners.append(metrics.key_map_seen)

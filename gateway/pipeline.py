@@ -36,6 +36,7 @@ from gateway.edge import Edge
 from gateway.end_users import attribute, end_user_id, refuse_blocked
 from gateway.errors import GatewayError, note_key_guess
 from gateway.exchange import Exchange, policy_bytes
+from gateway.job_leases import new_job
 from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
 from gateway.request_ids import LOGGED
@@ -45,6 +46,7 @@ from gateway.tags import tagged
 from llmgw.contracts import (
     CAPPED_OPERATIONS,
     FREE_OPERATIONS,
+    BackgroundJob,
     Chunks,
     Completed,
     ErrorCode,
@@ -193,14 +195,20 @@ class Pipeline:
                 edge.ratelimits, edge.budgets, principal, target.model_group, target.candidates, worst, ex.request_id, deadline
             )
         route.prepare(edge, call, lease.deployment)
-        request = self._upstream_request(ex, route, principal, call, target, deadline, system_prompts)
-        queue = edge.dispatcher.open(ex.request_id)
+        background = route.background(edge, principal, call, ex.request_id)
+        reply_stream = None if background is None else edge.subjects.job_replies(ex.request_id)
+        request = self._upstream_request(ex, route, principal, call, target, deadline, system_prompts, reply_stream)
+        queue = edge.dispatcher.open(ex.request_id) if background is None else None
         edge.router.started(lease.deployment.id)
+        held: tuple[BackgroundJob, int] | None = None
         try:
             try:
                 if len(request.body) > edge.blobs.threshold:  # too large for one bus message
                     await edge.blobs.put(ex.request_id, request.body)
                     request = msgspec.structs.replace(request, body=b"", body_blob=ex.request_id)
+                if background is not None:  # its lease first: whoever carries it on needs its record
+                    record = new_job(edge.dispatcher.edge_id, background, ex.request_id, ex.client_request_id, principal.caller)
+                    held = await edge.job_leases.begin(record, body, lease.deployment.id, ex.started, deadline)
                 with phase(ex.span, "publish"):
                     traceparent = ex.span.publishing(request) if ex.span is not None else None
                     priority = Priority.BATCH if batch_caller is not None else principal.priority
@@ -209,18 +217,20 @@ class Pipeline:
                 await lease.release()  # it never reached a worker
                 if request.body_blob is not None:
                     await edge.blobs.delete(request.body_blob)
+                if held is not None:
+                    await edge.job_leases.end(held[0])
                 raise
             ex.published = True
-            background = route.background(edge, principal, call, ex.request_id)
-            if background is not None:
+            if background is not None and held is not None:
                 # The client does not wait: the rest of the request is a task of the edge's own.
                 background.queued(ex.request_id, deadline)
-                job = self._background(ex, route, principal, call, target, queue, deadline, background)
+                job = self.carry_on(ex, route, principal, call, target, deadline, background, *held)
                 edge.jobs.run(background.key, job)
                 ex.detached = True
                 headers = [(b"x-request-id", ex.answer_id), *lease.headers()]
                 await background.accepted(send, receive, headers)
                 return
+            assert queue is not None
             await self._deliver(ex, route, principal, call, target, queue, deadline, send, receive)
         finally:
             if not ex.detached:
@@ -233,6 +243,38 @@ class Pipeline:
         self.edge.dispatcher.close(ex.request_id)
         latency = ex.first_reply_after if ex.first_reply_after is not None else time.time() - ex.started
         self.edge.router.finished(lease.deployment.id, ex.answered_by, latency)
+
+    async def carry_on(
+        self,
+        ex: Exchange,
+        route: Route,
+        principal: Principal,
+        call: Call,
+        target: Target,
+        deadline: float,
+        background: Background,
+        job: BackgroundJob,
+        revision: int,
+    ) -> None:
+        """A background job, from the first of its replies kept in JetStream (gateway/job_replies.py)
+        to its end, its lease renewed meanwhile, then ended: on the edge that took its request,
+        or on one that took it over (gateway/job_takeover.py)."""
+        edge = self.edge
+        renewing = asyncio.create_task(edge.job_leases.hold(job, edge.dispatcher.edge_id, revision))
+        try:
+            async with edge.job_replies.follow(ex.request_id) as queue:
+                await self._background(ex, route, principal, call, target, queue, deadline, background)
+        except Exception as exc:  # (its replies could not be followed: its lease lapses, another edge tries)
+            log.warning("background_job_not_followed", request_id=ex.request_id, error=str(exc) or type(exc).__name__)
+            await self._end(ex, route)
+            return
+        finally:
+            renewing.cancel()
+        try:
+            await edge.job_leases.end(job)
+            await edge.job_replies.purge(ex.request_id)
+        except Exception as exc:  # (its lease lapses: the edge taking it over finds it over)
+            log.warning("job_lease_end_failed", request_id=ex.request_id, error=str(exc) or type(exc).__name__)
 
     async def _background(
         self,
@@ -324,6 +366,7 @@ class Pipeline:
         target: Target,
         deadline: float,
         system_prompts: list[str],
+        reply_stream: str | None = None,
     ) -> UpstreamRequest:
         edge, lease = self.edge, ex.lease
         assert lease is not None
@@ -353,6 +396,7 @@ class Pipeline:
             ledgers=lease.ledgers,
             native=call.native,
             response_id=route.answer_id(call, ex.request_id),
+            reply_stream=reply_stream,
             **extra,
         )
 

@@ -132,9 +132,16 @@ class Background(Protocol):
     that never goes away; `ended` closes it, whatever happened."""
 
     key: str  # the id the client knows it by (and cancels it by)
+    kind: str  # llmgw.contracts.JobKind: which route carries it on after a takeover
+    created_at: float  # epoch seconds, as its client reads it
 
     def queued(self, request_id: str, deadline: float) -> None:
         """It is on the work queue: record it (before its first reply can be handled)."""
+
+    def resumed(self, request_id: str, deadline: float, created_at: float, kept_through: int | None) -> None:
+        """It is carried on by an edge taking it over from one that died (gateway/job_takeover.py):
+        its answer is written again from the start, and the events numbered up to `kept_through`
+        (None: every one, its end too) are kept already."""
 
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         """Answer the client (the job runs already)."""

@@ -25,7 +25,7 @@ from gateway.responses.events import EventSplitter, relay_events
 from gateway.responses.store import new_record
 from gateway.responses.wire import response_object
 from gateway.routes import Headers
-from llmgw.contracts import ErrorCode, ResponseEvent, ResponseStreamEnd
+from llmgw.contracts import ErrorCode, JobKind, ResponseEvent, ResponseStreamEnd
 
 if TYPE_CHECKING:
     from gateway.edge import Edge
@@ -74,6 +74,8 @@ def as_seen(response: dict[str, Any], deadline: float | None) -> dict[str, Any]:
 class BackgroundResponse:
     """One background response from its queued record to its end (gateway.routes.Background)."""
 
+    kind = JobKind.RESPONSE
+
     def __init__(self, state: ResponsesCall, edge: Edge, response_id: str, model: str) -> None:
         self.key = response_id
         self.state = state
@@ -91,6 +93,9 @@ class BackgroundResponse:
         self._started = False
         self._evented_end = False  # a final event went out
         self.last_sequence = -1
+        self.kept_through = -1  # events numbered up to this one are kept already (a takeover)
+        self.end_kept = False  # and its end too
+        self.model = model
 
     # ---- the records -----------------------------------------------------------------------------
 
@@ -113,6 +118,12 @@ class BackgroundResponse:
     def queued(self, request_id: str, deadline: float) -> None:
         self.request_id, self.deadline = request_id, deadline
         self._keep(self.snapshot)
+
+    def resumed(self, request_id: str, deadline: float, created_at: float, kept_through: int | None) -> None:
+        self.request_id, self.deadline, self.created_at = request_id, deadline, created_at
+        self.snapshot = response_object(self.state.request, self.model, self.key, int(created_at), status="queued", output=[])
+        self.end_kept = kept_through is None
+        self.kept_through = (1 << 62) if kept_through is None else kept_through
 
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         answer = _encoder.encode(self.snapshot)  # (queued: the job may move it on during the write)
@@ -158,7 +169,7 @@ class BackgroundResponse:
             self._evented_end = True
             if event.response is not None and self.final is None:
                 self.final = event.response
-        if self.streamed:
+        if self.streamed and number > self.kept_through:
             await self.events.append(self.key, ResponseEvent(number, block + b"\n\n"))
 
     # ---- the end -----------------------------------------------------------------------------------
@@ -185,7 +196,7 @@ class BackgroundResponse:
         response = {**response, "id": self.key, "background": True}
         self._keep(response)
         await self.store.written(self.key)
-        if self.streamed:
+        if self.streamed and not self.end_kept:
             try:
                 if not self._evented_end and response["status"] == "failed":
                     number = self.last_sequence + 1

@@ -96,6 +96,15 @@ class ResponseEvents:
             return
         await self._js().publish(subject, encode_internal(entry))
 
+    async def kept_through(self, response_id: str) -> int | None:
+        """The number of the last event kept of a response (-1: none), None when its end is kept."""
+        try:
+            msg = await self._js().get_last_msg(self.subjects.response_events_stream, self.subjects.response_events(response_id))
+        except NotFoundError:
+            return -1
+        entry = decode_stream_entry(msg.data or b"")
+        return None if isinstance(entry, ResponseStreamEnd) else entry.sequence_number
+
     async def read(self, response_id: str, after: int, until: float) -> AsyncGenerator[ResponseEvent, None]:
         """The response's events numbered above `after`, stored ones then live ones, until its end
         (or, when no end comes, `until`: the time past which the job that wrote them is gone)."""

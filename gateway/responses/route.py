@@ -131,6 +131,8 @@ class TranslatedStream:
     def __init__(self, state: ResponsesCall, model: str, request_id: str) -> None:
         self.state = state
         self.translator = ResponsesStreamTranslator(state.request, model, response_id_for(request_id))
+        if state.background is not None:  # (the same events whichever edge writes them: a takeover)
+            self.translator.created_at = int(state.background.created_at)
 
     def head(self, first: Chunks) -> tuple[int, Headers]:
         return 200, list(SSE_HEADERS)
