@@ -100,6 +100,13 @@ class JobLeases:
         if job.body_blob is not None and self._blobs is not None:
             await self._blobs.delete(job.body_blob)
 
+    async def drop(self, request_id: str) -> None:
+        """Nobody is to carry the job on (it was cancelled while no edge ran it)."""
+        try:
+            await self.kv.delete(request_id)
+        except Exception as exc:  # (an edge taking it over finds the worker's cancelled answer)
+            log.warning("job_lease_drop_failed", request_id=request_id, error=str(exc) or type(exc).__name__)
+
     async def lapsed(self, skip: set[str]) -> AsyncIterator[tuple[BackgroundJob, int]]:
         """The jobs whose lease lapsed (but those in `skip`), with their records' revisions."""
         try:
