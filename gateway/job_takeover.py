@@ -23,8 +23,9 @@ import structlog
 from gateway import metrics
 from gateway.admission import Lease
 from gateway.asgi_io import RequestLog, Scope
+from gateway.auth import Principal
 from gateway.exchange import Exchange
-from gateway.routes import Incoming, Route
+from gateway.routes import Background, Call, Incoming, Route, Target
 from llmgw.contracts import BackgroundJob, JobKind
 
 if TYPE_CHECKING:
@@ -35,6 +36,39 @@ log = structlog.get_logger()
 
 READ_GRACE = 10.0  # seconds a job taken over past its deadline is given to read its kept replies
 _PATHS = {JobKind.RESPONSE: "/v1/responses", JobKind.CHAT: "/v1/chat/completions"}
+
+
+async def carry_on(
+    pipeline: Pipeline,
+    ex: Exchange,
+    route: Route,
+    principal: Principal,
+    call: Call,
+    target: Target,
+    deadline: float,
+    background: Background,
+    job: BackgroundJob,
+    revision: int,
+) -> None:
+    """A background job, from the first of its replies kept in JetStream (gateway/job_replies.py)
+    to its end, its lease renewed meanwhile, then ended: on the edge that took its request, or on
+    one that took it over."""
+    edge = pipeline.edge
+    renewing = asyncio.create_task(edge.job_leases.hold(job, edge.dispatcher.edge_id, revision))
+    try:
+        async with edge.job_replies.follow(ex.request_id) as queue:
+            await pipeline.run_background(ex, route, principal, call, target, queue, deadline, background)
+    except Exception as exc:  # (its replies could not be followed: its lease lapses, another edge tries)
+        log.warning("background_job_not_followed", request_id=ex.request_id, error=str(exc) or type(exc).__name__)
+        await pipeline.end(ex, route)
+        return
+    finally:
+        renewing.cancel()
+    try:
+        await edge.job_leases.end(job)
+        await edge.job_replies.purge(ex.request_id)
+    except Exception as exc:  # (its lease lapses: the edge taking it over finds it over)
+        log.warning("job_lease_end_failed", request_id=ex.request_id, error=str(exc) or type(exc).__name__)
 
 
 class JobTakeover:
@@ -115,6 +149,6 @@ class JobTakeover:
         # Taken over past its deadline, its worker's replies are all kept: they are read still.
         reading_until = max(job.deadline, time.time() + READ_GRACE)
         task = edge.jobs.run(
-            background.key, pipeline.carry_on(ex, route, principal, call, target, reading_until, background, job, revision)
+            background.key, carry_on(pipeline, ex, route, principal, call, target, reading_until, background, job, revision)
         )
         task.add_done_callback(lambda _: self.held.discard(held))

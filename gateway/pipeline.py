@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from asyncio import Queue
-from typing import Any
 
 import msgspec
 import structlog
@@ -31,18 +30,19 @@ from gateway.asgi_io import (
 )
 from gateway.auth import Principal
 from gateway.budgets import WorstCase
-from gateway.client_upstream import client_upstream
 from gateway.edge import Edge
 from gateway.end_users import attribute, end_user_id, refuse_blocked
 from gateway.errors import GatewayError, note_key_guess
 from gateway.exchange import Exchange, policy_bytes
 from gateway.job_leases import new_job
+from gateway.job_takeover import carry_on
 from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
 from gateway.request_ids import LOGGED
 from gateway.request_span import RequestSpan, phase
 from gateway.routes import Background, Call, Route, StreamEncoder, Target
 from gateway.tags import tagged
+from gateway.upstream_request import upstream_request
 from llmgw.contracts import (
     CAPPED_OPERATIONS,
     FREE_OPERATIONS,
@@ -54,7 +54,6 @@ from llmgw.contracts import (
     Failed,
     Priority,
     ReplyMessage,
-    UpstreamRequest,
 )
 from llmgw.handoff import offer_core
 from llmgw.routing import RouterSettings
@@ -119,9 +118,9 @@ class Pipeline:
                 await self._refused(ex, route, exc)
         finally:
             if not ex.detached:
-                await self._end(ex, route)
+                await self.end(ex, route)
 
-    async def _end(self, ex: Exchange, route: Route) -> None:
+    async def end(self, ex: Exchange, route: Route) -> None:
         """The request is over: its metrics, the end of its lease (if nothing ended it), its log line."""
         if self.counted:
             metrics.IN_FLIGHT.dec()
@@ -197,7 +196,9 @@ class Pipeline:
         route.prepare(edge, call, lease.deployment)
         background = route.background(edge, principal, call, ex.request_id)
         reply_stream = None if background is None else edge.subjects.job_replies(ex.request_id)
-        request = self._upstream_request(ex, route, principal, call, target, deadline, system_prompts, reply_stream)
+        request = upstream_request(
+            edge, self.num_retries, ex, route, principal, call, target, deadline, system_prompts, reply_stream
+        )
         queue = edge.dispatcher.open(ex.request_id) if background is None else None
         edge.router.started(lease.deployment.id)
         held: tuple[BackgroundJob, int] | None = None
@@ -224,7 +225,7 @@ class Pipeline:
             if background is not None and held is not None:
                 # The client does not wait: the rest of the request is a task of the edge's own.
                 background.queued(ex.request_id, deadline)
-                job = self.carry_on(ex, route, principal, call, target, deadline, background, *held)
+                job = carry_on(self, ex, route, principal, call, target, deadline, background, *held)
                 edge.jobs.run(background.key, job)
                 ex.detached = True
                 headers = [(b"x-request-id", ex.answer_id), *lease.headers()]
@@ -244,39 +245,7 @@ class Pipeline:
         latency = ex.first_reply_after if ex.first_reply_after is not None else time.time() - ex.started
         self.edge.router.finished(lease.deployment.id, ex.answered_by, latency)
 
-    async def carry_on(
-        self,
-        ex: Exchange,
-        route: Route,
-        principal: Principal,
-        call: Call,
-        target: Target,
-        deadline: float,
-        background: Background,
-        job: BackgroundJob,
-        revision: int,
-    ) -> None:
-        """A background job, from the first of its replies kept in JetStream (gateway/job_replies.py)
-        to its end, its lease renewed meanwhile, then ended: on the edge that took its request,
-        or on one that took it over (gateway/job_takeover.py)."""
-        edge = self.edge
-        renewing = asyncio.create_task(edge.job_leases.hold(job, edge.dispatcher.edge_id, revision))
-        try:
-            async with edge.job_replies.follow(ex.request_id) as queue:
-                await self._background(ex, route, principal, call, target, queue, deadline, background)
-        except Exception as exc:  # (its replies could not be followed: its lease lapses, another edge tries)
-            log.warning("background_job_not_followed", request_id=ex.request_id, error=str(exc) or type(exc).__name__)
-            await self._end(ex, route)
-            return
-        finally:
-            renewing.cancel()
-        try:
-            await edge.job_leases.end(job)
-            await edge.job_replies.purge(ex.request_id)
-        except Exception as exc:  # (its lease lapses: the edge taking it over finds it over)
-            log.warning("job_lease_end_failed", request_id=ex.request_id, error=str(exc) or type(exc).__name__)
-
-    async def _background(
+    async def run_background(
         self,
         ex: Exchange,
         route: Route,
@@ -314,7 +283,7 @@ class Pipeline:
         except Exception:
             log.exception("background_end_failed", request_id=ex.request_id)
         finally:
-            await self._end(ex, route)
+            await self.end(ex, route)
 
     async def _deliver(
         self,
@@ -356,49 +325,6 @@ class Pipeline:
         extra = litellm_headers(ex.request_id, target.model_group, lease.deployment.id, first)
         if await cancel_on_disconnect(self._relay(ex, first, queue, deadline, encoder, send, extra), receive):
             await route.answered(edge, principal, call, ex.request_id, None)
-
-    def _upstream_request(
-        self,
-        ex: Exchange,
-        route: Route,
-        principal: Principal,
-        call: Call,
-        target: Target,
-        deadline: float,
-        system_prompts: list[str],
-        reply_stream: str | None = None,
-    ) -> UpstreamRequest:
-        edge, lease = self.edge, ex.lease
-        assert lease is not None
-        deployment = lease.deployment
-        extra: dict[str, Any] = {}
-        if route.policies:
-            extra.update(client_upstream(principal, call.body, edge.cipher))
-            extra["system_prompts"] = system_prompts
-            extra["fallbacks"] = [d.id for d in target.candidates if d is not deployment] + target.fallbacks
-            extra["context_fallbacks"] = target.context_fallbacks
-            extra["num_retries"] = self.num_retries
-        return UpstreamRequest(
-            request_id=ex.request_id,
-            client_request_id=ex.client_request_id or "",
-            reply_to=edge.dispatcher.reply_subject,
-            operation=call.operation or route.operation,
-            model_group=target.model_group,
-            deployment_id=deployment.id,
-            body=call.body,
-            stream=call.stream,
-            include_usage=call.include_usage,
-            deadline=deadline,
-            received_at=ex.started,
-            caller=principal.caller,
-            cost_cap=lease.cost_cap,
-            answers=max(call.n, 1),
-            ledgers=lease.ledgers,
-            native=call.native,
-            response_id=route.answer_id(call, ex.request_id),
-            reply_stream=reply_stream,
-            **extra,
-        )
 
     async def _relay(
         self,
