@@ -123,7 +123,7 @@ class Edge:
         runs; what may still be in flight is a request whose client already went away (its worker
         is told to stop through the bus) or, past the grace, nothing: Granian kills the process."""
         if self.nc is not None:
-            await self.jobs.stop(self.settings.shutdown_grace)  # background responses: the grace, then failed
+            await self.jobs.stop(self.settings.shutdown_grace)  # background jobs: the grace, then handed over
             if self.dispatcher is not None and not await self.dispatcher.settled(self.settings.shutdown_grace):
                 log.warning("edge_stopped_with_requests_in_flight", in_flight=self.dispatcher.in_flight)
             await self.identity.stop()

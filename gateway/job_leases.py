@@ -100,6 +100,11 @@ class JobLeases:
         if job.body_blob is not None and self._blobs is not None:
             await self._blobs.delete(job.body_blob)
 
+    async def free(self, job: BackgroundJob, owner: str) -> None:
+        """Give the job's lease up (a stopping edge handing it over): lapsed at once."""
+        freed = msgspec.structs.replace(job, owner=owner, expires_at=0.0)
+        await self.kv.put(job.request_id, encode_job(freed))
+
     async def drop(self, request_id: str) -> None:
         """Nobody is to carry the job on (it was cancelled while no edge ran it)."""
         try:

@@ -57,7 +57,7 @@ async def carry_on(
     renewing = asyncio.create_task(edge.job_leases.hold(job, edge.dispatcher.edge_id, revision))
     try:
         async with edge.job_replies.follow(ex.request_id) as queue:
-            await pipeline.run_background(ex, route, principal, call, target, queue, deadline, background)
+            over = await pipeline.run_background(ex, route, principal, call, target, queue, deadline, background)
     except Exception as exc:  # (its replies could not be followed: its lease lapses, another edge tries)
         log.warning("background_job_not_followed", request_id=ex.request_id, error=str(exc) or type(exc).__name__)
         await pipeline.end(ex, route)
@@ -65,6 +65,9 @@ async def carry_on(
     finally:
         renewing.cancel()
     try:
+        if not over:  # handed over by this stopping edge: the next edge looking takes it at once
+            await edge.job_leases.free(job, edge.dispatcher.edge_id)
+            return
         await edge.job_leases.end(job)
         await edge.job_replies.purge(ex.request_id)
     except Exception as exc:  # (its lease lapses: the edge taking it over finds it over)

@@ -29,6 +29,7 @@ from gateway.asgi_io import (
     send_json,
 )
 from gateway.auth import Principal
+from gateway.background import HANDED_OVER
 from gateway.budgets import WorstCase
 from gateway.edge import Edge
 from gateway.end_users import attribute, end_user_id, refuse_blocked
@@ -255,11 +256,12 @@ class Pipeline:
         queue: Queue[ReplyMessage],
         deadline: float,
         background: Background,
-    ) -> None:
+    ) -> bool:
         """A background request from its first reply to its end, in a task the edge owns: the
-        answer goes to the route's job instead of a client, the lease ends exactly once."""
+        answer goes to the route's job instead of a client, the lease ends exactly once. False
+        when the edge handed it over as it stopped (gateway/background.py: another edge ends it)."""
         error: GatewayError | None = None
-        cancelled = False
+        cancelled = handed_over = False
         try:
             await self._deliver(ex, route, principal, call, target, queue, deadline, background.send, background.receive)
         except GatewayError as exc:
@@ -270,20 +272,26 @@ class Pipeline:
             if task is not None:
                 task.uncancel()  # (the job was cancelled on purpose: it ends as it should below)
             cancelled = True
-            ex.log.status, ex.log.code = 499, "cancelled"
-            await self.edge.dispatcher.cancel(ex.request_id)  # (also before the worker's first reply)
+            handed_over = self.edge.jobs.reason(background.key) == HANDED_OVER
+            ex.log.status, ex.log.code = 499, "handed_over" if handed_over else "cancelled"
+            if not handed_over:
+                await self.edge.dispatcher.cancel(ex.request_id)  # (also before the worker's first reply)
         except Exception:
             log.exception("background_request_failed", request_id=ex.request_id)
             error = GatewayError(500, "internal error in the gateway", ErrorType.API, ErrorCode.INTERNAL)
             ex.log.status, ex.log.code = 500, ErrorCode.INTERNAL
         finally:
             self._finished(ex)
+        if handed_over:
+            await self.end(ex, route)
+            return False
         try:
             await background.ended(error, self.edge.jobs.reason(background.key) if cancelled else None)
         except Exception:
             log.exception("background_end_failed", request_id=ex.request_id)
         finally:
             await self.end(ex, route)
+        return True
 
     async def _deliver(
         self,
@@ -384,6 +392,6 @@ class Pipeline:
                     await last(encoder.error(exc.status, exc.message, exc.type, exc.code))
                     return False
         finally:
-            if not finished:
+            if not finished and not (ex.detached and self.edge.jobs.handing_over):
                 rlog.status, rlog.code = 499, "client_closed"
                 await self.edge.dispatcher.cancel(ex.request_id)

@@ -5,11 +5,13 @@ Granian's workers too) while the upstream is still answering; on edge B, which t
 once A's lease lapsed, the official `openai` SDK's `responses.retrieve(id, stream=True,
 starting_after=N)` (or `Last-Event-ID` on the chat stream) gets every event after N once, to the
 end; the upstream was called once; one usage row holds the whole answer's tokens; B reads the
-response completed."""
+response completed. An edge stopped (SIGTERM) with a job still running hands it over once its
+shutdown grace is past: the next edge carries it on at once, the same way."""
 
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 
 import httpx
@@ -18,7 +20,7 @@ import pytest
 
 from tests.e2e.responses_stack import ANTHROPIC_KEY, start_stack
 from tests.e2e.stack import MASTER_KEY, Stack
-from tests.procs import FakeUpstream, Proc, component, free_port, wait_ready
+from tests.procs import FakeUpstream, Proc, component, free_port, log_events, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +39,7 @@ def fake_anthropic(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def stack(nats_server, upstream, fake_anthropic, tmp_path_factory: pytest.TempPathFactory):
-    env = {"LLMGW_JOB_LEASE_SECONDS": LEASE, "LLMGW_JOB_POLL_SECONDS": "0.3"}
+    env = {"LLMGW_JOB_LEASE_SECONDS": LEASE, "LLMGW_JOB_POLL_SECONDS": "0.3", "LLMGW_SHUTDOWN_GRACE": "1"}
     s = start_stack(tmp_path_factory.mktemp("stack"), nats_server.url, "e2etakeover", upstream, fake_anthropic, env)
     yield s
     s.stop()
@@ -116,6 +118,36 @@ def test_a_background_stream_goes_on_on_another_edge_when_its_edge_is_killed(
     # read again from the start on B, once it is over: the same events
     again = list(sdk_b.responses.retrieve(response_id, stream=True))
     assert [e.sequence_number for e in again] == numbers
+
+
+def test_a_stopping_edge_hands_its_background_stream_over(
+    stack: Stack, upstream: FakeUpstream, edges: tuple[openai.OpenAI, EdgeB]
+) -> None:
+    sdk_a, edge_b = edges
+    before = calls(upstream)
+    first: list = []
+    with sdk_a.responses.with_streaming_response.create(
+        model=SLOWER_NATIVE, input="hello there friend", background=True, stream=True
+    ) as raw:
+        for event in raw.parse():
+            first.append(event)
+            if event.type == "response.output_text.delta":
+                break
+    assert stack.edge is not None and stack.edge.popen is not None
+    stack.edge.popen.send_signal(signal.SIGTERM)  # its grace (1 s) is shorter than the answer's rest
+    assert stack.edge.popen.wait(30) == 0
+    assert log_events(stack.edge.output(), "background_jobs_handed_over_at_shutdown")
+    response_id, cut = first[0].response.id, first[-1].sequence_number
+    sdk_b = edge_b.client()
+    rest = list(sdk_b.responses.retrieve(response_id, stream=True, starting_after=cut))
+    numbers = [e.sequence_number for e in first + rest]
+    assert numbers == list(range(len(numbers))), numbers
+    assert rest[-1].type == "response.completed"
+    assert "".join(e.delta for e in first + rest if e.type == "response.output_text.delta") == TEXT
+    assert calls(upstream) == before + 1
+    assert sdk_b.responses.retrieve(response_id).status == "completed"
+    row = one_usage_row(stack, "req-" + response_id.removeprefix("resp_"))
+    assert (row["status"], row["completion_tokens"]) == ("success", len(TEXT.split()))
 
 
 def sse_events(lines) -> Iterator[tuple[int | None, str]]:
