@@ -38,7 +38,6 @@ class BackgroundJobs:
         self.reasons: dict[str, str] = {}  # why a job was cancelled, by its id
         self._nc: Client | None = None
         self._sub: Subscription | None = None
-        self.handing_over = False  # the edge is stopping: its jobs' workers are not told to stop
 
     async def start(self, nc: Client) -> None:
         self._nc = nc
@@ -71,6 +70,15 @@ class BackgroundJobs:
         await asyncio.wait([task])
         return True
 
+    def hand_over(self, job_id: str) -> None:
+        """Another edge took the job over (this edge's lease on it lapsed): stop it here, its
+        worker going on, without ending it."""
+        task = self.tasks.get(job_id)
+        if task is not None:
+            log.warning("background_job_lost", job_id=job_id)
+            self.reasons.setdefault(job_id, HANDED_OVER)
+            task.cancel()
+
     async def _on_cancel(self, msg: Msg) -> None:
         try:
             job_id = decode_cancel_response(msg.data).response_id
@@ -100,7 +108,6 @@ class BackgroundJobs:
             _, late = await asyncio.wait(running, timeout=grace)
             if late:
                 log.warning("background_jobs_handed_over_at_shutdown", jobs=len(late))
-                self.handing_over = True
                 await asyncio.gather(*(self.cancel_here(job_id, HANDED_OVER) for job_id in list(self.tasks)))
         if self._sub is not None:
             try:

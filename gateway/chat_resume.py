@@ -24,7 +24,7 @@ from litestar.response import Stream
 from gateway.asgi_io import SSE_HEADERS, Message, Receive, Scope, Send
 from gateway.errors import GatewayError, error_json
 from gateway.responses.background import ORPHANED_AFTER
-from gateway.responses.events import EventSplitter, ResponseEvents, relay_events
+from gateway.responses.events import EventSplitter, Kept, ResponseEvents, relay_events
 from gateway.responses.request import bad_request
 from gateway.responses.store import ResponseStore
 from gateway.routes import Headers, openai_paths
@@ -81,8 +81,7 @@ class ResumableChatStream:
         self.status = 200
         self._events = EventSplitter()
         self._next = 0
-        self.kept_through = -1  # events numbered up to this one are kept already (a takeover)
-        self.end_kept = False  # and its end too
+        self.kept = Kept()  # what of its events is kept already (an edge took it over)
 
     def _keep(self, status: str) -> None:
         caller = self.caller
@@ -103,10 +102,9 @@ class ResumableChatStream:
         self.deadline = deadline
         self._keep("in_progress")
 
-    def resumed(self, request_id: str, deadline: float, created_at: float, kept_through: int | None) -> None:
+    def resumed(self, request_id: str, deadline: float, created_at: float, kept: Kept) -> None:
         self.deadline, self.created_at = deadline, created_at
-        self.end_kept = kept_through is None
-        self.kept_through = (1 << 62) if kept_through is None else kept_through
+        self.kept = kept
 
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         await self.store.written(record_id(self.key))
@@ -127,14 +125,14 @@ class ResumableChatStream:
 
     async def _append(self, event: bytes) -> None:
         number, self._next = self._next, self._next + 1
-        if number <= self.kept_through:
-            return
-        await self.events.append(self.key, ResponseEvent(number, b"id: %d\n" % number + event + b"\n\n"))
+        rest = self.kept.rest(number, b"id: %d\n" % number + event + b"\n\n")
+        if rest is not None:
+            await self.events.append(self.key, ResponseEvent(number, rest))
 
     async def ended(self, error: GatewayError | None, reason: str | None) -> None:
         status = "completed" if error is None and reason is None and self.status < 400 else "failed"
         try:
-            if self.end_kept:
+            if self.kept.ended:
                 return
             if error is not None:
                 await self._append(b"data: " + error_json(error.message, error.type, error.code))

@@ -54,7 +54,17 @@ async def carry_on(
     to its end, its lease renewed meanwhile, then ended: on the edge that took its request, or on
     one that took it over."""
     edge = pipeline.edge
+    ex.job_key = background.key
     renewing = asyncio.create_task(edge.job_leases.hold(job, edge.dispatcher.edge_id, revision))
+
+    taken: list[bool] = []
+
+    def lost(task: asyncio.Task[None]) -> None:  # (the lease was taken by another edge)
+        if not task.cancelled() and task.exception() is None:
+            taken.append(True)
+            edge.jobs.hand_over(background.key)
+
+    renewing.add_done_callback(lost)
     try:
         async with edge.job_replies.follow(ex.request_id) as queue:
             over = await pipeline.run_background(ex, route, principal, call, target, queue, deadline, background)
@@ -66,7 +76,8 @@ async def carry_on(
         renewing.cancel()
     try:
         if not over:  # handed over by this stopping edge: the next edge looking takes it at once
-            await edge.job_leases.free(job, edge.dispatcher.edge_id)
+            if not taken:  # (unless one took it already)
+                await edge.job_leases.free(job, edge.dispatcher.edge_id)
             return
         await edge.job_leases.end(job)
         await edge.job_replies.purge(ex.request_id)
@@ -134,9 +145,7 @@ class JobTakeover:
             background = route.background(edge, principal, call, job.request_id)
             if background is None:
                 raise ValueError("the request is no background job")
-            background.resumed(
-                job.request_id, job.deadline, job.created_at, await edge.response_events.kept_through(background.key)
-            )
+            background.resumed(job.request_id, job.deadline, job.created_at, await edge.response_events.kept(background.key))
         except Exception as exc:  # (its key was deleted, its model removed, ...: it reads failed past its deadline)
             log.error("background_job_not_resumable", request_id=job.request_id, error=str(exc) or type(exc).__name__)
             await edge.job_leases.end(job)

@@ -392,6 +392,6 @@ class Pipeline:
                     await last(encoder.error(exc.status, exc.message, exc.type, exc.code))
                     return False
         finally:
-            if not finished and not (ex.detached and self.edge.jobs.handing_over):
+            if not finished and not (ex.job_key is not None and self.edge.jobs.reason(ex.job_key) == HANDED_OVER):
                 rlog.status, rlog.code = 499, "client_closed"
                 await self.edge.dispatcher.cancel(ex.request_id)

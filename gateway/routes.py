@@ -22,6 +22,7 @@ from llmgw.contracts import Chunks, Completed, NativeCall, Units
 
 if TYPE_CHECKING:
     from gateway.edge import Edge
+    from gateway.responses.events import Kept
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -138,10 +139,10 @@ class Background(Protocol):
     def queued(self, request_id: str, deadline: float) -> None:
         """It is on the work queue: record it (before its first reply can be handled)."""
 
-    def resumed(self, request_id: str, deadline: float, created_at: float, kept_through: int | None) -> None:
+    def resumed(self, request_id: str, deadline: float, created_at: float, kept: Kept) -> None:
         """It is carried on by an edge taking it over from one that died (gateway/job_takeover.py):
-        its answer is written again from the start, and the events numbered up to `kept_through`
-        (None: every one, its end too) are kept already."""
+        its answer is written again from the start, and what of its events `kept` says is kept
+        already is not kept again."""
 
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         """Answer the client (the job runs already)."""

@@ -21,7 +21,7 @@ import msgspec
 from gateway.asgi_io import SSE_HEADERS, Message, Receive, Send, send_json
 from gateway.background import CANCELLED, SHUTDOWN
 from gateway.errors import GatewayError
-from gateway.responses.events import EventSplitter, relay_events
+from gateway.responses.events import EventSplitter, Kept, relay_events
 from gateway.responses.store import new_record
 from gateway.responses.wire import response_object
 from gateway.routes import Headers
@@ -93,8 +93,7 @@ class BackgroundResponse:
         self._started = False
         self._evented_end = False  # a final event went out
         self.last_sequence = -1
-        self.kept_through = -1  # events numbered up to this one are kept already (a takeover)
-        self.end_kept = False  # and its end too
+        self.kept = Kept()  # what of its events is kept already (an edge took it over)
         self.model = model
 
     # ---- the records -----------------------------------------------------------------------------
@@ -119,11 +118,10 @@ class BackgroundResponse:
         self.request_id, self.deadline = request_id, deadline
         self._keep(self.snapshot)
 
-    def resumed(self, request_id: str, deadline: float, created_at: float, kept_through: int | None) -> None:
+    def resumed(self, request_id: str, deadline: float, created_at: float, kept: Kept) -> None:
         self.request_id, self.deadline, self.created_at = request_id, deadline, created_at
         self.snapshot = response_object(self.state.request, self.model, self.key, int(created_at), status="queued", output=[])
-        self.end_kept = kept_through is None
-        self.kept_through = (1 << 62) if kept_through is None else kept_through
+        self.kept = kept
 
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         answer = _encoder.encode(self.snapshot)  # (queued: the job may move it on during the write)
@@ -169,8 +167,8 @@ class BackgroundResponse:
             self._evented_end = True
             if event.response is not None and self.final is None:
                 self.final = event.response
-        if self.streamed and number > self.kept_through:
-            await self.events.append(self.key, ResponseEvent(number, block + b"\n\n"))
+        if self.streamed and (rest := self.kept.rest(number, block + b"\n\n")) is not None:
+            await self.events.append(self.key, ResponseEvent(number, rest))
 
     # ---- the end -----------------------------------------------------------------------------------
 
@@ -196,7 +194,7 @@ class BackgroundResponse:
         response = {**response, "id": self.key, "background": True}
         self._keep(response)
         await self.store.written(self.key)
-        if self.streamed and not self.end_kept:
+        if self.streamed and not self.kept.ended:
             try:
                 if not self._evented_end and response["status"] == "failed":
                     number = self.last_sequence + 1
