@@ -138,6 +138,7 @@ class JobTakeover:
         try:
             principal = ex.principal = await edge.auth.by_token_fresh(job.key_hash)
             call = ex.call = route.parse(scope, Incoming(None, None, len(body)), body, edge)
+            call.sent_to = job.deployment_id
             await route.resolve(edge, principal, call)
             target = route.target(edge, principal, call)
             deployment = edge.deployment(job.deployment_id) or target.candidates[0]

@@ -59,6 +59,7 @@ class Call:
         "native",
         "operation",
         "prompt_bytes",
+        "sent_to",
         "state",
         "stream",
         "timeout",
@@ -94,6 +95,10 @@ class Call:
         # None: the body's length. Uploads say less than their size (an audio file's tokens).
         self.prompt_bytes = prompt_bytes
         self.state: Any = None  # the route's own, from parse to answered (a stream's translator, ...)
+        # A background job taken over from an edge that died (gateway/job_takeover.py): the
+        # deployment its request was sent to, which `target` takes as first (a route choosing
+        # how to write its answer by it chooses as that edge did).
+        self.sent_to: str | None = None
 
 
 class Target:

@@ -4,8 +4,8 @@ or a resumable chat stream is read to event N on edge A, edge A is SIGKILLed (it
 Granian's workers too) while the upstream is still answering; on edge B, which takes the job over
 once A's lease lapsed, the official `openai` SDK's `responses.retrieve(id, stream=True,
 starting_after=N)` (or `Last-Event-ID` on the chat stream) gets every event after N once, to the
-end; the upstream was called once; one usage row holds the whole answer's tokens; B reads the
-response completed. An edge stopped (SIGTERM) with a job still running hands it over once its
+end; the upstream was called once; one usage row holds the whole answer's tokens (and a budgeted
+key's reservation, made on A, ends once, in that row's cost); B reads the response completed. An edge stopped (SIGTERM) with a job still running hands it over once its
 shutdown grace is past: the next edge carries it on at once, the same way."""
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ import httpx
 import openai
 import pytest
 
+from llmgw.contracts import BudgetLedger
 from tests.e2e.responses_stack import ANTHROPIC_KEY, start_stack
 from tests.e2e.stack import MASTER_KEY, Stack
+from tests.e2e.test_lease_outcomes import Key
 from tests.procs import FakeUpstream, Proc, component, free_port, log_events, wait_ready
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -53,8 +56,8 @@ class EdgeB:
         stack.procs.append(self.proc)
         wait_ready(self.base_url, 45)
 
-    def client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=MASTER_KEY, max_retries=0)
+    def client(self, key: str = MASTER_KEY) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=key, max_retries=0)
 
 
 @pytest.fixture
@@ -85,7 +88,9 @@ def one_usage_row(stack: Stack, request_id: str) -> dict:
 def test_a_background_stream_goes_on_on_another_edge_when_its_edge_is_killed(
     stack: Stack, upstream: FakeUpstream, edges: tuple[openai.OpenAI, EdgeB], model: str
 ) -> None:
-    sdk_a, edge_b = edges
+    _, edge_b = edges
+    key = Key(stack)  # a budgeted key: its reservation, made on edge A, ends once all the same
+    sdk_a = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key.key, max_retries=0)
     before = calls(upstream)
     first: list = []
     with sdk_a.responses.with_streaming_response.create(
@@ -99,7 +104,7 @@ def test_a_background_stream_goes_on_on_another_edge_when_its_edge_is_killed(
         stack.edge.kill()  # edge A dies mid-answer (SIGKILL, its process group)
     response_id = first[0].response.id
     cut = first[-1].sequence_number
-    sdk_b = edge_b.client()
+    sdk_b = edge_b.client(key.key)
     rest = list(sdk_b.responses.retrieve(response_id, stream=True, starting_after=cut))
     events = first + rest
     numbers = [e.sequence_number for e in events]
@@ -115,6 +120,13 @@ def test_a_background_stream_goes_on_on_another_edge_when_its_edge_is_killed(
     assert row["status"] == "success"
     assert (row["prompt_tokens"], row["completion_tokens"]) == (done.usage.input_tokens, done.usage.output_tokens)
     assert row["completion_tokens"] == len(TEXT.split())
+
+    def settled() -> BudgetLedger | None:  # metering settles it from the usage event: once
+        led = key.ledger()
+        return led if request_id not in led.reservations and led.spent == pytest.approx(row["cost"], abs=1e-12) else None
+
+    assert row["cost"] > 0
+    eventually_sync(settled, "the key's reservation to end in its spend", 20)
     # read again from the start on B, once it is over: the same events
     again = list(sdk_b.responses.retrieve(response_id, stream=True))
     assert [e.sequence_number for e in again] == numbers
