@@ -6,8 +6,8 @@ running the job reads that subject from its first message with an ordered consum
 replies to the pipeline as if they came on its own reply subject (`follow`): the same code runs a
 job from its start and an edge taking over a job whose edge died, who reads them all again (the
 translation of chunks into events is stateful) and keeps only the events not kept yet. Blobs the
-replies name are read without being deleted (another edge may read them again; they expire with
-the blobs store). The subject is purged once the job ended; the stream's max age (the longest a
+replies name are read without being deleted while the job runs (another edge may read them
+again), then deleted with the job's replies: the subject is purged once the job ended; the stream's max age (the longest a
 request may run, and a margin) drops what a job that never ended left.
 """
 
@@ -37,6 +37,7 @@ class JobReplies:
         self.max_age = request_timeout + MARGIN
         self._js: JetStreamContext | None = None
         self._blobs: Blobs | None = None
+        self._blob_names: dict[str, set[str]] = {}  # of the replies read, by request id
 
     async def start(self, js: JetStreamContext, blobs: Blobs) -> None:
         self._js, self._blobs = js, blobs
@@ -68,6 +69,7 @@ class JobReplies:
         """The job's replies from its first, as they are kept, in a queue the pipeline reads."""
         queue: asyncio.Queue[ReplyMessage] = asyncio.Queue()
         blobs = self._blobs
+        names = self._blob_names.setdefault(request_id, set())
 
         async def on_msg(msg: Msg) -> None:
             try:
@@ -75,7 +77,9 @@ class JobReplies:
             except Exception as exc:
                 log.error("job_reply_undecodable", request_id=request_id, error=str(exc))
                 return
-            if blobs is not None and reply_blob(reply) is not None:
+            name = reply_blob(reply)
+            if blobs is not None and name is not None:
+                names.add(name)
                 try:
                     reply = await blobs.unpack(reply, keep=True)
                 except Exception as exc:  # (the pipeline's next read of it fails the job as a lost answer)
@@ -95,8 +99,16 @@ class JobReplies:
             with suppress(Exception):  # (the connection went away)
                 await sub.unsubscribe()
 
+    def forget(self, request_id: str) -> None:
+        """The job goes on elsewhere: its blobs are not this edge's to delete."""
+        self._blob_names.pop(request_id, None)
+
     async def purge(self, request_id: str) -> None:
-        """The job ended: its replies are no longer needed."""
+        """The job ended: its replies (and the blobs they named) are no longer needed."""
+        names = self._blob_names.pop(request_id, set())
+        if self._blobs is not None:
+            for name in names:
+                await self._blobs.delete(name)
         try:
             await self.js().purge_stream(self.subjects.job_replies_stream, subject=self.subjects.job_replies(request_id))
         except Exception as exc:  # (they expire with the stream's max age)

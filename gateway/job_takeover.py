@@ -70,12 +70,14 @@ async def carry_on(
             over = await pipeline.run_background(ex, route, principal, call, target, queue, deadline, background)
     except Exception as exc:  # (its replies could not be followed: its lease lapses, another edge tries)
         log.warning("background_job_not_followed", request_id=ex.request_id, error=str(exc) or type(exc).__name__)
+        edge.job_replies.forget(ex.request_id)
         await pipeline.end(ex, route)
         return
     finally:
         renewing.cancel()
     try:
         if not over:  # handed over by this stopping edge: the next edge looking takes it at once
+            edge.job_replies.forget(ex.request_id)
             if not taken:  # (unless one took it already)
                 await edge.job_leases.free(job, edge.dispatcher.edge_id)
             return

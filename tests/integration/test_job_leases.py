@@ -139,3 +139,21 @@ async def test_a_workers_replies_are_read_from_the_first_by_every_follower(nats_
         await asyncio.sleep(0.3)
         assert after_end.empty()
     await publisher.stop()
+
+
+async def test_a_reply_kept_in_a_blob_is_read_by_each_follower_then_deleted_with_the_job(nats_client, bus_prefix) -> None:
+    subjects = Subjects(bus_prefix)
+    js = nats_client.jetstream()
+    blobs = Blobs(await open_blobs(js, subjects.blobs_bucket), nats_client.max_payload)
+    replies = JobReplies(subjects, request_timeout=30)
+    await replies.start(js, blobs)
+    big = [b"x" * (nats_client.max_payload + 1)]
+    packed = await blobs.pack_chunks(Chunks(request_id="req-5", seq=0, data=big))
+    assert packed.data_blob is not None and packed.data == []
+    await js.publish(subjects.job_replies("req-5"), encode_internal(packed))
+    for _ in range(2):  # the edge running the job, then one taking it over: each reads it whole
+        async with replies.follow("req-5") as queue:
+            reply = await asyncio.wait_for(queue.get(), 5)
+            assert isinstance(reply, Chunks) and reply.data == big and reply.data_blob is None
+    await replies.purge("req-5")
+    assert await blobs.get(packed.data_blob) is None
