@@ -32,14 +32,16 @@ from gateway.deployment_health import build_deployment_health_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health import build_health_routes
+from gateway.job_takeover import JobTakeover
 from gateway.metrics import metrics
 from gateway.openapi import build_openapi_routes
 from gateway.pipeline import Pipeline
 from gateway.request_ids import request_id_hook
 from gateway.responses import retrieval
-from gateway.responses.route import responses
+from gateway.responses.route import RESPONSES, responses
 from gateway.settings import EdgeSettings
 from gateway.stored_chat import routes as stored_chat_routes
+from llmgw.contracts import JobKind
 
 
 def cors_config(settings: EdgeSettings) -> CORSConfig | None:
@@ -55,6 +57,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
     edge = Edge(settings)
     pipeline = Pipeline(edge, edge.router.settings)
     batches = Batches(edge, pipeline)
+    # Background jobs whose edge died: carried on here (a background response, a resumable chat stream).
+    takeover = JobTakeover(edge, pipeline, {JobKind.RESPONSE: RESPONSES, JobKind.CHAT: openai_api.RESUMABLE_CHAT})
     guard = FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after)
     keys = KeyService(edge)
     teams = TeamService(edge, keys)
@@ -96,8 +100,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *build_console_routes(edge),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        on_startup=[edge.start, batches.start],
-        on_shutdown=[batches.stop, edge.stop],
+        on_startup=[edge.start, batches.start, takeover.start],
+        on_shutdown=[takeover.stop, batches.stop, edge.stop],
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
         openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead

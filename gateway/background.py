@@ -4,8 +4,9 @@ The pipeline answers such a request as soon as it is on the work queue and hands
 life (the worker's replies, the relay, the end of its lease) to a task the edge owns, registered
 here under the id its client knows it by. A client cancels it through any edge: the cancel is a
 core NATS request every edge hears (`Subjects.response_cancel`) and only the edge running the job
-answers, once the job is over. A stopping edge gives its jobs the shutdown grace, then cancels
-what is left (their responses fail: `Job reason "shutdown"`).
+answers, once the job is over. A stopping edge gives its jobs the shutdown grace, then hands what
+is left over (`HANDED_OVER`): it stops relaying them, its worker going on, and frees their leases,
+so that another edge carries them on at once (gateway/job_takeover.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from llmgw.contracts import CancelResponse, Subjects, decode_cancel_response, en
 log = structlog.get_logger()
 
 CANCELLED = "cancelled"  # the client asked (POST /v1/responses/{id}/cancel)
-SHUTDOWN = "shutdown"  # the edge stopped before the job ended
+SHUTDOWN = "shutdown"  # the edge stopped before the job ended (and could not hand it over)
+HANDED_OVER = "handed_over"  # the edge stopped before the job ended: another edge carries it on
 
 
 class BackgroundJobs:
@@ -68,6 +70,15 @@ class BackgroundJobs:
         await asyncio.wait([task])
         return True
 
+    def hand_over(self, job_id: str) -> None:
+        """Another edge took the job over (this edge's lease on it lapsed): stop it here, its
+        worker going on, without ending it."""
+        task = self.tasks.get(job_id)
+        if task is not None:
+            log.warning("background_job_lost", job_id=job_id)
+            self.reasons.setdefault(job_id, HANDED_OVER)
+            task.cancel()
+
     async def _on_cancel(self, msg: Msg) -> None:
         try:
             job_id = decode_cancel_response(msg.data).response_id
@@ -90,14 +101,14 @@ class BackgroundJobs:
         return True
 
     async def stop(self, grace: float) -> None:
-        """Give the jobs `grace` seconds to end (a client may still cancel one), then cancel what
-        is left and wait for it."""
+        """Give the jobs `grace` seconds to end (a client may still cancel one), then hand what is
+        left over to the other edges and wait until it is."""
         running = list(self.tasks.values())
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
             if late:
-                log.warning("background_jobs_cancelled_at_shutdown", jobs=len(late))
-                await asyncio.gather(*(self.cancel_here(job_id, SHUTDOWN) for job_id in list(self.tasks)))
+                log.warning("background_jobs_handed_over_at_shutdown", jobs=len(late))
+                await asyncio.gather(*(self.cancel_here(job_id, HANDED_OVER) for job_id in list(self.tasks)))
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()

@@ -24,11 +24,11 @@ from litestar.response import Stream
 from gateway.asgi_io import SSE_HEADERS, Message, Receive, Scope, Send
 from gateway.errors import GatewayError, error_json
 from gateway.responses.background import ORPHANED_AFTER
-from gateway.responses.events import EventSplitter, ResponseEvents, relay_events
+from gateway.responses.events import EventSplitter, Kept, ResponseEvents, relay_events
 from gateway.responses.request import bad_request
 from gateway.responses.store import ResponseStore
 from gateway.routes import Headers, openai_paths
-from llmgw.contracts import Caller, ErrorCode, ErrorType, ResponseEvent, ResponseStreamEnd, StoredResponse
+from llmgw.contracts import Caller, ErrorCode, ErrorType, JobKind, ResponseEvent, ResponseStreamEnd, StoredResponse
 
 if TYPE_CHECKING:
     from gateway.auth import Principal
@@ -69,6 +69,8 @@ def record_id(request_id: str) -> str:
 class ResumableChatStream:
     """One resumable chat stream's job (gateway.routes.Background)."""
 
+    kind = JobKind.CHAT
+
     def __init__(self, edge: Edge, caller: Caller, request_id: str) -> None:
         self.key = request_id
         self.caller = caller
@@ -79,6 +81,7 @@ class ResumableChatStream:
         self.status = 200
         self._events = EventSplitter()
         self._next = 0
+        self.kept = Kept()  # what of its events is kept already (an edge took it over)
 
     def _keep(self, status: str) -> None:
         caller = self.caller
@@ -99,6 +102,10 @@ class ResumableChatStream:
         self.deadline = deadline
         self._keep("in_progress")
 
+    def resumed(self, request_id: str, deadline: float, created_at: float, kept: Kept) -> None:
+        self.deadline, self.created_at = deadline, created_at
+        self.kept = kept
+
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         await self.store.written(record_id(self.key))
         await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
@@ -118,11 +125,15 @@ class ResumableChatStream:
 
     async def _append(self, event: bytes) -> None:
         number, self._next = self._next, self._next + 1
-        await self.events.append(self.key, ResponseEvent(number, b"id: %d\n" % number + event + b"\n\n"))
+        rest = self.kept.rest(number, b"id: %d\n" % number + event + b"\n\n")
+        if rest is not None:
+            await self.events.append(self.key, ResponseEvent(number, rest))
 
     async def ended(self, error: GatewayError | None, reason: str | None) -> None:
         status = "completed" if error is None and reason is None and self.status < 400 else "failed"
         try:
+            if self.kept.ended:
+                return
             if error is not None:
                 await self._append(b"data: " + error_json(error.message, error.type, error.code))
             elif reason is not None:

@@ -16,6 +16,8 @@ from gateway.dispatcher import Dispatcher
 from gateway.end_users import end_user_headers
 from gateway.gateway_budget import gateway_limits
 from gateway.identity import IdentityView, config_teams
+from gateway.job_leases import JobLeases
+from gateway.job_replies import JobReplies
 from gateway.models_list import ModelListing
 from gateway.presence import WorkerPresence
 from gateway.ratelimits import RateLimiter
@@ -64,6 +66,9 @@ class Edge:
         self.response_events = ResponseEvents(self.subjects, settings.response_events_retention, settings.request_timeout)
         # Who is signed in to the admin console (/ui), in KV so every edge knows and an admin can end them.
         self.console = ConsoleSessions(self.subjects, self.hasher, settings.console_session_max_age)
+        # Their leases (another edge carries on a job whose edge died) and the worker's replies to them.
+        self.job_leases = JobLeases(self.subjects, settings.job_lease_seconds)
+        self.job_replies = JobReplies(self.subjects, settings.request_timeout)
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
@@ -81,6 +86,8 @@ class Edge:
         await self.responses.start(js, self.nc.max_payload)
         await self.chat_completions.start(js, self.nc.max_payload)
         await self.response_events.start(js, self.nc.max_payload)
+        await self.job_leases.start(js, self.blobs, self.nc.max_payload)
+        await self.job_replies.start(js, self.blobs)
         await self.identity.start(js)
         await self.console.open(js)
         metrics.key_map_updated()  # (its initial values were read)
@@ -124,7 +131,7 @@ class Edge:
         runs; what may still be in flight is a request whose client already went away (its worker
         is told to stop through the bus) or, past the grace, nothing: Granian kills the process."""
         if self.nc is not None:
-            await self.jobs.stop(self.settings.shutdown_grace)  # background responses: the grace, then failed
+            await self.jobs.stop(self.settings.shutdown_grace)  # background jobs: the grace, then handed over
             if self.dispatcher is not None and not await self.dispatcher.settled(self.settings.shutdown_grace):
                 log.warning("edge_stopped_with_requests_in_flight", in_flight=self.dispatcher.in_flight)
             await self.identity.stop()

@@ -27,6 +27,7 @@ class Exchange:
         "client_request_id",
         "detached",
         "first_reply_after",
+        "job_key",
         "lease",
         "log",
         "model_group",
@@ -53,6 +54,7 @@ class Exchange:
         self.first_reply_after: float | None = None
         self.span: RequestSpan | None = None  # when tracing is on
         self.detached = False  # a background job ends it, not its HTTP request
+        self.job_key: str | None = None  # that job's id (gateway/background.py)
 
     @property
     def answer_id(self) -> bytes:

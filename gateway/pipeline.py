@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from asyncio import Queue
-from typing import Any
 
 import msgspec
 import structlog
@@ -30,21 +29,25 @@ from gateway.asgi_io import (
     send_json,
 )
 from gateway.auth import Principal
+from gateway.background import HANDED_OVER
 from gateway.budgets import WorstCase
-from gateway.client_upstream import client_upstream
 from gateway.edge import Edge
 from gateway.end_users import attribute, end_user_id, refuse_blocked
 from gateway.errors import GatewayError, note_key_guess
 from gateway.exchange import Exchange, policy_bytes
+from gateway.job_leases import new_job
+from gateway.job_takeover import carry_on
 from gateway.litellm_headers import litellm_headers
 from gateway.refusals import REFUSED_STATUSES, publish_refusal, refused_event
 from gateway.request_ids import LOGGED
 from gateway.request_span import RequestSpan, phase
 from gateway.routes import Background, Call, Route, StreamEncoder, Target
 from gateway.tags import tagged
+from gateway.upstream_request import upstream_request
 from llmgw.contracts import (
     CAPPED_OPERATIONS,
     FREE_OPERATIONS,
+    BackgroundJob,
     Chunks,
     Completed,
     ErrorCode,
@@ -52,7 +55,6 @@ from llmgw.contracts import (
     Failed,
     Priority,
     ReplyMessage,
-    UpstreamRequest,
 )
 from llmgw.handoff import offer_core
 from llmgw.routing import RouterSettings
@@ -117,9 +119,9 @@ class Pipeline:
                 await self._refused(ex, route, exc)
         finally:
             if not ex.detached:
-                await self._end(ex, route)
+                await self.end(ex, route)
 
-    async def _end(self, ex: Exchange, route: Route) -> None:
+    async def end(self, ex: Exchange, route: Route) -> None:
         """The request is over: its metrics, the end of its lease (if nothing ended it), its log line."""
         if self.counted:
             metrics.IN_FLIGHT.dec()
@@ -193,14 +195,22 @@ class Pipeline:
                 edge.ratelimits, edge.budgets, principal, target.model_group, target.candidates, worst, ex.request_id, deadline
             )
         route.prepare(edge, call, lease.deployment)
-        request = self._upstream_request(ex, route, principal, call, target, deadline, system_prompts)
-        queue = edge.dispatcher.open(ex.request_id)
+        background = route.background(edge, principal, call, ex.request_id)
+        reply_stream = None if background is None else edge.subjects.job_replies(ex.request_id)
+        request = upstream_request(
+            edge, self.num_retries, ex, route, principal, call, target, deadline, system_prompts, reply_stream
+        )
+        queue = edge.dispatcher.open(ex.request_id) if background is None else None
         edge.router.started(lease.deployment.id)
+        held: tuple[BackgroundJob, int] | None = None
         try:
             try:
                 if len(request.body) > edge.blobs.threshold:  # too large for one bus message
                     await edge.blobs.put(ex.request_id, request.body)
                     request = msgspec.structs.replace(request, body=b"", body_blob=ex.request_id)
+                if background is not None:  # its lease first: whoever carries it on needs its record
+                    record = new_job(edge.dispatcher.edge_id, background, ex.request_id, ex.client_request_id, principal.caller)
+                    held = await edge.job_leases.begin(record, body, lease.deployment.id, ex.started, deadline)
                 with phase(ex.span, "publish"):
                     traceparent = ex.span.publishing(request) if ex.span is not None else None
                     priority = Priority.BATCH if batch_caller is not None else principal.priority
@@ -209,18 +219,20 @@ class Pipeline:
                 await lease.release()  # it never reached a worker
                 if request.body_blob is not None:
                     await edge.blobs.delete(request.body_blob)
+                if held is not None:
+                    await edge.job_leases.end(held[0])
                 raise
             ex.published = True
-            background = route.background(edge, principal, call, ex.request_id)
-            if background is not None:
+            if background is not None and held is not None:
                 # The client does not wait: the rest of the request is a task of the edge's own.
                 background.queued(ex.request_id, deadline)
-                job = self._background(ex, route, principal, call, target, queue, deadline, background)
+                job = carry_on(self, ex, route, principal, call, target, deadline, background, *held)
                 edge.jobs.run(background.key, job)
                 ex.detached = True
                 headers = [(b"x-request-id", ex.answer_id), *lease.headers()]
                 await background.accepted(send, receive, headers)
                 return
+            assert queue is not None
             await self._deliver(ex, route, principal, call, target, queue, deadline, send, receive)
         finally:
             if not ex.detached:
@@ -234,7 +246,7 @@ class Pipeline:
         latency = ex.first_reply_after if ex.first_reply_after is not None else time.time() - ex.started
         self.edge.router.finished(lease.deployment.id, ex.answered_by, latency)
 
-    async def _background(
+    async def run_background(
         self,
         ex: Exchange,
         route: Route,
@@ -244,11 +256,12 @@ class Pipeline:
         queue: Queue[ReplyMessage],
         deadline: float,
         background: Background,
-    ) -> None:
+    ) -> bool:
         """A background request from its first reply to its end, in a task the edge owns: the
-        answer goes to the route's job instead of a client, the lease ends exactly once."""
+        answer goes to the route's job instead of a client, the lease ends exactly once. False
+        when the edge handed it over as it stopped (gateway/background.py: another edge ends it)."""
         error: GatewayError | None = None
-        cancelled = False
+        cancelled = handed_over = False
         try:
             await self._deliver(ex, route, principal, call, target, queue, deadline, background.send, background.receive)
         except GatewayError as exc:
@@ -259,20 +272,26 @@ class Pipeline:
             if task is not None:
                 task.uncancel()  # (the job was cancelled on purpose: it ends as it should below)
             cancelled = True
-            ex.log.status, ex.log.code = 499, "cancelled"
-            await self.edge.dispatcher.cancel(ex.request_id)  # (also before the worker's first reply)
+            handed_over = self.edge.jobs.reason(background.key) == HANDED_OVER
+            ex.log.status, ex.log.code = 499, "handed_over" if handed_over else "cancelled"
+            if not handed_over:
+                await self.edge.dispatcher.cancel(ex.request_id)  # (also before the worker's first reply)
         except Exception:
             log.exception("background_request_failed", request_id=ex.request_id)
             error = GatewayError(500, "internal error in the gateway", ErrorType.API, ErrorCode.INTERNAL)
             ex.log.status, ex.log.code = 500, ErrorCode.INTERNAL
         finally:
             self._finished(ex)
+        if handed_over:
+            await self.end(ex, route)
+            return False
         try:
             await background.ended(error, self.edge.jobs.reason(background.key) if cancelled else None)
         except Exception:
             log.exception("background_end_failed", request_id=ex.request_id)
         finally:
-            await self._end(ex, route)
+            await self.end(ex, route)
+        return True
 
     async def _deliver(
         self,
@@ -314,47 +333,6 @@ class Pipeline:
         extra = litellm_headers(ex.request_id, target.model_group, lease.deployment.id, first)
         if await cancel_on_disconnect(self._relay(ex, first, queue, deadline, encoder, send, extra), receive):
             await route.answered(edge, principal, call, ex.request_id, None)
-
-    def _upstream_request(
-        self,
-        ex: Exchange,
-        route: Route,
-        principal: Principal,
-        call: Call,
-        target: Target,
-        deadline: float,
-        system_prompts: list[str],
-    ) -> UpstreamRequest:
-        edge, lease = self.edge, ex.lease
-        assert lease is not None
-        deployment = lease.deployment
-        extra: dict[str, Any] = {}
-        if route.policies:
-            extra.update(client_upstream(principal, call.body, edge.cipher))
-            extra["system_prompts"] = system_prompts
-            extra["fallbacks"] = [d.id for d in target.candidates if d is not deployment] + target.fallbacks
-            extra["context_fallbacks"] = target.context_fallbacks
-            extra["num_retries"] = self.num_retries
-        return UpstreamRequest(
-            request_id=ex.request_id,
-            client_request_id=ex.client_request_id or "",
-            reply_to=edge.dispatcher.reply_subject,
-            operation=call.operation or route.operation,
-            model_group=target.model_group,
-            deployment_id=deployment.id,
-            body=call.body,
-            stream=call.stream,
-            include_usage=call.include_usage,
-            deadline=deadline,
-            received_at=ex.started,
-            caller=principal.caller,
-            cost_cap=lease.cost_cap,
-            answers=max(call.n, 1),
-            ledgers=lease.ledgers,
-            native=call.native,
-            response_id=route.answer_id(call, ex.request_id),
-            **extra,
-        )
 
     async def _relay(
         self,
@@ -414,6 +392,6 @@ class Pipeline:
                     await last(encoder.error(exc.status, exc.message, exc.type, exc.code))
                     return False
         finally:
-            if not finished:
+            if not finished and not (ex.job_key is not None and self.edge.jobs.reason(ex.job_key) == HANDED_OVER):
                 rlog.status, rlog.code = 499, "client_closed"
                 await self.edge.dispatcher.cancel(ex.request_id)

@@ -22,6 +22,7 @@ from llmgw.contracts import Chunks, Completed, NativeCall, Units
 
 if TYPE_CHECKING:
     from gateway.edge import Edge
+    from gateway.responses.events import Kept
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -58,6 +59,7 @@ class Call:
         "native",
         "operation",
         "prompt_bytes",
+        "sent_to",
         "state",
         "stream",
         "timeout",
@@ -93,6 +95,10 @@ class Call:
         # None: the body's length. Uploads say less than their size (an audio file's tokens).
         self.prompt_bytes = prompt_bytes
         self.state: Any = None  # the route's own, from parse to answered (a stream's translator, ...)
+        # A background job taken over from an edge that died (gateway/job_takeover.py): the
+        # deployment its request was sent to, which `target` takes as first (a route choosing
+        # how to write its answer by it chooses as that edge did).
+        self.sent_to: str | None = None
 
 
 class Target:
@@ -132,9 +138,16 @@ class Background(Protocol):
     that never goes away; `ended` closes it, whatever happened."""
 
     key: str  # the id the client knows it by (and cancels it by)
+    kind: str  # llmgw.contracts.JobKind: which route carries it on after a takeover
+    created_at: float  # epoch seconds, as its client reads it
 
     def queued(self, request_id: str, deadline: float) -> None:
         """It is on the work queue: record it (before its first reply can be handled)."""
+
+    def resumed(self, request_id: str, deadline: float, created_at: float, kept: Kept) -> None:
+        """It is carried on by an edge taking it over from one that died (gateway/job_takeover.py):
+        its answer is written again from the start, and what of its events `kept` says is kept
+        already is not kept again."""
 
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         """Answer the client (the job runs already)."""

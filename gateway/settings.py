@@ -55,6 +55,11 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_concurrency: int = 8
     batch_lease_seconds: float = 15.0
     batch_poll_seconds: float = 2.0
+    # Background jobs (background responses, resumable chat streams: gateway/job_takeover.py):
+    # seconds an edge's lease on one lasts unrenewed (another edge takes a lapsed one over), and
+    # seconds between looks for lapsed ones.
+    job_lease_seconds: float = 6.0
+    job_poll_seconds: float = 1.0
     # Seconds between looks at a batch handed to a provider's own batch API (gateway/batches/handoff.py).
     provider_batch_poll_seconds: float = 30.0
     # Seconds a console session (/ui) lasts from sign-in (LLMGW_CONSOLE_SESSION_MAX_AGE; 12 h).
@@ -141,4 +146,6 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         batch_poll_seconds=max(env_float(env, "LLMGW_BATCH_POLL_SECONDS", 2.0), 0.1),
         provider_batch_poll_seconds=max(env_float(env, "LLMGW_PROVIDER_BATCH_POLL_SECONDS", 30.0), 0.1),
         console_session_max_age=max(env_float(env, "LLMGW_CONSOLE_SESSION_MAX_AGE", CONSOLE_SESSION_MAX_AGE), 1.0),
+        job_lease_seconds=max(env_float(env, "LLMGW_JOB_LEASE_SECONDS", 6.0), 1.0),
+        job_poll_seconds=max(env_float(env, "LLMGW_JOB_POLL_SECONDS", 1.0), 0.1),
     )

@@ -103,18 +103,21 @@ class Blobs:
         await self.put(name, encode_chunk_data(reply.data))
         return msgspec.structs.replace(reply, data=[], data_blob=name)
 
-    async def unpack(self, reply: ReplyMessage) -> ReplyMessage:
-        """Edge: the reply whole again (a blob it names read, then deleted); a 502 `Failed`
+    async def unpack(self, reply: ReplyMessage, keep: bool = False) -> ReplyMessage:
+        """Edge: the reply whole again (a blob it names read, then deleted unless `keep`: a
+        background job's replies may be read again by an edge taking it over); a 502 `Failed`
         carrying the reply's cost and tokens if the blob is gone (the lease still settles them)."""
         if isinstance(reply, Completed) and reply.body_blob is not None:
             body = await self.get(reply.body_blob)
             if body is not None:
-                await self.delete(reply.body_blob)
+                if not keep:
+                    await self.delete(reply.body_blob)
                 return msgspec.structs.replace(reply, body=body, body_blob=None)
         elif isinstance(reply, Chunks) and reply.data_blob is not None:
             data = await self.get(reply.data_blob)
             if data is not None:
-                await self.delete(reply.data_blob)
+                if not keep:
+                    await self.delete(reply.data_blob)
                 return msgspec.structs.replace(reply, data=decode_chunk_data(data), data_blob=None)
         else:
             return reply

@@ -32,6 +32,7 @@ from llmgw.tracing import start_tracing
 from workers.budget_cap import apply_cost_cap
 from workers.credentials import DeploymentTable
 from workers.early_cancels import EarlyCancels
+from workers.job_replies import JobReplies
 from workers.keepalive import KeepAlive
 from workers.operations import AnswerKind, answer_kind
 from workers.providers.answers import NativeHead, StreamProgress
@@ -77,6 +78,7 @@ class RequestHandler:
         self.settings = settings
         self.providers = providers
         self.usage = UsageRecorder(publisher, subjects, settings)
+        self.job_replies = JobReplies(publisher)  # a background job's replies, kept in JetStream
         self.tracer = start_tracing("worker", settings.tracing)
 
     async def handle(self, msg: Msg) -> None:
@@ -178,6 +180,7 @@ class RequestHandler:
                     self.settings.coalesce_interval,
                     self.settings.coalesce_max,
                     self.blobs,
+                    self.job_replies.sender(request, attempt),
                 )
             index = 0
             while True:
@@ -408,7 +411,12 @@ class RequestHandler:
 
     async def _publish_whole(self, request: UpstreamRequest, reply: Completed) -> None:
         """A whole answer to the edge; one too large for a bus message goes by the blobs store."""
-        await self.replies.publish(request.reply_to, encode_internal(await self.blobs.pack_completed(reply)))
+        payload = encode_internal(await self.blobs.pack_completed(reply))
+        send = self.job_replies.sender(request, reply.attempt, ".whole")
+        if send is None:
+            await self.replies.publish(request.reply_to, payload)
+        else:
+            await send(payload)
 
     async def _reply_error(
         self,
@@ -433,5 +441,9 @@ class RequestHandler:
         )
         if relay is not None and relay.started:
             await relay.fail(failure)
-        else:
+            return
+        send = self.job_replies.sender(request, attempt, ".failed")
+        if send is None:
             await self.replies.publish(request.reply_to, encode_internal(failure))
+        else:
+            await send(encode_internal(failure))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
@@ -35,9 +36,20 @@ class Publishes(Protocol):
 
 class ChunkRelay:
     def __init__(
-        self, nc: Publishes, subject: str, request_id: str, attempt: int, interval: float, max_batch: int, blobs: Blobs
+        self,
+        nc: Publishes,
+        subject: str,
+        request_id: str,
+        attempt: int,
+        interval: float,
+        max_batch: int,
+        blobs: Blobs,
+        publish: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
+        """`publish`: how a message is sent when not on core NATS to `subject` (a background
+        job's replies, kept in JetStream: workers/job_replies.py)."""
         self.nc = nc
+        self._publish = publish
         self.blobs = blobs
         self.subject = subject
         self.request_id = request_id
@@ -109,7 +121,11 @@ class ChunkRelay:
             self.seq += 1
             self.sent += len(data)
             self.last_send = time.monotonic()
-            await self.nc.publish(self.subject, encode_internal(await self.blobs.pack_chunks(msg)))
+            payload = encode_internal(await self.blobs.pack_chunks(msg))
+            if self._publish is None:
+                await self.nc.publish(self.subject, payload)
+            else:
+                await self._publish(payload)
         if self.seq <= IMMEDIATE_MESSAGES:
             await let_writes_out()  # the first chunks leave before the rest of the stream is read
 
@@ -128,4 +144,7 @@ class ChunkRelay:
         """Send what is buffered, then the error (the edge ends the stream with it)."""
         self._cancel_timer()
         await self.flush()
-        await self.nc.publish(self.subject, encode_internal(failure))
+        if self._publish is None:
+            await self.nc.publish(self.subject, encode_internal(failure))
+        else:
+            await self._publish(encode_internal(failure))

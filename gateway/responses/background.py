@@ -21,11 +21,11 @@ import msgspec
 from gateway.asgi_io import SSE_HEADERS, Message, Receive, Send, send_json
 from gateway.background import CANCELLED, SHUTDOWN
 from gateway.errors import GatewayError
-from gateway.responses.events import EventSplitter, relay_events
+from gateway.responses.events import EventSplitter, Kept, relay_events
 from gateway.responses.store import new_record
 from gateway.responses.wire import response_object
 from gateway.routes import Headers
-from llmgw.contracts import ErrorCode, ResponseEvent, ResponseStreamEnd
+from llmgw.contracts import ErrorCode, JobKind, ResponseEvent, ResponseStreamEnd
 
 if TYPE_CHECKING:
     from gateway.edge import Edge
@@ -74,6 +74,8 @@ def as_seen(response: dict[str, Any], deadline: float | None) -> dict[str, Any]:
 class BackgroundResponse:
     """One background response from its queued record to its end (gateway.routes.Background)."""
 
+    kind = JobKind.RESPONSE
+
     def __init__(self, state: ResponsesCall, edge: Edge, response_id: str, model: str) -> None:
         self.key = response_id
         self.state = state
@@ -91,6 +93,8 @@ class BackgroundResponse:
         self._started = False
         self._evented_end = False  # a final event went out
         self.last_sequence = -1
+        self.kept = Kept()  # what of its events is kept already (an edge took it over)
+        self.model = model
 
     # ---- the records -----------------------------------------------------------------------------
 
@@ -113,6 +117,11 @@ class BackgroundResponse:
     def queued(self, request_id: str, deadline: float) -> None:
         self.request_id, self.deadline = request_id, deadline
         self._keep(self.snapshot)
+
+    def resumed(self, request_id: str, deadline: float, created_at: float, kept: Kept) -> None:
+        self.request_id, self.deadline, self.created_at = request_id, deadline, created_at
+        self.snapshot = response_object(self.state.request, self.model, self.key, int(created_at), status="queued", output=[])
+        self.kept = kept
 
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         answer = _encoder.encode(self.snapshot)  # (queued: the job may move it on during the write)
@@ -158,8 +167,8 @@ class BackgroundResponse:
             self._evented_end = True
             if event.response is not None and self.final is None:
                 self.final = event.response
-        if self.streamed:
-            await self.events.append(self.key, ResponseEvent(number, block + b"\n\n"))
+        if self.streamed and (rest := self.kept.rest(number, block + b"\n\n")) is not None:
+            await self.events.append(self.key, ResponseEvent(number, rest))
 
     # ---- the end -----------------------------------------------------------------------------------
 
@@ -185,7 +194,7 @@ class BackgroundResponse:
         response = {**response, "id": self.key, "background": True}
         self._keep(response)
         await self.store.written(self.key)
-        if self.streamed:
+        if self.streamed and not self.kept.ended:
             try:
                 if not self._evented_end and response["status"] == "failed":
                     number = self.last_sequence + 1

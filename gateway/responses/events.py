@@ -12,6 +12,7 @@ the events stay readable after it ended (`LLMGW_RESPONSE_EVENTS_RETENTION`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import AsyncGenerator
@@ -48,6 +49,28 @@ class EventSplitter:
             events.append(self._pending)
             self._pending = b""
         return [event for event in events if event.strip()]
+
+
+class Kept:
+    """What of a background job's events is kept already when an edge takes the job over and
+    writes them again (gateway/job_takeover.py): those numbered up to `through`, `partial` bytes
+    of the next one (an event kept in pieces, cut short), or all of them and the end (`ended`)."""
+
+    __slots__ = ("ended", "partial", "through")
+
+    def __init__(self, through: int = -1, partial: int = 0, ended: bool = False) -> None:
+        self.through = through
+        self.partial = partial
+        self.ended = ended
+
+    def rest(self, number: int, data: bytes) -> bytes | None:
+        """What of event `number` (`data`, whole) is still to be kept; None: nothing."""
+        if self.ended or number <= self.through:
+            return None
+        if number == self.through + 1 and self.partial:
+            data, self.partial = data[self.partial :], 0
+            return data or None
+        return data
 
 
 class ResponseEvents:
@@ -95,6 +118,41 @@ class ResponseEvents:
                 await self._js().publish(subject, encode_internal(piece))
             return
         await self._js().publish(subject, encode_internal(entry))
+
+    async def kept(self, response_id: str) -> Kept:
+        """What of a response's events is kept (its last entry; when that is a whole piece of an
+        event kept in pieces, the pieces of that event, counted)."""
+        subject = self.subjects.response_events(response_id)
+        try:
+            msg = await self._js().get_last_msg(self.subjects.response_events_stream, subject)
+        except NotFoundError:
+            return Kept()
+        entry = decode_stream_entry(msg.data or b"")
+        if isinstance(entry, ResponseStreamEnd):
+            return Kept(ended=True)
+        if len(entry.data) < self.max_piece:  # (an event's last piece, or an event whole)
+            return Kept(entry.sequence_number)
+        kept = 0
+        async with aclosing(self._entries(subject)) as entries:
+            async for each in entries:
+                if isinstance(each, ResponseEvent) and each.sequence_number == entry.sequence_number:
+                    kept += len(each.data)
+        return Kept(entry.sequence_number - 1, kept)
+
+    async def _entries(self, subject: str) -> AsyncGenerator[ResponseStreamEntry, None]:
+        """The entries kept on `subject` now, from its first."""
+        sub = await self._js().subscribe(
+            subject, stream=self.subjects.response_events_stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=5.0)
+                yield decode_stream_entry(msg.data)
+                if msg.metadata.num_pending == 0:
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def read(self, response_id: str, after: int, until: float) -> AsyncGenerator[ResponseEvent, None]:
         """The response's events numbered above `after`, stored ones then live ones, until its end

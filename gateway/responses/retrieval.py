@@ -98,6 +98,7 @@ async def cancel_response(request: Request, response_id: str) -> Response:
             found = await edge.responses.get(record.id)
             if found is not None and found.response.get("status") not in TERMINAL:
                 await edge.dispatcher.cancel(record.request_id)  # a worker may still be serving it
+                await edge.job_leases.drop(record.request_id)  # and no edge is to carry it on
                 cancelled = {**found.response, "status": "cancelled"}
                 edge.responses.keep(msgspec.structs.replace(found, response=cancelled), replace=True)
         found = await edge.responses.get(record.id)

@@ -131,6 +131,8 @@ class TranslatedStream:
     def __init__(self, state: ResponsesCall, model: str, request_id: str) -> None:
         self.state = state
         self.translator = ResponsesStreamTranslator(state.request, model, response_id_for(request_id))
+        if state.background is not None:  # (the same events whichever edge writes them: a takeover)
+            self.translator.created_at = int(state.background.created_at)
 
     def head(self, first: Chunks) -> tuple[int, Headers]:
         return 200, list(SSE_HEADERS)
@@ -202,7 +204,10 @@ class ResponsesRoute(Route):
     def target(self, edge: Edge, principal: Principal, call: Call) -> Target:
         target = super().target(edge, principal, call)
         state: ResponsesCall = call.state
-        native = state.native = bool(target.candidates) and speaks_responses(target.candidates[0])
+        first = edge.router.by_id.get(call.sent_to) if call.sent_to is not None else None
+        if first is None and target.candidates:
+            first = target.candidates[0]
+        native = state.native = first is not None and speaks_responses(first)
 
         def same_kind(ids: list[str]) -> list[str]:
             return [i for i in ids if (d := edge.router.by_id.get(i)) is not None and speaks_responses(d) == native]

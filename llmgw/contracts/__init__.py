@@ -6,7 +6,8 @@ subject or a wire shape. `names` holds the names on the bus and the error codes,
 messages, `usage` the usage events, `records` the KV records, `stored` the records kept for clients
 (stored responses and chat completions), `audio` the uploads of the audio routes, `batches` the Files
 and Batch APIs' records, `provider_batches` the hand-off of a batch to a provider's own batch API,
-`reconciliation` spend checked against the providers' own usage and cost reports.
+`reconciliation` spend checked against the providers' own usage and cost reports, `jobs` the
+leases of background jobs.
 """
 
 from llmgw.contracts.audio import *  # noqa: F403
@@ -15,6 +16,8 @@ from llmgw.contracts.batches import *  # noqa: F403
 from llmgw.contracts.batches import __all__ as _batches_all
 from llmgw.contracts.console import *  # noqa: F403
 from llmgw.contracts.console import __all__ as _console_all
+from llmgw.contracts.jobs import *  # noqa: F403
+from llmgw.contracts.jobs import __all__ as _jobs_all
 from llmgw.contracts.messages import *  # noqa: F403
 from llmgw.contracts.messages import __all__ as _messages_all
 from llmgw.contracts.names import *  # noqa: F403
@@ -41,4 +44,5 @@ __all__ = [  # noqa: PLE0604 - the modules' own lists of names
     *_batches_all,
     *_provider_batches_all,
     *_reconciliation_all,
+    *_jobs_all,
 ]

@@ -117,6 +117,11 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     # Responses request translated to chat: `msg_...`, `resp_...`): the usage event records it
     # instead of the upstream's. None: the upstream answer's id, as the worker sees it.
     response_id: str | None = None
+    # A background job's request (a background response, a resumable chat stream): its replies
+    # go to this subject of the job replies stream (`Subjects.job_replies`), each JetStream
+    # publish acked before the next, instead of core NATS to `reply_to`: an edge taking the job
+    # over from one that died reads them again from the first. None: to `reply_to`.
+    reply_stream: str | None = None
 
 
 # --------------------------------------------------------------------------------------------

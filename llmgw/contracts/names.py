@@ -243,6 +243,27 @@ class Subjects:
         only the edge running it answers."""
         return f"{self.prefix}.response.cancel"
 
+    @property
+    def job_replies_stream(self) -> str:
+        """JetStream stream (limits retention, max age a request's longest life and a margin) of
+        the worker's replies to background jobs (`UpstreamRequest.reply_stream`), so that an edge
+        taking a job over from one that died reads them again from the first."""
+        return f"{self._stream_prefix}_JOB_REPLIES"
+
+    @property
+    def job_replies_wildcard(self) -> str:
+        return f"{self.prefix}.jobreply.*"
+
+    def job_replies(self, request_id: str) -> str:
+        """The replies (messages.ReplyMessage) to one background job's request, in order."""
+        return f"{self.prefix}.jobreply.{request_id}"
+
+    @property
+    def jobs_bucket(self) -> str:
+        """The background jobs not yet ended: which edge runs each, until when, and what another
+        edge needs to take it over (jobs.BackgroundJob, under the job's request id)."""
+        return f"{self._stream_prefix}_jobs"
+
     def provider_batch(self, provider: str) -> str:
         """Core NATS request/reply, edge -> one worker of `provider` (queue group): submit, poll or
         read the results of a batch handed to the provider's own batch API

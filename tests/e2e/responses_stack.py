@@ -30,6 +30,8 @@ def config_text(openai_base: str, openai_root: str, anthropic_root: str) -> str:
         ("chat-only", "hosted_vllm/gpt-4o", openai_base, ()),  # translated to chat (OpenAI-compatible server)
         ("slow-native", "openai/fake-chunk-delay-100", openai_base, ()),  # native, 100 ms before each text delta
         ("slow-chat", "hosted_vllm/fake-chunk-delay-100", openai_base, ()),  # translated, 100 ms between chunks
+        ("slower-native", "openai/fake-chunk-delay-400", openai_base, ()),  # native, 400 ms before each text delta
+        ("slower-chat", "hosted_vllm/fake-chunk-delay-400", openai_base, ()),  # translated (and chat), 400 ms between chunks
     ]
     lines = ["model_list:"]
     for name, model, base, extra in groups:
@@ -58,9 +60,11 @@ def config_text(openai_base: str, openai_root: str, anthropic_root: str) -> str:
     return "\n".join(lines)
 
 
-def start_stack(root: Path, nats_url: str, prefix: str, upstream: FakeUpstream, anthropic: FakeUpstream) -> Stack:
+def start_stack(
+    root: Path, nats_url: str, prefix: str, upstream: FakeUpstream, anthropic: FakeUpstream, env: dict[str, str] | None = None
+) -> Stack:
     config = config_text(upstream.base_url, upstream.root_url, anthropic.root_url)
-    return Stack(root, nats_url, prefix, upstream, {}, config=config).start()
+    return Stack(root, nats_url, prefix, upstream, env or {}, config=config).start()
 
 
 def new_key(stack: Stack, **params: object) -> str:

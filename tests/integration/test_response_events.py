@@ -9,7 +9,7 @@ import time
 import pytest
 
 from gateway.responses.events import ResponseEvents
-from llmgw.contracts import ResponseEvent, ResponseStreamEnd, Subjects
+from llmgw.contracts import ResponseEvent, ResponseStreamEnd, Subjects, encode_internal
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +38,34 @@ async def test_an_event_larger_than_a_message_is_kept_and_read_back_whole(nats_c
     assert [event.data for event in await read_all(events, "resp_big", 1)] == [b"data: last\n\n"]
     again = await read_all(events, "resp_big", 0)
     assert b"".join(event.data for event in again) == big + b"data: last\n\n"
+
+
+async def test_an_edge_taking_a_job_over_keeps_only_what_is_not_kept(nats_client, bus_prefix) -> None:
+    """What of a job's events is kept, as an edge taking the job over reads it (`kept`): none;
+    through the last whole event; an event cut short in its pieces (its edge died while writing
+    it): only its rest is kept again, and a reader reads it whole; the end."""
+    events = ResponseEvents(Subjects(bus_prefix), retention=60, request_timeout=60)
+    await events.start(nats_client.jetstream(), nats_client.max_payload)
+    piece = events.max_piece
+    kept = await events.kept("resp_cut")
+    assert (kept.through, kept.partial, kept.ended) == (-1, 0, False)
+    first, big = b"data: first\n\n", b"data: " + b"x" * (3 * piece) + b"\n\n"
+    await events.append("resp_cut", ResponseEvent(0, first))
+    kept = await events.kept("resp_cut")
+    assert (kept.through, kept.partial) == (0, 0)
+    assert kept.rest(0, first) is None and kept.rest(1, big) == big
+    # the first two pieces of event 1 only, as an edge dying in its write leaves them
+    nats = nats_client.jetstream()
+    for start in (0, piece):
+        entry = ResponseEvent(1, big[start : start + piece])
+        await nats.publish(Subjects(bus_prefix).response_events("resp_cut"), encode_internal(entry))
+    kept = await events.kept("resp_cut")
+    assert (kept.through, kept.partial) == (0, 2 * piece)
+    rest = kept.rest(1, big)
+    assert rest == big[2 * piece :]
+    await events.append("resp_cut", ResponseEvent(1, rest))
+    await events.append("resp_cut", ResponseEvent(2, b"data: last\n\n"))
+    await events.append("resp_cut", ResponseStreamEnd("completed"))
+    read = await read_all(events, "resp_cut", -1)
+    assert b"".join(event.data for event in read) == first + big + b"data: last\n\n"
+    assert (await events.kept("resp_cut")).ended
