@@ -35,6 +35,7 @@ from llmgw.contracts import (
     decode_reply,
     encode_internal,
 )
+from llmgw.interactive_load import InteractiveTraffic
 
 log = structlog.get_logger()
 
@@ -51,8 +52,11 @@ def bus_unavailable() -> GatewayError:
 
 
 class Dispatcher:
-    def __init__(self, nc: Client, subjects: Subjects, publish_timeout: float, blobs: Blobs) -> None:
+    def __init__(
+        self, nc: Client, subjects: Subjects, publish_timeout: float, blobs: Blobs, traffic: InteractiveTraffic | None = None
+    ) -> None:
         self.nc = nc
+        self.traffic = traffic  # counts the interactive requests published, for batch work to yield to
         self.blobs = blobs
         self._discarding: set[asyncio.Task[None]] = set()  # deletions of blobs no request will read
         self.publisher = AckedPublisher(nc)  # JetStream, cheaper than `js.publish`
@@ -157,6 +161,8 @@ class Dispatcher:
         except Exception as exc:
             log.warning("request_publish_failed", request_id=request.request_id, error=str(exc) or type(exc).__name__)
             raise bus_unavailable() from None
+        if priority == Priority.INTERACTIVE and self.traffic is not None:
+            self.traffic.arrived()
 
     async def cancel(self, request_id: str) -> None:
         """The client went away: tell the worker serving it to stop."""
