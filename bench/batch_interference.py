@@ -13,7 +13,7 @@ the last batch is over (or at `--batch-timeout`), its status and counts. It repo
 assert.
 
 Run: .venv/bin/python -m bench.batch_interference [--rate 50] [--seconds 20] [--lines 10000]
-         [--rounds 1] [--batch-timeout 600] [--llmgw-cmd PATH]
+         [--rounds 1] [--batch-timeout 600] [--env NAME=VALUE ...] [--llmgw-cmd PATH]
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ async def main_async(args: argparse.Namespace) -> int:
     gateway_proc = None
     try:
         try:
-            gateway_proc, base_url = await start_gateway(args.llmgw_cmd, fake_port, workdir)
+            env = dict(item.split("=", 1) for item in args.env)
+            gateway_proc, base_url = await start_gateway(args.llmgw_cmd, fake_port, workdir, env)
         except (RuntimeError, OSError) as exc:
             print(f"llmgw did not start: {exc}", file=sys.stderr)
             return 1
@@ -184,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-timeout", type=float, default=600, help="seconds to wait for the batch to end")
     parser.add_argument(
         "--rounds", type=int, default=1, help="alone/during pairs, one after the other (a batch each, cancelled but the last)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set for llmgw up (repeatable); e.g. LLMGW_BATCH_YIELD_LINES=256 LLMGW_BATCH_YIELD_PAUSE=0: no yielding",
     )
     parser.add_argument("--llmgw-cmd", default=str(Path(sys.executable).parent / "llmgw"), help="command for llmgw")
     return loadgen.run(main_async(parser.parse_args(argv)))

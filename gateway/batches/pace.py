@@ -29,7 +29,6 @@ class BatchPace:
         self.yield_lines = yield_lines
         self.yield_pause = yield_pause
         self.in_flight = 0  # lines of this edge's batches sent and not yet ended
-        self.most_in_flight_yielding = 0  # the most lines in flight seen when one started while yielding
         self._next_start = 0.0  # monotonic time before which no line starts while yielding
         self._freed = asyncio.Event()
 
@@ -47,7 +46,6 @@ class BatchPace:
             wait = self._next_start - time.monotonic()
             if self.in_flight < self.yield_lines and wait <= 0:
                 self.in_flight += 1
-                self.most_in_flight_yielding = max(self.most_in_flight_yielding, self.in_flight)
                 return True
             self._freed.clear()
             timeout = min(wait, LOOK_EVERY) if wait > 0 else LOOK_EVERY

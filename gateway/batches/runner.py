@@ -270,7 +270,13 @@ class BatchRunner:
                 if not await self.pace.turn(stopped):
                     slots.release()
                     break
-                if stopped() or not await self._go_on(run):
+                try:
+                    going_on = not stopped() and await self._go_on(run)
+                except BaseException:  # (the turn is given back, or the pace would count it forever)
+                    slots.release()
+                    self.pace.ended()
+                    raise
+                if not going_on:
                     slots.release()
                     self.pace.ended()
                     break
