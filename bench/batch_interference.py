@@ -161,6 +161,7 @@ async def main_async(args: argparse.Namespace) -> int:
             print(row("during, all rounds", during) + f" {ratio:.2f} | {sum(lines_done) / during.duration_s:.0f} |")
         verdict = "within" if ratio <= TARGET_P99_RATIO else "NOT within"
         print(f"\np99 during / alone: {ratio:.2f} ({verdict} {TARGET_P99_RATIO:.1f})")
+        print(f"p50 during / alone: {during.latency(50) / alone.latency(50):.2f} (steadier than p99 on a shared machine)")
         print(f"batch lines done during the measured runs: {sum(lines_done)} ({sum(lines_done) / during.duration_s:.0f}/s)")
         counts = final["request_counts"]
         print(
