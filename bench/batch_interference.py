@@ -8,12 +8,15 @@ and, while interactive traffic is present, batch work yields to it (gateway/batc
 the interactive p99 should stay within 20% of what it is alone. `--rounds N` measures N such pairs
 one after the other (each with a batch of its own, cancelled after its run but the last), so that
 what else the machine is doing falls on both sides alike; the ratio is also given over all rounds.
+`--settle S` runs S seconds of interactive traffic, not measured, before each measured run: the
+steady state then, without the moment the traffic comes to a batch running at full speed (its
+lines in flight, and metering's backlog of their usage, still to drain).
 Prints a table of p50 and p99 alone and during the batch, the batch lines done meanwhile, and, once
 the last batch is over (or at `--batch-timeout`), its status and counts. It reports, it does not
 assert.
 
 Run: .venv/bin/python -m bench.batch_interference [--rate 50] [--seconds 20] [--lines 10000]
-         [--rounds 1] [--batch-timeout 600] [--env NAME=VALUE ...] [--llmgw-cmd PATH]
+         [--rounds 1] [--settle 0] [--batch-timeout 600] [--env NAME=VALUE ...] [--llmgw-cmd PATH]
 """
 
 from __future__ import annotations
@@ -125,11 +128,23 @@ async def main_async(args: argparse.Namespace) -> int:
         lines_done: list[int] = []
         async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
             file_id = await upload_batch_file(client, args.lines)
+            settings: list[LoadResult] = []  # (the unmeasured runs before the batch's)
+
+            async def settle(label: str) -> None:
+                if args.settle > 0:
+                    settings.append(
+                        await loadgen.open_loop(url, body, rate=args.rate, seconds=args.settle, headers=headers, label=label)
+                    )
+
             for round_ in range(1, args.rounds + 1):
+                await settle("settling alone")
                 alone = await loadgen.open_loop(url, body, rate=args.rate, seconds=args.seconds, headers=headers, label="alone")
                 print(f"round {round_}: {alone.summary()}", flush=True)
                 batch_id = await start_batch(client, file_id)
-                before = await wait_running(client, batch_id, 60)
+                await wait_running(client, batch_id, 60)
+                await settle("settling beside the batch")
+                print(f"round {round_}: {settings[-1].summary()}" if settings else "", flush=True)
+                before = await batch_state(client, batch_id)
                 during = await loadgen.open_loop(
                     url, body, rate=args.rate, seconds=args.seconds, headers=headers, label="during the batch"
                 )
@@ -184,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20, help="measured time of each interactive run")
     parser.add_argument("--lines", type=int, default=10000, help="lines of the batch")
     parser.add_argument("--batch-timeout", type=float, default=600, help="seconds to wait for the batch to end")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0,
+        help="seconds of interactive traffic, not measured, before each measured run (the batch's switch to its trickle)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=1, help="alone/during pairs, one after the other (a batch each, cancelled but the last)"
     )
