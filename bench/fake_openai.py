@@ -20,7 +20,8 @@ POST /v1/batches/{id}/cancel (fake_openai_batches.py; its delay:
 POST /_fake/batch_delay {"seconds": x, "create_seconds": y}); GET /_fake/stats ->
 {"requests", "by_model", "auth_failures", "by_path", "last_request", "last_responses" (the last
 Responses request body), "responses_usage" (the Responses usage it reported, summed), "agent" (the
-chat `fake-agent`'s tool calls by name, its answers to tool results, and each turn's usage)};
+chat `fake-agent`'s tool calls by name, its answers to tool results, and each turn's usage),
+"most_in_flight" (the most calls of each model answered at once since the last reset)};
 POST /_fake/reset.
 Azure OpenAI's paths answer the same, the model being the deployment name:
 POST /openai/deployments/{deployment}/chat/completions, .../embeddings, .../completions and
@@ -157,6 +158,8 @@ class FakeStats:
     last_responses: dict | None = None  # the body of the last Responses API call
     responses_usage: dict[str, int] = field(default_factory=dict)  # Responses API usage reported, summed
     agent: dict[str, list] = field(default_factory=lambda: {"calls": [], "outputs": [], "usage": []})  # chat fake-agent
+    in_flight: dict[str, int] = field(default_factory=dict)  # calls being answered now, by model
+    most_in_flight: dict[str, int] = field(default_factory=dict)  # the most at once since the reset, by model
 
     def as_dict(self) -> dict:
         return {
@@ -167,6 +170,7 @@ class FakeStats:
             "last_responses": self.last_responses,
             "responses_usage": dict(self.responses_usage),
             "agent": {k: list(v) for k, v in self.agent.items()},
+            "most_in_flight": dict(self.most_in_flight),
         }
 
     def reset(self) -> None:
@@ -177,6 +181,7 @@ class FakeStats:
         self.last_responses = None
         self.responses_usage.clear()
         self.agent = {"calls": [], "outputs": [], "usage": []}
+        self.most_in_flight = dict(self.in_flight)  # (those being answered still count)
 
 
 class FakeOpenAI:
@@ -326,13 +331,18 @@ class FakeOpenAI:
             return _error(status, message, type_, param, code, headers)
         if model == "fake-hang":
             await asyncio.Future()  # cancelled when the client disconnects
-        delay_s = self.latency_s + (suffix_ms(model, "fake-slow-") or 0) / 1000
-        if delay_s:
-            await asyncio.sleep(delay_s)
+        stats = self.stats
+        stats.in_flight[model] = now = stats.in_flight.get(model, 0) + 1
+        stats.most_in_flight[model] = max(stats.most_in_flight.get(model, 0), now)
         try:
+            delay_s = self.latency_s + (suffix_ms(model, "fake-slow-") or 0) / 1000
+            if delay_s:
+                await asyncio.sleep(delay_s)
             return await route(body)
         except BadRequest as exc:
             return _error(400, str(exc), "invalid_request_error", exc.param)
+        finally:
+            stats.in_flight[model] -= 1
 
     async def _models(self, body: dict) -> Response:
         return _json_response(payloads.models_list())

@@ -36,6 +36,7 @@ from llmgw.contracts import (
     decode_reply,
     encode_internal,
 )
+from llmgw.interactive_load import InteractiveTraffic
 
 log = structlog.get_logger()
 
@@ -51,8 +52,11 @@ def leaderless(exc: Exception) -> bool:
 
 
 class Dispatcher:
-    def __init__(self, nc: Client, subjects: Subjects, publish_timeout: float, blobs: Blobs) -> None:
+    def __init__(
+        self, nc: Client, subjects: Subjects, publish_timeout: float, blobs: Blobs, traffic: InteractiveTraffic | None = None
+    ) -> None:
         self.nc = nc
+        self.traffic = traffic  # counts the interactive requests published, for batch work to yield to
         self.blobs = blobs
         self._discarding: set[asyncio.Task[None]] = set()  # deletions of blobs no request will read
         self.publisher = AckedPublisher(nc)  # JetStream, cheaper than `js.publish`
@@ -162,6 +166,8 @@ class Dispatcher:
                 if not self.nc.is_connected:
                     raise ConnectionError("not connected to NATS")
                 await self.publisher.publish(subject, payload, headers=headers, timeout=max(deadline - time.monotonic(), 0.01))
+                if priority == Priority.INTERACTIVE and self.traffic is not None:
+                    self.traffic.arrived()
                 return
             except Exception as exc:
                 if not leaderless(exc) or time.monotonic() + pause >= deadline:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -30,6 +32,7 @@ from llmgw import bus
 from llmgw.blobs import Blobs, open_blobs
 from llmgw.config import Deployment
 from llmgw.contracts import Subjects
+from llmgw.interactive_load import InteractiveTraffic
 from llmgw.routing import CooldownBoard, router_settings
 from llmgw.runtime_models import RuntimeModels
 from llmgw.secret_check import check_secret_fingerprint
@@ -75,6 +78,8 @@ class Edge:
         self.presence: WorkerPresence = None  # type: ignore[assignment]
         self.ratelimits: RateLimiter = None  # type: ignore[assignment]  # set in start()
         self.blobs: Blobs = None  # type: ignore[assignment]  # set in start()
+        # Interactive requests of every edge lately: what batch work yields to (llmgw/interactive_load.py).
+        self.traffic: InteractiveTraffic = None  # type: ignore[assignment]  # set in start()
 
     async def start(self) -> None:
         self.nc = await bus.connect(self.settings.bus, name="llmgw-edge", on_reconnect=self._reconnected)
@@ -97,7 +102,9 @@ class Edge:
         await self.cooldowns.start(self.nc)
         self.ratelimits = RateLimiter(js, self.subjects, fail_open=self.settings.ratelimit_fail_open)
         await self.ratelimits.start()
-        self.dispatcher = Dispatcher(self.nc, self.subjects, self.settings.publish_timeout, self.blobs)
+        self.traffic = InteractiveTraffic(self.subjects, f"edge-{uuid.uuid4().hex[:12]}")
+        await self.traffic.start(self.nc, publish=True)
+        self.dispatcher = Dispatcher(self.nc, self.subjects, self.settings.publish_timeout, self.blobs, self.traffic)
         await self.dispatcher.start()
         self.presence = WorkerPresence(self.nc, self.subjects, self.settings.worker_seen_within)
         await self.presence.start()
@@ -141,6 +148,8 @@ class Edge:
             await self.cooldowns.stop()
             await self.ratelimits.stop()
             await self.dispatcher.stop()
+            if self.traffic is not None:
+                await self.traffic.stop()
             await self.nc.drain()
             self.nc = None
         stop_tracing()  # what spans are still queued are sent (see llmgw/tracing.py)

@@ -60,6 +60,10 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # seconds between looks for lapsed ones.
     job_lease_seconds: float = 6.0
     job_poll_seconds: float = 1.0
+    # While any edge has interactive traffic (gateway/batches/pace.py): lines of this edge's batches
+    # in flight at most, and the pause after each line per interactive request of the last second.
+    batch_yield_lines: int = 1
+    batch_yield_pause: float = 0.002
     # Seconds between looks at a batch handed to a provider's own batch API (gateway/batches/handoff.py).
     provider_batch_poll_seconds: float = 30.0
     # Seconds a console session (/ui) lasts from sign-in (LLMGW_CONSOLE_SESSION_MAX_AGE; 12 h).
@@ -144,6 +148,8 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         batch_concurrency=max(env_int(env, "LLMGW_BATCH_CONCURRENCY", 8), 1),
         batch_lease_seconds=max(env_float(env, "LLMGW_BATCH_LEASE_SECONDS", 15.0), 1.0),
         batch_poll_seconds=max(env_float(env, "LLMGW_BATCH_POLL_SECONDS", 2.0), 0.1),
+        batch_yield_lines=max(env_int(env, "LLMGW_BATCH_YIELD_LINES", 1), 1),
+        batch_yield_pause=max(env_float(env, "LLMGW_BATCH_YIELD_PAUSE", 0.002), 0.0),
         provider_batch_poll_seconds=max(env_float(env, "LLMGW_PROVIDER_BATCH_POLL_SECONDS", 30.0), 0.1),
         console_session_max_age=max(env_float(env, "LLMGW_CONSOLE_SESSION_MAX_AGE", CONSOLE_SESSION_MAX_AGE), 1.0),
         job_lease_seconds=max(env_float(env, "LLMGW_JOB_LEASE_SECONDS", 6.0), 1.0),

@@ -21,6 +21,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from llmgw.interactive_load import InteractiveTraffic
+
 log = structlog.get_logger()
 
 PULL_EXPIRES = 15.0  # seconds a pull request stays open on the server (its expiry wakes the loop)
@@ -118,10 +120,11 @@ class ContinuousPuller:
             except TimeoutError:
                 pass
 
-    async def _pull(self, batch: int, no_wait: bool = False) -> None:
+    async def _pull(self, batch: int, no_wait: bool = False, expires: float | None = None) -> None:
         if not self.nc.is_connected:
             return
-        expires = NO_WAIT_EXPIRES if no_wait else PULL_EXPIRES
+        if expires is None:
+            expires = NO_WAIT_EXPIRES if no_wait else PULL_EXPIRES
         expires_at = time.monotonic() + expires + PULL_GRACE
         ask: dict = {"batch": batch, "expires": int(expires * 1e9)}
         if no_wait:
@@ -153,6 +156,9 @@ class BatchPuller(ContinuousPuller):
     Before each pull it asks JetStream whether interactive requests are waiting (the interactive
     consumer's pending count); only when none are does it take batch work, with a no-wait pull
     for the free slots, so a batch request never sits in a long pull while interactive ones queue.
+    While any edge has interactive traffic (`traffic`, llmgw/interactive_load.py) it takes batch
+    work only up to `yield_lines` batch requests in flight on this worker (`batch_in_use`): a batch
+    request costs the same CPU as an interactive one, and that CPU is the interactive traffic's.
     """
 
     def __init__(
@@ -165,9 +171,15 @@ class BatchPuller(ContinuousPuller):
         on_message: Callable[[Msg], None],
         *,
         interactive_waiting: Callable[[], Awaitable[bool]],
+        traffic: InteractiveTraffic | None = None,
+        batch_in_use: Callable[[], int] = lambda: 0,
+        yield_lines: int = 1,
     ) -> None:
         super().__init__(nc, stream, consumer, capacity, in_use, on_message)
         self.interactive_waiting = interactive_waiting
+        self.traffic = traffic
+        self.batch_in_use = batch_in_use
+        self.yield_lines = yield_lines
         self._quiet_until = 0.0  # the batch queue was empty: look again at this time
         self._quiet_for = 0.0  # seconds until the next look; doubles while the queue stays empty
         self._found = False  # the open pull brought batch work
@@ -188,9 +200,19 @@ class BatchPuller(ContinuousPuller):
             self._quiet_for = 0.0  # batch work: the next look after an empty one comes soon again
         await super()._on_inbox(msg)
 
+    def yielding(self) -> bool:
+        return self.traffic is not None and self.traffic.present()
+
+    def free(self) -> int:
+        """Batch requests that may be asked for now."""
+        free = self.capacity - self.in_use() - self.outstanding()
+        if self.yielding():
+            free = min(free, self.yield_lines - self.batch_in_use() - self.outstanding())
+        return free
+
     async def _loop(self) -> None:
         while not self._stopping:
-            free = self.capacity - self.in_use() - self.outstanding()
+            free = self.free()
             # Freed capacity wakes this loop after every request; with no batch work waiting it
             # must not cost a JetStream API call each time.
             if free > 0 and self.nc.is_connected and time.monotonic() >= self._quiet_until:
@@ -199,7 +221,12 @@ class BatchPuller(ContinuousPuller):
                 except Exception as exc:
                     log.debug("interactive_queue_unknown", error=str(exc) or type(exc).__name__)
                     busy = True
-                if not busy:
+                if not busy and self._found and self.yielding():
+                    # A batch at a trickle: its next line comes after the edge's pause, so the
+                    # pull waits for it (one request at most, briefly) instead of finding the
+                    # queue empty and looking again only after BATCH_POLL.
+                    await self._pull(free, expires=BATCH_POLL)
+                elif not busy:
                     await self._pull(free, no_wait=True)
                 else:
                     self._quiet_until = time.monotonic() + BATCH_POLL / 5

@@ -15,6 +15,7 @@ from llmgw import bus
 from llmgw.blobs import Blobs, open_blobs
 from llmgw.catalog import PROVIDERS
 from llmgw.contracts import Priority, Subjects, WorkerHeartbeat, decode_cancel, decode_resend_replies, encode_internal
+from llmgw.interactive_load import InteractiveTraffic
 from llmgw.metrics import serve_metrics
 from llmgw.metrics_jetstream import ConsumerDepth
 from llmgw.routing import CooldownBoard, router_settings
@@ -35,6 +36,7 @@ log = structlog.get_logger()
 async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     subjects = Subjects(settings.bus.prefix)
     in_flight: dict[str, asyncio.Task] = {}
+    batch_in_flight: set[str] = set()  # (the keys of in_flight that are batch requests)
     pullers: list[ContinuousPuller] = []
     replies: list[RecentReplies] = []  # (the handler's, once it is made)
 
@@ -76,13 +78,20 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
         port = serve_metrics(settings.metrics_host, settings.metrics_port)
         log.info("metrics_serving", url=f"http://{settings.metrics_host}:{port}/metrics")
 
-    def on_message(msg: Msg) -> None:
+    # Interactive traffic on every edge lately: the batch pullers yield to it.
+    traffic = InteractiveTraffic(subjects, f"worker-{settings.worker_id}")
+    await traffic.start(nc, publish=False)
+
+    def on_message(msg: Msg, batch: bool = False) -> None:
         task = asyncio.create_task(handler.handle(msg))
         key = msg.reply  # unique per delivery; the request id is known after decoding
         in_flight[key] = task
+        if batch:
+            batch_in_flight.add(key)
 
         def done(_: asyncio.Task) -> None:
             in_flight.pop(key, None)
+            batch_in_flight.discard(key)
             if finishing:
                 handler.client_gone.discard(task.get_name())
             for p in pullers:
@@ -148,8 +157,11 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
             batch_durable,
             settings.concurrency,
             lambda: len(in_flight),
-            on_message,
+            lambda msg: on_message(msg, batch=True),
             interactive_waiting=interactive_waiting,
+            traffic=traffic,
+            batch_in_use=lambda: len(batch_in_flight),
+            yield_lines=settings.batch_yield_lines,
         )
         for p in (interactive, batch):
             pullers.append(p)
@@ -204,6 +216,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     await cancel_sub.unsubscribe()
     await resend_sub.unsubscribe()
     handler.replies.stop()
+    await traffic.stop()
     await publisher.stop()
     await deployments.stop()
     await nc.drain()

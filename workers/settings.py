@@ -31,6 +31,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     coalesce_interval: float = 0.02  # stream chunks are sent at most this often after the first
     coalesce_max: int = 16  # ... or when this many are waiting
     heartbeat_interval: float = 2.0
+    # Batch requests in flight on this worker at most while any edge has interactive traffic
+    # (workers/puller.py BatchPuller; with none, batch work uses all free capacity).
+    batch_yield_lines: int = 1
     usage_retention_days: int = 30
     # A streaming client went away: stop the upstream call ("cancel": the usage row estimates the
     # tokens sent) or read the stream to its end ("finish": the provider's exact count is metered).
@@ -69,6 +72,7 @@ def worker_settings_from_env(env: Mapping[str, str] | None = None) -> WorkerSett
         coalesce_interval=env_float(env, "LLMGW_COALESCE_MS", 20.0) / 1000.0,
         coalesce_max=env_int(env, "LLMGW_COALESCE_MAX", 16),
         usage_retention_days=env_int(env, "LLMGW_USAGE_RETENTION_DAYS", 30),
+        batch_yield_lines=max(env_int(env, "LLMGW_BATCH_YIELD_LINES", 1), 1),
         on_client_disconnect=on_client_disconnect_from_env(env),
         log_level=env_str(env, "LLMGW_LOG_LEVEL", "info"),
         metrics_port=metrics_port_from_env(env, "LLMGW_WORKER_METRICS_PORT") if env_bool(env, "LLMGW_METRICS", True) else None,

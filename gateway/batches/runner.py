@@ -1,5 +1,6 @@
 """Running batches: a task in every edge process that takes open batches by a KV lease and runs
-their lines through the pipeline, at most `batch_concurrency` lines of a batch at once.
+their lines through the pipeline, at most `batch_concurrency` lines of a batch at once, fewer
+while interactive traffic is present (pace.py).
 
 What survives a restart, and why no line runs twice:
 - the batch (its record in KV, its input file in the object store) outlives every process;
@@ -36,6 +37,7 @@ from gateway.batches.finish import INTERRUPTED, BatchRun, finish, forget_lines, 
 from gateway.batches.handoff import Handoff
 from gateway.batches.jsonl import BatchInputLine, parse_line, split_lines
 from gateway.batches.line_call import LineAnswer, line_request_id, run_line
+from gateway.batches.pace import BatchPace
 from gateway.batches.store import BatchStore
 from gateway.batches.wire import error_line, response_line
 from gateway.errors import error_json
@@ -82,6 +84,8 @@ class BatchRunner:
         self.store = store
         settings = edge.settings
         self.concurrency = settings.batch_concurrency
+        # While interactive traffic is present, the lines of all this edge's batches go at a trickle.
+        self.pace = BatchPace(lambda: edge.traffic, settings.batch_yield_lines, settings.batch_yield_pause)
         self.lease_seconds = settings.batch_lease_seconds
         self.poll = settings.batch_poll_seconds
         self.grace = settings.shutdown_grace
@@ -253,14 +257,28 @@ class BatchRunner:
         def ended(task: asyncio.Task[None]) -> None:
             in_flight.discard(task)
             slots.release()
+            self.pace.ended()
+
+        def stopped() -> bool:
+            return run.lost or self._stopping
 
         try:
             for index in range(len(run.lines)):
                 if index in run.done:
                     continue
                 await slots.acquire()
-                if run.lost or self._stopping or not await self._go_on(run):
+                if not await self.pace.turn(stopped):
                     slots.release()
+                    break
+                try:
+                    going_on = not stopped() and await self._go_on(run)
+                except BaseException:  # (the turn is given back, or the pace would count it forever)
+                    slots.release()
+                    self.pace.ended()
+                    raise
+                if not going_on:
+                    slots.release()
+                    self.pace.ended()
                     break
                 task = asyncio.create_task(self._line(run, index))
                 in_flight.add(task)

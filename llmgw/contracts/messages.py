@@ -242,6 +242,20 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True):
 
 
 # --------------------------------------------------------------------------------------------
+# Interactive load: what batch work yields to
+# --------------------------------------------------------------------------------------------
+
+
+class InteractiveLoad(msgspec.Struct, frozen=True):
+    """An edge's interactive requests of the last second (`arrived`), broadcast every quarter of a
+    second while it has some (and once more when it has none any more): batch runners and workers'
+    batch pullers slow batch work down while any edge has interactive traffic."""
+
+    source: str  # the edge process's id
+    arrived: int  # interactive requests published in the last second
+
+
+# --------------------------------------------------------------------------------------------
 # Metering query service
 # --------------------------------------------------------------------------------------------
 
@@ -305,11 +319,12 @@ _resend_replies_decoder = msgspec.msgpack.Decoder(ResendReplies)
 _stream_entry_decoder = msgspec.msgpack.Decoder(ResponseStreamEntry)
 _cooldown_decoder = msgspec.msgpack.Decoder(DeploymentCooldown)
 _heartbeat_decoder = msgspec.msgpack.Decoder(WorkerHeartbeat)
+_interactive_load_decoder = msgspec.msgpack.Decoder(InteractiveLoad)
 _chunk_data_decoder = msgspec.msgpack.Decoder(list[bytes])
 _query_request_decoder = msgspec.json.Decoder(QueryRequest)
 _query_result_decoder = msgspec.json.Decoder(QueryResult)
 
-encode_internal = _msgpack_encoder.encode  # requests, replies, cancels, heartbeats
+encode_internal = _msgpack_encoder.encode  # requests, replies, cancels, heartbeats, interactive load
 encode_json = _json_encoder.encode  # usage events, query service
 
 decode_request = _request_decoder.decode
@@ -320,6 +335,7 @@ decode_resend_replies = _resend_replies_decoder.decode
 decode_stream_entry = _stream_entry_decoder.decode
 decode_cooldown = _cooldown_decoder.decode
 decode_heartbeat = _heartbeat_decoder.decode
+decode_interactive_load = _interactive_load_decoder.decode
 encode_chunk_data = _msgpack_encoder.encode  # `Chunks.data` kept as a blob (`Chunks.data_blob`)
 decode_chunk_data = _chunk_data_decoder.decode
 decode_query_request = _query_request_decoder.decode
@@ -336,6 +352,7 @@ __all__ = [
     "Completed",
     "DeploymentCooldown",
     "Failed",
+    "InteractiveLoad",
     "LedgerRef",
     "NamedQuery",
     "NativeCall",
@@ -356,6 +373,7 @@ __all__ = [
     "decode_chunk_data",
     "decode_cooldown",
     "decode_heartbeat",
+    "decode_interactive_load",
     "decode_query_request",
     "decode_query_result",
     "decode_reply",

@@ -115,6 +115,11 @@ class Subjects:
     def heartbeat_wildcard(self) -> str:
         return f"{self.prefix}.worker.heartbeat.*"
 
+    # Interactive load: core NATS broadcast from every edge to the batch runners and pullers.
+    @property
+    def interactive_load(self) -> str:
+        return f"{self.prefix}.load.interactive"
+
     # Usage events: a JetStream stream with limits retention (many readers).
     # Subjects: <prefix>.usage.<provider>.<status> (one UsageEvent: the edge's refusals, and what
     # older workers published) and <prefix>.usage.batch (a UsageBatch: what a worker publishes).
