@@ -6,6 +6,13 @@ reserves by compare-and-set on every ledger that covers it, so all edges togethe
 more than the budget can pay for; metering replaces the reservation with the actual cost when the
 usage event lands (and releases it on failure), and reservations of lost requests expire.
 
+A request that does not fit only because of reservations that may still shrink (requests in
+flight whose last reply is not in) waits for the ledger to change, then tries again: a burst is
+admitted as far as the budget really allows, not as far as worst cases fill it. The wait is fed by
+the ledgers' KV watch (or the first of those reservations expiring), bounded by
+`LLMGW_BUDGET_WAIT_SECONDS` and the request's deadline; while it waits the request holds no
+reservation. A request that could not fit even were they all gone is refused at once.
+
 Within one edge, reservations on the same ledger are serialised by a lock, so concurrent requests
 of one key cost one KV round trip each instead of racing; across edges the compare-and-set decides.
 Requests of callers without any budget touch no ledger (only their ledger keys are named, so that
@@ -30,13 +37,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from gateway.auth import Principal
+from gateway.budget_refusals import Crowded, budget_exceeded, crowded, price_unknown
 from gateway.errors import GatewayError
 from gateway.gateway_budget import GATEWAY_ANCHOR, GATEWAY_LABEL, GATEWAY_LEDGER
 from llmgw.config import Deployment
 from llmgw.contracts import (
     BudgetLedger,
     ErrorCode,
-    ErrorType,
     LedgerKind,
     LedgerRef,
     Limits,
@@ -47,7 +54,6 @@ from llmgw.contracts import (
 )
 from llmgw.durations import budget_period, period_reset_at
 from llmgw.kv import WatchedMap, open_bucket
-from llmgw.money import decimal_text
 from llmgw.prices import Price, cost, price_for, units_cost
 
 log = structlog.get_logger()
@@ -140,15 +146,6 @@ def worst_case_cost(price: Price, worst: WorstCase) -> tuple[float, float]:
     return most, (cost(price, (worst.prompt_bytes + 3) // 4, 1) + units if worst.capped else most)
 
 
-# The config fields that price each unit (`litellm_params` / `params` of a deployment).
-UNIT_PRICE_FIELDS = {
-    "images": "output_cost_per_image",
-    "audio_seconds": "input_cost_per_second",
-    "characters": "input_cost_per_character",
-    "search_units": "input_cost_per_query",
-}
-
-
 def priced(price: Price | None, worst: WorstCase) -> bool:
     """Whether a budget can count what the request uses: a price is known for its tokens or for
     every unit it may use (an explicit price of 0 is a price)."""
@@ -156,23 +153,6 @@ def priced(price: Price | None, worst: WorstCase) -> bool:
         return False
     _, units_known = units_cost(price, worst.units)
     return units_known or price.input > 0 or price.output > 0
-
-
-def price_unknown(model: str, deployment: Deployment, upstream_model: str, worst: WorstCase) -> GatewayError:
-    units = worst.units
-    fields = ["input_cost_per_token", "output_cost_per_token"]
-    if units is not None:
-        fields += [field for name, field in UNIT_PRICE_FIELDS.items() if getattr(units, name)]
-    return GatewayError(
-        400,
-        f"The model `{model}` (deployment {deployment.id}, upstream model `{upstream_model}`) has no known price, "
-        "so a budget cannot hold its cost. Set its price in the model's `litellm_params` (or `params`): "
-        f"{', '.join(f'`{f}`' for f in fields)}; or allow unpriced models at cost 0 with "
-        "`general_settings.allow_unpriced_models: true` (or LLMGW_ALLOW_UNPRICED_MODELS=true).",
-        ErrorType.INVALID_REQUEST,
-        ErrorCode.MODEL_PRICE_UNKNOWN,
-        "model",
-    )
 
 
 def beyond(principal: Principal, gateway: Limits | None, now: float) -> list[Budget]:
@@ -193,39 +173,13 @@ def beyond(principal: Principal, gateway: Limits | None, now: float) -> list[Bud
     return out
 
 
-def usd(amount: float) -> str:
-    """An amount of USD readable at any size, without an exponent: 1e-7 is `$0.0000001`, not
-    `$0.000000` (12 decimals: a millionth of a cent still shows)."""
-    text = decimal_text(amount, 12)
-    return "-$" + text[1:] if text.startswith("-") else "$" + text
-
-
-def budget_exceeded(label: str, limit: float, ledger: BudgetLedger, room: float, needed: float, worst: float) -> GatewayError:
-    """429 naming the budget, its spend and what the request needs, which is its worst case."""
-    in_flight = held(ledger) - ledger.spent
-    if needed < worst:
-        need = (
-            f"this request needs at least {usd(needed)} to start (its worst case is {usd(worst)}: its prompt and "
-            "the completion length it allows at the model's price; its answer would be cut where the budget ends)"
-        )
-    else:
-        need = (
-            f"this request needs {usd(needed)}, its worst case (its prompt and the completion length it allows "
-            "at the model's price; it is refused unless the whole of it fits)"
-        )
-    return GatewayError(
-        429,
-        f"Budget exceeded for {label}: max_budget {usd(limit)}, spend {usd(ledger.spent)}"
-        + (f" + {usd(in_flight)} held by requests in flight" if in_flight > 0 else "")
-        + f", {usd(max(room, 0.0))} left; {need}.",
-        "budget_exceeded",
-        ErrorCode.BUDGET_EXCEEDED,
-    )
-
-
 class BudgetGuard:
-    def __init__(self, subjects: Subjects, allow_unpriced: bool = False, gateway: Limits | None = None) -> None:
+    def __init__(
+        self, subjects: Subjects, allow_unpriced: bool = False, gateway: Limits | None = None, wait_seconds: float = 0.0
+    ) -> None:
         self.subjects = subjects
+        self.wait_seconds = wait_seconds  # how long a request waits for in-flight reservations to settle
+        self.waiting = 0  # requests waiting for room now
         self.gateway = gateway  # the whole gateway's budget (litellm_settings.max_budget), if any
         self.allow_unpriced = allow_unpriced  # a budgeted caller may use a model with no price (at cost 0)
         self._unpriced_warned: set[str] = set()
@@ -277,32 +231,84 @@ class BudgetGuard:
             return refs, [], None
         assert price is not None
         worst, least = worst_case_cost(price, worst_case)
+        wait_until = min(now + self.wait_seconds, deadline)
+        while True:
+            try:
+                patient = time.time() < wait_until  # (a request that may wait holds out for its whole worst case)
+                expires_at = deadline + RESERVATION_GRACE
+                reserved, cap = await self._reserve_all(limited, refs, request_id, worst, least, expires_at, patient)
+                return refs, reserved, (cap if cap < worst else None)
+            except Crowded as refusal:  # (then tried again; once the wait is over, not as patient)
+                await self._wait(refusal, wait_until)
+
+    async def _reserve_all(
+        self,
+        limited: list[Budget],
+        refs: dict[str, LedgerRef],
+        request_id: str,
+        worst: float,
+        least: float,
+        expires_at: float,
+        patient: bool,
+    ) -> tuple[list[str], float]:
+        """Reserve on every limited ledger, or on none (what was taken is given back on a refusal)."""
         reserved: list[str] = []
         cap = worst
         try:
             for budget in limited:
-                taken = await self._reserve(budget, request_id, worst, least, deadline + RESERVATION_GRACE)
+                taken = await self._reserve(budget, request_id, worst, least, expires_at, patient)
                 reserved.append(budget.key)
                 cap = min(cap, taken)
         except GatewayError:
             await self.release(request_id, reserved, refs)
             raise
-        return refs, reserved, (cap if cap < worst else None)
+        return reserved, cap
 
-    async def _reserve(self, budget: Budget, request_id: str, worst: float, least: float, expires_at: float) -> float:
+    async def _wait(self, refusal: Crowded, wait_until: float) -> None:
+        """Wait until the crowded ledger changes past the revision it refused at, its first
+        reservation that may shrink expires, or the wait is over."""
+        now = time.time()
+        if now >= wait_until:
+            return
+        until = min(wait_until, refusal.wake_at)
+        self.waiting += 1
+        try:
+            await self.ledgers.changed(refusal.key, refusal.revision, until - now)
+        finally:
+            self.waiting -= 1
+
+    async def _reserve(
+        self, budget: Budget, request_id: str, worst: float, least: float, expires_at: float, patient: bool
+    ) -> float:
         lock = self._locks.setdefault(budget.key, asyncio.Lock())
         async with lock:
             return await self._cas(
-                budget.key, budget.ref.period, lambda ledger: self._add(budget, ledger, request_id, worst, least, expires_at)
+                budget.key,
+                budget.ref.period,
+                lambda ledger: self._add(budget, ledger, request_id, worst, least, expires_at, patient),
             )
 
     def _add(
-        self, budget: Budget, ledger: BudgetLedger, request_id: str, worst: float, least: float, expires_at: float
+        self,
+        budget: Budget,
+        ledger: BudgetLedger,
+        request_id: str,
+        worst: float,
+        least: float,
+        expires_at: float,
+        patient: bool,
     ) -> tuple[BudgetLedger, float]:
+        """Reserve the worst case, or what is left if at least `least` is. A `patient` request
+        (it may still wait) that would be refused or cut only because of reservations that may
+        shrink raises `Crowded` instead."""
         limit = budget.ref.max_budget or 0.0
         room = limit - held(ledger)
-        if room < least:
-            raise budget_exceeded(budget.label, limit, ledger, room, least, worst)
+        if room < worst:
+            refusal = budget_exceeded(budget.label, limit, ledger, room, least, worst)
+            if patient and isinstance(wait := crowded(refusal, budget.key, ledger, limit, least, room), Crowded):
+                raise wait
+            if room < least:
+                raise refusal
         taken = min(worst, room)
         reservations = {**ledger.reservations, request_id: Reservation(taken, expires_at)}
         return msgspec.structs.replace(ledger, reservations=reservations, updated_at=time.time()), taken
@@ -329,9 +335,10 @@ class BudgetGuard:
 
         def shrink(ledger: BudgetLedger) -> tuple[BudgetLedger, None]:
             held_now = ledger.reservations.get(request_id)
-            if held_now is None or held_now.amount <= actual:
-                return ledger, None  # already settled by metering (or nothing to give back)
-            reservations = {**ledger.reservations, request_id: Reservation(actual, held_now.expires_at)}
+            if held_now is None or held_now.final:
+                return ledger, None  # already settled by metering (or by this edge)
+            settled = Reservation(min(held_now.amount, actual), held_now.expires_at, final=True)
+            reservations = {**ledger.reservations, request_id: settled}
             return msgspec.structs.replace(ledger, reservations=reservations, updated_at=time.time()), None
 
         for key in keys:
@@ -348,7 +355,11 @@ class BudgetGuard:
         revision = self.ledgers.revisions.get(key) if ledger is not None else None
         for _ in range(CAS_ATTEMPTS):
             now_ledger = current(ledger, max(period, ledger.period if ledger else 0), time.time())
-            new, result = change(now_ledger)
+            try:
+                new, result = change(now_ledger)
+            except Crowded as refusal:
+                refusal.revision = revision or 0  # (a request waiting for room waits for a newer one)
+                raise
             if new is now_ledger:
                 return result  # nothing to write
             try:

@@ -58,7 +58,10 @@ class Edge:
         self.runtime_models = RuntimeModels(self.cipher)
         self.runtime_models.listeners.append(self._deployments_changed)
         self.budgets = BudgetGuard(
-            self.subjects, settings.allow_unpriced_models, gateway_limits(settings.config.litellm_settings)
+            self.subjects,
+            settings.allow_unpriced_models,
+            gateway_limits(settings.config.litellm_settings),
+            settings.budget_wait_seconds,
         )
         self.end_user_headers = end_user_headers(settings.config.general_settings)  # (gateway/end_users.py)
         self.responses = ResponseStore(self.subjects, settings.responses_retention_days)  # the Responses API's

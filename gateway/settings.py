@@ -48,6 +48,9 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # A caller with a budget may use a model with no known price (served at cost 0, its usage
     # rows `cost_known: false`); otherwise such a request is refused with 400 model_price_unknown.
     allow_unpriced_models: bool = False
+    # Seconds a budgeted request that does not fit only because of requests in flight waits for
+    # them to settle before it is refused (never past its deadline); 0 = refuse at once.
+    budget_wait_seconds: float = 10.0
     metrics: bool = True  # count requests and serve /metrics (LLMGW_METRICS)
     # The Batch API (gateway/batches/runner.py): lines of one batch in flight at once, seconds a
     # runner's lease on a batch lasts unrenewed (another edge takes a lapsed one over), seconds
@@ -143,6 +146,7 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         auth_failures_slow_after=env_int(env, "LLMGW_AUTH_FAILURES_SLOW_AFTER", 20),
         auth_failures_refuse_after=env_int(env, "LLMGW_AUTH_FAILURES_REFUSE_AFTER", 100),
         allow_unpriced_models=allow_unpriced_models(config, env),
+        budget_wait_seconds=max(env_float(env, "LLMGW_BUDGET_WAIT_SECONDS", 10.0), 0.0),
         metrics=env_bool(env, "LLMGW_METRICS", True),
         tracing=tracing_wanted(env, config.litellm_settings),
         batch_concurrency=max(env_int(env, "LLMGW_BATCH_CONCURRENCY", 8), 1),

@@ -101,6 +101,17 @@ class WatchedMap(Generic[T]):
             while self.revisions.get(key, 0) < revision:
                 await self._tick.wait()
 
+    async def changed(self, key: str, revision: int, timeout: float) -> bool:
+        """Wait until this map holds a revision of `key` newer than `revision` (a put or a delete
+        after it); False if none came within `timeout` seconds."""
+        try:
+            async with asyncio.timeout(max(timeout, 0.0)):
+                while self.revisions.get(key, 0) <= revision:
+                    await self._tick.wait()
+        except TimeoutError:
+            return False
+        return True
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -246,6 +246,9 @@ class PolicyRecord(msgspec.Struct, frozen=True, kw_only=True):
 class Reservation(msgspec.Struct, frozen=True):
     amount: float  # USD held for one request until its usage is settled
     expires_at: float  # epoch seconds; a reservation of a lost request stops counting then
+    # The edge settled it to its request's cost (the last reply was in): it will not shrink any
+    # more, so a request waiting for room does not wait for it (gateway/budgets.py).
+    final: bool = False
 
 
 class BudgetLedger(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,12 +1,13 @@
 """Budget objects bounding their holders, the gateway-wide budget read from the config, and the
-amounts a budget refusal shows (readable at any size, never `0.000000`)."""
+amounts a budget refusal shows (readable at any size, never `0.000000`), and which refusals are
+worth waiting out (requests in flight whose reservations may still shrink)."""
 
 from __future__ import annotations
 
 import pytest
 
 from gateway.budget_objects import bounded, limits_of
-from gateway.budgets import budget_exceeded, usd
+from gateway.budget_refusals import Crowded, budget_exceeded, crowded, usd
 from gateway.end_users import end_user_headers, end_user_id
 from gateway.errors import GatewayError
 from gateway.gateway_budget import gateway_limits
@@ -35,6 +36,25 @@ def test_a_refusal_names_the_budget_its_spend_what_is_held_and_the_worst_case() 
     whole = budget_exceeded("end user u", 1.0, BudgetLedger(spent=1.0), 0.0, 0.5, 0.5)
     assert "held by requests in flight" not in whole.message
     assert "$0 left; this request needs $0.5, its worst case" in whole.message, whole.message
+
+
+def test_only_a_refusal_that_reservations_still_shrinking_cause_is_waited_out() -> None:
+    refusal = budget_exceeded("key k", 1.0, BudgetLedger(), 0.0, 0.5, 0.5)
+    in_flight = BudgetLedger(spent=0.2, reservations={"a": Reservation(0.6, 100.0), "b": Reservation(0.2, 50.0)})
+    waited = crowded(refusal, "key.k", in_flight, 1.0, 0.5, 0.0)
+    assert isinstance(waited, Crowded) and (waited.key, waited.wake_at, waited.status) == ("key.k", 50.0, 429)
+    assert waited.message == refusal.message
+    # Spent and settled reservations leave less than the request needs: it can never fit.
+    settled = BudgetLedger(spent=0.2, reservations={"a": Reservation(0.6, 100.0, final=True), "b": Reservation(0.2, 50.0)})
+    assert crowded(refusal, "key.k", settled, 1.0, 0.5, 0.0) is refusal
+    # Nothing in flight can shrink: as good as it gets.
+    assert (
+        crowded(refusal, "key.k", BudgetLedger(spent=0.2, reservations={"a": Reservation(0.8, 9.0, final=True)}), 1.0, 0.5, 0.0)
+        is refusal
+    )
+    # Room for a cut answer now, for more once the others settle: worth a wait; no more to come: not.
+    assert isinstance(crowded(refusal, "key.k", in_flight, 1.0, 0.1, 0.2), Crowded)
+    assert crowded(refusal, "key.k", in_flight, 1.0, 0.1, 0.8) is refusal
 
 
 def test_a_budget_object_bounds_its_holder_with_the_limits_it_sets() -> None:
