@@ -22,6 +22,7 @@ from gateway.admin.params import (
     parse_duration,
     record_values,
 )
+from gateway.admin.self_service import own_key_values
 from gateway.admin.store import RecordStore, not_found
 from gateway.auth import forbidden
 from gateway.edge import Edge
@@ -177,10 +178,13 @@ class KeyService:
 def build_key_routes(edge: Edge, service: KeyService) -> list:
     @post("/key/generate", status_code=200)
     async def generate(request: Request) -> Response:
-        admin(edge, request)
+        principal = caller(edge, request)
         params = decode_body(await request.body(), KeyParams)
-        known_budget(edge, given(params))
-        key, record, duration = await service.generate(fold_enforced_params(given(params), {}))
+        values = given(params)
+        if not principal.is_admin:  # an ordinary user's own key (gateway/admin/self_service.py)
+            values = own_key_values(edge, principal, values)
+        known_budget(edge, values)
+        key, record, duration = await service.generate(fold_enforced_params(values, {}))
         return json_response(generated_response(key, record, duration))
 
     @get("/key/info")

@@ -424,6 +424,15 @@ def test_team_admins_manage_their_team_and_users_see_their_own(stack, browser, s
         assert client.post("/key/block", json={"key": other.json()["key"]}).status_code == 403
         assert client.get("/user/info").json()["user_id"] == "uli"
 
+    # Self-service: the user makes a key of their own in the page, in their team, shown once.
+    open_page(browser, base, "keys")
+    fill(browser, "own-key-create", {"key_alias": "uli-self", "team_id": "team-roles", "max_budget": "2"})
+    own = one(browser, "#new-key-value", "the user's new key, shown once").text
+    assert own.startswith("sk-")
+    eventually_sync(lambda: css(browser, 'tr[data-alias="uli-self"]'), "the user's new key in their list")
+    made_info = httpx.get(f"{base}/key/info", params={"key": own}, headers=admin_headers(), timeout=10).json()["info"]
+    assert (made_info["user_id"], made_info["team_id"], made_info["max_budget"]) == ("uli", "team-roles", 2)
+
     # A team admin adds a member to their team in the page.
     tina = signed_in_as(stack, user_id="tina", email="tina@example.com", role="team_admin", teams=["team-roles"], via="oidc")
     with_cookie(browser, base, tina)

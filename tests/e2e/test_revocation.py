@@ -321,7 +321,7 @@ def test_a_role_change_on_a_decides_admin_access_on_b(edges):
     user = a.admin("/user/new", {"user_id": f"role-{time.monotonic_ns()}"})
     headers = {"Authorization": f"Bearer {user['key']}"}
     known_on(b, user["key"])
-    assert b.http.post("/key/generate", headers=headers, json={}).status_code == 403
+    assert b.http.post("/team/new", headers=headers, json={}).status_code == 403
     a.admin("/user/update", {"user_id": user["user_id"], "user_role": "proxy_admin"})
     eventually_sync(
         lambda: b.http.get("/key/list", headers=headers).status_code == 200,

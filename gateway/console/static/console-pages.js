@@ -101,8 +101,19 @@
     const mine = await api('GET', '/user/info');
     const keys = mine.keys;
     keys.forEach((k) => { k._data = { token: k.token, alias: k.key_alias || '' }; });
+    const teams = (mine.teams || []).map((t) => [t.team_id, t.team_alias ? `${t.team_alias} (${t.team_id})` : t.team_id]);
+    const create = form('own-key-create', [
+      ['key_alias', 'Alias'], ['team_id', 'Team', 'select', [['', '(none)'], ...teams]],
+      ['models', 'Models (comma separated; within your team\'s)'], ['max_budget', 'Budget (USD)', 'number'], ['duration', 'Expires after (e.g. 30d)'],
+    ], 'Create key', async (values, f) => {
+      const made = await api('POST', '/key/generate', values);
+      showSecret(made.key, 'New key');
+      f.reset();
+      await pages.keys();
+    });
     content.replaceChildren(
-      h('p', { class: 'muted', text: `Your spend: ${usd(mine.user_info.spend)} · ask a proxy admin or your team's admin for a new key.` }),
+      h('p', { class: 'muted', text: `Your spend: ${usd(mine.user_info.spend)}` }),
+      h('section', null, h('h2', { text: 'Create a key of your own' }), create),
       h('h2', { text: `Your keys (${keys.length})` }),
       table('keys-table', [
         ['Alias', (k) => k.key_alias], ['Key', (k) => k.key_name], ['Team', (k) => k.team_id], ['Models', (k) => list(k.models)],

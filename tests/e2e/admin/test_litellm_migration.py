@@ -86,7 +86,8 @@ def test_roles_by_litellm_names_decide_what_a_key_may_do(http, stack):
     for path in ("/key/list", "/user/list", "/spend/logs", "/global/spend/report"):
         error = error_of(get(http, stack, path, internal), 403, "permission_denied")
         assert "internal_user" in error["message"], error
-    error_of(admin(http, stack, "/key/generate", {}, key=internal), 403, "permission_denied")
+    # ... but makes keys of its own (self-service), for itself only.
+    error_of(admin(http, stack, "/key/generate", {"user_id": uid("someone")}, key=internal), 403, "permission_denied")
     error_of(get(http, stack, "/user/info", internal, view_all="true"), 403, "permission_denied")
 
     # No key, or an unknown one: 401.

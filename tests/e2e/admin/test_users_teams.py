@@ -126,7 +126,7 @@ def test_user_info_view_all_pages_through_every_user(http, stack):
 def test_user_update_changes_the_role_and_the_role_decides_admin_access(http, stack):
     user = new_user(http, stack, user_id=uid("promoted"))
     key = user["key"]
-    error_of(admin(http, stack, "/key/generate", {}, key=key), 403, "permission_denied")
+    error_of(admin(http, stack, "/team/new", {}, key=key), 403, "permission_denied")
 
     resp = admin(http, stack, "/user/update", {"user_id": user["user_id"], "user_role": "admin", "user_email": "a@b.c"})
     assert resp.status_code == 200, resp.text
@@ -383,3 +383,36 @@ def test_the_plaintext_key_is_in_no_kv_value_log_line_or_clickhouse_row(http, st
         for where, text in (("KV", kv), ("logs", logs), ("ClickHouse", clickhouse)):
             assert secret not in text, f"a plaintext key is in {where}"
             assert secret[3:] not in text, f"a plaintext key (without sk-) is in {where}"
+
+
+def test_an_internal_user_makes_keys_of_their_own_within_their_teams_limits(http, stack):
+    team_id = uid("selfserve")
+    assert admin(http, stack, "/team/new", {"team_id": team_id, "models": ["gpt-4"], "max_budget": 20}).status_code == 200
+    user = new_user(http, stack, user_id=uid("self"), user_role="internal_user", teams=[team_id])
+    other_team = uid("elsewhere")
+    assert admin(http, stack, "/team/new", {"team_id": other_team}).status_code == 200
+
+    made = admin(http, stack, "/key/generate", {"key_alias": "mine", "team_id": team_id, "max_budget": 5}, key=user["key"])
+    assert made.status_code == 200, made.text
+    body = made.json()
+    PLAINTEXTS.append(body["key"])
+    assert (body["user_id"], body["team_id"], body["max_budget"]) == (user["user_id"], team_id, 5)
+    assert chat(http, stack.base_url, body["key"], "gpt-4").status_code == 200
+    mine = http.get(f"{stack.base_url}/user/info", headers=auth(user["key"])).json()
+    assert body["token"] in [k["token"] for k in mine["keys"]]
+
+    # Past the team's limits, for someone else, in another team, or an admin-only field: 403 naming it.
+    for params, param in (
+        ({"team_id": team_id, "models": ["gpt-3.5-turbo"]}, "models"),
+        ({"team_id": team_id, "max_budget": 50}, "max_budget"),
+        ({"user_id": uid("someone")}, "user_id"),
+        ({"team_id": other_team}, "team_id"),
+        ({"spend": 0}, "spend"),
+        ({"permissions": {"admin": True}}, "permissions"),
+    ):
+        error = error_of(admin(http, stack, "/key/generate", params, key=user["key"]), 403, "permission_denied")
+        assert error["param"] == param, (params, error)
+
+    # A viewer makes none.
+    viewer = new_user(http, stack, user_id=uid("onlylooks"), user_role="internal_user_viewer")
+    error_of(admin(http, stack, "/key/generate", {}, key=viewer["key"]), 403, "permission_denied")
