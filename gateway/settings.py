@@ -8,6 +8,7 @@ from typing import Literal
 
 import msgspec
 
+from gateway.console.sso_config import SsoSettings, sso_settings
 from llmgw.config import ConfigError, GatewayConfig, load_config
 from llmgw.secrets import server_secret
 from llmgw.settings import BusSettings, bus_settings_from_env, env_bool, env_float, env_int, env_str
@@ -55,6 +56,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_poll_seconds: float = 2.0
     # Seconds between looks at a batch handed to a provider's own batch API (gateway/batches/handoff.py).
     provider_batch_poll_seconds: float = 30.0
+    sso: SsoSettings | None = None  # the console's single sign-on (general_settings.ui_sso)
     tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py: the environment, or the config's callbacks)
 
 
@@ -132,6 +134,7 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         allow_unpriced_models=allow_unpriced_models(config, env),
         metrics=env_bool(env, "LLMGW_METRICS", True),
         tracing=tracing_wanted(env, config.litellm_settings),
+        sso=sso_settings(config.general_settings, env),
         batch_concurrency=max(env_int(env, "LLMGW_BATCH_CONCURRENCY", 8), 1),
         batch_lease_seconds=max(env_float(env, "LLMGW_BATCH_LEASE_SECONDS", 15.0), 1.0),
         batch_poll_seconds=max(env_float(env, "LLMGW_BATCH_POLL_SECONDS", 2.0), 0.1),
