@@ -7,8 +7,13 @@
   the PKCE verifier, the ID token verified, the e-mail domain checked (403 page outside the
   allowed domains), the user found or created and kept in step with the claims (gateway/console/
   sso_users.py), then a console session and its cookie; the browser goes on to the page it asked for.
-- `POST /ui/sso/logout`: the session ended and its cookie cleared, then the browser is sent to the
-  provider's `end_session_endpoint` (RP-initiated logout) when it has one, else to the login page.
+- Signing out (`POST /ui/logout`, the console's) of a session made here: once the session ended
+  and its cookie is cleared, the browser is sent on to the provider's `end_session_endpoint`
+  (RP-initiated logout, back to the login page) when the provider has one (`provider_logout`,
+  `leave_for`).
+
+The callback's URL is `redirect_url` when configured (behind a proxy that ends TLS, say so there),
+else this edge's own `/ui/sso/callback`.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from cryptography.fernet import Fernet, InvalidToken
 from litestar import Request, Response, get
 from litestar.response import Redirect
 
+from gateway.admin.keys import KeyService
+from gateway.admin.teams import TeamService
 from gateway.console.oidc import OidcClient, Pending, SsoError
 from gateway.console.sso_config import SsoSettings
 from gateway.console.sso_users import SsoUsers
+from gateway.edge import Edge
 from llmgw.secrets import derive_key
 
 log = structlog.get_logger()
@@ -37,16 +45,20 @@ SIGN_IN_SECONDS = 600  # a sign-in must come back from the provider within this
 SSO_VIA = "oidc"
 
 
+def console_sso(edge: Edge, keys: KeyService, teams: TeamService) -> ConsoleSso | None:
+    """The console's single sign-on, when `general_settings.ui_sso` configures it."""
+    settings = edge.settings.sso
+    if settings is None:
+        return None
+    return ConsoleSso(settings, edge.settings.secret, edge.console, SsoUsers(edge, keys, teams, settings))
+
+
 class Sessions(Protocol):
     """What single sign-on needs of the console's sessions (gateway/console/sessions.py)."""
 
     async def start(self, *, user_id: str, email: str | None, role: str, teams: list[str], via: str) -> str: ...
 
-    async def end(self, session_id: str) -> None: ...
-
     def set_cookie(self, response: Response, session_id: str, secure: bool) -> None: ...
-
-    def clear_cookie(self, response: Response, secure: bool) -> None: ...
 
 
 class SignInSeal:
@@ -75,7 +87,8 @@ def safe_next(value: str | None) -> str:
 
 
 def is_tls(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Served over TLS (directly, or behind a proxy that says so): the cookies are Secure then."""
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
 
 
 def page(title: str, message: str, status: int) -> Response:
@@ -106,16 +119,16 @@ class ConsoleSso:
     def redirect_uri(self, request: Request) -> str:
         return self.settings.redirect_url or str(request.base_url).rstrip("/") + "/ui/sso/callback"
 
-    async def after_logout(self, request: Request) -> str:
-        """Where the browser goes once an SSO session ended: the provider's logout (RP-initiated,
-        back to the login page), or the login page when the provider has no end_session_endpoint."""
-        login_page = str(request.base_url).rstrip("/") + "/ui/login"
+    async def provider_logout(self, request: Request) -> str | None:
+        """The provider's logout URL for a session that ended (RP-initiated, back to the login
+        page); None when the provider has no end_session_endpoint."""
         try:
             meta = await self.client.metadata()
         except SsoError:
-            return "/ui/login"
+            return None
         if not meta.end_session_endpoint:
-            return "/ui/login"
+            return None
+        login_page = str(request.base_url).rstrip("/") + "/ui/login"
         query = urlencode({"client_id": self.settings.client_id, "post_logout_redirect_uri": login_page})
         separator = "&" if "?" in meta.end_session_endpoint else "?"
         return f"{meta.end_session_endpoint}{separator}{query}"
@@ -177,6 +190,19 @@ class ConsoleSso:
             return await self.complete(request)
 
         return [sso_login, sso_callback]
+
+
+def leave_for(url: str) -> Response:
+    """A page that sends the browser on to the provider's logout. Not a redirect: a sign-out form's
+    redirect to another origin is blocked by the console's `form-action 'self'`; a refresh is not."""
+    shown = escape(url, quote=True)
+    body = (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        f'<meta http-equiv="refresh" content="0;url={shown}"><title>llmgw: signing out</title></head>'
+        f'<body><p>Signed out. <a id="sso-provider-logout" href="{shown}">Sign out of your provider too</a>.</p></body></html>'
+    )
+    headers = {"cache-control": "no-store", "content-security-policy": "default-src 'none'", "referrer-policy": "no-referrer"}
+    return Response(content=body, media_type="text/html; charset=utf-8", status_code=200, headers=headers)
 
 
 def no_store(response: Response) -> Response:
