@@ -164,7 +164,15 @@ class Authenticator:
 
     def admin(self, authorization: str | None, api_key_header: str | None = None) -> Principal:
         """A caller that may change anything: 401 without a valid key, 403 for one of another role."""
-        principal = self.authenticate(authorization, api_key_header)
+        return self.must_admin(self.authenticate(authorization, api_key_header))
+
+    def viewer(self, authorization: str | None, api_key_header: str | None = None) -> Principal:
+        """A caller that may read every record: a proxy admin or a proxy admin viewer (else 403)."""
+        return self.must_view_all(self.authenticate(authorization, api_key_header))
+
+    @staticmethod
+    def must_admin(principal: Principal) -> Principal:
+        """The principal if it is a proxy admin's (a key's or a console session's), else 403."""
         if not principal.is_admin:
             raise forbidden(
                 "This admin endpoint needs the master key or a key of a user with role `proxy_admin`;"
@@ -172,12 +180,21 @@ class Authenticator:
             )
         return principal
 
-    def viewer(self, authorization: str | None, api_key_header: str | None = None) -> Principal:
-        """A caller that may read every record: a proxy admin or a proxy admin viewer (else 403)."""
-        principal = self.authenticate(authorization, api_key_header)
+    @staticmethod
+    def must_view_all(principal: Principal) -> Principal:
+        """The principal if it may read every record, else 403."""
         if not principal.views_all:
             raise forbidden(
                 "This admin endpoint needs the master key or a key of a user with role `proxy_admin` or"
                 f" `proxy_admin_viewer`; this key's role is `{principal.role}`."
             )
         return principal
+
+    @property
+    def master(self) -> Principal | None:
+        """The master key's principal (None when no master key is set)."""
+        return self._master_principal
+
+    def check_master(self, key: str) -> bool:
+        """Whether `key` is the master key (constant time)."""
+        return self._master is not None and hmac.compare_digest(key.encode(), self._master)

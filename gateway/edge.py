@@ -11,6 +11,7 @@ from gateway.access import ModelAccess
 from gateway.auth import Authenticator
 from gateway.background import BackgroundJobs
 from gateway.budgets import BudgetGuard
+from gateway.console.sessions import ConsoleSessions
 from gateway.dispatcher import Dispatcher
 from gateway.end_users import end_user_headers
 from gateway.gateway_budget import gateway_limits
@@ -61,6 +62,8 @@ class Edge:
         # Background responses: the jobs this edge runs, and the events of streamed ones.
         self.jobs = BackgroundJobs(self.subjects)
         self.response_events = ResponseEvents(self.subjects, settings.response_events_retention, settings.request_timeout)
+        # Who is signed in to the admin console (/ui), in KV so every edge knows and an admin can end them.
+        self.console = ConsoleSessions(self.subjects, self.hasher, settings.console_session_max_age)
         self.nc: Client | None = None
         self.js: JetStreamContext = None  # type: ignore[assignment]  # set in start()
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]  # set in start()
@@ -79,6 +82,7 @@ class Edge:
         await self.chat_completions.start(js, self.nc.max_payload)
         await self.response_events.start(js)
         await self.identity.start(js)
+        await self.console.open(js)
         metrics.key_map_updated()  # (its initial values were read)
         self.identity.keys.listeners.append(metrics.key_map_seen)
         await self.runtime_models.start(js, self.subjects)
@@ -120,6 +124,7 @@ class Edge:
             if self.dispatcher is not None and not await self.dispatcher.settled(self.settings.shutdown_grace):
                 log.warning("edge_stopped_with_requests_in_flight", in_flight=self.dispatcher.in_flight)
             await self.identity.stop()
+            await self.console.close()
             await self.runtime_models.stop()
             await self.budgets.stop()
             await self.cooldowns.stop()

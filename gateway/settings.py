@@ -56,6 +56,8 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_poll_seconds: float = 2.0
     # Seconds between looks at a batch handed to a provider's own batch API (gateway/batches/handoff.py).
     provider_batch_poll_seconds: float = 30.0
+    # Seconds a console session (/ui) lasts from sign-in (LLMGW_CONSOLE_SESSION_MAX_AGE; 12 h).
+    console_session_max_age: float = 43200.0
     sso: SsoSettings | None = None  # the console's single sign-on (general_settings.ui_sso)
     tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py: the environment, or the config's callbacks)
 
@@ -139,4 +141,5 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         batch_lease_seconds=max(env_float(env, "LLMGW_BATCH_LEASE_SECONDS", 15.0), 1.0),
         batch_poll_seconds=max(env_float(env, "LLMGW_BATCH_POLL_SECONDS", 2.0), 0.1),
         provider_batch_poll_seconds=max(env_float(env, "LLMGW_PROVIDER_BATCH_POLL_SECONDS", 30.0), 0.1),
+        console_session_max_age=max(env_float(env, "LLMGW_CONSOLE_SESSION_MAX_AGE", 43200.0), 1.0),
     )

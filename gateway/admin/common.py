@@ -10,6 +10,7 @@ from litestar import Request, Response
 
 from gateway.admin.money import with_money
 from gateway.auth import Principal
+from gateway.console.principal import session_principal
 from gateway.edge import Edge
 from gateway.errors import GatewayError
 from llmgw.contracts import ErrorCode, ErrorType
@@ -37,19 +38,29 @@ def render(record: msgspec.Struct) -> dict[str, Any]:
     return out
 
 
+def _principal(edge: Edge, request: Request) -> Principal:
+    """The caller of an admin route: its key, or else its console session (gateway/console)."""
+    authorization, api_key = request.headers.get("authorization"), request.headers.get("api-key")
+    if authorization is None and api_key is None:
+        principal = session_principal(edge, request)
+        if principal is not None:
+            return principal
+    return edge.auth.authenticate(authorization, api_key)
+
+
 def admin(edge: Edge, request: Request) -> Principal:
     """The caller of a route that changes records: a proxy admin (401 without a key, else 403)."""
-    return edge.auth.admin(request.headers.get("authorization"), request.headers.get("api-key"))
+    return edge.auth.must_admin(_principal(edge, request))
 
 
 def viewer(edge: Edge, request: Request) -> Principal:
     """The caller of a route that reads every record: a proxy admin or proxy admin viewer."""
-    return edge.auth.viewer(request.headers.get("authorization"), request.headers.get("api-key"))
+    return edge.auth.must_view_all(_principal(edge, request))
 
 
 def caller(edge: Edge, request: Request) -> Principal:
-    """Any valid key: the route itself scopes what it shows to what the key may see."""
-    return edge.auth.authenticate(request.headers.get("authorization"), request.headers.get("api-key"))
+    """Any valid key (or console session): the route itself scopes what it shows to what it may see."""
+    return _principal(edge, request)
 
 
 def with_spend(edge: Edge, out: dict[str, Any], kind: str, ident: str, record: Any) -> dict[str, Any]:

@@ -5,13 +5,16 @@ every record kept in KV and every error code lives in this package; no other mod
 subject or a wire shape. `names` holds the names on the bus and the error codes, `messages` the bus
 messages, `usage` the usage events, `records` the KV records, `stored` the records kept for clients
 (stored responses and chat completions), `audio` the uploads of the audio routes, `batches` the Files
-and Batch APIs' records, `provider_batches` the hand-off of a batch to a provider's own batch API.
+and Batch APIs' records, `provider_batches` the hand-off of a batch to a provider's own batch API, `console` the admin
+console's sessions.
 """
 
 from llmgw.contracts.audio import *  # noqa: F403
 from llmgw.contracts.audio import __all__ as _audio_all
 from llmgw.contracts.batches import *  # noqa: F403
 from llmgw.contracts.batches import __all__ as _batches_all
+from llmgw.contracts.console import *  # noqa: F403
+from llmgw.contracts.console import __all__ as _console_all
 from llmgw.contracts.messages import *  # noqa: F403
 from llmgw.contracts.messages import __all__ as _messages_all
 from llmgw.contracts.names import *  # noqa: F403
@@ -34,4 +37,5 @@ __all__ = [  # noqa: PLE0604 - the modules' own lists of names
     *_audio_all,
     *_batches_all,
     *_provider_batches_all,
+    *_console_all,
 ]

@@ -264,6 +264,13 @@ class Subjects:
         """Each batch line sent, then its result (batches.BatchLine, `<batch id>.<line index>`)."""
         return f"{self._stream_prefix}_batch_lines"
 
+    # The admin console (records in llmgw.contracts.console).
+    @property
+    def console_sessions_bucket(self) -> str:
+        """Console sessions (console.ConsoleSession) under the HMAC of the session id (the cookie),
+        kept at most the session's max age (the bucket's TTL)."""
+        return f"{self._stream_prefix}_console_sessions"
+
 
 # Header carrying the JetStream de-duplication id (a redelivered publish is stored once).
 MSG_ID_HEADER = "Nats-Msg-Id"

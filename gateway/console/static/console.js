@@ -1,0 +1,458 @@
+// llmgw admin console: fills each page from the admin API (the same routes curl users call),
+// sending the session's CSRF token with every call. No framework, nothing from another origin.
+(function () {
+  'use strict';
+
+  const main = document.getElementById('page');
+  if (!main) return;
+  const content = document.getElementById('content');
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.content : '';
+  const isAdmin = main.dataset.role === 'proxy_admin';
+  const PAGE_SIZE = 25;
+
+  // ---- the admin API ----
+  async function api(method, path, body) {
+    const opts = { method: method, credentials: 'same-origin', headers: { 'x-llmgw-csrf': csrf, accept: 'application/json' } };
+    if (body !== undefined) {
+      opts.headers['content-type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, opts);
+    if (r.status === 401) {
+      location.href = '/ui/login?next=' + encodeURIComponent(location.pathname);
+      throw new Error('Your session has ended; sign in again.');
+    }
+    const text = await r.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+    if (!r.ok) throw new Error((data && data.error && data.error.message) || 'HTTP ' + r.status);
+    return data;
+  }
+
+  // ---- DOM ----
+  function h(tag, attrs) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'text') el.textContent = v;
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'data') for (const [dk, dv] of Object.entries(v)) el.dataset[dk] = dv;
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    for (let i = 2; i < arguments.length; i++) {
+      const c = arguments[i];
+      if (c === null || c === undefined) continue;
+      if (Array.isArray(c)) c.forEach((x) => x != null && el.append(x));
+      else el.append(c);
+    }
+    return el;
+  }
+  const svgNS = 'http://www.w3.org/2000/svg';
+  function s(tag, attrs) {
+    const el = document.createElementNS(svgNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+    for (let i = 2; i < arguments.length; i++) if (arguments[i] != null) el.append(arguments[i]);
+    return el;
+  }
+  function say(text, cls) {
+    const box = document.getElementById('notice') || main.insertBefore(h('div', { id: 'notice' }), content);
+    box.className = cls || 'ok';
+    box.textContent = text;
+  }
+  function fail(err) { say(err.message || String(err), 'error'); }
+
+  // ---- formats: the viewer's time zone, numbers with units ----
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const timeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  const hourFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  function when(iso) { return iso ? timeFmt.format(new Date(iso)) : '—'; }
+  function usd(n) {
+    if (n === null || n === undefined) return '—';
+    const v = Number(n);
+    return '$' + (v !== 0 && Math.abs(v) < 0.01 ? v.toPrecision(3) : v.toFixed(2));
+  }
+  function count(n, unit) { return Number(n || 0).toLocaleString() + (unit ? ' ' + unit : ''); }
+  function ms(n) { return n === null || n === undefined ? '—' : Math.round(n).toLocaleString() + ' ms'; }
+  function pct(n) { return (100 * n).toFixed(1) + ' %'; }
+  function list(xs) { return xs && xs.length ? xs.join(', ') : 'all'; }
+  function isoDay(d) { return d.toISOString().slice(0, 10); }
+  function daysAgo(n) { return new Date(Date.now() - n * 86400000); }
+
+  // ---- a paginated table ----
+  function table(id, columns, rows, emptyText) {
+    const wrap = h('div', { class: 'table', id: id });
+    let pageNo = 0;
+    function draw() {
+      wrap.replaceChildren();
+      const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
+      pageNo = Math.min(pageNo, pages - 1);
+      const shown = rows.slice(pageNo * PAGE_SIZE, (pageNo + 1) * PAGE_SIZE);
+      const head = h('tr', null, columns.map((c) => h('th', { text: c[0] })));
+      const body = shown.map((r) => h('tr', { data: r._data || {} }, columns.map((c) => {
+        const v = c[1](r);
+        return h('td', { class: c[2] || null }, v instanceof Node ? v : String(v === null || v === undefined ? '—' : v));
+      })));
+      wrap.append(h('table', null, h('thead', null, head), h('tbody', null, body)));
+      if (!rows.length) wrap.append(h('p', { class: 'muted', text: emptyText || 'Nothing yet.' }));
+      if (pages > 1) {
+        wrap.append(h('div', { class: 'pager' },
+          h('button', { type: 'button', class: 'prev', disabled: pageNo === 0, onclick: () => { pageNo--; draw(); } }, '‹ Previous'),
+          h('span', { text: `page ${pageNo + 1} of ${pages} · ${rows.length} rows` }),
+          h('button', { type: 'button', class: 'next', disabled: pageNo >= pages - 1, onclick: () => { pageNo++; draw(); } }, 'Next ›')));
+      }
+    }
+    draw();
+    return wrap;
+  }
+
+  // ---- a form of labelled inputs ----
+  function form(id, fields, submitText, onsubmit) {
+    const f = h('form', { id: id, class: 'inline' });
+    for (const [name, label, type, options] of fields) {
+      let input;
+      if (type === 'select') {
+        input = h('select', { name: name, id: id + '-' + name }, (options || []).map((o) => h('option', { value: o[0], text: o[1] })));
+      } else {
+        input = h('input', { name: name, id: id + '-' + name, type: type || 'text', step: type === 'number' ? 'any' : null });
+      }
+      f.append(h('label', null, label, input));
+    }
+    f.append(h('button', { type: 'submit', id: id + '-submit' }, submitText));
+    f.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const values = {};
+      for (const [name, , type] of fields) {
+        const raw = f.elements[name].value.trim();
+        if (raw === '') continue;
+        if (type === 'number') values[name] = Number(raw);
+        else if (name === 'models' || name === 'teams') values[name] = raw.split(',').map((x) => x.trim()).filter(Boolean);
+        else values[name] = raw;
+      }
+      try { await onsubmit(values, f); } catch (err) { fail(err); }
+    });
+    return f;
+  }
+
+  // Shown once: the plaintext of a key just made, with a copy button.
+  function showSecret(key, what) {
+    const box = h('div', { id: 'new-key', class: 'secret' },
+      h('p', null, h('strong', { text: what + ': ' }), 'copy it now, it is not shown again.'),
+      h('code', { id: 'new-key-value', text: key }),
+      h('button', { type: 'button', id: 'copy-key', onclick: async (ev) => {
+        try { await navigator.clipboard.writeText(key); ev.target.textContent = 'Copied'; } catch (e) { ev.target.textContent = 'Select and copy'; }
+      } }, 'Copy'));
+    const old = document.getElementById('new-key');
+    if (old) old.remove();
+    main.insertBefore(box, content);
+  }
+
+  function button(text, cls, action, confirmText) {
+    const b = h('button', { type: 'button', class: cls });
+    b.textContent = text;
+    let armed = !confirmText;
+    b.addEventListener('click', async () => {
+      if (!armed) { armed = true; b.textContent = confirmText; b.classList.add('armed'); return; }
+      b.disabled = true;
+      try { await action(); } catch (err) { fail(err); b.disabled = false; }
+    });
+    return b;
+  }
+
+  // ---- charts: inline SVG, each point's data in the DOM ----
+  function chart(id, title, points, format) {
+    const W = 640, H = 180, P = 30;
+    const top = Math.max(0, ...points.map((p) => p.y));
+    const max = top > 0 ? top : 1;
+    const step = points.length > 1 ? (W - 2 * P) / (points.length - 1) : 0;
+    const xy = points.map((p, i) => [P + i * step, H - P - (p.y / max) * (H - 2 * P)]);
+    const svg = s('svg', { id: id, class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': title });
+    svg.append(s('line', { x1: P, y1: H - P, x2: W - P, y2: H - P, class: 'axis' }));
+    if (xy.length > 1) svg.append(s('polyline', { points: xy.map((p) => p.join(',')).join(' '), class: 'line' }));
+    points.forEach((p, i) => {
+      const dot = s('circle', { cx: xy[i][0], cy: xy[i][1], r: p.y > 0 ? 3.5 : 1.5, class: 'point', 'data-x': p.x, 'data-y': p.y });
+      dot.append(s('title', null, `${hourFmt.format(new Date(p.x))}: ${format(p.y)}`));
+      svg.append(dot);
+    });
+    svg.append(s('text', { x: P, y: 14, class: 'label' }, `${title} (max ${format(max)})`));
+    if (points.length) {
+      svg.append(s('text', { x: P, y: H - 8, class: 'label' }, hourFmt.format(new Date(points[0].x))));
+      svg.append(s('text', { x: W - P, y: H - 8, class: 'label end' }, hourFmt.format(new Date(points[points.length - 1].x))));
+    }
+    return h('figure', null, svg);
+  }
+
+  function hourly(rows, value) {
+    const HOUR = 3600000;
+    const now = Math.floor(Date.now() / HOUR) * HOUR;
+    const buckets = new Map();
+    for (let t = now - 23 * HOUR; t <= now; t += HOUR) buckets.set(t, 0);
+    for (const r of rows) {
+      const t = Math.floor(Date.parse(r.startTime) / HOUR) * HOUR;
+      if (buckets.has(t)) buckets.set(t, buckets.get(t) + value(r));
+    }
+    return [...buckets].map(([x, y]) => ({ x: x, y: Math.round(y * 1e9) / 1e9 }));
+  }
+
+  function tile(id, label, value) { return h('div', { class: 'tile', id: id }, h('span', { class: 'label', text: label }), h('span', { class: 'value', text: value })); }
+
+  function topBy(rows, field, n) {
+    const m = new Map();
+    for (const r of rows) {
+      const k = r[field] || '—';
+      const e = m.get(k) || { name: k, requests: 0, spend: 0, tokens: 0 };
+      e.requests++; e.spend += Number(r.spend || 0); e.tokens += r.total_tokens || 0;
+      m.set(k, e);
+    }
+    return [...m.values()].sort((a, b) => b.requests - a.requests || b.spend - a.spend).slice(0, n);
+  }
+
+  // ---- pages ----
+  const pages = {};
+
+  pages.overview = async function () {
+    if (!isAdmin) {
+      content.replaceChildren(h('p', null, 'Your keys are on the ', h('a', { href: '/ui/keys', text: 'Keys' }), ' page.'));
+      return;
+    }
+    const [rows, period] = await Promise.all([
+      api('GET', `/spend/logs?limit=1000&start_date=${isoDay(daysAgo(1))}`),
+      api('GET', `/global/spend/report?group_by=team&start_date=${isoDay(daysAgo(30))}`),
+    ]);
+    const since = Date.now() - 86400000;
+    const day = rows.filter((r) => Date.parse(r.startTime) >= since);
+    const startOfToday = new Date(); startOfToday.setHours(0, 0, 0, 0);
+    const today = day.filter((r) => Date.parse(r.startTime) >= startOfToday.getTime());
+    const errors = day.filter((r) => r.status !== 'success').length;
+    const periodSpend = period.reduce((a, t) => a + Number(t.total_spend || 0), 0);
+    content.replaceChildren(
+      h('div', { class: 'tiles' },
+        tile('tile-requests', 'Requests, last 24 h', count(day.length, 'requests')),
+        tile('tile-spend-today', 'Spend today', usd(today.reduce((a, r) => a + Number(r.spend || 0), 0))),
+        tile('tile-spend-period', 'Spend, last 30 days', usd(periodSpend)),
+        tile('tile-error-rate', 'Error rate, last 24 h', day.length ? pct(errors / day.length) : '—'),
+        tile('tile-tokens', 'Tokens, last 24 h', count(day.reduce((a, r) => a + (r.total_tokens || 0), 0), 'tokens'))),
+      h('div', { class: 'charts' },
+        chart('chart-requests', 'Requests per hour', hourly(day, () => 1), (y) => count(y, 'req')),
+        chart('chart-spend', 'Spend per hour', hourly(day, (r) => Number(r.spend || 0)), usd)),
+      h('p', { class: 'muted', text: `Times in ${zone}. Rows: the last ${rows.length} requests at most.` }),
+      h('div', { class: 'split' },
+        h('section', null, h('h2', { text: 'Top models' }), table('top-models', [
+          ['Model', (e) => e.name], ['Requests', (e) => count(e.requests), 'num'], ['Tokens', (e) => count(e.tokens, 'tok'), 'num'], ['Spend', (e) => usd(e.spend), 'num'],
+        ], topBy(day, 'model_group', 5))),
+        h('section', null, h('h2', { text: 'Top keys' }), table('top-keys', [
+          ['Key', (e) => e.name], ['Requests', (e) => count(e.requests), 'num'], ['Spend', (e) => usd(e.spend), 'num'],
+        ], topBy(day, 'key_alias', 5))),
+        h('section', null, h('h2', { text: 'Top teams' }), table('top-teams', [
+          ['Team', (e) => e.name], ['Requests', (e) => count(e.requests), 'num'], ['Spend', (e) => usd(e.spend), 'num'],
+        ], topBy(day, 'team_id', 5)))));
+  };
+
+  async function teamOptions() {
+    const teams = await api('GET', '/team/list');
+    return [['', '(none)'], ...teams.map((t) => [t.team_id, t.team_alias ? `${t.team_alias} (${t.team_id})` : t.team_id])];
+  }
+
+  pages.keys = async function () {
+    const filters = form('key-filter', [['key_alias', 'Alias'], ['team_id', 'Team id'], ['user_id', 'User id'], ['q', 'Search']], 'Filter', async () => load());
+    const holder = h('div');
+    const parts = [h('section', null, h('h2', { text: 'Find keys' }), filters), holder];
+    if (isAdmin) {
+      const create = form('key-create', [
+        ['key_alias', 'Alias'], ['team_id', 'Team', 'select', await teamOptions()], ['user_id', 'User id'],
+        ['models', 'Models (comma separated)'], ['max_budget', 'Budget (USD)', 'number'], ['duration', 'Expires after (e.g. 30d)'],
+      ], 'Create key', async (values, f) => {
+        const made = await api('POST', '/key/generate', values);
+        showSecret(made.key, 'New key');
+        f.reset();
+        await load();
+      });
+      parts.unshift(h('section', null, h('h2', { text: 'Create a key' }), create));
+    }
+    content.replaceChildren(...parts);
+
+    async function load() {
+      const q = new URLSearchParams({ return_full_object: 'true', size: '1000' });
+      for (const n of ['key_alias', 'team_id', 'user_id']) if (filters.elements[n].value.trim()) q.set(n, filters.elements[n].value.trim());
+      const text = filters.elements.q.value.trim().toLowerCase();
+      const answer = await api('GET', '/key/list?' + q);
+      const keys = answer.keys.filter((k) => !text || [k.key_alias, k.key_name, k.team_id, k.user_id, ...(k.models || [])].some((v) => v && String(v).toLowerCase().includes(text)));
+      keys.forEach((k) => { k._data = { token: k.token, alias: k.key_alias || '' }; });
+      const cols = [
+        ['Alias', (k) => k.key_alias], ['Key', (k) => k.key_name], ['Team', (k) => k.team_id], ['User', (k) => k.user_id],
+        ['Models', (k) => list(k.models)], ['Spend', (k) => usd(k.spend), 'num'], ['Budget', (k) => (k.max_budget == null ? 'none' : usd(k.max_budget)), 'num'],
+        ['Expires', (k) => (k.expires ? when(k.expires) : 'never')], ['State', (k) => (k.blocked ? 'blocked' : 'active')],
+      ];
+      if (isAdmin) cols.push(['', (k) => keyActions(k, load), 'actions']);
+      holder.replaceChildren(h('h2', { text: `Keys (${keys.length})` }), table('keys-table', cols, keys, 'No keys match.'));
+    }
+    await load();
+  };
+
+  function keyActions(k, reload) {
+    const box = h('div', { class: 'buttons' });
+    box.append(k.blocked
+      ? button('Unblock', 'unblock', async () => { await api('POST', '/key/unblock', { key: k.token }); say(`Key ${k.key_alias || k.key_name} unblocked.`); await reload(); })
+      : button('Block', 'block', async () => { await api('POST', '/key/block', { key: k.token }); say(`Key ${k.key_alias || k.key_name} blocked.`); await reload(); }));
+    box.append(button('Edit', 'edit', async () => {
+      const f = form('key-edit', [['models', 'Models'], ['max_budget', 'Budget (USD)', 'number'], ['duration', 'Expires after']], 'Save', async (values) => {
+        await api('POST', '/key/update', { key: k.token, ...values });
+        say('Key updated.');
+        await reload();
+      });
+      f.elements.models.value = (k.models || []).join(', ');
+      if (k.max_budget != null) f.elements.max_budget.value = k.max_budget;
+      box.replaceChildren(f);
+    }));
+    box.append(button('Regenerate', 'regenerate', async () => {
+      const made = await api('POST', '/key/regenerate', { key: k.token });
+      showSecret(made.key, 'Regenerated key');
+      await reload();
+    }, 'Confirm regenerate'));
+    box.append(button('Delete', 'delete', async () => { await api('POST', '/key/delete', { keys: [k.token] }); say('Key deleted.'); await reload(); }, 'Confirm delete'));
+    return box;
+  }
+
+  pages.teams = async function () {
+    const holder = h('div');
+    const parts = [holder];
+    if (isAdmin) {
+      parts.unshift(h('section', null, h('h2', { text: 'Create a team' }), form('team-create', [
+        ['team_alias', 'Name'], ['team_id', 'Team id (optional)'], ['models', 'Models (comma separated)'], ['max_budget', 'Budget (USD)', 'number'], ['budget_duration', 'Budget period (e.g. 30d)'],
+      ], 'Create team', async (values, f) => {
+        const made = await api('POST', '/team/new', values);
+        say(`Team ${made.team_alias || made.team_id} created.`);
+        f.reset();
+        await load();
+      })));
+    }
+    content.replaceChildren(...parts);
+    async function load() {
+      const teams = await api('GET', '/team/list');
+      teams.forEach((t) => { t._data = { team: t.team_id }; });
+      const cols = [
+        ['Name', (t) => t.team_alias], ['Team id', (t) => t.team_id], ['Members', (t) => (t.members_with_roles || []).map((m) => `${m.user_id} (${m.role})`).join(', ') || '—'],
+        ['Models', (t) => list(t.models)], ['Spend', (t) => usd(t.spend), 'num'], ['Budget', (t) => (t.max_budget == null ? 'none' : usd(t.max_budget)), 'num'],
+        ['State', (t) => (t.blocked ? 'blocked' : 'active')],
+      ];
+      if (isAdmin) cols.push(['', (t) => t.blocked
+        ? button('Unblock', 'unblock', async () => { await api('POST', '/team/unblock', { team_id: t.team_id }); await load(); })
+        : button('Block', 'block', async () => { await api('POST', '/team/block', { team_id: t.team_id }); await load(); }, 'Confirm block'), 'actions']);
+      holder.replaceChildren(h('h2', { text: `Teams (${teams.length})` }), table('teams-table', cols, teams, 'No teams yet.'));
+    }
+    await load();
+  };
+
+  pages.users = async function () {
+    const holder = h('div');
+    content.replaceChildren(h('section', null, h('h2', { text: 'Create a user' }), form('user-create', [
+      ['user_id', 'User id'], ['user_email', 'E-mail'],
+      ['user_role', 'Role', 'select', [['internal_user', 'internal_user'], ['internal_user_viewer', 'internal_user_viewer'], ['proxy_admin', 'proxy_admin'], ['proxy_admin_viewer', 'proxy_admin_viewer']]],
+      ['team_id', 'Team', 'select', await teamOptions()], ['max_budget', 'Budget (USD)', 'number'],
+    ], 'Create user', async (values, f) => {
+      const made = await api('POST', '/user/new', values);
+      showSecret(made.key, `Key of user ${made.user_id}`);
+      f.reset();
+      await load();
+    })), holder);
+    async function load() {
+      const answer = await api('GET', '/user/list?page_size=1000');
+      const users = answer.users;
+      users.forEach((u) => { u._data = { user: u.user_id }; });
+      holder.replaceChildren(h('h2', { text: `Users (${answer.total})` }), table('users-table', [
+        ['User id', (u) => u.user_id], ['E-mail', (u) => u.user_email], ['Role', (u) => u.user_role], ['Teams', (u) => (u.teams || []).join(', ') || '—'],
+        ['Spend', (u) => usd(u.spend), 'num'], ['Budget', (u) => (u.max_budget == null ? 'none' : usd(u.max_budget)), 'num'], ['Created', (u) => when(u.created_at)],
+      ], users, 'No users yet.'));
+    }
+    await load();
+  };
+
+  pages.usage = async function () {
+    const statuses = [['', 'any'], ['success', 'success'], ['upstream_error', 'upstream_error'], ['error', 'error'], ['refused', 'refused'], ['cancelled', 'cancelled']];
+    const filters = form('usage-filter', [
+      ['api_key', 'Key (token)'], ['user_id', 'User id'], ['team_id', 'Team id'], ['model', 'Model'], ['status', 'Status', 'select', statuses],
+      ['start_date', 'From', 'date'], ['end_date', 'To', 'date'],
+    ], 'Search', async () => load());
+    const holder = h('div');
+    content.replaceChildren(filters, holder);
+    async function load() {
+      const q = new URLSearchParams({ limit: '1000' });
+      for (const n of ['api_key', 'user_id', 'team_id', 'start_date', 'end_date']) if (filters.elements[n].value.trim()) q.set(n, filters.elements[n].value.trim());
+      const model = filters.elements.model.value.trim();
+      const status = filters.elements.status.value;
+      const rows = (await api('GET', '/spend/logs?' + q)).filter((r) => (!model || r.model_group === model || r.model === model) && (!status || r.status === status));
+      rows.forEach((r) => { r._data = { request: r.request_id }; });
+      holder.replaceChildren(
+        h('p', { class: 'muted', text: `${rows.length} requests · times in ${zone}` }),
+        table('usage-table', [
+          ['Time', (r) => when(r.startTime)], ['Request', (r) => h('a', { href: '/ui/request/' + encodeURIComponent(r.request_id), text: r.request_id.slice(0, 18) })],
+          ['Key', (r) => r.key_alias || r.api_key.slice(0, 10)], ['Team', (r) => r.team_id], ['Model', (r) => r.model_group], ['Status', (r) => r.status],
+          ['Tokens', (r) => count(r.total_tokens, 'tok'), 'num'], ['Cost', (r) => usd(r.spend), 'num'], ['Latency', (r) => ms(r.latency_ms), 'num'],
+        ], rows, 'No requests match.'));
+    }
+    await load();
+  };
+
+  pages.request = async function () {
+    const id = main.dataset.detail;
+    const rows = await api('GET', '/spend/logs?request_id=' + encodeURIComponent(id));
+    if (!rows.length) { content.replaceChildren(h('p', { text: `No request ${id} in the usage log.` })); return; }
+    const r = rows[0];
+    const fields = [
+      ['Request id', r.request_id], ['Time', when(r.startTime)], ['Status', `${r.status} (HTTP ${r.http_status})`], ['Error', r.error_code || '—'],
+      ['Key', `${r.key_alias || '—'} (${r.api_key})`], ['User', r.user || '—'], ['Team', r.team_id || '—'], ['End user', r.end_user || '—'],
+      ['Model group', r.model_group], ['Upstream model', r.model], ['Deployment', r.model_id], ['Provider', r.custom_llm_provider],
+      ['Call', r.call_type], ['Stream', r.stream ? 'yes' : 'no'], ['Attempts', String(r.attempt)],
+      ['Prompt tokens', count(r.prompt_tokens, 'tokens')], ['Completion tokens', count(r.completion_tokens, 'tokens')],
+      ['Cached tokens', count(r.cached_tokens, 'tokens')], ['Cost', usd(r.spend) + (r.cost_known ? '' : ' (price unknown)')],
+      ['Latency', ms(r.latency_ms)], ['Time to first token', ms(r.ttft_ms)], ['Tags', (r.request_tags || []).join(', ') || '—'],
+    ];
+    content.replaceChildren(h('dl', { id: 'request-detail', class: 'detail' }, fields.map(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]).flat()),
+      h('p', null, h('a', { href: '/ui/usage', text: '‹ Usage log' })));
+  };
+
+  pages.models = async function () {
+    const answer = await api('GET', '/model/info');
+    const rows = answer.data;
+    rows.forEach((m) => { m._data = { model: m.model_name }; });
+    const cols = [
+      ['Model', (m) => m.model_name], ['Upstream', (m) => (m.litellm_params || {}).model], ['API base', (m) => (m.litellm_params || {}).api_base],
+      ['Credential', (m) => (m.litellm_params || {}).api_key || '—'], ['Deployment id', (m) => (m.model_info || {}).id],
+      ['Input price', (m) => { const p = (m.model_info || {}).input_cost_per_token; return p == null ? '—' : usd(p * 1e6) + ' / 1M tok'; }, 'num'],
+    ];
+    if (isAdmin) cols.push(['', (m) => {
+      const id = (m.model_info || {}).id;
+      return button('Rotate credential', 'rotate', async () => {
+        const box = h('form', { class: 'inline rotate' }, h('label', null, 'New API key', h('input', { type: 'password', name: 'api_key', required: true })), h('button', { type: 'submit' }, 'Save'));
+        box.addEventListener('submit', async (ev) => {
+          ev.preventDefault();
+          try {
+            await api('POST', '/model/update', { id: id, litellm_params: { api_key: box.elements.api_key.value } });
+            say(`Credential of ${m.model_name} rotated.`);
+            await pages.models();
+          } catch (err) { fail(err); }
+        });
+        document.querySelector(`tr[data-model="${CSS.escape(m.model_name)}"] td.actions`).replaceChildren(box);
+      });
+    }, 'actions']);
+    content.replaceChildren(table('models-table', cols, rows, 'No models.'));
+  };
+
+  pages.sessions = async function () {
+    async function load() {
+      const answer = await api('GET', '/ui/sessions/list');
+      const rows = answer.sessions;
+      rows.forEach((x) => { x._data = { session: x.session }; });
+      content.replaceChildren(table('sessions-table', [
+        ['User', (x) => x.email || x.user_id], ['Role', (x) => x.role], ['Signed in with', (x) => x.via], ['Started', (x) => when(x.created_at)], ['Ends', (x) => when(x.expires_at)],
+        ['', (x) => button('End', 'end', async () => { await api('POST', '/ui/sessions/end', { session: x.session }); say('Session ended.'); await load(); }, 'Confirm end'), 'actions'],
+      ], rows, 'No sessions.'));
+    }
+    await load();
+  };
+
+  const run = pages[main.dataset.page];
+  if (run) {
+    run().then(() => { main.dataset.ready = 'true'; }).catch((err) => { fail(err); main.dataset.ready = 'error'; });
+  }
+})();

@@ -1,0 +1,291 @@
+"""The admin console (/ui) in a real headless Chromium against the whole gateway as separate
+processes, in front of the fake OpenAI upstream: sign in with the master key, create a team, a
+user and a key (its plaintext read once), send requests with the key (openai SDK), find them in the
+usage log and in the overview's chart (its data points), block the key in the page and see the next
+API call refused; and the session rules: a session is no API key, a request without the session's
+CSRF token is refused, an ended or expired session is sent back to sign in.
+
+Each page's screenshot is saved under the pytest basetemp, in the folder the run prints."""
+
+from __future__ import annotations
+
+import re
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.browser import chromium
+from tests.e2e.stack import MASTER_KEY
+from tests.procs import component, free_port
+from tests.waiting import eventually_sync
+
+pytestmark = pytest.mark.e2e
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    folder = tmp_path_factory.getbasetemp() / "console-screenshots"
+    folder.mkdir(exist_ok=True)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"console screenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+        yield driver
+
+
+def css(driver, selector: str) -> list:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def one(driver, selector: str, what: str | None = None, timeout: float = 20):
+    """The first element matching `selector`, once there is one."""
+    return eventually_sync(lambda: (css(driver, selector) or [None])[0], what or selector, timeout=timeout)
+
+
+def ready(driver, page: str) -> None:
+    """The page's script has filled it from the admin API (a page that failed says why)."""
+
+    def loaded() -> bool:
+        state = next((m.get_attribute("data-ready") for m in css(driver, f'main[data-page="{page}"]')), None)
+        if state == "error":
+            notice = css(driver, "#notice")
+            raise RuntimeError(f"the {page} page failed: {notice[0].text if notice else '?'}")
+        return state == "true"
+
+    try:
+        eventually_sync(loaded, f"the {page} page to load", timeout=20, retrying=(AssertionError,))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the page's console: {driver.get_log('browser')}") from None
+
+
+def open_page(driver, base: str, page: str) -> None:
+    driver.get(f"{base}/ui/{page}")
+    ready(driver, page)
+
+
+def fill(driver, form_id: str, values: dict[str, str]) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    for name, value in values.items():
+        field = one(driver, f"#{form_id}-{name}")
+        if field.tag_name == "select":
+            eventually_sync(
+                lambda f=field, v=value: v in [o.get_attribute("value") for o in Select(f).options], f"option {value}"
+            )
+            Select(field).select_by_value(value)
+        else:
+            field.clear()
+            field.send_keys(value)
+    one(driver, f"#{form_id}-submit").click()
+
+
+def sign_in(driver, base: str, key: str = MASTER_KEY) -> None:
+    driver.get(f"{base}/ui/login")
+    one(driver, "#master-key").send_keys(key)
+    one(driver, "#sign-in").click()
+
+
+def login_session(base: str) -> tuple[httpx.Client, str]:
+    """An HTTP client holding a console session (signed in with the master key) and its CSRF token."""
+    client = httpx.Client(base_url=base, timeout=15)
+    signed = client.post("/ui/login", data={"master_key": MASTER_KEY, "next": "/ui/keys"})
+    assert signed.status_code == 303, signed.text
+    cookie = signed.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie  # (served over plain HTTP here)
+    page = client.get("/ui/keys")
+    assert page.status_code == 200
+    match = CSRF_META.search(page.text)
+    assert match, page.text[:500]
+    return client, match[1]
+
+
+def admin_headers() -> dict[str, str]:
+    return {"authorization": f"Bearer {MASTER_KEY}"}
+
+
+def test_console_admin_journey(stack, browser, shots: Path) -> None:
+    base = stack.base_url
+    browser.get(f"{base}/ui/overview")
+    eventually_sync(lambda: "/ui/login" in browser.current_url, "a signed-out visit to go to the login page")
+    browser.save_screenshot(str(shots / "login.png"))
+    sign_in(browser, base, "sk-not-the-master-key")
+    assert "not the master key" in one(browser, "#login-error").text
+    sign_in(browser, base)
+    ready(browser, "overview")
+
+    # A team, a user on it (with the key /user/new makes), and a key of the team.
+    open_page(browser, base, "teams")
+    fill(browser, "team-create", {"team_alias": "Platform", "team_id": "team-plat", "max_budget": "50"})
+    one(browser, 'tr[data-team="team-plat"]', "the new team in the list")
+    browser.save_screenshot(str(shots / "teams.png"))
+
+    open_page(browser, base, "users")
+    fill(browser, "user-create", {"user_id": "alice", "user_email": "alice@example.com", "team_id": "team-plat"})
+    one(browser, 'tr[data-user="alice"]', "the new user in the list")
+    assert one(browser, "#new-key-value").text.startswith("sk-")
+    browser.save_screenshot(str(shots / "users.png"))
+
+    open_page(browser, base, "keys")
+    fill(browser, "key-create", {"key_alias": "ui-key", "team_id": "team-plat", "user_id": "alice", "max_budget": "5"})
+    key = one(browser, "#new-key-value", "the new key, shown once").text
+    assert key.startswith("sk-")
+    assert css(browser, "#copy-key")
+    one(browser, 'tr[data-alias="ui-key"]', "the new key in the list")
+    browser.save_screenshot(str(shots / "keys.png"))
+    open_page(browser, base, "keys")
+    assert not css(browser, "#new-key-value")  # shown once only
+    assert key not in browser.page_source
+
+    # Requests with the key, through the official SDK.
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
+    request_ids = []
+    for i in range(3):
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4", messages=[{"role": "user", "content": f"hello {i}"}]
+        )
+        raw.parse()
+        request_ids.append(raw.headers["x-request-id"])
+    rows = stack.usage_rows(request_ids)
+    assert len(rows) == 3
+
+    # The usage log lists them; one request's detail has its tokens and cost.
+    def usage_listed() -> bool:
+        open_page(browser, base, "usage")
+        shown = {e.get_attribute("data-request") for e in css(browser, "#usage-table tr[data-request]")}
+        return set(request_ids) <= shown
+
+    eventually_sync(usage_listed, "the requests in the usage log")
+    browser.save_screenshot(str(shots / "usage.png"))
+    one(browser, f'tr[data-request="{request_ids[0]}"] a').click()
+    ready(browser, "request")
+    detail = one(browser, "#request-detail").text
+    assert request_ids[0] in detail and "ui-key" in detail and "gpt-4" in detail
+    prompt_tokens = rows[request_ids[0]]["prompt_tokens"]
+    assert f"{prompt_tokens} tokens" in detail
+    browser.save_screenshot(str(shots / "request.png"))
+
+    # The overview's chart holds them: three requests in the current hour, their spend beside.
+    open_page(browser, base, "overview")
+    points = css(browser, "#chart-requests circle.point")
+    assert len(points) == 24
+    ys = [float(p.get_attribute("data-y")) for p in points]
+    assert sum(ys) == 3 and ys[-1] == 3, ys
+    spent = sum(float(r["cost"]) for r in rows.values())
+    assert spent > 0
+    spend_ys = [float(p.get_attribute("data-y")) for p in css(browser, "#chart-spend circle.point")]
+    assert spend_ys[-1] == pytest.approx(spent, rel=1e-6)
+    assert "3 requests" in one(browser, "#tile-requests").text
+    top_keys = one(browser, "#top-keys").text
+    assert "ui-key" in top_keys
+    browser.save_screenshot(str(shots / "overview.png"))
+
+    # Blocked in the page: the next API call with the key is refused.
+    open_page(browser, base, "keys")
+    one(browser, 'tr[data-alias="ui-key"] button.block').click()
+    eventually_sync(lambda: "blocked" in one(browser, 'tr[data-alias="ui-key"]').text, "the key shown blocked")
+    with pytest.raises(openai.AuthenticationError) as refused:
+        client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "still there?"}])
+    assert refused.value.status_code == 401 and "blocked" in str(refused.value)
+
+    for page in ("models", "sessions"):
+        open_page(browser, base, page)
+        browser.save_screenshot(str(shots / f"{page}.png"))
+    assert "sk-upstream" not in one(browser, "body").text  # (no provider key on any page)
+    open_page(browser, base, "models")
+    assert stack.upstream.api_key not in browser.page_source
+
+    one(browser, "#logout").click()
+    eventually_sync(lambda: browser.current_url.endswith("/ui/login"), "sign-out to land on the login page")
+    browser.get(f"{base}/ui/keys")
+    eventually_sync(lambda: "/ui/login" in browser.current_url, "a signed-out visit to go to the login page")
+
+
+def test_session_needs_its_csrf_token_and_is_no_api_key(stack) -> None:
+    client, csrf = login_session(stack.base_url)
+    with closing(client):
+        body = {"key_alias": "forged"}
+        # A forged cross-site post: the browser sends the cookie, never the token.
+        forged = client.post("/key/generate", json=body, headers={"origin": "https://evil.example"})
+        assert forged.status_code == 403, forged.text
+        assert forged.json()["error"]["code"] == "permission_denied"
+        wrong = client.post("/key/generate", json=body, headers={"x-llmgw-csrf": csrf[:-2] + "xx"})
+        assert wrong.status_code == 403
+        form = client.post("/key/block", data={"key": "x"}, headers={"content-type": "application/x-www-form-urlencoded"})
+        assert form.status_code == 403
+        logout = client.post("/ui/logout", data={"csrf_token": "nope"})
+        assert logout.status_code == 403
+        # With its token the session is the master key's admin.
+        made = client.post("/key/generate", json={"key_alias": "made-in-console"}, headers={"x-llmgw-csrf": csrf})
+        assert made.status_code == 200, made.text
+        # ... but never a key for the model routes, with the token or without.
+        for headers in ({}, {"x-llmgw-csrf": csrf}):
+            chat = client.post(
+                "/v1/chat/completions", json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, headers=headers
+            )
+            assert chat.status_code == 401, chat.text
+        assert client.get("/v1/models").status_code == 401
+        # Nothing on the pages runs inline script: the policy says so.
+        page = client.get("/ui/overview")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_ended_session_goes_back_to_login(stack, browser) -> None:
+    base = stack.base_url
+    browser.delete_all_cookies()
+    sign_in(browser, base)
+    ready(browser, "overview")
+    client, csrf = login_session(base)
+    with closing(client):
+        listed = httpx.get(f"{base}/ui/sessions/list", headers=admin_headers(), timeout=10).json()["sessions"]
+        assert len(listed) >= 2 and all(s["via"] == "master_key" and s["role"] == "proxy_admin" for s in listed)
+        # An admin ends every session but the HTTP client's (the browser's among them), from the console API.
+        mine = client.get("/ui/sessions/list", headers={"x-llmgw-csrf": csrf}).json()["sessions"]
+        browser_sessions = [s["session"] for s in mine][1:]  # the newest first: the client's own is first
+        for key in browser_sessions:
+            ended = client.post("/ui/sessions/end", json={"session": key}, headers={"x-llmgw-csrf": csrf})
+            assert ended.status_code == 200, ended.text
+        assert client.post("/ui/sessions/end", json={"session": "nope"}, headers={"x-llmgw-csrf": csrf}).status_code == 404
+    browser.get(f"{base}/ui/teams")
+    eventually_sync(lambda: "/ui/login" in browser.current_url, "an ended session to be sent to sign in")
+    # A page still open when its session ends is sent there by its next call.
+    client, csrf = login_session(base)
+    with closing(client):
+        key = client.get("/ui/sessions/list", headers={"x-llmgw-csrf": csrf}).json()["sessions"][0]["session"]
+        httpx.post(f"{base}/ui/sessions/end", json={"session": key}, headers=admin_headers(), timeout=10).raise_for_status()
+        answer = client.get("/key/list", headers={"x-llmgw-csrf": csrf})
+        assert answer.status_code == 401 and "sign in again" in answer.json()["error"]["message"]
+        assert client.get("/ui/keys").headers["location"].startswith("/ui/login")
+
+
+def test_expired_session_goes_back_to_login(stack, browser, tmp_path: Path) -> None:
+    """An edge whose sessions last two seconds (a bus prefix of its own: its own sessions bucket)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**stack.env, "LLMGW_BUS_PREFIX": "e2econsoleexp", "LLMGW_PORT": str(port), "LLMGW_CONSOLE_SESSION_MAX_AGE": "2"}
+    edge = component("edge-short-sessions", "gateway", env, tmp_path).start()
+    try:
+        eventually_sync(lambda: httpx.get(f"{base}/ui/login", timeout=1).status_code == 200, "the edge to serve /ui", timeout=45)
+        browser.delete_all_cookies()
+        sign_in(browser, base)
+        one(browser, 'main[data-page="overview"]')
+        eventually_sync(
+            lambda: browser.get(f"{base}/ui/keys") or "/ui/login" in browser.current_url,
+            "an expired session to be sent to sign in",
+            timeout=15,
+            interval=0.5,
+        )
+    finally:
+        edge.stop()
