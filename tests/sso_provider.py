@@ -4,7 +4,7 @@ Certified) run by tests/node/oidc_provider.mjs as its own process, with one conf
 that form with httpx (`sign_in`).
 
 Test accounts: `alice` (corp.example, in the group mapped to proxy_admin, on team-alpha), `tara`
-(corp.example, team lead of team-alpha), `mallory` (another domain)."""
+(corp.example, team lead of team-alpha), `ellen` (corp.example, no group, made by an admin beforehand), `mallory` (another domain)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ ACCOUNTS = {
             "groups": [LEAD_GROUP],
             "teams": ["team-alpha", "team-nowhere"],
         },
+    },
+    "ellen": {  # an admin made her user before single sign-on, under her address
+        "password": "ellen-pw-4",
+        "claims": {"email": "ellen@corp.example", "email_verified": True, "groups": []},
     },
     "mallory": {
         "password": "mallory-pw-3",

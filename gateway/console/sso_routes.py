@@ -81,7 +81,7 @@ class SignInSeal:
 
 def safe_next(value: str | None) -> str:
     """Where to go once signed in: a console page of this gateway only (no open redirect)."""
-    if value and value.startswith("/ui") and not value.startswith("//") and "\\" not in value and "://" not in value:
+    if value and (value == "/ui" or value.startswith("/ui/")) and "\\" not in value and "://" not in value:
         return value
     return "/ui"
 

@@ -5,7 +5,8 @@ in step with the provider's claims on every sign-in.
 - The user is found by the user id claim (`sub` by default), else by e-mail address (a user an
   admin created beforehand under that address), else created.
 - With a role claim configured, the user's role follows it: `proxy_admin`, or `internal_user` (a
-  `team_admin` is an internal user who is an admin of the teams of their teams claim).
+  `team_admin` is an internal user who is an admin of the teams of their teams claim). Without
+  one, a user whose record is a proxy admin's signs in as one; anyone else gets `default_role`.
 - With a teams claim configured, the provider owns team membership: the user is put on each
   claimed team that exists (as `admin` for a team admin, else `user`) and taken off the others.
 """
@@ -25,7 +26,7 @@ from gateway.console.oidc import SsoError
 from gateway.console.sso_config import ROLE_PROXY_ADMIN, ROLE_TEAM_ADMIN, SsoSettings
 from gateway.edge import Edge
 from gateway.errors import GatewayError
-from llmgw.contracts import ROLE_INTERNAL_USER, TEAM_ROLE_ADMIN, TEAM_ROLE_USER, TeamMember, UserRecord, kv_key
+from llmgw.contracts import ROLE_INTERNAL_USER, TEAM_ROLE_ADMIN, TEAM_ROLE_USER, TeamMember, UserRecord, canonical_role, kv_key
 from llmgw.contracts import ROLE_PROXY_ADMIN as USER_ROLE_PROXY_ADMIN
 
 log = structlog.get_logger()
@@ -84,6 +85,8 @@ class SsoUsers:
                 record = await self._set_role(UserRecord(user_id=user_id, user_email=email), user_role)
         if self.settings.role_claim is not None and record.user_role != user_role:
             record = await self._set_role(record, user_role)
+        elif self.settings.role_claim is None and canonical_role(record.user_role) == USER_ROLE_PROXY_ADMIN:
+            role = ROLE_PROXY_ADMIN  # no role claim: an admin's record says who is a proxy admin
         user = SignedIn(user_id=record.user_id, email=email or record.user_email, role=role, teams=list(record.teams))
         return await self._sync_teams(user, record.teams, claims)
 

@@ -100,6 +100,22 @@ def test_a_team_lead_becomes_an_admin_of_their_team_only(sso):
     assert members["tara"] == "admin"
 
 
+def test_a_user_an_admin_made_before_is_found_by_their_address(sso):
+    stack, _ = sso
+    made = httpx.post(
+        f"{stack.base_url}/user/new",
+        headers=ADMIN,
+        json={"user_id": "ellen-from-before", "user_email": "ellen@corp.example", "auto_create_key": False},
+        timeout=10,
+    )
+    assert made.status_code == 200 and made.json()["key"] is None, made.text
+    with browser() as http:
+        assert signed_in(stack, http, "ellen").status_code == 200
+    (session,) = sessions_of(stack, "ellen-from-before")
+    assert session["role"] == "internal_user" and session["email"] == "ellen@corp.example"
+    assert user_info(stack, "ellen").status_code == 404  # no second user
+
+
 def test_an_account_outside_the_allowed_domains_is_refused(sso):
     stack, _ = sso
     with browser() as http:

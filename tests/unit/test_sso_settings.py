@@ -3,7 +3,10 @@ once; the role and teams a user's claims map to; the e-mail domains allowed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from gateway.console.sso_config import sso_settings
 from llmgw.config import ConfigError
@@ -74,3 +77,14 @@ def test_allowed_domains_are_matched_whole_and_without_case():
 def test_mistakes_are_named(raw, message):
     with pytest.raises(ConfigError, match=message):
         parse(**raw)
+
+
+def test_the_readme_example_is_a_valid_setting():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Single sign-on to the console (OpenID Connect)", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    general = yaml.safe_load(example)["general_settings"]
+    s = sso_settings(general, {"GENERIC_CLIENT_ID": "console", "GENERIC_CLIENT_SECRET": "secret-of-the-client"})
+    assert s is not None and s.client_id == "console"
+    assert s.role_for({"groups": ["llmgw-leads"]}) == "team_admin"
+    assert s.allowed_email_domains == ("example.com",)
