@@ -44,6 +44,9 @@ class UserParams(KeyParams, kw_only=True):
     user_email: str | UnsetType | None = UNSET
     user_role: str | UnsetType | None = UNSET
     teams: list[str] | UnsetType | None = UNSET
+
+
+class NewUserParams(UserParams, kw_only=True):
     auto_create_key: bool = True  # LiteLLM's: /user/new makes the user's first key unless false
 
 
@@ -127,7 +130,7 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
     @post("/user/new", status_code=200)
     async def new(request: Request) -> Response:
         admin(edge, request)
-        values = given(decode_body(await request.body(), UserParams))
+        values = given(decode_body(await request.body(), NewUserParams))
         record, made = await create_user(edge, keys, values)
         if made is None:
             return json_response({**render(record), "key": None})
