@@ -14,6 +14,8 @@ from llmgw.secrets import server_secret
 from llmgw.settings import BusSettings, bus_settings_from_env, env_bool, env_float, env_int, env_str
 from llmgw.tracing import tracing_wanted
 
+CONSOLE_SESSION_MAX_AGE = 43200.0  # seconds a console session lasts unless LLMGW_CONSOLE_SESSION_MAX_AGE says
+
 
 class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     bus: BusSettings
@@ -57,7 +59,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds between looks at a batch handed to a provider's own batch API (gateway/batches/handoff.py).
     provider_batch_poll_seconds: float = 30.0
     # Seconds a console session (/ui) lasts from sign-in (LLMGW_CONSOLE_SESSION_MAX_AGE; 12 h).
-    console_session_max_age: float = 43200.0
+    console_session_max_age: float = CONSOLE_SESSION_MAX_AGE
     sso: SsoSettings | None = None  # the console's single sign-on (general_settings.ui_sso)
     tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py: the environment, or the config's callbacks)
 
@@ -141,5 +143,5 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         batch_lease_seconds=max(env_float(env, "LLMGW_BATCH_LEASE_SECONDS", 15.0), 1.0),
         batch_poll_seconds=max(env_float(env, "LLMGW_BATCH_POLL_SECONDS", 2.0), 0.1),
         provider_batch_poll_seconds=max(env_float(env, "LLMGW_PROVIDER_BATCH_POLL_SECONDS", 30.0), 0.1),
-        console_session_max_age=max(env_float(env, "LLMGW_CONSOLE_SESSION_MAX_AGE", 43200.0), 1.0),
+        console_session_max_age=max(env_float(env, "LLMGW_CONSOLE_SESSION_MAX_AGE", CONSOLE_SESSION_MAX_AGE), 1.0),
     )

@@ -105,12 +105,12 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
 
     def readable_user(principal: Principal, user_id: str | None) -> str:
         """The user a caller asks about: any user for a reader of every record, else only the
-        key's own user (no `user_id` means it); another user's record is 403."""
+        key's (or console session's) own user (no `user_id` means it); another user's record is 403."""
         if principal.views_all:
             if not user_id:
                 raise bad_param("user_id", "give `user_id`, or `view_all=true`")
             return user_id
-        own = principal.key.user_id if principal.key is not None else None
+        own = principal.caller.user_id  # (a key's user, a session's person; none for the master key)
         if not user_id:
             if not own:
                 raise not_found("a user of this key")

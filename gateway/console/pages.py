@@ -17,6 +17,8 @@ PAGES: dict[str, tuple[str, bool]] = {
     "users": ("Users", True),
     "usage": ("Usage log", True),
     "models": ("Models", False),
+    "policies": ("Policies", True),
+    "budgets": ("Budgets", True),
     "sessions": ("Sessions", True),
 }
 
@@ -59,7 +61,8 @@ def page(name: str, session: ConsoleSession, detail: str = "") -> str:
         f'<form method="post" action="/ui/logout" class="logout"><span class="who" id="who">{who} · {escape(session.role)}</span>'
         f'<input type="hidden" name="csrf_token" value="{escape(session.csrf_token)}">'
         '<button type="submit" id="logout">Sign out</button></form></header>'
-        f'<main id="page" data-page="{escape(name)}" data-detail="{escape(detail)}" data-role="{escape(session.role)}">'
+        f'<main id="page" data-page="{escape(name)}" data-detail="{escape(detail)}" data-role="{escape(session.role)}"'
+        f' data-user="{escape(session.user_id)}">'
         f'<h1>{escape(title)}</h1><div id="content"><p class="muted">Loading…</p></div></main>'
         '<script src="/ui/static/console.js"></script></body></html>'
     )

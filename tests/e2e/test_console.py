@@ -9,6 +9,7 @@ Each page's screenshot is saved under the pytest basetemp, in the folder the run
 
 from __future__ import annotations
 
+import asyncio
 import re
 from contextlib import closing
 from pathlib import Path
@@ -17,6 +18,11 @@ import httpx
 import openai
 import pytest
 
+from gateway.console.sessions import COOKIE, ConsoleSessions
+from gateway.settings import CONSOLE_SESSION_MAX_AGE
+from llmgw.config import Secret
+from llmgw.contracts import Subjects
+from llmgw.secrets import KeyHasher, server_secret
 from tests.browser import chromium
 from tests.e2e.stack import MASTER_KEY
 from tests.procs import component, free_port
@@ -115,6 +121,34 @@ def admin_headers() -> dict[str, str]:
     return {"authorization": f"Bearer {MASTER_KEY}"}
 
 
+def signed_in_as(stack, **who) -> str:
+    """A session started as the single sign-on code starts one (ConsoleSessions.start, the interface
+    it calls), into the stack's sessions bucket; its id, the cookie's value."""
+
+    async def start() -> str:
+        import nats
+
+        nc = await nats.connect(stack.nats_url)
+        try:
+            secret = server_secret(stack.env, Secret(MASTER_KEY))
+            sessions = ConsoleSessions(Subjects(stack.prefix), KeyHasher(secret), CONSOLE_SESSION_MAX_AGE)
+            await sessions.open(nc.jetstream())
+            try:
+                return await sessions.start(**who)
+            finally:
+                await sessions.close()
+        finally:
+            await nc.close()
+
+    return asyncio.run(start())
+
+
+def with_cookie(driver, base: str, session_id: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{base}/ui/login")
+    driver.add_cookie({"name": COOKIE, "value": session_id, "path": "/", "httpOnly": True, "sameSite": "Lax"})
+
+
 def test_console_admin_journey(stack, browser, shots: Path) -> None:
     base = stack.base_url
     browser.get(f"{base}/ui/overview")
@@ -199,12 +233,49 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
         client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "still there?"}])
     assert refused.value.status_code == 401 and "blocked" in str(refused.value)
 
-    for page in ("models", "sessions"):
-        open_page(browser, base, page)
-        browser.save_screenshot(str(shots / f"{page}.png"))
-    assert "sk-upstream" not in one(browser, "body").text  # (no provider key on any page)
+    # A provider credential rotated in the page: the deployment that had a stale one answers.
+    open_page(browser, base, "models")
+    assert stack.upstream.api_key not in browser.page_source  # credentials are shown masked
+    browser.save_screenshot(str(shots / "models.png"))
+    admin_client = stack.client()
+    with pytest.raises(openai.APIStatusError):
+        admin_client.chat.completions.create(model="rotating", messages=[{"role": "user", "content": "hi"}])
+    one(browser, 'tr[data-model="rotating"] button.rotate').click()
+    fill(browser, "rotate-form", {"api_key": stack.upstream.api_key})
+    assert "rotated" in one(browser, "#notice").text
+    eventually_sync(
+        lambda: admin_client.chat.completions.create(model="rotating", messages=[{"role": "user", "content": "hi"}]).choices,
+        "the rotated credential to be used",
+        retrying=(openai.APIStatusError,),
+    )
     open_page(browser, base, "models")
     assert stack.upstream.api_key not in browser.page_source
+    shown = one(browser, 'tr[data-model="rotating"] td.credential').text
+    assert "rotated" in shown and stack.upstream.api_key[-4:] in shown, shown  # the new one, masked
+
+    # Budgets: the key's and the team's burn against their budgets; a budget object made in the page.
+    open_page(browser, base, "budgets")
+    bar = one(browser, 'tr[data-holder="key:ui-key"] svg.bar')
+    assert float(bar.get_attribute("data-budget")) == 5.0
+    assert float(bar.get_attribute("data-spend")) == pytest.approx(spent, rel=1e-6)
+    assert float(one(browser, 'tr[data-holder="team:Platform"] svg.bar').get_attribute("data-budget")) == 50.0
+    fill(browser, "budget-create", {"budget_id": "bo-console", "max_budget": "12.5", "budget_duration": "30d"})
+    one(browser, 'tr[data-budget="bo-console"]', "the new budget object")
+    browser.save_screenshot(str(shots / "budgets.png"))
+
+    # Policies: the gateway's system prompt set in the page, as the API reads it; then removed.
+    open_page(browser, base, "policies")
+    fill(browser, "policy-gateway", {"system_prompt": "Answer briefly."})
+    policy = lambda: httpx.get(f"{base}/policy/system_prompt", headers=admin_headers(), timeout=10).json()["system_prompt"]  # noqa: E731
+    eventually_sync(lambda: policy() == "Answer briefly.", "the system prompt saved")
+    ready(browser, "policies")
+    browser.save_screenshot(str(shots / "policies.png"))
+    fill(browser, "policy-gateway", {"system_prompt": ""})
+    eventually_sync(lambda: policy() is None, "the system prompt removed")
+
+    open_page(browser, base, "sessions")
+    assert css(browser, "#sessions-table tr[data-session]")
+    browser.save_screenshot(str(shots / "sessions.png"))
 
     one(browser, "#logout").click()
     eventually_sync(lambda: browser.current_url.endswith("/ui/login"), "sign-out to land on the login page")
@@ -289,3 +360,49 @@ def test_expired_session_goes_back_to_login(stack, browser, tmp_path: Path) -> N
         )
     finally:
         edge.stop()
+
+
+def test_team_admins_manage_their_team_and_users_see_their_own(stack, browser, shots: Path) -> None:
+    base = stack.base_url
+    post = lambda path, body: httpx.post(f"{base}{path}", json=body, headers=admin_headers(), timeout=10)  # noqa: E731
+    assert post("/team/new", {"team_id": "team-roles", "team_alias": "Roles"}).status_code == 200
+    for user in ("tina", "uli"):
+        made = post("/user/new", {"user_id": user, "team_id": "team-roles", "key_alias": f"{user}-key"})
+        assert made.status_code == 200, made.text
+    added = post("/team/member_add", {"team_id": "team-roles", "member": {"user_id": "tina", "role": "admin"}})
+    assert added.status_code == 200, added.text
+    other = post("/key/generate", {"key_alias": "someone-elses"})
+    assert other.status_code == 200
+
+    # An ordinary user sees their own keys and spend, not the admin's pages.
+    uli = signed_in_as(stack, user_id="uli", email="uli@example.com", role="internal_user", teams=["team-roles"], via="oidc")
+    with_cookie(browser, base, uli)
+    open_page(browser, base, "keys")
+    aliases = [r.get_attribute("data-alias") for r in css(browser, "#keys-table tr[data-alias]")]
+    assert aliases == ["uli-key"], aliases
+    assert not css(browser, "#nav-usage") and not css(browser, "#nav-users") and not css(browser, "#key-create")
+    open_page(browser, base, "overview")
+    assert "1 keys" in one(browser, "#tile-my-keys").text
+    open_page(browser, base, "teams")
+    assert css(browser, 'tr[data-team="team-roles"]') and not css(browser, 'tr[data-team="team-roles"] button.add-member')
+    browser.get(f"{base}/ui/usage")  # (a page the navigation does not offer: its calls are refused)
+    one(browser, 'main[data-ready="error"]')
+    csrf = one(browser, 'meta[name="csrf-token"]').get_attribute("content")
+    with httpx.Client(base_url=base, cookies={COOKIE: uli}, headers={"x-llmgw-csrf": csrf}, timeout=10) as client:
+        # The same role checks as for the user's key: the admin reads and writes are 403.
+        assert client.get("/spend/logs").status_code == 403
+        assert client.post("/key/block", json={"key": other.json()["key"]}).status_code == 403
+        assert client.get("/user/info").json()["user_id"] == "uli"
+
+    # A team admin adds a member to their team in the page.
+    tina = signed_in_as(stack, user_id="tina", email="tina@example.com", role="team_admin", teams=["team-roles"], via="oidc")
+    with_cookie(browser, base, tina)
+    open_page(browser, base, "teams")
+    one(browser, 'tr[data-team="team-roles"] button.add-member').click()
+    fill(browser, "member-add", {"user_id": "uma", "role": "user"})
+    eventually_sync(lambda: "uma (user)" in one(browser, 'tr[data-team="team-roles"]').text, "the new member in the team's row")
+    browser.save_screenshot(str(shots / "teams-team-admin.png"))
+    team = httpx.get(f"{base}/team/info", params={"team_id": "team-roles"}, headers=admin_headers(), timeout=10).json()
+    assert {"user_id": "uma", "role": "user"}.items() <= next(
+        m for m in team["team_info"]["members_with_roles"] if m["user_id"] == "uma"
+    ).items()

@@ -81,7 +81,7 @@ def test_mistakes_are_named(raw, message):
 
 def test_the_readme_example_is_a_valid_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### Single sign-on to the console (OpenID Connect)", 1)[1]
+    section = readme.split("### Single sign-on (OpenID Connect)", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     general = yaml.safe_load(example)["general_settings"]
     s = sso_settings(general, {"GENERIC_CLIENT_ID": "console", "GENERIC_CLIENT_SECRET": "secret-of-the-client"})

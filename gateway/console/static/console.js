@@ -9,6 +9,7 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : '';
   const isAdmin = main.dataset.role === 'proxy_admin';
+  const me = main.dataset.user;
   const PAGE_SIZE = 25;
 
   // ---- the admin API ----
@@ -111,7 +112,9 @@
     const f = h('form', { id: id, class: 'inline' });
     for (const [name, label, type, options] of fields) {
       let input;
-      if (type === 'select') {
+      if (type === 'textarea') {
+        input = h('textarea', { name: name, id: id + '-' + name, rows: 4, cols: 60 });
+      } else if (type === 'select') {
         input = h('select', { name: name, id: id + '-' + name }, (options || []).map((o) => h('option', { value: o[0], text: o[1] })));
       } else {
         input = h('input', { name: name, id: id + '-' + name, type: type || 'text', step: type === 'number' ? 'any' : null });
@@ -212,7 +215,15 @@
 
   pages.overview = async function () {
     if (!isAdmin) {
-      content.replaceChildren(h('p', null, 'Your keys are on the ', h('a', { href: '/ui/keys', text: 'Keys' }), ' page.'));
+      const mine = await api('GET', '/user/info');
+      const u = mine.user_info;
+      content.replaceChildren(
+        h('div', { class: 'tiles' },
+          tile('tile-my-spend', 'Your spend', usd(u.spend)),
+          tile('tile-my-budget', 'Your budget', u.max_budget == null ? 'none' : usd(u.max_budget)),
+          tile('tile-my-keys', 'Your keys', count(mine.keys.length, 'keys')),
+          tile('tile-my-teams', 'Your teams', (mine.teams || []).map((t) => t.team_alias || t.team_id).join(', ') || '—')),
+        h('p', null, 'Your keys are on the ', h('a', { href: '/ui/keys', text: 'Keys' }), ' page.'));
       return;
     }
     const [rows, period] = await Promise.all([
@@ -254,6 +265,7 @@
   }
 
   pages.keys = async function () {
+    if (!isAdmin) return ownKeys();
     const filters = form('key-filter', [['key_alias', 'Alias'], ['team_id', 'Team id'], ['user_id', 'User id'], ['q', 'Search']], 'Filter', async () => load());
     const holder = h('div');
     const parts = [h('section', null, h('h2', { text: 'Find keys' }), filters), holder];
@@ -288,6 +300,21 @@
     }
     await load();
   };
+
+  // A user's own keys (and spend), as /user/info shows them to the key's or session's user.
+  async function ownKeys() {
+    const mine = await api('GET', '/user/info');
+    const keys = mine.keys;
+    keys.forEach((k) => { k._data = { token: k.token, alias: k.key_alias || '' }; });
+    content.replaceChildren(
+      h('p', { class: 'muted', text: `Your spend: ${usd(mine.user_info.spend)} · ask a proxy admin or your team's admin for a new key.` }),
+      h('h2', { text: `Your keys (${keys.length})` }),
+      table('keys-table', [
+        ['Alias', (k) => k.key_alias], ['Key', (k) => k.key_name], ['Team', (k) => k.team_id], ['Models', (k) => list(k.models)],
+        ['Spend', (k) => usd(k.spend), 'num'], ['Budget', (k) => (k.max_budget == null ? 'none' : usd(k.max_budget)), 'num'],
+        ['Expires', (k) => (k.expires ? when(k.expires) : 'never')], ['State', (k) => (k.blocked ? 'blocked' : 'active')],
+      ], keys, 'You have no keys yet.'));
+  }
 
   function keyActions(k, reload) {
     const box = h('div', { class: 'buttons' });
@@ -335,9 +362,25 @@
         ['Models', (t) => list(t.models)], ['Spend', (t) => usd(t.spend), 'num'], ['Budget', (t) => (t.max_budget == null ? 'none' : usd(t.max_budget)), 'num'],
         ['State', (t) => (t.blocked ? 'blocked' : 'active')],
       ];
-      if (isAdmin) cols.push(['', (t) => t.blocked
-        ? button('Unblock', 'unblock', async () => { await api('POST', '/team/unblock', { team_id: t.team_id }); await load(); })
-        : button('Block', 'block', async () => { await api('POST', '/team/block', { team_id: t.team_id }); await load(); }, 'Confirm block'), 'actions']);
+      const manages = (t) => isAdmin || (t.members_with_roles || []).some((m) => m.user_id === me && m.role === 'admin');
+      cols.push(['', (t) => {
+        const box = h('div', { class: 'buttons' });
+        if (manages(t)) {
+          box.append(button('Add member', 'add-member', async () => {
+            box.replaceChildren(form('member-add', [['user_id', 'User id'], ['role', 'Role', 'select', [['user', 'user'], ['admin', 'admin']]]], 'Add', async (values) => {
+              await api('POST', '/team/member_add', { team_id: t.team_id, member: { user_id: values.user_id, role: values.role || 'user' } });
+              say(`${values.user_id} added to ${t.team_alias || t.team_id}.`);
+              await load();
+            }));
+          }));
+        }
+        if (isAdmin) {
+          box.append(t.blocked
+            ? button('Unblock', 'unblock', async () => { await api('POST', '/team/unblock', { team_id: t.team_id }); await load(); })
+            : button('Block', 'block', async () => { await api('POST', '/team/block', { team_id: t.team_id }); await load(); }, 'Confirm block'));
+        }
+        return box;
+      }, 'actions']);
       holder.replaceChildren(h('h2', { text: `Teams (${teams.length})` }), table('teams-table', cols, teams, 'No teams yet.'));
     }
     await load();
@@ -412,22 +455,28 @@
   };
 
   pages.models = async function () {
-    const answer = await api('GET', '/model/info');
+    const [answer, creds] = await Promise.all([api('GET', '/model/info'), isAdmin ? api('GET', '/credentials') : Promise.resolve({ data: [] })]);
+    const credOf = new Map(creds.data.map((c) => [c.deployment_id, c]));
     const rows = answer.data;
     rows.forEach((m) => { m._data = { model: m.model_name }; });
     const cols = [
       ['Model', (m) => m.model_name], ['Upstream', (m) => (m.litellm_params || {}).model], ['API base', (m) => (m.litellm_params || {}).api_base],
-      ['Credential', (m) => (m.litellm_params || {}).api_key || '—'], ['Deployment id', (m) => (m.model_info || {}).id],
+      ['Credential', (m) => {
+        const c = credOf.get((m.model_info || {}).id);
+        return c ? `${c.api_key || 'none'} (${c.source === 'runtime' ? 'rotated ' + when(c.updated_at) : c.source})` : (m.litellm_params || {}).api_key || '—';
+      }, 'credential'], ['Deployment id', (m) => (m.model_info || {}).id],
       ['Input price', (m) => { const p = (m.model_info || {}).input_cost_per_token; return p == null ? '—' : usd(p * 1e6) + ' / 1M tok'; }, 'num'],
     ];
     if (isAdmin) cols.push(['', (m) => {
       const id = (m.model_info || {}).id;
       return button('Rotate credential', 'rotate', async () => {
-        const box = h('form', { class: 'inline rotate' }, h('label', null, 'New API key', h('input', { type: 'password', name: 'api_key', required: true })), h('button', { type: 'submit' }, 'Save'));
+        const box = h('form', { class: 'inline rotate', id: 'rotate-form' }, h('label', null, 'New API key', h('input', { type: 'password', name: 'api_key', id: 'rotate-form-api_key', required: true })), h('button', { type: 'submit', id: 'rotate-form-submit' }, 'Save'));
         box.addEventListener('submit', async (ev) => {
           ev.preventDefault();
           try {
-            await api('POST', '/model/update', { id: id, litellm_params: { api_key: box.elements.api_key.value } });
+            const apiKey = box.elements.api_key.value;
+            if ((m.model_info || {}).db_model) await api('POST', '/model/update', { model_info: { id: id }, litellm_params: { api_key: apiKey } });
+            else await api('POST', '/credentials/set', { deployment_id: id, api_key: apiKey });
             say(`Credential of ${m.model_name} rotated.`);
             await pages.models();
           } catch (err) { fail(err); }
@@ -436,6 +485,73 @@
       });
     }, 'actions']);
     content.replaceChildren(table('models-table', cols, rows, 'No models.'));
+  };
+
+  pages.policies = async function () {
+    const [current, teams] = await Promise.all([api('GET', '/policy/system_prompt'), api('GET', '/team/list')]);
+    const gateway = form('policy-gateway', [['system_prompt', 'System prompt for every request', 'textarea']], 'Save', async (values) => {
+      await api('POST', '/policy/system_prompt', { system_prompt: values.system_prompt || null });
+      say(values.system_prompt ? 'The gateway-wide system prompt is saved.' : 'The gateway-wide system prompt is removed.');
+      await pages.policies();
+    });
+    gateway.elements.system_prompt.value = current.system_prompt || '';
+    const team = form('policy-team', [
+      ['team_id', 'Team', 'select', teams.map((t) => [t.team_id, t.team_alias || t.team_id])], ['system_prompt', 'System prompt of its requests', 'textarea'],
+    ], 'Save', async (values) => {
+      await api('POST', '/policy/system_prompt', { team_id: values.team_id, system_prompt: values.system_prompt || null });
+      say(`The system prompt of team ${values.team_id} is saved.`);
+      await pages.policies();
+    });
+    const withPrompt = teams.filter((t) => t.system_prompt);
+    withPrompt.forEach((t) => { t._data = { team: t.team_id }; });
+    content.replaceChildren(
+      h('section', null, h('h2', { text: 'Gateway' }), h('p', { class: 'muted', text: 'Put before the messages of every request (a team\'s or a key\'s own prompt comes after it).' }), gateway),
+      h('section', null, h('h2', { text: 'A team' }), team),
+      h('h2', { text: 'Teams with a system prompt' }),
+      table('policies-table', [['Team', (t) => t.team_alias || t.team_id], ['System prompt', (t) => t.system_prompt]], withPrompt, 'No team has one.'));
+  };
+
+  function burnBar(spend, budget) {
+    const W = 160, H = 12;
+    const used = budget > 0 ? Math.min(1, spend / budget) : 0;
+    const svg = s('svg', { class: 'bar', viewBox: `0 0 ${W} ${H}`, width: W, height: H, 'data-spend': spend, 'data-budget': budget });
+    svg.append(s('rect', { x: 0, y: 0, width: W, height: H, class: 'track' }), s('rect', { x: 0, y: 0, width: Math.max(1, used * W), height: H, class: used >= 1 ? 'fill over' : 'fill' }));
+    return h('span', { class: 'burn' }, svg, ` ${usd(spend)} of ${usd(budget)} (${pct(budget > 0 ? spend / budget : 0)})`);
+  }
+
+  pages.budgets = async function () {
+    const [objects, teams, keyList] = await Promise.all([api('GET', '/budget/list'), api('GET', '/team/list'), api('GET', '/key/list?return_full_object=true&size=1000')]);
+    const holders = [
+      ...teams.filter((t) => t.max_budget != null).map((t) => ({ kind: 'team', name: t.team_alias || t.team_id, spend: Number(t.spend || 0), max: Number(t.max_budget), soft: t.soft_budget, period: t.budget_duration, reset: t.budget_reset_at })),
+      ...keyList.keys.filter((k) => k.max_budget != null).map((k) => ({ kind: 'key', name: k.key_alias || k.key_name, spend: Number(k.spend || 0), max: Number(k.max_budget), soft: k.soft_budget, period: k.budget_duration, reset: k.budget_reset_at })),
+    ].sort((a, b) => b.spend / b.max - a.spend / a.max);
+    holders.forEach((x) => { x._data = { holder: `${x.kind}:${x.name}` }; });
+    const alerts = holders.filter((x) => (x.soft != null && x.spend >= Number(x.soft)) || x.spend >= x.max);
+    const create = form('budget-create', [
+      ['budget_id', 'Budget id'], ['max_budget', 'Budget (USD)', 'number'], ['soft_budget', 'Alert at (USD)', 'number'], ['budget_duration', 'Period (e.g. 30d)'],
+      ['rpm_limit', 'Requests / min', 'number'], ['tpm_limit', 'Tokens / min', 'number'],
+    ], 'Create budget', async (values) => {
+      await api('POST', '/budget/new', values);
+      say(`Budget ${values.budget_id || ''} created.`);
+      await pages.budgets();
+    });
+    objects.forEach((b) => { b._data = { budget: b.budget_id }; });
+    content.replaceChildren(
+      h('h2', { text: `Alerts (${alerts.length})` }),
+      alerts.length
+        ? h('ul', { id: 'budget-alerts', class: 'alerts' }, alerts.map((x) => h('li', { text: `${x.kind} ${x.name}: ${usd(x.spend)} spent, ${x.spend >= x.max ? 'over its budget of ' + usd(x.max) : 'past its alert level of ' + usd(x.soft)}` })))
+        : h('p', { class: 'muted', id: 'budget-alerts', text: 'No key or team is past its alert level.' }),
+      h('h2', { text: 'Burn against budget' }),
+      table('burn-table', [
+        ['Holder', (x) => `${x.kind} ${x.name}`], ['Spent', (x) => burnBar(x.spend, x.max)], ['Alert at', (x) => (x.soft == null ? '—' : usd(x.soft)), 'num'],
+        ['Period', (x) => x.period || 'none'], ['Resets', (x) => (x.reset ? when(x.reset) : '—')],
+      ], holders, 'No key or team has a budget.'),
+      h('section', null, h('h2', { text: 'Create a budget object' }), create),
+      h('h2', { text: `Budget objects (${objects.length})` }),
+      table('budgets-table', [
+        ['Budget id', (b) => b.budget_id], ['Budget', (b) => (b.max_budget == null ? 'none' : usd(b.max_budget)), 'num'], ['Alert at', (b) => (b.soft_budget == null ? '—' : usd(b.soft_budget)), 'num'],
+        ['Period', (b) => b.budget_duration || 'none'], ['Requests / min', (b) => (b.rpm_limit == null ? '—' : count(b.rpm_limit, 'rpm')), 'num'], ['Tokens / min', (b) => (b.tpm_limit == null ? '—' : count(b.tpm_limit, 'tpm')), 'num'],
+      ], objects, 'No budget objects.'));
   };
 
   pages.sessions = async function () {
