@@ -7,9 +7,11 @@ client's audience, another sign-in's nonce)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import msgspec
 import pytest
 
@@ -143,5 +145,29 @@ async def test_an_issuer_that_does_not_match_discovery_is_refused(provider: Oidc
     try:
         with pytest.raises(SsoError, match="another issuer"):
             await client.metadata()
+    finally:
+        await client.close()
+
+
+async def test_a_token_not_signed_by_the_providers_keys_is_refused(provider: OidcProvider):
+    """A token that says all the right things, signed by another key under the provider's key id,
+    or not signed at all, is refused."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    client = OidcClient(settings_for(provider))
+    try:
+        meta = await client.metadata()
+        now = int(time.time())
+        claims = {"iss": provider.issuer, "sub": "alice", "aud": CLIENT_ID, "iat": now, "exp": now + 300, "nonce": "n"}
+        other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        forged = jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": "test-key-1"})
+        with pytest.raises(SsoError, match="refused"):
+            await client._verify(meta, forged, "n")
+        unsigned = jwt.encode(claims, None, algorithm="none")
+        with pytest.raises(SsoError, match="not accepted"):
+            await client._verify(meta, unsigned, "n")
+        unknown_key = jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": "not-published"})
+        with pytest.raises(SsoError, match="does not publish"):
+            await client._verify(meta, unknown_key, "n")
     finally:
         await client.close()
