@@ -3,7 +3,8 @@
 - `GET /ui/sso/login?next=/ui/...`: a new sign-in, kept in a sealed cookie (encrypted, 10 minutes,
   path /ui/sso, HttpOnly, SameSite=Lax so that it comes back with the provider's redirect); the
   browser is sent to the provider.
-- `GET /ui/sso/callback`: the state checked against the sealed sign-in, the code exchanged with
+- `GET /ui/sso/callback`: the state checked against the sealed sign-in (and the issuer, when the
+  provider names it, RFC 9207), the code exchanged with
   the PKCE verifier, the ID token verified, the e-mail domain checked (403 page outside the
   allowed domains), the user found or created and kept in step with the claims (gateway/console/
   sso_users.py), then a console session and its cookie; the browser goes on to the page it asked for.
@@ -160,6 +161,9 @@ class ConsoleSso:
                 raise SsoError("this sign-in expired or was started elsewhere; sign in again")
             if not hmac.compare_digest(state.encode(), pending.state.encode()):
                 raise SsoError("this sign-in's state does not match; sign in again")
+            issuer = request.query_params.get("iss")
+            if issuer is not None and issuer != self.settings.issuer:  # RFC 9207: another provider's answer
+                raise SsoError("this answer comes from another sign-in provider; sign in again")
             if error:
                 raise SsoError(f"the sign-in provider did not sign you in ({error[:80]})", 401)
             if not code:

@@ -171,12 +171,28 @@ def test_signing_out_ends_the_session_and_the_providers(sso):
 
 def test_a_sign_in_that_is_not_ours_is_refused(sso):
     stack, _ = sso
+
+    def started(http: httpx.Client) -> str:
+        """The state of a new sign-in (its sealed cookie kept by `http`)."""
+        start = http.get(f"{stack.base_url}/ui/sso/login")
+        return parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+
     with browser() as http:
         start = http.get(f"{stack.base_url}/ui/sso/login")
         assert start.status_code == 303 and start.headers["location"].startswith("http://127.0.0.1")
         assert "code_challenge_method=S256" in start.headers["location"]
         forged = http.get(f"{stack.base_url}/ui/sso/callback", params={"code": "abc", "state": "not-the-state"})
         assert forged.status_code == 400 and "state does not match" in forged.text
+        # A refused answer ends the sign-in: each case below starts one of its own.
+        retried = http.get(f"{stack.base_url}/ui/sso/callback", params={"code": "abc", "state": "not-the-state"})
+        assert retried.status_code == 400 and "sign in again" in retried.text
+        mixed_up = http.get(
+            f"{stack.base_url}/ui/sso/callback", params={"code": "abc", "state": started(http), "iss": "https://evil.example"}
+        )
+        assert mixed_up.status_code == 400 and "another sign-in provider" in mixed_up.text
+        denied = http.get(f"{stack.base_url}/ui/sso/callback", params={"error": "access_denied", "state": started(http)})
+        assert denied.status_code == 401 and "did not sign you in (access_denied)" in denied.text
+        assert not http.cookies.get(CONSOLE_COOKIE)
     with browser() as http:  # no sign-in started in this browser
         stray = http.get(f"{stack.base_url}/ui/sso/callback", params={"code": "abc", "state": "x"})
         assert stray.status_code == 400 and "sign in again" in stray.text
