@@ -57,6 +57,7 @@ class Console:
         lines = [
             f"llmgw is ready at {plan.url}  (OpenAI-compatible: {plan.url}/v1; health: /health/ready; API: /openapi.json)",
             f"  models  {models}",
+            f"  console {plan.url}/ui  (sign in with the master key)",
             f"  state   {self.state_root}  (--state-dir)",
             f"  logs    {self.logs_dir}/<component>.log",
         ]

@@ -26,6 +26,7 @@ FLAGS = (
     "--disable-sync",
     "--no-first-run",
     "--window-size=1440,1000",
+    "--lang=en-US",  # (times and numbers formatted as the tests expect)
 )
 
 

@@ -10,9 +10,14 @@ Each page's screenshot is saved under the pytest basetemp, in the folder the run
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import threading
 from contextlib import closing
+from datetime import datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import openai
@@ -181,6 +186,16 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
     open_page(browser, base, "keys")
     assert not css(browser, "#new-key-value")  # shown once only
     assert key not in browser.page_source
+    fill(browser, "key-filter", {"q": "ui-k"})  # search
+    eventually_sync(lambda: len(css(browser, "#keys-table tr[data-alias]")) == 1, "the search to leave one key")
+    assert css(browser, 'tr[data-alias="ui-key"]')
+
+    # A user's keys, from the users page.
+    open_page(browser, base, "users")
+    one(browser, 'tr[data-user="alice"] a.keys-link').click()
+    ready(browser, "keys")
+    assert one(browser, "#key-filter-user_id").get_attribute("value") == "alice"
+    assert sorted(r.get_attribute("data-alias") for r in css(browser, "#keys-table tr[data-alias]")) == ["", "ui-key"]
 
     # Requests with the key, through the official SDK.
     client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
@@ -200,7 +215,17 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
         shown = {e.get_attribute("data-request") for e in css(browser, "#usage-table tr[data-request]")}
         return set(request_ids) <= shown
 
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})  # a viewer in Tokyo
     eventually_sync(usage_listed, "the requests in the usage log")
+    assert "times in Asia/Tokyo" in one(browser, "#content").text
+    logged = httpx.get(f"{base}/spend/logs", params={"request_id": request_ids[0]}, headers=admin_headers(), timeout=10).json()
+    started = datetime.fromisoformat(logged[0]["startTime"].replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Tokyo"))
+    shown_time = one(browser, f'tr[data-request="{request_ids[0]}"] td').text
+    assert f"{started.hour % 12 or 12}:{started.minute:02d}:" in shown_time, shown_time  # the viewer's hour, not UTC's
+    fill(browser, "usage-filter", {"model": "gpt-3.5-turbo"})
+    eventually_sync(lambda: "No requests match." in one(browser, "#usage-table").text, "the model filter to match nothing")
+    fill(browser, "usage-filter", {"model": "gpt-4", "status": "success"})
+    eventually_sync(lambda: len(css(browser, "#usage-table tr[data-request]")) == 3, "the filters to match the three")
     browser.save_screenshot(str(shots / "usage.png"))
     one(browser, f'tr[data-request="{request_ids[0]}"] a').click()
     ready(browser, "request")
@@ -406,3 +431,93 @@ def test_team_admins_manage_their_team_and_users_see_their_own(stack, browser, s
     assert {"user_id": "uma", "role": "user"}.items() <= next(
         m for m in team["team_info"]["members_with_roles"] if m["user_id"] == "uma"
     ).items()
+
+
+def test_long_lists_page_by_25(stack, browser) -> None:
+    base = stack.base_url
+    for i in range(27):
+        made = httpx.post(
+            f"{base}/key/generate",
+            json={"key_alias": f"bulk-{i:02d}", "team_id": "team-bulk"},
+            headers=admin_headers(),
+            timeout=10,
+        )
+        assert made.status_code == 200, made.text
+    browser.delete_all_cookies()
+    sign_in(browser, base)
+    ready(browser, "overview")
+    open_page(browser, base, "keys")
+    fill(browser, "key-filter", {"team_id": "team-bulk"})
+    eventually_sync(lambda: "page 1 of 2 · 27 rows" in one(browser, "#keys-table .pager").text, "a pager over two pages")
+    assert len(css(browser, "#keys-table tr[data-alias]")) == 25
+    one(browser, "#keys-table .pager button.next").click()
+    eventually_sync(lambda: len(css(browser, "#keys-table tr[data-alias]")) == 2, "the second page's two keys")
+    assert "page 2 of 2" in one(browser, "#keys-table .pager").text
+
+
+def test_a_forged_post_from_another_page_is_refused(stack, browser, tmp_path: Path) -> None:
+    """A page of another origin on the same site (127.0.0.1, another port: the session's Lax cookie
+    goes along) makes the signed-in browser post a form and a fetch to the admin API: both 403."""
+    base = stack.base_url
+    victim = httpx.post(f"{base}/key/generate", json={"key_alias": "victim-key"}, headers=admin_headers(), timeout=10).json()
+    (tmp_path / "forged.html").write_text(
+        "<!doctype html><html><body>"
+        f'<form method="post" action="{base}/key/block"><input name="key" value="{victim["token"]}"></form>'
+        "<script>"
+        f"fetch('{base}/key/block', {{method: 'POST', credentials: 'include', mode: 'no-cors',"
+        f" body: JSON.stringify({{key: '{victim['token']}'}})}}).finally(() => document.forms[0].submit());"
+        "</script></body></html>"
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        browser.delete_all_cookies()
+        sign_in(browser, base)
+        ready(browser, "overview")
+        browser.get(f"http://127.0.0.1:{server.server_address[1]}/forged.html")
+        eventually_sync(lambda: "CSRF token" in browser.page_source, "the forged form's answer")
+        assert "permission_denied" in browser.page_source
+    finally:
+        server.shutdown()
+        server.server_close()
+    info = httpx.get(f"{base}/key/info", params={"key": victim["token"]}, headers=admin_headers(), timeout=10).json()
+    assert info["info"]["blocked"] is False
+    refusals = [line for line in stack.edge.output().splitlines() if '"path":"/key/block"' in line and '"status":403' in line]
+    assert len(refusals) >= 2, refusals  # the fetch's and the form's
+
+
+def test_a_key_is_edited_regenerated_and_deleted_in_the_page(stack, browser) -> None:
+    base = stack.base_url
+    made = httpx.post(f"{base}/key/generate", json={"key_alias": "edit-me"}, headers=admin_headers(), timeout=10).json()
+    browser.delete_all_cookies()
+    sign_in(browser, base)
+    ready(browser, "overview")
+    open_page(browser, base, "keys")
+    fill(browser, "key-filter", {"key_alias": "edit-me"})
+    row = 'tr[data-alias="edit-me"]'
+    one(browser, f"{row} button.edit").click()
+    fill(browser, "key-edit", {"models": "gpt-4", "max_budget": "7"})
+    info = lambda key: httpx.get(f"{base}/key/info", params={"key": key}, headers=admin_headers(), timeout=10)  # noqa: E731
+    eventually_sync(lambda: info(made["key"]).json()["info"]["max_budget"] == 7.0, "the edit saved")
+    assert info(made["key"]).json()["info"]["models"] == ["gpt-4"]
+    eventually_sync(lambda: "$7.00" in one(browser, row).text, "the edited budget shown")
+
+    regenerate = one(browser, f"{row} button.regenerate")
+    regenerate.click()
+    assert regenerate.text == "Confirm regenerate"  # (a second click does it)
+    regenerate.click()
+    new_key = eventually_sync(lambda: one(browser, "#new-key-value").text, "the regenerated key, shown once")
+    assert new_key.startswith("sk-") and new_key != made["key"]
+    assert info(made["key"]).status_code == 404
+    chat = openai.OpenAI(base_url=f"{base}/v1", api_key=new_key, max_retries=0)
+    assert chat.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}]).choices
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{base}/v1", api_key=made["key"], max_retries=0).chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": "hi"}]
+        )
+
+    delete = one(browser, f"{row} button.delete")
+    delete.click()
+    delete.click()
+    eventually_sync(lambda: not css(browser, row), "the deleted key gone from the list")
+    assert info(new_key).status_code == 404

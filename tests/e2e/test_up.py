@@ -44,6 +44,8 @@ def test_up_serves_meters_and_stops_cleanly(upstream, tmp_path: Path):
         assert f"{READY_LINE}http://127.0.0.1:{port}" in console
         assert "models  gpt-4" in console and f"state   {up.state_dir}" in console and "stop    Ctrl-C" in console
         assert "logs    " in console and str(up.state_dir / "logs") in console
+        assert f"console {up.base_url}/ui" in console  # the admin console, which answers
+        assert httpx.get(f"{up.base_url}/ui/login", timeout=5).status_code == 200
         # ... and where each process serves its Prometheus metrics: every one of them answers.
         (metrics_line,) = [line for line in console.splitlines() if line.startswith("  metrics ")]
         scraped = dict(part.split(" ", 1) for part in metrics_line.removeprefix("  metrics ").split("; "))

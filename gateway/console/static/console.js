@@ -282,6 +282,8 @@
       parts.unshift(h('section', null, h('h2', { text: 'Create a key' }), create));
     }
     content.replaceChildren(...parts);
+    const asked = new URLSearchParams(location.search);  // (links from the users and teams pages)
+    for (const n of ['key_alias', 'team_id', 'user_id']) if (asked.get(n)) filters.elements[n].value = asked.get(n);
 
     async function load() {
       const q = new URLSearchParams({ return_full_object: 'true', size: '1000' });
@@ -361,6 +363,7 @@
         ['Name', (t) => t.team_alias], ['Team id', (t) => t.team_id], ['Members', (t) => (t.members_with_roles || []).map((m) => `${m.user_id} (${m.role})`).join(', ') || '—'],
         ['Models', (t) => list(t.models)], ['Spend', (t) => usd(t.spend), 'num'], ['Budget', (t) => (t.max_budget == null ? 'none' : usd(t.max_budget)), 'num'],
         ['State', (t) => (t.blocked ? 'blocked' : 'active')],
+        ['Keys', (t) => (isAdmin ? h('a', { href: '/ui/keys?team_id=' + encodeURIComponent(t.team_id), class: 'keys-link', text: 'keys' }) : '—')],
       ];
       const manages = (t) => isAdmin || (t.members_with_roles || []).some((m) => m.user_id === me && m.role === 'admin');
       cols.push(['', (t) => {
@@ -405,6 +408,7 @@
       holder.replaceChildren(h('h2', { text: `Users (${answer.total})` }), table('users-table', [
         ['User id', (u) => u.user_id], ['E-mail', (u) => u.user_email], ['Role', (u) => u.user_role], ['Teams', (u) => (u.teams || []).join(', ') || '—'],
         ['Spend', (u) => usd(u.spend), 'num'], ['Budget', (u) => (u.max_budget == null ? 'none' : usd(u.max_budget)), 'num'], ['Created', (u) => when(u.created_at)],
+        ['Keys', (u) => h('a', { href: '/ui/keys?user_id=' + encodeURIComponent(u.user_id), class: 'keys-link', text: 'keys' })],
       ], users, 'No users yet.'));
     }
     await load();
