@@ -209,3 +209,25 @@ def test_a_session_is_not_an_api_key(sso):
         )
         assert answer.status_code == 401
         assert answer.json()["error"]["type"]
+
+
+def test_the_teams_claim_owns_team_membership(sso):
+    """A team the claim no longer names is left at the next sign-in; one it names is joined."""
+    stack, _ = sso
+    made = httpx.post(f"{stack.base_url}/team/new", headers=ADMIN, json={"team_id": "team-beta"}, timeout=10)
+    assert made.status_code == 200, made.text
+    with browser() as http:
+        assert signed_in(stack, http, "tara").status_code == 200
+    added = httpx.post(
+        f"{stack.base_url}/team/member_add",
+        headers=ADMIN,
+        json={"team_id": "team-beta", "member": {"user_id": "tara", "role": "user"}},
+        timeout=10,
+    )
+    assert added.status_code == 200, added.text
+    assert "team-beta" in user_info(stack, "tara").json()["user_info"]["teams"]
+    with browser() as http:
+        assert signed_in(stack, http, "tara").status_code == 200
+    assert user_info(stack, "tara").json()["user_info"]["teams"] == ["team-alpha"]
+    assert "tara" not in {m["user_id"] for m in team(stack, "team-beta")["members_with_roles"]}
+    assert {m["user_id"]: m["role"] for m in team(stack, "team-alpha")["members_with_roles"]}["tara"] == "admin"
