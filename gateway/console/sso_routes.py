@@ -37,6 +37,7 @@ from gateway.console.oidc import OidcClient, Pending, SsoError
 from gateway.console.sso_config import SsoSettings
 from gateway.console.sso_users import SsoUsers
 from gateway.edge import Edge
+from gateway.errors import GatewayError
 from llmgw.secrets import derive_key
 
 log = structlog.get_logger()
@@ -170,7 +171,7 @@ class ConsoleSso:
                 raise SsoError("the sign-in provider sent no code")
             claims, _ = await self.client.finish(code, pending)
             user = await self.users.sign_in(claims)
-        except SsoError as exc:
+        except (SsoError, GatewayError) as exc:
             log.warning("sso_sign_in_refused", status=exc.status, reason=exc.message)
             refused = page("Not allowed to sign in" if exc.status == 403 else "Sign-in failed", exc.message, exc.status)
             refused.delete_cookie(SIGN_IN_COOKIE, path="/ui/sso")

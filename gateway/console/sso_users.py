@@ -3,7 +3,8 @@ admin service code of `/user/new` (no key is made: a console session is not an A
 in step with the provider's claims on every sign-in.
 
 - The user is found by the user id claim (`sub` by default), else by e-mail address (a user an
-  admin created beforehand under that address), else created.
+  admin created beforehand under that address; not when the provider says it is unverified), else
+  created.
 - With a role claim configured, the user's role follows it: `proxy_admin`, or `internal_user` (a
   `team_admin` is an internal user who is an admin of the teams of their teams claim). Without
   one, a user whose record is a proxy admin's signs in as one; anyone else gets `default_role`.
@@ -73,7 +74,8 @@ class SsoUsers:
         user_id, email = self.identify(claims)
         role = self.settings.role_for(claims)
         user_role = USER_ROLE_PROXY_ADMIN if role == ROLE_PROXY_ADMIN else ROLE_INTERNAL_USER
-        record = self._existing(user_id, email)
+        # Found by address only when the provider vouches for it (never an address it says is unverified).
+        record = self._existing(user_id, email if claims.get("email_verified") is not False else None)
         if record is None:
             values = {"user_id": user_id, "user_email": email, "user_role": user_role, "auto_create_key": False}
             try:
