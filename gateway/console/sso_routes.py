@@ -4,10 +4,10 @@
   path /ui/sso, HttpOnly, SameSite=Lax so that it comes back with the provider's redirect); the
   browser is sent to the provider.
 - `GET /ui/sso/callback`: the state checked against the sealed sign-in (and the issuer, when the
-  provider names it, RFC 9207), the code exchanged with
-  the PKCE verifier, the ID token verified, the e-mail domain checked (403 page outside the
-  allowed domains), the user found or created and kept in step with the claims (gateway/console/
-  sso_users.py), then a console session and its cookie; the browser goes on to the page it asked for.
+  provider names it, RFC 9207), the code exchanged with the PKCE verifier, the ID token verified,
+  the e-mail domain checked (403 page outside the allowed domains), the user found or created and
+  kept in step with the claims (gateway/console/sso_users.py), then a console session and its
+  cookie; the browser goes on to the page it asked for.
 - Signing out (`POST /ui/logout`, the console's) of a session made here: once the session ended
   and its cookie is cleared, the browser is sent on to the provider's `end_session_endpoint`
   (RP-initiated logout, back to the login page) when the provider has one (`provider_logout`,
