@@ -1,6 +1,6 @@
-"""The console's HTML: one layout around each page's empty frame; the page's script (static/console.js)
-fills it from the admin API, the same routes curl users call. No inline script or style (the CSP
-forbids them), nothing from another origin."""
+"""The console's HTML: one layout around each page's empty frame; its scripts (static/console.js, the
+common parts, and static/console-pages.js) fill it from the admin API, the same routes curl users
+call. No inline script or style (the CSP forbids them), nothing from another origin."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def page(name: str, session: ConsoleSession, detail: str = "") -> str:
         f'<main id="page" data-page="{escape(name)}" data-detail="{escape(detail)}" data-role="{escape(session.role)}"'
         f' data-user="{escape(session.user_id)}">'
         f'<h1>{escape(title)}</h1><div id="content"><p class="muted">Loading…</p></div></main>'
-        '<script src="/ui/static/console.js"></script></body></html>'
+        '<script src="/ui/static/console.js"></script><script src="/ui/static/console-pages.js"></script></body></html>'
     )
 
 

@@ -25,7 +25,11 @@ from llmgw.contracts import CONSOLE_ROLE_PROXY_ADMIN
 
 log = structlog.get_logger()
 
-STATIC_TYPES = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+STATIC_TYPES = {
+    "console.js": "text/javascript; charset=utf-8",
+    "console-pages.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
 
 
 class EndSession(msgspec.Struct, frozen=True, kw_only=True):
