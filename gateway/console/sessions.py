@@ -159,7 +159,8 @@ class ConsoleSessions:
         KV first when this edge's copy lacks it, so the admin routes can look it up without waiting."""
 
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http" and self.map is not None:
+            # (model routes never read sessions: their requests are left as they are)
+            if scope["type"] == "http" and self.map is not None and not scope["path"].startswith("/v1/"):
                 cookie = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"cookie"), None)
                 session_id = cookie_session_id(cookie)
                 if session_id:

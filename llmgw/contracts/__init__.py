@@ -1,12 +1,11 @@
 """The one contract between the edge, the workers and metering.
 
 Every NATS subject, stream, consumer and KV bucket name, every message that travels on the bus,
-every record kept in KV and every error code lives in this package; no other module spells a
+every record kept in KV (`console`: the admin console's sessions) and every error code lives in this package; no other module spells a
 subject or a wire shape. `names` holds the names on the bus and the error codes, `messages` the bus
 messages, `usage` the usage events, `records` the KV records, `stored` the records kept for clients
 (stored responses and chat completions), `audio` the uploads of the audio routes, `batches` the Files
-and Batch APIs' records, `provider_batches` the hand-off of a batch to a provider's own batch API, `console` the admin
-console's sessions.
+and Batch APIs' records, `provider_batches` the hand-off of a batch to a provider's own batch API.
 """
 
 from llmgw.contracts.audio import *  # noqa: F403
@@ -31,11 +30,11 @@ from llmgw.contracts.usage import __all__ as _usage_all
 __all__ = [  # noqa: PLE0604 - the modules' own lists of names
     *_names_all,
     *_messages_all,
+    *_console_all,
     *_usage_all,
     *_records_all,
     *_stored_all,
     *_audio_all,
     *_batches_all,
     *_provider_batches_all,
-    *_console_all,
 ]

@@ -42,9 +42,10 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 def shots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     folder = tmp_path_factory.getbasetemp() / "console-screenshots"
     folder.mkdir(exist_ok=True)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"console screenshots: {folder}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():  # (printed past pytest's capture, where the run's output is)
+            print(f"\nconsole screenshots: {folder}", flush=True)
     return folder
 
 
@@ -262,6 +263,10 @@ def test_console_admin_journey(stack, browser, shots: Path) -> None:
     open_page(browser, base, "models")
     assert stack.upstream.api_key not in browser.page_source  # credentials are shown masked
     browser.save_screenshot(str(shots / "models.png"))
+    gpt4 = 'tr[data-model="gpt-4"]'
+    assert one(browser, f"{gpt4} td.health").text == "healthy"
+    assert one(browser, f"{gpt4} td.requests").text == "3 req" and one(browser, f"{gpt4} td.errors").text == "0.0 %"
+    assert one(browser, f"{gpt4} td.latency").text.endswith(" ms")
     admin_client = stack.client()
     with pytest.raises(openai.APIStatusError):
         admin_client.chat.completions.create(model="rotating", messages=[{"role": "user", "content": "hi"}])
@@ -521,3 +526,29 @@ def test_a_key_is_edited_regenerated_and_deleted_in_the_page(stack, browser) -> 
     delete.click()
     eventually_sync(lambda: not css(browser, row), "the deleted key gone from the list")
     assert info(new_key).status_code == 404
+
+
+def test_a_key_past_its_soft_budget_is_an_alert(stack, browser) -> None:
+    base = stack.base_url
+    made = httpx.post(
+        f"{base}/key/generate",
+        json={"key_alias": "soft-key", "max_budget": 1, "soft_budget": 0.000001},
+        headers=admin_headers(),
+        timeout=10,
+    ).json()
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=made["key"], max_retries=0)
+    assert client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}]).choices
+
+    def spent() -> float:
+        answer = httpx.get(f"{base}/key/info", params={"key": made["key"]}, headers=admin_headers(), timeout=10)
+        return answer.json()["info"]["spend"]
+
+    eventually_sync(lambda: spent() > 0.000001, "the key's spend past its soft budget")
+    browser.delete_all_cookies()
+    sign_in(browser, base)
+    ready(browser, "overview")
+    open_page(browser, base, "budgets")
+    alerts = one(browser, "#budget-alerts").text
+    assert "key soft-key" in alerts and "past its alert level of" in alerts, alerts
+    bar = one(browser, 'tr[data-holder="key:soft-key"] svg.bar')
+    assert float(bar.get_attribute("data-spend")) == pytest.approx(spent(), rel=1e-6)

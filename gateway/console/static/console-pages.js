@@ -252,8 +252,27 @@
   };
 
   pages.models = async function () {
-    const [answer, creds] = await Promise.all([api('GET', '/model/info'), isAdmin ? api('GET', '/credentials') : Promise.resolve({ data: [] })]);
-    const credOf = new Map(creds.data.map((c) => [c.deployment_id, c]));
+    const none = Promise.resolve(null);
+    const [answer, creds, health, logs] = await Promise.all([
+      api('GET', '/model/info'),
+      isAdmin ? api('GET', '/credentials') : none,
+      isAdmin ? api('GET', '/health?window=60') : none,
+      isAdmin ? api('GET', `/spend/logs?limit=1000&start_date=${isoDay(daysAgo(1))}`) : none,
+    ]);
+    const credOf = new Map(((creds && creds.data) || []).map((c) => [c.deployment_id, c]));
+    const healthOf = new Map();
+    if (health) {
+      for (const e of health.healthy_endpoints) healthOf.set(e.model_id, { ok: true, e: e });
+      for (const e of health.unhealthy_endpoints) healthOf.set(e.model_id, { ok: false, e: e });
+    }
+    const since = Date.now() - 86400000;
+    const traffic = new Map();  // deployment id -> requests, failures, latency over the last 24 h
+    for (const r of logs || []) {
+      if (Date.parse(r.startTime) < since) continue;
+      const t = traffic.get(r.model_id) || { requests: 0, failures: 0, latency: 0 };
+      t.requests++; t.failures += r.status === 'success' ? 0 : 1; t.latency += r.latency_ms || 0;
+      traffic.set(r.model_id, t);
+    }
     const rows = answer.data;
     rows.forEach((m) => { m._data = { model: m.model_name }; });
     const cols = [
@@ -264,6 +283,20 @@
       }, 'credential'], ['Deployment id', (m) => (m.model_info || {}).id],
       ['Input price', (m) => { const p = (m.model_info || {}).input_cost_per_token; return p == null ? '—' : usd(p * 1e6) + ' / 1M tok'; }, 'num'],
     ];
+    if (isAdmin) {
+      const id = (m) => (m.model_info || {}).id;
+      cols.push(
+        ['Health', (m) => {
+          const x = healthOf.get(id(m));
+          if (!x) return '—';
+          if (x.e.cooldown) return `cooling down until ${when(x.e.cooldown.until)}`;
+          return x.ok ? 'healthy' : 'unhealthy: ' + x.e.error;
+        }, 'health'],
+        ['Requests, 24 h', (m) => count((traffic.get(id(m)) || {}).requests, 'req'), 'num requests'],
+        ['Error rate', (m) => { const t = traffic.get(id(m)); return t ? pct(t.failures / t.requests) : '—'; }, 'num errors'],
+        ['Mean latency', (m) => { const t = traffic.get(id(m)); return t ? ms(t.latency / t.requests) : '—'; }, 'num latency'],
+      );
+    }
     if (isAdmin) cols.push(['', (m) => {
       const id = (m.model_info || {}).id;
       return button('Rotate credential', 'rotate', async () => {
