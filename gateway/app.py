@@ -28,6 +28,7 @@ from gateway.auth_guard import FailedAuthGuard, failed_auth_middleware
 from gateway.batches import batch_routes, files_routes
 from gateway.batches.service import Batches
 from gateway.console.routes import build_console_routes
+from gateway.console.sso_routes import console_sso
 from gateway.deployment_health import build_deployment_health_routes
 from gateway.edge import Edge
 from gateway.errors import EXCEPTION_HANDLERS
@@ -62,6 +63,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
     guard = FailedAuthGuard(settings.auth_failures_slow_after, settings.auth_failures_refuse_after)
     keys = KeyService(edge)
     teams = TeamService(edge, keys)
+    sso = console_sso(edge, keys, teams)  # None unless general_settings.ui_sso configures it
     admin_routes = [
         *build_key_routes(edge, keys),
         *build_user_routes(edge, keys),
@@ -97,11 +99,12 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *build_deployment_health_routes(edge),
             *admin_routes,
             *build_openapi_routes(settings),
-            *build_console_routes(edge),
+            *build_console_routes(edge, sso),
+            *(sso.routes() if sso is not None else []),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[edge.start, batches.start, takeover.start],
-        on_shutdown=[takeover.stop, batches.stop, edge.stop],
+        on_shutdown=[takeover.stop, batches.stop, edge.stop, *([sso.close] if sso is not None else [])],
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
         openapi_config=None,  # the hand-built document of gateway/openapi.py is served instead

@@ -17,7 +17,7 @@ from litestar import Response, get
 from gateway.admin.keys import DeleteKeys, KeyParams, KeyRef, UpdateKeyParams
 from gateway.admin.team_members import MemberAdd
 from gateway.admin.teams import DeleteTeams, NewTeamParams, UpdateTeamParams
-from gateway.admin.users import DeleteUsers, UpdateUserParams, UserParams
+from gateway.admin.users import DeleteUsers, NewUserParams, UpdateUserParams
 from gateway.anthropic_messages.request import CountTokensRequest, MessagesRequest
 from gateway.audio.openapi import AUDIO_OPERATIONS, audio_schemas
 from gateway.batches.openapi import BATCH_SCHEMAS, batch_paths
@@ -57,7 +57,7 @@ REQUEST_TYPES = (
     UpdateKeyParams,
     KeyRef,
     DeleteKeys,
-    UserParams,
+    NewUserParams,
     UpdateUserParams,
     DeleteUsers,
     NewTeamParams,
@@ -216,7 +216,9 @@ def paths() -> dict[str, Any]:
         "/key/regenerate": admin_post("Replace a key by a new one with the same settings.", "KeyRef", "GeneratedKey"),
         "/key/block": admin_post("Block a key.", "KeyRef", "KeyRecord"),
         "/key/unblock": admin_post("Unblock a key.", "KeyRef", "KeyRecord"),
-        "/user/new": admin_post("Create a user and its first key.", "UserParams", "NewUser"),
+        "/user/new": admin_post(
+            "Create a user and, unless `auto_create_key` is false, its first key.", "NewUserParams", "NewUser"
+        ),
         "/user/info": admin_get(
             "A user with its keys and teams, or every user (`view_all`).",
             [
@@ -243,7 +245,7 @@ def paths() -> dict[str, Any]:
 
 # What the routes check beyond the Structs' types: (component, field) -> the field's schema.
 CHECKED_FIELDS: dict[tuple[str, str], dict[str, Any]] = {
-    ("UserParams", "user_role"): {"enum": [*USER_ROLES, None]},
+    ("NewUserParams", "user_role"): {"enum": [*USER_ROLES, None]},
     ("UpdateUserParams", "user_role"): {"enum": [*USER_ROLES, None]},
     ("TeamMember", "role"): {"enum": ["admin", "user"], "default": "user"},
 }

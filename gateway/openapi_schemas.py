@@ -114,7 +114,7 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         total_pages={"type": "integer"},
     ),
     "DeletedKeys": obj(["deleted_keys"], deleted_keys={"type": "array", "items": {"type": "string"}}),
-    "NewUser": obj(["key", "user_id"], key={"type": "string"}, user_id={"type": "string"}),
+    "NewUser": obj(["key", "user_id"], key={"type": ["string", "null"]}, user_id={"type": "string"}),
     "UserInfo": {
         "anyOf": [
             obj(

@@ -8,6 +8,7 @@ from typing import Literal
 
 import msgspec
 
+from gateway.console.sso_config import SsoSettings, sso_settings
 from llmgw.config import ConfigError, GatewayConfig, load_config
 from llmgw.secrets import server_secret
 from llmgw.settings import BusSettings, bus_settings_from_env, env_bool, env_float, env_int, env_str
@@ -71,6 +72,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     provider_batch_poll_seconds: float = 30.0
     # Seconds a console session (/ui) lasts from sign-in (LLMGW_CONSOLE_SESSION_MAX_AGE; 12 h).
     console_session_max_age: float = CONSOLE_SESSION_MAX_AGE
+    sso: SsoSettings | None = None  # the console's single sign-on (general_settings.ui_sso)
     tracing: bool = False  # OpenTelemetry traces (llmgw/tracing.py: the environment, or the config's callbacks)
 
 
@@ -149,6 +151,7 @@ def edge_settings_from_env(env: Mapping[str, str] | None = None) -> EdgeSettings
         budget_wait_seconds=max(env_float(env, "LLMGW_BUDGET_WAIT_SECONDS", 10.0), 0.0),
         metrics=env_bool(env, "LLMGW_METRICS", True),
         tracing=tracing_wanted(env, config.litellm_settings),
+        sso=sso_settings(config.general_settings, env),
         batch_concurrency=max(env_int(env, "LLMGW_BATCH_CONCURRENCY", 8), 1),
         batch_lease_seconds=max(env_float(env, "LLMGW_BATCH_LEASE_SECONDS", 15.0), 1.0),
         batch_poll_seconds=max(env_float(env, "LLMGW_BATCH_POLL_SECONDS", 2.0), 0.1),

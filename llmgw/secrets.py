@@ -57,6 +57,11 @@ def _derive(secret: bytes, purpose: str) -> bytes:
     return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
 
 
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A 32-byte key of its own for one purpose, derived from the server's secret."""
+    return _derive(secret, purpose)
+
+
 class KeyHasher:
     def __init__(self, secret: bytes) -> None:
         self._key = _derive(secret, "virtual-key-hash")

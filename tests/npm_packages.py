@@ -1,7 +1,8 @@
 """npm packages the tests run (the Node `openai` SDK, the Codex CLI), installed from the npm
 registry by the test run itself, once per version: into a directory under the temporary directory
 (`LLMGW_TEST_NPM_CACHE` to choose another), so a second run finds them there. A test that needs one
-is skipped, with the reason, when node or npm is missing or the install fails."""
+is skipped, with the reason, when node or npm is missing or the install fails; one the suite must
+run in CI (`required_in_ci`) fails there instead (CI=true)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -21,10 +23,16 @@ def npm_cache() -> Path:
     return Path(os.environ.get("LLMGW_TEST_NPM_CACHE") or Path(tempfile.gettempdir()) / "llmgw-test-npm")
 
 
-def npm_package(name: str, version: str) -> Path:
+def _missing(reason: str, required_in_ci: bool) -> NoReturn:
+    if required_in_ci and os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (required in CI)")
+    pytest.skip(reason)
+
+
+def npm_package(name: str, version: str, *, required_in_ci: bool = False) -> Path:
     """The directory whose `node_modules` holds `name@version` (installed on first use)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are not installed: the Node clients cannot be run")
+        _missing("node and npm are not installed: the Node clients cannot be run", required_in_ci)
     target = npm_cache() / f"{name.lstrip('@').replace('/', '__')}-{version}"
     marker = target / ".installed"
     target.mkdir(parents=True, exist_ok=True)
@@ -40,6 +48,6 @@ def npm_package(name: str, version: str) -> Path:
                 timeout=INSTALL_TIMEOUT,
             )
             if done.returncode != 0:
-                pytest.skip(f"npm could not install {name}@{version}: {(done.stderr or done.stdout).strip()[-500:]}")
+                _missing(f"npm could not install {name}@{version}: {(done.stderr or done.stdout).strip()[-500:]}", required_in_ci)
             marker.write_text(f"{name}@{version}\n")
     return target

@@ -127,18 +127,7 @@ def build_member_routes(edge: Edge, service: TeamService) -> list:
         params = decode_body(await request.body(), MemberRef)
         team = service.find(params.team_id)
         team_manager(principal, team, service)
-        user_id = named(team, params)
-
-        def change(r: TeamRecord) -> TeamRecord:
-            left = [m for m in r.members_with_roles if m.user_id != user_id]
-            return (
-                msgspec.structs.replace(r, members_with_roles=left, updated_at=time.time())
-                if len(left) != len(r.members_with_roles)
-                else r
-            )
-
-        record = await service.change(params.team_id, change)
-        await service.leave(user_id, params.team_id)
+        record = await service.remove_member(params.team_id, named(team, params))
         return json_response(render(record))
 
     @post("/team/member_update", status_code=200)

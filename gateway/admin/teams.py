@@ -140,6 +140,35 @@ class TeamService:
 
         await self.store.modify(self.edge.identity.users, kv_key(user_id), change, f"user {user_id!r}")
 
+    async def set_member(self, team_id: str, member: TeamMember) -> TeamRecord:
+        """The user on the team with this role: the user first (created if new, as member_add
+        does), then the team's member list (added, or its role changed)."""
+        user_id = member.user_id or ""
+        await self.join(user_id, team_id, member.user_email)
+
+        def change(r: TeamRecord) -> TeamRecord:
+            current = r.member(user_id)
+            if current is not None and current.role == member.role:
+                return r
+            others = [m for m in r.members_with_roles if m.user_id != user_id]
+            placed = member if current is None else msgspec.structs.replace(current, role=member.role)
+            return msgspec.structs.replace(r, members_with_roles=[*others, placed], updated_at=time.time())
+
+        return await self.change(team_id, change)
+
+    async def remove_member(self, team_id: str, user_id: str) -> TeamRecord:
+        """The user off the team: off its member list, then the team off the user's record."""
+
+        def change(r: TeamRecord) -> TeamRecord:
+            left = [m for m in r.members_with_roles if m.user_id != user_id]
+            if len(left) == len(r.members_with_roles):
+                return r
+            return msgspec.structs.replace(r, members_with_roles=left, updated_at=time.time())
+
+        record = await self.change(team_id, change)
+        await self.leave(user_id, team_id)
+        return record
+
     def info(self, record: TeamRecord) -> dict[str, Any]:
         return with_spend(self.edge, render(record), LedgerKind.TEAM, record.team_id, record)
 

@@ -17,7 +17,7 @@ from gateway.admin.params import bad_param, decode_body, record_values
 from gateway.admin.store import not_found
 from gateway.auth import Principal, forbidden
 from gateway.edge import Edge
-from llmgw.contracts import USER_ROLES, LedgerKind, UserRecord, canonical_role, kv_key
+from llmgw.contracts import USER_ROLES, KeyRecord, LedgerKind, UserRecord, canonical_role, kv_key
 
 # Fields /user/new and /user/update set on the user record (the rest of the body shapes the key).
 USER_FIELDS = frozenset(
@@ -46,6 +46,10 @@ class UserParams(KeyParams, kw_only=True):
     teams: list[str] | UnsetType | None = UNSET
 
 
+class NewUserParams(UserParams, kw_only=True):
+    auto_create_key: bool = True  # LiteLLM's: /user/new makes the user's first key unless false
+
+
 class UpdateUserParams(UserParams, kw_only=True):
     user_id: str
 
@@ -59,6 +63,28 @@ def user_fields(values: dict[str, Any]) -> dict[str, Any]:
     if role is not None and role not in USER_ROLES:
         raise bad_param("user_role", f"`user_role` must be one of {', '.join(USER_ROLES)}; got {role!r}")
     return record_values(values, UserRecord, USER_FIELDS)
+
+
+async def create_user(
+    edge: Edge, keys: KeyService, values: dict[str, Any]
+) -> tuple[UserRecord, tuple[str, KeyRecord, str | None] | None]:
+    """A new user (409 when the id is taken) and, unless `auto_create_key` is false, its first key
+    (its plaintext, record and duration): what /user/new does, and single sign-on on a first login."""
+    user_id = values.get("user_id") or str(uuid.uuid4())
+    now = time.time()
+    record = UserRecord(user_id=user_id, created_at=now, updated_at=now, **user_fields(values))
+    if values.get("team_id") and values["team_id"] not in record.teams:
+        record = msgspec.structs.replace(record, teams=[*record.teams, values["team_id"]])
+    if not values.get("auto_create_key", True):
+        await keys.store.create(edge.identity.users, kv_key(user_id), record, f"user {user_id!r}")
+        return record, None
+    # The user's key: the key parameters of the body (the user's models bound it too), without
+    # the budget settings, which belong to the user. Checked before anything is stored.
+    key_values = {k: v for k, v in values.items() if k in KeyParams.__struct_fields__ and (k not in USER_FIELDS or k == "models")}
+    key_values["user_id"] = user_id
+    keys.prepare(key_values)
+    await keys.store.create(edge.identity.users, kv_key(user_id), record, f"user {user_id!r}")
+    return record, await keys.generate(key_values)
 
 
 def build_user_routes(edge: Edge, keys: KeyService) -> list:
@@ -104,21 +130,11 @@ def build_user_routes(edge: Edge, keys: KeyService) -> list:
     @post("/user/new", status_code=200)
     async def new(request: Request) -> Response:
         admin(edge, request)
-        values = given(decode_body(await request.body(), UserParams))
-        user_id = values.get("user_id") or str(uuid.uuid4())
-        now = time.time()
-        record = UserRecord(user_id=user_id, created_at=now, updated_at=now, **user_fields(values))
-        if values.get("team_id") and values["team_id"] not in record.teams:
-            record = msgspec.structs.replace(record, teams=[*record.teams, values["team_id"]])
-        # The user's key: the key parameters of the body (the user's models bound it too), without
-        # the budget settings, which belong to the user. Checked before anything is stored.
-        key_values = {
-            k: v for k, v in values.items() if k in KeyParams.__struct_fields__ and (k not in USER_FIELDS or k == "models")
-        }
-        key_values["user_id"] = user_id
-        keys.prepare(key_values)
-        await store.create(users(), kv_key(user_id), record, f"user {user_id!r}")
-        key, key_record, duration = await keys.generate(key_values)
+        values = given(decode_body(await request.body(), NewUserParams))
+        record, made = await create_user(edge, keys, values)
+        if made is None:
+            return json_response({**render(record), "key": None})
+        key, key_record, duration = made
         return json_response({**generated_response(key, key_record, duration), **render(record)})
 
     @get("/user/info")

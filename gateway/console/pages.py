@@ -5,6 +5,7 @@ call. No inline script or style (the CSP forbids them), nothing from another ori
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import urlencode
 
 from llmgw.contracts import CONSOLE_ROLE_PROXY_ADMIN, ConsoleSession
 
@@ -67,13 +68,19 @@ def page(name: str, session: ConsoleSession, detail: str = "") -> str:
     )
 
 
-def login_page(error: str | None = None, next_path: str = "/ui/overview") -> str:
-    """The sign-in form: the master key (break-glass)."""
+def _sso_link(next_path: str) -> str:
+    href = "/ui/sso/login?" + urlencode({"next": next_path})
+    return f'<p><a class="button" id="sso-sign-in" href="{escape(href)}">Sign in with single sign-on</a></p>'
+
+
+def login_page(error: str | None = None, next_path: str = "/ui/overview", sso: bool = False) -> str:
+    """The sign-in form: single sign-on when it is configured, and the master key (break-glass)."""
     message = f'<p class="error" id="login-error">{escape(error)}</p>' if error else ""
     return (
         f"{_head('Sign in')}<body class='login'><main class='card'>"
-        "<h1>llmgw console</h1><p class='muted'>Sign in with the master key.</p>"
-        f"{message}"
+        "<h1>llmgw console</h1>"
+        f"{message}{_sso_link(next_path) if sso else ''}"
+        "<p class='muted'>Sign in with the master key.</p>"
         '<form method="post" action="/ui/login">'
         f'<input type="hidden" name="next" value="{escape(next_path)}">'
         '<label>Master key <input type="password" name="master_key" id="master-key" autocomplete="current-password" required></label>'

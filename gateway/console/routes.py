@@ -18,6 +18,7 @@ from gateway.admin.store import not_found
 from gateway.auth import forbidden
 from gateway.console.pages import PAGES, SECURITY_HEADERS, login_page, page
 from gateway.console.sessions import CSRF_FIELD, cookie_session_id, csrf_ok
+from gateway.console.sso_routes import SSO_VIA, ConsoleSso, leave_for
 from gateway.edge import Edge
 from gateway.errors import KEY_GUESS
 from llmgw.contracts import CONSOLE_ROLE_PROXY_ADMIN
@@ -54,7 +55,8 @@ def _static_files() -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in STATIC_TYPES}
 
 
-def build_console_routes(edge: Edge) -> list:
+def build_console_routes(edge: Edge, sso: ConsoleSso | None = None) -> list:
+    """The console's routes; `sso`: the single sign-on its login page offers and its sign-out follows."""
     static = _static_files()
     sessions = edge.console
 
@@ -67,7 +69,7 @@ def build_console_routes(edge: Edge) -> list:
 
     @get("/ui/login", include_in_schema=False)
     async def login_form(request: Request) -> Response:
-        return _html(login_page(next_path=_next_path(request.query_params.get("next"))))
+        return _html(login_page(next_path=_next_path(request.query_params.get("next")), sso=sso is not None))
 
     @post("/ui/login", include_in_schema=False, status_code=303)
     async def login(request: Request) -> Response:
@@ -77,7 +79,7 @@ def build_console_routes(edge: Edge) -> list:
         if not key or not edge.auth.check_master(key):
             log.warning("console_login_refused", via="master_key")
             request.scope["state"][KEY_GUESS] = True  # counted as a failed authentication (gateway/auth_guard)
-            return _html(login_page("That is not the master key.", next_path), status=401)
+            return _html(login_page("That is not the master key.", next_path, sso=sso is not None), status=401)
         session_id = await sessions.start(user_id="master", email=None, role=CONSOLE_ROLE_PROXY_ADMIN, teams=[], via="master_key")
         response = Redirect(next_path, status_code=303)
         sessions.set_cookie(response, session_id, _secure(request))
@@ -87,12 +89,15 @@ def build_console_routes(edge: Edge) -> list:
     async def logout(request: Request) -> Response:
         session_id = cookie_session_id(request.headers.get("cookie"))
         found = sessions.lookup(session_id)
-        response = Redirect("/ui/login", status_code=303)
+        response: Response = Redirect("/ui/login", status_code=303)
         if found is not None and session_id is not None:
             form = await request.form()
             if not csrf_ok(found[1], str(form.get(CSRF_FIELD) or "")):
                 raise forbidden("Signing out needs the session's CSRF token.", CSRF_FIELD)
             await sessions.end(session_id)
+            provider_logout = await sso.provider_logout(request) if sso is not None and found[1].via == SSO_VIA else None
+            if provider_logout is not None:
+                response = leave_for(provider_logout)  # the provider's own logout (RP-initiated) next
         sessions.clear_cookie(response, _secure(request))
         return response
 
