@@ -17,6 +17,7 @@ import pytest
 from tests.e2e.responses_stack import new_key
 from tests.e2e.stack import MASTER_KEY, Stack
 from tests.procs import FakeUpstream, wait_ready
+from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -264,6 +265,8 @@ def test_stored_completions_outlive_an_edge_killed_and_started_again(stack: Stac
     _, sdk = owner(stack)
     whole = sdk.chat.completions.create(model=MODEL, messages=ASKED, store=True, max_tokens=3)
     streamed = list(sdk.chat.completions.create(model=MODEL, messages=ASKED, store=True, stream=True, max_tokens=3))
+    # (A record is written just after its answer is sent: the kill comes once both are kept.)
+    eventually_sync(lambda: len(sdk.chat.completions.list().data) == 2, "both completions stored")
     stack.edge.kill()
     stack.edge.start()
     wait_ready(stack.base_url, 45)
