@@ -18,13 +18,11 @@ from llmgw.contracts import (
     Completed,
     ErrorCode,
     ErrorType,
-    Failed,
     Subjects,
     UpstreamRequest,
     UsageSource,
     UsageStatus,
     decode_request,
-    encode_internal,
 )
 from llmgw.handoff import let_writes_out
 from llmgw.routing import CONTEXT_WINDOW_CODES, RETRYABLE_STATUSES, CooldownBoard
@@ -35,12 +33,13 @@ from workers.early_cancels import EarlyCancels
 from workers.job_replies import JobReplies
 from workers.keepalive import KeepAlive
 from workers.operations import AnswerKind, answer_kind
-from workers.providers.answers import NativeHead, StreamProgress
 from workers.providers.base import Provider, StallGuard
 from workers.providers.errors import UpstreamError
 from workers.providers.request_body import RequestBody, estimate_prompt_tokens
+from workers.raw_call import call_raw
 from workers.recent_replies import RecentReplies
 from workers.relay import ChunkRelay
+from workers.reply_sender import ReplySender
 from workers.request_span import WorkerSpan
 from workers.settings import WorkerSettings
 from workers.usage import Usage
@@ -79,6 +78,7 @@ class RequestHandler:
         self.providers = providers
         self.usage = UsageRecorder(publisher, subjects, settings)
         self.job_replies = JobReplies(publisher)  # a background job's replies, kept in JetStream
+        self.send = ReplySender(blobs, self.replies, self.job_replies)
         self.tracer = start_tracing("worker", settings.tracing)
 
     async def handle(self, msg: Msg) -> None:
@@ -96,7 +96,7 @@ class RequestHandler:
             if body is None:  # (expired: the request waited hours, far past its deadline)
                 log.error("request_body_missing", request_id=request.request_id, blob=request.body_blob)
                 missing = UpstreamError(500, "the request's body is no longer stored", ErrorType.API, ErrorCode.INTERNAL)
-                await self._reply_error(request, msg.metadata.num_delivered or 1, missing)
+                await self.send.failure(request, msg.metadata.num_delivered or 1, missing)
                 await msg.term()
                 return
             request = msgspec.structs.replace(request, body=body)
@@ -160,7 +160,7 @@ class RequestHandler:
         try:
             if request.deadline <= started:
                 outcome.status, outcome.http_status = UsageStatus.EXPIRED, 504
-                await self._reply_error(
+                await self.send.failure(
                     request,
                     attempt,
                     UpstreamError(504, "no worker was free before the deadline", ErrorType.TIMEOUT, ErrorCode.TIMEOUT),
@@ -230,7 +230,7 @@ class RequestHandler:
                 else UsageStatus.ERROR
             )
             outcome.http_status, outcome.error_code = exc.status, exc.code
-            await self._reply_error(request, attempt, exc, relay, outcome)
+            await self.send.failure(request, attempt, exc, relay, outcome)
         except asyncio.CancelledError:
             # Only a Cancel from the edge cancels a handler: the client went away.
             task = asyncio.current_task()
@@ -240,7 +240,7 @@ class RequestHandler:
         except Exception:
             log.exception("request_failed", request_id=request.request_id)
             outcome.status, outcome.http_status, outcome.error_code = UsageStatus.ERROR, 500, ErrorCode.INTERNAL
-            await self._reply_error(
+            await self.send.failure(
                 request,
                 attempt,
                 UpstreamError(500, "internal error in the gateway worker", ErrorType.API, ErrorCode.INTERNAL),
@@ -291,7 +291,7 @@ class RequestHandler:
         stall = deployment.stream_timeout or self.settings.stream_timeout
         kind, method = answer_kind(request)
         if kind == AnswerKind.RAW:
-            await self._call_raw(request, body, attempt, deployment, provider, method, outcome, started, relay, stall)
+            await call_raw(self.send, request, body, attempt, deployment, provider, method, outcome, started, relay, stall)
             return
         meter, body = apply_cost_cap(request, body, deployment, outcome.upstream_model)
         if kind == AnswerKind.CHUNKS:
@@ -339,111 +339,5 @@ class RequestHandler:
             tries=outcome.tries,
             tokens=outcome.tokens(),
         )
-        await self._publish_whole(request, reply)
+        await self.send.whole(request, reply)
         await let_writes_out()  # the answer leaves before the usage event is built
-
-    async def _call_raw(
-        self,
-        request: UpstreamRequest,
-        body: RequestBody,
-        attempt: int,
-        deployment: Deployment,
-        provider: Provider,
-        method: str,
-        outcome: Outcome,
-        started: float,
-        relay: ChunkRelay | None,
-        stall: float,
-    ) -> None:
-        """An answer relayed as the upstream sent it (status, headers, bytes), metered from its own
-        usage fields: native passthrough, and the routes whose answers are the provider's own."""
-        assert relay is not None
-        head: NativeHead | None = None
-        parts: list[bytes] = []
-        progress: StreamProgress | None = None
-        try:
-            async with StallGuard(stall, deployment) as guard:
-                async for item in getattr(provider, method)(deployment, request, outcome.upstream_model, body):
-                    guard.touch()
-                    if isinstance(item, NativeHead):
-                        head = item
-                        if head.status >= 400:
-                            outcome.status, outcome.http_status = UsageStatus.UPSTREAM_ERROR, head.status
-                        if head.stream:
-                            await relay.start_raw(head.status, head.headers)
-                    elif type(item) is bytes:
-                        if head is not None and head.stream:
-                            if outcome.ttft is None:
-                                outcome.ttft = time.time() - started
-                                if head.status < 400:
-                                    outcome.saw(item)
-                            await relay.add(item)
-                        else:
-                            parts.append(item)
-                    elif isinstance(item, Usage):
-                        outcome.took(item)
-                    elif isinstance(item, StreamProgress):
-                        progress = item
-        except asyncio.CancelledError:
-            if progress is not None and outcome.usage is None:  # stopped mid-stream: what it used so far
-                outcome.took(progress.estimate())
-            raise
-        if head is None:
-            raise UpstreamError(502, "the upstream sent no answer", ErrorType.API, ErrorCode.UPSTREAM_ERROR)
-        cost = outcome.cost(deployment)
-        if head.stream:
-            await relay.finish(cost, deployment.id, outcome.tries, outcome.tokens())
-            return
-        if head.status < 400:
-            outcome.saw(parts[0] if len(parts) == 1 else b"".join(parts))
-        reply = Completed(
-            request_id=request.request_id,
-            attempt=attempt,
-            body=b"".join(parts),
-            status=head.status,
-            headers=head.headers,
-            cost=cost,
-            deployment_id=deployment.id,
-            tries=outcome.tries,
-            tokens=outcome.tokens(),
-        )
-        await self._publish_whole(request, reply)
-
-    async def _publish_whole(self, request: UpstreamRequest, reply: Completed) -> None:
-        """A whole answer to the edge; one too large for a bus message goes by the blobs store."""
-        payload = encode_internal(await self.blobs.pack_completed(reply))
-        send = self.job_replies.sender(request, reply.attempt, ".whole")
-        if send is None:
-            await self.replies.publish(request.reply_to, payload)
-        else:
-            await send(payload)
-
-    async def _reply_error(
-        self,
-        request: UpstreamRequest,
-        attempt: int,
-        exc: UpstreamError,
-        relay: ChunkRelay | None = None,
-        outcome: Outcome | None = None,
-    ) -> None:
-        failure = Failed(
-            request_id=request.request_id,
-            attempt=attempt,
-            cost=0.0 if relay is None or not relay.started else None,  # a broken stream: metering decides
-            deployment_id=outcome.deployment.id if outcome is not None and outcome.deployment is not None else None,
-            tries=outcome.tries if outcome is not None else 1,
-            status=exc.status,
-            message=exc.message,
-            type=exc.type,
-            code=exc.code,
-            param=exc.param,
-            retry_after=exc.retry_after,
-        )
-        if relay is not None and relay.started:
-            await relay.fail(failure)
-            return
-        send = self.job_replies.sender(request, attempt, ".failed")
-        if send is None:
-            await self.replies.publish(request.reply_to, encode_internal(failure))
-        else:
-            await send(encode_internal(failure))
