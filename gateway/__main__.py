@@ -42,7 +42,16 @@ async def check_secret(settings: EdgeSettings) -> None:
         error_cb=quiet,
     )
     try:
-        await check_secret_fingerprint(jetstream(nc, settings.bus), Subjects(settings.bus.prefix), settings.secret)
+        pause = 0.25
+        while True:
+            try:
+                await check_secret_fingerprint(jetstream(nc, settings.bus), Subjects(settings.bus.prefix), settings.secret)
+                return
+            except ConfigError:
+                raise
+            except Exception:  # (a cluster still electing its leaders answers with timeouts: asked again)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
     finally:
         await nc.close()
 

@@ -95,7 +95,7 @@ def assert_absent(secret: str, text: str, where: str) -> None:
 
 
 ADMIN_CALLS = [
-    ("/key/generate", {"key_alias": "intruder-key"}),
+    ("/key/generate", {"key_alias": "intruder-key", "user_id": "intruder"}),  # (an internal user makes keys only for itself)
     ("/user/new", {"user_id": "intruder", "user_role": "admin"}),
     ("/team/new", {"team_id": "intruder-team"}),
     ("/credentials/set", {"model_name": "gpt-4", "api_key": "sk-intruder-credential-0000"}),
