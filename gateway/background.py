@@ -31,6 +31,11 @@ SHUTDOWN = "shutdown"  # the edge stopped before the job ended (and could not ha
 HANDED_OVER = "handed_over"  # the edge stopped before the job ended: another edge carries it on
 
 
+class JobTaken(Exception):
+    """Another edge took the job over while this one still ran it (it had stalled past its
+    lease): this edge stops it where it is, without ending it (gateway/responses/event_writer.py)."""
+
+
 class BackgroundJobs:
     def __init__(self, subjects: Subjects) -> None:
         self.subjects = subjects
@@ -69,6 +74,10 @@ class BackgroundJobs:
         task.cancel()
         await asyncio.wait([task])
         return True
+
+    def taken(self, job_id: str) -> None:
+        """The job's own task found it taken over (JobTaken): it stops, its worker going on."""
+        self.reasons.setdefault(job_id, HANDED_OVER)
 
     def hand_over(self, job_id: str) -> None:
         """Another edge took the job over (this edge's lease on it lapsed): stop it here, its

@@ -22,13 +22,15 @@ from litestar import Request, get
 from litestar.response import Stream
 
 from gateway.asgi_io import SSE_HEADERS, Message, Receive, Scope, Send
+from gateway.background import HANDED_OVER, JobTaken
 from gateway.errors import GatewayError, error_json
-from gateway.responses.background import ORPHANED_AFTER
+from gateway.responses.background import ORPHANED_AFTER, holds_lease
+from gateway.responses.event_writer import EventWriter
 from gateway.responses.events import EventSplitter, Kept, ResponseEvents, relay_events
 from gateway.responses.request import bad_request
 from gateway.responses.store import ResponseStore
 from gateway.routes import Headers, openai_paths
-from llmgw.contracts import Caller, ErrorCode, ErrorType, JobKind, ResponseEvent, ResponseStreamEnd, StoredResponse
+from llmgw.contracts import Caller, ErrorCode, ErrorType, JobKind, StoredResponse
 
 if TYPE_CHECKING:
     from gateway.auth import Principal
@@ -81,7 +83,11 @@ class ResumableChatStream:
         self.status = 200
         self._events = EventSplitter()
         self._next = 0
-        self.kept = Kept()  # what of its events is kept already (an edge took it over)
+        self._edge = edge
+        self.writer = EventWriter(edge.response_events, edge.jobs, request_id, self._holds)
+
+    async def _holds(self) -> bool:
+        return await holds_lease(self._edge, self.key)
 
     def _keep(self, status: str) -> None:
         caller = self.caller
@@ -104,7 +110,7 @@ class ResumableChatStream:
 
     def resumed(self, request_id: str, deadline: float, created_at: float, kept: Kept) -> None:
         self.deadline, self.created_at = deadline, created_at
-        self.kept = kept
+        self.writer.resumed(kept)
 
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         await self.store.written(record_id(self.key))
@@ -125,24 +131,25 @@ class ResumableChatStream:
 
     async def _append(self, event: bytes) -> None:
         number, self._next = self._next, self._next + 1
-        rest = self.kept.rest(number, b"id: %d\n" % number + event + b"\n\n")
-        if rest is not None:
-            await self.events.append(self.key, ResponseEvent(number, rest))
+        await self.writer.event(number, b"id: %d\n" % number + event + b"\n\n")
 
     async def ended(self, error: GatewayError | None, reason: str | None) -> None:
         status = "completed" if error is None and reason is None and self.status < 400 else "failed"
+        if not await self._holds():  # (another edge took it over while this one stalled: it ends it)
+            self._edge.jobs.taken(self.key)
+            raise JobTaken(self.key)
         try:
-            if self.kept.ended:
-                return
-            if error is not None:
-                await self._append(b"data: " + error_json(error.message, error.type, error.code))
-            elif reason is not None:
-                message = "the gateway stopped before this stream was complete"
-                await self._append(b"data: " + error_json(message, ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE))
-            await self.events.append(self.key, ResponseStreamEnd(status))
+            if not self.writer.ended:
+                if error is not None:
+                    await self._append(b"data: " + error_json(error.message, error.type, error.code))
+                elif reason is not None:
+                    message = "the gateway stopped before this stream was complete"
+                    await self._append(b"data: " + error_json(message, ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE))
+                await self.writer.end(status)
         finally:
-            self._keep(status)
-            await self.store.written(record_id(self.key))
+            if self._edge.jobs.reason(self.key) != HANDED_OVER:  # (JobTaken: the other edge keeps it)
+                self._keep(status)
+                await self.store.written(record_id(self.key))
 
 
 def _after(request: Request) -> int:

@@ -57,14 +57,12 @@ async def carry_on(
     ex.job_key = background.key
     renewing = asyncio.create_task(edge.job_leases.hold(job, edge.dispatcher.edge_id, revision))
 
-    taken: list[bool] = []
-
     def lost(task: asyncio.Task[None]) -> None:  # (the lease was taken by another edge)
         if not task.cancelled() and task.exception() is None:
-            taken.append(True)
             edge.jobs.hand_over(background.key)
 
     renewing.add_done_callback(lost)
+    owner = edge.dispatcher.edge_id
     try:
         async with edge.job_replies.follow(ex.request_id) as queue:
             over = await pipeline.run_background(ex, route, principal, call, target, queue, deadline, background)
@@ -76,13 +74,14 @@ async def carry_on(
     finally:
         renewing.cancel()
     try:
-        if not over:  # handed over by this stopping edge: the next edge looking takes it at once
+        if not over:  # handed over (this edge stopping, or another took it): the next edge looking takes it
             edge.job_replies.forget(ex.request_id)
-            if not taken:  # (unless one took it already)
-                await edge.job_leases.free(job, edge.dispatcher.edge_id)
+            await edge.job_leases.free(job, owner)  # (unless one holds it already)
             return
-        await edge.job_leases.end(job)
-        await edge.job_replies.purge(ex.request_id)
+        if await edge.job_leases.end(job, owner):
+            await edge.job_replies.purge(ex.request_id)
+        else:
+            edge.job_replies.forget(ex.request_id)
     except Exception as exc:  # (its lease lapses: the edge taking it over finds it over)
         log.warning("job_lease_end_failed", request_id=ex.request_id, error=str(exc) or type(exc).__name__)
 
@@ -131,7 +130,7 @@ class JobTakeover:
         body = await edge.job_leases.body(job)
         if route is None or body is None:
             log.error("background_job_not_resumable", request_id=job.request_id, kind=job.kind)
-            await edge.job_leases.end(job)
+            await edge.job_leases.end(job, edge.dispatcher.edge_id)
             return
         scope: Scope = {"type": "http", "method": "POST", "path": _PATHS.get(job.kind, ""), "headers": [], "query_string": b""}
         ex = Exchange(scope)
@@ -151,7 +150,7 @@ class JobTakeover:
             background.resumed(job.request_id, job.deadline, job.created_at, await edge.response_events.kept(background.key))
         except Exception as exc:  # (its key was deleted, its model removed, ...: it reads failed past its deadline)
             log.error("background_job_not_resumable", request_id=job.request_id, error=str(exc) or type(exc).__name__)
-            await edge.job_leases.end(job)
+            await edge.job_leases.end(job, edge.dispatcher.edge_id)
             return
         ex.model_group, ex.provider = target.model_group, deployment.provider
         ex.log.model, ex.log.stream = call.model, call.stream

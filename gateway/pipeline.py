@@ -29,7 +29,7 @@ from gateway.asgi_io import (
     send_json,
 )
 from gateway.auth import Principal
-from gateway.background import HANDED_OVER
+from gateway.background import HANDED_OVER, JobTaken
 from gateway.budgets import WorstCase
 from gateway.edge import Edge
 from gateway.end_users import attribute, end_user_id, refuse_blocked
@@ -220,7 +220,7 @@ class Pipeline:
                 if request.body_blob is not None:
                     await edge.blobs.delete(request.body_blob)
                 if held is not None:
-                    await edge.job_leases.end(held[0])
+                    await edge.job_leases.end(held[0], edge.dispatcher.edge_id)
                 raise
             ex.published = True
             if background is not None and held is not None:
@@ -267,6 +267,10 @@ class Pipeline:
         except GatewayError as exc:
             error = exc
             ex.log.status, ex.log.code = exc.status, exc.code
+        except JobTaken:  # (another edge holds its lease now: it stops here, its worker going on)
+            log.warning("background_job_taken_elsewhere", request_id=ex.request_id, job_id=background.key)
+            cancelled = handed_over = True
+            ex.log.status, ex.log.code = 499, "handed_over"
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -287,11 +291,14 @@ class Pipeline:
             return False
         try:
             await background.ended(error, self.edge.jobs.reason(background.key) if cancelled else None)
+        except JobTaken:  # (taken over before its end was kept: the other edge ends it)
+            log.warning("background_job_taken_elsewhere", request_id=ex.request_id, job_id=background.key)
+            handed_over = True
         except Exception:
             log.exception("background_end_failed", request_id=ex.request_id)
         finally:
             await self.end(ex, route)
-        return True
+        return not handed_over
 
     async def _deliver(
         self,

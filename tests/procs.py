@@ -87,6 +87,16 @@ class Proc:
                 pass
             self.popen.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP to its whole process group: alive, holding its connections, doing nothing (a
+        stalled process) until `resume`."""
+        if self.popen is not None and self.running:
+            os.killpg(self.popen.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.popen is not None and self.running:
+            os.killpg(self.popen.pid, signal.SIGCONT)
+
     def stop(self, timeout: float = 15) -> int | None:
         """SIGTERM, then SIGKILL if it does not exit in time."""
         if self.popen is None:

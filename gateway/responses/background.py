@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from gateway.asgi_io import SSE_HEADERS, Message, Receive, Send, send_json
-from gateway.background import CANCELLED, SHUTDOWN
+from gateway.background import CANCELLED, SHUTDOWN, JobTaken
 from gateway.errors import GatewayError
+from gateway.responses.event_writer import EventWriter
 from gateway.responses.events import EventSplitter, Kept, relay_events
 from gateway.responses.store import new_record
 from gateway.responses.wire import response_object
 from gateway.routes import Headers
-from llmgw.contracts import ErrorCode, JobKind, ResponseEvent, ResponseStreamEnd
+from llmgw.contracts import ErrorCode, JobKind
 
 if TYPE_CHECKING:
     from gateway.edge import Edge
@@ -93,8 +94,12 @@ class BackgroundResponse:
         self._started = False
         self._evented_end = False  # a final event went out
         self.last_sequence = -1
-        self.kept = Kept()  # what of its events is kept already (an edge took it over)
         self.model = model
+        self.writer = EventWriter(edge.response_events, edge.jobs, response_id, self._holds)
+        self._edge = edge
+
+    async def _holds(self) -> bool:
+        return await holds_lease(self._edge, self.request_id)
 
     # ---- the records -----------------------------------------------------------------------------
 
@@ -121,7 +126,7 @@ class BackgroundResponse:
     def resumed(self, request_id: str, deadline: float, created_at: float, kept: Kept) -> None:
         self.request_id, self.deadline, self.created_at = request_id, deadline, created_at
         self.snapshot = response_object(self.state.request, self.model, self.key, int(created_at), status="queued", output=[])
-        self.kept = kept
+        self.writer.resumed(kept)
 
     async def accepted(self, send: Send, receive: Receive, headers: Headers) -> None:
         answer = _encoder.encode(self.snapshot)  # (queued: the job may move it on during the write)
@@ -167,8 +172,8 @@ class BackgroundResponse:
             self._evented_end = True
             if event.response is not None and self.final is None:
                 self.final = event.response
-        if self.streamed and (rest := self.kept.rest(number, block + b"\n\n")) is not None:
-            await self.events.append(self.key, ResponseEvent(number, rest))
+        if self.streamed:
+            await self.writer.event(number, block + b"\n\n")
 
     # ---- the end -----------------------------------------------------------------------------------
 
@@ -192,15 +197,28 @@ class BackgroundResponse:
         else:
             response = failed_response(snapshot, "the answer ended before it was complete")
         response = {**response, "id": self.key, "background": True}
+        if not await self._holds():  # (another edge took it over while this one stalled: it ends it)
+            self._edge.jobs.taken(self.key)
+            raise JobTaken(self.key)
         self._keep(response)
         await self.store.written(self.key)
-        if self.streamed and not self.kept.ended:
+        if self.streamed and not self.writer.ended:
             try:
                 if not self._evented_end and response["status"] == "failed":
                     number = self.last_sequence + 1
                     event = {"type": "response.failed", "response": response, "sequence_number": number}
-                    data = b"event: response.failed\ndata: " + _encoder.encode(event) + b"\n\n"
-                    await self.events.append(self.key, ResponseEvent(number, data))
-                await self.events.append(self.key, ResponseStreamEnd(str(response["status"])))
+                    await self.writer.event(number, b"event: response.failed\ndata: " + _encoder.encode(event) + b"\n\n")
+                await self.writer.end(str(response["status"]))
+            except JobTaken:
+                raise
             except Exception:  # (the bus is gone: readers stop at the deadline)
                 pass
+
+
+async def holds_lease(edge: Edge, request_id: str) -> bool:
+    """Whether this edge holds the lease of the job of request `request_id` (True when the bus
+    cannot tell: the events it writes are fenced all the same)."""
+    try:
+        return await edge.job_leases.holds(request_id, edge.dispatcher.edge_id)
+    except Exception:
+        return True

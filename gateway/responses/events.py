@@ -20,14 +20,15 @@ from contextlib import aclosing
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.api import DeliverPolicy, Header, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from gateway.asgi_io import Receive, Send, cancel_on_disconnect
 from llmgw.contracts import ResponseEvent, ResponseStreamEnd, ResponseStreamEntry, Subjects, decode_stream_entry, encode_internal
 
 log = structlog.get_logger()
 
+WRONG_LAST_SEQUENCE = 10071  # JetStream's error code: the subject's last entry is not the one expected
 IDLE_WAIT = 1.0  # seconds between looks at whether a reader should go on waiting
 PIECE_MARGIN = 64 * 1024  # room in a bus message for the entry's framing and headers
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
@@ -51,17 +52,23 @@ class EventSplitter:
         return [event for event in events if event.strip()]
 
 
+class WrittenElsewhere(Exception):
+    """A response's subject has an entry its writer did not know of: another edge writes its events."""
+
+
 class Kept:
     """What of a background job's events is kept already when an edge takes the job over and
     writes them again (gateway/job_takeover.py): those numbered up to `through`, `partial` bytes
-    of the next one (an event kept in pieces, cut short), or all of them and the end (`ended`)."""
+    of the next one (an event kept in pieces, cut short), or all of them and the end (`ended`);
+    `last` is the stream sequence of the subject's last entry (0: it has none)."""
 
-    __slots__ = ("ended", "partial", "through")
+    __slots__ = ("ended", "last", "partial", "through")
 
-    def __init__(self, through: int = -1, partial: int = 0, ended: bool = False) -> None:
+    def __init__(self, through: int = -1, partial: int = 0, ended: bool = False, last: int = 0) -> None:
         self.through = through
         self.partial = partial
         self.ended = ended
+        self.last = last
 
     def rest(self, number: int, data: bytes) -> bytes | None:
         """What of event `number` (`data`, whole) is still to be kept; None: nothing."""
@@ -106,18 +113,29 @@ class ResponseEvents:
             raise RuntimeError("the response events stream is not started")
         return self.js
 
-    async def append(self, response_id: str, entry: ResponseStreamEntry) -> None:
-        """Store one entry (awaited: the entries of a response are stored in order). An event larger
-        than a bus message is stored as several entries of its number, each a piece of its bytes:
-        a reader relays them one after the other, so the client reads the event whole."""
+    async def append(self, response_id: str, entry: ResponseStreamEntry, after: int) -> int:
+        """Store one entry (awaited: the entries of a response are stored in order) if the subject's
+        last entry is still the one at stream sequence `after` (0: none); the entry's own sequence.
+        WrittenElsewhere when another writer stored one since. An event larger than a bus message
+        is stored as several entries of its number, each a piece of its bytes: a reader relays
+        them one after the other, so the client reads the event whole."""
         subject = self.subjects.response_events(response_id)
         if isinstance(entry, ResponseEvent) and len(entry.data) > self.max_piece:
             data = entry.data
             for start in range(0, len(data), self.max_piece):
                 piece = ResponseEvent(entry.sequence_number, data[start : start + self.max_piece])
-                await self._js().publish(subject, encode_internal(piece))
-            return
-        await self._js().publish(subject, encode_internal(entry))
+                after = await self._publish(subject, encode_internal(piece), after)
+            return after
+        return await self._publish(subject, encode_internal(entry), after)
+
+    async def _publish(self, subject: str, payload: bytes, after: int) -> int:
+        try:
+            ack = await self._js().publish(subject, payload, headers={Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(after)})
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise WrittenElsewhere(subject) from None
+            raise
+        return int(ack.seq)
 
     async def kept(self, response_id: str) -> Kept:
         """What of a response's events is kept (its last entry; when that is a whole piece of an
@@ -128,16 +146,17 @@ class ResponseEvents:
         except NotFoundError:
             return Kept()
         entry = decode_stream_entry(msg.data or b"")
+        last = int(msg.seq or 0)
         if isinstance(entry, ResponseStreamEnd):
-            return Kept(ended=True)
+            return Kept(ended=True, last=last)
         if len(entry.data) < self.max_piece:  # (an event's last piece, or an event whole)
-            return Kept(entry.sequence_number)
+            return Kept(entry.sequence_number, last=last)
         kept = 0
         async with aclosing(self._entries(subject)) as entries:
             async for each in entries:
                 if isinstance(each, ResponseEvent) and each.sequence_number == entry.sequence_number:
                     kept += len(each.data)
-        return Kept(entry.sequence_number - 1, kept)
+        return Kept(entry.sequence_number - 1, kept, last=last)
 
     async def _entries(self, subject: str) -> AsyncGenerator[ResponseStreamEntry, None]:
         """The entries kept on `subject` now, from its first."""

@@ -22,9 +22,9 @@ from gateway.chat_answers import ChatUsage, Delta, FunctionDelta, ToolCallDelta,
 from gateway.responses.request import ResponsesRequest
 from gateway.responses.wire import (
     chat_usage_to_responses,
+    derived_id,
     function_call_item,
     message_item,
-    new_id,
     response_object,
     sse_event,
 )
@@ -34,8 +34,8 @@ from llmgw.contracts import ErrorCode
 class _Message:
     __slots__ = ("id", "index", "text")
 
-    def __init__(self, index: int) -> None:
-        self.id = new_id("msg")
+    def __init__(self, index: int, item_id: str) -> None:
+        self.id = item_id
         self.index = index
         self.text = ""
 
@@ -45,8 +45,8 @@ class _Call:
 
     __slots__ = ("arguments", "call_id", "id", "index", "name", "pending")
 
-    def __init__(self) -> None:
-        self.id = new_id("fc")
+    def __init__(self, item_id: str) -> None:
+        self.id = item_id
         self.call_id: str | None = None
         self.name: str | None = None
         self.index: int | None = None  # its output index, once its item is open
@@ -75,6 +75,11 @@ class ResponsesStreamTranslator:
         self._finished = False
         self._usage: ChatUsage | None = None
         self._usage_final = False
+        self._items = 0  # ids made so far (derived from the response's: an edge taking it over makes the same)
+
+    def _item_id(self, prefix: str) -> str:
+        self._items += 1
+        return derived_id(prefix, self.response_id, self._items)
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         event = {"type": kind, **fields, "sequence_number": self._seq}
@@ -164,7 +169,7 @@ class ResponsesStreamTranslator:
             self._tool_delta(call, out)
 
     def _open_message(self, out: list[bytes]) -> None:
-        message = self._message = _Message(self._next_index())
+        message = self._message = _Message(self._next_index(), self._item_id("msg"))
         self._output.append(message_item(message.id, "", status="in_progress"))
         out.append(self._event("response.output_item.added", output_index=message.index, item=self._output[message.index]))
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
@@ -191,7 +196,7 @@ class ResponsesStreamTranslator:
             key = len(self._calls) if (delta.id and delta.id not in known) or not self._calls else max(self._calls)
         call = self._calls.get(key)
         if call is None:
-            call = self._calls[key] = _Call()
+            call = self._calls[key] = _Call(self._item_id("fc"))
         function = delta.function or FunctionDelta()
         call.call_id = call.call_id or delta.id
         call.name = call.name or function.name
@@ -208,7 +213,7 @@ class ResponsesStreamTranslator:
 
     def _open_call(self, call: _Call, out: list[bytes]) -> None:
         self._close_message(out)
-        call.call_id = call.call_id or new_id("call")
+        call.call_id = call.call_id or self._item_id("call")
         call.index = self._next_index()
         self._output.append(function_call_item(call.id, call.call_id, call.name or "", "", status="in_progress"))
         self._open_calls.append(call)

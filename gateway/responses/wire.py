@@ -7,6 +7,7 @@ https://platform.openai.com/docs/api-reference/responses-streaming
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -23,6 +24,12 @@ INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(16).hex()}"
+
+
+def derived_id(prefix: str, seed: str, n: int) -> str:
+    """The `n`th id a response's translation makes, the same on every edge that translates it
+    (a job taken over is translated again from the first reply: its items keep their ids)."""
+    return f"{prefix}_{hashlib.blake2b(b'%s:%d' % (seed.encode(), n), digest_size=16).hexdigest()}"
 
 
 def response_id_for(request_id: str) -> str:

@@ -132,6 +132,79 @@ def test_a_background_stream_goes_on_on_another_edge_when_its_edge_is_killed(
     assert [e.sequence_number for e in again] == numbers
 
 
+LOST = ("background_job_lost", "background_job_written_elsewhere", "background_job_taken_elsewhere")
+
+
+@pytest.mark.parametrize("model", [SLOWER_NATIVE, SLOWER_CHAT])
+def test_an_edge_that_stalled_past_its_lease_leaves_the_job_to_the_edge_that_took_it(
+    stack: Stack, upstream: FakeUpstream, edges: tuple[openai.OpenAI, EdgeB], model: str
+) -> None:
+    """Edge A stops (SIGSTOP) mid-answer, alive, its connections open; edge B takes the job over
+    once A's lease lapsed; A goes on (SIGCONT) with the worker's replies that waited for it while
+    B writes the same job's events. Each event is kept once and a reader on B reads the answer
+    whole, its items' ids the same throughout; A stops its copy of the job, running on."""
+    sdk_a, edge_b = edges
+    key = Key(stack)
+    sdk_a = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key.key, max_retries=0)
+    before = calls(upstream)
+    assert stack.edge is not None
+    edge_a = stack.edge
+    first: list = []
+    with sdk_a.responses.with_streaming_response.create(
+        model=model, input="hello there friend", background=True, stream=True
+    ) as raw:
+        for event in raw.parse():
+            first.append(event)
+            if event.type == "response.output_text.delta":  # seven more words to come, 400 ms apart
+                break
+        edge_a.pause()
+    response_id, cut = first[0].response.id, first[-1].sequence_number
+    request_id = "req-" + response_id.removeprefix("resp_")
+    try:
+        eventually_sync(
+            lambda: log_events(edge_b.proc.output(), "background_job_taken_over", request_id=request_id),
+            "edge B to take the job over",
+            15,
+        )
+    finally:
+        edge_a.resume()  # (the answer still has words to come: both edges have replies to write)
+    sdk_b = edge_b.client(key.key)
+    rest = list(sdk_b.responses.retrieve(response_id, stream=True, starting_after=cut))
+    events = first + rest
+    numbers = [e.sequence_number for e in events]
+    assert numbers == list(range(len(numbers))), numbers
+    assert rest[-1].type == "response.completed", rest[-1]
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == rest[-1].response.output_text == TEXT
+    item_id = rest[-1].response.output[0].id
+    assert {e.item_id for e in events if hasattr(e, "item_id")} == {item_id}  # one message, one id
+    again = list(sdk_b.responses.retrieve(response_id, stream=True))  # all that is kept, from the first
+    assert [e.sequence_number for e in again] == numbers
+    assert [e.model_dump() for e in again[cut + 1 :]] == [e.model_dump() for e in rest]
+    assert calls(upstream) == before + 1
+    done = sdk_b.responses.retrieve(response_id)
+    assert done.status == "completed" and done.output_text == TEXT
+    row = one_usage_row(stack, request_id)
+    assert (row["status"], row["completion_tokens"]) == ("success", len(TEXT.split()))
+    # Edge A learnt it lost the job and stopped its copy, without ending it nor failing it
+    eventually_sync(
+        lambda: [e for name in LOST for e in log_events(edge_a.output(), name) if response_id in e.values()],
+        "edge A to stop its copy of the job",
+        15,
+    )
+    assert edge_a.running
+    assert not log_events(edge_a.output(), "background_end_failed")
+    assert sdk_b.responses.retrieve(response_id).status == "completed"
+    assert one_usage_row(stack, request_id)["cost"] == row["cost"]
+
+    def settled() -> BudgetLedger | None:
+        led = key.ledger()
+        return led if request_id not in led.reservations and led.spent == pytest.approx(row["cost"], abs=1e-12) else None
+
+    eventually_sync(settled, "the key's reservation to end once, in its spend", 20)
+    edge_a.kill()  # (the fixture starts edge A again)
+
+
 def test_a_stopping_edge_hands_its_background_stream_over(
     stack: Stack, upstream: FakeUpstream, edges: tuple[openai.OpenAI, EdgeB]
 ) -> None:

@@ -59,7 +59,15 @@ async def test_a_lapsed_lease_is_taken_by_one_edge_only(nats_client, bus_prefix)
     taken = await asyncio.gather(leases.take(seen, "edge-b", revision), leases.take(seen, "edge-c", revision))
     assert sorted(t is None for t in taken) == [False, True]  # exactly one took it
     assert await lapsed(leases) == []  # (the taker holds it now)
-    await leases.end(job)
+    winner = "edge-b" if taken[0] is not None else "edge-c"
+    assert await leases.holds("req-1", winner) and not await leases.holds("req-1", "edge-a")
+    # The edge it was taken from (stalled, not dead) can neither end it nor free it
+    await leases.free(job, "edge-a")
+    assert await lapsed(leases) == []
+    assert await leases.end(job, "edge-a") is False
+    assert await leases.holds("req-1", winner)
+    assert await leases.end(job, winner) is True
+    assert not await leases.holds("req-1", winner)
     assert await lapsed(leases) == []
     await asyncio.sleep(1.1)
     assert await lapsed(leases) == []  # ended: nobody takes it again
@@ -86,7 +94,7 @@ async def test_a_large_body_waits_in_the_blobs_store(nats_client, bus_prefix) ->
     job, _ = await leases.begin(a_job("req-3"), body, "d1", time.time(), time.time() + 60)
     assert job.body == b"" and job.body_blob is not None
     assert await leases.body(job) == body
-    await leases.end(job)
+    assert await leases.end(job, "edge-a") is True
     assert await blobs.get(job.body_blob) is None
 
 

@@ -26,9 +26,10 @@ async def test_an_event_larger_than_a_message_is_kept_and_read_back_whole(nats_c
     big = b"data: " + bytes(range(256)) * (BIG // 256) + b"\n\n"
     assert len(big) > nats_client.max_payload
     sent = [ResponseEvent(0, b"data: first\n\n"), ResponseEvent(1, big), ResponseEvent(2, b"data: last\n\n")]
+    last = 0
     for event in sent:
-        await events.append("resp_big", event)
-    await events.append("resp_big", ResponseStreamEnd("completed"))
+        last = await events.append("resp_big", event, last)
+    await events.append("resp_big", ResponseStreamEnd("completed"), last)
 
     read = await read_all(events, "resp_big", -1)
     assert len(read) > 3  # the big one came in pieces
@@ -50,9 +51,9 @@ async def test_an_edge_taking_a_job_over_keeps_only_what_is_not_kept(nats_client
     kept = await events.kept("resp_cut")
     assert (kept.through, kept.partial, kept.ended) == (-1, 0, False)
     first, big = b"data: first\n\n", b"data: " + b"x" * (3 * piece) + b"\n\n"
-    await events.append("resp_cut", ResponseEvent(0, first))
+    first_seq = await events.append("resp_cut", ResponseEvent(0, first), 0)
     kept = await events.kept("resp_cut")
-    assert (kept.through, kept.partial) == (0, 0)
+    assert (kept.through, kept.partial, kept.last) == (0, 0, first_seq)
     assert kept.rest(0, first) is None and kept.rest(1, big) == big
     # the first two pieces of event 1 only, as an edge dying in its write leaves them
     nats = nats_client.jetstream()
@@ -63,9 +64,9 @@ async def test_an_edge_taking_a_job_over_keeps_only_what_is_not_kept(nats_client
     assert (kept.through, kept.partial) == (0, 2 * piece)
     rest = kept.rest(1, big)
     assert rest == big[2 * piece :]
-    await events.append("resp_cut", ResponseEvent(1, rest))
-    await events.append("resp_cut", ResponseEvent(2, b"data: last\n\n"))
-    await events.append("resp_cut", ResponseStreamEnd("completed"))
+    last = await events.append("resp_cut", ResponseEvent(1, rest), kept.last)
+    last = await events.append("resp_cut", ResponseEvent(2, b"data: last\n\n"), last)
+    await events.append("resp_cut", ResponseStreamEnd("completed"), last)
     read = await read_all(events, "resp_cut", -1)
     assert b"".join(event.data for event in read) == first + big + b"data: last\n\n"
     assert (await events.kept("resp_cut")).ended

@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import msgspec
 import pytest
 
-from gateway.background import CANCELLED
+from gateway.background import CANCELLED, BackgroundJobs
 from gateway.errors import GatewayError
 from gateway.responses.background import ORPHANED_AFTER, BackgroundResponse, as_seen
 from gateway.responses.items import input_items
 from gateway.responses.request import parse_responses_request
 from gateway.responses.route import ResponsesCall
-from llmgw.contracts import Caller, ResponseEvent, ResponseStreamEnd, StoredResponse
+from llmgw.contracts import Caller, ResponseEvent, ResponseStreamEnd, StoredResponse, Subjects
 
 pytestmark = pytest.mark.unit
 
@@ -38,8 +38,24 @@ class Events:
     def __init__(self) -> None:
         self.entries: list[object] = []
 
-    async def append(self, response_id: str, entry: object) -> None:
+    async def append(self, response_id: str, entry: object, after: int) -> int:
+        assert after == len(self.entries)  # (each entry after the one its writer stored last)
         self.entries.append(entry)
+        return len(self.entries)
+
+
+class Leases:
+    async def holds(self, request_id: str, owner: str) -> bool:
+        return True
+
+
+def an_edge(events: Events) -> SimpleNamespace:
+    return SimpleNamespace(
+        response_events=events,
+        jobs=BackgroundJobs(Subjects("unit")),
+        job_leases=Leases(),
+        dispatcher=SimpleNamespace(edge_id="edge-1"),
+    )
 
 
 def job(stream: bool) -> tuple[BackgroundResponse, Store, Events]:
@@ -48,7 +64,7 @@ def job(stream: bool) -> tuple[BackgroundResponse, Store, Events]:
     store, events = Store(), Events()
     state = ResponsesCall(request, fields, input_items(request.input or ""), store)  # type: ignore[arg-type]
     state.caller = Caller(key_hash="k" * 64, user_id="u")
-    bg = BackgroundResponse(state, SimpleNamespace(response_events=events), "resp_abc", "m")  # type: ignore[arg-type]
+    bg = BackgroundResponse(state, an_edge(events), "resp_abc", "m")  # type: ignore[arg-type]
     state.background = bg
     bg.queued("req-abc", time.time() + 60)
     return bg, store, events
