@@ -45,254 +45,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import math
 import re
-import struct
 import sys
 import uuid
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import msgspec
 
+from bench.fake_bedrock_converse import Plan, plan_converse, reply_text, tool_use_id
+from bench.fake_bedrock_errors import FAULTS, STREAM_EXCEPTIONS, ApiError, error_response, invalid
+from bench.fake_bedrock_eventstream import event, exception_frame
+from bench.fake_bedrock_sigv4 import verify_sigv4
 from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app
 
 DEFAULT_ACCESS_KEY_ID = "AKIAFAKEBEDROCK00001"
-DEFAULT_COMPLETION_TOKENS = 8
-MAX_COMPLETION_TOKENS = 2000
-TOOL_USE_TOKENS = 10
-MAX_CLOCK_SKEW_S = 300
 STREAM_FAULT_AFTER_WORDS = 2
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 _ROUTE = re.compile(r"^/model/([^/]+)/(converse|converse-stream|invoke)$")
-_AUTH = re.compile(
-    r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, ?"
-    r"SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$"
-)
-_CACHE = re.compile(r"cached:(\d+)")
-_CACHE_WRITE = re.compile(r"cachewrite:(\d+)")
-_SIGNATURE_MISMATCH = (
-    "The request signature we calculated does not match the signature you provided. "
-    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
-)
-
-# model id -> (status, x-amzn-ErrorType, message, extra headers)
-FAULTS: dict[str, tuple[int, str, str, dict[str, str]]] = {
-    "fake-error-400": (400, "ValidationException", "The provided request is not valid (fake-error-400).", {}),
-    "fake-error-403": (403, "AccessDeniedException", "You don't have access to the model with the specified model ID.", {}),
-    "fake-error-429": (429, "ThrottlingException", "Too many requests, please wait before trying again.", {"retry-after": "2"}),
-    "fake-error-500": (500, "InternalServerException", "The server encountered an internal error.", {}),
-    "fake-error-503": (503, "ServiceUnavailableException", "The service is temporarily unable to handle the request.", {}),
-}
-STREAM_EXCEPTIONS = {
-    "fake-stream-throttle": ("throttlingException", "Too many tokens, please wait before trying again."),
-    "fake-stream-error": ("modelStreamErrorException", "The model stream failed."),
-}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.error_type, self.message, self.headers = status, error_type, message, headers or {}
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "ValidationException", message)
-
-
-def error_response(exc: ApiError) -> Response:
-    headers = {
-        "Content-Type": "application/json",
-        "x-amzn-ErrorType": f"{exc.error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/",
-        "x-amzn-RequestId": str(uuid.uuid4()),
-        **exc.headers,
-    }
-    return Response(exc.status, _encode({"message": exc.message}), headers)
-
-
-# ---- SigV4 verification (independent of the adapter's signer) --------------------------------
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-def expected_signature(secret: str, request: Request, signed: list[str], amz_date: str, scope: str) -> str:
-    """What AWS computes for this request: canonical request -> string to sign -> HMAC chain."""
-    canonical = "\n".join(
-        [
-            request.method,
-            quote(request.path, safe="/~"),  # each segment of the path as sent, encoded once more
-            "",  # (no query string on Bedrock's runtime calls)
-            "".join(f"{name}:{' '.join(request.headers.get(name, '').split())}\n" for name in signed),
-            ";".join(signed),
-            hashlib.sha256(request.body).hexdigest(),
-        ]
-    )
-    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    key = f"AWS4{secret}".encode()
-    for part in scope.split("/"):
-        key = _hmac(key, part)
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-
-
-def verify_sigv4(
-    request: Request, access_key_id: str, secret: str, region: str, session_token: str | None, now: datetime | None = None
-) -> None:
-    """Raise the ApiError AWS would answer, or return when the signature holds."""
-    header = request.headers.get("authorization")
-    if not header:
-        raise ApiError(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
-    match = _AUTH.match(header)
-    if match is None:
-        raise ApiError(
-            403,
-            "IncompleteSignatureException",
-            "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.",
-        )
-    key_id, date, scope_region, service, signed_list, given = match.groups()
-    if key_id != access_key_id:
-        raise ApiError(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
-    if session_token is not None and request.headers.get("x-amz-security-token") != session_token:
-        raise ApiError(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
-    signed = signed_list.split(";")
-    if "host" not in signed or "x-amz-date" not in signed or signed != sorted(signed):
-        raise ApiError(403, "InvalidSignatureException", "'Host' and 'X-Amz-Date' must be signed, in sorted order.")
-    if session_token is not None and "x-amz-security-token" not in signed:
-        raise ApiError(403, "InvalidSignatureException", "'X-Amz-Security-Token' must be signed.")
-    amz_date = request.headers.get("x-amz-date", "")
-    try:
-        stamp = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        raise ApiError(403, "IncompleteSignatureException", "X-Amz-Date must be in the ISO8601 basic format.") from None
-    if abs(((now or datetime.now(UTC)) - stamp).total_seconds()) > MAX_CLOCK_SKEW_S:
-        raise ApiError(403, "InvalidSignatureException", f"Signature expired: {amz_date} is out of the allowed clock skew.")
-    if date != amz_date[:8] or scope_region != region or service != "bedrock":
-        raise ApiError(
-            403,
-            "InvalidSignatureException",
-            f"Credential should be scoped to a valid region and to service 'bedrock', not {scope_region}/{service}.",
-        )
-    scope = f"{date}/{scope_region}/{service}/aws4_request"
-    if not hmac.compare_digest(expected_signature(secret, request, signed, amz_date, scope), given):
-        raise ApiError(403, "InvalidSignatureException", _SIGNATURE_MISMATCH)
-
-
-# ---- event-stream framing ------------------------------------------------------------------
-
-
-def frame(headers: dict[str, str], payload: bytes) -> bytes:
-    """One event-stream message, string headers only (value type 7)."""
-    block = b"".join(
-        bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode())) + v.encode() for k, v in headers.items()
-    )
-    prelude = struct.pack(">II", 16 + len(block) + len(payload), len(block))
-    prelude += struct.pack(">I", zlib.crc32(prelude))
-    message = prelude + block + payload
-    return message + struct.pack(">I", zlib.crc32(message))
-
-
-def event(event_type: str, body: dict) -> bytes:
-    # Real events carry a `p` field of padding letters (it hides the payload's length).
-    payload = _encode({**body, "p": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0"[: 1 + len(event_type)]})
-    return frame({":event-type": event_type, ":content-type": "application/json", ":message-type": "event"}, payload)
-
-
-def exception_frame(exception_type: str, message: str) -> bytes:
-    headers = {":exception-type": exception_type, ":content-type": "application/json", ":message-type": "exception"}
-    return frame(headers, _encode({"message": message}))
-
-
-# ---- the model ------------------------------------------------------------------------------
-
-
-def _texts(blocks: list) -> list[str]:
-    out = []
-    for block in blocks:
-        if not isinstance(block, dict):
-            raise _invalid("each content block must be an object")
-        if "text" in block:
-            if not isinstance(block["text"], str) or not block["text"].strip():
-                raise _invalid("The text field in the ContentBlock object is blank. Add text to the text field, and try again.")
-            out.append(block["text"])
-        elif "toolResult" in block:
-            out.extend(_texts(block["toolResult"].get("content") or []))
-    return out
-
-
-@dataclass
-class Plan:
-    """What one Converse call answers."""
-
-    input_tokens: int
-    cache_read: int
-    cache_write: int
-    words: int = 0
-    stop_reason: str = "end_turn"
-    tool: str | None = None
-
-    @property
-    def output_tokens(self) -> int:
-        return TOOL_USE_TOKENS if self.tool else self.words
-
-    def usage(self) -> dict:
-        usage = {
-            "inputTokens": self.input_tokens,
-            "outputTokens": self.output_tokens,
-            "totalTokens": self.input_tokens + self.cache_read + self.cache_write + self.output_tokens,
-        }
-        if self.cache_read or self.cache_write:
-            usage["cacheReadInputTokens"], usage["cacheWriteInputTokens"] = self.cache_read, self.cache_write
-        return usage
-
-
-def plan_converse(body: dict) -> Plan:
-    """Validate a Converse request the way Bedrock does and decide the answer."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _invalid("The messages field is required and must not be empty.")
-    tools = ((body.get("toolConfig") or {}).get("tools")) or []
-    texts = [s["text"] for s in body.get("system") or [] if isinstance(s, dict) and isinstance(s.get("text"), str)]
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), list):
-            raise _invalid(f"messages.{i} must have a role (user or assistant) and a content list")
-        if m["role"] != ("user" if i % 2 == 0 else "assistant"):
-            raise _invalid("A conversation must start with a user message and alternate between user and assistant roles.")
-        if any(isinstance(b, dict) and ("toolUse" in b or "toolResult" in b) for b in m["content"]) and not tools:
-            raise _invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
-        texts.extend(_texts(m["content"]))
-    total = sum(len(t.split()) for t in texts) + len(messages)
-    joined = " ".join(texts)
-    read_match, write_match = _CACHE.search(joined), _CACHE_WRITE.search(joined)
-    read = min(int(read_match.group(1)), total) if read_match else 0
-    write = min(int(write_match.group(1)), total - read) if write_match else 0
-    plan = Plan(total - read - write, read, write)
-    limit = (body.get("inferenceConfig") or {}).get("maxTokens")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise _invalid("The maximum tokens you requested must be at least 1.")
-    last = messages[-1]["content"]
-    if tools and not any("toolResult" in b for b in last) and "weather" in " ".join(_texts(last)).lower():
-        choice = (body.get("toolConfig") or {}).get("toolChoice") or {}
-        plan.tool = (choice.get("tool") or {}).get("name") or tools[0]["toolSpec"]["name"]
-        plan.stop_reason = "tool_use"
-        return plan
-    plan.words = min(limit or DEFAULT_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS)
-    plan.stop_reason = "max_tokens" if plan.words == limit else "end_turn"
-    return plan
-
-
-def reply_text(n: int) -> str:
-    return " ".join(f"w{i}" for i in range(n))
-
-
-def tool_use_id() -> str:
-    return "tooluse_" + uuid.uuid4().hex[:22]
 
 
 @dataclass
@@ -344,10 +119,10 @@ class FakeBedrock:
         try:
             body = _decode(raw)
         except msgspec.DecodeError:
-            raise _invalid("Malformed input request, please reformat your input and try again.") from None
+            raise invalid("Malformed input request, please reformat your input and try again.") from None
         self.calls = [*self.calls[-49:], (model, action, body)]
         if not isinstance(body, dict):
-            raise _invalid("Malformed input request, please reformat your input and try again.")
+            raise invalid("Malformed input request, please reformat your input and try again.")
         if action == "invoke":
             return self._invoke(model, body)
         plan = plan_converse(body)
@@ -369,7 +144,7 @@ class FakeBedrock:
         }
         return Response(200, _encode(body), {"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())})
 
-    async def _stream(self, model: str, plan: Plan):
+    async def _stream(self, model: str, plan: Plan) -> AsyncIterator[bytes]:
         yield event("messageStart", {"role": "assistant"})
         if plan.tool:
             start = {"toolUse": {"toolUseId": tool_use_id(), "name": plan.tool}}
@@ -396,16 +171,14 @@ class FakeBedrock:
 
     def _invoke(self, model: str, body: dict) -> Response:
         if not model.startswith("amazon.titan-embed"):
-            raise _invalid("This fake serves InvokeModel for Amazon Titan text embeddings only.")
+            raise invalid("This fake serves InvokeModel for Amazon Titan text embeddings only.")
         text = body.get("inputText")
         if not isinstance(text, str) or not text:
-            raise _invalid("Malformed input request: #: required key [inputText] not found, please reformat your input.")
+            raise invalid("Malformed input request: #: required key [inputText] not found, please reformat your input.")
         v2 = "text-v2" in model
         dims = body.get("dimensions", 1024 if v2 else 1536)
         if "dimensions" in body and (not v2 or dims not in (256, 512, 1024)):
-            raise _invalid(
-                f"Malformed input request: #/dimensions: {dims} is not a valid enum value, please reformat your input."
-            )
+            raise invalid(f"Malformed input request: #/dimensions: {dims} is not a valid enum value, please reformat your input.")
         seed = zlib.crc32(text.encode())
         vector = [round(math.sin(seed + k), 6) for k in range(dims)]
         tokens = len(text.split())

@@ -46,9 +46,9 @@ import sys
 from typing import Any
 
 from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
-from bench.fake_openai import FakeStats
 from bench.fake_openai_media import relevance
 from bench.fake_openai_payloads import DEFAULT_COMPLETION_TOKENS, EMBEDDING_DIM, WORDS, embedding_vector
+from bench.fake_openai_stats import FakeStats
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}

@@ -54,134 +54,28 @@ import argparse
 import asyncio
 import re
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 
 from bench import fake_openai_chat_agent as chat_agent
 from bench import fake_openai_media as media
 from bench import fake_openai_payloads as payloads
 from bench import fake_openai_responses as responses_payloads
-from bench.fake_http import DropConnection, FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
+from bench.fake_http import FakeServerHandle, Request, Response, StreamResponse, fake_cli, start_app, suffix_ms
 from bench.fake_openai_audio import FakeAudio
 from bench.fake_openai_batches import FakeBatches
-from bench.fake_openai_payloads import BadRequest, ChunkWriter, error_body
+from bench.fake_openai_faults import FAULTS, error_response, json_response, metadata_problem
+from bench.fake_openai_payloads import BadRequest
+from bench.fake_openai_stats import FakeStats
+from bench.fake_openai_streams import SSE_HEADERS, chat_events, each, response_events, wants_usage
 
 _SERVER_PATH = re.compile(r"^/([A-Za-z0-9._-]+)/v1/")
-JSON_HEADERS = {"Content-Type": "application/json"}
-SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-STREAM_FAIL_AFTER_WORDS = 3
 AZURE_PREFIX = "/openai/deployments/"
 AZURE_RESPONSES_PATH = "/openai/v1/responses"  # Azure's v1 API: no deployment in the path, no api-version
 AZURE_DENIED = (
     "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an "
     "active subscription and use a correct regional API endpoint for your resource."
 )
-
-# model name -> (status, message, type, param, code, extra headers)
-FAULTS: dict[str, tuple[int, str, str, str | None, str | None, dict]] = {
-    "fake-error-400": (400, "fake bad request", "invalid_request_error", "messages", None, {}),
-    "fake-error-401": (401, "Incorrect API key provided", "invalid_request_error", None, "invalid_api_key", {}),
-    "fake-error-404": (
-        404,
-        "The model `fake-error-404` does not exist or you do not have access to it.",
-        "invalid_request_error",
-        None,
-        "model_not_found",
-        {},
-    ),
-    "fake-error-429": (
-        429,
-        "Rate limit reached for requests on fake-error-429. Please try again in 1s.",
-        "requests",
-        None,
-        "rate_limit_exceeded",
-        {"retry-after": "1"},
-    ),
-    "fake-context-length": (
-        400,
-        "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.",
-        "invalid_request_error",
-        "messages",
-        "context_length_exceeded",
-        {},
-    ),
-    "fake-error-500": (
-        500,
-        "The server had an error while processing your request. Sorry about that!",
-        "server_error",
-        None,
-        None,
-        {},
-    ),
-    "fake-error-503": (
-        503,
-        "The engine is currently overloaded, please try again later.",
-        "server_error",
-        None,
-        None,
-        {},
-    ),
-}
-
-
-def metadata_problem(metadata: object) -> tuple[str, str] | None:
-    """OpenAI's `metadata`: a map of at most 16 string keys to string values (the API reference's
-    "Set of 16 key-value pairs"); (message, param) of what is wrong, or None."""
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict):
-        return f"Invalid type for 'metadata': expected an object, but got {type(metadata).__name__} instead.", "metadata"
-    if len(metadata) > 16:
-        return f"Invalid 'metadata': too many properties. Expected at most 16, but got {len(metadata)}.", "metadata"
-    for key, value in metadata.items():
-        if not isinstance(value, str):
-            return (
-                f"Invalid type for 'metadata.{key}': expected a string, but got {type(value).__name__} instead.",
-                f"metadata.{key}",
-            )
-    return None
-
-
-def _json_response(body: bytes, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(status, body, {**JSON_HEADERS, **headers} if headers else JSON_HEADERS)
-
-
-def _error(status: int, message: str, type_: str, param=None, code=None, headers=None) -> Response:
-    return _json_response(error_body(message, type_, param, code), status, headers)
-
-
-@dataclass
-class FakeStats:
-    requests: int = 0
-    by_model: dict[str, int] = field(default_factory=dict)
-    auth_failures: int = 0
-    by_path: dict[str, int] = field(default_factory=dict)  # /<model-id>/v1/... calls by model id
-    last_responses: dict | None = None  # the body of the last Responses API call
-    responses_usage: dict[str, int] = field(default_factory=dict)  # Responses API usage reported, summed
-    agent: dict[str, list] = field(default_factory=lambda: {"calls": [], "outputs": [], "usage": []})  # chat fake-agent
-    in_flight: dict[str, int] = field(default_factory=dict)  # calls being answered now, by model
-    most_in_flight: dict[str, int] = field(default_factory=dict)  # the most at once since the reset, by model
-
-    def as_dict(self) -> dict:
-        return {
-            "requests": self.requests,
-            "by_model": dict(self.by_model),
-            "auth_failures": self.auth_failures,
-            "by_path": dict(self.by_path),
-            "last_responses": self.last_responses,
-            "responses_usage": dict(self.responses_usage),
-            "agent": {k: list(v) for k, v in self.agent.items()},
-            "most_in_flight": dict(self.most_in_flight),
-        }
-
-    def reset(self) -> None:
-        self.requests = 0
-        self.by_model.clear()
-        self.auth_failures = 0
-        self.by_path.clear()
-        self.last_responses = None
-        self.responses_usage.clear()
-        self.agent = {"calls": [], "outputs": [], "usage": []}
-        self.most_in_flight = dict(self.in_flight)  # (those being answered still count)
+Route = Callable[[dict], Awaitable[Response | StreamResponse]]  # an endpoint's answer to a checked body
 
 
 class FakeOpenAI:
@@ -237,15 +131,15 @@ class FakeOpenAI:
             delays = payloads.decode_json(request.body)
             self.batches.delay = float(delays["seconds"])
             self.batches.create_delay = float(delays.get("create_seconds", 0.0))
-            return _json_response(b'{"ok":true}')
+            return json_response(b'{"ok":true}')
         if path == "/_fake/stats" and request.method == "GET":
             stats = {**self.stats.as_dict(), **self.batches.stats(), "last_request": self.last_request}
-            return _json_response(payloads.encode_json(stats))
+            return json_response(payloads.encode_json(stats))
         if path == "/_fake/reset" and request.method == "POST":
             self.stats.reset()
             self.batches.reset()
-            return _json_response(b'{"ok":true}')
-        return _error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
+            return json_response(b'{"ok":true}')
+        return error_response(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
 
     async def _batch_api(self, request: Request, path: str) -> Response:
         """The Files and Batch APIs (fake_openai_batches.py), behind the same bearer auth."""
@@ -265,7 +159,7 @@ class FakeOpenAI:
             try:
                 status, body = self.batches.create(payloads.decode_json(request.body))
             except (ValueError, AttributeError):
-                return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+                return error_response(400, "We could not parse the JSON body of your request.", "invalid_request_error")
         elif request.method == "GET" and parts == ["batches"]:
             status, body = self.batches.listed()
         elif request.method == "GET" and len(parts) == 2 and parts[0] == "batches":
@@ -273,25 +167,25 @@ class FakeOpenAI:
         elif request.method == "POST" and len(parts) == 3 and parts[0] == "batches" and parts[2] == "cancel":
             status, body = self.batches.cancel(parts[1])
         else:
-            return _error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
-        return _json_response(body, status)
+            return error_response(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
+        return json_response(body, status)
 
     def _bearer_refusal(self, request: Request) -> Response | None:
         if self.expected_auth and request.headers.get("authorization") != self.expected_auth:
             self.stats.auth_failures += 1
-            return _error(401, "Incorrect API key provided", "invalid_request_error", None, "invalid_api_key")
+            return error_response(401, "Incorrect API key provided", "invalid_request_error", None, "invalid_api_key")
         return None
 
     def _azure_refusal(self, request: Request, needs_version: bool = True) -> Response | None:
         """Azure OpenAI: `api-key` header, `api-version` required (the v1 API: no api-version)."""
         if self.api_key and request.headers.get("api-key") != self.api_key:
             self.stats.auth_failures += 1
-            return _json_response(payloads.encode_json({"error": {"code": "401", "message": AZURE_DENIED}}), 401)
+            return json_response(payloads.encode_json({"error": {"code": "401", "message": AZURE_DENIED}}), 401)
         if needs_version and not any(p.startswith("api-version=") and len(p) > 12 for p in request.query.split("&")):
-            return _json_response(b'{"error":{"code":"404","message":"Resource not found"}}', 404)
+            return json_response(b'{"error":{"code":"404","message":"Resource not found"}}', 404)
         return None
 
-    async def _api_call(self, request: Request, route) -> Response | StreamResponse:
+    async def _api_call(self, request: Request, route: Route) -> Response | StreamResponse:
         self.stats.requests += 1
         refusal = self._bearer_refusal(request)
         if refusal is not None:
@@ -301,34 +195,34 @@ class FakeOpenAI:
         return await self._model_call(request.body, route)
 
     async def _azure_call(
-        self, request: Request, deployment: str | None, route, needs_version: bool = True
+        self, request: Request, deployment: str | None, route: Route, needs_version: bool = True
     ) -> Response | StreamResponse:
         """Azure OpenAI: the deployment is the model (the v1 API: the body names the deployment)."""
         self.stats.requests += 1
         return self._azure_refusal(request, needs_version) or await self._model_call(request.body, route, deployment)
 
-    async def _model_call(self, raw: bytes, route, model_override: str | None = None) -> Response | StreamResponse:
+    async def _model_call(self, raw: bytes, route: Route, model_override: str | None = None) -> Response | StreamResponse:
         """A call that passed auth: the body checked, faults by model name, then the answer."""
         try:
             body = payloads.decode_json(raw)
         except ValueError:
-            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+            return error_response(400, "We could not parse the JSON body of your request.", "invalid_request_error")
         if not isinstance(body, dict):
-            return _error(400, "The request body must be a JSON object.", "invalid_request_error")
+            return error_response(400, "The request body must be a JSON object.", "invalid_request_error")
         if model_override is not None:
             body["model"] = model_override
         self.last_request = body
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            return _error(400, "you must provide a model parameter", "invalid_request_error", "model")
+            return error_response(400, "you must provide a model parameter", "invalid_request_error", "model")
         bad_metadata = metadata_problem(body.get("metadata"))
         if bad_metadata is not None:
-            return _error(400, bad_metadata[0], "invalid_request_error", bad_metadata[1], "invalid_type")
+            return error_response(400, bad_metadata[0], "invalid_request_error", bad_metadata[1], "invalid_type")
         self.stats.by_model[model] = self.stats.by_model.get(model, 0) + 1
         fault = FAULTS.get(model)
         if fault is not None:
             status, message, type_, param, code, headers = fault
-            return _error(status, message, type_, param, code, headers)
+            return error_response(status, message, type_, param, code, headers)
         if model == "fake-hang":
             await asyncio.Future()  # cancelled when the client disconnects
         stats = self.stats
@@ -340,15 +234,15 @@ class FakeOpenAI:
                 await asyncio.sleep(delay_s)
             return await route(body)
         except BadRequest as exc:
-            return _error(400, str(exc), "invalid_request_error", exc.param)
+            return error_response(400, str(exc), "invalid_request_error", exc.param)
         finally:
             stats.in_flight[model] -= 1
 
     async def _models(self, body: dict) -> Response:
-        return _json_response(payloads.models_list())
+        return json_response(payloads.models_list())
 
     async def _embeddings(self, body: dict) -> Response:
-        return _json_response(payloads.embeddings(body))
+        return json_response(payloads.embeddings(body))
 
     async def _responses(self, body: dict) -> Response | StreamResponse:
         self.stats.last_responses = body
@@ -358,36 +252,24 @@ class FakeOpenAI:
             self.stats.responses_usage[name] = self.stats.responses_usage.get(name, 0) + reply.usage[name]
         writer = responses_payloads.ResponseWriter(body, reply)
         if not body.get("stream"):
-            return _json_response(writer.whole())
-        return StreamResponse(self._response_events(writer, body["model"]), headers=SSE_HEADERS)
-
-    async def _response_events(self, writer: responses_payloads.ResponseWriter, model: str):
-        fail = model == "fake-stream-fail"
-        delay_ms = suffix_ms(model, "fake-chunk-delay-")
-        delay_s = self.chunk_delay_s if delay_ms is None else delay_ms / 1000
-        for event in writer.events(responses_payloads.STREAM_FAIL_AFTER_WORDS if fail else None):
-            if delay_s and b"response.output_text.delta" in event:
-                await asyncio.sleep(delay_s)
-            yield event
-        if fail:
-            raise DropConnection  # no response.completed, no end of the chunked body
+            return json_response(writer.whole())
+        return StreamResponse(response_events(writer, body["model"], self.chunk_delay_s), headers=SSE_HEADERS)
 
     async def _completions(self, body: dict) -> Response | StreamResponse:
         plan = media.CompletionPlan(body)
         if not body.get("stream"):
-            return _json_response(media.text_completion(body["model"], plan))
-        stream_options = body.get("stream_options")
-        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
-        return StreamResponse(_each(media.text_completion_events(body["model"], plan, include_usage)), headers=SSE_HEADERS)
+            return json_response(media.text_completion(body["model"], plan))
+        events = media.text_completion_events(body["model"], plan, wants_usage(body))
+        return StreamResponse(each(events), headers=SSE_HEADERS)
 
     async def _images(self, body: dict) -> Response:
-        return _json_response(media.images(body))
+        return json_response(media.images(body))
 
     async def _moderations(self, body: dict) -> Response:
-        return _json_response(media.moderations(body))
+        return json_response(media.moderations(body))
 
     async def _rerank(self, body: dict) -> Response:
-        return _json_response(media.rerank(body))
+        return json_response(media.rerank(body))
 
     async def _chat(self, body: dict) -> Response | StreamResponse:
         turn = chat_agent.agent_turn(body)
@@ -398,10 +280,8 @@ class FakeOpenAI:
         usage = payloads.chat_usage(prompt_tokens, n, cached_tokens)
         model = body["model"]
         if not body.get("stream"):
-            return _json_response(payloads.chat_completion(model, n, finish_reason, usage))
-        stream_options = body.get("stream_options")
-        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
-        events = self._stream_events(model, n, finish_reason, usage, include_usage)
+            return json_response(payloads.chat_completion(model, n, finish_reason, usage))
+        events = chat_events(model, n, finish_reason, usage, wants_usage(body), self.chunk_delay_s)
         return StreamResponse(events, headers=SSE_HEADERS)
 
     def _agent_chat(self, body: dict, turn: chat_agent.AgentTurn) -> Response | StreamResponse:
@@ -411,37 +291,8 @@ class FakeOpenAI:
         else:
             self.stats.agent["outputs"].append(turn.text)
         if not body.get("stream"):
-            return _json_response(chat_agent.whole(body["model"], turn))
-        stream_options = body.get("stream_options")
-        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
-        return StreamResponse(_each(chat_agent.events(body["model"], turn, include_usage)), headers=SSE_HEADERS)
-
-    async def _stream_events(self, model, n, finish_reason, usage, include_usage):
-        delay_ms = suffix_ms(model, "fake-chunk-delay-")
-        delay_s = self.chunk_delay_s if delay_ms is None else delay_ms / 1000
-        fail = model == "fake-stream-fail"
-        chunks = ChunkWriter(model, include_usage)
-        yield chunks.delta({"role": "assistant", "content": ""})
-        if model.startswith(payloads.LONG_MODEL_PREFIX):  # the whole answer in one delta: one chunk of megabytes
-            yield chunks.delta({"content": payloads.reply_text(n)})
-            n = 0
-        for i in range(STREAM_FAIL_AFTER_WORDS if fail else n):
-            if delay_s:
-                await asyncio.sleep(delay_s)
-            yield chunks.word(i)
-        if fail:
-            raise DropConnection  # no finish chunk, no [DONE], no end of the chunked body
-        if delay_s:
-            await asyncio.sleep(delay_s)
-        tail = chunks.delta({}, finish_reason)
-        if include_usage:
-            tail += chunks.usage(usage)
-        yield tail + payloads.DONE_EVENT
-
-
-async def _each(events: list[bytes]):
-    for event in events:
-        yield event
+            return json_response(chat_agent.whole(body["model"], turn))
+        return StreamResponse(each(chat_agent.events(body["model"], turn, wants_usage(body))), headers=SSE_HEADERS)
 
 
 async def start_fake(

@@ -20,8 +20,8 @@ import sys
 from typing import Any
 
 from bench.fake_http import FakeServerHandle, Request, Response, fake_cli, start_app
-from bench.fake_openai import FakeStats
 from bench.fake_openai_media import relevance
+from bench.fake_openai_stats import FakeStats
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 

@@ -20,6 +20,7 @@ import pytest
 
 from llmgw.contracts import BudgetLedger
 from tests.e2e.responses_stack import ANTHROPIC_KEY, start_stack
+from tests.e2e.sse import sse_events
 from tests.e2e.stack import MASTER_KEY, Stack
 from tests.e2e.test_lease_outcomes import Key
 from tests.procs import FakeUpstream, Proc, component, free_port, log_events, wait_ready
@@ -233,17 +234,6 @@ def test_a_stopping_edge_hands_its_background_stream_over(
     assert sdk_b.responses.retrieve(response_id).status == "completed"
     row = one_usage_row(stack, "req-" + response_id.removeprefix("resp_"))
     assert (row["status"], row["completion_tokens"]) == ("success", len(TEXT.split()))
-
-
-def sse_events(lines) -> Iterator[tuple[int | None, str]]:
-    """(id, data) of each server-sent event, as read line by line."""
-    event_id: int | None = None
-    for line in lines:
-        if line.startswith("id:"):
-            event_id = int(line[3:].strip())
-        elif line.startswith("data:"):
-            yield event_id, line[5:].strip()
-            event_id = None
 
 
 def test_a_resumable_chat_stream_goes_on_on_another_edge_when_its_edge_is_killed(

@@ -6,14 +6,12 @@ other keys cannot resume it (404); without the header a stream is what it always
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
 import httpx
 import openai
 import pytest
 
 from tests.e2e.responses_stack import new_key
+from tests.e2e.sse import content_of, sse_events
 from tests.e2e.stack import MASTER_KEY, Stack
 from tests.procs import FakeUpstream
 
@@ -21,26 +19,6 @@ pytestmark = pytest.mark.e2e
 
 CHUNKY = "chunky"  # 60 ms between chunks
 RESUMABLE = {"x-llmgw-resumable": "true"}
-
-
-def events_of(lines) -> Iterator[tuple[int | None, str]]:
-    """(id, data) of each server-sent event, as read line by line."""
-    event_id: int | None = None
-    for line in lines:
-        if line.startswith("id:"):
-            event_id = int(line[3:].strip())
-        elif line.startswith("data:"):
-            yield event_id, line[5:].strip()
-            event_id = None
-
-
-def content(events: list[tuple[int | None, str]]) -> str:
-    text = ""
-    for _, data in events:
-        if data != "[DONE]":
-            for choice in json.loads(data).get("choices") or ():
-                text += (choice.get("delta") or {}).get("content") or ""
-    return text
 
 
 def test_a_resumable_chat_stream_resumes_after_a_cut(stack: Stack, upstream: FakeUpstream) -> None:
@@ -56,7 +34,7 @@ def test_a_resumable_chat_stream_resumes_after_a_cut(stack: Stack, upstream: Fak
         extra_headers=RESUMABLE,
     ) as raw:
         request_id = raw.headers["x-request-id"]
-        for event in events_of(raw.iter_lines()):
+        for event in sse_events(raw.iter_lines()):
             first.append(event)
             if len(first) == 6:
                 break
@@ -70,11 +48,11 @@ def test_a_resumable_chat_stream_resumes_after_a_cut(stack: Stack, upstream: Fak
         timeout=30,
     ) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-        rest = list(events_of(response.iter_lines()))
+        rest = list(sse_events(response.iter_lines()))
     ids = [i for i, _ in first + rest]
     assert ids == list(range(len(ids)))  # no gap, no duplicate
     assert rest[-1][1] == "[DONE]"
-    assert content(first + rest) == " ".join(f"w{i}" for i in range(30))
+    assert content_of([data for _, data in first + rest]) == " ".join(f"w{i}" for i in range(30))
     assert upstream.stats()["by_model"]["fake-chunk-delay-60"] == calls + 1
     row = stack.usage_rows([request_id])[request_id]
     assert (row["status"], row["completion_tokens"]) == ("success", 30)
@@ -117,7 +95,7 @@ def test_a_key_can_make_its_streams_resumable_and_a_request_can_still_ask_for_ca
         model=CHUNKY, messages=[{"role": "user", "content": "hello"}], stream=True, max_tokens=12
     ) as raw:
         request_id = raw.headers["x-request-id"]
-        for event in events_of(raw.iter_lines()):
+        for event in sse_events(raw.iter_lines()):
             first.append(event)
             if len(first) == 3:
                 break
@@ -128,9 +106,9 @@ def test_a_key_can_make_its_streams_resumable_and_a_request_can_still_ask_for_ca
         timeout=30,
     ) as response:
         assert response.status_code == 200
-        rest = list(events_of(response.iter_lines()))
+        rest = list(sse_events(response.iter_lines()))
     assert [i for i, _ in first + rest] == list(range(len(first) + len(rest)))
-    assert content(first + rest) == " ".join(f"w{i}" for i in range(12))
+    assert content_of([data for _, data in first + rest]) == " ".join(f"w{i}" for i in range(12))
     assert stack.usage_rows([request_id])[request_id]["completion_tokens"] == 12
 
     # `x-llmgw-resumable: false` on one request: today's stream, cancelled when its client goes.

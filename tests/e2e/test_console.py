@@ -9,9 +9,7 @@ Each page's screenshot is saved under the pytest basetemp, in the folder the run
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import re
 import threading
 from contextlib import closing
 from datetime import datetime
@@ -23,19 +21,24 @@ import httpx
 import openai
 import pytest
 
-from gateway.console.sessions import COOKIE, ConsoleSessions
-from gateway.settings import CONSOLE_SESSION_MAX_AGE
-from llmgw.config import Secret
-from llmgw.contracts import Subjects
-from llmgw.secrets import KeyHasher, server_secret
+from gateway.console.sessions import COOKIE
 from tests.browser import chromium
-from tests.e2e.stack import MASTER_KEY
+from tests.e2e.console_pages import (
+    admin_headers,
+    css,
+    fill,
+    login_session,
+    one,
+    open_page,
+    ready,
+    sign_in,
+    signed_in_as,
+    with_cookie,
+)
 from tests.procs import component, free_port
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
-
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 
 @pytest.fixture(scope="module")
@@ -53,106 +56,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 def browser(tmp_path_factory: pytest.TempPathFactory):
     with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
         yield driver
-
-
-def css(driver, selector: str) -> list:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
-
-
-def one(driver, selector: str, what: str | None = None, timeout: float = 20):
-    """The first element matching `selector`, once there is one."""
-    return eventually_sync(lambda: (css(driver, selector) or [None])[0], what or selector, timeout=timeout)
-
-
-def ready(driver, page: str) -> None:
-    """The page's script has filled it from the admin API (a page that failed says why)."""
-
-    def loaded() -> bool:
-        state = next((m.get_attribute("data-ready") for m in css(driver, f'main[data-page="{page}"]')), None)
-        if state == "error":
-            notice = css(driver, "#notice")
-            raise RuntimeError(f"the {page} page failed: {notice[0].text if notice else '?'}")
-        return state == "true"
-
-    try:
-        eventually_sync(loaded, f"the {page} page to load", timeout=20, retrying=(AssertionError,))
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; the page's console: {driver.get_log('browser')}") from None
-
-
-def open_page(driver, base: str, page: str) -> None:
-    driver.get(f"{base}/ui/{page}")
-    ready(driver, page)
-
-
-def fill(driver, form_id: str, values: dict[str, str]) -> None:
-    from selenium.webdriver.support.ui import Select
-
-    for name, value in values.items():
-        field = one(driver, f"#{form_id}-{name}")
-        if field.tag_name == "select":
-            eventually_sync(
-                lambda f=field, v=value: v in [o.get_attribute("value") for o in Select(f).options], f"option {value}"
-            )
-            Select(field).select_by_value(value)
-        else:
-            field.clear()
-            field.send_keys(value)
-    one(driver, f"#{form_id}-submit").click()
-
-
-def sign_in(driver, base: str, key: str = MASTER_KEY) -> None:
-    driver.get(f"{base}/ui/login")
-    one(driver, "#master-key").send_keys(key)
-    one(driver, "#sign-in").click()
-
-
-def login_session(base: str) -> tuple[httpx.Client, str]:
-    """An HTTP client holding a console session (signed in with the master key) and its CSRF token."""
-    client = httpx.Client(base_url=base, timeout=15)
-    signed = client.post("/ui/login", data={"master_key": MASTER_KEY, "next": "/ui/keys"})
-    assert signed.status_code == 303, signed.text
-    cookie = signed.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie  # (served over plain HTTP here)
-    page = client.get("/ui/keys")
-    assert page.status_code == 200
-    match = CSRF_META.search(page.text)
-    assert match, page.text[:500]
-    return client, match[1]
-
-
-def admin_headers() -> dict[str, str]:
-    return {"authorization": f"Bearer {MASTER_KEY}"}
-
-
-def signed_in_as(stack, **who) -> str:
-    """A session started as the single sign-on code starts one (ConsoleSessions.start, the interface
-    it calls), into the stack's sessions bucket; its id, the cookie's value."""
-
-    async def start() -> str:
-        import nats
-
-        nc = await nats.connect(stack.nats_url)
-        try:
-            secret = server_secret(stack.env, Secret(MASTER_KEY))
-            sessions = ConsoleSessions(Subjects(stack.prefix), KeyHasher(secret), CONSOLE_SESSION_MAX_AGE)
-            await sessions.open(nc.jetstream())
-            try:
-                return await sessions.start(**who)
-            finally:
-                await sessions.close()
-        finally:
-            await nc.close()
-
-    return asyncio.run(start())
-
-
-def with_cookie(driver, base: str, session_id: str) -> None:
-    driver.delete_all_cookies()
-    driver.get(f"{base}/ui/login")
-    driver.add_cookie({"name": COOKIE, "value": session_id, "path": "/", "httpOnly": True, "sameSite": "Lax"})
 
 
 def test_console_admin_journey(stack, browser, shots: Path) -> None:

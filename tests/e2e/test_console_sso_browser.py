@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.browser import chromium
+from tests.e2e.console_pages import css, one
 from tests.e2e.sso_stack import ADMIN, PASSWORDS, start_sso_stack
 from tests.waiting import eventually_sync
 
@@ -40,16 +41,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 def browser(tmp_path: Path):
     with chromium(tmp_path / "profile") as driver:  # a new browser each test: no cookie carried over
         yield driver
-
-
-def css(driver, selector: str) -> list:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
-
-
-def one(driver, selector: str, what: str | None = None, timeout: float = 20):
-    return eventually_sync(lambda: (css(driver, selector) or [None])[0], what or selector, timeout=timeout)
 
 
 def sso_sign_in(driver, base: str, login: str, shots: Path | None = None) -> None:

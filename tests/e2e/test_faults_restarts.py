@@ -10,16 +10,15 @@ import json
 import httpx
 import pytest
 
+from tests.e2e.sse import content_of, sse_data
 from tests.e2e.stack import Stack
 from tests.e2e.test_faults_support import (
     HELLO_PROMPT_TOKENS,
     chat,
-    content_of,
     fault_config,
     open_stream,
     queues_empty,
     row_count,
-    sse_events,
     terminate,
     upstream_calls,
     words,
@@ -99,7 +98,7 @@ def test_a_nats_server_restart_heals_without_restarting_llmgw(own_nats, upstream
         after = chat(stack, "gpt-4", 5)
         assert after.status_code == 200, after.text
         with httpx.Client(timeout=30) as client, open_stream(client, stack, "gpt-4", 6, include_usage=True) as streamed:
-            events = list(sse_events(streamed))
+            events = list(sse_data(streamed))
         assert content_of(events) == words(6) and events[-1] == "[DONE]"
 
         assert [p.popen.pid for p in stack.procs] == pids and all(p.running for p in stack.procs)
@@ -145,7 +144,7 @@ def test_sigterm_on_the_edge_lets_a_stream_in_flight_finish(edge_stack):
     n = 20  # ~2 s at 100 ms between chunks
     with httpx.Client(timeout=30) as client, open_stream(client, stack, "drip-edge", n, include_usage=True) as response:
         assert response.status_code == 200
-        events = sse_events(response)
+        events = sse_data(response)
         seen = [next(events), next(events)]  # the role chunk and the first word: the stream is under way
         terminate(stack.edge)
         # New connections are refused from now on, while the stream goes on.

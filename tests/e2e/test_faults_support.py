@@ -8,9 +8,7 @@ how many upstream calls a test caused.
 
 from __future__ import annotations
 
-import json
 import signal
-from collections.abc import Iterator
 
 import httpx
 import nats
@@ -78,25 +76,6 @@ def open_stream(client: httpx.Client, stack: Stack, group: str, max_tokens: int,
     if include_usage:
         body["stream_options"] = {"include_usage": True}
     return client.stream("POST", f"{stack.base_url}/v1/chat/completions", json=body, headers=headers())
-
-
-def sse_events(response: httpx.Response) -> Iterator[str]:
-    """The `data:` payloads of an SSE response, in order."""
-    for line in response.iter_lines():
-        if line.startswith("data: "):
-            yield line[len("data: ") :]
-
-
-def content_of(events: list[str]) -> str:
-    """The text the chunks carried (the error event and [DONE] left out)."""
-    text = []
-    for data in events:
-        if data == "[DONE]":
-            continue
-        chunk = json.loads(data)
-        for choice in chunk.get("choices", []):
-            text.append(choice.get("delta", {}).get("content") or "")
-    return "".join(text)
 
 
 def words(n: int) -> str:

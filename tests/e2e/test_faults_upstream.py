@@ -12,17 +12,16 @@ import json
 import httpx
 import pytest
 
+from tests.e2e.sse import content_of, sse_data
 from tests.e2e.stack import Stack
 from tests.e2e.test_faults_support import (
     GROUPS,
     HELLO_ESTIMATED_PROMPT_TOKENS,
     HELLO_PROMPT_TOKENS,
     chat,
-    content_of,
     fault_config,
     open_stream,
     row_count,
-    sse_events,
     upstream_calls,
     words,
 )
@@ -60,7 +59,7 @@ def _hang_up_after(stack: Stack, chunks: int) -> tuple[str, list[str]]:
     """Stream `drip-gone`, read `chunks` events, then close the connection: (request id, events)."""
     with httpx.Client(timeout=30) as client, open_stream(client, stack, "drip-gone", GONE_TOKENS) as response:
         assert response.status_code == 200
-        events = sse_events(response)
+        events = sse_data(response)
         seen = [next(events) for _ in range(chunks)]
     # (leaving the block closed the response mid-body, and the client's connection with it)
     return response.headers["x-request-id"], seen
@@ -101,7 +100,7 @@ def test_with_finish_a_client_that_hangs_up_is_metered_exactly(finishing_stack, 
 def test_with_finish_a_stream_read_to_the_end_is_still_a_success(finishing_stack):
     """The setting changes nothing for a client that stays."""
     with httpx.Client(timeout=30) as client, open_stream(client, finishing_stack, "gpt-4", 6, include_usage=True) as response:
-        events = list(sse_events(response))
+        events = list(sse_data(response))
     assert content_of(events) == words(6) and events[-1] == "[DONE]"
     request_id = response.headers["x-request-id"]
     row = finishing_stack.usage_rows([request_id])[request_id]
@@ -134,7 +133,7 @@ def test_an_upstream_that_never_answers_is_504_after_the_deployment_timeout(stac
 def test_a_stalled_stream_is_ended_with_an_error_event_and_metered(stack):
     with httpx.Client(timeout=30) as client, open_stream(client, stack, "stall-1s", 5, include_usage=True) as response:
         assert response.status_code == 200
-        events = list(sse_events(response))
+        events = list(sse_data(response))
     # The role chunk came at once, then nothing for the deployment's stream_timeout (1 s; the
     # fake waits 3 s between chunks): the stream ends with an error event and no [DONE].
     assert len(events) == 2 and content_of(events[:1]) == ""

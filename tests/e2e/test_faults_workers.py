@@ -13,16 +13,15 @@ import json
 import httpx
 import pytest
 
+from tests.e2e.sse import content_of, sse_data
 from tests.e2e.stack import Stack
 from tests.e2e.test_faults_support import (
     HELLO_ESTIMATED_PROMPT_TOKENS,
     HELLO_PROMPT_TOKENS,
     chat,
-    content_of,
     fault_config,
     open_stream,
     row_count,
-    sse_events,
     start_named_worker,
     terminate,
     upstream_calls,
@@ -83,7 +82,7 @@ def test_a_stream_whose_worker_is_killed_ends_with_an_error_event_and_is_metered
     calls = upstream_calls(upstream, "drip-kill")
     with httpx.Client(timeout=60) as client, open_stream(client, stack, "drip-kill", n, include_usage=True) as response:
         assert response.status_code == 200
-        events = sse_events(response)
+        events = sse_data(response)
         seen = [next(events), next(events), next(events)]  # the role chunk, w0, w1: from worker w0
         start_named_worker(stack, "w1")
         stack.workers[0].kill()
@@ -124,7 +123,7 @@ def test_sigterm_on_a_worker_finishes_what_it_serves_and_takes_nothing_new(stack
     with concurrent.futures.ThreadPoolExecutor(8) as pool, httpx.Client(timeout=60) as client:
         whole = [pool.submit(chat, stack, "slow-term", 3 + i) for i in range(2)]
         with open_stream(client, stack, "drip-term", 20, include_usage=True) as streamed:
-            events = sse_events(streamed)
+            events = sse_data(streamed)
             seen = [next(events)]
             eventually_sync(lambda: calls() == (before[0] + 2, before[1] + 1), "w0 to serve all three", timeout=20)
             start_named_worker(stack, "w1")

@@ -15,7 +15,6 @@ requests every time and the module stays around a minute.
 from __future__ import annotations
 
 import os
-import re
 
 import hypothesis
 import pytest
@@ -31,6 +30,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.audio_files import wav_tone
+from tests.e2e.fuzz_routes import (
+    CONSOLE_PREFIX,
+    MODEL_OPERATIONS,
+    OPERATIONS,
+    PUBLIC_ROUTES,
+    UNDOCUMENTED,
+    WITHOUT_INPUT,
+    documented_as,
+)
 from tests.e2e.stack import MASTER_KEY, UPSTREAM_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -65,95 +73,6 @@ def api_schema(stack):
 def session():
     with requests.Session() as s:
         yield s
-
-
-# Every operation of the document. (schemathesis' own `pytest.from_fixture` parametrization needs
-# a pytest private attribute that pytest 9.2 removed, so each operation is a test of its own here,
-# driven by the operation's Hypothesis strategy.)
-OPERATIONS = [
-    "POST /v1/chat/completions",
-    "GET /v1/chat/completions",
-    "GET /v1/chat/completions/{completion_id}",
-    "POST /v1/chat/completions/{completion_id}",
-    "DELETE /v1/chat/completions/{completion_id}",
-    "GET /v1/chat/completions/{completion_id}/messages",
-    "POST /v1/embeddings",
-    "POST /v1/messages",
-    "POST /v1/messages/count_tokens",
-    "POST /v1/responses",
-    "GET /v1/responses/{response_id}",
-    "DELETE /v1/responses/{response_id}",
-    "GET /v1/responses/{response_id}/input_items",
-    "POST /v1/files",
-    "GET /v1/files",
-    "GET /v1/files/{file_id}",
-    "DELETE /v1/files/{file_id}",
-    "GET /v1/files/{file_id}/content",
-    "POST /v1/batches",
-    "GET /v1/batches",
-    "GET /v1/batches/{batch_id}",
-    "POST /v1/batches/{batch_id}/cancel",
-    "POST /v1/audio/transcriptions",
-    "POST /v1/audio/translations",
-    "POST /v1/audio/speech",
-    "POST /v1/completions",
-    "POST /v1/images/generations",
-    "POST /v1/moderations",
-    "POST /v1/rerank",
-    "POST /v2/rerank",
-    "GET /v1/models",
-    "POST /key/generate",
-    "GET /key/info",
-    "POST /key/update",
-    "POST /key/delete",
-    "GET /key/list",
-    "POST /key/regenerate",
-    "POST /key/block",
-    "POST /key/unblock",
-    "POST /user/new",
-    "GET /user/info",
-    "POST /user/update",
-    "POST /user/delete",
-    "POST /team/new",
-    "GET /team/info",
-    "POST /team/update",
-    "POST /team/member_add",
-    "POST /team/delete",
-    "POST /key/{key}/regenerate",
-    "POST /model/new",
-    "POST /model/update",
-    "PATCH /model/{model_id}/update",
-    "POST /model/delete",
-    "GET /model/info",
-    "GET /v1/model/info",
-    "GET /model_group/info",
-    "GET /v1/model_group/info",
-    "GET /user/list",
-    "GET /team/list",
-    "POST /team/member_update",
-    "POST /team/member_delete",
-    "POST /team/model/add",
-    "POST /team/model/delete",
-    "POST /team/block",
-    "POST /team/unblock",
-    "GET /credentials",
-    "POST /credentials/set",
-    "GET /policy/system_prompt",
-    "POST /policy/system_prompt",
-    "GET /spend/logs",
-    "GET /global/spend/report",
-    "GET /spend/reconciliation",
-    "GET /spend/reconciliation/credentials",
-    "POST /spend/reconciliation/credentials",
-    "GET /health",
-    "GET /health/live",
-    "GET /health/ready",
-    "GET /health/liveliness",
-    "GET /health/readiness",
-    "GET /routes",
-    "GET /metrics",
-    "GET /openapi.json",
-]
 
 
 @pytest.fixture(scope="module")
@@ -210,20 +129,6 @@ def fuzz(strategy, session, key: str = MASTER_KEY) -> list[int]:
     return sent
 
 
-# Operations that take no input have no invalid input to send.
-WITHOUT_INPUT = (
-    "GET /v1/models",
-    "GET /metrics",
-    "GET /health/live",
-    "GET /health/ready",
-    "GET /health/liveliness",
-    "GET /health/readiness",
-    "GET /routes",
-    "GET /openapi.json",
-    "GET /credentials",
-    "GET /policy/system_prompt",
-    "GET /spend/reconciliation/credentials",
-)
 RUNS = [
     pytest.param(label, mode, id=f"{label}-{mode.value}")
     for label in OPERATIONS
@@ -279,19 +184,7 @@ def on_a_configured_model(case):
     return case
 
 
-@pytest.mark.parametrize(
-    "label",
-    [
-        "POST /v1/chat/completions",
-        "POST /v1/embeddings",
-        "POST /v1/messages",
-        "POST /v1/completions",
-        "POST /v1/images/generations",
-        "POST /v1/moderations",
-        "POST /v1/rerank",
-        "POST /v1/responses",
-    ],
-)
+@pytest.mark.parametrize("label", MODEL_OPERATIONS)
 def test_valid_requests_to_a_served_model_answer_as_documented(stack, api_schema, session, budgeted_key, label):
     """Random valid bodies on a served model, with a budgeted key: they reach the worker and the fake
     upstream (streams included) and pass through the budget reservation."""
@@ -313,52 +206,7 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
         "scheme": "bearer",
         "description": "A virtual key (sk-...) or the master key.",
     }
-    for path, method in [
-        ("/v1/chat/completions", "post"),
-        ("/v1/chat/completions", "get"),
-        ("/v1/chat/completions/{completion_id}", "get"),
-        ("/v1/chat/completions/{completion_id}", "post"),
-        ("/v1/chat/completions/{completion_id}", "delete"),
-        ("/v1/chat/completions/{completion_id}/messages", "get"),
-        ("/v1/embeddings", "post"),
-        ("/v1/models", "get"),
-        ("/v1/messages", "post"),
-        ("/v1/messages/count_tokens", "post"),
-        ("/v1/responses", "post"),
-        ("/v1/responses/{response_id}", "get"),
-        ("/v1/responses/{response_id}", "delete"),
-        ("/v1/responses/{response_id}/input_items", "get"),
-        ("/v1/responses/{response_id}/cancel", "post"),
-        ("/v1/chat/completions/{completion_id}/stream", "get"),
-        ("/v1/files", "post"),
-        ("/v1/files", "get"),
-        ("/v1/files/{file_id}", "get"),
-        ("/v1/files/{file_id}", "delete"),
-        ("/v1/files/{file_id}/content", "get"),
-        ("/v1/batches", "post"),
-        ("/v1/batches", "get"),
-        ("/v1/batches/{batch_id}", "get"),
-        ("/v1/batches/{batch_id}/cancel", "post"),
-        ("/v1/audio/transcriptions", "post"),
-        ("/v1/audio/translations", "post"),
-        ("/v1/audio/speech", "post"),
-        ("/v1/completions", "post"),
-        ("/v1/images/generations", "post"),
-        ("/v1/moderations", "post"),
-        ("/v1/rerank", "post"),
-        ("/v2/rerank", "post"),
-        ("/key/generate", "post"),
-        ("/key/info", "get"),
-        ("/key/update", "post"),
-        ("/key/delete", "post"),
-        ("/key/list", "get"),
-        ("/user/new", "post"),
-        ("/user/info", "get"),
-        ("/team/new", "post"),
-        ("/team/info", "get"),
-        ("/health/live", "get"),
-        ("/health/ready", "get"),
-    ]:
+    for path, method in PUBLIC_ROUTES:
         assert method in doc["paths"][path], path
     chat = doc["components"]["schemas"]["ChatCompletionRequest"]
     assert chat["required"] == ["model", "messages"]
@@ -366,29 +214,6 @@ def test_the_document_is_openapi_3_1_with_every_public_route(stack):
     roles = doc["components"]["schemas"]["ChatMessage"]["properties"]["role"]["enum"]
     assert sorted(roles) == ["assistant", "developer", "function", "system", "tool", "user"]
     assert doc["paths"]["/health/live"]["get"]["security"] == []
-
-
-# Routes `/routes` lists that the document leaves out, and why.
-UNDOCUMENTED = {
-    path: "native passthrough: any method and path below the prefix, in the provider's own API"
-    for path in ("/anthropic", "/azure", "/cohere", "/gemini", "/openai", "/vertex_ai")
-}
-# The admin console (gateway/console): pages, forms and static files for a browser signed in with a
-# session cookie, not an API for programs (README's "Admin console").
-CONSOLE_PREFIX = "/ui"
-# The same routes, served without /v1 and under /openai and /openai/v1 (as the document's description says).
-ALIAS_PREFIXES = ("/openai/v1", "/openai", "")
-
-
-def documented_as(path: str, documented: set[str]) -> str | None:
-    """The document's path a served route is (a path parameter written `{name:type}` is `{name}`)."""
-    path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
-    if path in documented:
-        return path
-    for prefix in ALIAS_PREFIXES:
-        if path.startswith(prefix + "/") and "/v1" + path.removeprefix(prefix) in documented:
-            return "/v1" + path.removeprefix(prefix)
-    return None
 
 
 def test_every_route_the_edge_serves_is_in_the_document_or_undocumented_for_a_reason(stack):
