@@ -22,10 +22,10 @@ from litestar import Request, get
 from litestar.response import Stream
 
 from gateway.asgi_io import SSE_HEADERS, Message, Receive, Scope, Send
-from gateway.background import HANDED_OVER, JobTaken
+from gateway.background import HANDED_OVER
 from gateway.errors import GatewayError, error_json
-from gateway.responses.background import ORPHANED_AFTER, holds_lease
-from gateway.responses.event_writer import EventWriter
+from gateway.responses.background import ORPHANED_AFTER
+from gateway.responses.event_writer import EventWriter, lease_held
 from gateway.responses.events import EventSplitter, Kept, ResponseEvents, relay_events
 from gateway.responses.request import bad_request
 from gateway.responses.store import ResponseStore
@@ -83,11 +83,7 @@ class ResumableChatStream:
         self.status = 200
         self._events = EventSplitter()
         self._next = 0
-        self._edge = edge
-        self.writer = EventWriter(edge.response_events, edge.jobs, request_id, self._holds)
-
-    async def _holds(self) -> bool:
-        return await holds_lease(self._edge, self.key)
+        self.writer = EventWriter(edge.response_events, edge.jobs, request_id, lambda: lease_held(edge, request_id))
 
     def _keep(self, status: str) -> None:
         caller = self.caller
@@ -135,9 +131,7 @@ class ResumableChatStream:
 
     async def ended(self, error: GatewayError | None, reason: str | None) -> None:
         status = "completed" if error is None and reason is None and self.status < 400 else "failed"
-        if not await self._holds():  # (another edge took it over while this one stalled: it ends it)
-            self._edge.jobs.taken(self.key)
-            raise JobTaken(self.key)
+        await self.writer.check_held()  # (another edge took it over while this one stalled: it ends it)
         try:
             if not self.writer.ended:
                 if error is not None:
@@ -147,7 +141,7 @@ class ResumableChatStream:
                     await self._append(b"data: " + error_json(message, ErrorType.UNAVAILABLE, ErrorCode.UNAVAILABLE))
                 await self.writer.end(status)
         finally:
-            if self._edge.jobs.reason(self.key) != HANDED_OVER:  # (JobTaken: the other edge keeps it)
+            if self.writer.jobs.reason(self.key) != HANDED_OVER:  # (JobTaken: the other edge keeps it)
                 self._keep(status)
                 await self.store.written(record_id(self.key))
 

@@ -93,18 +93,29 @@ class JobLeases:
             return job.body
         return await self._blobs.get(job.body_blob) if self._blobs is not None else None
 
+    async def _holder(self, request_id: str) -> tuple[str | None, int | None]:
+        """Who holds the job's lease now, and its record's revision ((None, None): it ended)."""
+        try:
+            entry = await self.kv.get(request_id)
+        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
+            return None, None
+        if not entry.value:
+            return None, None
+        return decode_job(entry.value).owner, entry.revision
+
     async def end(self, job: BackgroundJob, owner: str) -> bool:
         """The job ended on `owner`: nobody carries it on. False when another edge holds its lease
         (it took the job over from `owner`, stalled past it), which ends it in turn."""
-        try:
-            entry = await self.kv.get(job.request_id)
-            if entry.value and decode_job(entry.value).owner != owner:
+        holder, revision = await self._holder(job.request_id)
+        if holder is not None:
+            if holder != owner:
                 return False
-            await self.kv.delete(job.request_id, last=entry.revision)
-        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
-            pass
-        except KeyWrongLastSequenceError:  # (taken over this moment)
-            return False
+            try:
+                await self.kv.delete(job.request_id, last=revision)
+            except KeyWrongLastSequenceError:  # (taken over this moment)
+                return False
+            except (KeyNotFoundError, KeyDeletedError, NotFoundError):
+                pass
         if job.body_blob is not None and self._blobs is not None:
             await self._blobs.delete(job.body_blob)
         return True
@@ -112,25 +123,17 @@ class JobLeases:
     async def free(self, job: BackgroundJob, owner: str) -> None:
         """Give the job's lease up (a stopping edge handing it over): lapsed at once, unless
         another edge holds it already."""
-        try:
-            entry = await self.kv.get(job.request_id)
-        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
-            return
-        if not entry.value or decode_job(entry.value).owner != owner:
+        holder, revision = await self._holder(job.request_id)
+        if holder != owner:
             return
         freed = msgspec.structs.replace(job, owner=owner, expires_at=0.0)
         with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError, KeyDeletedError, NotFoundError):
-            await self.kv.update(job.request_id, encode_job(freed), last=entry.revision)
+            await self.kv.update(job.request_id, encode_job(freed), last=revision)
 
     async def holds(self, request_id: str, owner: str) -> bool:
         """Whether `owner` holds the job's lease now (False once it ended or another edge took it)."""
-        try:
-            entry = await self.kv.get(request_id)
-        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
-            return False
-        if not entry.value:
-            return False
-        return decode_job(entry.value).owner == owner
+        holder, _ = await self._holder(request_id)
+        return holder == owner
 
     async def drop(self, request_id: str) -> None:
         """Nobody is to carry the job on (it was cancelled while no edge ran it)."""

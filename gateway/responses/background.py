@@ -21,7 +21,7 @@ import msgspec
 from gateway.asgi_io import SSE_HEADERS, Message, Receive, Send, send_json
 from gateway.background import CANCELLED, SHUTDOWN, JobTaken
 from gateway.errors import GatewayError
-from gateway.responses.event_writer import EventWriter
+from gateway.responses.event_writer import EventWriter, lease_held
 from gateway.responses.events import EventSplitter, Kept, relay_events
 from gateway.responses.store import new_record
 from gateway.responses.wire import response_object
@@ -95,11 +95,7 @@ class BackgroundResponse:
         self._evented_end = False  # a final event went out
         self.last_sequence = -1
         self.model = model
-        self.writer = EventWriter(edge.response_events, edge.jobs, response_id, self._holds)
-        self._edge = edge
-
-    async def _holds(self) -> bool:
-        return await holds_lease(self._edge, self.request_id)
+        self.writer = EventWriter(edge.response_events, edge.jobs, response_id, lambda: lease_held(edge, self.request_id))
 
     # ---- the records -----------------------------------------------------------------------------
 
@@ -197,9 +193,7 @@ class BackgroundResponse:
         else:
             response = failed_response(snapshot, "the answer ended before it was complete")
         response = {**response, "id": self.key, "background": True}
-        if not await self._holds():  # (another edge took it over while this one stalled: it ends it)
-            self._edge.jobs.taken(self.key)
-            raise JobTaken(self.key)
+        await self.writer.check_held()  # (another edge took it over while this one stalled: it ends it)
         self._keep(response)
         await self.store.written(self.key)
         if self.streamed and not self.writer.ended:
@@ -213,12 +207,3 @@ class BackgroundResponse:
                 raise
             except Exception:  # (the bus is gone: readers stop at the deadline)
                 pass
-
-
-async def holds_lease(edge: Edge, request_id: str) -> bool:
-    """Whether this edge holds the lease of the job of request `request_id` (True when the bus
-    cannot tell: the events it writes are fenced all the same)."""
-    try:
-        return await edge.job_leases.holds(request_id, edge.dispatcher.edge_id)
-    except Exception:
-        return True

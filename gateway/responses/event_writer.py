@@ -13,6 +13,7 @@ number the events alike, from the same worker replies), and when it is not, it s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -20,11 +21,23 @@ from gateway.background import BackgroundJobs, JobTaken
 from gateway.responses.events import Kept, ResponseEvents, WrittenElsewhere
 from llmgw.contracts import ResponseEvent, ResponseStreamEnd, ResponseStreamEntry
 
+if TYPE_CHECKING:
+    from gateway.edge import Edge
+
 log = structlog.get_logger()
 
 MAX_REREADS = 8  # a writer holding the lease meets another's entry about once (the stalled edge's last)
 
 Holds = Callable[[], Awaitable[bool]]  # whether this edge still holds the job's lease
+
+
+async def lease_held(edge: Edge, request_id: str) -> bool:
+    """Whether this edge holds the lease of the job of request `request_id` (True when the bus
+    cannot tell: the events it writes are fenced all the same)."""
+    try:
+        return await edge.job_leases.holds(request_id, edge.dispatcher.edge_id)
+    except Exception:
+        return True
 
 
 class EventWriter:
@@ -54,6 +67,14 @@ class EventWriter:
         """Keep the job's end unless it is kept already."""
         await self._write(lambda: None if self.kept.ended else ResponseStreamEnd(status))
 
+    async def check_held(self) -> None:
+        """JobTaken, the job marked handed over (its relay then ends without cancelling the
+        worker), once another edge holds the job's lease."""
+        if not await self.holds():
+            log.warning("background_job_written_elsewhere", job_id=self.key)
+            self.jobs.taken(self.key)
+            raise JobTaken(self.key)
+
     def _rest(self, number: int, data: bytes) -> ResponseEvent | None:
         rest = self.kept.rest(number, data)
         return None if rest is None else ResponseEvent(number, rest)
@@ -66,10 +87,7 @@ class EventWriter:
             try:
                 self.kept.last = await self.events.append(self.key, entry, self.kept.last)
             except WrittenElsewhere:
-                if not await self.holds():
-                    log.warning("background_job_written_elsewhere", job_id=self.key)
-                    self.jobs.taken(self.key)  # (its relay ends without cancelling the worker)
-                    raise JobTaken(self.key) from None
+                await self.check_held()
                 self.kept = await self.events.kept(self.key)  # (then what of the entry is still to be kept)
                 continue
             if isinstance(entry, ResponseStreamEnd):

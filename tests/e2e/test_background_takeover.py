@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import openai
@@ -85,6 +85,21 @@ def one_usage_row(stack: Stack, request_id: str) -> dict:
     return row
 
 
+def read_to_first_word(sdk: openai.OpenAI, model: str, meanwhile: Callable[[], None] = lambda: None) -> list:
+    """A streamed background response's events read up to its first word (seven more to come,
+    400 ms apart); `meanwhile` is done before the connection closes."""
+    first: list = []
+    with sdk.responses.with_streaming_response.create(
+        model=model, input="hello there friend", background=True, stream=True
+    ) as raw:
+        for event in raw.parse():
+            first.append(event)
+            if event.type == "response.output_text.delta":
+                break
+        meanwhile()
+    return first
+
+
 @pytest.mark.parametrize("model", [SLOWER_NATIVE, SLOWER_CHAT])
 def test_a_background_stream_goes_on_on_another_edge_when_its_edge_is_killed(
     stack: Stack, upstream: FakeUpstream, edges: tuple[openai.OpenAI, EdgeB], model: str
@@ -93,16 +108,8 @@ def test_a_background_stream_goes_on_on_another_edge_when_its_edge_is_killed(
     key = Key(stack)  # a budgeted key: its reservation, made on edge A, ends once all the same
     sdk_a = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key.key, max_retries=0)
     before = calls(upstream)
-    first: list = []
-    with sdk_a.responses.with_streaming_response.create(
-        model=model, input="hello there friend", background=True, stream=True
-    ) as raw:
-        for event in raw.parse():
-            first.append(event)
-            if event.type == "response.output_text.delta":  # the first word: seven more to come, 400 ms apart
-                break
-        assert stack.edge is not None
-        stack.edge.kill()  # edge A dies mid-answer (SIGKILL, its process group)
+    assert stack.edge is not None
+    first = read_to_first_word(sdk_a, model, stack.edge.kill)  # edge A dies mid-answer (SIGKILL, its process group)
     response_id = first[0].response.id
     cut = first[-1].sequence_number
     sdk_b = edge_b.client(key.key)
@@ -144,21 +151,13 @@ def test_an_edge_that_stalled_past_its_lease_leaves_the_job_to_the_edge_that_too
     once A's lease lapsed; A goes on (SIGCONT) with the worker's replies that waited for it while
     B writes the same job's events. Each event is kept once and a reader on B reads the answer
     whole, its items' ids the same throughout; A stops its copy of the job, running on."""
-    sdk_a, edge_b = edges
+    _, edge_b = edges
     key = Key(stack)
     sdk_a = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key.key, max_retries=0)
     before = calls(upstream)
     assert stack.edge is not None
     edge_a = stack.edge
-    first: list = []
-    with sdk_a.responses.with_streaming_response.create(
-        model=model, input="hello there friend", background=True, stream=True
-    ) as raw:
-        for event in raw.parse():
-            first.append(event)
-            if event.type == "response.output_text.delta":  # seven more words to come, 400 ms apart
-                break
-        edge_a.pause()
+    first = read_to_first_word(sdk_a, model, edge_a.pause)
     response_id, cut = first[0].response.id, first[-1].sequence_number
     request_id = "req-" + response_id.removeprefix("resp_")
     try:
@@ -211,14 +210,7 @@ def test_a_stopping_edge_hands_its_background_stream_over(
 ) -> None:
     sdk_a, edge_b = edges
     before = calls(upstream)
-    first: list = []
-    with sdk_a.responses.with_streaming_response.create(
-        model=SLOWER_NATIVE, input="hello there friend", background=True, stream=True
-    ) as raw:
-        for event in raw.parse():
-            first.append(event)
-            if event.type == "response.output_text.delta":
-                break
+    first = read_to_first_word(sdk_a, SLOWER_NATIVE)
     assert stack.edge is not None and stack.edge.popen is not None
     stack.edge.popen.send_signal(signal.SIGTERM)  # its grace (1 s) is shorter than the answer's rest
     assert stack.edge.popen.wait(30) == 0

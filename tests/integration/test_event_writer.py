@@ -19,93 +19,85 @@ from llmgw.contracts import ResponseEvent, Subjects
 pytestmark = pytest.mark.integration
 
 
-class Lease:
-    """Which of the two edges holds the job's lease."""
+class TwoEdges:
+    """Edge a's writer kept events 0 to `written - 1` of job `key`, then stalled past its lease;
+    edge b took the job over (the lease is b's) and read what is kept (`b.resumed`)."""
 
-    def __init__(self) -> None:
-        self.holder = "a"
+    def __init__(self, events: ResponseEvents, subjects: Subjects, key: str) -> None:
+        self.events, self.key, self.holder = events, key, "a"
+        self.jobs_a, self.jobs_b = BackgroundJobs(subjects), BackgroundJobs(subjects)
+        self.a = EventWriter(events, self.jobs_a, key, self._holds("a"))
+        self.b = EventWriter(events, self.jobs_b, key, self._holds("b"))
 
-    def of(self, edge: str):
+    def _holds(self, edge: str):
         async def holds() -> bool:
             return self.holder == edge
 
         return holds
+
+    async def stall_a_after(self, written: int) -> None:
+        for n in range(written):
+            await self.a.event(n, event(n, "a"))
+        self.holder = "b"
+        self.b.resumed(await self.events.kept(self.key))
+
+    async def kept(self) -> list[tuple[int, bytes]]:
+        return [(e.sequence_number, e.data) async for e in self.events.read(self.key, -1, time.time() + 10)]
 
 
 def event(number: int, edge: str) -> bytes:
     return b'id: %d\ndata: {"from": "%s"}\n\n' % (number, edge.encode())
 
 
-async def started(nats_client, bus_prefix: str) -> tuple[ResponseEvents, BackgroundJobs, BackgroundJobs]:
+async def two_edges(nats_client, bus_prefix: str, key: str, written: int) -> TwoEdges:
     subjects = Subjects(bus_prefix)
     events = ResponseEvents(subjects, retention=60, request_timeout=60)
     await events.start(nats_client.jetstream(), nats_client.max_payload)
-    return events, BackgroundJobs(subjects), BackgroundJobs(subjects)
-
-
-async def kept_numbers(events: ResponseEvents, key: str) -> list[tuple[int, bytes]]:
-    return [(e.sequence_number, e.data) async for e in events.read(key, -1, time.time() + 10)]
+    edges = TwoEdges(events, subjects, key)
+    await edges.stall_a_after(written)
+    return edges
 
 
 async def test_a_stalled_edge_stops_at_its_first_write_after_the_edge_that_took_its_job_over(nats_client, bus_prefix) -> None:
-    events, jobs_a, jobs_b = await started(nats_client, bus_prefix)
-    lease, key = Lease(), "resp_stalled"
-    a = EventWriter(events, jobs_a, key, lease.of("a"))
-    for n in range(3):
-        await a.event(n, event(n, "a"))
-    lease.holder = "b"  # edge a stalls past its lease; edge b takes the job over
-    b = EventWriter(events, jobs_b, key, lease.of("b"))
-    b.resumed(await events.kept(key))
+    edges = await two_edges(nats_client, bus_prefix, "resp_stalled", written=3)
+    a, b, key = edges.a, edges.b, edges.key
     for n in range(6):  # (b translates the job again from its first reply: 0 to 2 are kept already)
         await b.event(n, event(n, "b"))
     with pytest.raises(JobTaken):  # edge a wakes up and goes on where it was
         await a.event(3, event(3, "a"))
-    assert jobs_a.reason(key) == HANDED_OVER
+    assert edges.jobs_a.reason(key) == HANDED_OVER
     await b.event(6, event(6, "b"))
     await b.end("completed")
     with pytest.raises(JobTaken):
         await a.end("completed")
-    kept = await kept_numbers(events, key)
-    assert kept == [(n, event(n, "a" if n < 3 else "b")) for n in range(7)]
-    assert (await events.kept(key)).ended
+    assert await edges.kept() == [(n, event(n, "a" if n < 3 else "b")) for n in range(7)]
+    assert (await edges.events.kept(key)).ended
 
 
 async def test_the_edge_holding_the_lease_goes_on_past_an_event_the_stalled_edge_slipped_in(nats_client, bus_prefix) -> None:
-    events, jobs_a, jobs_b = await started(nats_client, bus_prefix)
-    lease, key = Lease(), "resp_slipped"
-    a = EventWriter(events, jobs_a, key, lease.of("a"))
-    for n in range(3):
-        await a.event(n, event(n, "a"))
-    lease.holder = "b"
-    b = EventWriter(events, jobs_b, key, lease.of("b"))
-    b.resumed(await events.kept(key))  # through 2
+    edges = await two_edges(nats_client, bus_prefix, "resp_slipped", written=3)
+    a, b = edges.a, edges.b  # (b read the events kept through 2)
     await a.event(3, event(3, "a"))  # edge a, not yet knowing, keeps event 3 after b looked
     for n in range(6):
         await b.event(n, event(n, "b"))  # b meets a's event 3: reads again, keeps 4 and 5 only
-    assert jobs_b.reason(key) is None
+    assert edges.jobs_b.reason(edges.key) is None
     with pytest.raises(JobTaken):
         await a.event(4, event(4, "a"))
     await b.end("completed")
-    kept = await kept_numbers(events, key)
-    assert kept == [(n, event(n, "a" if n < 4 else "b")) for n in range(6)]
+    assert await edges.kept() == [(n, event(n, "a" if n < 4 else "b")) for n in range(6)]
 
 
 async def test_an_event_kept_in_pieces_by_the_stalled_edge_is_finished_by_the_other(nats_client, bus_prefix) -> None:
-    events, jobs_a, jobs_b = await started(nats_client, bus_prefix)
-    lease, key = Lease(), "resp_pieces"
-    a = EventWriter(events, jobs_a, key, lease.of("a"))
-    await a.event(0, event(0, "a"))
-    lease.holder = "b"
-    b = EventWriter(events, jobs_b, key, lease.of("b"))
-    b.resumed(await events.kept(key))
+    edges = await two_edges(nats_client, bus_prefix, "resp_pieces", written=1)
+    a, b, events = edges.a, edges.b, edges.events
     big = b"data: " + b"x" * (3 * events.max_piece) + b"\n\n"
     # a keeps the first piece of event 1 only (the rest to come), as it stalls again in its write
     first_piece = ResponseEvent(1, big[: events.max_piece])
-    a.kept.last = await events.append(key, first_piece, a.kept.last)
+    a.kept.last = await events.append(edges.key, first_piece, a.kept.last)
     await b.event(0, event(0, "b"))
     await b.event(1, big)  # meets a's piece: keeps the rest of event 1 only
     await b.event(2, event(2, "b"))
     await b.end("completed")
-    read = await kept_numbers(events, key)
+    read = await edges.kept()
     assert [n for n, _ in read][:1] == [0] and sorted({n for n, _ in read}) == [0, 1, 2]
     assert b"".join(data for _, data in read) == event(0, "a") + big + event(2, "b")
